@@ -1,0 +1,94 @@
+"""Writing tables that are safe, deterministic and atomic.
+
+* Deterministic: floats are written with a fixed repr (``%.10g``), rows are
+  written in the order given (callers sort), no index, no timestamps.
+* Safe to open in a spreadsheet: any text cell that starts with ``=``, ``+``,
+  ``-`` or ``@`` (or a tab / carriage return) and is not a number is prefixed
+  with a single quote so it cannot become a formula (OWASP CSV injection).
+* Atomic: data go to a temporary file in the same folder which is renamed over
+  the target only when complete, so a killed job never leaves a partial table
+  that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+FLOAT_FORMAT = "%.10g"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def escape_formula(value: object) -> object:
+    """Return ``value`` made safe against spreadsheet formula injection."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _is_number(value):
+        return "'" + value
+    return value
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it over ``path`` on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(escape_formula)
+    out.columns = [escape_formula(str(c)) for c in out.columns]
+    return out
+
+
+def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``df`` as a tab-separated table, atomically and deterministically."""
+    safe = _safe_frame(df)
+    with atomic_path(path) as tmp:
+        safe.to_csv(tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n")
+
+
+def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``df`` as Parquet (values unescaped: Parquet is not a spreadsheet)."""
+    with atomic_path(path) as tmp:
+        df.reset_index(drop=True).to_parquet(tmp, index=False, compression="zstd")
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def read_tsv(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
+    """Read a table written by :func:`write_tsv` (keeps text as text)."""
+    return pd.read_csv(path, sep="\t", keep_default_na=True, na_values=[""], **kwargs)
+
+
+def finite_or_nan(values) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    arr[~np.isfinite(arr)] = np.nan
+    return arr

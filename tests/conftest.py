@@ -1,0 +1,27 @@
+"""Shared pytest fixtures.
+
+``public_data`` points at ``../shared/data/public`` (real instrument exports and
+published data sets). Tests that need it skip cleanly when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLIC = Path(os.environ.get("CTC_QPCR_PUBLIC_DATA", REPO.parent / "shared" / "data" / "public"))
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def public_data() -> Path:
+    if not PUBLIC.is_dir():
+        pytest.skip(f"public test data not found at {PUBLIC} (set CTC_QPCR_PUBLIC_DATA)")
+    return PUBLIC
