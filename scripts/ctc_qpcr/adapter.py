@@ -1,0 +1,50 @@
+"""Running a Snakemake ``script:`` adapter: logging and clean errors.
+
+Usage in ``scripts/<step>.py``::
+
+    from ctc_qpcr.adapter import run
+    def main(smk, log): ...
+    run(main, snakemake)
+
+Messages go to the rule's ``log:`` file and to stderr. An
+:class:`~ctc_qpcr.errors.InputError` or :class:`~ctc_qpcr.errors.ConfigError`
+ends the job with its message and exit code 1, without a Python traceback:
+the message names the file, line and column and says what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from .errors import ConfigError, InputError  # noqa: E402
+
+
+def get_logger(log_path: str | None) -> logging.Logger:
+    logger = logging.getLogger("ctc_qpcr")
+    logger.handlers.clear()
+    logger.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(levelname)s: %(message)s")
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(fmt)
+    logger.addHandler(stream)
+    if log_path:
+        os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+        handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    logger.propagate = False
+    return logger
+
+
+def run(main, smk) -> None:
+    log_path = smk.log[0] if len(smk.log) else None
+    logger = get_logger(log_path)
+    try:
+        main(smk, logger)
+    except (InputError, ConfigError) as exc:
+        logger.error(str(exc))
+        sys.exit(1)

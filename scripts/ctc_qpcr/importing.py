@@ -1,0 +1,74 @@
+"""Reading one plate export and matching its names against the sheets.
+
+A sample or assay on a plate but not in the sheets is an error by default that
+lists them all (``unknown_names="error"``); with ``"exclude"`` their wells are
+kept in the plate table with an ``excluded`` reason so the well audit shows
+them. Wells without a sample or assay name (empty chambers) are excluded as
+``empty_well``. Nothing is dropped from the plate table.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .errors import InputError
+from .parsers.registry import read_export
+from .wells import assign_states
+
+
+def _match(names: pd.Series, known: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return (matched, case_only) boolean Series for ``names`` against ``known``."""
+    exact = set(known)
+    folded = {k.lower() for k in known}
+    matched = names.isin(exact)
+    case_only = ~matched & names.str.lower().isin(folded)
+    return matched, case_only
+
+
+def check_names(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame, *, path: str, unknown_names: str = "error") -> pd.DataFrame:
+    """Add an ``excluded`` column ("" = kept) after matching names with the sheets."""
+    out = wells.copy()
+    out["excluded"] = ""
+    empty = (out["sample"] == "") | (out["assay"] == "")
+    out.loc[empty, "excluded"] = "empty_well"
+    problems: list[str] = []
+    for col, sheet, sheet_name in (("sample", samples["sample"], "samples.tsv"), ("assay", assays["assay"], "assays.tsv")):
+        matched, case_only = _match(out[col], sheet)
+        bad = ~matched & ~empty
+        if not bad.any():
+            continue
+        for name, rows in out[bad].groupby(col, sort=True):
+            first_line = int(rows["line"].min())
+            if case_only[rows.index].any():
+                spelled = [k for k in sheet if k.lower() == name.lower()][0]
+                problems.append(f"{col} '{name}' (first at line {first_line}, {len(rows)} wells) matches '{spelled}' in {sheet_name} only when ignoring upper/lower case")
+            else:
+                problems.append(f"{col} '{name}' (first at line {first_line}, {len(rows)} wells) is not in {sheet_name}")
+        out.loc[bad & (out["excluded"] == ""), "excluded"] = f"{col}_not_in_sheet"
+    if problems and unknown_names == "error":
+        raise InputError(
+            path,
+            f"{len(problems)} name(s) on this plate are not in the sheets: " + "; ".join(problems),
+            "add them to the sheets with the exact spelling used on the plate, or set unknown_names: exclude in config/config.yaml to exclude their wells (they are then listed in results/qc/wells.tsv)",
+        )
+    return out
+
+
+def read_plate(
+    path: str,
+    fmt: str,
+    plate: str,
+    batch: str,
+    samples: pd.DataFrame,
+    assays: pd.DataFrame,
+    *,
+    lod: float = 35.0,
+    unknown_names: str = "error",
+) -> pd.DataFrame:
+    """Read one export into the Wells table (data-model.md §1) with states and exclusions."""
+    wells = read_export(path, fmt=fmt, plate=plate)
+    wells.insert(0, "batch", batch)
+    wells = check_names(wells, samples, assays, path=path, unknown_names=unknown_names)
+    assay_lod = {a: float(l) for a, l in zip(assays["assay"], assays["lod"]) if l == l and l != ""}
+    wells = assign_states(wells, lod=lod, assay_lod=assay_lod)
+    return wells

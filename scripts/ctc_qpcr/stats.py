@@ -1,0 +1,332 @@
+"""Test primitives for differential expression (algorithms.md §6).
+
+Every function takes plain sequences of numbers on the log scale (ΔCq or
+log2 NRQ, §0) and returns a small frozen dataclass, so the callers in
+:mod:`ctc_qpcr.differential` can pick fields by name. NaN inputs are dropped
+by each function (``_clean``); too few values give NaN results, never an
+exception, because one empty gene must not stop a whole comparison.
+
+Conventions (§0): for ΔCq data a *smaller* value is *higher* expression, so the
+log2 fold change of group A relative to group B is ``−(mean_A − mean_B)`` and
+the linear fold change ``2^−Δ`` (:func:`fold_change_dcq`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import stats as _ss
+from statsmodels.stats.oneway import anova_oneway
+
+ArrayLike = Sequence[float] | np.ndarray
+
+
+def _clean(x: ArrayLike) -> np.ndarray:
+    arr = np.asarray(x, dtype=float).ravel()
+    return arr[np.isfinite(arr)]
+
+
+def _has_ties(x: np.ndarray) -> bool:
+    return np.unique(x).size < x.size
+
+
+# --------------------------------------------------------------------------------------------
+# Two independent groups
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    """Welch two-sample t-test, §6. ``diff = mean_a − mean_b``."""
+
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    se: float
+    df: float
+    t: float
+    p: float
+    ci_low: float
+    ci_high: float
+
+
+def welch_t(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> WelchResult:
+    """Welch t-test with the §6 formulas for SE, Welch–Satterthwaite df and CI.
+
+    Needs ≥ 2 values per group; otherwise the statistics are NaN (means are
+    still reported). Two constant groups with equal means give p = 1; with
+    different means (SE = 0) t = ±inf and p = 0.
+    """
+    a, b = _clean(a), _clean(b)
+    na, nb = a.size, b.size
+    ma = float(a.mean()) if na else math.nan
+    mb = float(b.mean()) if nb else math.nan
+    diff = ma - mb
+    if na < 2 or nb < 2:
+        return WelchResult(na, nb, ma, mb, diff, *([math.nan] * 6))
+    va, vb = a.var(ddof=1) / na, b.var(ddof=1) / nb
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        if diff == 0.0:
+            return WelchResult(na, nb, ma, mb, diff, 0.0, math.nan, 0.0, 1.0, diff, diff)
+        t = math.copysign(math.inf, diff)
+        return WelchResult(na, nb, ma, mb, diff, 0.0, math.nan, t, 0.0, diff, diff)
+    df = se**4 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    t = diff / se
+    p = float(2.0 * _ss.t.sf(abs(t), df))
+    half = float(_ss.t.ppf(0.5 + conf / 2.0, df)) * se
+    return WelchResult(na, nb, ma, mb, diff, se, float(df), t, p, diff - half, diff + half)
+
+
+@dataclass(frozen=True)
+class FoldChange:
+    """Fold change of A relative to B from ΔCq data (§0, §6)."""
+
+    log2fc: float
+    log2fc_low: float
+    log2fc_high: float
+    fc: float
+    fc_low: float
+    fc_high: float
+
+
+def fold_change_dcq(diff: float, ci_low: float, ci_high: float) -> FoldChange:
+    """``log2FC = −Δ``; CI of the log2FC is ``(−upper, −lower)``; ``FC = 2^−Δ``, CI
+    ``[2^−upper, 2^−lower]`` (§6). ``diff`` is ``mean_dcq_a − mean_dcq_b``."""
+    return FoldChange(
+        log2fc=-diff,
+        log2fc_low=-ci_high,
+        log2fc_high=-ci_low,
+        fc=2.0 ** (-diff),
+        fc_low=2.0 ** (-ci_high),
+        fc_high=2.0 ** (-ci_low),
+    )
+
+
+@dataclass(frozen=True)
+class MannWhitneyResult:
+    """Mann–Whitney U for group A (``u`` = U_A) with Hodges–Lehmann shift (A − B)."""
+
+    n_a: int
+    n_b: int
+    u: float
+    p: float
+    method: str  # "exact" or "asymptotic"
+    hl_shift: float
+    hl_low: float
+    hl_high: float
+
+
+def hodges_lehmann(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> tuple[float, float, float]:
+    """Hodges–Lehmann shift ``median(a_i − b_j)`` with its distribution-free CI.
+
+    The CI takes order statistics ``k`` and ``N − k + 1`` of the ``N = n_a·n_b``
+    sorted pairwise differences, ``k`` from the normal approximation to the null
+    distribution of U (no continuity or tie correction; accurate enough for an
+    effect-size interval, and cheap). [extension of §6: the CI is not in the spec]
+    """
+    a, b = _clean(a), _clean(b)
+    if a.size == 0 or b.size == 0:
+        return math.nan, math.nan, math.nan
+    d = np.sort((a[:, None] - b[None, :]).ravel())
+    est = float(np.median(d))
+    n_pairs = d.size
+    z = float(_ss.norm.ppf(0.5 + conf / 2.0))
+    k = int(math.floor(n_pairs / 2.0 - z * math.sqrt(a.size * b.size * (a.size + b.size + 1) / 12.0)))
+    if k < 1:
+        return est, math.nan, math.nan
+    return est, float(d[k - 1]), float(d[n_pairs - k])
+
+
+def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyResult:
+    """Two-sided Mann–Whitney U; exact (scipy ``method="exact"``) when there are no
+    ties, otherwise normal approximation with tie and continuity correction
+    (HTqPCR/R style), as chosen in §9."""
+    a, b = _clean(a), _clean(b)
+    hl = hodges_lehmann(a, b, conf)
+    if a.size == 0 or b.size == 0:
+        return MannWhitneyResult(a.size, b.size, math.nan, math.nan, "", *hl)
+    both = np.concatenate([a, b])
+    if np.unique(both).size == 1:  # all tied: no information
+        return MannWhitneyResult(a.size, b.size, a.size * b.size / 2.0, 1.0, "asymptotic", *hl)
+    method = "asymptotic" if _has_ties(both) else "exact"
+    res = _ss.mannwhitneyu(a, b, alternative="two-sided", method=method, use_continuity=True)
+    return MannWhitneyResult(a.size, b.size, float(res.statistic), float(res.pvalue), method, *hl)
+
+
+@dataclass(frozen=True)
+class FisherResult:
+    """Fisher exact test on a 2×2 detection table (detected / not, A / B)."""
+
+    detected_a: int
+    n_a: int
+    detected_b: int
+    n_b: int
+    odds_ratio: float
+    p: float
+
+
+def fisher_detection(detected_a: int, n_a: int, detected_b: int, n_b: int) -> FisherResult:
+    """Two-sided Fisher exact test of detection frequency, §6 ("many non-detects")."""
+    table = [[detected_a, n_a - detected_a], [detected_b, n_b - detected_b]]
+    if n_a == 0 or n_b == 0:
+        return FisherResult(detected_a, n_a, detected_b, n_b, math.nan, math.nan)
+    res = _ss.fisher_exact(table, alternative="two-sided")
+    return FisherResult(detected_a, n_a, detected_b, n_b, float(res.statistic), float(res.pvalue))
+
+
+# --------------------------------------------------------------------------------------------
+# More than two groups
+
+
+@dataclass(frozen=True)
+class OmnibusResult:
+    """One-way ANOVA / Welch ANOVA / Kruskal–Wallis result."""
+
+    statistic: float
+    p: float
+    df_num: float
+    df_denom: float
+
+
+_NAN_OMNIBUS = OmnibusResult(math.nan, math.nan, math.nan, math.nan)
+
+
+def _groups(groups: Sequence[ArrayLike], min_n: int) -> list[np.ndarray] | None:
+    cleaned = [_clean(g) for g in groups]
+    cleaned = [g for g in cleaned if g.size > 0]
+    if len(cleaned) < 2 or any(g.size < min_n for g in cleaned):
+        return None
+    return cleaned
+
+
+def anova_oneway_classic(groups: Sequence[ArrayLike]) -> OmnibusResult:
+    """Classic one-way ANOVA (equal variances), §6."""
+    g = _groups(groups, 1)
+    if g is None or sum(x.size for x in g) <= len(g):
+        return _NAN_OMNIBUS
+    res = _ss.f_oneway(*g)
+    n = sum(x.size for x in g)
+    return OmnibusResult(float(res.statistic), float(res.pvalue), len(g) - 1.0, float(n - len(g)))
+
+
+def welch_anova(groups: Sequence[ArrayLike]) -> OmnibusResult:
+    """Welch ANOVA (statsmodels ``anova_oneway(use_var="unequal")``), §6.
+
+    Needs ≥ 2 values per group and a positive variance in each; otherwise NaN.
+    """
+    g = _groups(groups, 2)
+    if g is None or any(np.var(x) == 0.0 for x in g):
+        return _NAN_OMNIBUS
+    res = anova_oneway(g, use_var="unequal")
+    return OmnibusResult(float(res.statistic), float(res.pvalue), float(res.df_num), float(res.df_denom))
+
+
+def kruskal_wallis(groups: Sequence[ArrayLike]) -> OmnibusResult:
+    """Kruskal–Wallis H with tie correction (scipy), §6. All values tied → p = 1."""
+    g = _groups(groups, 1)
+    if g is None:
+        return _NAN_OMNIBUS
+    if np.unique(np.concatenate(g)).size == 1:
+        return OmnibusResult(0.0, 1.0, len(g) - 1.0, math.nan)
+    res = _ss.kruskal(*g)
+    return OmnibusResult(float(res.statistic), float(res.pvalue), len(g) - 1.0, math.nan)
+
+
+# --------------------------------------------------------------------------------------------
+# Paired
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """Paired test on ``d = a − b`` (pairs with a NaN are dropped)."""
+
+    n: int
+    mean_diff: float
+    statistic: float
+    p: float
+    ci_low: float
+    ci_high: float
+    method: str
+
+
+def _pairs(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError("paired tests need two sequences of equal length")
+    d = a - b
+    return d[np.isfinite(d)]
+
+
+def paired_t(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> PairedResult:
+    """Paired t-test on the within-pair differences ``a − b`` (§6)."""
+    d = _pairs(a, b)
+    n = d.size
+    if n < 2:
+        return PairedResult(n, float(d.mean()) if n else math.nan, math.nan, math.nan, math.nan, math.nan, "paired_t")
+    m = float(d.mean())
+    se = float(d.std(ddof=1)) / math.sqrt(n)
+    if se == 0.0:
+        p = 1.0 if m == 0.0 else 0.0
+        t = 0.0 if m == 0.0 else math.copysign(math.inf, m)
+        return PairedResult(n, m, t, p, m, m, "paired_t")
+    t = m / se
+    p = float(2.0 * _ss.t.sf(abs(t), n - 1))
+    half = float(_ss.t.ppf(0.5 + conf / 2.0, n - 1)) * se
+    return PairedResult(n, m, t, p, m - half, m + half, "paired_t")
+
+
+def wilcoxon_signed_rank(a: ArrayLike, b: ArrayLike) -> PairedResult:
+    """Wilcoxon signed-rank on ``a − b``: exact when there are no zero differences and
+    no ties among |d| (with n = 5 the smallest p is 0.0625, §6), otherwise the normal
+    approximation with zeros dropped (``zero_method="wilcox"``) and tie correction."""
+    d = _pairs(a, b)
+    n = d.size
+    m = float(np.median(d)) if n else math.nan
+    nonzero = d[d != 0.0]
+    if nonzero.size == 0:
+        return PairedResult(n, m, 0.0, 1.0 if n else math.nan, math.nan, math.nan, "wilcoxon")
+    exact = nonzero.size == n and not _has_ties(np.abs(d))
+    res = _ss.wilcoxon(d, zero_method="wilcox", method="exact" if exact else "approx")
+    return PairedResult(n, m, float(res.statistic), float(res.pvalue), math.nan, math.nan, "wilcoxon")
+
+
+# --------------------------------------------------------------------------------------------
+# Multiple testing and p-value combination
+
+
+def bh_qvalues(p: ArrayLike) -> np.ndarray:
+    """Benjamini–Hochberg q-values, ``q_(i) = min_{j ≥ i} min(1, m·p_(j)/j)`` (§6).
+
+    NaN p-values stay NaN and are not counted in ``m`` (same as R
+    ``p.adjust(method="BH")`` with ``n = sum(!is.na(p))``).
+    """
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return q
+    pv = p[ok]
+    order = np.argsort(pv, kind="mergesort")
+    ranked = pv[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(ranked, 1.0)
+    q[ok] = out
+    return q
+
+
+def fisher_combine(pvalues: ArrayLike) -> float:
+    """Fisher's method ``−2 Σ ln p ~ χ²(2k)`` for independent p-values (NaNs dropped)."""
+    p = _clean(pvalues)
+    if p.size == 0:
+        return math.nan
+    if np.any(p == 0.0):
+        return 0.0
+    return float(_ss.chi2.sf(-2.0 * np.log(p).sum(), 2 * p.size))

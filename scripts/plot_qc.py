@@ -1,0 +1,18 @@
+"""Snakemake adapter: quality-control figures."""
+
+import pandas as pd
+
+from ctc_qpcr.adapter import run
+from ctc_qpcr.plots_qc import plot_gdna_fraction, plot_ipc, plot_replicate_delta, plot_well_fates
+from ctc_qpcr.tables import read_tsv
+
+
+def main(smk, log):
+    cells = pd.read_parquet(smk.input.cq)
+    plot_gdna_fraction(cells, smk.output.gdna)
+    plot_ipc(read_tsv(smk.input.calibration), smk.output.ipc)
+    plot_replicate_delta(cells, smk.output.replicates, smk.config["replicates"]["max_delta"])
+    plot_well_fates(read_tsv(smk.input.wells_summary), smk.output.fates)
+
+
+run(main, snakemake)  # noqa: F821

@@ -1,0 +1,47 @@
+"""Snakemake adapter: chip-level preprocessing of one batch."""
+
+import pandas as pd
+
+from ctc_qpcr import sheets
+from ctc_qpcr.adapter import run
+from ctc_qpcr.audit import build_audit
+from ctc_qpcr.preprocess import ipc_reference_from, preprocess_batch
+from ctc_qpcr.tables import read_tsv, write_parquet, write_tsv
+
+
+def main(smk, log):
+    settings = smk.params.settings
+    samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
+    assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
+    wells = pd.concat([pd.read_parquet(p) for p in smk.input.cq], ignore_index=True)
+    usable = wells[wells["excluded"] == ""]
+
+    reference = settings["ipc"]["reference"]
+    if reference is None and smk.input.ipc_anchor:
+        reference = ipc_reference_from(read_tsv(smk.input.ipc_anchor))
+        log.info("IPC reference %.4f taken from the first batch (%s)", reference, smk.input.ipc_anchor)
+
+    result = preprocess_batch(
+        usable,
+        samples,
+        assays,
+        lod=settings["lod"],
+        validprime=settings["validprime"],
+        ipc=settings["ipc"],
+        replicates=settings["replicates"],
+        detection=settings["detection"],
+        efficiency=smk.params.efficiency,
+        ipc_reference=reference,
+    )
+    for note in result.get("notes", []):
+        log.info("%s", note)
+    cells = result["cells"].copy()
+    cells.insert(0, "batch", smk.wildcards.batch) if "batch" not in cells.columns else None
+    write_parquet(cells, smk.output.cells)
+    write_parquet(build_audit(wells, result.get("well_flags")), smk.output.wells)
+    write_tsv(result["validprime_assays"], smk.output.validprime)
+    write_tsv(result["plate_calibration"], smk.output.calibration)
+    write_tsv(result["efficiency"], smk.output.efficiency)
+
+
+run(main, snakemake)  # noqa: F821

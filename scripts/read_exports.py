@@ -1,0 +1,31 @@
+"""Snakemake adapter: read every export of one batch into per-plate Wells tables."""
+
+from ctc_qpcr import sheets
+from ctc_qpcr.adapter import run
+from ctc_qpcr.importing import read_plate
+from ctc_qpcr.tables import write_parquet, write_tsv
+
+
+def main(smk, log):
+    samples = sheets.load_samples(smk.input.samples)
+    assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
+    for plate, pq, tsv in zip(smk.params.plates, smk.output.parquet, smk.output.tsv):
+        wells = read_plate(
+            plate["path"],
+            plate["format"],
+            plate["plate"],
+            smk.params.batch,
+            samples,
+            assays,
+            lod=smk.params.lod,
+            unknown_names=smk.params.unknown_names,
+        )
+        log.info(
+            "%s: %d wells read from %s (%s excluded by name/emptiness)",
+            plate["plate"], len(wells), plate["path"], int((wells["excluded"] != "").sum()),
+        )
+        write_parquet(wells, pq)
+        write_tsv(wells, tsv)
+
+
+run(main, snakemake)  # noqa: F821

@@ -1,0 +1,120 @@
+"""Test primitives against the §6 worked example of algorithms.md."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from statsmodels.stats.multitest import multipletests
+
+from ctc_qpcr import stats
+
+R = [5.1, 4.6, 5.8, 4.9, 5.3]
+N = [6.4, 7.1, 5.9, 6.8, 7.4, 6.2]
+GROUPS = [[5.1, 4.6, 5.8, 4.9], [6.4, 7.1, 5.9, 6.8], [5.0, 5.6, 6.1, 5.4]]
+PRE = [6.1, 5.4, 7.0, 6.6, 5.9]
+POST = [5.2, 5.0, 6.1, 6.4, 5.1]
+
+
+def test_welch_worked_example():
+    r = stats.welch_t(R, N)
+    assert r.mean_a == pytest.approx(5.14)
+    assert r.mean_b == pytest.approx(6.6333, abs=5e-5)
+    assert round(r.diff, 4) == -1.4933
+    assert round(r.se, 4) == 0.3072
+    assert round(r.df, 3) == 8.993
+    assert round(r.t, 3) == -4.861
+    assert round(r.p, 6) == 0.000897
+    assert (round(r.ci_low, 4), round(r.ci_high, 4)) == (-2.1884, -0.7983)
+
+
+def test_fold_change_worked_example():
+    r = stats.welch_t(R, N)
+    fc = stats.fold_change_dcq(r.diff, r.ci_low, r.ci_high)
+    assert round(fc.log2fc, 4) == 1.4933
+    assert round(fc.fc, 4) == 2.8154
+    assert (round(fc.fc_low, 3), round(fc.fc_high, 3)) == (1.739, 4.558)
+    assert fc.log2fc_low == pytest.approx(0.7983, abs=5e-5)
+
+
+def test_mann_whitney_worked_example():
+    r = stats.mann_whitney(R, N)
+    assert r.u == 0 and r.method == "exact"
+    assert round(r.p, 6) == 0.004329
+    # HTqPCR style (normal approximation with continuity) for comparison
+    from scipy.stats import mannwhitneyu
+
+    assert round(mannwhitneyu(R, N, method="asymptotic").pvalue, 6) == 0.008113
+    # Hodges–Lehmann: median of the 30 pairwise differences, CI brackets it
+    diffs = np.subtract.outer(R, N).ravel()
+    assert r.hl_shift == pytest.approx(np.median(diffs))
+    assert r.hl_low <= r.hl_shift <= r.hl_high < 0
+
+
+def test_mann_whitney_ties_use_asymptotic():
+    r = stats.mann_whitney([1, 1, 2, 3], [3, 4, 4, 5])
+    assert r.method == "asymptotic" and 0 < r.p < 1
+    assert stats.mann_whitney([1, 1], [1, 1]).p == 1.0
+
+
+def test_bh_worked_example():
+    q = stats.bh_qvalues([0.0004, 0.009, 0.021, 0.04, 0.30])
+    np.testing.assert_allclose(q, [0.002, 0.0225, 0.035, 0.05, 0.30])
+
+
+def test_bh_nan_aware():
+    q = stats.bh_qvalues([0.0004, np.nan, 0.009, 0.021, 0.04, 0.30, np.nan])
+    np.testing.assert_allclose(q, [0.002, np.nan, 0.0225, 0.035, 0.05, 0.30, np.nan])
+    assert np.isnan(stats.bh_qvalues([np.nan, np.nan])).all()
+    assert stats.bh_qvalues([]).size == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=40))
+def test_bh_matches_statsmodels(p):
+    ours = stats.bh_qvalues(p)
+    ref = multipletests(p, method="fdr_bh")[1]
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-15)
+
+
+def test_fisher_detection():
+    r = stats.fisher_detection(10, 15, 3, 15)
+    assert 0.005 < r.p < 0.05 and r.odds_ratio > 1
+    assert math.isnan(stats.fisher_detection(0, 0, 1, 2).p)
+
+
+def test_omnibus_worked_example():
+    a = stats.anova_oneway_classic(GROUPS)
+    assert (round(a.statistic, 3), round(a.p, 5)) == (9.020, 0.00708)
+    w = stats.welch_anova(GROUPS)
+    assert (round(w.statistic, 3), round(w.p, 5)) == (7.570, 0.02299)
+    k = stats.kruskal_wallis(GROUPS)
+    assert (round(k.statistic, 3), round(k.p, 5)) == (7.269, 0.02639)
+
+
+def test_paired_worked_example():
+    t = stats.paired_t(POST, PRE)
+    assert (round(t.statistic, 3), round(t.p, 5)) == (-4.459, 0.01117)
+    assert t.ci_low < t.mean_diff < t.ci_high < 0
+    w = stats.wilcoxon_signed_rank(POST, PRE)
+    assert w.p == pytest.approx(0.0625)
+
+
+def test_degenerate_inputs_give_nan_not_errors():
+    assert math.isnan(stats.welch_t([1.0], [2.0, 3.0]).p)
+    assert stats.welch_t([1.0, 1.0], [1.0, 1.0]).p == 1.0
+    assert stats.welch_t([1.0, 1.0], [2.0, 2.0]).p == 0.0
+    assert math.isnan(stats.welch_anova([[1, 2], [3]]).p)
+    assert math.isnan(stats.kruskal_wallis([[1, 2]]).p)
+    assert math.isnan(stats.paired_t([1.0], [2.0]).p)
+    assert stats.wilcoxon_signed_rank([1, 2, 3], [1, 2, 3]).p == 1.0
+    assert math.isnan(stats.welch_t([np.nan, 1.0], [2.0, np.nan]).p)
+
+
+def test_fisher_combine():
+    assert stats.fisher_combine([1.0, 1.0]) == pytest.approx(1.0)
+    assert stats.fisher_combine([0.01, 0.01]) < 0.01
+    assert math.isnan(stats.fisher_combine([np.nan]))

@@ -1,0 +1,87 @@
+# Metastatic-site classifier: nested CV, permutation test, saved model, and
+# prediction for a new batch.
+
+
+rule classifier:
+    input:
+        matrix=f"results/normalised/{config['normalisation']['default']}.matrix.tsv",
+        normalised=f"results/normalised/{config['normalisation']['default']}.tsv",
+        samples=config["samples"],
+    output:
+        metrics=report(
+            "results/classifier/metrics.tsv",
+            caption="../report/classifier_metrics.rst",
+            category="5. Metastatic-site classifier",
+        ),
+        predictions="results/classifier/predictions.tsv",
+        features=report(
+            "results/classifier/features.tsv",
+            caption="../report/classifier_features.rst",
+            category="5. Metastatic-site classifier",
+        ),
+        model="results/classifier/model.skops",
+        notes="results/classifier/notes.tsv",
+    log:
+        "logs/classifier.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        settings=config["classifier"],
+        strategy=config["normalisation"]["default"],
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../../scripts/train_classifier.py"
+
+
+rule plot_classifier:
+    input:
+        predictions="results/classifier/predictions.tsv",
+        metrics="results/classifier/metrics.tsv",
+    output:
+        roc=report(
+            "results/classifier/plots/roc.svg",
+            caption="../report/classifier_roc.rst",
+            category="5. Metastatic-site classifier",
+        ),
+        calibration=report(
+            "results/classifier/plots/calibration.svg",
+            caption="../report/classifier_calibration.rst",
+            category="5. Metastatic-site classifier",
+        ),
+    log:
+        "logs/plot_classifier.log",
+    conda:
+        "../envs/python.yaml"
+    script:
+        "../../scripts/plot_classifier.py"
+
+
+rule predict:
+    input:
+        plates=config["predict"]["plates"] or [],
+        samples=config["predict"]["samples"] or [],
+        assays=config["assays"],
+        model="results/classifier/model.skops",
+        chosen="results/reference_genes/chosen.tsv",
+        calibration=f"results/batches/{FIRST_BATCH}/plate_calibration.tsv",
+        training="results/normalised/{0}.tsv".format(config["normalisation"]["default"]),
+    output:
+        probabilities=report(
+            "results/predict/probabilities.tsv",
+            caption="../report/predict.rst",
+            category="5. Metastatic-site classifier",
+        ),
+        cq="results/predict/cq.tsv",
+    log:
+        "logs/predict.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        chip=batch_settings(FIRST_BATCH),
+        normalisation=config["normalisation"],
+        ipc_reference=config["ipc"]["reference"],
+    script:
+        "../../scripts/predict_sites.py"

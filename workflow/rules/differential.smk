@@ -1,0 +1,89 @@
+# CTC positivity against healthy donors and differential expression.
+
+
+rule positivity:
+    input:
+        normalised=f"results/normalised/{config['normalisation']['default']}.tsv",
+        samples=config["samples"],
+    output:
+        calls=report(
+            "results/positivity/calls.tsv",
+            caption="../report/positivity_calls.rst",
+            category="3. CTC positivity",
+        ),
+        samples="results/positivity/sample_calls.tsv",
+        summary=report(
+            "results/positivity/summary.tsv",
+            caption="../report/positivity_summary.rst",
+            category="3. CTC positivity",
+        ),
+        specificity=report(
+            "results/positivity/specificity.tsv",
+            caption="../report/positivity_specificity.rst",
+            category="3. CTC positivity",
+        ),
+    log:
+        "logs/positivity.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        settings=config["positivity"],
+    script:
+        "../../scripts/call_positivity.py"
+
+
+rule differential:
+    input:
+        normalised=expand("results/normalised/{strategy}.tsv", strategy=STRATEGIES),
+        samples=config["samples"],
+    output:
+        tables=report(
+            expand("results/differential/{comparison}.tsv", comparison=COMPARISONS),
+            caption="../report/differential.rst",
+            category="4. Differential expression",
+        ),
+        notes="results/differential/notes.tsv",
+    log:
+        "logs/differential.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        strategies=STRATEGIES,
+        default=config["normalisation"]["default"],
+        settings=config["differential"],
+    resources:
+        runtime=30,
+    script:
+        "../../scripts/differential_expression.py"
+
+
+rule plot_differential:
+    input:
+        tables=expand("results/differential/{comparison}.tsv", comparison=COMPARISONS),
+        matrix=f"results/normalised/{config['normalisation']['default']}.matrix.tsv",
+        samples=config["samples"],
+    output:
+        volcano=report(
+            expand(
+                "results/differential/plots/{comparison}.volcano.svg",
+                comparison=COMPARISONS,
+            ),
+            caption="../report/volcano.rst",
+            category="4. Differential expression",
+        ),
+        heatmap=report(
+            expand(
+                "results/differential/plots/{comparison}.heatmap.svg",
+                comparison=COMPARISONS,
+            ),
+            caption="../report/heatmap.rst",
+            category="4. Differential expression",
+        ),
+    log:
+        "logs/plot_differential.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        default=config["normalisation"]["default"],
+    script:
+        "../../scripts/plot_differential.py"

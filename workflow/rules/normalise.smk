@@ -1,0 +1,75 @@
+# Reference-gene stability (geNorm, NormFinder) and every normalisation strategy.
+
+
+rule normalise:
+    input:
+        cq="results/preprocessed/cq.parquet",
+        samples=config["samples"],
+        assays=config["assays"],
+    output:
+        genorm=report(
+            "results/reference_genes/genorm.tsv",
+            caption="../report/genorm.rst",
+            category="2. Reference genes",
+        ),
+        genorm_v=report(
+            "results/reference_genes/genorm_v.tsv",
+            caption="../report/genorm_v.rst",
+            category="2. Reference genes",
+        ),
+        normfinder=report(
+            "results/reference_genes/normfinder.tsv",
+            caption="../report/normfinder.rst",
+            category="2. Reference genes",
+        ),
+        chosen=report(
+            "results/reference_genes/chosen.tsv",
+            caption="../report/chosen.rst",
+            category="2. Reference genes",
+        ),
+        normalised=expand("results/normalised/{strategy}.tsv", strategy=STRATEGIES),
+        matrices=expand("results/normalised/{strategy}.matrix.tsv", strategy=STRATEGIES),
+        agreement=report(
+            "results/normalised/strategy_agreement.tsv",
+            caption="../report/agreement.rst",
+            category="2. Reference genes",
+        ),
+    log:
+        "logs/normalise.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        settings=config["normalisation"],
+    script:
+        "../../scripts/normalise_study.py"
+
+
+rule plot_reference_genes:
+    input:
+        genorm="results/reference_genes/genorm.tsv",
+        genorm_v="results/reference_genes/genorm_v.tsv",
+        normfinder="results/reference_genes/normfinder.tsv",
+    output:
+        m=report(
+            "results/reference_genes/plots/genorm_m.svg",
+            caption="../report/genorm_m.rst",
+            category="2. Reference genes",
+        ),
+        v=report(
+            "results/reference_genes/plots/genorm_v.svg",
+            caption="../report/genorm_v_plot.rst",
+            category="2. Reference genes",
+        ),
+        rho=report(
+            "results/reference_genes/plots/normfinder.svg",
+            caption="../report/normfinder_plot.rst",
+            category="2. Reference genes",
+        ),
+    log:
+        "logs/plot_reference_genes.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        v_cutoff=config["normalisation"]["v_cutoff"],
+    script:
+        "../../scripts/plot_reference_genes.py"
