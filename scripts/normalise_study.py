@@ -1,0 +1,39 @@
+"""Snakemake adapter: reference genes (geNorm, NormFinder) and every normalisation strategy."""
+
+import pandas as pd
+
+from ctc_qpcr import sheets
+from ctc_qpcr.adapter import run
+from ctc_qpcr.normalise import normalise_study
+from ctc_qpcr.tables import write_tsv
+
+
+def main(smk, log):
+    settings = smk.params.settings
+    cells = pd.read_parquet(smk.input.cq)
+    samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
+    assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
+    group = settings["normfinder_group"] or None
+    result = normalise_study(
+        cells,
+        samples,
+        assays,
+        strategies=tuple(settings["strategies"]),
+        reference_genes=list(settings["reference_genes"]) or None,
+        candidates=settings["candidates"],
+        normfinder_group=group,
+        v_cutoff=settings["v_cutoff"],
+    )
+    for note in result.get("notes", []):
+        log.info("%s", note)
+    write_tsv(result["genorm"], smk.output.genorm)
+    write_tsv(result["genorm_v"], smk.output.genorm_v)
+    write_tsv(result["normfinder"], smk.output.normfinder)
+    write_tsv(result["chosen"], smk.output.chosen)
+    for strategy, path, matrix_path in zip(settings["strategies"], smk.output.normalised, smk.output.matrices):
+        write_tsv(result["normalised"][strategy], path)
+        write_tsv(result["matrices"][strategy].reset_index(), matrix_path)
+    write_tsv(result["agreement"], smk.output.agreement)
+
+
+run(main, snakemake)  # noqa: F821

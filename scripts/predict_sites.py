@@ -1,0 +1,71 @@
+"""Snakemake adapter: apply the saved site classifier to a new batch.
+
+The new batch goes through exactly the training study's path: the same reader,
+well states and chip-level settings (those of the first training batch), the
+IPC reference of the training study (so its chips are calibrated onto the same
+scale), and the training study's normaliser genes (from
+results/reference_genes/chosen.tsv) — nothing is re-estimated from the new
+samples.
+"""
+
+import pandas as pd
+
+from ctc_qpcr import sheets
+from ctc_qpcr.adapter import run
+from ctc_qpcr.classifier import load_models, predict
+from ctc_qpcr.importing import read_plate
+from ctc_qpcr.normalise import normalise_study
+from ctc_qpcr.preprocess import ipc_reference_from, preprocess_batch
+from ctc_qpcr.tables import read_tsv, write_tsv
+
+
+def main(smk, log):
+    chip = smk.params.chip
+    plates = sheets.load_plates(smk.input.plates)
+    samples = sheets.load_samples(smk.input.samples)
+    assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
+    wells = pd.concat(
+        [
+            read_plate(p.path, p.format, p.plate, p.batch, samples, assays, lod=chip["lod"], unknown_names=chip["unknown_names"])
+            for p in plates.itertuples(index=False)
+        ],
+        ignore_index=True,
+    )
+    reference = smk.params.ipc_reference
+    if reference is None:
+        reference = ipc_reference_from(read_tsv(smk.input.calibration))
+    result = preprocess_batch(
+        wells[wells["excluded"] == ""],
+        sheets.samples_frame(samples),
+        assays,
+        lod=chip["lod"],
+        validprime=chip["validprime"],
+        ipc=chip["ipc"],
+        replicates=chip["replicates"],
+        detection=chip["detection"],
+        efficiency={"apply": False, "from_standards": False},
+        ipc_reference=reference,
+    )
+    cells = result["cells"]
+    write_tsv(cells, smk.output.cq)
+    default = smk.params.normalisation["default"]
+    chosen = read_tsv(smk.input.chosen)
+    row = chosen[chosen["strategy"] == default]
+    genes = [g for g in str(row["genes"].iloc[0]).split(";") if g] if len(row) else []
+    if default == "none":
+        strategy, fixed = "none", None
+    else:
+        strategy, fixed = "reference", genes
+        log.info("normalising the new batch with the training normaliser genes %s (%s strategy)", genes, default)
+    normalised = normalise_study(
+        cells, sheets.samples_frame(samples), assays, strategies=(strategy,), reference_genes=fixed,
+        normfinder_group=None,
+    )
+    matrix = normalised["matrices"][strategy]
+    matrix = matrix.reset_index() if "sample" not in matrix.columns else matrix
+    models = load_models(smk.input.model)
+    frames = [predict(bundle, matrix) for _, bundle in sorted(models.items())]
+    write_tsv(pd.concat(frames, ignore_index=True).sort_values(["sample", "site"]), smk.output.probabilities)
+
+
+run(main, snakemake)  # noqa: F821
