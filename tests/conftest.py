@@ -25,3 +25,9 @@ def public_data() -> Path:
     if not PUBLIC.is_dir():
         pytest.skip(f"public test data not found at {PUBLIC} (set CTC_QPCR_PUBLIC_DATA)")
     return PUBLIC
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the Slurm test last: once slurm-client is installed without a running
+    controller, every later `snakemake` call pays a ~10 s plugin start-up delay."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
