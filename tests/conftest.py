@@ -31,3 +31,13 @@ def pytest_collection_modifyitems(config, items):
     """Run the Slurm test last: once slurm-client is installed without a running
     controller, every later `snakemake` call pays a ~10 s plugin start-up delay."""
     items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+
+
+@pytest.fixture(scope="session")
+def example_run(tmp_path_factory):
+    """The example study run once with `snakemake --cores 2` in a scratch copy."""
+    from workflow_helpers import make_workdir, snakemake
+
+    work = make_workdir(tmp_path_factory.mktemp("example") / "w")
+    snakemake(work, "--cores", "2")
+    return work

@@ -44,13 +44,6 @@ def test_dry_run_lists_one_read_job_per_batch(tmp_path):
     assert "preprocess_batch" in out
 
 
-@pytest.fixture(scope="session")
-def example_run(tmp_path_factory):
-    work = make_workdir(tmp_path_factory.mktemp("example") / "w")
-    snakemake(work, "--cores", "2")
-    return work
-
-
 def test_every_output_exists(example_run):
     proc = snakemake(example_run, "-n", "--cores", "2")
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Start or stop a throw-away single-node Slurm on localhost (Debian, as root),
+# used by tests/test_slurm.py to run the workflow through a real scheduler.
+#   usage: scripts/slurm_local.sh up | down
+# Written for this project from the recipe in the team's Snakemake notes:
+# config in /etc/slurm/slurm.conf (SLURM_CONF does not reach job steps), no
+# accounting database (so Snakemake must poll with --slurm-status-command
+# squeue), finished jobs kept visible to squeue for 10 minutes (MinJobAge).
+set -euo pipefail
+ROOT=${SLURM_LOCAL_ROOT:-/tmp/ctc-qpcr-slurm}
+NODE=$(hostname -s)
+
+is_running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+up() {
+  export DEBIAN_FRONTEND=noninteractive
+  if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+  fi
+  if [ ! -s /etc/munge/munge.key ]; then
+    mungekey --create --keyfile=/etc/munge/munge.key --force
+    chown munge:munge /etc/munge/munge.key
+    chmod 0400 /etc/munge/munge.key
+  fi
+  install -d -o munge -g munge -m 0755 /run/munge
+  is_running /run/munge/munged.pid || runuser -u munge -- /usr/sbin/munged
+  mkdir -p "$ROOT"/state "$ROOT"/spool "$ROOT"/log "$ROOT"/run /etc/slurm
+  local mem
+  mem=$(( $(free -m | awk '/^Mem:/{print $2}') * 3 / 4 ))
+  cat > /etc/slurm/slurm.conf <<CONF
+ClusterName=ctcqpcr
+SlurmctldHost=${NODE}(127.0.0.1)
+SlurmUser=root
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation=$ROOT/state
+SlurmdSpoolDir=$ROOT/spool
+SlurmctldPidFile=$ROOT/run/slurmctld.pid
+SlurmdPidFile=$ROOT/run/slurmd.pid
+SlurmctldLogFile=$ROOT/log/slurmctld.log
+SlurmdLogFile=$ROOT/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+MpiDefault=none
+ReturnToService=2
+MinJobAge=600
+NodeName=${NODE} NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=${mem} State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+  is_running "$ROOT/run/slurmctld.pid" || /usr/sbin/slurmctld
+  is_running "$ROOT/run/slurmd.pid" || /usr/sbin/slurmd
+  for _ in $(seq 60); do
+    if sinfo -h -o %t 2>/dev/null | grep -qx idle; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "slurm did not come up" >&2
+  tail -n 20 "$ROOT"/log/*.log >&2 || true
+  return 1
+}
+
+down() {
+  for pidfile in "$ROOT/run/slurmd.pid" "$ROOT/run/slurmctld.pid" /run/munge/munged.pid; do
+    if [ -s "$pidfile" ]; then
+      kill "$(cat "$pidfile")" 2>/dev/null || true
+    fi
+  done
+}
+
+"${1:?usage: $0 up|down}"

@@ -1,0 +1,48 @@
+"""The example study on a real single-node Slurm, compared byte for byte with the local run.
+
+Runs only as root with apt-get available (it installs and starts slurmctld, slurmd and
+munge itself, and stops them by PID afterwards); otherwise it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from workflow_helpers import REPO, make_workdir, result_hashes, snakemake_bin
+
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    if os.geteuid() != 0:
+        pytest.skip("the Slurm test needs root (it installs and starts slurmctld/slurmd/munge)")
+    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+        pytest.skip("the Slurm test needs apt-get (Debian/Ubuntu) to install Slurm")
+    script = REPO / "scripts" / "slurm_local.sh"
+    up = subprocess.run(["bash", str(script), "up"], capture_output=True, text=True, timeout=600)
+    if up.returncode != 0:
+        subprocess.run(["bash", str(script), "down"], capture_output=True)
+        pytest.fail(f"could not start a local Slurm:\n{up.stdout}\n{up.stderr}")
+    yield
+    subprocess.run(["bash", str(script), "down"], capture_output=True, timeout=60)
+
+
+def test_example_on_slurm_equals_local_run(slurm_cluster, example_run, tmp_path):
+    work = make_workdir(tmp_path / "slurm")
+    cmd = [
+        "timeout", "-k", "30", "1500",
+        snakemake_bin(), "--workflow-profile", "profiles/slurm",
+        "--slurm-init-seconds-before-status-checks", "2",
+    ]
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert "slurm" in (proc.stdout + proc.stderr).lower()
+    local, cluster = result_hashes(example_run), result_hashes(work)
+    assert local.keys() == cluster.keys()
+    differing = [k for k in local if local[k] != cluster[k]]
+    assert not differing, f"files differ between the local and the Slurm run: {differing}"
