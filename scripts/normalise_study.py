@@ -23,6 +23,7 @@ def main(smk, log):
         candidates=settings["candidates"],
         normfinder_group=group,
         v_cutoff=settings["v_cutoff"],
+        efficiency_scaled=smk.params.efficiency_scaled,
     )
     for note in result.get("notes", []):
         log.info("%s", note)

@@ -250,6 +250,7 @@ def normalise_study(
     negative_variance: str = "original",
     global_mean_mode: str = "common",
     global_mean_modified: bool = False,
+    efficiency_scaled: bool = False,
 ) -> dict:
     """Choose normalisers, normalise and compare strategies (algorithms §4).
 
@@ -269,6 +270,9 @@ def normalise_study(
     kinds:        sample kinds normalised (patient, healthy); controls are excluded.
     negative_variance: NormFinder rule, ``"original"`` or ``"zero"`` (see refgenes.normfinder).
     global_mean_mode / global_mean_modified: see :func:`global_mean`.
+    efficiency_scaled: True when the cells' Cq were already scaled by ``log2(E)`` upstream
+                  (config ``efficiency.apply``); E is then taken as 2.0 here so it is not
+                  applied twice.
 
     Stability is computed on ``Cq·log2(E)`` (efficiency-scaled Cq, §3.4; = Cq when E = 2)
     of the detected values only, over the normalised samples; samples missing a
@@ -279,8 +283,8 @@ def normalise_study(
     ``normfinder`` (gene, stability, rank, group_dif, group_sd), ``normfinder_terms``,
     ``normfinder_pairs``, ``chosen`` (strategy, genes, reason), ``normalised``
     {strategy: long table with columns sample, gene, dcq, detected, cq, normaliser, ddcq,
-    log2_nrq, strategy, flags}, ``matrices`` {strategy: wide table, first column sample,
-    one column per gene, values dcq}, ``agreement`` (strategy_a, strategy_b, gene, n, r),
+    log2_nrq, strategy, flags}, ``matrices`` {strategy: wide dcq table, index named ``sample`` (rows = samples,
+    sorted), one column per gene (sorted); ``.reset_index()`` gives the data-model §3 matrix}, ``agreement`` (strategy_a, strategy_b, gene, n, r),
     ``notes`` (list of str). Any of genorm/normfinder tables is empty when it could not run.
     """
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -298,11 +302,17 @@ def normalise_study(
     detected = detected.astype(object).where(detected.notna(), False).astype(bool)
     multi_plate = long.pivot(index="sample", columns="gene", values="multi_plate").reindex_like(cq)
     multi_plate = multi_plate.astype(object).where(multi_plate.notna(), False).astype(bool)
+    present = long.assign(present=True).pivot(index="sample", columns="gene", values="present").reindex_like(cq)
+    present = present.astype(object).where(present.notna(), False).astype(bool)
     roles = long.drop_duplicates("gene").set_index("gene")["role"]
     kind_of = long.drop_duplicates("sample").set_index("sample")["kind"]
     genes = list(cq.columns)
     ref_genes_all = [g for g in genes if roles[g] == "reference"]
-    eff = _gene_efficiency(assays, genes, notes)
+    if efficiency_scaled:
+        eff = pd.Series(2.0, index=genes, dtype=float)
+        notes.append("Cq already efficiency-scaled upstream: E = 2 used for stability and NRQ")
+    else:
+        eff = _gene_efficiency(assays, genes, notes)
 
     # ---- candidates for stability analysis
     if candidates == "reference":
@@ -311,12 +321,16 @@ def normalise_study(
         # targets are often not detected: only genes detected in every sample can be candidates
         cand = [g for g in genes if detected[g].all()]
         if len(cand) < 2:
-            notes.append("reference+target: fewer than 2 genes detected in every sample; reference genes used as candidates")
+            notes.append(
+                "reference+target: fewer than 2 genes detected in every sample; reference genes used as candidates"
+            )
             cand = ref_genes_all
         else:
             left = sorted(set(ref_genes_all) - set(cand))
             if left:
-                notes.append(f"reference+target: reference genes not detected in every sample are not candidates: {left}")
+                notes.append(
+                    f"reference+target: reference genes not detected in every sample are not candidates: {left}"
+                )
     y = (cq[cand] * np.log2(eff[cand])).where(detected[cand]) if cand else cq.iloc[:, :0]
 
     # ---- geNorm
@@ -413,13 +427,10 @@ def normalise_study(
                 cq, detected, genes=eligible, mode=global_mean_mode, modified=global_mean_modified
             )
             used_genes = sorted(set().union(*used.values())) if used else []
-            reason = (
-                f"global mean ({'modified, ' if global_mean_modified else ''}{global_mean_mode}): "
-                + (
-                    f"{len(used_genes)} genes detected in every sample"
-                    if global_mean_mode == "common"
-                    else "genes detected per sample"
-                )
+            reason = f"global mean ({'modified, ' if global_mean_modified else ''}{global_mean_mode}): " + (
+                f"{len(used_genes)} genes detected in every sample"
+                if global_mean_mode == "common"
+                else "genes detected per sample"
             )
             if global_mean_mode == "common" and len(used_genes) < 10:
                 notes.append(
@@ -458,29 +469,41 @@ def normalise_study(
         )
         row_flags = np.repeat(flags.to_numpy(dtype=object), len(genes))
         mp = multi_plate.to_numpy().ravel()
+        no_cq = ~np.isfinite(cq.to_numpy(dtype=float).ravel())
         table["flags"] = [
-            ";".join(sorted([p for p in str(f).split(";") if p] + (["multi_plate_mean"] if m else [])))
-            for f, m in zip(row_flags, mp)
+            ";".join(
+                sorted(
+                    [p for p in str(f).split(";") if p]
+                    + (["multi_plate_mean"] if m else [])
+                    + (["cq_missing"] if missing else [])
+                )
+            )
+            for f, m, missing in zip(row_flags, mp, no_cq)
         ]
-        # a sample/gene never measured (absent from the cells) is dropped from the long table
-        measured = np.isfinite(cq.to_numpy().ravel()) | np.isfinite(raw.to_numpy().ravel())
+        # keep every sample × gene present in the cells (also when Cq is missing); a pair absent
+        # from the cells altogether (gene not on that sample's plate) has no row
+        measured = present.to_numpy().ravel()
         table = table[measured].sort_values(["sample", "gene"]).reset_index(drop=True)
         table["detected"] = table["detected"].astype(bool)
         normalised[strategy] = table[LONG_COLUMNS]
         wide = dcq.copy()
         wide.index.name = "sample"
         wide.columns.name = None
-        matrices[strategy] = wide.reset_index()
+        matrices[strategy] = wide  # index "sample": the adapter writes wide.reset_index()
 
-    agreement = strategy_agreement({s: m.set_index("sample") for s, m in matrices.items()})
+    agreement = strategy_agreement(matrices)
 
     return {
         "genorm": gres.steps if gres is not None else empty_steps,
-        "genorm_mean_m": gres.mean_m if gres is not None else pd.DataFrame(columns=["step", "n_genes", "mean_M", "excluded"]),
+        "genorm_mean_m": (
+            gres.mean_m if gres is not None else pd.DataFrame(columns=["step", "n_genes", "mean_M", "excluded"])
+        ),
         "genorm_v": gres.pairwise_v if gres is not None else pd.DataFrame(columns=["n", "V"]),
-        "normfinder": nres.table
-        if nres is not None
-        else pd.DataFrame(columns=["gene", "stability", "rank", "group_dif", "group_sd"]),
+        "normfinder": (
+            nres.table
+            if nres is not None
+            else pd.DataFrame(columns=["gene", "stability", "rank", "group_dif", "group_sd"])
+        ),
         "normfinder_terms": nres.terms if nres is not None else pd.DataFrame(),
         "normfinder_pairs": nres.pairs if nres is not None else pd.DataFrame(columns=["gene_a", "gene_b", "stability"]),
         "chosen": pd.DataFrame(chosen_rows, columns=["strategy", "genes", "reason"]),

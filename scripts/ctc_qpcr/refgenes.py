@@ -351,9 +351,7 @@ def normfinder(
     group_dif = 2.0 * np.abs(d).max(axis=1)
     group_sd = np.sqrt((sigma2 * (n_g - 1)[None, :]).sum(axis=1) / (N - G))
 
-    table = pd.DataFrame(
-        {"gene": genes, "stability": rho, "group_dif": group_dif, "group_sd": group_sd}
-    )
+    table = pd.DataFrame({"gene": genes, "stability": rho, "group_dif": group_dif, "group_sd": group_sd})
     table = _rank(table)
 
     term_rows = []
@@ -381,9 +379,7 @@ def normfinder(
     pair_rows = []
     for a, b in combinations(candidates, 2):
         i, l = idx[a], idx[b]
-        val = (
-            np.abs(d_hat[i] + d_hat[l]) / 2.0 * np.sqrt(k / (k - 2.0)) + np.sqrt(w_hat[i] + w_hat[l]) / 2.0
-        ).mean()
+        val = (np.abs(d_hat[i] + d_hat[l]) / 2.0 * np.sqrt(k / (k - 2.0)) + np.sqrt(w_hat[i] + w_hat[l]) / 2.0).mean()
         pair_rows.append({"gene_a": a, "gene_b": b, "stability": float(val)})
     pairs = _sort_pairs(pd.DataFrame(pair_rows, columns=["gene_a", "gene_b", "stability"]))
     best = pairs.iloc[0]
@@ -476,3 +472,22 @@ def _normfinder_one_group(complete: pd.DataFrame, negative_variance: str, droppe
         dropped_samples=dropped,
         n_samples=N,
     )
+
+
+def normfinder_pair_value(result: NormfinderResult, gene_a: str, gene_b: str) -> float:
+    """Stability of the average of two genes from a grouped NormFinder result (§4.2).
+
+    ``mean_g(|d̂_ag + d̂_bg|/2·sqrt(k/(k−2)) + sqrt(ŵ_ag + ŵ_bg)/2)`` for any two genes
+    (not only the pair candidates); NaN for a one-group result.
+    """
+    if len(result.groups) < 2:
+        return float("nan")
+    k = result.table.shape[0]
+    t = result.terms.set_index(["gene", "group"])
+    vals = []
+    for g in result.groups:
+        a, b = t.loc[(gene_a, g)], t.loc[(gene_b, g)]
+        vals.append(
+            abs(a["d_hat"] + b["d_hat"]) / 2.0 * np.sqrt(k / (k - 2.0)) + np.sqrt(a["w_hat"] + b["w_hat"]) / 2.0
+        )
+    return float(np.mean(vals))

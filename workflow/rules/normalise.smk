@@ -40,6 +40,7 @@ rule normalise:
         "../envs/python.yaml"
     params:
         settings=config["normalisation"],
+        efficiency_scaled=config["efficiency"]["apply"],
     script:
         "../../scripts/normalise_study.py"
 

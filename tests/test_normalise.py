@@ -1,0 +1,327 @@
+"""Normalisation strategies, ΔCq, log2 NRQ, ΔΔCq and the orchestrator (algorithms §4.3, §4.4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctc_qpcr.errors import ConfigError
+from ctc_qpcr.normalise import (
+    LONG_COLUMNS,
+    delta_cq,
+    delta_delta_cq,
+    global_mean,
+    log2_nrq,
+    normalise_study,
+    reference_normaliser,
+    strategy_agreement,
+)
+from ctc_qpcr.plots_refgenes import plot_genorm_m, plot_genorm_v, plot_normfinder
+from ctc_qpcr.refgenes import genorm, normfinder
+
+# ------------------------------------------------------------------ §4.3 global mean
+
+
+def test_global_mean_worked_example():
+    cq = pd.DataFrame([[24.0, 28.5, 31.2, 36.4, 22.9]], index=["S"], columns=list("ABCDE"))
+    det = cq <= 35
+    gm, flags, used = global_mean(cq, det, mode="expressed")
+    assert gm["S"] == pytest.approx(26.65, abs=1e-12)
+    dcq = delta_cq(cq, gm).loc["S"]
+    np.testing.assert_allclose(dcq[["A", "B", "C", "E"]], [-2.65, 1.85, 4.55, -3.75], atol=1e-12)
+    assert used["S"] == ["A", "B", "C", "E"] and flags["S"] == ""
+
+
+def test_global_mean_common_vs_expressed_and_modified():
+    cq = pd.DataFrame({"A": [20.0, 22.0], "B": [25.0, 27.0], "C": [30.0, 36.0]}, index=["S1", "S2"])
+    det = pd.DataFrame({"A": [True, True], "B": [True, True], "C": [True, False]}, index=cq.index)
+    common, _, used = global_mean(cq, det, mode="common")
+    assert common.tolist() == [22.5, 24.5] and used["S1"] == ["A", "B"]
+    expressed, _, _ = global_mean(cq, det, mode="expressed")
+    assert expressed.tolist() == [25.0, 24.5]
+    # modified (gene-centred): gene means A 21, B 26 -> S1 mean(-1, -1) = -1, S2 +1
+    modified, _, _ = global_mean(cq, det, mode="common", modified=True)
+    assert modified.tolist() == [-1.0, 1.0]
+    # ΔCq differs from the plain global mean by a constant per gene set
+    diff = delta_cq(cq, modified) - delta_cq(cq, common)
+    assert np.allclose(diff.to_numpy(), diff.to_numpy()[0, 0])
+
+
+def test_global_mean_no_common_gene_is_flagged():
+    cq = pd.DataFrame({"A": [20.0, 36.0], "B": [36.0, 27.0]}, index=["S1", "S2"])
+    det = cq < 35
+    gm, flags, _ = global_mean(cq, det, mode="common")
+    assert gm.isna().all() and flags.tolist() == ["no_normaliser", "no_normaliser"]
+
+
+# ------------------------------------------------------------------ §4.4 ΔCq, NRQ, ΔΔCq
+
+NRQ_CQ = pd.DataFrame(
+    {"GOI": [26.0, 24.5, 27.2], "REF1": [18.0, 18.6, 17.7], "REF2": [21.0, 21.4, 20.9]}, index=["S1", "S2", "S3"]
+)
+NRQ_E = {"GOI": 1.95, "REF1": 2.0, "REF2": 1.90}
+
+
+def test_nrq_worked_example():
+    used = {s: ["REF1", "REF2"] for s in NRQ_CQ.index}
+    out = log2_nrq(NRQ_CQ, NRQ_E, used)
+    nrq = 2.0 ** out["GOI"]
+    assert [round(v, 4) for v in nrq] == [0.8750, 3.3352, 0.3427]
+    assert [round(v, 4) for v in out["GOI"]] == [-0.1926, 1.7378, -1.5451]
+    # intermediate values of the worked example
+    rq = 2.0 ** log2_nrq(NRQ_CQ, NRQ_E, None)
+    np.testing.assert_allclose(rq.loc["S1"], [0.9354, 1.0718, 1.0663], atol=5e-5)
+    np.testing.assert_allclose(rq.loc["S2"], [2.5471, 0.7071, 0.8248], atol=5e-5)
+    nf = np.sqrt(rq["REF1"] * rq["REF2"])
+    assert [round(v, 4) for v in nf[:2]] == [1.0690, 0.7637]
+
+
+def test_nrq_equal_efficiency_is_minus_dcq_up_to_gene_constant():
+    cq = NRQ_CQ
+    used = {s: ["REF1", "REF2"] for s in cq.index}
+    norm, _, _ = reference_normaliser(cq, cq.notna(), ["REF1", "REF2"])
+    dcq = delta_cq(cq, norm)
+    out = log2_nrq(cq, None, used)
+    shift = out + dcq  # constant per gene
+    assert np.allclose(shift - shift.iloc[0], 0.0)
+
+
+def test_reference_normaliser_missing_references():
+    cq = pd.DataFrame(
+        {"R1": [18.0, 19.0, 36.0], "R2": [20.0, 36.0, 36.0], "T": [30.0, 31.0, 32.0]}, index=["a", "b", "c"]
+    )
+    det = cq < 35
+    norm, flags, used = reference_normaliser(cq, det, ["R1", "R2"])
+    assert norm["a"] == 19.0 and norm["b"] == 19.0 and np.isnan(norm["c"])
+    assert flags.tolist() == ["", "reference_missing:R2", "no_normaliser;reference_missing:R1;reference_missing:R2"]
+    assert used["b"] == ["R1"]
+    dcq = delta_cq(cq, norm)
+    assert dcq.loc["a", "T"] == 11.0 and np.isnan(dcq.loc["c", "T"])
+
+
+def test_delta_delta_cq():
+    dcq = pd.DataFrame({"T": [5.0, 7.0, 3.0]}, index=["P1", "H1", "H2"])
+    dd = delta_delta_cq(dcq, ["H1", "H2"])
+    assert dd["T"].tolist() == [0.0, 2.0, -2.0]
+    assert delta_delta_cq(dcq, []).isna().all().all()
+
+
+# ------------------------------------------------------------------ orchestrator
+
+
+def make_study(seed=7, n_patients=8, n_healthy=4):
+    rng = np.random.default_rng(seed)
+    names = [f"P{i}" for i in range(n_patients)] + [f"H{i}" for i in range(n_healthy)] + ["IPC1", "NTC"]
+    kinds = ["patient"] * n_patients + ["healthy"] * n_healthy + ["ipc", "ntc"]
+    samples = pd.DataFrame(
+        {
+            "sample": names,
+            "kind": kinds,
+            "response": (["responder", "non-responder"] * n_patients)[:n_patients] + [""] * (n_healthy + 2),
+        }
+    )
+    base = {"ACTB": 18.0, "GAPDH": 20.0, "B2M": 17.0, "PPIA": 21.0, "KRT19": 30.0, "EPCAM": 32.0, "MUC1": 31.0}
+    roles = {g: ("reference" if g in ("ACTB", "GAPDH", "B2M", "PPIA") else "target") for g in base}
+    assays = pd.DataFrame({"assay": [f"{g}_a" for g in base], "gene": list(base), "role": [roles[g] for g in base]})
+    rows = []
+    for s, k in zip(names, kinds):
+        load = rng.normal(0, 1.0)
+        for g, b in base.items():
+            cq = b + load + rng.normal(0, 0.15 if roles[g] == "reference" else 0.8)
+            rows.append(
+                {"plate": "p1", "sample": s, "kind": k, "assay": f"{g}_a", "gene": g, "role": roles[g],
+                 "cq": cq, "cq_imputed": cq, "detected": True}  # fmt: skip
+            )
+    cells = pd.DataFrame(rows)
+    return cells, samples, assays
+
+
+def set_cell(cells, sample, gene, cq, detected):
+    m = (cells["sample"] == sample) & (cells["gene"] == gene)
+    cells.loc[m, "cq"] = cq if detected else np.nan
+    cells.loc[m, "cq_imputed"] = cq
+    cells.loc[m, "detected"] = detected
+
+
+def test_normalise_study_outputs_and_columns():
+    cells, samples, assays = make_study()
+    res = normalise_study(cells, samples, assays)
+    for key in ("genorm", "genorm_v", "normfinder", "chosen", "normalised", "matrices", "agreement", "notes"):
+        assert key in res
+    assert list(res["genorm"].columns) == ["step", "n_genes", "gene", "M"]
+    assert list(res["genorm_v"].columns) == ["n", "V"]
+    assert list(res["normfinder"].columns)[:3] == ["gene", "stability", "rank"]
+    assert set(res["normalised"]) == {"reference", "normfinder_pair", "global_mean", "none"}
+    chosen = res["chosen"].set_index("strategy")
+    g = genorm(
+        cells[cells.kind.isin(["patient", "healthy"]) & (cells.role == "reference")].pivot(
+            index="sample", columns="gene", values="cq"
+        )
+    )
+    assert chosen.loc["reference", "genes"] == ";".join(g.optimal_genes)
+    for strategy, table in res["normalised"].items():
+        assert list(table.columns) == LONG_COLUMNS
+        assert set(table["sample"]) == {f"P{i}" for i in range(8)} | {f"H{i}" for i in range(4)}  # controls excluded
+        assert len(table) == 12 * 7
+        assert (table["strategy"] == strategy).all()
+        wide = res["matrices"][strategy]
+        assert wide.index.name == "sample" and wide.shape == (12, 7)
+        assert wide.reset_index().columns[0] == "sample"
+        # dcq = cq - normaliser
+        np.testing.assert_allclose(table["dcq"], table["cq"] - table["normaliser"], atol=1e-12)
+        # ddcq: healthy mean of ddcq is 0 for every gene
+        hd = table[table["sample"].str.startswith("H")].groupby("gene")["ddcq"].mean()
+        np.testing.assert_allclose(hd, 0.0, atol=1e-12)
+    none = res["normalised"]["none"]
+    np.testing.assert_allclose(none["dcq"], none["cq"])
+    ref = res["normalised"]["reference"]
+    genes = chosen.loc["reference", "genes"].split(";")
+    by_sample = ref.pivot(index="sample", columns="gene", values="cq")[genes].mean(axis=1)
+    np.testing.assert_allclose(ref.groupby("sample")["normaliser"].first(), by_sample)
+    agr = res["agreement"]
+    assert list(agr.columns) == ["strategy_a", "strategy_b", "gene", "n", "r"]
+    assert len(agr) == 6 * 8  # 6 pairs of strategies × (7 genes + ALL)
+    targets = agr[agr["gene"].isin(["KRT19", "EPCAM", "MUC1"])]
+    assert (targets.loc[targets.strategy_a == "reference", "r"].dropna() > 0.5).all()
+
+
+def test_normalise_study_missing_references_are_flagged_not_dropped():
+    cells, samples, assays = make_study()
+    set_cell(cells, "P1", "ACTB", 36.0, False)
+    for g in ("ACTB", "GAPDH", "B2M", "PPIA"):
+        set_cell(cells, "P2", g, 36.0, False)
+    res = normalise_study(cells, samples, assays, reference_genes=["ACTB", "GAPDH"], strategies=("reference",))
+    t = res["normalised"]["reference"].set_index(["sample", "gene"])
+    assert t.loc[("P1", "KRT19"), "flags"] == "reference_missing:ACTB"
+    assert t.loc[("P1", "KRT19"), "normaliser"] == pytest.approx(t.loc[("P1", "GAPDH"), "cq"])
+    assert np.isnan(t.loc[("P2", "KRT19"), "dcq"]) and np.isnan(t.loc[("P2", "KRT19"), "normaliser"])
+    assert "no_normaliser" in t.loc[("P2", "KRT19"), "flags"]
+    assert bool(t.loc[("P1", "ACTB"), "detected"]) is False
+    notes = " ".join(res["notes"])
+    assert "P2" in notes and "geNorm: 2 sample(s) left out" in notes
+    assert res["chosen"].iloc[0]["reason"] == "fixed list from config"
+
+
+def test_normalise_study_multi_plate_sample_is_averaged():
+    cells, samples, assays = make_study()
+    extra = cells[cells["sample"] == "P0"].copy()
+    extra["plate"] = "p2"
+    extra["cq"] += 1.0
+    extra["cq_imputed"] += 1.0
+    orig = cells[cells["sample"] == "P0"].set_index("gene")["cq"]
+    res = normalise_study(pd.concat([cells, extra]), samples, assays, strategies=("none",))
+    t = res["normalised"]["none"].set_index(["sample", "gene"])
+    assert t.loc[("P0", "KRT19"), "cq"] == pytest.approx(orig["KRT19"] + 0.5)
+    assert t.loc[("P0", "KRT19"), "flags"] == "multi_plate_mean"
+    assert any("several plates" in n and "P0" in n for n in res["notes"])
+
+
+def test_normalise_study_plain_minimal_cells():
+    """Only sample, assay, cq: roles/kinds from the sheets, detected = Cq present."""
+    cells, samples, assays = make_study()
+    plain = cells[["sample", "assay", "cq"]].copy()
+    plain.loc[(plain["sample"] == "P3") & (plain["assay"] == "EPCAM_a"), "cq"] = np.nan
+    plain_assays = assays.assign(gene=assays["assay"])
+    res = normalise_study(plain, samples, plain_assays, strategies=("reference", "none"))
+    t = res["normalised"]["reference"].set_index(["sample", "gene"])
+    assert bool(t.loc[("P3", "EPCAM_a"), "detected"]) is False and np.isnan(t.loc[("P3", "EPCAM_a"), "dcq"])
+    assert t.loc[("P3", "EPCAM_a"), "flags"] == "cq_missing"
+    assert "IPC1" not in set(res["normalised"]["reference"]["sample"])
+
+
+def test_normalise_study_normfinder_groups_and_fixed_pair():
+    cells, samples, assays = make_study()
+    res = normalise_study(cells, samples, assays, normfinder_group="response")
+    ref = cells[cells.kind == "patient"].query("role == 'reference'").pivot(index="sample", columns="gene", values="cq")
+    grp = samples.set_index("sample").loc[ref.index, "response"]
+    nf = normfinder(ref, grp)
+    pd.testing.assert_frame_equal(res["normfinder"].reset_index(drop=True), nf.table)
+    chosen = res["chosen"].set_index("strategy")
+    assert chosen.loc["normfinder_pair", "genes"] == ";".join(nf.best_pair)
+    # healthy donors have no response: left out of NormFinder and reported
+    assert any("NormFinder: 4 sample(s) left out" in n for n in res["notes"])
+
+
+def test_normalise_study_efficiency_nrq_matches_worked_example():
+    rows = []
+    for s, vals in NRQ_CQ.iterrows():
+        for g, cq in vals.items():
+            rows.append({"sample": s, "gene": g, "assay": g, "cq": cq, "role": "target" if g == "GOI" else "reference",
+                         "kind": "patient" if s != "S3" else "healthy"})  # fmt: skip
+    assays = pd.DataFrame({"assay": list(NRQ_E), "gene": list(NRQ_E), "role": ["target", "reference", "reference"],
+                           "efficiency": list(NRQ_E.values())})  # fmt: skip
+    res = normalise_study(pd.DataFrame(rows), None, assays, strategies=("reference", "normfinder_pair"))
+    t = res["normalised"]["reference"].set_index(["sample", "gene"])
+    assert [round(t.loc[(s, "GOI"), "log2_nrq"], 4) for s in ("S1", "S2", "S3")] == [-0.1926, 1.7378, -1.5451]
+    # two reference genes: geNorm uses both; NormFinder cannot run (k < 3) -> noted fallback
+    assert res["chosen"].set_index("strategy").loc["reference", "genes"] == "REF1;REF2"
+    assert any("NormFinder not run" in n for n in res["notes"])
+    assert res["normfinder"].empty
+    # ddcq against the single healthy sample S3
+    assert t.loc[("S3", "GOI"), "ddcq"] == 0.0
+    # Cq already scaled upstream: E = 2 here, log2 NRQ = −ΔCq + per-gene constant
+    res2 = normalise_study(pd.DataFrame(rows), None, assays, strategies=("reference",), efficiency_scaled=True)
+    t2 = res2["normalised"]["reference"]
+    shift = (t2["log2_nrq"] + t2["dcq"]).groupby(t2["gene"]).std()
+    np.testing.assert_allclose(shift, 0.0, atol=1e-12)
+
+
+def test_normalise_study_config_errors():
+    cells, samples, assays = make_study()
+    with pytest.raises(ConfigError):
+        normalise_study(cells, samples, assays, strategies=("quantile",))
+    with pytest.raises(ConfigError):
+        normalise_study(cells, samples, assays, reference_genes=["NOPE"])
+    with pytest.raises(ConfigError):
+        normalise_study(cells, samples, assays, normfinder_group="no_such_column")
+
+
+def test_normalise_study_reference_plus_target_candidates():
+    cells, samples, assays = make_study()
+    set_cell(cells, "P4", "MUC1", 36.0, False)
+    res = normalise_study(cells, samples, assays, candidates="reference+target", strategies=("reference",))
+    genes = set(res["genorm"]["gene"])
+    assert genes == {"ACTB", "GAPDH", "B2M", "PPIA", "KRT19", "EPCAM"}
+
+
+def test_normalise_study_deterministic():
+    cells, samples, assays = make_study()
+    a = normalise_study(cells, samples, assays)
+    b = normalise_study(cells.sample(frac=1.0, random_state=3), samples, assays)
+    for s in a["normalised"]:
+        pd.testing.assert_frame_equal(a["normalised"][s], b["normalised"][s])
+    pd.testing.assert_frame_equal(a["agreement"], b["agreement"])
+
+
+def test_strategy_agreement_identical_matrices():
+    m = pd.DataFrame({"A": [1.0, 2.0, 4.0], "B": [3.0, 1.0, 0.0]}, index=["x", "y", "z"])
+    agr = strategy_agreement({"s1": m, "s2": m * 2 + 1})
+    assert np.allclose(agr["r"], 1.0)
+    assert agr["gene"].tolist() == ["A", "B", "ALL"]
+
+
+# ------------------------------------------------------------------ plots
+
+
+def test_plots_are_deterministic(tmp_path):
+    toy = pd.DataFrame(
+        {"ACTB": [18.2, 18.9, 18.5, 19.6, 19.1, 19.9], "GAPDH": [20.1, 20.6, 20.4, 21.3, 21.2, 21.9],
+         "B2M": [17.0, 17.9, 17.1, 17.8, 17.6, 18.7], "PPIA": [21.5, 22.1, 21.6, 22.9, 22.2, 23.3]}  # fmt: skip
+    )
+    g = genorm(toy)
+    nf = normfinder(toy, ["A"] * 3 + ["B"] * 3)
+    outputs = []
+    for run in (1, 2):
+        d = tmp_path / f"run{run}"
+        paths = [
+            plot_genorm_m(g.steps, d / "m.svg"),
+            plot_genorm_v(g.pairwise_v, d / "v.svg", cutoff=0.15),
+            plot_normfinder(nf.table, d / "nf.svg"),
+            plot_genorm_v(g.pairwise_v, d / "v.png"),
+            plot_genorm_m(g.steps.iloc[:0], d / "empty.svg"),
+        ]
+        outputs.append([p.read_bytes() for p in paths])
+    assert outputs[0] == outputs[1]
+    assert b"<svg" in outputs[0][0] and outputs[0][3][:4] == b"\x89PNG"
+    assert b"dc:date" not in outputs[0][0]
