@@ -21,7 +21,7 @@ the export has it, ``instrument_flags`` = ``flagged`` (Flag column says
 Flagged), ``omitted`` (Omit TRUE), ``outlier`` (Outlier column marked).
 ``run`` = the ``Filename`` column (SDS 2.1: one value per TLDA card) or else
 the ``Plate`` / ``PlateID`` column. When a file holds several runs the well id
-is prefixed with the run (``john dawes card 2/17``) so that it is unique in the
+is prefixed with the run (``john dawes card 2:17``) so that it is unique in the
 file.
 
 This module also holds the small helpers the other readers of part B share
@@ -64,6 +64,15 @@ NO_VALUE_TOKENS = frozenset({"", "undetermined", "no ct", "no cq", "n/a", "na", 
 NO_VALUE_NUMBER = 999.0
 
 
+def _to_float(text: str) -> float:
+    if "_" in text:  # float() would accept "1_0" as 10
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def parse_cq_column(
     raw: pd.Series,
     path: str,
@@ -78,7 +87,8 @@ def parse_cq_column(
     ``extra_no_value`` adds numbers that mean "no Cq" in a format (RDML: -1).
     """
     text = raw.astype(str).str.strip().str.strip('"').str.strip()
-    values = pd.to_numeric(text, errors="coerce").astype(float)
+    # Python's float() is correctly rounded; pandas' fast parser can be 1 ulp off.
+    values = text.map(_to_float).astype(float)
     is_token = text.str.lower().isin(NO_VALUE_TOKENS)
     finite = np.isfinite(values.to_numpy())
     bad = ~is_token & ~finite
@@ -137,9 +147,9 @@ def wells_frame(columns: dict[str, object], n: int) -> pd.DataFrame:
 
 
 def prefix_wells_with_run(frame: pd.DataFrame) -> pd.DataFrame:
-    """If the frame holds several runs, make well ids unique as ``run/well``."""
+    """If the frame holds several runs, make well ids unique as ``run:well``."""
     if frame["run"].nunique() > 1:
-        frame["well"] = frame["run"] + "/" + frame["well"]
+        frame["well"] = frame["run"] + ":" + frame["well"]
     return frame
 
 
@@ -217,6 +227,24 @@ def _table_rows(lines: list[str], start: int) -> list[str]:
     return lines[start:end]
 
 
+def _refuse_wells_after_gap(lines: list[str], end: int, n_columns: int, path: str) -> None:
+    """The table ends at the first blank line; refuse well lines further down.
+
+    The blocks that legitimately follow (SDS 2.1 "Summary Data", SDS 2.3 plate
+    notes) never start with a well number, so a later line that does is a
+    well that would otherwise be dropped silently.
+    """
+    for i in range(end, len(lines)):
+        cells = _cells(lines[i])
+        if _is_tlda_row(lines[i]) or (len(cells) == n_columns and _INTEGER.match(cells[0])):
+            raise InputError(
+                path,
+                f"a well line follows a blank line that ended the well table on line {end + 1}",
+                "remove the blank line inside the well table (or re-export the plate)",
+                line=i + 1,
+            )
+
+
 def _pick(header: list[str], *names: str) -> int | None:
     lowered = [h.lower() for h in header]
     for name in names:
@@ -248,6 +276,7 @@ def read(path: str) -> pd.DataFrame:
     rows = _table_rows(lines, first_row)
     if not rows:
         raise InputError(path, "the SDS well table has no rows", "re-export the plate", line=first_row + 1)
+    _refuse_wells_after_gap(lines, first_row + len(rows), len(header), path)
 
     width = max(len(header), max(len(r.split("\t")) for r in rows))
     cells = [r.split("\t") for r in rows]
