@@ -24,6 +24,7 @@ def main(smk, log):
         baseline=s["baseline"],
         followups=tuple(s["followups"]),
         covariates=tuple(s["covariates"]),
+        categorical=tuple(s["categorical"]),
         arm_column=s["arm_column"],
         landmark=s["landmark"],
         on_unmatched=s["on_unmatched"],
@@ -32,11 +33,10 @@ def main(smk, log):
         expression_timepoint=s["expression_timepoint"] or None,
         positivity=read_tsv(smk.input.positivity),
     )
-    for note in result.get("notes", []):
-        log.info("%s", note)
-    for key in ("km", "logrank", "cox", "dynamics", "associations", "medians"):
+    for key in ("km", "logrank", "cox", "dynamics", "associations", "medians", "cox_models", "expression_cox"):
         write_tsv(result[key], getattr(smk.output, key))
-    write_tsv(pd.DataFrame({"note": result.get("notes", [])}), smk.output.notes)
+    notes = result.get("notes")
+    write_tsv(notes if isinstance(notes, pd.DataFrame) else pd.DataFrame({"note": notes or []}), smk.output.notes)
 
 
 run(main, snakemake)  # noqa: F821

@@ -108,7 +108,11 @@ def kaplan_meier(time, event, group=None) -> pd.DataFrame:
     row has group ``"all"``.
     """
     t, e = _as_arrays(time, event)
-    g = np.array(["all"] * len(t), dtype=object) if group is None else np.asarray(group, dtype=object)
+    g = (
+        np.array(["all"] * len(t), dtype=object)
+        if group is None
+        else np.asarray(group, dtype=object)
+    )
     parts = []
     for level in sorted(pd.unique(g), key=str):
         mask = g == level
@@ -173,7 +177,8 @@ class LogRankResult:
 
     def describe(self) -> str:
         return "; ".join(
-            f"{r.group}: n={r.n} O={r.observed:g} E={r.expected:.4g}" for r in self.table.itertuples()
+            f"{r.group}: n={r.n} O={r.observed:g} E={r.expected:.4g}"
+            for r in self.table.itertuples()
         )
 
 
@@ -259,11 +264,16 @@ def design_matrix(
     terms: list[Term] = []
     for var in covariates:
         x = df[var]
-        if var not in categorical and (pd.api.types.is_bool_dtype(x) or pd.api.types.is_numeric_dtype(x)):
+        if var not in categorical and (
+            pd.api.types.is_bool_dtype(x) or pd.api.types.is_numeric_dtype(x)
+        ):
             cols.append(x.to_numpy(dtype=float))
             terms.append(Term(var, var))
             continue
-        levels = sorted(pd.unique(x), key=lambda v: (str(type(v)), v) if not isinstance(v, str) else ("", v))
+        levels = sorted(
+            pd.unique(x),
+            key=lambda v: (str(type(v)), v) if not isinstance(v, str) else ("", v),
+        )
         ref = reference.get(var, levels[0])
         if ref not in levels:
             raise ValueError(f"reference level {ref!r} not found in {var}")
@@ -299,7 +309,8 @@ class CoxResult:
 
     @property
     def hr(self) -> np.ndarray:
-        return np.exp(self.coef)
+        with np.errstate(over="ignore"):
+            return np.exp(self.coef)
 
     @property
     def z(self) -> np.ndarray:
@@ -311,7 +322,8 @@ class CoxResult:
 
     def ci(self, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         zq = stats.norm.ppf(1 - alpha / 2)
-        return np.exp(self.coef - zq * self.se), np.exp(self.coef + zq * self.se)
+        with np.errstate(over="ignore"):
+            return np.exp(self.coef - zq * self.se), np.exp(self.coef + zq * self.se)
 
     @property
     def lr_chi2(self) -> float:
@@ -465,8 +477,21 @@ def cox_ph(
     note = ""
     if p == 0 or len(event_times) == 0:
         nan = np.full(p, np.nan)
-        return CoxResult(names, nan, nan, ll, ll_null, n, int(e.sum()), False, 0, ties, nan, np.nan,
-                         "no events" if len(event_times) == 0 else "")
+        return CoxResult(
+            names,
+            nan,
+            nan,
+            ll,
+            ll_null,
+            n,
+            int(e.sum()),
+            False,
+            0,
+            ties,
+            nan,
+            np.nan,
+            "no events" if len(event_times) == 0 else "",
+        )
     for it in range(1, max_iter + 1):
         try:
             step = np.linalg.solve(info, grad)
@@ -503,8 +528,21 @@ def cox_ph(
         ph_p, ph_global = _schoenfeld_test(X, t, e, beta, cov, ph_transform)
     else:
         ph_p, ph_global = np.full(p, np.nan), np.nan
-    return CoxResult(names, beta, se, float(ll), float(ll_null), n, int(e.sum()), converged, it, ties,
-                     np.asarray(ph_p, float), ph_global, note)
+    return CoxResult(
+        names,
+        beta,
+        se,
+        float(ll),
+        float(ll_null),
+        n,
+        int(e.sum()),
+        converged,
+        it,
+        ties,
+        np.asarray(ph_p, float),
+        ph_global,
+        note,
+    )
 
 
 # --------------------------------------------------------------------------

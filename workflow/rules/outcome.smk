@@ -35,6 +35,12 @@ rule outcome:
             category="6. CTC counts and outcome",
         ),
         medians="results/outcome/medians.tsv",
+        cox_models="results/outcome/cox_models.tsv",
+        expression_cox=report(
+            "results/outcome/expression_cox.tsv",
+            caption="../report/expression_cox.rst",
+            category="6. CTC counts and outcome",
+        ),
         notes="results/outcome/notes.tsv",
     log:
         "logs/outcome.log",
@@ -56,8 +62,15 @@ rule plot_outcome:
             caption="../report/km_plot.rst",
             category="6. CTC counts and outcome",
         ),
+        km_os=report(
+            "results/outcome/plots/km_os.svg",
+            caption="../report/km_plot.rst",
+            category="6. CTC counts and outcome",
+        ),
     log:
         "logs/plot_outcome.log",
+    params:
+        baseline=config["outcome"]["baseline"],
     conda:
         "../envs/python.yaml"
     script:

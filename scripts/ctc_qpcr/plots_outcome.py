@@ -1,0 +1,187 @@
+"""Kaplan–Meier plots with a numbers-at-risk table (algorithms.md §8.2).
+
+Drawn from the ``km`` table of :func:`ctc_qpcr.outcome.run_outcome` (one row
+per distinct observed time; ``n_at_risk`` = patients with time ≥ t), so the
+plot shows exactly what the tables report. SVG output is byte-deterministic
+(Agg backend, fixed ``svg.hashsalt``, no date metadata).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .tables import atomic_path  # noqa: E402
+
+ENDPOINT_LABELS = {"pfs": "Progression-free survival", "os": "Overall survival"}
+
+
+def at_risk_from_km(km_group: pd.DataFrame, times: Sequence[float]) -> list[int]:
+    """Numbers at risk at ``times`` from one group's KM rows.
+
+    At risk at t = n_at_risk of the first row with time ≥ t (no one leaves
+    between rows), 0 after the last row.
+    """
+    tt = km_group["time"].to_numpy(float)
+    nr = km_group["n_at_risk"].to_numpy(int)
+    out = []
+    for u in times:
+        idx = np.searchsorted(tt, u, side="left")
+        out.append(int(nr[idx]) if idx < len(tt) else 0)
+    return out
+
+
+def _step(km_group: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
+    t = np.concatenate([[0.0], km_group["time"].to_numpy(float)])
+    y = np.concatenate([[1.0], km_group[col].to_numpy(float)])
+    return t, y
+
+
+def plot_km(
+    km: pd.DataFrame,
+    analysis: str,
+    endpoint: str,
+    path: str | Path,
+    *,
+    logrank_p: float | None = None,
+    risk_times: Sequence[float] | None = None,
+    show_ci: bool = True,
+    title: str | None = None,
+) -> Path:
+    """Write one KM figure (SVG or PNG by suffix) with the at-risk table below.
+
+    ``km`` is the ``km`` table (all analyses); rows of ``analysis``/``endpoint``
+    are drawn, one step curve per group with censor ticks (+) and the
+    log(−log) 95 % band. ``risk_times`` default: 6 equally spaced times.
+    """
+    plt.rcParams["svg.hashsalt"] = "ctc-qpcr"
+    sub = km[(km["analysis"] == analysis) & (km["endpoint"] == endpoint)]
+    if sub.empty:
+        raise ValueError(f"no KM rows for analysis {analysis!r}, endpoint {endpoint!r}")
+    groups = sorted(sub["group"].unique(), key=str)
+    tmax = float(sub["time"].max())
+    if risk_times is None:
+        step = _nice_step(tmax)
+        risk_times = list(np.arange(0, tmax + 1e-9, step))
+    fig = plt.figure(figsize=(7.0, 5.2))
+    ax = fig.add_axes((0.2, 0.36, 0.75, 0.56))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, g in enumerate(groups):
+        rows = sub[sub["group"] == g].sort_values("time")
+        c = colors[i % len(colors)]
+        t, s = _step(rows, "survival")
+        ax.step(
+            t,
+            s,
+            where="post",
+            color=c,
+            label=f"{g} (n={int(rows['n_at_risk'].iloc[0])})",
+            lw=1.6,
+        )
+        if show_ci:
+            _, lo = _step(rows, "ci_low")
+            _, hi = _step(rows, "ci_high")
+            ok = ~(np.isnan(lo) | np.isnan(hi))
+            ax.fill_between(
+                t[ok], lo[ok], hi[ok], step="post", color=c, alpha=0.12, lw=0
+            )
+        cens = rows[rows["n_censored"] > 0]
+        ax.plot(cens["time"], cens["survival"], ls="none", marker="+", ms=7, color=c)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(0, max(risk_times[-1], tmax) * 1.02)
+    ax.set_ylabel(ENDPOINT_LABELS.get(endpoint, endpoint) + " probability")
+    ax.set_xlabel("Months" + (" from landmark" if "landmark" in analysis else ""))
+    ax.set_xticks(risk_times)
+    ax.legend(loc="upper right", frameon=False, fontsize=9)
+    head = title or f"{analysis} — {endpoint.upper()}"
+    if logrank_p is not None and np.isfinite(logrank_p):
+        head += f"\nlog-rank p = {logrank_p:.3g}"
+    ax.set_title(head, fontsize=10)
+    # numbers-at-risk table, aligned with the x axis
+    tab = fig.add_axes((0.2, 0.04, 0.75, 0.18), sharex=ax)
+    tab.set_xlim(ax.get_xlim())
+    tab.set_ylim(-0.5, len(groups) - 0.5)
+    tab.axis("off")
+    tab.text(
+        0,
+        len(groups) - 0.5 + 0.55,
+        "Number at risk",
+        fontsize=9,
+        ha="left",
+        va="bottom",
+        transform=tab.transData,
+    )
+    for i, g in enumerate(groups):
+        rows = sub[sub["group"] == g].sort_values("time")
+        y = len(groups) - 1 - i
+        for u, n in zip(risk_times, at_risk_from_km(rows, risk_times)):
+            tab.text(
+                u,
+                y,
+                str(n),
+                ha="center",
+                va="center",
+                fontsize=9,
+                color=colors[i % len(colors)],
+            )
+        tab.text(
+            -0.05,
+            y,
+            str(g),
+            ha="right",
+            va="center",
+            fontsize=9,
+            color=colors[i % len(colors)],
+            transform=tab.get_yaxis_transform(),
+        )
+    out = Path(path)
+    fmt = out.suffix.lstrip(".").lower() or "svg"
+    metadata = (
+        {"Date": None}
+        if fmt == "svg"
+        else ({"Software": None} if fmt == "png" else None)
+    )
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=fmt, metadata=metadata)
+    plt.close(fig)
+    return out
+
+
+def _nice_step(tmax: float) -> float:
+    """Tick step in months giving at most 8 intervals up to ``tmax``."""
+    for step in (0.25, 0.5, 1, 2, 3, 6, 12, 24, 60, 120):
+        if tmax / step <= 8:
+            return float(step)
+    return float(np.ceil(tmax / 8))
+
+
+def plot_all(result: dict, outdir: str | Path) -> list[Path]:
+    """One SVG per (analysis, endpoint) of ``result['km']``; returns the paths (sorted)."""
+    km = result["km"]
+    lr = result.get("logrank")
+    paths = []
+    for (analysis, endpoint), _ in sorted(
+        km.groupby(["analysis", "endpoint"], sort=True), key=lambda x: x[0]
+    ):
+        p = None
+        if lr is not None and len(lr):
+            hit = lr[(lr["analysis"] == analysis) & (lr["endpoint"] == endpoint)]
+            p = float(hit["p"].iloc[0]) if len(hit) else None
+        safe = "".join(ch if ch.isalnum() else "_" for ch in analysis).strip("_")
+        paths.append(
+            plot_km(
+                km,
+                analysis,
+                endpoint,
+                Path(outdir) / f"km_{endpoint}_{safe}.svg",
+                logrank_p=p,
+            )
+        )
+    return paths
