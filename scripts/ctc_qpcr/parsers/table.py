@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from dataclasses import dataclass
 
@@ -60,8 +61,8 @@ NO_AMPLIFICATION_VALUE = 999.0
 SPACES = "whitespace"  # delimiter name for tables separated by runs of spaces
 DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", SPACES: "spaces"}
 
-_POINT_NUMBER = r"^\s*[+-]?\d*\.\d+(?:[eE][+-]?\d+)?\s*$"
-_COMMA_NUMBER = r"^\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*$"
+_POINT_NUMBER = re.compile(r'^\s*"?[+-]?\d*\.\d+(?:[eE][+-]?\d+)?"?\s*$')
+_COMMA_NUMBER = re.compile(r'^\s*"?[+-]?\d*,\d+(?:[eE][+-]?\d+)?"?\s*$')
 _SPACE_FIELDS = re.compile(r'"[^"]*"|[^\s"]+')
 
 
@@ -78,18 +79,32 @@ def wells_frame(n: int, **columns) -> pd.DataFrame:
             if name in OPTIONAL_COLUMNS:
                 continue
             value = "" if name in TEXT_COLUMNS else np.nan
-        if isinstance(value, pd.Series):
-            value = value.to_numpy()
-        out[name] = np.broadcast_to(np.asarray(value, dtype=object if name in TEXT_COLUMNS else None), (n,)).copy() if np.ndim(value) == 0 else value
-    frame = pd.DataFrame(out, index=pd.RangeIndex(n))
-    for name in frame.columns:
+        if np.ndim(value) == 0:
+            value = [value] * n
+        out[name] = value.to_numpy() if isinstance(value, pd.Series) else np.asarray(value)
+    for name, value in out.items():
         if name in TEXT_COLUMNS:
-            frame[name] = frame[name].astype(str).str.strip()
-        elif name == "line":
-            frame[name] = frame[name].astype("int64")
+            out[name] = _stripped_text(value)
         else:
-            frame[name] = frame[name].astype("float64")
-    return frame
+            out[name] = value.astype("int64" if name == "line" else "float64")
+    return pd.DataFrame(out, index=pd.RangeIndex(n))
+
+
+def _stripped_text(values: np.ndarray) -> np.ndarray:
+    """Cells as stripped ``str``; skips the per-cell work when no cell has outer spaces."""
+    values = np.asarray(values, dtype=object)
+    try:
+        joined = "\x00".join(values)  # TypeError if some cell is not text
+    except TypeError:
+        joined = None
+    if joined is not None and not _has_outer_space("\x00" + joined + "\x00"):
+        return values.copy()
+    return np.array([str(v).strip() for v in values], dtype=object)
+
+
+def _has_outer_space(joined: str) -> bool:
+    """True if some cell of the NUL-joined text starts or ends with white space."""
+    return any(f"\x00{c}" in joined or f"{c}\x00" in joined for c in " \t\r\n\xa0")
 
 
 # ---------------------------------------------------------------------------
@@ -120,13 +135,42 @@ def guess_delimiter(line: str) -> str | None:
 
 def is_blank(line: str, sep: str) -> bool:
     """True for an empty line or one holding only delimiters (Excel pads rows with commas)."""
-    chars = " \t\"" if sep == SPACES else sep + " \t\""
+    chars = ' \t"' if sep == SPACES else sep + ' \t"'
     return line.strip(chars) == ""
 
 
 def normalise_name(name: str) -> str:
     """Column name in a comparable form: lower case, single spaces, no quotes."""
     return " ".join(name.replace('"', " ").split()).lower()
+
+
+def find_header(
+    text: Text, required: tuple[tuple[str, ...], ...], limit: int = 400, start: int = 0
+) -> tuple[int, str, list[str]] | None:
+    """First line (from ``start``, within ``limit`` lines) whose column names cover ``required``.
+
+    ``required`` holds one tuple of accepted names (normalised) per needed
+    column. Returns (line index, delimiter, names) or None.
+    """
+    for i in range(start, min(len(text.lines), start + limit)):
+        line = text.lines[i]
+        for sep in ("\t", ",", ";"):
+            if sep not in line:
+                continue
+            names = split_fields(line, sep)
+            normalised = {normalise_name(n) for n in names}
+            if all(normalised.intersection(options) for options in required):
+                return i, sep, names
+    return None
+
+
+def table_end(text: Text, header_index: int, sep: str) -> int:
+    """Index of the first blank line or ``[Section]`` line after the header (or the end of the file)."""
+    for i in range(header_index + 1, len(text.lines)):
+        line = text.lines[i]
+        if is_blank(line, sep) or line.lstrip('"').startswith("["):
+            return i
+    return len(text.lines)
 
 
 # ---------------------------------------------------------------------------
@@ -150,12 +194,10 @@ class Block:
 def _field_counts(lines: list[str], sep: str) -> np.ndarray:
     if sep == SPACES:
         return np.array([len(_SPACE_FIELDS.findall(line)) for line in lines], dtype=int)
-    series = pd.Series(lines, dtype=object)
-    counts = series.str.count(re.escape(sep)).to_numpy() + 1
-    quoted = series.str.contains('"', regex=False).to_numpy()
-    for i in np.flatnonzero(quoted):
-        counts[i] = len(next(csv.reader([lines[i]], delimiter=sep)))
-    return counts
+    return np.array(
+        [len(next(csv.reader([line], delimiter=sep))) if '"' in line else line.count(sep) + 1 for line in lines],
+        dtype=int,
+    )
 
 
 def read_block(
@@ -203,8 +245,7 @@ def read_block(
         sep=r"\s+" if sep == SPACES else sep,
         header=None,
         names=list(range(ncols)),
-        dtype=str,
-        keep_default_na=False,
+        dtype=object,
         na_filter=False,
         skip_blank_lines=False,
         quotechar='"',
@@ -214,7 +255,7 @@ def read_block(
         cells = cells.drop(columns=0)
         cells.columns = list(range(ncols - 1))
     _check_extra_fields(text, cells, n, line)
-    cells = cells[list(range(n))].apply(lambda s: s.str.strip())
+    cells = cells[list(range(n))]
     return Block(names, cells, line, sep)
 
 
@@ -222,7 +263,7 @@ def _check_extra_fields(text: Text, cells: pd.DataFrame, n: int, line: np.ndarra
     extra = [c for c in cells.columns if c >= n]
     if not extra:
         return
-    filled = (cells[extra].apply(lambda s: s.str.strip()) != "").any(axis=1).to_numpy()
+    filled = np.array([any(str(v).strip() for v in row) for row in cells[extra].to_numpy()], dtype=bool)
     if filled.any():
         i = int(np.flatnonzero(filled)[0])
         raise InputError(
@@ -244,10 +285,13 @@ def decimal_mark(text: Text, columns: dict[str, pd.Series], line: np.ndarray) ->
     ``columns`` maps a column name (for the message) to its text cells. Raises
     InputError naming the first line that uses the other mark when both occur.
     """
+    values = {name: [str(v) for v in cells.to_numpy()] for name, cells in columns.items()}
+    if not any("," in "\x00".join(vs) for vs in values.values()):
+        return "."
     first_point = first_comma = None
-    for name, cells in columns.items():
-        point = np.flatnonzero(cells.str.match(_POINT_NUMBER).to_numpy(dtype=bool))
-        comma = np.flatnonzero(cells.str.match(_COMMA_NUMBER).to_numpy(dtype=bool))
+    for name, cells in values.items():
+        point = [i for i, v in enumerate(cells) if _POINT_NUMBER.match(v)]
+        comma = [i for i, v in enumerate(cells) if _COMMA_NUMBER.match(v)]
         if len(point) and (first_point is None or point[0] < first_point[0]):
             first_point = (int(point[0]), name)
         if len(comma) and (first_comma is None or comma[0] < first_comma[0]):
@@ -270,11 +314,25 @@ def decimal_mark(text: Text, columns: dict[str, pd.Series], line: np.ndarray) ->
 
 def to_numbers(cells: pd.Series, decimal: str = ".") -> pd.Series:
     """Text cells to floats; anything that is not a finite number becomes NaN."""
-    s = cells.astype(str).str.strip().str.strip('"')
+    if decimal == ".":
+        try:  # fast path: every cell is a number
+            values = pd.Series(cells.to_numpy().astype("float64"), index=cells.index)
+            return values.where(np.isfinite(values))
+        except (ValueError, TypeError):
+            pass
+    text = [str(v).strip().strip('"') for v in cells.to_numpy()]
     if decimal == ",":
-        s = s.str.replace(",", ".", regex=False)
-    values = pd.to_numeric(s, errors="coerce").astype("float64")
+        text = [v.replace(",", ".") for v in text]
+    values = pd.Series([_float_or_nan(v) for v in text], dtype="float64", index=cells.index)
     return values.where(np.isfinite(values))
+
+
+def _float_or_nan(text: str) -> float:
+    """Python's correctly rounded float(), NaN when the text is not a number."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def cq_numbers(cq_raw: pd.Series, decimal: str = ".") -> pd.Series:
@@ -287,10 +345,23 @@ def cq_numbers(cq_raw: pd.Series, decimal: str = ".") -> pd.Series:
 
 
 def invalid_cq(cq: pd.Series, cq_raw: pd.Series) -> np.ndarray:
-    """Positions of rows whose Cq text is neither a number nor a known no-value token."""
-    raw = cq_raw.astype(str).str.strip().str.strip('"').str.strip().str.lower()
-    known = raw.isin(NO_CQ_TOKENS) | (to_numbers(raw, ".") == NO_AMPLIFICATION_VALUE) | (to_numbers(raw, ",") == NO_AMPLIFICATION_VALUE)
-    return np.flatnonzero((cq.isna() & ~known).to_numpy())
+    """Positions of rows without a Cq number whose text is neither a number nor a known no-value token."""
+    missing = np.flatnonzero(cq.isna().to_numpy())
+    raw = [str(v).strip().strip('"').strip().lower() for v in cq_raw.to_numpy()[missing]]
+    return np.array(
+        [i for i, text in zip(missing, raw) if text not in NO_CQ_TOKENS and not _is_number(text)], dtype=int
+    )
+
+
+def _is_number(text: str) -> bool:
+    """True for a finite number in any decimal style (999, -1.0, 999,00).
+
+    A reader may map a number to "no Cq" on purpose (999 in BioMark, -1 in RDML).
+    """
+    try:
+        return bool(np.isfinite(float(text.replace(",", "."))))
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -298,11 +369,11 @@ def invalid_cq(cq: pd.Series, cq_raw: pd.Series) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 _SAMPLE_TYPES = (
-    (r"^unkn(own)?\b", "Unknown"),
-    (r"^(std|standard)\b", "Standard"),
+    (r"^unkn(?:own)?\b", "Unknown"),
+    (r"^(?:std|standard)\b", "Standard"),
     (r"^ntc\b", "NTC"),
-    (r"^neg(ative)?\s*ctrl\b", "Negative Control"),
-    (r"^pos(itive)?\s*ctrl\b", "Positive Control"),
+    (r"^neg(?:ative)?\s*ctrl\b", "Negative Control"),
+    (r"^pos(?:itive)?\s*ctrl\b", "Positive Control"),
     (r"^nrt\b", "NRT"),
     (r"^nac\b", "NAC"),
 )
@@ -322,11 +393,10 @@ def sample_type_name(cells: pd.Series) -> pd.Series:
 
 
 def unique_wells(well: pd.Series, run: pd.Series) -> pd.Series:
-    """Well ids unique per plate: prefix the run (``run:well``) when ids repeat across runs."""
+    """Well ids unique per plate: prefix the run (``run:well``) when ids repeat and runs are named."""
     if not well.duplicated().any() or run.eq("").all():
         return well
-    combined = run + ":" + well
-    return combined if not combined.duplicated().any() else well
+    return run + ":" + well
 
 
 def multiplex_wells(well: pd.Series, dye: pd.Series) -> pd.Series:
@@ -352,7 +422,17 @@ def find_column(names: list[str], synonyms: tuple[str, ...]) -> int | None:
 # ---------------------------------------------------------------------------
 
 SAMPLE_NAMES = ("sample", "sample name", "samples", "sample_name", "samplename", "sample id", "sample_id")
-ASSAY_NAMES = ("assay", "assay name", "target", "target name", "detector", "detector name", "gene", "gene name", "primer")
+ASSAY_NAMES = (
+    "assay",
+    "assay name",
+    "target",
+    "target name",
+    "detector",
+    "detector name",
+    "gene",
+    "gene name",
+    "primer",
+)
 CQ_NAMES = ("cq", "ct", "c\u0442", "cp", "crt", "cq value", "ct value", "cq mean")
 WELL_NAMES = ("well", "well position", "position", "pos", "chamber")
 PLATE_NAMES = ("plate", "plateid", "plate id", "plate name", "plate_id", "run")
@@ -374,7 +454,11 @@ def _layout(names: list[str]) -> str | None:
         return None
     if find_column(names, ASSAY_NAMES) is not None and find_column(names, CQ_NAMES) is not None:
         return "long"
-    if find_column(names, SAMPLE_NAMES) == 0 and len([n for n in names[1:] if n]) >= 1 and find_column(names, CQ_NAMES) is None:
+    if (
+        find_column(names, SAMPLE_NAMES) == 0
+        and len([n for n in names[1:] if n]) >= 1
+        and find_column(names, CQ_NAMES) is None
+    ):
         return "wide"
     return None
 
@@ -425,9 +509,18 @@ def parse(text: Text) -> pd.DataFrame:
 
 def _long(text: Text, block: Block) -> pd.DataFrame:
     names = block.names
-    col = {key: find_column(names, syn) for key, syn in (
-        ("sample", SAMPLE_NAMES), ("assay", ASSAY_NAMES), ("cq", CQ_NAMES), ("well", WELL_NAMES),
-        ("plate", PLATE_NAMES), ("type", TYPE_NAMES), ("quantity", QUANTITY_NAMES))}
+    col = {
+        key: find_column(names, syn)
+        for key, syn in (
+            ("sample", SAMPLE_NAMES),
+            ("assay", ASSAY_NAMES),
+            ("cq", CQ_NAMES),
+            ("well", WELL_NAMES),
+            ("plate", PLATE_NAMES),
+            ("type", TYPE_NAMES),
+            ("quantity", QUANTITY_NAMES),
+        )
+    }
     cells = block.cells
     n = len(cells)
     cq_raw = cells[col["cq"]]
@@ -456,19 +549,36 @@ def _long(text: Text, block: Block) -> pd.DataFrame:
     return frame
 
 
+def _has_numbers(cells: pd.Series) -> bool:
+    """True if any cell reads as a number (decimal point or comma)."""
+    return bool(to_numbers(cells, ",").notna().any() or to_numbers(cells, ".").notna().any())
+
+
 def _wide(text: Text, block: Block) -> pd.DataFrame:
     """One row per sample, one Cq column per assay → one Wells row per cell (row by row, left to right).
 
     An empty sample cell under a named one is a replicate of that sample (Excel
-    merged cells, as in EasyqpcR's files), so the name is carried down.
+    merged cells, as in EasyqpcR's files), so the name is carried down. Columns
+    without a single number (e.g. a ``Grade`` or ``Group`` annotation) are not assays.
     """
     names = block.names
     cells = block.cells
-    assays = [(pos, name) for pos, name in enumerate(names) if pos > 0 and name]
+    assays = [(pos, name) for pos, name in enumerate(names) if pos > 0 and name and _has_numbers(cells[pos])]
+    if not assays:
+        raise InputError(
+            text.path,
+            "the table has a sample column but no column of Cq numbers",
+            "give one Cq column per assay, or the columns sample, assay and cq",
+            line=int(block.line[0]) - 1 if len(block.line) else 1,
+        )
     decimal = decimal_mark(text, {name: cells[pos] for pos, name in assays}, block.line)
     sample = cells[0].replace("", np.nan).ffill().fillna("")
     n_rows, n_assays = len(cells), len(assays)
-    raw = np.column_stack([cells[pos].to_numpy(dtype=object) for pos, _ in assays]).ravel() if n_rows else np.array([], dtype=object)
+    raw = (
+        np.column_stack([cells[pos].to_numpy(dtype=object) for pos, _ in assays]).ravel()
+        if n_rows
+        else np.array([], dtype=object)
+    )
     cq_raw = pd.Series(raw, dtype=object)
     frame = wells_frame(
         n_rows * n_assays,
@@ -479,6 +589,5 @@ def _wide(text: Text, block: Block) -> pd.DataFrame:
         cq_raw=cq_raw,
         line=np.repeat(block.line, n_assays),
     )
-    frame.attrs["cq_column"] = "assay column"
-    frame.attrs["cq_columns"] = np.tile(np.array([name for _, name in assays], dtype=object), n_rows)
+    frame.attrs["cq_column"] = np.tile(np.array([name for _, name in assays], dtype=object), n_rows)
     return frame

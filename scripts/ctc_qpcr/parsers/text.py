@@ -34,16 +34,36 @@ class Text:
         return "\n".join(self.lines)
 
 
+_BINARY_MAGIC = {
+    b"\xd0\xcf\x11\xe0": "an Excel 97-2003 workbook (.xls)",
+    b"PK\x03\x04": "a zip archive (Excel .xlsx, or a zipped RDML)",
+    b"%PDF": "a PDF document",
+}
+
+
 def _decode(raw: bytes, path: str) -> tuple[str, str]:
+    for magic, what in _BINARY_MAGIC.items():
+        if raw.startswith(magic):
+            raise InputError(
+                path,
+                f"this is {what}, not a text export",
+                "export the results table as CSV/TXT from the instrument software (RDML files: set format rdml)",
+            )
     if raw.startswith(codecs.BOM_UTF8):
         return raw[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16"), "utf-16"
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            raise InputError(path, "the file starts like UTF-16 text but is not valid UTF-16", "re-export it as UTF-8 or UTF-16 text") from None
     # UTF-16 without BOM: every other byte is NUL in mostly-ASCII text.
     head = raw[:4000]
     if head and head.count(b"\x00") > len(head) // 3:
         enc = "utf-16-le" if head[1:2] == b"\x00" else "utf-16-be"
-        return raw.decode(enc), enc
+        try:
+            return raw.decode(enc), enc
+        except UnicodeDecodeError:
+            raise InputError(path, "this is a binary file, not a text export", "export the results as CSV/TXT from the instrument software") from None
     if b"\x00" in head:
         raise InputError(
             path,
