@@ -32,11 +32,11 @@ def main(smk, log):
         detection=settings["detection"],
         efficiency=smk.params.efficiency,
         ipc_reference=reference,
+        batch=smk.wildcards.batch,
     )
     for note in result.get("notes", []):
         log.info("%s", note)
     cells = result["cells"].copy()
-    cells.insert(0, "batch", smk.wildcards.batch) if "batch" not in cells.columns else None
     write_parquet(cells, smk.output.cells)
     write_parquet(build_audit(wells, result.get("well_flags")), smk.output.wells)
     write_tsv(result["validprime_assays"], smk.output.validprime)

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import pandas as pd
 
+#: Preprocessing flags that remove a well's value from the cells table.
+EXCLUDING_FLAGS = frozenset({"HIGHDNA", "HIGHSD", "VPA_EXPFAIL", "VPA_MISSING", "VP_NO_GDNA_REF", "GRUBBS_OUTLIER", "ND"})
+
 AUDIT_COLUMNS = ["batch", "plate", "well", "line", "sample", "assay", "cq", "state", "state_reason", "fate", "reason", "flags"]
 
 
 def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> pd.DataFrame:
     """Return the audit rows for ``wells`` (one per well, same count).
 
-    ``well_flags`` has columns ``plate, well, flag, excluded`` (bool): flags that
-    exclude the well's value (``excluded`` true) set the fate; the others are
-    listed in ``flags``.
+    ``well_flags`` has columns ``plate, well, flag`` and optionally ``reason``
+    and ``excluded`` (bool; default: the flag is in :data:`EXCLUDING_FLAGS`).
+    Excluding flags set the fate and reason; the others are listed in ``flags``.
+    Flags that only restate the well state (EXPFAIL, NOAMP, LOWSIGNAL) are not
+    repeated.
     """
     audit = wells.reindex(columns=[c for c in AUDIT_COLUMNS if c in wells.columns] + ["excluded"]).copy()
     audit["excluded"] = audit["excluded"].fillna("")
@@ -30,8 +35,12 @@ def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> 
     audit.loc[failed, "reason"] = "EXPFAIL:" + audit.loc[failed, "state_reason"].astype(str)
     audit["flags"] = ""
     if well_flags is not None and len(well_flags):
-        wf = well_flags.copy()
+        wf = well_flags[~well_flags["flag"].isin(["EXPFAIL", "NOAMP", "LOWSIGNAL"])].copy()
+        if "excluded" not in wf.columns:
+            wf["excluded"] = wf["flag"].isin(EXCLUDING_FLAGS)
         wf["excluded"] = wf["excluded"].astype(bool)
+        if "reason" in wf.columns:
+            wf["flag"] = wf["flag"] + wf["reason"].fillna("").map(lambda r: f" ({r})" if r else "")
         exclusions = (
             wf[wf["excluded"]].groupby(["plate", "well"], sort=True)["flag"].agg(lambda s: ";".join(sorted(set(s)))).rename("pre_reason")
         )

@@ -1,0 +1,166 @@
+"""Inter-plate (inter-run) calibration, additive on Cq (algorithms §2, §0).
+
+* :func:`ipc_offsets` / :func:`apply_offsets` — global IPC (§2.1, TATAA/GenEx style):
+  one inter-plate calibrator assay + template on every chip; one offset per chip,
+  applied to all assays: ``o_p = c_p − ref``, ``Cq' = Cq − o_p``.
+* :func:`irc_offsets` / :func:`apply_assay_offsets` — per-assay calibration with one
+  or several inter-run calibrator samples run with all assays (§2.2, qbase+):
+  ``o_{p,g} = mean_i(Cq_{i,p,g} − mean_p' Cq_{i,p',g}) = −log2 CF(p, g)``; with
+  unequal calibrator sets the least-squares fit ``Cq(i,p) = μ_i + o_p`` with
+  Σ_p o_p = 0 (§2.2 extension).
+
+A chip whose calibrator is missing or failed gets offset 0 and a flag — never an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .replicates import join_flag_columns
+from .wells import CALC
+
+IPC_COLUMNS = ["plate", "ipc_mean", "ipc_sd", "n", "offset", "flags"]
+IRC_COLUMNS = ["plate", "assay", "offset", "cf", "n_irc", "flags"]
+
+
+def ipc_offsets(
+    wells: pd.DataFrame,
+    ipc_sample_names,
+    ipc_assays=None,
+    reference: float | None = None,
+    *,
+    plates=None,
+    max_sd: float = 0.25,
+    max_offset: float = 1.0,
+    min_replicates: int = 3,
+) -> pd.DataFrame:
+    """Global IPC offset per chip (§2.1 eqs. 5–6).
+
+    ``c_p`` = mean Cq of the CALC IPC wells (samples ``ipc_sample_names`` ×
+    assays ``ipc_assays``; ``None`` = every assay of those samples) on chip p;
+    ``ref`` = ``reference`` if given (e.g. from a first batch, so a new batch
+    does not shift old ones) else the mean of ``c_p`` over the chips that have
+    one; ``offset = c_p − ref``.
+
+    Flags (§2.1 suggested QC; Kubista: "minimum of triplicates", SD < 0.25):
+    ``IPC_SD>{max_sd}``, ``IPC_OFFSET>{max_offset}`` (|offset|), ``IPC_N<{min_replicates}``,
+    ``IPC_MISSING`` (no IPC well on the chip) and ``IPC_FAILED`` (IPC wells, none CALC)
+    — the last two with offset 0. All IPC wells of a chip are pooled: the TATAA
+    design has one IPC assay.
+    """
+    plate_list = pd.Index(sorted(set(wells["plate"]) if plates is None else set(plates)), name="plate")
+    ipc = wells[wells["sample"].isin(set(map(str, ipc_sample_names)))]
+    if ipc_assays is not None:
+        ipc = ipc[ipc["assay"].isin(set(map(str, ipc_assays)))]
+    present = ipc.groupby("plate").size().reindex(plate_list, fill_value=0)
+    calc = ipc[ipc["state"] == CALC]
+    stats = calc.groupby("plate")["cq"].agg(ipc_mean="mean", ipc_sd="std", n="size").reindex(plate_list)
+    stats["n"] = stats["n"].fillna(0).astype(int)
+    if reference is None:
+        ref = stats["ipc_mean"].mean() if stats["ipc_mean"].notna().any() else np.nan
+    else:
+        ref = float(reference)
+    stats["offset"] = (stats["ipc_mean"] - ref).fillna(0.0)
+    missing = present == 0
+    failed = (present > 0) & (stats["n"] == 0)
+    idx = stats.index
+    f_missing = pd.Series(np.where(missing, "IPC_MISSING", ""), index=idx)
+    f_failed = pd.Series(np.where(failed, "IPC_FAILED", ""), index=idx)
+    f_sd = pd.Series(np.where(stats["ipc_sd"] > max_sd, f"IPC_SD>{max_sd:g}", ""), index=idx)
+    f_off = pd.Series(np.where(stats["offset"].abs() > max_offset, f"IPC_OFFSET>{max_offset:g}", ""), index=idx)
+    f_n = pd.Series(np.where((stats["n"] > 0) & (stats["n"] < min_replicates), f"IPC_N<{min_replicates}", ""), index=idx)
+    stats["flags"] = join_flag_columns(pd.DataFrame({"m": f_missing, "f": f_failed, "n": f_n, "s": f_sd, "o": f_off}))
+    out = stats.reset_index()
+    out.attrs["reference"] = ref
+    return out[IPC_COLUMNS]
+
+
+def ipc_reference_from(plate_calibration: pd.DataFrame) -> float:
+    """Reference IPC level of a finished batch: mean ``ipc_mean`` over its chips with a valid IPC.
+
+    Pass the result as ``reference`` for later batches so their offsets are on the
+    first batch's scale and earlier results do not move.
+    """
+    vals = pd.to_numeric(plate_calibration["ipc_mean"], errors="coerce").dropna()
+    return float(vals.mean()) if len(vals) else float("nan")
+
+
+def apply_offsets(frame: pd.DataFrame, offsets: pd.DataFrame, cq_cols=("cq",)) -> pd.DataFrame:
+    """Subtract each chip's offset from ``cq_cols`` (eq. 6); adds ``plate_offset`` (0 where none)."""
+    off = frame["plate"].map(offsets.set_index("plate")["offset"]).fillna(0.0).astype(float)
+    out = frame.copy()
+    for col in cq_cols:
+        out[col] = out[col] - off
+    out["plate_offset"] = off
+    return out
+
+
+def apply_assay_offsets(frame: pd.DataFrame, offsets: pd.DataFrame, cq_cols=("cq",)) -> pd.DataFrame:
+    """Subtract the per-chip × assay offset of :func:`irc_offsets`; adds ``plate_offset``."""
+    key = pd.MultiIndex.from_frame(frame[["plate", "assay"]])
+    off = pd.Series(offsets.set_index(["plate", "assay"])["offset"].reindex(key).to_numpy(), index=frame.index)
+    off = off.fillna(0.0).astype(float)
+    out = frame.copy()
+    for col in cq_cols:
+        out[col] = out[col] - off
+    out["plate_offset"] = off
+    return out
+
+
+def irc_offsets(
+    wells: pd.DataFrame,
+    irc_samples,
+    *,
+    assays=None,
+    plates=None,
+    max_iter: int = 500,
+    tol: float = 1e-12,
+) -> pd.DataFrame:
+    """Per-chip × assay offsets from inter-run calibrators run with all assays (§2.2).
+
+    Per assay, fits ``Cq(i, p) = μ_i + o_p`` by least squares with Σ_p o_p = 0 over
+    the chips that have calibrator data, where Cq(i, p) is the mean of the CALC
+    wells of calibrator i on chip p. With every calibrator on every chip this is
+    exactly ``o_p = mean_i(Cq_ip − mean_p' Cq_ip') = −log2 CF(p)`` of eq. (7);
+    with unequal sets it is the §2.2 extension. Solved by alternating means
+    (back-fitting), vectorised over all assays; balanced designs converge in one pass.
+
+    Returns plate, assay, offset (subtract from Cq), ``cf`` = 2^−offset (qbase+'s
+    calibration factor for E = 2), ``n_irc`` and flags ``IRC_MISSING`` (no
+    calibrator value for this assay on the chip → offset 0) / ``IRC_SINGLE_PLATE``.
+    """
+    irc = wells[wells["sample"].isin(set(map(str, irc_samples))) & (wells["state"] == CALC)]
+    if assays is not None:
+        irc = irc[irc["assay"].isin(set(assays))]
+    y = irc.groupby(["assay", "sample", "plate"])["cq"].mean().rename("y").reset_index()
+    plate_list = sorted(set(wells["plate"]) if plates is None else set(plates))
+    assay_list = sorted(set(wells["assay"]) if assays is None else set(assays))
+    grid = pd.MultiIndex.from_product([plate_list, assay_list], names=["plate", "assay"]).to_frame(index=False)
+
+    if y.empty:
+        o = pd.DataFrame(columns=["assay", "plate", "offset", "n_irc"])
+    else:
+        y["o"] = 0.0
+        for _ in range(max_iter):
+            mu = (y["y"] - y["o"]).groupby([y["assay"], y["sample"]]).transform("mean")
+            new_o = (y["y"] - mu).groupby([y["assay"], y["plate"]]).transform("mean")
+            # Σ_p o_p = 0 per assay (each chip counted once).
+            per_plate = pd.DataFrame({"assay": y["assay"], "plate": y["plate"], "o": new_o}).drop_duplicates(["assay", "plate"])
+            centre = per_plate.groupby("assay")["o"].mean()
+            new_o = new_o - y["assay"].map(centre)
+            delta = float(np.nanmax(np.abs(new_o - y["o"]))) if len(y) else 0.0
+            y["o"] = new_o
+            if delta < tol:
+                break
+        o = y.groupby(["assay", "plate"]).agg(offset=("o", "first"), n_irc=("sample", "nunique")).reset_index()
+
+    out = grid.merge(o, on=["plate", "assay"], how="left")
+    missing = out["offset"].isna()
+    out["offset"] = out["offset"].astype(float).fillna(0.0)
+    out["n_irc"] = out["n_irc"].fillna(0).astype(int)
+    n_plates = out[~missing].groupby("assay")["plate"].nunique()
+    single = out["assay"].map(n_plates).fillna(0) == 1
+    out["cf"] = np.power(2.0, -out["offset"])
+    out["flags"] = np.where(missing, "IRC_MISSING", np.where(single, "IRC_SINGLE_PLATE", ""))
+    return out[IRC_COLUMNS].sort_values(["plate", "assay"]).reset_index(drop=True)
