@@ -62,3 +62,54 @@ def test_well_audit_reconciles(example_run):
     excluded = audit[audit["fate"] == "excluded"]
     assert (excluded["reason"] != "").all()
     assert set(audit["fate"]) <= {"kept", "excluded"}
+
+
+def _truth_cells(work):
+    cells = pd.read_parquet(work / "results/preprocessed/cq.parquet")
+    truth = pd.read_csv(work / "resources/example/truth/wells_truth.tsv", sep="\t")
+    per_cell = (
+        truth.groupby(["plate", "sample", "assay"])
+        .agg(rna_cq=("rna_cq", "mean"), true_gdna_fraction=("gdna_fraction", "max"))
+        .reset_index()
+    )
+    merged = cells.merge(per_cell, on=["plate", "sample", "assay"], validate="one_to_one")
+    usable = (
+        merged["kind"].isin(["patient", "healthy"])
+        & merged["role"].isin(["target", "reference"])
+        & merged["detected"]
+        & merged["cq"].notna()
+        & merged["rna_cq"].notna()
+        & (merged["true_gdna_fraction"] < 0.6)
+    )
+    return cells, merged[usable]
+
+
+def test_corrected_cq_recovers_planted_rna_cq(example_run):
+    """Issue 3: corrected Cq vs planted RNA-only Cq (cells < 60 % gDNA): RMSE ≤ 0.15 after one shift."""
+    _, sel = _truth_cells(example_run)
+    assert len(sel) > 1000
+    diff = sel["cq"] - sel["rna_cq"]
+    rmse = float(np.sqrt(((diff - diff.mean()) ** 2).mean()))
+    assert rmse <= 0.15, rmse
+
+
+def test_planted_chip_offsets_are_removed(example_run):
+    """Each chip's residual mean lies within 3 standard errors of the IPC's own estimate."""
+    _, sel = _truth_cells(example_run)
+    resid = sel["cq"] - sel["rna_cq"]
+    resid = resid - resid.mean()
+    calibration = pd.read_csv(example_run / "results/qc/plate_calibration.tsv", sep="\t").set_index("plate")
+    for plate, r in resid.groupby(sel["plate"]):
+        ipc_se = calibration.loc[plate, "ipc_sd"] / np.sqrt(calibration.loc[plate, "n"])
+        se = float(np.sqrt(ipc_se**2 + r.var() / len(r)))
+        assert abs(r.mean()) <= 3 * se, (plate, r.mean(), se)
+
+
+def test_every_grade_f_cell_is_flagged_and_has_no_value(example_run):
+    cells, _ = _truth_cells(example_run)
+    grade_f = cells[cells["vp_grade"] == "F"]
+    assert len(grade_f) > 0
+    assert grade_f["flags"].str.contains("HIGHDNA").all()
+    assert grade_f["cq"].isna().all()
+    audit = pd.read_csv(example_run / "results/qc/wells.tsv", sep="\t", keep_default_na=False)
+    assert (audit["reason"].str.startswith("HIGHDNA")).sum() >= len(grade_f)

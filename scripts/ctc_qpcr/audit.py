@@ -64,7 +64,7 @@ def summarise_audit(audit: pd.DataFrame) -> pd.DataFrame:
             raise AssertionError(f"well audit does not reconcile for plate {plate}")
         row = {"batch": batch, "plate": plate, "read": len(grp), "kept": kept, "excluded": excluded,
                "non_detected": int(((grp["fate"] == "kept") & grp["state"].isin(["NOAMP", "LOWSIGNAL"])).sum())}
-        reasons = grp.loc[grp["fate"] == "excluded", "reason"].str.split(":").str[0].value_counts()
+        reasons = grp.loc[grp["fate"] == "excluded", "reason"].str.extract(r"^([A-Za-z_*]+)", expand=False).fillna("other").value_counts()
         for reason, n in sorted(reasons.items()):
             row[f"excluded_{reason}"] = int(n)
         rows.append(row)
