@@ -118,3 +118,29 @@ def test_fisher_combine():
     assert stats.fisher_combine([1.0, 1.0]) == pytest.approx(1.0)
     assert stats.fisher_combine([0.01, 0.01]) < 0.01
     assert math.isnan(stats.fisher_combine([np.nan]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=2, max_size=15), st.lists(st.integers(0, 4), min_size=2, max_size=15))
+def test_mann_whitney_ties_match_scipy(a, b):
+    from scipy.stats import mannwhitneyu
+
+    ours = stats.mann_whitney(a, b)
+    if len(set(a + b)) == 1:
+        assert ours.p == 1.0
+        return
+    ref = mannwhitneyu(a, b, method="asymptotic", use_continuity=True)
+    assert ours.u == pytest.approx(ref.statistic)
+    assert ours.p == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 20), st.integers(1, 20), st.data())
+def test_fisher_matches_scipy(n_a, n_b, data):
+    from scipy.stats import fisher_exact
+
+    da = data.draw(st.integers(0, n_a))
+    db = data.draw(st.integers(0, n_b))
+    ours = stats.fisher_detection(da, n_a, db, n_b)
+    ref = fisher_exact([[da, n_a - da], [db, n_b - db]])
+    assert ours.p == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-12)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy import special as _sp
 from scipy import stats as _ss
 from statsmodels.stats.oneway import anova_oneway
 
@@ -31,6 +32,23 @@ def _clean(x: ArrayLike) -> np.ndarray:
 
 def _has_ties(x: np.ndarray) -> bool:
     return np.unique(x).size < x.size
+
+
+def _t_two_sided_p(t: float, df: float) -> float:
+    """Two-sided p of Student t (scipy.special ufunc; the distribution objects are slow)."""
+    return float(2.0 * _sp.stdtr(df, -abs(t)))
+
+
+def _t_quantile(q: float, df: float) -> float:
+    return float(_sp.stdtrit(df, q))
+
+
+def _average_ranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-ranks (1-based) of ``x`` and the sizes of its tie groups."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    mid = upper - (counts - 1) / 2.0
+    return mid[inverse], counts
 
 
 # --------------------------------------------------------------------------------------------
@@ -77,8 +95,8 @@ def welch_t(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> WelchResult:
         return WelchResult(na, nb, ma, mb, diff, 0.0, math.nan, t, 0.0, diff, diff)
     df = se**4 / (va**2 / (na - 1) + vb**2 / (nb - 1))
     t = diff / se
-    p = float(2.0 * _ss.t.sf(abs(t), df))
-    half = float(_ss.t.ppf(0.5 + conf / 2.0, df)) * se
+    p = _t_two_sided_p(t, df)
+    half = _t_quantile(0.5 + conf / 2.0, df) * se
     return WelchResult(na, nb, ma, mb, diff, se, float(df), t, p, diff - half, diff + half)
 
 
@@ -153,9 +171,20 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyR
     both = np.concatenate([a, b])
     if np.unique(both).size == 1:  # all tied: no information
         return MannWhitneyResult(a.size, b.size, a.size * b.size / 2.0, 1.0, "asymptotic", *hl)
-    method = "asymptotic" if _has_ties(both) else "exact"
-    res = _ss.mannwhitneyu(a, b, alternative="two-sided", method=method, use_continuity=True)
-    return MannWhitneyResult(a.size, b.size, float(res.statistic), float(res.pvalue), method, *hl)
+    if not _has_ties(both):
+        res = _ss.mannwhitneyu(a, b, alternative="two-sided", method="exact")
+        return MannWhitneyResult(a.size, b.size, float(res.statistic), float(res.pvalue), "exact", *hl)
+    # normal approximation with tie and continuity correction (same as scipy
+    # method="asymptotic", use_continuity=True; written out because it is called per gene)
+    n1, n2 = a.size, b.size
+    n = n1 + n2
+    ranks, ties = _average_ranks(both)
+    u1 = float(ranks[:n1].sum()) - n1 * (n1 + 1) / 2.0
+    mu = n1 * n2 / 2.0
+    var = n1 * n2 / 12.0 * ((n + 1) - float(np.sum(ties**3 - ties)) / (n * (n - 1)))
+    z = (abs(u1 - mu) - 0.5) / math.sqrt(var)
+    p = min(1.0, float(2.0 * _sp.ndtr(-z))) if z > 0 else 1.0
+    return MannWhitneyResult(n1, n2, u1, p, "asymptotic", *hl)
 
 
 @dataclass(frozen=True)
@@ -175,8 +204,20 @@ def fisher_detection(detected_a: int, n_a: int, detected_b: int, n_b: int) -> Fi
     table = [[detected_a, n_a - detected_a], [detected_b, n_b - detected_b]]
     if n_a == 0 or n_b == 0:
         return FisherResult(detected_a, n_a, detected_b, n_b, math.nan, math.nan)
-    res = _ss.fisher_exact(table, alternative="two-sided")
-    return FisherResult(detected_a, n_a, detected_b, n_b, float(res.statistic), float(res.pvalue))
+    # two-sided p: sum of hypergeometric probabilities ≤ that of the table (as R / scipy)
+    total_det = detected_a + detected_b
+    lo, hi = max(0, total_det - n_b), min(n_a, total_det)
+    x = np.arange(lo, hi + 1)
+    logp = (_sp.gammaln(n_a + 1) - _sp.gammaln(x + 1) - _sp.gammaln(n_a - x + 1)
+            + _sp.gammaln(n_b + 1) - _sp.gammaln(total_det - x + 1) - _sp.gammaln(n_b - total_det + x + 1)
+            - _sp.gammaln(n_a + n_b + 1) + _sp.gammaln(total_det + 1) + _sp.gammaln(n_a + n_b - total_det + 1))
+    prob = np.exp(logp)
+    observed = prob[detected_a - lo]
+    p = min(1.0, float(prob[prob <= observed * (1.0 + 1e-7)].sum()))
+    a, b = detected_a, n_a - detected_a
+    c, d = detected_b, n_b - detected_b
+    odds = (a * d) / (b * c) if b * c > 0 else (math.inf if a * d > 0 else math.nan)
+    return FisherResult(detected_a, n_a, detected_b, n_b, float(odds), p)
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,8 +317,8 @@ def paired_t(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> PairedResult:
         t = 0.0 if m == 0.0 else math.copysign(math.inf, m)
         return PairedResult(n, m, t, p, m, m, "paired_t")
     t = m / se
-    p = float(2.0 * _ss.t.sf(abs(t), n - 1))
-    half = float(_ss.t.ppf(0.5 + conf / 2.0, n - 1)) * se
+    p = _t_two_sided_p(t, n - 1)
+    half = _t_quantile(0.5 + conf / 2.0, n - 1) * se
     return PairedResult(n, m, t, p, m - half, m + half, "paired_t")
 
 

@@ -60,7 +60,7 @@ rule differential:
 rule plot_differential:
     input:
         tables=expand("results/differential/{comparison}.tsv", comparison=COMPARISONS),
-        matrix=f"results/normalised/{config['normalisation']['default']}.matrix.tsv",
+        normalised=f"results/normalised/{config['normalisation']['default']}.tsv",
         samples=config["samples"],
     output:
         volcano=report(

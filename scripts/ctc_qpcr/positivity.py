@@ -1,0 +1,209 @@
+"""CTC positivity of patient samples against healthy-donor (HD) controls (algorithms.md §5).
+
+Per marker (gene) and patient sample, on the ΔCq scale (smaller = more expression):
+
+* ``max_healthy`` — positive if ΔCq < min over HDs (§5 rule 2);
+* ``mean_ksd``  — positive if ΔCq < mean_HD − k·SD_HD (rule 3, k configurable, default 2);
+* ``mean_3sd``  — the same with k = 3 (always reported, §5 quotes k = 2 or 3);
+* ``fold``      — positive if ΔΔCq = ΔCq − mean_HD ≤ −c (rule 4, c = ``fold``, default 1 → ≥ 2-fold);
+* ``healthy_absent`` — marker detected in no HD: positive ⇔ detected in the sample (rule 5).
+
+Choices made here (documented deviations / precisions):
+
+* A marker can only be positive where it is *detected* in the sample: an imputed
+  non-detect is never called positive, whatever its ΔCq.
+* HD statistics use every HD value of the gene, imputed non-detects included (§6:
+  response = ΔCq after imputation). When *no* HD detects the marker these
+  statistics describe only the imputation, so rule 5 replaces rules 2–4 for that
+  marker (each of ``max_healthy``, ``mean_ksd``, ``mean_3sd``, ``fold`` then equals
+  ``healthy_absent``).
+* SD is the sample SD (ddof = 1); with fewer than 2 HDs the SD rules are False and a
+  note is added.
+
+Sample-level call (rule 6): positive if at least ``min_markers`` markers of the
+``markers`` subset are positive under the rule ``rule``. The default subset is all
+targets, but §5 warns that with 46 markers and "any marker" the expected false-positive
+rate is ~0.9 for HD-like samples; pre-specify an epithelial/tumour subset, e.g. KRT19,
+KRT8, KRT18, EPCAM, MUC1, ERBB2, SCGB2A2 (mammaglobin), and check the leave-one-HD-out
+``specificity`` table.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+
+RULES = ("max_healthy", "mean_ksd", "mean_3sd", "fold", "healthy_absent")
+
+
+def hd_thresholds(hd: np.ndarray, k: float = 2.0) -> dict:
+    """Summary of HD ΔCq values of one marker (NaNs dropped): mean, SD, min, mean − k·SD,
+    mean − 3·SD (§5 worked example: 12.74, 0.658, 11.8, 11.4239, 10.7659)."""
+    x = np.asarray(hd, dtype=float)
+    x = x[np.isfinite(x)]
+    mean = float(x.mean()) if x.size else math.nan
+    sd = float(x.std(ddof=1)) if x.size >= 2 else math.nan
+    return {
+        "n": int(x.size),
+        "mean": mean,
+        "sd": sd,
+        "min": float(x.min()) if x.size else math.nan,
+        "mean_ksd": mean - k * sd,
+        "mean_3sd": mean - 3.0 * sd,
+    }
+
+
+def _rule_matrix(dcq: np.ndarray, detected: np.ndarray, hd_dcq: np.ndarray, hd_detected: np.ndarray,
+                 k: float, fold: float) -> dict[str, np.ndarray]:
+    """Vectorised rules. ``dcq``/``detected``: samples × markers; ``hd_*``: HDs × markers."""
+    n_markers = dcq.shape[1]
+    with np.errstate(invalid="ignore", all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns → NaN
+        n_hd = np.isfinite(hd_dcq).sum(axis=0) if hd_dcq.size else np.zeros(n_markers, int)
+        if hd_dcq.shape[0] == 0:
+            mean = sd = low = np.full(n_markers, np.nan)
+        else:
+            mean = np.nanmean(hd_dcq, axis=0)
+            sd = np.where(n_hd >= 2, np.nanstd(hd_dcq, axis=0, ddof=1), np.nan)
+            low = np.nanmin(hd_dcq, axis=0)
+        none_detected = ~(hd_detected & np.isfinite(hd_dcq)).any(axis=0) if hd_dcq.size else np.ones(dcq.shape[1], bool)
+        ddcq = dcq - mean
+        det = detected & np.isfinite(dcq)
+        out = {
+            "max_healthy": det & (dcq < low),
+            "mean_ksd": det & (dcq < mean - k * sd),
+            "mean_3sd": det & (dcq < mean - 3.0 * sd),
+            "fold": det & (ddcq <= -fold),
+            "healthy_absent": det & none_detected,
+        }
+    for rule in ("max_healthy", "mean_ksd", "mean_3sd", "fold"):
+        out[rule] = np.where(none_detected, out["healthy_absent"], out[rule])
+    out.update({"hd_mean": mean, "hd_sd": sd, "hd_min": low, "ddcq": ddcq})
+    return out
+
+
+def call_positivity(
+    normalised: pd.DataFrame,
+    samples: pd.DataFrame,
+    *,
+    markers: list[str] | None = None,
+    k: float = 2.0,
+    fold: float = 1.0,
+    min_markers: int = 1,
+    rule: str = "mean_ksd",
+) -> dict:
+    """Positivity calls per marker and per sample, plus leave-one-HD-out specificity (§5).
+
+    ``normalised``: long ``sample, gene, dcq, detected`` (one strategy). ``samples``:
+    the samples sheet (``kind`` = patient / healthy; ``patient``, ``timepoint`` optional).
+
+    Returns a dict of DataFrames (and ``notes``, a list of strings):
+
+    * ``calls``: sample, gene, dcq, detected, hd_mean, hd_sd, hd_min, ddcq, fold_change,
+      one boolean per rule in :data:`RULES`, ``in_markers``, ``positive`` (the chosen
+      rule) — one row per patient sample × gene;
+    * ``sample_calls``: sample, patient, timepoint, n_positive_markers, positive;
+    * ``summary``: per timepoint n, n_positive, fraction;
+    * ``specificity``: per rule n_healthy, n_false_positive, specificity (sample-level
+      rule with ``markers``/``min_markers``), mean_marker_fp_rate.
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    notes: list[str] = []
+    sheet = samples.copy()
+    sheet["sample"] = sheet["sample"].astype(str)
+    for col in ("patient", "timepoint"):
+        if col not in sheet.columns:
+            sheet[col] = ""
+    data = normalised[["sample", "gene", "dcq", "detected"]].copy()
+    data["sample"] = data["sample"].astype(str)
+    data = data.merge(sheet[["sample", "kind", "patient", "timepoint"]], on="sample", how="inner")
+    genes = sorted(data["gene"].unique())
+    wanted = genes if markers is None else [g for g in markers if g in genes]
+    if markers is not None and len(wanted) < len(markers):
+        missing = sorted(set(markers) - set(genes))
+        notes.append(f"markers not in the data, ignored: {', '.join(missing)}")
+    dcq = data.pivot_table(index="sample", columns="gene", values="dcq", aggfunc="mean").reindex(columns=genes)
+    data["detected"] = data["detected"].astype(bool).astype(int)
+    det = data.pivot_table(index="sample", columns="gene", values="detected", aggfunc="max").reindex(columns=genes)
+    det = det.fillna(0).astype(int).astype(bool)
+    kinds = sheet.set_index("sample")["kind"].astype(str)
+    hd_ids = sorted(s for s in dcq.index if kinds.get(s) == "healthy")
+    pt_ids = sorted(s for s in dcq.index if kinds.get(s) == "patient")
+    if len(hd_ids) < 2:
+        notes.append(f"only {len(hd_ids)} healthy-donor sample(s): SD-based rules cannot call positives")
+    hd_dcq, hd_det = dcq.loc[hd_ids].to_numpy(float), det.loc[hd_ids].to_numpy(bool)
+    pt_dcq, pt_det = dcq.loc[pt_ids].to_numpy(float), det.loc[pt_ids].to_numpy(bool)
+    res = _rule_matrix(pt_dcq, pt_det, hd_dcq, hd_det, k, fold)
+    in_markers = np.isin(genes, wanted)
+
+    n_s, n_g = len(pt_ids), len(genes)
+    calls = pd.DataFrame({
+        "sample": np.repeat(pt_ids, n_g),
+        "gene": np.tile(genes, n_s),
+        "dcq": pt_dcq.ravel(),
+        "detected": pt_det.ravel(),
+        "hd_mean": np.tile(res["hd_mean"], n_s),
+        "hd_sd": np.tile(res["hd_sd"], n_s),
+        "hd_min": np.tile(res["hd_min"], n_s),
+        "ddcq": res["ddcq"].ravel(),
+    })
+    calls["fold_change"] = 2.0 ** (-calls["ddcq"])
+    for r in RULES:
+        calls[r] = res[r].ravel().astype(bool)
+    calls["in_markers"] = np.tile(in_markers, n_s)
+    calls["positive"] = calls[rule] & calls["in_markers"]
+    calls = calls[np.isfinite(calls["dcq"])].reset_index(drop=True)
+
+    n_pos = (res[rule] & in_markers[None, :]).sum(axis=1)
+    info = sheet.drop_duplicates("sample").set_index("sample")
+    sample_calls = pd.DataFrame({
+        "sample": pt_ids,
+        "patient": info.loc[pt_ids, "patient"].fillna("").astype(str).to_numpy() if pt_ids else [],
+        "timepoint": info.loc[pt_ids, "timepoint"].fillna("").astype(str).to_numpy() if pt_ids else [],
+        "n_positive_markers": n_pos.astype(int),
+        "positive": n_pos >= min_markers,
+    })
+    summary = (
+        sample_calls.groupby("timepoint", sort=True)
+        .agg(n=("sample", "size"), n_positive=("positive", "sum"))
+        .reset_index()
+    )
+    summary["n_positive"] = summary["n_positive"].astype(int)
+    summary["fraction"] = summary["n_positive"] / summary["n"]
+
+    specificity = leave_one_hd_out(hd_dcq, hd_det, in_markers, k=k, fold=fold, min_markers=min_markers)
+    return {"calls": calls, "sample_calls": sample_calls, "summary": summary,
+            "specificity": specificity, "notes": notes}
+
+
+def leave_one_hd_out(hd_dcq: np.ndarray, hd_det: np.ndarray, in_markers: np.ndarray, *,
+                     k: float = 2.0, fold: float = 1.0, min_markers: int = 1) -> pd.DataFrame:
+    """Each HD is called against the other HDs as if it were a patient sample (§5).
+
+    Specificity = fraction of HDs whose sample-level call is negative;
+    ``mean_marker_fp_rate`` = mean over markers of the per-marker false-positive rate.
+    """
+    n_hd = hd_dcq.shape[0]
+    fp_samples = {r: 0 for r in RULES}
+    fp_markers = {r: 0.0 for r in RULES}
+    for i in range(n_hd):
+        others = np.arange(n_hd) != i
+        res = _rule_matrix(hd_dcq[i:i + 1], hd_det[i:i + 1], hd_dcq[others], hd_det[others], k, fold)
+        for r in RULES:
+            hits = res[r][0] & in_markers
+            fp_samples[r] += int(hits.sum() >= min_markers)
+            fp_markers[r] += float(hits.sum()) / max(int(in_markers.sum()), 1)
+    rows = []
+    for r in RULES:
+        rows.append({
+            "rule": r,
+            "n_healthy": n_hd,
+            "n_false_positive": fp_samples[r],
+            "specificity": 1.0 - fp_samples[r] / n_hd if n_hd else math.nan,
+            "mean_marker_fp_rate": fp_markers[r] / n_hd if n_hd else math.nan,
+        })
+    return pd.DataFrame(rows)
