@@ -64,8 +64,29 @@ def main(smk, log):
     matrix = normalised["matrices"][strategy]
     matrix = matrix.reset_index() if "sample" not in matrix.columns else matrix
     models = load_models(smk.input.model)
-    frames = [predict(bundle, matrix) for _, bundle in sorted(models.items())]
-    write_tsv(pd.concat(frames, ignore_index=True).sort_values(["sample", "site"]), smk.output.probabilities)
+    frames = []
+    for _, bundle in sorted(models.items()):
+        # Samples lacking a ΔCq for a model gene are rejected (predict() refuses
+        # them with a message); they are listed with the genes they lack, so no
+        # sample disappears from the output.
+        features = [g for g in bundle["features"] if g in matrix.columns]
+        missing = matrix[features].isna() if features else pd.DataFrame(index=matrix.index)
+        complete = ~missing.any(axis=1) if len(features) == len(bundle["features"]) else pd.Series(False, index=matrix.index)
+        if complete.any():
+            predicted = predict(bundle, matrix[complete])
+            predicted["status"] = "predicted"
+            frames.append(predicted)
+        for i in matrix.index[~complete]:
+            lacking = sorted(set(bundle["features"]) - set(features)) + [g for g in features if missing.loc[i, g]]
+            reason = "rejected: no ΔCq for model genes " + ", ".join(lacking)
+            log.warning("sample %s, site %s: %s", matrix.loc[i, "sample"], bundle["site"], reason)
+            frames.append(
+                pd.DataFrame(
+                    {"sample": [matrix.loc[i, "sample"]], "site": [bundle["site"]], "estimator": [bundle["estimator"]], "probability": [float("nan")], "status": [reason]}
+                )
+            )
+    out = pd.concat(frames, ignore_index=True).sort_values(["sample", "site", "estimator"], kind="stable")
+    write_tsv(out, smk.output.probabilities)
 
 
 run(main, snakemake)  # noqa: F821
