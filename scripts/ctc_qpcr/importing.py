@@ -72,3 +72,24 @@ def read_plate(
     assay_lod = {a: float(l) for a, l in zip(assays["assay"], assays["lod"]) if l == l and l != ""}
     wells = assign_states(wells, lod=lod, assay_lod=assay_lod)
     return wells
+
+
+def unplated_names(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame, *, limit: int = 20) -> list[str]:
+    """Notes for sheet entries that no plate of ``wells`` holds (the reverse of :func:`check_names`).
+
+    Not an error: a study's sheets list every batch's samples, and a batch holds
+    only some of them. Each note gives the count and the first ``limit`` names
+    (sorted) so the log shows a misspelt or forgotten entry.
+    """
+    notes = []
+    for col, sheet, sheet_name in (("sample", samples["sample"], "samples.tsv"), ("assay", assays["assay"], "assays.tsv")):
+        on_plates = set(wells[col].astype(str).str.strip()) if len(wells) else set()
+        missing = sorted(set(sheet.astype(str).str.strip()) - on_plates - {""})
+        if missing:
+            more = f" (and {len(missing) - limit} more)" if len(missing) > limit else ""
+            notes.append(
+                f"{len(missing)} {col}(s) in {sheet_name} are on no plate of this batch: "
+                + ", ".join(missing[:limit]) + more
+                + " — fine if another batch holds them; otherwise check the spelling on the plate"
+            )
+    return notes

@@ -7,11 +7,14 @@
   with a single quote so it cannot become a formula (OWASP CSV injection).
 * Atomic: data go to a temporary file in the same folder which is renamed over
   the target only when complete, so a killed job never leaves a partial table
-  that a later run would trust.
+  that a later run would trust (a killed writer's hidden ``.<name>.*.part``
+  file is removed by the next write of that table). The table gets the
+  permissions of a normally created file (umask), not mkstemp's 0600.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from contextlib import contextmanager
@@ -40,15 +43,27 @@ def escape_formula(value: object) -> object:
     return value
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` on success."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Left-overs of a writer that was killed (SIGKILL skips the clean-up below):
+    # never trusted (the target was not replaced), removed on the next write.
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp creates the file 0600; give it the permissions of a normally created file.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

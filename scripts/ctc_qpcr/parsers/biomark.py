@@ -22,8 +22,9 @@ A "Combined Chip Run" holds several chips in one file. Chamber ids are then
 numbered on across chips (a 192.24 chip has assay inlets A01–A24; the second
 chip in the file A25–A48, ...), so ``run`` is set to ``chip1``, ``chip2``, ...
 from the inlet number and the chip geometry (``192.24`` in ``Chip Run Info``).
-If chamber ids repeat instead, the n-th occurrence of an id belongs to chip n
-and the well id gets the chip as prefix (``chip2:S001-A01``).
+If chamber ids repeat instead (every id the same number of times), the n-th
+occurrence of an id belongs to chip n and the well id gets the chip as prefix
+(``chip2:S001-A01``); when only some ids repeat, it is a duplicated row and an error.
 
 Semicolon-separated exports with decimal commas (European Windows) are read too.
 """
@@ -210,6 +211,10 @@ def _chips(well: pd.Series, header: dict[str, list[str]]) -> tuple[pd.Series, pd
     n = len(well)
     blank = pd.Series([""] * n, dtype=object, index=well.index)
     if well.duplicated().any():
+        if well.value_counts().nunique() != 1:
+            # Only some chambers repeat: a pasted/duplicated row, not several chips in one file.
+            # Left as is, so that the duplicate-well check names both lines.
+            return blank, well
         occurrence = well.groupby(well).cumcount() + 1
         run = "chip" + occurrence.astype(str)
         return run, run + ":" + well

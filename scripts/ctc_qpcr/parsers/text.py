@@ -98,8 +98,8 @@ def load_text(path: str | os.PathLike, max_bytes: int = MAX_TEXT_BYTES) -> Text:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    if not any(line.strip() for line in lines):
-        raise InputError(str(path), "the file has no content (only blank lines)", "re-export the plate from the instrument software")
+    if not any(line.strip(" \t,;\"") for line in lines):
+        raise InputError(str(path), "the file has no content (only blank lines or empty cells)", "re-export the plate from the instrument software")
     return Text(path=str(path), lines=lines, encoding=encoding, newline=newline)
 
 
