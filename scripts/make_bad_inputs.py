@@ -425,7 +425,7 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
     case("config_key_misspelt_hint", "workflow", "config_key_misspelt_hint/config.yaml", "error",
          "validprime.sd_maxx",
          "misspelt config key: the message gives its full path (and a near miss: did you mean sd_max), "
-         "not only a JSON-schema dump", xfail="workflow/rules/common.smk")
+         "not only a JSON-schema dump")
 
     smaple = [sheet_lines[0].replace("sample\t", "smaple\t", 1)] + sheet_lines[1:]
     write(d("sheet_column_misspelt") / "samples.tsv", "\n".join(smaple) + "\n")
@@ -473,8 +473,7 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
               f"audit read={n_all} kept=0 excluded={n_all}",
               "every well failed (call Fail): all EXPFAIL, the audit shows every well excluded, cells not detected")
     two_chips("all_wells_failed_note", all_failed_a, all_failed_b, "note", "no usable well",
-              "every well failed: preprocessing must say so in its notes (not only through empty results)",
-              xfail="preprocess")
+              "every well failed: preprocessing must say so in its notes (not only through empty results)")
 
     # ---- normalisation -----------------------------------------------------------------------------------
     genes = {"ACTB": ("reference", 17.0), "GAPDH": ("reference", 18.0), "B2M": ("reference", 16.5),
@@ -519,7 +518,7 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
     case("patient_no_response", "differential", f"patient_no_response/normalised.tsv;patient_no_response/samples.tsv",
          "note", "response: 1 patient(s)/sample(s) without 'response' excluded",
          "patient with no response label: left out of the response comparison and counted in a note",
-         "comparison=response", xfail="differential")
+         "comparison=response")
     diff_inputs("site_one_patient", resp)
     case("site_one_patient", "differential", "site_one_patient/normalised.tsv;site_one_patient/samples.tsv", "note",
          "sites: sites skipped, fewer than 5 in a group: brain (1 with / 11 without)",

@@ -2,7 +2,9 @@
 
 import pandas as pd
 
+from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
+from ctc_qpcr.importing import unplated_names
 from ctc_qpcr.audit import summarise_audit
 from ctc_qpcr.tables import read_tsv, write_parquet, write_tsv
 
@@ -27,6 +29,12 @@ def main(smk, log):
         len(audit), int(summary["kept"].sum()), int(summary["excluded"].sum()),
     )
     write_tsv(audit, smk.output.wells)
+    # Sheet entries on no plate of the study: not an error (a sheet may list
+    # samples still to be run), but reported so a misspelling is seen.
+    notes = unplated_names(audit, sheets.load_samples(smk.input.samples), sheets.load_assays(smk.input.assays))
+    for note in notes:
+        log.warning("%s", note)
+    write_tsv(pd.DataFrame({"note": notes}, columns=["note"]), smk.output.unplated)
     write_tsv(summary, smk.output.wells_summary)
     write_tsv(_concat_tsv(smk.input.validprime), smk.output.validprime)
     write_tsv(_concat_tsv(smk.input.calibration), smk.output.calibration)

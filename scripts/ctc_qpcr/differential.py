@@ -373,6 +373,13 @@ def _two_group(data, spec, notes, *, min_per_group, nondetect_fisher_threshold, 
     col = spec["column"]
     a_lvl, b_lvl = spec["levels"]
     in_a, in_b = data[col] == a_lvl, data[col] == b_lvl
+    label = data[col].astype(str).str.strip()
+    unlabelled = data.loc[data[col].isna() | label.isin(["", "nan"]), "unit"].nunique()
+    if unlabelled:
+        notes.append(f"{spec['name']}: {unlabelled} patient(s)/sample(s) without {col!r} excluded")
+    other = data.loc[~(in_a | in_b) & ~(data[col].isna() | label.isin(["", "nan"])), col].astype(str)
+    if len(other):
+        notes.append(f"{spec['name']}: {data.loc[other.index, 'unit'].nunique()} patient(s)/sample(s) with {col} not in {[a_lvl, b_lvl]} excluded ({', '.join(sorted(set(other)))})")
     na, nb = _count_units(data, in_a), _count_units(data, in_b)
     if na < min_per_group or nb < min_per_group:
         notes.append(

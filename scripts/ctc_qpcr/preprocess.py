@@ -194,6 +194,12 @@ def preprocess_batch(
     w["cq_measured"] = pd.to_numeric(w["cq"], errors="coerce").astype(float)
     w["cq"] = w["cq_measured"]
     w["use"] = reps.use_from_state(w["state"])
+    # A chip where no well gave a usable signal (all failed, all non-detected)
+    # is said out loud, not left to be discovered through empty results.
+    for plate, states in w.groupby("plate", sort=True)["state"]:
+        if not (states == "CALC").any():
+            counts = ", ".join(f"{k} {v}" for k, v in states.value_counts().sort_index().items())
+            notes.append(f"chip {plate}: no usable well (no CALC well among {len(states)}: {counts}) — check the run and the export")
     w["vp_grade"] = ""
     w["gdna_fraction"] = np.nan
     w["vp_flag"] = ""

@@ -8,9 +8,17 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from ctc_qpcr.errors import InputError  # noqa: E402
+import yaml  # noqa: E402
+
+from ctc_qpcr.config_check import check_config  # noqa: E402
+from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
 
+with open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml") as handle:
+    try:
+        check_config(config, yaml.safe_load(handle))
+    except ConfigError as exc:
+        raise WorkflowError(str(exc)) from None
 
 validate(config, schema="../schemas/config.schema.yaml")
 

@@ -35,6 +35,8 @@ rule merge_batches:
         validprime=get_batch_tables("validprime_assays.tsv"),
         calibration=get_batch_tables("plate_calibration.tsv"),
         efficiency=get_batch_tables("efficiency.tsv"),
+        samples=config["samples"],
+        assays=config["assays"],
     output:
         cq=report(
             "results/preprocessed/cq.tsv",
@@ -63,6 +65,7 @@ rule merge_batches:
             category="1. Quality control",
         ),
         efficiency="results/qc/efficiency.tsv",
+        unplated="results/qc/unplated_names.tsv",
     log:
         "logs/merge_batches.log",
     conda:
