@@ -1,0 +1,105 @@
+"""Figures for the metastatic-site classifier (algorithms.md §7, metrics point 6).
+
+* :func:`plot_roc` — out-of-fold ROC curves (probabilities averaged over CV repeats),
+  one panel per site, one line per estimator (baselines dashed).
+* :func:`plot_calibration` — mean predicted probability vs observed fraction per bin.
+
+Both write SVG with deterministic bytes: Agg backend, fixed ``svg.hashsalt``, no
+date in the metadata, rows sorted before plotting.
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+
+from .tables import atomic_path  # noqa: E402
+
+_RC = {"svg.hashsalt": "ctc-qpcr-classifier", "svg.fonttype": "path", "font.size": 9}
+_BASELINES = ("prevalence", "clinical")
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="svg", metadata={"Date": None})
+    plt.close(fig)
+
+
+def _panels(n: int):
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def plot_roc(predictions: pd.DataFrame, path: str | os.PathLike,
+             metrics: pd.DataFrame | None = None) -> None:
+    """ROC curves per site from out-of-fold ``predictions`` (sample, site, estimator,
+    probability, label).  The legend shows the mean per-repeat AUC and its
+    2.5-97.5 % range when ``metrics`` is given, else the AUC of the averaged
+    probabilities."""
+    preds = predictions.sort_values(["site", "estimator", "sample"], kind="mergesort")
+    sites = sorted(preds["site"].unique())
+    with plt.rc_context(_RC):
+        fig, axes = _panels(max(len(sites), 1))
+        for ax, site in zip(axes, sites):
+            sub = preds[preds["site"] == site]
+            for name in sorted(sub["estimator"].unique()):
+                part = sub[sub["estimator"] == name]
+                y, p = part["label"].to_numpy(int), part["probability"].to_numpy(float)
+                fpr, tpr, _ = roc_curve(y, p)
+                label = f"{name}: AUC {roc_auc_score(y, p):.2f}"
+                if metrics is not None:
+                    row = metrics[(metrics["site"] == site) & (metrics["estimator"] == name)]
+                    if len(row):
+                        r = row.iloc[0]
+                        label = f"{name}: AUC {r['auc']:.2f} ({r['auc_low']:.2f}-{r['auc_high']:.2f})"
+                ax.plot(fpr, tpr, drawstyle="steps-post",
+                        linestyle="--" if name in _BASELINES else "-", label=label)
+            ax.plot([0, 1], [0, 1], color="0.7", linewidth=0.8)
+            ax.set(title=f"{site} (out-of-fold)", xlabel="1 − specificity",
+                   ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
+            ax.legend(loc="lower right", fontsize=7, frameon=False)
+        fig.tight_layout()
+        _save(fig, path)
+
+
+def plot_calibration(predictions: pd.DataFrame, path: str | os.PathLike, n_bins: int = 5) -> None:
+    """Calibration per site: equal-width probability bins, mean predicted vs observed
+    fraction of positives (points sized by bin count)."""
+    preds = predictions.sort_values(["site", "estimator", "sample"], kind="mergesort")
+    sites = sorted(preds["site"].unique())
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    with plt.rc_context(_RC):
+        fig, axes = _panels(max(len(sites), 1))
+        for ax, site in zip(axes, sites):
+            sub = preds[preds["site"] == site]
+            for name in sorted(sub["estimator"].unique()):
+                part = sub[sub["estimator"] == name]
+                p = part["probability"].to_numpy(float)
+                y = part["label"].to_numpy(int)
+                bins = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
+                xs, ys, ns = [], [], []
+                for b in range(n_bins):
+                    in_bin = bins == b
+                    if in_bin.any():
+                        xs.append(p[in_bin].mean())
+                        ys.append(y[in_bin].mean())
+                        ns.append(int(in_bin.sum()))
+                ax.plot(xs, ys, marker="o", markersize=3,
+                        linestyle="--" if name in _BASELINES else "-", label=name)
+            ax.plot([0, 1], [0, 1], color="0.7", linewidth=0.8)
+            ax.set(title=f"{site} calibration", xlabel="mean predicted probability",
+                   ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1.02))
+            ax.legend(loc="upper left", fontsize=7, frameon=False)
+        fig.tight_layout()
+        _save(fig, path)

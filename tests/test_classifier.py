@@ -1,0 +1,248 @@
+"""Tests for the metastatic-site classifier (algorithms.md §7)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_selection import SelectKBest, f_classif
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, StratifiedKFold, cross_val_predict
+from sklearn.metrics import roc_auc_score
+
+from ctc_qpcr import classifier as C
+from ctc_qpcr.plots_classifier import plot_calibration, plot_roc
+
+GENES = [f"G{j:02d}" for j in range(46)]
+
+
+def planted(seed=2016, n=45, n_liver=20, shift=1.5, signal=True):
+    """45 × 46 N(0,1) ΔCq; liver signature = 10 genes shifted `shift` SD in liver samples."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, len(GENES)))
+    liver = np.zeros(n, bool)
+    liver[rng.choice(n, n_liver, replace=False)] = True
+    if signal:
+        X[np.ix_(liver, np.arange(10))] += shift
+    ids = [f"P{i:02d}" for i in range(n)]
+    sites = ["liver" if liver[i] else "bone" for i in range(n)]
+    samples = pd.DataFrame({"sample": ids, "kind": "patient", "patient": ids,
+                            "timepoint": "T0", "sites": sites,
+                            "subtype": rng.choice(["ER+", "HER2+", "TNBC"], n)})
+    matrix = pd.DataFrame(X + 8.0, columns=GENES)
+    matrix.insert(0, "sample", ids)
+    return matrix, samples
+
+
+def noise_data():
+    """§7 sanity data: X ~ N(0,1) 45 × 46, y = 20 positives / 25 negatives, rng(2016)."""
+    rng = np.random.default_rng(2016)
+    X = rng.normal(size=(45, 46))
+    y = np.r_[np.ones(20, int), np.zeros(25, int)]
+    ids = [f"N{i:02d}" for i in range(45)]
+    samples = pd.DataFrame({"sample": ids, "kind": "patient", "timepoint": "T0",
+                            "sites": ["liver" if v else "bone" for v in y]})
+    matrix = pd.DataFrame(X, columns=GENES)
+    matrix.insert(0, "sample", ids)
+    return matrix, samples, X, y
+
+
+FAST = dict(strategy="test", n_repeats=5, n_permutations=100, min_class=8)
+
+
+@pytest.fixture(scope="module")
+def planted_result():
+    matrix, samples = planted()
+    return matrix, samples, C.run_classifier(matrix, samples, clinical_columns=("subtype",), **FAST)
+
+
+@pytest.fixture(scope="module")
+def noise_result():
+    matrix, samples, X, y = noise_data()
+    return X, y, C.run_classifier(matrix, samples, **FAST)
+
+
+def _row(res, site, estimator="elasticnet"):
+    m = res["metrics"]
+    return m[(m["site"] == site) & (m["estimator"] == estimator)].iloc[0]
+
+
+# ------------------------------------------------------------------ labels
+
+
+def test_site_labels_multilabel_and_skips():
+    samples = pd.DataFrame({
+        "sample": [f"S{i}" for i in range(20)],
+        "sites": ["liver;bone"] * 9 + ["bone"] * 9 + ["brain", ""],
+    })
+    Y, skipped = C.site_labels(samples, min_class=8)
+    assert list(Y.columns) == ["liver"]  # bone: 18 pos / 1 neg, brain: 1 pos
+    assert Y.index.name == "sample" and len(Y) == 19 and int(Y["liver"].sum()) == 9
+    reasons = {s["site"]: s for s in skipped}
+    assert reasons["bone"]["n_pos"] == 18 and reasons["bone"]["n_neg"] == 1
+    assert reasons["brain"]["n_pos"] == 1
+    assert "S19" in reasons[""]["reason"]
+
+
+# ------------------------------------------------------------ performance
+
+
+def test_planted_liver_signal_detected(planted_result):
+    _, _, res = planted_result
+    row = _row(res, "liver")
+    assert row["auc"] >= 0.8
+    assert row["permutation_p"] < 0.01
+    assert row["n_pos"] == 20 and row["n_neg"] == 25 and row["n_permutations"] == 100
+    assert list(res["metrics"].columns) == C.METRIC_COLUMNS
+    assert row["auc_low"] <= row["auc"] <= row["auc_high"]
+    prev = _row(res, "liver", "prevalence")
+    assert prev["auc"] == pytest.approx(0.5)
+    assert np.isfinite(row["clinical_auc"])
+    assert row["delta_auc"] == pytest.approx(row["auc"] - row["clinical_auc"])
+    feats = res["features"]
+    top = feats[(feats.site == "liver") & (feats.estimator == "elasticnet")].nlargest(8, "selection_frequency")
+    assert set(top["gene"]) <= set(GENES[:10])  # the planted genes are the stable ones
+    preds = res["predictions"]
+    assert list(preds.columns) == ["sample", "site", "estimator", "probability", "label"]
+    assert len(preds[(preds.site == "liver") & (preds.estimator == "elasticnet")]) == 45
+
+
+def test_noise_not_significant(noise_result):
+    _, _, res = noise_result
+    row = _row(res, "liver")
+    assert 0.35 <= row["auc"] <= 0.65
+    assert row["permutation_p"] > 0.05
+
+
+def test_leaky_selection_beats_honest_on_noise(noise_result):
+    X, y, res = noise_result
+    # Leaky: top-5 genes chosen on ALL samples, then cross-validated (§7 sanity test).
+    Xs = SelectKBest(f_classif, k=5).fit_transform(X, y)
+    cv = RepeatedStratifiedKFold(n_splits=5, n_repeats=5, random_state=2016)
+    aucs = []
+    folds = list(cv.split(Xs, y))
+    for r in range(5):
+        oof = np.empty(len(y))
+        for train, test in folds[r * 5:(r + 1) * 5]:
+            model = LogisticRegression(class_weight="balanced").fit(Xs[train], y[train])
+            oof[test] = model.predict_proba(Xs[test])[:, 1]
+        aucs.append(roc_auc_score(y, oof))
+    leaky = float(np.mean(aucs))
+    honest = _row(res, "liver")["auc"]
+    # On this data set: leaky ≈ 0.78, honest nested ≈ 0.64 (5 repeats; 0.62 with 20).
+    assert leaky >= 0.75 and leaky >= honest + 0.12, (leaky, honest)
+
+
+# ------------------------------------------------------- fast paths vs sklearn
+
+
+def test_fast_preprocessing_matches_pipeline():
+    matrix, samples = planted()
+    X = matrix[GENES].to_numpy()
+    X[3, 5] = np.nan  # imputation inside the fold
+    y = (samples["sites"] == "liver").to_numpy(int)
+    train, test = np.arange(36), np.arange(36, 45)
+    model = C.make_pipeline("elasticnet").named_steps["model"]
+    fast = C._fast_fold_proba(model, 10, X[train], y[train], X[test])
+    pipe = C.make_pipeline("elasticnet", k=10).fit(X[train], y[train])
+    np.testing.assert_allclose(fast, pipe.predict_proba(X[test])[:, 1], rtol=1e-6, atol=1e-8)
+    assert C.fast_auc(y[test], fast) == pytest.approx(roc_auc_score(y[test], fast))
+
+
+def test_fast_grid_search_matches_gridsearchcv():
+    matrix, samples = planted()
+    X = matrix[GENES].to_numpy()
+    y = (samples["sites"] == "liver").to_numpy(int)
+    groups = samples["sample"].to_numpy()
+    grid = C._param_grid("elasticnet", (5, 10, "all"), 46)
+    for train, _ in list(StratifiedKFold(5, shuffle=True, random_state=1).split(X, y))[:2]:
+        fast = C.fast_grid_search("elasticnet", grid, X[train], y[train], groups[train])
+        gs = GridSearchCV(C.make_pipeline("elasticnet"), grid, scoring="roc_auc",
+                          cv=StratifiedKFold(3)).fit(X[train], y[train])
+        assert fast == gs.best_params_
+
+
+# ------------------------------------------------------- final model / predict
+
+
+def test_predict_reproduces_refitted_model_exactly(planted_result, tmp_path):
+    matrix, _, res = planted_result
+    bundle = res["models"][("liver", "elasticnet")]
+    assert bundle["features"] == GENES and bundle["site"] == "liver"
+    assert bundle["training_samples"] == sorted(matrix["sample"])
+    assert "scikit-learn" in bundle["versions"]
+    own = bundle["pipeline"].predict_proba(
+        matrix.set_index("sample").loc[bundle["training_samples"], GENES].to_numpy(float))[:, 1]
+    out = C.predict(bundle, matrix.sort_values("sample"))
+    assert list(out.columns[:3]) == ["sample", "site", "probability"]
+    assert (out["probability"].to_numpy() == own).all()
+    # Round trip through a skops file (explicit trusted-type allow-list).
+    path = tmp_path / "models.skops"
+    C.save_models(res["models"], path)
+    loaded = C.load_models(path)
+    assert set(loaded) == set(res["models"])
+    again = C.predict(path, matrix.sort_values("sample"))
+    again = again[again["site"] == "liver"]
+    assert (again["probability"].to_numpy() == own).all()
+
+
+def test_predict_rejects_missing_features(planted_result):
+    matrix, _, res = planted_result
+    bundle = res["models"][("liver", "elasticnet")]
+    with pytest.raises(C.MissingFeatureError, match="G03"):
+        C.predict(bundle, matrix.drop(columns=["G03"]))
+    broken = matrix.copy()
+    broken.loc[broken["sample"] == "P07", "G11"] = np.nan
+    with pytest.raises(C.MissingFeatureError, match=r"P07: G11") as err:
+        C.predict(bundle, broken)
+    assert isinstance(err.value, ValueError) and "drop these samples" in str(err.value)
+
+
+# ------------------------------------------------------------ determinism
+
+
+def test_identical_results_for_one_and_two_jobs():
+    matrix, samples = planted(seed=7)
+    kw = dict(strategy="test", n_repeats=2, n_permutations=20, k_features=(5, "all"))
+    one = C.run_classifier(matrix, samples, n_jobs=1, **kw)
+    two = C.run_classifier(matrix, samples, n_jobs=2, **kw)
+    for key in ("metrics", "predictions", "features"):
+        pd.testing.assert_frame_equal(one[key], two[key], check_exact=True)
+    assert one["notes"] == two["notes"]
+
+
+def test_grouped_patients_use_group_folds():
+    matrix, samples = planted(seed=11)
+    # Second time point per patient; keep all time points -> StratifiedGroupKFold.
+    t1 = samples.copy()
+    t1["sample"] = t1["sample"] + "_T1"
+    t1["timepoint"] = "T1"
+    m1 = matrix.copy()
+    m1["sample"] = m1["sample"] + "_T1"
+    both_s = pd.concat([samples, t1], ignore_index=True)
+    both_m = pd.concat([matrix, m1], ignore_index=True)
+    res = C.run_classifier(both_m, both_s, strategy="test", n_repeats=2, n_permutations=10,
+                           one_timepoint=None, k_features=(5,))
+    assert any("StratifiedGroupKFold" in n for n in res["notes"])
+    y = (both_s.sort_values("sample")["sites"] == "liver").to_numpy(int)
+    groups = both_s.sort_values("sample")["patient"].to_numpy()
+    for folds in C.outer_splits(y, groups, 5, 2, 2016):
+        for train, test in folds:
+            assert not set(groups[train]) & set(groups[test])
+    t0 = C.run_classifier(both_m, both_s, strategy="test", n_repeats=2, n_permutations=0,
+                          k_features=(5,))
+    assert _row(t0, "liver")["n_pos"] + _row(t0, "liver")["n_neg"] == 45
+
+
+def test_plots_are_deterministic(planted_result, tmp_path):
+    _, _, res = planted_result
+    for fn, name in ((plot_roc, "roc"), (plot_calibration, "cal")):
+        a, b = tmp_path / f"{name}1.svg", tmp_path / f"{name}2.svg"
+        if fn is plot_roc:
+            fn(res["predictions"], a, metrics=res["metrics"])
+            fn(res["predictions"], b, metrics=res["metrics"])
+        else:
+            fn(res["predictions"], a)
+            fn(res["predictions"], b)
+        assert a.read_bytes() == b.read_bytes()
+        assert b"<svg" in a.read_bytes()
