@@ -5,8 +5,7 @@ import pandas as pd
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
 from ctc_qpcr.importing import unplated_names
-from ctc_qpcr.audit import summarise_audit
-from ctc_qpcr.tables import read_tsv, write_parquet, write_tsv
+from ctc_qpcr.tables import concat_tsv_files, read_tsv, write_parquet, write_tsv
 
 
 def _concat_tsv(paths):
@@ -21,14 +20,21 @@ def main(smk, log):
     write_parquet(cells, smk.output.cq_parquet)
     write_tsv(cells, smk.output.cq)
 
-    audit = pd.concat([pd.read_parquet(p) for p in smk.input.wells], ignore_index=True)
-    audit = audit.sort_values(["batch", "plate", "line", "well"], kind="stable").reset_index(drop=True)
-    summary = summarise_audit(audit)
+    # The audit of every well (millions of rows at scale) is concatenated from the
+    # per-batch files as bytes; batches come in plates.tsv order.
+    n_wells = concat_tsv_files(list(smk.input.audit), smk.output.wells)
+    summary = _concat_tsv(smk.input.audit_summary).fillna(0)
+    for col in summary.columns:
+        if col.startswith("excluded_") or col in ("read", "kept", "excluded", "non_detected"):
+            summary[col] = summary[col].astype(int)
+    summary = summary[[c for c in summary.columns if not c.startswith("excluded_")] + sorted(c for c in summary.columns if c.startswith("excluded_"))]
+    if int(summary["read"].sum()) != n_wells or not (summary["read"] == summary["kept"] + summary["excluded"]).all():
+        raise AssertionError("the well audit does not reconcile: read != kept + excluded")
     log.info(
         "well audit: %d read = %d kept + %d excluded",
-        len(audit), int(summary["kept"].sum()), int(summary["excluded"].sum()),
+        n_wells, int(summary["kept"].sum()), int(summary["excluded"].sum()),
     )
-    write_tsv(audit, smk.output.wells)
+    audit = pd.concat([pd.read_parquet(p, columns=["sample", "assay"]) for p in smk.input.wells], ignore_index=True)
     # Sheet entries on no plate of the study: not an error (a sheet may list
     # samples still to be run), but reported so a misspelling is seen.
     notes = unplated_names(audit, sheets.load_samples(smk.input.samples), sheets.load_assays(smk.input.assays))

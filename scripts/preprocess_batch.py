@@ -4,7 +4,7 @@ import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.audit import build_audit
+from ctc_qpcr.audit import build_audit, summarise_audit
 from ctc_qpcr.preprocess import ipc_reference_from, preprocess_batch
 from ctc_qpcr.tables import read_tsv, write_parquet, write_tsv
 
@@ -38,7 +38,11 @@ def main(smk, log):
         log.info("%s", note)
     cells = result["cells"].copy()
     write_parquet(cells, smk.output.cells)
-    write_parquet(build_audit(wells, result.get("well_flags")), smk.output.wells)
+    audit = build_audit(wells, result.get("well_flags"))
+    audit = audit.sort_values(["plate", "line", "well"], kind="stable").reset_index(drop=True)
+    write_parquet(audit, smk.output.wells)
+    write_tsv(audit, smk.output.audit)
+    write_tsv(summarise_audit(audit), smk.output.audit_summary)
     write_tsv(result["validprime_assays"], smk.output.validprime)
     write_tsv(result["plate_calibration"], smk.output.calibration)
     write_tsv(result["efficiency"], smk.output.efficiency)

@@ -71,18 +71,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def _safe_frame(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(escape_formula)
-    out.columns = [escape_formula(str(c)) for c in out.columns]
+    """Copy of ``df`` with formula-like text cells escaped (vectorised: only the
+    cells that start with a formula character are looked at one by one)."""
+    out = df
+    for col in df.columns:
+        series = df[col]
+        if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
+            continue
+        text = series.astype(str)
+        risky = text.str.startswith(_FORMULA_START) & series.map(type).eq(str)
+        if risky.any():
+            if out is df:
+                out = df.copy()
+            out.loc[risky, col] = series[risky].map(escape_formula)
+    if any(str(c).startswith(_FORMULA_START) for c in df.columns):
+        out = out.copy() if out is df else out
+        out.columns = [escape_formula(str(c)) for c in df.columns]
     return out
 
 
 def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` as a tab-separated table, atomically and deterministically."""
-    safe = _safe_frame(df)
     with atomic_path(path) as tmp:
+        safe = _safe_frame(df)
         safe.to_csv(tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n")
 
 
@@ -107,3 +118,31 @@ def finite_or_nan(values) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     arr[~np.isfinite(arr)] = np.nan
     return arr
+
+
+def concat_tsv_files(paths, path: str | os.PathLike) -> int:
+    """Concatenate TSV files with identical headers into ``path`` (atomic), byte for byte.
+
+    Used to merge per-batch tables of millions of rows without parsing them.
+    Returns the number of data rows written. Raises ``ValueError`` when the
+    headers differ.
+    """
+    header = None
+    rows = 0
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as out:
+            for source in paths:
+                with open(source, "rb") as handle:
+                    first = handle.readline()
+                    if header is None:
+                        header = first
+                        out.write(first)
+                    elif first != header:
+                        raise ValueError(f"{source}: its header differs from {paths[0]}'s; cannot concatenate")
+                    for block in iter(lambda: handle.read(1 << 22), b""):
+                        rows += block.count(b"\n")
+                        out.write(block)
+                        if not block.endswith(b"\n"):
+                            out.write(b"\n")
+                            rows += 1
+    return rows

@@ -25,13 +25,13 @@ rule classifier:
         "logs/classifier.log",
     conda:
         "../envs/python.yaml"
-    params:
-        settings=config["classifier"],
-        strategy=config["normalisation"]["default"],
     threads: 2
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        settings=config["classifier"],
+        strategy=config["normalisation"]["default"],
     script:
         "../../scripts/train_classifier.py"
 

@@ -14,7 +14,9 @@ from ctc_qpcr.config_check import check_config  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
 
-with open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml") as handle:
+with open(
+    Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+) as handle:
     try:
         check_config(config, yaml.safe_load(handle))
     except ConfigError as exc:
@@ -29,9 +31,18 @@ try:
 except InputError as exc:
     raise WorkflowError(str(exc)) from None
 
+# ctc_qpcr.sheets has already checked every row (with its line number); the
+# schemas check the distinct value combinations again. Validating the distinct
+# combinations (ids replaced by a placeholder) keeps start-up fast for sheets of
+# tens of thousands of samples. Plate ids are validated row by row (patterns).
 validate(plates, schema="../schemas/plates.schema.yaml")
-validate(samples, schema="../schemas/samples.schema.yaml")
-validate(assays, schema="../schemas/assays.schema.yaml")
+validate(
+    samples.assign(sample="x").drop_duplicates(),
+    schema="../schemas/samples.schema.yaml",
+)
+validate(
+    assays.assign(assay="x").drop_duplicates(), schema="../schemas/assays.schema.yaml"
+)
 
 # Batches in the order of first appearance in plates.tsv: the first batch
 # anchors the IPC reference (config ipc.reference: null).
@@ -121,9 +132,14 @@ def get_final_output():
         "results/run_record.json",
     ]
     targets += expand("results/differential/{comparison}.tsv", comparison=COMPARISONS)
-    targets += expand("results/differential/plots/{comparison}.volcano.svg", comparison=COMPARISONS)
+    targets += expand(
+        "results/differential/plots/{comparison}.volcano.svg", comparison=COMPARISONS
+    )
     if config["classifier"]["activate"]:
-        targets += ["results/classifier/metrics.tsv", "results/classifier/plots/roc.svg"]
+        targets += [
+            "results/classifier/metrics.tsv",
+            "results/classifier/plots/roc.svg",
+        ]
     if predict_active():
         targets.append("results/predict/probabilities.tsv")
     if outcome_active():

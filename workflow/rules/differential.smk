@@ -47,12 +47,12 @@ rule differential:
         "logs/differential.log",
     conda:
         "../envs/python.yaml"
+    resources:
+        runtime=30,
     params:
         strategies=STRATEGIES,
         default=config["normalisation"]["default"],
         settings=config["differential"],
-    resources:
-        runtime=30,
     script:
         "../../scripts/differential_expression.py"
 

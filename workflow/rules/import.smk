@@ -19,13 +19,15 @@ for batch_id in BATCHES:
             f"logs/read_exports/{batch_id}.log",
         conda:
             "../envs/python.yaml"
-        params:
-            batch=batch_id,
-            plates=plates.loc[plates["batch"] == batch_id, ["plate", "path", "format"]].to_dict("records"),
-            lod=batch_settings(batch_id)["lod"],
-            unknown_names=batch_settings(batch_id)["unknown_names"],
         resources:
             mem_mb=1000,
             runtime=20,
+        params:
+            batch=batch_id,
+            plates=plates.loc[
+                plates["batch"] == batch_id, ["plate", "path", "format"]
+            ].to_dict("records"),
+            lod=batch_settings(batch_id)["lod"],
+            unknown_names=batch_settings(batch_id)["unknown_names"],
         script:
             "../../scripts/read_exports.py"

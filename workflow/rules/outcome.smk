@@ -69,9 +69,9 @@ rule plot_outcome:
         ),
     log:
         "logs/plot_outcome.log",
-    params:
-        baseline=config["outcome"]["baseline"],
     conda:
         "../envs/python.yaml"
+    params:
+        baseline=config["outcome"]["baseline"],
     script:
         "../../scripts/plot_outcome.py"

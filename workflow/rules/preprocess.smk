@@ -11,6 +11,8 @@ rule preprocess_batch:
     output:
         cells="results/batches/{batch}/cells.parquet",
         wells="results/batches/{batch}/wells.parquet",
+        audit="results/batches/{batch}/wells.tsv",
+        audit_summary="results/batches/{batch}/wells_summary.tsv",
         validprime="results/batches/{batch}/validprime_assays.tsv",
         calibration="results/batches/{batch}/plate_calibration.tsv",
         efficiency="results/batches/{batch}/efficiency.tsv",
@@ -18,12 +20,12 @@ rule preprocess_batch:
         "logs/preprocess_batch/{batch}.log",
     conda:
         "../envs/python.yaml"
-    params:
-        settings=lambda wc: batch_settings(wc.batch),
-        efficiency=config["efficiency"],
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        settings=lambda wc: batch_settings(wc.batch),
+        efficiency=config["efficiency"],
     script:
         "../../scripts/preprocess_batch.py"
 
@@ -32,6 +34,8 @@ rule merge_batches:
     input:
         cells=get_batch_tables("cells.parquet"),
         wells=get_batch_tables("wells.parquet"),
+        audit=get_batch_tables("wells.tsv"),
+        audit_summary=get_batch_tables("wells_summary.tsv"),
         validprime=get_batch_tables("validprime_assays.tsv"),
         calibration=get_batch_tables("plate_calibration.tsv"),
         efficiency=get_batch_tables("efficiency.tsv"),
