@@ -113,3 +113,24 @@ def test_every_grade_f_cell_is_flagged_and_has_no_value(example_run):
     assert grade_f["cq"].isna().all()
     audit = pd.read_csv(example_run / "results/qc/wells.tsv", sep="\t", keep_default_na=False)
     assert (audit["reason"].str.startswith("HIGHDNA")).sum() >= len(grade_f)
+
+
+def test_report_builds_with_every_stage(example_run, tmp_path):
+    out = tmp_path / "report.html"
+    proc = snakemake(example_run, "--report", str(out))
+    text = out.read_text(encoding="utf-8", errors="replace")
+    assert out.stat().st_size > 100_000
+    assert "ERROR/" not in proc.stderr, proc.stderr[-2000:]
+    for caption_word in ("well audit", "geNorm", "Volcano", "ROC", "Kaplan"):
+        assert caption_word in text, caption_word
+
+
+def test_run_record_lists_versions_config_and_input_hashes(example_run):
+    import json
+
+    record = json.loads((example_run / "results/run_record.json").read_text())
+    assert record["packages"]["snakemake"].startswith("9.")
+    assert record["config"]["lod"] == 35
+    plates = pd.read_csv(example_run / "resources/example/plates.tsv", sep="\t")
+    for path in plates["path"]:
+        assert len(record["inputs"][path]) == 64
