@@ -350,8 +350,8 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
     empty_name = [list(r) for r in small]
     empty_name[7][1] = ""
     write(d("empty_chamber") / "chip.csv", render(head1, empty_name))
-    case("empty_chamber", "plate", f"empty_chamber/chip.csv;{S};{A}", "flag", "NOAMP:no_amplification=4; excluded:empty_well=1",
-         "a chamber without a sample name: excluded as empty_well, not dropped")
+    case("empty_chamber", "plate", f"empty_chamber/chip.csv;{S};{A}", "flag", "NOAMP:no_amplification=4; excluded:no_sample_name=1",
+         "a chamber without a sample name: excluded as no_sample_name, not dropped")
 
     # formula injection: names starting with = + - @
     evil = ["=SUM(1+1)", "+41-2", "-cmd", "@HYPERLINK"]

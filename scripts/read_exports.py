@@ -19,6 +19,7 @@ def main(smk, log):
             assays,
             lod=smk.params.lod,
             unknown_names=smk.params.unknown_names,
+            assay=plate.get("assay", ""),
         )
         log.info(
             "%s: %d wells read from %s (%s excluded by name/emptiness)",

@@ -29,8 +29,11 @@ def check_names(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame
     """Add an ``excluded`` column ("" = kept) after matching names with the sheets."""
     out = wells.copy()
     out["excluded"] = ""
-    empty = (out["sample"] == "") | (out["assay"] == "")
-    out.loc[empty, "excluded"] = "empty_well"
+    no_sample, no_assay = out["sample"] == "", out["assay"] == ""
+    empty = no_sample | no_assay
+    out.loc[no_sample & ~no_assay, "excluded"] = "no_sample_name"
+    out.loc[no_assay & ~no_sample, "excluded"] = "no_assay_name"
+    out.loc[no_sample & no_assay, "excluded"] = "empty_well"
     problems: list[str] = []
     for col, sheet, sheet_name in (("sample", samples["sample"], "samples.tsv"), ("assay", assays["assay"], "assays.tsv")):
         matched, case_only = _match(out[col], sheet)
@@ -64,9 +67,17 @@ def read_plate(
     *,
     lod: float = 35.0,
     unknown_names: str = "error",
+    assay: str = "",
 ) -> pd.DataFrame:
-    """Read one export into the Wells table (data-model.md §1) with states and exclusions."""
+    """Read one export into the Wells table (data-model.md §1) with states and exclusions.
+
+    ``assay`` (the plates.tsv column of that name) names the assay of every well
+    of an export that has no target column (LightCycler 480 Abs Quant exports);
+    it never overrides a name the export gives.
+    """
     wells = read_export(path, fmt=fmt, plate=plate)
+    if assay:
+        wells.loc[wells["assay"] == "", "assay"] = assay
     wells.insert(0, "batch", batch)
     wells = check_names(wells, samples, assays, path=path, unknown_names=unknown_names)
     assay_lod = {a: float(l) for a, l in zip(assays["assay"], assays["lod"]) if l == l and l != ""}

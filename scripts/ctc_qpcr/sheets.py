@@ -107,6 +107,8 @@ def load_plates(path: str | Path, check_files: bool = True) -> pd.DataFrame:
     if "format" not in df.columns:
         df["format"] = "auto"
     df.loc[df["format"] == "", "format"] = "auto"
+    if "assay" not in df.columns:
+        df["assay"] = ""
     _check_unique(df, "plate", "plates")
     _check_choice(df, "format", FORMATS, "plates")
     for i, row in enumerate(df.itertuples(index=False)):

@@ -25,7 +25,7 @@ for batch_id in BATCHES:
         params:
             batch=batch_id,
             plates=plates.loc[
-                plates["batch"] == batch_id, ["plate", "path", "format"]
+                plates["batch"] == batch_id, ["plate", "path", "format", "assay"]
             ].to_dict("records"),
             lod=batch_settings(batch_id)["lod"],
             unknown_names=batch_settings(batch_id)["unknown_names"],
