@@ -325,3 +325,54 @@ def test_plots_are_deterministic(tmp_path):
     assert outputs[0] == outputs[1]
     assert b"<svg" in outputs[0][0] and outputs[0][3][:4] == b"\x89PNG"
     assert b"dc:date" not in outputs[0][0]
+
+
+def test_prepare_cells_vectorised_multi_plate_and_non_detects():
+    """Hand-built cells: multi-plate samples and non-detects (the vectorised groupby of _prepare_cells).
+
+    Per sample × gene: detected = any; Cq = mean over the detected rows, else over all rows
+    (same for cq_imputed); kind/role from the first row; multi_plate = on > 1 plate.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ctc_qpcr.normalise import _prepare_cells
+
+    nan = np.nan
+    rows = [
+        # sample, gene, role, kind, plate, cq, cq_imputed, detected
+        ("S1", "A", "target", "patient", "P1", 25.0, 25.0, True),
+        ("S1", "A", "target", "patient", "P2", nan, 36.0, False),   # non-detect on the 2nd plate: ignored
+        ("S1", "B", "target", "patient", "P1", nan, 36.0, False),
+        ("S1", "B", "target", "patient", "P2", nan, 37.0, False),   # nothing detected: mean of all
+        ("S1", "R", "reference", "patient", "P1", 20.0, 20.0, True),
+        ("S1", "R", "reference", "patient", "P2", 22.0, 22.0, True),  # both detected: mean
+        (" S2 ", "A", "target", "healthy", "P1", 30.0, 30.0, True),  # name stripped
+        ("S2", "B", "target", "healthy", "P1", 38.0, 36.0, False),   # Cq above LOD, not detected
+        ("S2", "R", "reference", "healthy", "P1", 21.0, 21.0, True),
+        ("S2", "R", "reference", "healthy", "P1", 23.0, 23.0, False),  # same plate, undetected row ignored
+        ("NTC", "A", "target", "ntc", "P1", 33.0, 33.0, True),       # control kind: dropped
+        ("S1", "IPC", "ipc", "patient", "P1", 24.0, 24.0, True),      # ipc role: dropped
+    ]
+    cells = pd.DataFrame(rows, columns=["sample", "gene", "role", "kind", "plate", "cq", "cq_imputed", "detected"])
+    notes: list[str] = []
+    out = _prepare_cells(cells, None, None, ("patient", "healthy"), notes).set_index(["sample", "gene"])
+
+    assert list(out.index) == [("S1", "A"), ("S1", "B"), ("S1", "R"), ("S2", "A"), ("S2", "B"), ("S2", "R")]
+    expected = {
+        # cq, cq_imputed, detected, multi_plate, kind, role
+        ("S1", "A"): (25.0, 25.0, True, True, "patient", "target"),
+        ("S1", "B"): (nan, 36.5, False, True, "patient", "target"),
+        ("S1", "R"): (21.0, 21.0, True, True, "patient", "reference"),
+        ("S2", "A"): (30.0, 30.0, True, False, "healthy", "target"),
+        ("S2", "B"): (38.0, 36.0, False, False, "healthy", "target"),
+        ("S2", "R"): (21.0, 21.0, True, False, "healthy", "reference"),
+    }
+    for key, (cq, cq_imp, det, multi, kind, role) in expected.items():
+        row = out.loc[key]
+        assert (np.isnan(row["cq"]) if np.isnan(cq) else row["cq"] == pytest.approx(cq)), key
+        assert row["cq_imputed"] == pytest.approx(cq_imp), key
+        assert bool(row["detected"]) is det, key
+        assert bool(row["multi_plate"]) is multi, key
+        assert (row["kind"], row["role"]) == (kind, role), key
+    assert notes == ["1 sample(s) measured on several plates; Cq averaged over plates: S1"]

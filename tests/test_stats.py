@@ -144,3 +144,39 @@ def test_fisher_matches_scipy(n_a, n_b, data):
     ours = stats.fisher_detection(da, n_a, db, n_b)
     ref = fisher_exact([[da, n_a - da], [db, n_b - db]])
     assert ours.p == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-12)
+
+
+def test_hodges_lehmann_selection_matches_all_pairwise_differences(monkeypatch):
+    """The selection path (large n) returns exactly the order statistics of all sorted differences."""
+    import math
+
+    import numpy as np
+
+    from ctc_qpcr import stats as st
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(0.0, 2.0, 301)
+    b = rng.normal(0.7, 2.0, 240)
+    tied_a, tied_b = a.copy(), b.copy()
+    tied_a[:200], tied_b[:150] = 40.0, 40.0  # bottom-tied non-detects: a huge tie at difference 0
+    for x, y in [(a, b), (tied_a, tied_b), (np.round(a, 1), np.round(b, 1))]:
+        d = np.sort((x[:, None] - y[None, :]).ravel())
+        n = d.size
+        k = int(math.floor(n / 2.0 - 1.959963984540054 * math.sqrt(x.size * y.size * (x.size + y.size + 1) / 12.0)))
+        monkeypatch.setattr(st, "HL_DIRECT_MAX", 0)
+        assert st.hodges_lehmann(x, y) == (float(np.median(d)), float(d[k - 1]), float(d[n - k]))
+        monkeypatch.setattr(st, "HL_DIRECT_MAX", 10**9)
+        assert st.hodges_lehmann(x, y) == (float(np.median(d)), float(d[k - 1]), float(d[n - k]))
+
+
+def test_mann_whitney_exact_only_below_50_per_group():
+    """R wilcox.test rule (§9): exact only without ties and with both groups < 50."""
+    import numpy as np
+
+    from ctc_qpcr import stats as st
+
+    rng = np.random.default_rng(6)
+    small = st.mann_whitney(rng.normal(size=20), rng.normal(size=49))
+    large = st.mann_whitney(rng.normal(size=600), rng.normal(0.1, 1.0, size=650))
+    assert small.method == "exact"
+    assert large.method == "asymptotic" and 0.0 <= large.p <= 1.0

@@ -104,6 +104,15 @@ TESTS = {
 }
 
 
+def _stripped_str(values: pd.Series) -> pd.Series:
+    """``values.astype(str).str.strip()``, stripping each distinct string once (linear, cheap)."""
+    text = values.astype(str)
+    codes, uniques = pd.factorize(text)
+    stripped = np.array([u.strip() for u in uniques], dtype=object)
+    return pd.Series(stripped[codes] if len(codes) else np.array([], dtype=object), index=values.index, dtype=object)
+
+
+
 # --------------------------------------------------------------------------------------------
 # Specs
 
@@ -209,15 +218,18 @@ def _prepare(normalised: pd.DataFrame, samples: pd.DataFrame, spec: dict, notes:
     for extra in ("patient", "timepoint", spec.get("group")):
         if extra and extra in sheet.columns and extra not in keep:
             keep.append(extra)
-    data = data.merge(sheet[keep], on="sample", how="inner")
+    # per-sample derived columns are computed on the sheet (one row per sample), not on
+    # the merged sample × gene rows: same values, a fraction of the string work
+    sheet = sheet[keep].copy()
+    patient = (sheet["patient"] if "patient" in sheet.columns else sheet["sample"]).astype(object)
+    missing = patient.isna() | (patient.astype(str).str.strip() == "")
+    sheet["unit"] = np.where(missing, sheet["sample"], patient.astype(str))
+    sheet[spec["column"]] = sheet[spec["column"]].astype(object).where(sheet[spec["column"]].notna(), "")
+    sheet[spec["column"]] = sheet[spec["column"]].astype(str).str.strip()
+    data = data.merge(sheet, on="sample", how="inner")
     data = data[np.isfinite(data["dcq"].astype(float))]
     if "patient" not in data.columns:
         data["patient"] = data["sample"]
-    patient = data["patient"].astype(object)
-    missing = patient.isna() | (patient.astype(str).str.strip() == "")
-    data["unit"] = np.where(missing, data["sample"], patient.astype(str))
-    data[spec["column"]] = data[spec["column"]].astype(object).where(data[spec["column"]].notna(), "")
-    data[spec["column"]] = data[spec["column"]].astype(str).str.strip()
     if spec["pool"] == "patient":
         by = ["strategy", "gene", "unit"]
         if spec["type"] == "timepoints":
@@ -373,7 +385,7 @@ def _two_group(data, spec, notes, *, min_per_group, nondetect_fisher_threshold, 
     col = spec["column"]
     a_lvl, b_lvl = spec["levels"]
     in_a, in_b = data[col] == a_lvl, data[col] == b_lvl
-    label = data[col].astype(str).str.strip()
+    label = _stripped_str(data[col])
     unlabelled = data.loc[data[col].isna() | label.isin(["", "nan"]), "unit"].nunique()
     if unlabelled:
         notes.append(f"{spec['name']}: {unlabelled} patient(s)/sample(s) without {col!r} excluded")
@@ -403,7 +415,8 @@ def parse_sites(value: Any) -> frozenset[str] | None:
 
 def _per_site(data, spec, notes, *, min_per_group, nondetect_fisher_threshold, min_site_patients, **_):
     col = spec["column"]
-    site_sets = data[col].map(parse_sites)
+    distinct = pd.unique(data[col].to_numpy(object))
+    site_sets = data[col].map(dict(zip(distinct, [parse_sites(v) for v in distinct])))
     unknown = data.loc[site_sets.isna(), "unit"].nunique()
     if unknown:
         notes.append(f"{spec['name']}: {unknown} patient(s)/sample(s) without {col!r} excluded (unknown sites)")
@@ -415,7 +428,8 @@ def _per_site(data, spec, notes, *, min_per_group, nondetect_fisher_threshold, m
     rows: list[dict] = []
     skipped = []
     for site in wanted:
-        present = site_sets.map(lambda s, site=site: site in s)
+        codes, uniq = pd.factorize(site_sets)
+        present = pd.Series(np.array([site in u for u in uniq], dtype=bool)[codes], index=site_sets.index)
         n_yes, n_no = _count_units(data, present), _count_units(data, ~present)
         if n_yes < need or n_no < need:
             skipped.append(f"{site} ({n_yes} with / {n_no} without)")
@@ -631,7 +645,7 @@ def _timepoints(data, spec, notes, *, min_per_group, nondetect_fisher_threshold,
         )
     with_group = False
     if group_col:
-        groups = data[group_col].astype(object).where(data[group_col].notna(), "").astype(str).str.strip()
+        groups = _stripped_str(data[group_col].astype(object).where(data[group_col].notna(), ""))
         data = data.assign(_grp=groups)
         real = sorted(g for g in data["_grp"].unique() if g)
         with_group = len(real) >= 2
@@ -653,24 +667,41 @@ def _timepoints(data, spec, notes, *, min_per_group, nondetect_fisher_threshold,
         return _empty(EXTRA_TIME)
     rows = []
     lmm_problems = []
-    for (strategy, gene), sub in data.groupby(["strategy", "gene"], sort=True):
+    # whole-table arrays once; per gene only integer index work (linear in rows overall)
+    level = data[col].to_numpy(object)
+    is_a, is_b = level == a_lvl, level == b_lvl
+    unit_code = pd.factorize(data["unit"].astype(str), sort=True)[0]  # code order = string order
+    dcq_all = data["dcq"].to_numpy(float)
+    det_all = data["detected"].to_numpy(bool)
+    tp_all = data[col].map(tp_code).to_numpy(int)
+    grp_all = data["_grp"].to_numpy(str)
+    # integer codes in string order: np.unique on them numbers units/groups exactly as on the
+    # labels (same fit), without sorting unicode strings per gene
+    grp_code = pd.factorize(data["_grp"].astype(str), sort=True)[0]
+    has_grp = grp_all != ""
+
+    def first_per_unit(ix: np.ndarray) -> np.ndarray:
+        """Rows ``ix`` reduced to the first row of every unit, ordered by unit."""
+        _, first = np.unique(unit_code[ix], return_index=True)
+        return ix[first]
+
+    for (strategy, gene), idx in data.groupby(["strategy", "gene"], sort=True).indices.items():
         row = {"gene": gene, "strategy": strategy, "comparison": spec["name"], "level_a": a_lvl, "level_b": b_lvl}
         # one value per patient and level (pool="none" with duplicates: the first sample)
-        sa = sub[sub[col] == a_lvl].drop_duplicates("unit").set_index("unit")
-        sb = sub[sub[col] == b_lvl].drop_duplicates("unit").set_index("unit")
-        row["n_a"], row["n_b"] = len(sa), len(sb)
-        row["detected_a"] = int(sa["detected"].sum())
-        row["detected_b"] = int(sb["detected"].sum())
+        ia = first_per_unit(idx[is_a[idx]])
+        ib = first_per_unit(idx[is_b[idx]])
+        row["n_a"], row["n_b"] = len(ia), len(ib)
+        row["detected_a"] = int(det_all[ia].sum())
+        row["detected_b"] = int(det_all[ib].sum())
         row["test"] = "none"
         row["p"] = math.nan
         if do_paired:
-            common = sa.index.intersection(sb.index).sort_values()
-            both = np.ones(len(common), bool)
-            xa, xb = sa.loc[common, "dcq"].to_numpy(float), sb.loc[common, "dcq"].to_numpy(float)
-            da = sa.loc[common, "detected"].to_numpy(bool)
-            db = sb.loc[common, "detected"].to_numpy(bool)
-            row["n_pairs"] = int(both.sum())
-            if both.sum() >= min_per_group:
+            _, pa, pb = np.intersect1d(unit_code[ia], unit_code[ib], assume_unique=True, return_indices=True)
+            ja, jb = ia[pa], ib[pb]  # common units, sorted
+            xa, xb = dcq_all[ja], dcq_all[jb]
+            da, db = det_all[ja], det_all[jb]
+            row["n_pairs"] = int(len(ja))
+            if len(ja) >= min_per_group:
                 pt = stats.paired_t(xa, xb)
                 # Wilcoxon on imputed ΔCq, but a pair with both non-detects counts as "no change"
                 both_nd = ~da & ~db
@@ -690,20 +721,14 @@ def _timepoints(data, spec, notes, *, min_per_group, nondetect_fisher_threshold,
                     "p_paired_t": pt.p, "p_wilcoxon": wx.p,
                 })
         if do_lmm:
-            frame = pd.DataFrame({
-                "y": sub["dcq"].to_numpy(float),
-                "tp": sub[col].map(tp_code).to_numpy(int),
-                "grp": sub["_grp"].to_numpy(str),
-                "pt": sub["unit"].to_numpy(str),
-            })
-            if with_group:
-                frame = frame[frame["grp"] != ""]
-            row["lmm_n_patients"] = frame["pt"].nunique()
-            if frame["tp"].nunique() < 2 or frame["y"].nunique() < 3:
+            ix = idx[has_grp[idx]] if with_group else idx
+            frame = pd.DataFrame({"y": dcq_all[ix], "tp": tp_all[ix], "grp": grp_code[ix], "pt": unit_code[ix]})
+            row["lmm_n_patients"] = int(np.unique(unit_code[ix]).size)
+            if np.unique(tp_all[ix]).size < 2 or np.unique(dcq_all[ix]).size < 3:
                 lmm_problems.append(f"{gene} ({strategy}): too little variation" if strategy else f"{gene}: too little variation")
                 row["p_lmm_time"] = row["p_lmm_interaction"] = math.nan
             else:
-                use_group = with_group and frame["grp"].nunique() >= 2
+                use_group = with_group and np.unique(grp_code[ix]).size >= 2
                 p_time, p_inter, problem = fit_time_lmm(frame, use_group, lmm_engine)
                 row["p_lmm_time"], row["p_lmm_interaction"] = p_time, p_inter
                 if problem:

@@ -26,8 +26,30 @@ STRATEGIES = ("reference", "normfinder_pair", "global_mean", "none")
 LONG_COLUMNS = ["sample", "gene", "dcq", "detected", "cq", "normaliser", "ddcq", "log2_nrq", "strategy", "flags"]
 
 
+def _stripped_str(values: pd.Series) -> pd.Series:
+    """``values.astype(str).str.strip()``, stripping each distinct string once (linear, cheap)."""
+    text = values.astype(str)
+    codes, uniques = pd.factorize(text)
+    stripped = np.array([u.strip() for u in uniques], dtype=object)
+    return pd.Series(stripped[codes] if len(codes) else np.array([], dtype=object), index=values.index, dtype=object)
+
+
+
 # ---------------------------------------------------------------------------------------------
 # building blocks on wide matrices (samples × genes)
+
+
+def _row_patterns(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a boolean samples × genes mask and, per sample, its pattern number.
+
+    Per-sample work (gene lists, flags) is then done once per pattern (a handful) instead of
+    once per sample, so it stays linear in samples with a tiny constant.
+    """
+    ok = np.asarray(ok, dtype=bool)
+    if ok.shape[0] == 0:
+        return np.zeros((0, ok.shape[1]), bool), np.zeros(0, dtype=np.intp)
+    patterns, inverse = np.unique(ok, axis=0, return_inverse=True)
+    return patterns, np.asarray(inverse).reshape(-1)
 
 
 def reference_normaliser(
@@ -48,16 +70,19 @@ def reference_normaliser(
         raise ConfigError(f"reference genes not in the data: {missing}")
     ref_cq = cq[genes].where(detected[genes].astype(bool) & np.isfinite(cq[genes]))
     normaliser = ref_cq.mean(axis=1, skipna=True)
-    flags = pd.Series("", index=cq.index, dtype=object)
-    used: dict[str, list[str]] = {}
-    for s in cq.index:
-        ok = [g for g in genes if np.isfinite(ref_cq.at[s, g])]
-        used[s] = ok
+    # vectorised over samples: one flag string / gene list per distinct detection pattern
+    patterns, inverse = _row_patterns(np.isfinite(ref_cq.to_numpy(dtype=float)))
+    pat_used, pat_flags = [], []
+    for row in patterns:
+        ok = [g for g, keep in zip(genes, row) if keep]
         lost = [g for g in genes if g not in ok]
         parts = [f"reference_missing:{g}" for g in lost]
         if not ok:
             parts.append("no_normaliser")
-        flags[s] = ";".join(sorted(parts))
+        pat_used.append(ok)
+        pat_flags.append(";".join(sorted(parts)))
+    flags = pd.Series(np.array(pat_flags, dtype=object)[inverse] if pat_flags else [], index=cq.index, dtype=object)
+    used: dict[str, list[str]] = {s: list(pat_used[i]) for s, i in zip(cq.index, inverse)}
     return normaliser, flags, used
 
 
@@ -97,13 +122,12 @@ def global_mean(
         common = [g for g in genes if det[g].all()]
         values = values[common]
     normaliser = values.mean(axis=1, skipna=True)
-    flags = pd.Series("", index=cq.index, dtype=object)
-    used = {}
-    for s in cq.index:
-        ok = [g for g in values.columns if np.isfinite(values.at[s, g])]
-        used[s] = ok
-        if not ok:
-            flags[s] = "no_normaliser"
+    finite = np.isfinite(values.to_numpy(dtype=float))
+    flags = pd.Series(np.where(finite.any(axis=1), "", "no_normaliser").astype(object), index=cq.index, dtype=object)
+    patterns, inverse = _row_patterns(finite)
+    cols = list(values.columns)
+    pat_used = [[g for g, keep in zip(cols, row) if keep] for row in patterns]
+    used = {s: list(pat_used[i]) for s, i in zip(cq.index, inverse)}
     return normaliser, flags, used
 
 
@@ -132,12 +156,21 @@ def log2_nrq(
     log2_rq = (cq.mean(axis=0, skipna=True) - cq) * log2e
     if used is None:
         return log2_rq
-    nf = pd.Series(np.nan, index=cq.index)
-    for s in cq.index:
-        genes = used.get(s, [])
-        if genes:
-            nf[s] = log2_rq.loc[s, genes].mean()
-    return log2_rq.sub(nf, axis=0)
+    # log2 NF per sample, vectorised over the samples sharing the same normaliser genes
+    by_genes: dict[tuple, list[int]] = {}
+    for row, s in enumerate(cq.index):
+        by_genes.setdefault(tuple(used.get(s, [])), []).append(row)
+    values = log2_rq.to_numpy(dtype=float)
+    nf = np.full(len(cq.index), np.nan)
+    col_of = {g: j for j, g in enumerate(cq.columns)}
+    for genes, rows in by_genes.items():
+        if not genes:
+            continue
+        sub = values[np.asarray(rows)][:, [col_of[g] for g in genes]]
+        n_ok = np.isfinite(sub).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            nf[rows] = np.where(n_ok > 0, np.nansum(sub, axis=1) / n_ok, np.nan)
+    return log2_rq.sub(pd.Series(nf, index=cq.index), axis=0)
 
 
 def delta_delta_cq(dcq: pd.DataFrame, calibrator_samples: list[str]) -> pd.DataFrame:
@@ -146,6 +179,33 @@ def delta_delta_cq(dcq: pd.DataFrame, calibrator_samples: list[str]) -> pd.DataF
     if not cal:
         return dcq * np.nan
     return dcq - dcq.loc[cal].mean(axis=0, skipna=True)
+
+
+def _row_flags(sample_flags: np.ndarray, n_genes: int, multi_plate: np.ndarray, cq_missing: np.ndarray) -> np.ndarray:
+    """Per-row flag text: the sample's flags + ``multi_plate_mean`` + ``cq_missing``, sorted, ``;``-joined.
+
+    Vectorised: the text is built once per distinct (sample flags, multi_plate, cq_missing)
+    combination and broadcast back to the rows.
+    """
+    if len(sample_flags) == 0 or n_genes == 0:
+        return np.array([], dtype=object)
+    codes, uniques = pd.factorize(pd.Series(sample_flags, dtype=object).fillna("").astype(str), sort=False)
+    codes = np.repeat(codes.astype(np.int64), n_genes)  # one row per sample × gene, sample-major
+    key = codes * 4 + np.asarray(multi_plate, bool) * 2 + np.asarray(cq_missing, bool)
+    combos, inverse = np.unique(key, return_inverse=True)
+    text = []
+    for k in combos:
+        f, m, missing = uniques[k // 4], bool(k & 2), bool(k & 1)
+        text.append(
+            ";".join(
+                sorted(
+                    [p for p in str(f).split(";") if p]
+                    + (["multi_plate_mean"] if m else [])
+                    + (["cq_missing"] if missing else [])
+                )
+            )
+        )
+    return np.array(text, dtype=object)[np.asarray(inverse).reshape(-1)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,12 +217,12 @@ def _prepare_cells(cells: pd.DataFrame, samples: pd.DataFrame | None, assays: pd
     df = cells.copy()
     if "sample" not in df.columns or "cq" not in df.columns:
         raise ValueError("cells table needs at least the columns 'sample' and 'cq'")
-    df["sample"] = df["sample"].astype(str).str.strip()
+    df["sample"] = _stripped_str(df["sample"])
     if "gene" not in df.columns:
         if "assay" not in df.columns:
             raise ValueError("cells table needs a 'gene' or 'assay' column")
         df["gene"] = df["assay"]
-    df["gene"] = df["gene"].astype(str).str.strip()
+    df["gene"] = _stripped_str(df["gene"])
     if "role" not in df.columns:
         if assays is None or "role" not in assays.columns:
             raise ValueError("no 'role' column in cells or assays")
@@ -189,31 +249,42 @@ def _prepare_cells(cells: pd.DataFrame, samples: pd.DataFrame | None, assays: pd
         raise ValueError(f"no target/reference cells for samples of kind {list(kinds)}")
 
     # a patient/healthy sample on several plates: average its Cq (mean over the plates where
-    # it was detected if any, else over all) and note it
-    multi = df.groupby(["sample", "gene"])["plate"].nunique()
-    multi_samples = sorted(set(multi[multi > 1].index.get_level_values("sample")))
+    # it was detected if any, else over all) and note it. One groupby over sample × gene
+    # (linear in cells): per pair, sums and counts of the finite Cq among the detected rows
+    # and among all rows; the mean uses the detected rows when there is one.
+    grouped = df.groupby(["sample", "gene"], sort=True)
+    gid = grouped.ngroup().to_numpy()
+    n_groups = int(grouped.ngroups)
+    keys = grouped.size().index  # (sample, gene) in group order
+    det = df["detected"].to_numpy(bool)
+    any_det = np.bincount(gid, weights=det, minlength=n_groups) > 0
+    first = np.unique(gid, return_index=True)[1]  # first row of every group (groups 0..n-1 all present)
+    out = pd.DataFrame(
+        {
+            "sample": keys.get_level_values(0).to_numpy(object),
+            "gene": keys.get_level_values(1).to_numpy(object),
+            "kind": df["kind"].to_numpy(object)[first],
+            "role": df["role"].to_numpy(object)[first],
+        }
+    )
+    use_row = np.where(any_det[gid], det, True)  # detected rows if the pair has one, else all rows
+    for col in ("cq", "cq_imputed"):
+        v = df[col].to_numpy(float)
+        ok = use_row & np.isfinite(v)
+        total = np.bincount(gid, weights=np.where(ok, v, 0.0), minlength=n_groups)
+        count = np.bincount(gid, weights=ok, minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[col] = np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
+    out["detected"] = any_det
+    plates = pd.DataFrame({"g": gid, "p": df["plate"].to_numpy(object)}).dropna().drop_duplicates()
+    out["multi_plate"] = np.bincount(plates["g"].to_numpy(), minlength=n_groups) > 1
+    multi_samples = sorted(set(out.loc[out["multi_plate"].to_numpy(bool), "sample"]))
     if multi_samples:
         notes.append(
             f"{len(multi_samples)} sample(s) measured on several plates; Cq averaged over plates: "
             + ", ".join(multi_samples)
         )
-    rows = []
-    for (s, g), grp in df.groupby(["sample", "gene"], sort=True):
-        det = grp["detected"].to_numpy()
-        use = grp[det] if det.any() else grp
-        rows.append(
-            {
-                "sample": s,
-                "gene": g,
-                "kind": grp["kind"].iloc[0],
-                "role": grp["role"].iloc[0],
-                "cq": float(np.nanmean(use["cq"])) if np.isfinite(use["cq"]).any() else np.nan,
-                "cq_imputed": float(np.nanmean(use["cq_imputed"])) if np.isfinite(use["cq_imputed"]).any() else np.nan,
-                "detected": bool(det.any()),
-                "multi_plate": grp["plate"].nunique() > 1,
-            }
-        )
-    return pd.DataFrame(rows)
+    return out
 
 
 def _gene_efficiency(assays: pd.DataFrame | None, genes: list[str], notes: list[str]) -> pd.Series:
@@ -295,15 +366,25 @@ def normalise_study(
     notes: list[str] = []
     long = _prepare_cells(cells, samples, assays, kinds, notes)
 
-    cq = long.pivot(index="sample", columns="gene", values="cq_imputed").sort_index().sort_index(axis=1)
-    raw = long.pivot(index="sample", columns="gene", values="cq").reindex_like(cq)
-    detected = long.pivot(index="sample", columns="gene", values="detected").reindex_like(cq)
-    # a gene absent from a sample's plate: not detected, Cq NaN
-    detected = detected.astype(object).where(detected.notna(), False).astype(bool)
-    multi_plate = long.pivot(index="sample", columns="gene", values="multi_plate").reindex_like(cq)
-    multi_plate = multi_plate.astype(object).where(multi_plate.notna(), False).astype(bool)
-    present = long.assign(present=True).pivot(index="sample", columns="gene", values="present").reindex_like(cq)
-    present = present.astype(object).where(present.notna(), False).astype(bool)
+    # wide samples × genes matrices (rows and columns sorted), filled directly from the codes
+    # of the (unique) sample × gene pairs; a gene absent from a sample's plate: not detected,
+    # Cq NaN, not present
+    s_codes, s_index = pd.factorize(long["sample"], sort=True)
+    g_codes, g_index = pd.factorize(long["gene"], sort=True)
+    shape = (len(s_index), len(g_index))
+    row_index = pd.Index(s_index, name="sample")
+    col_index = pd.Index(g_index, name="gene")
+
+    def wide(values, fill, dtype):
+        arr = np.full(shape, fill, dtype=dtype)
+        arr[s_codes, g_codes] = values
+        return pd.DataFrame(arr, index=row_index, columns=col_index)
+
+    cq = wide(long["cq_imputed"].to_numpy(float), np.nan, float)
+    raw = wide(long["cq"].to_numpy(float), np.nan, float)
+    detected = wide(long["detected"].to_numpy(bool), False, bool)
+    multi_plate = wide(long["multi_plate"].to_numpy(bool), False, bool)
+    present = wide(True, False, bool)
     roles = long.drop_duplicates("gene").set_index("gene")["role"]
     kind_of = long.drop_duplicates("sample").set_index("sample")["kind"]
     genes = list(cq.columns)
@@ -403,7 +484,7 @@ def normalise_study(
         nf_choice = ref_genes_all
         nf_reason = "NormFinder could not run; all reference genes used"
 
-    hd = [s for s in cq.index if kind_of.get(s) == "healthy"]
+    hd = list(cq.index[kind_of.reindex(cq.index).to_numpy() == "healthy"])
     if not hd:
         notes.append("no healthy-donor samples: ddcq is NaN")
 
@@ -447,10 +528,12 @@ def normalise_study(
         dcq = delta_cq(cq, norm)
         ddcq = delta_delta_cq(dcq, hd)
         nrq = log2_nrq(cq, eff, used)
-        lost = [s for s in cq.index if "no_normaliser" in flags[s]]
+        flag_text = flags.reindex(cq.index).fillna("").astype(str)
+        has_none = flag_text.str.contains("no_normaliser", regex=False).to_numpy()
+        lost = list(cq.index[has_none])
         if lost:
             notes.append(f"{strategy}: no normaliser (dcq NaN) for {len(lost)} sample(s): " + ", ".join(lost))
-        part = [s for s in cq.index if flags[s] and "no_normaliser" not in flags[s]]
+        part = list(cq.index[(flag_text != "").to_numpy() & ~has_none])
         if part:
             notes.append(f"{strategy}: normaliser from the remaining reference genes for: " + ", ".join(part))
 
@@ -467,23 +550,14 @@ def normalise_study(
                 "strategy": strategy,
             }
         )
-        row_flags = np.repeat(flags.to_numpy(dtype=object), len(genes))
         mp = multi_plate.to_numpy().ravel()
         no_cq = ~np.isfinite(cq.to_numpy(dtype=float).ravel())
-        table["flags"] = [
-            ";".join(
-                sorted(
-                    [p for p in str(f).split(";") if p]
-                    + (["multi_plate_mean"] if m else [])
-                    + (["cq_missing"] if missing else [])
-                )
-            )
-            for f, m, missing in zip(row_flags, mp, no_cq)
-        ]
+        table["flags"] = _row_flags(flags.to_numpy(dtype=object), len(genes), mp, no_cq)
         # keep every sample × gene present in the cells (also when Cq is missing); a pair absent
         # from the cells altogether (gene not on that sample's plate) has no row
         measured = present.to_numpy().ravel()
-        table = table[measured].sort_values(["sample", "gene"]).reset_index(drop=True)
+        # rows are sample-major over the sorted samples and genes: already in (sample, gene) order
+        table = table[measured].reset_index(drop=True)
         table["detected"] = table["detected"].astype(bool)
         normalised[strategy] = table[LONG_COLUMNS]
         wide = dcq.copy()

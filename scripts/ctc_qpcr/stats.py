@@ -139,6 +139,125 @@ class MannWhitneyResult:
     hl_high: float
 
 
+# Above this many pairwise differences the Hodges–Lehmann order statistics are found by
+# selection (:func:`_pairwise_order_stats`) instead of materialising all n_a·n_b differences.
+HL_DIRECT_MAX = 60_000
+
+
+def _row_counts(a: np.ndarray, b_asc: np.ndarray, c: np.ndarray, t: float) -> np.ndarray:
+    """Per ``a_i`` (ascending), how many ``fl(a_i − c_j) ≤ t`` with ``c`` = ``b`` descending.
+
+    Row ``i`` of the difference matrix ``a_i − c_j`` is non-decreasing in ``j`` (floating
+    subtraction is monotone), so the count is a prefix length. A ``searchsorted`` guess is
+    checked on the floating differences themselves at the prefix boundary, and the rare row
+    where rounding put the guess off is recounted exactly: the counts are those of the
+    materialised differences, bit for bit.
+    """
+    nb = c.size
+    g = nb - np.searchsorted(b_asc, a - t, side="left")
+    below = np.maximum(g - 1, 0)
+    above = np.minimum(g, nb - 1)
+    ok = ((g == 0) | (a - c[below] <= t)) & ((g == nb) | (a - c[above] > t))
+    bad = np.flatnonzero(~ok)
+    step = max(1, (1 << 20) // max(nb, 1))  # recount exactly, ≤ 1M differences at a time
+    for start in range(0, bad.size, step):
+        rows = bad[start:start + step]
+        g[rows] = ((a[rows, None] - c[None, :]) <= t).sum(axis=1)
+    return g
+
+
+def _pairwise_order_stats(a: np.ndarray, b: np.ndarray, ranks: list[int], cap: int) -> dict[int, float]:
+    """The order statistics ``ranks`` (0-based) of the ``n_a·n_b`` differences ``a_i − b_j``, exactly.
+
+    Deterministic selection in the sorted difference matrix (rows ``a_i − c_j`` with ``c``
+    = ``b`` descending are non-decreasing): for each rank keep thresholds ``L < H`` with
+    ``count(≤ L) ≤ rank < count(≤ H)`` (counts by :func:`_row_counts`, O(n log n) each),
+    start from the quantiles of a fixed strided subsample of the sorted values, narrow by
+    interpolation on the counts alternating with bisection until at most ``cap``
+    differences lie in ``(L, H]``, then materialise only those and ``np.partition``
+    them. A value tied more than ``cap`` times (e.g. bottom-tied non-detects in both
+    groups: difference 0) is detected and returned directly. Memory O(n_a + n_b + cap);
+    the values are those of sorting all differences.
+    """
+    a = np.sort(a)
+    b_asc = np.sort(b)
+    c = b_asc[::-1].copy()
+    na, nb = a.size, c.size
+    n_pairs = na * nb
+    # brackets known so far: threshold -> (count ≤ threshold, per-row counts)
+    lo0 = float(np.nextafter(a[0] - c[0], -np.inf))
+    known: dict[float, tuple[int, np.ndarray]] = {
+        lo0: (0, np.zeros(na, dtype=np.intp)),
+        float(a[-1] - c[-1]): (n_pairs, np.full(na, nb, dtype=np.intp)),
+    }
+
+    def count(t: float) -> int:
+        if t not in known:
+            p = _row_counts(a, b_asc, c, t)
+            known[t] = (int(p.sum()), p)
+        return known[t][0]
+
+    # warm start: quantiles of the differences of a strided subsample (≤ 128 × 128)
+    m = 128
+    sa = a[np.linspace(0, na - 1, min(m, na)).round().astype(int)]
+    sb = b_asc[np.linspace(0, nb - 1, min(m, nb)).round().astype(int)]
+    sub = np.sort((sa[:, None] - sb[None, :]).ravel())
+    for r in ranks:
+        q = (r + 0.5) / n_pairs
+        for qq in (q - 0.03, q + 0.03):
+            if 0.0 < qq < 1.0:
+                count(float(sub[int(qq * (sub.size - 1))]))
+
+    out: dict[int, float] = {}
+    for r in ranks:
+        k = r + 1
+        ts = sorted(known)
+        L = max(t for t in ts if known[t][0] < k)
+        H = min(t for t in ts if known[t][0] >= k)
+        result = None
+        for step in range(4000):
+            cL, cH = known[L][0], known[H][0]
+            if cH - cL <= cap:
+                break
+            if step % 2 == 0:
+                frac = min(max((k - cL) / (cH - cL), 0.01), 0.99)
+                t = L + frac * (H - L)
+            else:
+                t = L + (H - L) / 2.0
+            if not (L < t < H):
+                t = L + (H - L) / 2.0
+                if not (L < t < H):  # adjacent doubles: every difference in (L, H] equals H
+                    result = H
+                    break
+            before = known[H][0] - known[L][0]
+            if count(t) >= k:
+                p = known[t][1]
+                rows = p > 0
+                top = float((a[rows] - c[p[rows] - 1]).max())  # the largest difference ≤ t
+                known.setdefault(top, known[t])
+                H = top
+            else:
+                L = t
+            if (known[H][0] - known[L][0]) * 2 > before:
+                # slow progress: maybe a large tie at H (bottom-tied non-detects); count the
+                # differences < H: if fewer than k, the k-th difference is H itself
+                below = float(np.nextafter(H, -np.inf))
+                if count(below) < k:
+                    result = H
+                    break
+                H = below if below > L else H
+        if result is None:
+            (cL, pL), (_, pH) = known[L], known[H]
+            lengths = pH - pL
+            rows = np.repeat(np.arange(na), lengths)
+            starts = np.repeat(pL - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+            band = a[rows] - c[starts + np.arange(int(lengths.sum()))]
+            j = k - cL - 1
+            result = float(np.partition(band, j)[j])
+        out[r] = result
+    return out
+
+
 def hodges_lehmann(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> tuple[float, float, float]:
     """Hodges–Lehmann shift ``median(a_i − b_j)`` with its distribution-free CI.
 
@@ -146,24 +265,41 @@ def hodges_lehmann(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> tuple[floa
     sorted pairwise differences, ``k`` from the normal approximation to the null
     distribution of U (no continuity or tie correction; accurate enough for an
     effect-size interval, and cheap). [extension of §6: the CI is not in the spec]
+
+    Up to :data:`HL_DIRECT_MAX` differences they are materialised and partitioned; above,
+    the same order statistics are found exactly by selection without materialising them
+    (:func:`_pairwise_order_stats`, O((n_a + n_b) log) per step, memory O(n_a + n_b)),
+    so the result does not depend on the path taken.
     """
     a, b = _clean(a), _clean(b)
     if a.size == 0 or b.size == 0:
         return math.nan, math.nan, math.nan
-    d = np.sort((a[:, None] - b[None, :]).ravel())
-    est = float(np.median(d))
-    n_pairs = d.size
-    z = float(_ss.norm.ppf(0.5 + conf / 2.0))
+    n_pairs = a.size * b.size
+    z = float(_sp.ndtri(0.5 + conf / 2.0))
     k = int(math.floor(n_pairs / 2.0 - z * math.sqrt(a.size * b.size * (a.size + b.size + 1) / 12.0)))
+    mid = [(n_pairs - 1) // 2, n_pairs // 2]  # 0-based; equal when N is odd
+    ranks = sorted(set(mid + ([k - 1, n_pairs - k] if k >= 1 else [])))
+    if n_pairs <= HL_DIRECT_MAX:
+        d = np.partition((a[:, None] - b[None, :]).ravel(), ranks)
+        value = {r: float(d[r]) for r in ranks}
+    else:
+        value = _pairwise_order_stats(a, b, ranks, cap=max(4 * (a.size + b.size), 1 << 14))
+    est = float(np.mean([value[mid[0]], value[mid[1]]])) if mid[0] != mid[1] else value[mid[0]]
     if k < 1:
         return est, math.nan, math.nan
-    return est, float(d[k - 1]), float(d[n_pairs - k])
+    return est, value[k - 1], value[n_pairs - k]
+
+
+MW_EXACT_MAX_N = 50  # exact Mann–Whitney only when both groups are smaller (R wilcox.test)
 
 
 def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyResult:
-    """Two-sided Mann–Whitney U; exact (scipy ``method="exact"``) when there are no
-    ties, otherwise normal approximation with tie and continuity correction
-    (HTqPCR/R style), as chosen in §9."""
+    """Two-sided Mann–Whitney U, §9 / R ``wilcox.test`` rule: exact (scipy
+    ``method="exact"``) when there are no ties and both groups have fewer than
+    :data:`MW_EXACT_MAX_N` (50) values; otherwise the normal approximation with tie and
+    continuity correction (HTqPCR/R style). The exact null distribution costs
+    O(n_a·n_b·min(n)) and is numerically unusable for hundreds of values; at n ≥ 50 the
+    approximation is accurate to well below the precision that matters for a p-value."""
     a, b = _clean(a), _clean(b)
     hl = hodges_lehmann(a, b, conf)
     if a.size == 0 or b.size == 0:
@@ -171,7 +307,7 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyR
     both = np.concatenate([a, b])
     if np.unique(both).size == 1:  # all tied: no information
         return MannWhitneyResult(a.size, b.size, a.size * b.size / 2.0, 1.0, "asymptotic", *hl)
-    if not _has_ties(both):
+    if a.size < MW_EXACT_MAX_N and b.size < MW_EXACT_MAX_N and not _has_ties(both):
         res = _ss.mannwhitneyu(a, b, alternative="two-sided", method="exact")
         return MannWhitneyResult(a.size, b.size, float(res.statistic), float(res.pvalue), "exact", *hl)
     # normal approximation with tie and continuity correction (same as scipy
@@ -323,16 +459,18 @@ def paired_t(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> PairedResult:
 
 
 def wilcoxon_signed_rank(a: ArrayLike, b: ArrayLike) -> PairedResult:
-    """Wilcoxon signed-rank on ``a − b``: exact when there are no zero differences and
-    no ties among |d| (with n = 5 the smallest p is 0.0625, §6), otherwise the normal
-    approximation with zeros dropped (``zero_method="wilcox"``) and tie correction."""
+    """Wilcoxon signed-rank on ``a − b``: exact when there are no zero differences, no
+    ties among |d| and fewer than :data:`MW_EXACT_MAX_N` (50) pairs (R ``wilcox.test``
+    rule; with n = 5 the smallest p is 0.0625, §6), otherwise the normal approximation
+    with zeros dropped (``zero_method="wilcox"``) and tie correction. (The exact null
+    distribution costs O(n³) and takes seconds per gene at n in the hundreds.)"""
     d = _pairs(a, b)
     n = d.size
     m = float(np.median(d)) if n else math.nan
     nonzero = d[d != 0.0]
     if nonzero.size == 0:
         return PairedResult(n, m, 0.0, 1.0 if n else math.nan, math.nan, math.nan, "wilcoxon")
-    exact = nonzero.size == n and not _has_ties(np.abs(d))
+    exact = nonzero.size == n and n < MW_EXACT_MAX_N and not _has_ties(np.abs(d))
     res = _ss.wilcoxon(d, zero_method="wilcox", method="exact" if exact else "approx")
     return PairedResult(n, m, float(res.statistic), float(res.pvalue), math.nan, math.nan, "wilcoxon")
 
@@ -370,4 +508,4 @@ def fisher_combine(pvalues: ArrayLike) -> float:
         return math.nan
     if np.any(p == 0.0):
         return 0.0
-    return float(_ss.chi2.sf(-2.0 * np.log(p).sum(), 2 * p.size))
+    return float(_sp.chdtrc(2 * p.size, -2.0 * np.log(p).sum()))  # = chi2.sf, without the distribution object
