@@ -73,6 +73,7 @@ def test_only_batch_switch_reruns_one_batch(finished):
     last = batches[-1]
     out = snakemake(finished, "-n", "--cores", "2", "--config", f"only_batch={last}", "--forcerun", f"read_exports_{last}").stdout
     counts = job_counts(out)
+    counts.pop("all", None)  # the target rule itself
     assert counts == {f"read_exports_{last}": 1, "preprocess_batch": 1}
 
 

@@ -383,7 +383,9 @@ def preprocess_batch(
         given = given[given["E"].notna()]
         if len(given):
             given = given.assign(slope=np.nan, intercept=np.nan, efficiency_pct=(given["E"] - 1) * 100, r2=np.nan, n=0, source="assays_sheet")
-            eff_table = pd.concat([given[eff.EFFICIENCY_COLUMNS], eff_table[~eff_table["assay"].isin(set(given["assay"]))]], ignore_index=True)
+            parts = [given[eff.EFFICIENCY_COLUMNS], eff_table[~eff_table["assay"].isin(set(given["assay"]))]]
+    parts = [p for p in parts if len(p)]
+    eff_table = pd.concat(parts, ignore_index=True) if parts else given[eff.EFFICIENCY_COLUMNS]
     eff_table = eff_table.sort_values("assay").reset_index(drop=True)
     if o_eff["scale"]:
         e_of = dict(zip(eff_table["assay"], eff_table["E"]))
