@@ -384,8 +384,8 @@ def preprocess_batch(
         if len(given):
             given = given.assign(slope=np.nan, intercept=np.nan, efficiency_pct=(given["E"] - 1) * 100, r2=np.nan, n=0, source="assays_sheet")
             parts = [given[eff.EFFICIENCY_COLUMNS], eff_table[~eff_table["assay"].isin(set(given["assay"]))]]
-    parts = [p for p in parts if len(p)]
-    eff_table = pd.concat(parts, ignore_index=True) if parts else given[eff.EFFICIENCY_COLUMNS]
+            parts = [part for part in parts if len(part)]
+            eff_table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
     eff_table = eff_table.sort_values("assay").reset_index(drop=True)
     if o_eff["scale"]:
         e_of = dict(zip(eff_table["assay"], eff_table["E"]))
