@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import InputError
+from .survival import KM_COLUMNS as SURVIVAL_KM_COLUMNS
 from .survival import (
     benjamini_hochberg,
     cox_ph,
@@ -53,19 +54,7 @@ STANDARD_VOLUME_ML = 7.5
 RESPONSES = ("CR", "PR", "SD", "PD")
 CHANGE_CATEGORIES = ("low→low", "high→low", "low→high", "high→high")
 
-KM_COLUMNS = [
-    "analysis",
-    "endpoint",
-    "group",
-    "time",
-    "n_at_risk",
-    "n_events",
-    "n_censored",
-    "survival",
-    "se",
-    "ci_low",
-    "ci_high",
-]
+KM_COLUMNS = ["analysis", "endpoint", *SURVIVAL_KM_COLUMNS]
 LOGRANK_COLUMNS = ["analysis", "endpoint", "chi2", "df", "p", "n", "groups"]
 COX_COLUMNS = [
     "model",

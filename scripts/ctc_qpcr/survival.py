@@ -551,13 +551,10 @@ def cox_ph(
 
 
 def benjamini_hochberg(p) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values (q); NaN p-values stay NaN."""
-    p = np.asarray(p, dtype=float)
-    q = np.full_like(p, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = len(ok)
-    if m == 0:
-        return q
+    """Benjamini–Hochberg q-values (NaN stays NaN): the one implementation in :mod:`ctc_qpcr.stats`."""
+    from .stats import bh_qvalues
+
+    return bh_qvalues(p)
     order = ok[np.argsort(p[ok], kind="mergesort")]
     ranked = p[order] * m / np.arange(1, m + 1)
     ranked = np.minimum.accumulate(ranked[::-1])[::-1]

@@ -38,24 +38,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .table import WELL_COLUMNS as _TABLE_WELL_COLUMNS
 from .text import Text, load_text
 
 #: Columns produced by every reader (data-model.md section 1, without plate/state).
-WELL_COLUMNS = [
-    "run",
-    "well",
-    "sample",
-    "assay",
-    "cq",
-    "cq_raw",
-    "quality",
-    "quality_threshold",
-    "call",
-    "sample_type",
-    "quantity",
-    "instrument_flags",
-    "line",
-]
+WELL_COLUMNS = list(_TABLE_WELL_COLUMNS)
 
 #: Cq cell texts that mean "no Cq" (compared stripped and case-insensitively).
 NO_VALUE_TOKENS = frozenset({"", "undetermined", "no ct", "no cq", "n/a", "na", "nan", "-", "999"})
