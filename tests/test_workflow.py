@@ -110,7 +110,10 @@ def test_every_grade_f_cell_is_flagged_and_has_no_value(example_run):
     grade_f = cells[cells["vp_grade"] == "F"]
     assert len(grade_f) > 0
     assert grade_f["flags"].str.contains("HIGHDNA").all()
-    assert grade_f["cq"].isna().all()
+    # a cell is graded by its worst replicate: it keeps a value only from replicates that are not F
+    all_f = grade_f[grade_f["n_replicates"] == 0]
+    assert all_f["cq"].isna().all()
+    assert (grade_f["cq"].notna() <= (grade_f["n_replicates"] >= 1)).all()
     audit = pd.read_csv(example_run / "results/qc/wells.tsv", sep="\t", keep_default_na=False)
     assert (audit["reason"].str.startswith("HIGHDNA")).sum() >= len(grade_f)
 

@@ -63,13 +63,16 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import functools
 import warnings
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import sklearn
 from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
 from scipy.stats import rankdata
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
@@ -447,7 +450,7 @@ def cross_validated(spec, X, y, groups, splits, n_jobs: int = 1, parallel=None):
     n_features = X.shape[1]
     tasks = [(r, train, test) for r, folds in enumerate(splits) for train, test in folds]
     run = parallel or Parallel(n_jobs=n_jobs)
-    results = run(delayed(_fold_task)(spec, X, y, groups, tr, te, n_features)
+    results = run(delayed(_one_blas_thread(_fold_task))(spec, X, y, groups, tr, te, n_features)
                   for _, tr, te in tasks)
     oof = np.full((len(splits), len(y)), np.nan)
     counts = np.zeros(n_features)
@@ -615,7 +618,7 @@ def permutation_test(X, y, groups, *, estimator: str, k_features, n_splits: int,
     n_chunks = max(1, min(len(perms), 4 * max(1, n_jobs)))
     chunks = [c for c in np.array_split(np.arange(len(perms)), n_chunks) if len(c)]
     run = parallel or Parallel(n_jobs=n_jobs)
-    results = run(delayed(_permutation_chunk)(mode, spec, X, [perms[i] for i in c], groups,
+    results = run(delayed(_one_blas_thread(_permutation_chunk))(mode, spec, X, [perms[i] for i in c], groups,
                                               n_splits, repeats, seed) for c in chunks)
     null = np.concatenate([np.asarray(r, dtype=float) for r in results]) if results else np.array([])
     count = int(np.sum(null >= observed - 1e-12))
@@ -688,6 +691,20 @@ def _clinical_frame(sheet: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame
 # ------------------------------------------------------------------- orchestrator
 
 
+def _one_blas_thread(function):
+    """Run ``function`` with one BLAS/OpenMP thread, in the main process and in joblib
+    workers alike: floating-point sums then happen in the same order whatever
+    ``n_jobs`` is, so results are identical for any number of jobs."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=1):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_blas_thread
 def run_classifier(
     matrix: pd.DataFrame,
     samples: pd.DataFrame,
@@ -836,7 +853,24 @@ def save_models(models: Mapping[tuple[str, str], dict], path: str | os.PathLike)
     payload = {"format": MODEL_FORMAT,
                "bundles": [models[key] for key in sorted(models)]}
     with atomic_path(path) as tmp:
-        sio.dump(payload, tmp)
+        Path(tmp).write_bytes(_deterministic_zip(sio.dumps(payload)))
+
+
+def _deterministic_zip(data: bytes) -> bytes:
+    """The same zip archive with fixed member dates and order, so equal models give
+    equal bytes (skops stamps each member with the current time)."""
+    import io
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for name in sorted(source.namelist()):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            target.writestr(info, source.read(name))
+    return out.getvalue()
 
 
 def load_models(path: str | os.PathLike) -> dict[tuple[str, str], dict]:
