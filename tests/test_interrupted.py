@@ -178,3 +178,17 @@ def test_killed_run_is_redone_and_matches_an_uninterrupted_run(tmp_path):
     for batch in started:
         assert f"read_exports_{batch}" in rerun.stdout + rerun.stderr
     assert result_hashes(work) == expected
+
+
+def test_concat_tsv_files_is_exact_across_read_blocks(tmp_path):
+    from ctc_qpcr.tables import concat_tsv_files
+
+    a, b = tmp_path / "a.tsv", tmp_path / "b.tsv"
+    a.write_text("x\ty\n" + "".join(f"{i}\tlong-text-{i}\n" for i in range(500)))
+    b.write_text("x\ty\n" + "".join(f"{i}\tb{i}\n" for i in range(300)) + "300\tno-final-newline")
+    out = tmp_path / "out.tsv"
+    rows = concat_tsv_files([a, b], out, block_size=7)  # blocks end mid-line
+    lines = out.read_text().splitlines()
+    assert rows == 801 == len(lines) - 1
+    assert lines[0] == "x\ty" and lines[1] == "0\tlong-text-0" and lines[-1] == "300\tno-final-newline"
+    assert out.read_text().endswith("\n")

@@ -120,7 +120,7 @@ def finite_or_nan(values) -> np.ndarray:
     return arr
 
 
-def concat_tsv_files(paths, path: str | os.PathLike) -> int:
+def concat_tsv_files(paths, path: str | os.PathLike, block_size: int = 1 << 22) -> int:
     """Concatenate TSV files with identical headers into ``path`` (atomic), byte for byte.
 
     Used to merge per-batch tables of millions of rows without parsing them.
@@ -139,10 +139,12 @@ def concat_tsv_files(paths, path: str | os.PathLike) -> int:
                         out.write(first)
                     elif first != header:
                         raise ValueError(f"{source}: its header differs from {paths[0]}'s; cannot concatenate")
-                    for block in iter(lambda: handle.read(1 << 22), b""):
+                    last = b"\n"
+                    for block in iter(lambda: handle.read(block_size), b""):
                         rows += block.count(b"\n")
                         out.write(block)
-                        if not block.endswith(b"\n"):
-                            out.write(b"\n")
-                            rows += 1
+                        last = block[-1:]
+                    if last != b"\n":  # a file without a final line end
+                        out.write(b"\n")
+                        rows += 1
     return rows
