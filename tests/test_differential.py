@@ -317,3 +317,15 @@ def test_plots_are_deterministic_svg(tmp_path):
     empty = tmp_path / "e.svg"
     plots_de.heatmap(norm, samples, table.assign(q=1.0), empty)
     assert empty.stat().st_size > 0
+
+
+def test_hurdle_test_can_be_requested_and_combines_both_parts():
+    """`test: hurdle` = Fisher's method over detection (Fisher exact) and level among detected (Welch)."""
+    rng = np.random.default_rng(3)
+    da, ea = _values(rng, 20, 0.95, 8.0)   # present and high
+    db, eb = _values(rng, 20, 0.55, 10.0)  # often absent and lower
+    res = de.two_group_gene(da, ea, db, eb, test="hurdle")
+    assert res["test"] == "hurdle"
+    expected = stats.fisher_combine([res["p_fisher"], res["p_welch_detected"]])
+    assert res["p"] == pytest.approx(expected)
+    assert res["p"] < min(res["p_fisher"], res["p_welch_detected"])

@@ -137,3 +137,38 @@ def test_run_record_lists_versions_config_and_input_hashes(example_run):
     plates = pd.read_csv(example_run / "resources/example/plates.tsv", sep="\t")
     for path in plates["path"]:
         assert len(record["inputs"][path]) == 64
+
+
+def test_planted_liver_signature_is_classified(example_run):
+    """Issue 6: the planted liver signature gives a nested-CV AUC ≥ 0.8 with permutation p < 0.01."""
+    metrics = pd.read_csv(example_run / "results/classifier/metrics.tsv", sep="\t")
+    liver = metrics[(metrics["site"] == "liver") & (metrics["estimator"] == "elasticnet")].iloc[0]
+    assert liver["auc"] >= 0.8, liver.to_dict()
+    assert liver["permutation_p"] < 0.01, liver.to_dict()
+    assert liver["n_pos"] + liver["n_neg"] == 45
+
+
+def test_shuffled_site_labels_give_chance_auc(example_run):
+    """Issue 6: the same study with shuffled site labels: AUC in [0.35, 0.65] and p > 0.05."""
+    from ctc_qpcr import sheets
+    from ctc_qpcr.classifier import run_classifier
+
+    matrix = pd.read_csv(example_run / "results/normalised/reference.matrix.tsv", sep="\t")
+    samples = sheets.load_samples(example_run / "resources/example/samples.tsv")
+    t0 = (samples["kind"] == "patient") & (samples["timepoint"] == "T0")
+    rng = np.random.default_rng(7)
+    samples.loc[t0, "sites"] = rng.permutation(samples.loc[t0, "sites"].to_numpy())
+    result = run_classifier(matrix, samples, strategy="reference", n_repeats=10, n_permutations=200, n_jobs=2)
+    liver = result["metrics"].query("site == 'liver' and estimator == 'elasticnet'").iloc[0]
+    assert 0.35 <= liver["auc"] <= 0.65, liver.to_dict()
+    assert liver["permutation_p"] > 0.05, liver.to_dict()
+
+
+def test_planted_hazard_ratio_is_recovered(example_run):
+    """Issue 7: the planted HR ≈ 2 for ≥ 5 CTC/7.5 ml at baseline lies in the estimated 95 % CI (PFS)."""
+    cox = pd.read_csv(example_run / "results/outcome/cox.tsv", sep="\t")
+    row = cox[(cox["endpoint"] == "pfs") & cox["model"].str.startswith("univariate") & cox["model"].str.contains("baseline") & cox["term"].str.contains(">=5")]
+    assert len(row) >= 1, cox[["model", "endpoint", "term"]].to_string()
+    row = row.iloc[0]
+    assert row["ci_low"] <= 2.0 <= row["ci_high"], row.to_dict()
+    assert row["hr"] > 1.3
