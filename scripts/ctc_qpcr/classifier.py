@@ -857,19 +857,47 @@ def save_models(models: Mapping[tuple[str, str], dict], path: str | os.PathLike)
 
 
 def _deterministic_zip(data: bytes) -> bytes:
-    """The same zip archive with fixed member dates and order, so equal models give
-    equal bytes (skops stamps each member with the current time)."""
+    """The same skops archive, made byte-reproducible.
+
+    skops names each stored array file and each memo ``__id__`` after the
+    object's memory address (``id()``), and stamps members with the current
+    time; equal models then give different bytes in every process. Here every
+    such number is replaced by its rank of first appearance in ``schema.json``
+    (the same number everywhere it occurs, so shared objects stay shared),
+    members are renamed accordingly, sorted, and dated 1980-01-01.
+    """
     import io
+    import re
     import zipfile
 
     source = zipfile.ZipFile(io.BytesIO(data))
+    schema = source.read("schema.json").decode("utf-8")
+    numbers: dict[str, str] = {}
+    for match in re.finditer(r'"__id__": (\d+)|"(\d+)\.npy"', schema):
+        key = match.group(1) or match.group(2)
+        numbers.setdefault(key, str(len(numbers) + 1))
+
+    def renumber(text: str) -> str:
+        text = re.sub(r'"__id__": (\d+)', lambda m: f'"__id__": {numbers[m.group(1)]}', text)
+        return re.sub(r'"(\d+)\.npy"', lambda m: f'"{numbers.get(m.group(1), m.group(1))}.npy"', text)
+
+    members = {}
+    for name in source.namelist():
+        content = source.read(name)
+        if name == "schema.json":
+            content = renumber(schema).encode("utf-8")
+        else:
+            stem = name[: -len(".npy")] if name.endswith(".npy") else None
+            if stem is not None and stem in numbers:
+                name = f"{numbers[stem]}.npy"
+        members[name] = content
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
-        for name in sorted(source.namelist()):
+        for name in sorted(members):
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            target.writestr(info, source.read(name))
+            target.writestr(info, members[name])
     return out.getvalue()
 
 
