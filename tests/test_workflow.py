@@ -172,3 +172,45 @@ def test_planted_hazard_ratio_is_recovered(example_run):
     row = row.iloc[0]
     assert row["ci_low"] <= 2.0 <= row["ci_high"], row.to_dict()
     assert row["hr"] > 1.3
+
+
+PLANTED = {
+    "response": {"ABCC1", "TWIST1", "ALDH1A3", "BCL2"},
+    "liver": {"FLT1", "KRT19", "EGFR", "MET", "ALDH1A1", "PGR", "PLAU", "CTSD", "KIT", "MKI67"},
+}
+
+
+def test_planted_differential_genes_are_found(example_run):
+    """Issue 5: ≥ 80 % of the planted genes at q < 0.1 (default strategy), false-discovery proportion ≤ 0.2."""
+    truth = pd.read_csv(example_run / "resources/example/truth/de_truth.tsv", sep="\t")
+    assert set(truth.loc[(truth["comparison"] == "nonresponder_vs_responder") & (truth["log2fc"] != 0), "gene"]) == PLANTED["response"]
+    assert set(truth.loc[(truth["comparison"] == "liver_vs_no_liver") & (truth["log2fc"] != 0), "gene"]) == PLANTED["liver"]
+    response = pd.read_csv(example_run / "results/differential/response.tsv", sep="\t")
+    sites = pd.read_csv(example_run / "results/differential/sites.tsv", sep="\t")
+    found_r = set(response.query("strategy == 'reference' and q < 0.1")["gene"])
+    found_l = set(sites.query("strategy == 'reference' and site == 'liver' and q < 0.1")["gene"])
+    true_pos = len(found_r & PLANTED["response"]) + len(found_l & PLANTED["liver"])
+    false_pos = len(found_r - PLANTED["response"]) + len(found_l - PLANTED["liver"])
+    assert true_pos / 14 >= 0.8, (sorted(found_r), sorted(found_l))
+    assert false_pos / max(true_pos + false_pos, 1) <= 0.2, (sorted(found_r), sorted(found_l))
+
+
+def test_shuffled_labels_find_almost_nothing(example_run):
+    """Issue 5: with response and site labels shuffled between patients, ≤ 10 % of genes at q < 0.1."""
+    from ctc_qpcr import sheets
+    from ctc_qpcr.differential import run_all
+
+    samples = sheets.load_samples(example_run / "resources/example/samples.tsv")
+    normalised = {"reference": pd.read_csv(example_run / "results/normalised/reference.tsv", sep="\t")}
+    patients = samples["kind"] == "patient"
+    first = samples[patients].drop_duplicates("patient").set_index("patient")
+    rng = np.random.default_rng(11)
+    for column in ("response", "sites"):
+        shuffled = dict(zip(first.index, rng.permutation(first[column].to_numpy())))
+        samples.loc[patients, column] = samples.loc[patients, "patient"].map(shuffled)
+    import yaml
+
+    comparisons = yaml.safe_load((example_run / "config/config.yaml").read_text())["differential"]["comparisons"]
+    results = run_all(normalised, samples, [c for c in comparisons if c["name"] in ("response", "sites")], "reference")
+    for name, (table, _) in results.items():
+        assert (table["q"] < 0.1).mean() <= 0.10, name
