@@ -614,6 +614,15 @@ def _describe_crosstab(tab: pd.DataFrame) -> str:
     )
 
 
+def _contingency_row(variable: str, ctc: str, tab: pd.DataFrame, n: int, table: str | None = None) -> dict:
+    """One associations row: the contingency test of ``tab`` and its description."""
+    test, stat, p = _contingency_test(tab)
+    return dict(
+        variable=variable, ctc=ctc, test=test, statistic=stat, p=p, n=n,
+        table=_describe_crosstab(tab) if table is None else table,
+    )
+
+
 def _contingency_test(tab: pd.DataFrame) -> tuple[str, float, float]:
     tab = tab.loc[tab.sum(axis=1) > 0, tab.sum(axis=0) > 0]
     if tab.shape[0] < 2 or tab.shape[1] < 2:
@@ -666,18 +675,7 @@ def associations_table(
         ok = x.notna()
         if _is_categorical(x, var, categorical):
             tab = pd.crosstab(x[ok].astype(str), status[ok.to_numpy()])
-            test, stat, p = _contingency_test(tab)
-            rows.append(
-                dict(
-                    variable=var,
-                    ctc=ctc_name,
-                    test=test,
-                    statistic=stat,
-                    p=p,
-                    n=int(ok.sum()),
-                    table=_describe_crosstab(tab),
-                )
-            )
+            rows.append(_contingency_row(var, ctc_name, tab, int(ok.sum())))
             levels = sorted(x[ok].astype(str).unique())
             if len(levels) == 2:
                 c = base.loc[ok, "ctc_per_7_5ml"].to_numpy()
@@ -719,32 +717,10 @@ def associations_table(
             tab = pd.crosstab(r[ok], status[ok]).reindex(
                 [x for x in RESPONSES if x in set(r[ok])]
             )
-            test, stat, p = _contingency_test(tab)
-            rows.append(
-                dict(
-                    variable="best_response",
-                    ctc=ctc_name,
-                    test=test,
-                    statistic=stat,
-                    p=p,
-                    n=int(ok.sum()),
-                    table=_describe_crosstab(tab),
-                )
-            )
+            rows.append(_contingency_row("best_response", ctc_name, tab, int(ok.sum())))
             obj = np.where(np.isin(r[ok], ["CR", "PR"]), "CR/PR", "SD/PD")
             tab = pd.crosstab(obj, status[ok])
-            test, stat, p = _contingency_test(tab)
-            rows.append(
-                dict(
-                    variable="objective_response",
-                    ctc=ctc_name,
-                    test=test,
-                    statistic=stat,
-                    p=p,
-                    n=int(ok.sum()),
-                    table=_describe_crosstab(tab),
-                )
-            )
+            rows.append(_contingency_row("objective_response", ctc_name, tab, int(ok.sum())))
     if arm_column and arm_column in base.columns:
         arms = base.set_index("patient")[arm_column]
         for fu in followups:
@@ -758,22 +734,13 @@ def associations_table(
             tab = pd.crosstab(d["arm"].astype(str), d["change"]).reindex(
                 columns=["high→low", "high→high"], fill_value=0
             )
-            test, stat, p = _contingency_test(tab)
             desc = "; ".join(
                 f"{a}: {int(tab.at[a, 'high→low'])}/{int(tab.loc[a].sum())} converted "
                 f"({100 * tab.at[a, 'high→low'] / tab.loc[a].sum():.0f}%)"
                 for a in tab.index
             )
             rows.append(
-                dict(
-                    variable=f"{arm_column}",
-                    ctc=f"conversion high→low at {fu} (baseline-high)",
-                    test=test,
-                    statistic=stat,
-                    p=p,
-                    n=len(d),
-                    table=desc,
-                )
+                _contingency_row(str(arm_column), f"conversion high→low at {fu} (baseline-high)", tab, len(d), desc)
             )
     out = pd.DataFrame(rows, columns=ASSOC_COLUMNS)
     return out.sort_values(["variable", "ctc", "test"], kind="mergesort").reset_index(
