@@ -20,16 +20,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
-from .tables import atomic_path  # noqa: E402
+from .plotting import save_figure  # noqa: E402
 
 _RC = {"svg.hashsalt": "ctc-qpcr-classifier", "svg.fonttype": "path", "font.size": 9}
 _BASELINES = ("prevalence", "clinical")
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="svg", metadata={"Date": None})
-    plt.close(fig)
 
 
 def _panels(n: int):
@@ -70,7 +64,7 @@ def plot_roc(predictions: pd.DataFrame, path: str | os.PathLike,
                    ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
             ax.legend(loc="lower right", fontsize=7, frameon=False)
         fig.tight_layout()
-        _save(fig, path)
+        save_figure(fig, path)
 
 
 def plot_calibration(predictions: pd.DataFrame, path: str | os.PathLike, n_bins: int = 5) -> None:
@@ -102,4 +96,4 @@ def plot_calibration(predictions: pd.DataFrame, path: str | os.PathLike, n_bins:
                    ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1.02))
             ax.legend(loc="upper left", fontsize=7, frameon=False)
         fig.tight_layout()
-        _save(fig, path)
+        save_figure(fig, path)

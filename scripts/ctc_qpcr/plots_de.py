@@ -15,15 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import atomic_path  # noqa: E402
+from .plotting import save_figure  # noqa: E402
 
 plt.rcParams["svg.hashsalt"] = "ctc-qpcr"
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="svg", metadata={"Date": None})
-    plt.close(fig)
 
 
 def volcano(
@@ -52,7 +46,7 @@ def volcano(
         ax.set_title(title)
     ax.legend(frameon=False, fontsize=8, loc="upper left")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def heatmap(
@@ -85,7 +79,7 @@ def heatmap(
         fig, ax = plt.subplots(figsize=(4, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, f"no gene with q < {q_threshold:g}", ha="center", va="center")
-        _save(fig, path)
+        save_figure(fig, path)
         return
     info = sheet.drop_duplicates("sample").set_index("sample")
     data = data.merge(info[["response", "sites"]].reset_index(), on="sample", how="left")
@@ -120,4 +114,4 @@ def heatmap(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

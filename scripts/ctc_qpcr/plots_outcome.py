@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import atomic_path  # noqa: E402
+from .plotting import save_figure  # noqa: E402
 
 ENDPOINT_LABELS = {"pfs": "Progression-free survival", "os": "Overall survival"}
 
@@ -141,17 +141,7 @@ def plot_km(
             color=colors[i % len(colors)],
             transform=tab.get_yaxis_transform(),
         )
-    out = Path(path)
-    fmt = out.suffix.lstrip(".").lower() or "svg"
-    metadata = (
-        {"Date": None}
-        if fmt == "svg"
-        else ({"Software": None} if fmt == "png" else None)
-    )
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=fmt, metadata=metadata)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 def _nice_step(tmax: float) -> float:

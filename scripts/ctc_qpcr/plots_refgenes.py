@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .plotting import save_figure  # noqa: E402
 from .refgenes import V_CUTOFF  # noqa: E402
 
 _RC = {
@@ -26,25 +27,6 @@ _RC = {
     "figure.dpi": 100,
     "savefig.dpi": 100,
 }
-
-
-def _metadata(path: Path) -> dict:
-    suffix = path.suffix.lower()
-    if suffix == ".svg":
-        return {"Date": None, "Creator": None}
-    if suffix == ".pdf":
-        return {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None}
-    if suffix == ".png":
-        return {"Software": None}
-    return {}
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata=_metadata(path))
-    plt.close(fig)
-    return path
 
 
 def plot_genorm_m(steps: pd.DataFrame, path) -> Path:
@@ -59,7 +41,7 @@ def plot_genorm_m(steps: pd.DataFrame, path) -> Path:
         if steps is None or len(steps) == 0:
             ax.text(0.5, 0.5, "geNorm not available", ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
-            return _save(fig, path)
+            return save_figure(fig, path)
         order = sorted(steps["step"].unique())
         means, labels = [], []
         for i, st in enumerate(order):
@@ -80,7 +62,7 @@ def plot_genorm_m(steps: pd.DataFrame, path) -> Path:
         ax.set_title("geNorm")
         ax.grid(axis="y", linestyle=":", linewidth=0.6)
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def plot_genorm_v(v: pd.DataFrame, path, cutoff: float = V_CUTOFF) -> Path:
@@ -90,7 +72,7 @@ def plot_genorm_v(v: pd.DataFrame, path, cutoff: float = V_CUTOFF) -> Path:
         if v is None or len(v) == 0:
             ax.text(0.5, 0.5, "pairwise variation not available", ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
-            return _save(fig, path)
+            return save_figure(fig, path)
         v = v.sort_values("n", ascending=False)
         labels = [f"V{int(n)}/{int(n) + 1}" for n in v["n"]]
         colours = ["#2ca02c" if val < cutoff else "#7f7f7f" for val in v["V"]]
@@ -103,7 +85,7 @@ def plot_genorm_v(v: pd.DataFrame, path, cutoff: float = V_CUTOFF) -> Path:
         ax.set_ylabel("pairwise variation V")
         ax.set_title("geNorm pairwise variation")
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def plot_normfinder(nf: pd.DataFrame, path) -> Path:
@@ -117,7 +99,7 @@ def plot_normfinder(nf: pd.DataFrame, path) -> Path:
         if nf is None or len(nf) == 0:
             ax.text(0.5, 0.5, "NormFinder not available", ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
-            return _save(fig, path)
+            return save_figure(fig, path)
         t = nf.sort_values(["stability", "gene"], ascending=[False, True])
         ax.barh(list(range(len(t))), t["stability"], color="#1f77b4")
         ax.set_yticks(list(range(len(t))))
@@ -125,4 +107,4 @@ def plot_normfinder(nf: pd.DataFrame, path) -> Path:
         ax.set_xlabel("NormFinder stability (lower = more stable)")
         ax.set_title("NormFinder")
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
