@@ -99,7 +99,9 @@ def _ordinal_row(var: str, ctc: str, x: pd.Series, positive: np.ndarray) -> dict
                 table=f"positive/total per level — {desc}", kind="ordinal")
 
 
-def _continuous_rows(var: str, ctc: str, x: pd.Series, positive: np.ndarray, counts: np.ndarray) -> list[dict]:
+def _continuous_rows(
+    var: str, ctc: str, x: pd.Series, positive: np.ndarray, counts: np.ndarray, with_count: bool
+) -> list[dict]:
     v = x.to_numpy(float)
     a, b = v[positive], v[~positive]
     rows = []
@@ -108,15 +110,19 @@ def _continuous_rows(var: str, ctc: str, x: pd.Series, positive: np.ndarray, cou
         rows.append(dict(variable=var, ctc=ctc, test="Mann-Whitney U", statistic=u, p=p, n=len(v),
                          table=f"median {var}: positive={np.median(a):g} (n={len(a)}), negative={np.median(b):g} (n={len(b)})",
                          kind="continuous"))
-    if len(v) >= 3 and np.ptp(v) > 0 and np.ptp(counts) > 0:
+    if with_count and len(v) >= 3 and np.ptp(v) > 0 and np.ptp(counts) > 0:
         res = stats.spearmanr(counts, v)
         rows.append(dict(variable=var, ctc="baseline CTC count", test="Spearman rho", statistic=float(res.statistic),
                          p=float(res.pvalue), n=len(v), table="rank correlation (numeric characteristic)", kind="continuous"))
     return rows
 
 
-def baseline_rows(base: pd.DataFrame, variables: Sequence[str], categorical: Sequence[str], ordinal: Sequence[str], thr: float) -> list[dict]:
-    """Rows for baseline CTC ≥ ``thr`` against each characteristic."""
+def baseline_rows(
+    base: pd.DataFrame, variables: Sequence[str], categorical: Sequence[str], ordinal: Sequence[str], thr: float,
+    with_count: bool = True,
+) -> list[dict]:
+    """Rows for baseline CTC ≥ ``thr`` against each characteristic (``with_count``: also
+    the Spearman correlation of continuous characteristics with the count, once)."""
     ctc = f"baseline CTC>={thr_label(thr)}"
     rows = []
     for var in variables:
@@ -130,7 +136,7 @@ def baseline_rows(base: pd.DataFrame, variables: Sequence[str], categorical: Seq
             status = np.where(pos, f">={thr_label(thr)}", f"<{thr_label(thr)}")
             rows.append(contingency_row(var, ctc, pd.crosstab(x[ok].astype(str).to_numpy(), status), int(ok.sum())))
         else:
-            rows += _continuous_rows(var, ctc, x[ok], pos, base["ctc_per_7_5ml"].to_numpy()[ok])
+            rows += _continuous_rows(var, ctc, x[ok], pos, base["ctc_per_7_5ml"].to_numpy()[ok], with_count)
     return rows
 
 
@@ -197,8 +203,8 @@ def associations_table(
     main_threshold: float,
 ) -> pd.DataFrame:
     rows = []
-    for thr in thresholds:
-        rows += baseline_rows(base, variables, categorical, ordinal, thr)
+    for k, thr in enumerate(thresholds):
+        rows += baseline_rows(base, variables, categorical, ordinal, thr, with_count=k == 0)
         status = np.where(base["ctc_per_7_5ml"] >= thr, f">={thr_label(thr)}", f"<{thr_label(thr)}")
         rows += response_rows(base, f"baseline CTC>={thr_label(thr)}", status)
     if arm_column and arm_column in base.columns:

@@ -29,6 +29,16 @@ def _line(index) -> int:
     return int(index) + 2
 
 
+def read_table(path: str) -> pd.DataFrame:
+    """A count or clinical table as text (tab-separated, ``#`` comments)."""
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    except FileNotFoundError:
+        raise InputError(path, "file not found", "check the path in the config's outcome: section") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not a readable tab-separated table ({exc})", "save it as UTF-8 TSV") from None
+
+
 def _first(mask: pd.Series):
     return mask.idxmax()
 
@@ -217,7 +227,24 @@ def validate_clinical(clinical: pd.DataFrame, path: str, endpoints: Sequence[str
         _check_endpoint(df, ep, path)
     _check_landmarks(df, path)
     _check_response(df, path)
+    _characteristics(df, [c for c in df.columns if c not in ("patient", "best_response")])
     return df
+
+
+def _characteristics(df: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Empty cells become missing; a column whose every given value is a number
+    becomes numeric (a tumour marker, ECOG, number of sites); others stay text."""
+    for col in columns:
+        if not (pd.api.types.is_object_dtype(df[col]) or pd.api.types.is_string_dtype(df[col])):
+            continue
+        text = df[col].astype("string").str.strip()
+        text = text.mask(text == "")
+        values = pd.to_numeric(text, errors="coerce")
+        if text.notna().any() and (values.notna() == text.notna()).all():
+            whole = (values.dropna() == np.round(values.dropna())).all()
+            df[col] = values.astype("Int64") if whole else values.astype(float)
+        else:
+            df[col] = text.astype(object).where(text.notna(), None)
 
 
 def match_patients(

@@ -16,7 +16,9 @@ from .analyses import (
 from .associations import associations_table, finish
 from .dynamics import draw_order, dynamics_table, positivity_rates, thr_label
 from .expression import DEFAULT_MIN_DETECTED, EXPR_COLUMNS, expression_cox, positivity_groups, sample_patients
-from .inputs import check_draw_dates, landmark_times, match_patients, validate_clinical, validate_counts
+from .inputs import (
+    check_draw_dates, landmark_times, match_patients, read_table, validate_clinical, validate_counts,
+)
 
 
 def _check_covariates(clin: pd.DataFrame, names: Sequence[str], path: str, key: str) -> None:
@@ -233,3 +235,50 @@ def _join(col, assoc, expression, samples, positivity, clin, base, s, timepoint,
         if rows:
             assoc = finish(pd.concat([assoc, pd.DataFrame(rows)], ignore_index=True))
     return expr, assoc
+
+
+def config_arguments(cfg: dict) -> dict:
+    """Keyword arguments of :func:`run_outcome` from the config's ``outcome:`` section."""
+    return dict(
+        counts_path=cfg["ctc_counts"],
+        clinical_path=cfg["clinical"],
+        thresholds=tuple(cfg.get("thresholds", (1, 5))),
+        main_threshold=cfg.get("main_threshold", 5),
+        baseline=cfg.get("baseline", "baseline"),
+        followups=tuple(cfg.get("followups", ())),
+        covariates=tuple(cfg.get("covariates", ())),
+        categorical=tuple(cfg.get("categorical", ())),
+        ordinal=tuple(cfg.get("ordinal", ())),
+        associations=cfg.get("associations"),
+        subgroups=tuple(cfg.get("subgroups", ())),
+        arm_column=cfg.get("arm_column") or None,
+        landmark=cfg.get("landmark", True),
+        on_unmatched=cfg.get("on_unmatched", "error"),
+        min_detected=int(cfg.get("min_detected", DEFAULT_MIN_DETECTED)),
+    )
+
+
+def check_outcome_inputs(cfg: dict) -> None:
+    """Start-up check of the count and clinical tables (dry run included).
+
+    Runs every table check of the stage — columns, values, duplicates, patients
+    in both tables, configured columns present, baseline and landmark times —
+    so a problem is reported with file, line and column before any job runs.
+    """
+    if not (cfg.get("activate") and cfg.get("ctc_counts")):
+        return
+    if not cfg.get("clinical"):
+        raise InputError(
+            cfg["ctc_counts"], "outcome.clinical is empty",
+            "give the clinical table (patient, pfs_months, pfs_event, os_months, os_event)",
+        )
+    args = config_arguments(cfg)
+    s = _settings(
+        args["thresholds"], args["main_threshold"], args["covariates"], args["arm_column"], args["associations"],
+        args["subgroups"], counts_path=args["counts_path"], clinical_path=args["clinical_path"],
+        baseline=args["baseline"], followups=args["followups"], categorical=args["categorical"],
+        ordinal=args["ordinal"], endpoints=("pfs", "os"), landmark=args["landmark"],
+        on_unmatched=args["on_unmatched"],
+    )
+    cnt, clin, notes = _load(read_table(args["counts_path"]), read_table(args["clinical_path"]), s)
+    _followups_present(cnt, clin, s["baseline"], s["followups"], s["landmark"], s["counts_path"], s["clinical_path"], notes)
