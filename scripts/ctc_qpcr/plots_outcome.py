@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -210,6 +211,12 @@ def plot_forest(subgroups: pd.DataFrame, endpoint: str, path: str | Path) -> Pat
         ax.plot([r.hr], [yi], ls="none", **style)
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50]))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    finite = sub[np.isfinite(sub["ci_low"]) & np.isfinite(sub["ci_high"])]
+    if len(finite):
+        ax.set_xlim(min(finite["ci_low"].min(), 1.0) / 1.2, max(finite["ci_high"].max(), 1.0) * 1.2)
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
     for i, text in heads:
@@ -218,7 +225,7 @@ def plot_forest(subgroups: pd.DataFrame, endpoint: str, path: str | Path) -> Pat
     analysis = sub["analysis"].iloc[0] if len(sub) else ""
     ax.set_xlabel(f"Hazard ratio of {analysis} (95 % CI, log scale)")
     ax.set_title(f"{ENDPOINT_LABELS.get(endpoint, endpoint)}: {analysis} by subgroup", fontsize=10)
-    return save_figure(fig, path)
+    return save_figure(fig, path, tight=True)
 
 
 def plot_positivity(rates: pd.DataFrame, path: str | Path) -> Path:
@@ -234,10 +241,9 @@ def plot_positivity(rates: pd.DataFrame, path: str | Path) -> Path:
         err = np.vstack([r["rate"] - r["ci_low"], r["ci_high"] - r["rate"]]) * 100
         ax.bar(pos, r["rate"] * 100, width * 0.9, label=f"CTC ≥ {thr:g} per 7.5 ml")
         ax.errorbar(pos, r["rate"] * 100, yerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
-        for xi, n in zip(pos, r["n"]):
-            ax.text(xi, 1, f"n={int(n)}" if np.isfinite(n) else "", ha="center", va="bottom", fontsize=7, rotation=90)
+    n = rates.groupby("timepoint", sort=False)["n"].max().reindex(draws)
     ax.set_xticks(x)
-    ax.set_xticklabels(draws)
+    ax.set_xticklabels([f"{d}\n(n={int(k)})" for d, k in zip(draws, n)])
     ax.set_ylim(0, 100)
     ax.set_ylabel("Patients CTC-positive (%)")
     ax.legend(frameon=False, fontsize=8)
