@@ -139,6 +139,48 @@ def outcome_active():
     return bool(config["outcome"]["activate"] and config["outcome"]["ctc_counts"])
 
 
+OUTCOME = config["outcome"]
+OUTCOME_CATEGORY = "6. CTC counts and outcome"
+OUTCOME_EXPRESSION = QPCR_ACTIVE and bool(OUTCOME["expression_timepoint"])
+OUTCOME_ENDPOINTS = ["pfs", "os"]
+
+
+def outcome_join_inputs():
+    """The qPCR tables joined with outcome (none in a count study)."""
+    if not QPCR_ACTIVE:
+        return {}
+    join = {
+        "positivity": "results/positivity/sample_calls.tsv",
+        "samples": config["samples"],
+    }
+    if OUTCOME_EXPRESSION:
+        join["normalised"] = (
+            f"results/normalised/{config['normalisation']['default']}.tsv"
+        )
+    return join
+
+
+def outcome_targets():
+    targets = [
+        "results/outcome/cox.tsv",
+        "results/outcome/positivity_rates.tsv",
+        "results/outcome/plots/km.svg",
+        "results/outcome/plots/km_os.svg",
+        "results/outcome/plots/positivity.svg",
+    ]
+    targets += expand(
+        "results/outcome/plots/{kind}/{endpoint}_{draw}.svg",
+        kind=["km_draws", "km_change"],
+        endpoint=OUTCOME_ENDPOINTS,
+        draw=OUTCOME["followups"],
+    )
+    if OUTCOME["subgroups"]:
+        targets += expand(
+            "results/outcome/plots/forest_{endpoint}.svg", endpoint=OUTCOME_ENDPOINTS
+        )
+    return targets
+
+
 def predict_active():
     return bool(config["classifier"]["activate"] and config["predict"]["plates"])
 
