@@ -105,7 +105,12 @@ def plot_km(
     if logrank_p is not None and np.isfinite(logrank_p):
         head += f"\nlog-rank p = {logrank_p:.3g}"
     ax.set_title(head, fontsize=10)
-    # numbers-at-risk table, aligned with the x axis
+    _at_risk_table(fig, ax, sub, groups, risk_times, colors)
+    return save_figure(fig, path)
+
+
+def _at_risk_table(fig, ax, sub: pd.DataFrame, groups, risk_times, colors) -> None:
+    """The numbers-at-risk rows under the KM axes, aligned with its x axis."""
     tab = fig.add_axes((0.2, 0.04, 0.75, 0.18), sharex=ax)
     tab.set_xlim(ax.get_xlim())
     tab.set_ylim(-0.5, len(groups) - 0.5)
@@ -142,7 +147,6 @@ def plot_km(
             color=colors[i % len(colors)],
             transform=tab.get_yaxis_transform(),
         )
-    return save_figure(fig, path)
 
 
 def _nice_step(tmax: float) -> float:

@@ -89,16 +89,7 @@ def simulate_outcome(
     )
     ca153 = np.round(np.exp(rng.normal(3.5 + 0.4 * high0, 1.0)), 1)
 
-    rows = []
-    for i, pid in enumerate(ids):
-        rows.append((pid, "baseline", int(b[i]), 7.5))
-        if pfs[i] > lm2[i] and rng.random() > 0.08:
-            rows.append((pid, "cycle2", int(c2[i]), 7.5))
-        if pfs[i] > lm3[i] and rng.random() > 0.08:
-            rows.append((pid, "cycle3", int(c3[i]), 7.5))
-    counts = pd.DataFrame(
-        rows, columns=["patient", "timepoint", "ctc_count", "blood_volume_ml"]
-    )
+    counts = _example_draws(rng, ids, (b, c2, c3), pfs, (lm2, lm3))
     clinical = pd.DataFrame(
         {
             "patient": ids,
@@ -116,6 +107,22 @@ def simulate_outcome(
         }
     )
     return counts, clinical
+
+
+def _example_draws(rng, ids, counts, pfs, landmarks) -> pd.DataFrame:
+    """Rows of the example cohort's counts table: a follow-up draw exists if the
+    patient is progression-free at it and the sample is not missing (8 %); the
+    random numbers are drawn patient by patient, as the committed files were made."""
+    b, c2, c3 = counts
+    lm2, lm3 = landmarks
+    rows = []
+    for i, pid in enumerate(ids):
+        rows.append((pid, "baseline", int(b[i]), 7.5))
+        if pfs[i] > lm2[i] and rng.random() > 0.08:
+            rows.append((pid, "cycle2", int(c2[i]), 7.5))
+        if pfs[i] > lm3[i] and rng.random() > 0.08:
+            rows.append((pid, "cycle3", int(c3[i]), 7.5))
+    return pd.DataFrame(rows, columns=["patient", "timepoint", "ctc_count", "blood_volume_ml"])
 
 
 # --------------------------------------------------------------------------

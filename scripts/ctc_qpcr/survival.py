@@ -468,7 +468,7 @@ def cox_ph(
     tol: float = 1e-10,
     ph_transform: str = "km",
 ) -> CoxResult:
-    """Fit a Cox proportional-hazards model by Newton–Raphson (§8.2, §9: Efron).
+    """Fit a Cox proportional-hazards model by Newton–Raphson (§8.2, docs/methods.md §9: Efron).
 
     Efron's approximation for d tied events at time t with risk set R and tied
     set D: log L += Σ_D η_i − Σ_{l=0}^{d−1} log(Σ_R e^η − (l/d) Σ_D e^η);
@@ -489,28 +489,44 @@ def cox_ph(
     if ties not in ("efron", "breslow"):
         raise ValueError("ties must be 'efron' or 'breslow'")
     beta = np.zeros(p)
-    ll, grad, info = _cox_loglik(beta, X, t, e, event_times, ties)
-    ll_null = ll
-    converged = False
-    it = 0
-    note = ""
+    ll_null, grad, info = _cox_loglik(beta, X, t, e, event_times, ties)
     if p == 0 or len(event_times) == 0:
         nan = np.full(p, np.nan)
-        return CoxResult(
-            names,
-            nan,
-            nan,
-            ll,
-            ll_null,
-            n,
-            int(e.sum()),
-            False,
-            0,
-            ties,
-            nan,
-            np.nan,
-            "no events" if len(event_times) == 0 else "",
-        )
+        note = "no events" if len(event_times) == 0 else ""
+        return CoxResult(names, nan, nan, ll_null, ll_null, n, int(e.sum()), False, 0, ties, nan, np.nan, note)
+    beta, ll, info, it, converged = _newton(X, t, e, event_times, ties, ll_null, grad, info, max_iter, tol)
+    try:
+        cov = np.linalg.inv(info)
+        se = np.sqrt(np.diag(cov))
+    except np.linalg.LinAlgError:
+        cov = np.full((p, p), np.nan)
+        se = np.full(p, np.nan)
+    note = ""
+    if np.any(np.abs(beta) > 15) or not np.all(np.isfinite(se)):
+        converged = False
+        note = "coefficient diverges (monotone likelihood: a group without events or perfect separation)"
+    elif not converged:
+        note = f"Newton–Raphson did not converge in {max_iter} iterations"
+    if converged:
+        ph_p, ph_global = _schoenfeld_test(X, t, e, beta, cov, ph_transform)
+    else:
+        ph_p, ph_global = np.full(p, np.nan), np.nan
+    return CoxResult(
+        names, beta, se, float(ll), float(ll_null), n, int(e.sum()), converged, it, ties,
+        np.asarray(ph_p, float), ph_global, note,
+    )
+
+
+def _newton(X, t, e, event_times, ties, ll, grad, info, max_iter, tol):
+    """Newton–Raphson from β = 0, halving the step while the log-likelihood falls.
+
+    Stops when the log-likelihood changes by < ``tol`` and the step is small
+    (or after 5 iterations with no change). Returns β, log L, information,
+    iterations, converged.
+    """
+    beta = np.zeros(X.shape[1])
+    converged = False
+    it = 0
     for it in range(1, max_iter + 1):
         try:
             step = np.linalg.solve(info, grad)
@@ -526,42 +542,10 @@ def cox_ph(
             halvings += 1
         change = abs(ll_new - ll)
         beta, ll, grad, info = new, ll_new, g_new, i_new
-        if change < tol and np.max(np.abs(step)) < 1e-6 * (1 + np.max(np.abs(beta))):
+        if change < tol and (np.max(np.abs(step)) < 1e-6 * (1 + np.max(np.abs(beta))) or it > 5):
             converged = True
             break
-        if change < tol and it > 5:
-            converged = True
-            break
-    try:
-        cov = np.linalg.inv(info)
-        se = np.sqrt(np.diag(cov))
-    except np.linalg.LinAlgError:
-        cov = np.full((p, p), np.nan)
-        se = np.full(p, np.nan)
-    if np.any(np.abs(beta) > 15) or not np.all(np.isfinite(se)):
-        converged = False
-        note = "coefficient diverges (monotone likelihood: a group without events or perfect separation)"
-    elif not converged:
-        note = f"Newton–Raphson did not converge in {max_iter} iterations"
-    if converged:
-        ph_p, ph_global = _schoenfeld_test(X, t, e, beta, cov, ph_transform)
-    else:
-        ph_p, ph_global = np.full(p, np.nan), np.nan
-    return CoxResult(
-        names,
-        beta,
-        se,
-        float(ll),
-        float(ll_null),
-        n,
-        int(e.sum()),
-        converged,
-        it,
-        ties,
-        np.asarray(ph_p, float),
-        ph_global,
-        note,
-    )
+    return beta, ll, info, it, converged
 
 
 # --------------------------------------------------------------------------
