@@ -209,3 +209,47 @@ def test_rt_minus():
     assert res["cq_rna"].iloc[0] == pytest.approx(25.0 - np.log2(0.75))
     # QIAGEN FAQ: ΔCq 5 -> 3 % (grade B at the strict bound 3.125 %)
     assert 100 * vp.rt_minus_correction(plus.iloc[:1], minus.iloc[:1].assign(cq=30.0))["gdna_fraction"].iloc[0] == pytest.approx(3.125)
+
+
+# --------------------------------------------------------------------------- A+ per §1.3 (issue 16 item 9)
+
+SERIES = {"g10": 10.0, "g50": 50.0, "g250": 250.0, "g1000": 1000.0, "g5000": 5000.0}
+VPA_CQ = {"g10": 33.9, "g50": 31.6, "g250": 29.3, "g1000": 27.3, "g5000": 25.0}
+
+
+def series_wells(goi_cq: dict) -> pd.DataFrame:
+    """One chip, the help text's series 10–5000 copies; ``goi_cq`` NaN = NOAMP."""
+    rows = []
+    for i, s in enumerate(SERIES, start=1):
+        rows.append({"plate": "P1", "well": f"S{i:02d}-A01", "sample": s, "assay": "VPA", "cq": VPA_CQ[s], "state": "CALC"})
+        cq = goi_cq[s]
+        rows.append({"plate": "P1", "well": f"S{i:02d}-A02", "sample": s, "assay": "GOI", "cq": cq,
+                     "state": "NOAMP" if np.isnan(cq) else "CALC"})
+    return pd.DataFrame(rows)
+
+
+def score_of(wells, copies=SERIES):
+    t = vp.validate_assays(wells, vpa_assay="VPA", gdna_samples=list(SERIES), gdna_copies=copies).set_index("assay")
+    return t.loc["GOI", "score"], t.loc["GOI", "score_grade"], t.loc["GOI", "confidence"]
+
+
+def test_goi_amplifying_gdna_at_1000_and_5000_copies_is_not_aplus():
+    w = series_wells({"g10": np.nan, "g50": np.nan, "g250": np.nan, "g1000": 28.1, "g5000": 25.8})
+    # NOAMP at 10 copies earns 1 point (< 20 copies), 50 and 250 earn 2, the two CALC rows −1 each
+    score, grade, confidence = score_of(w)
+    assert score == 1 + 2 + 2 - 1 - 1 == 3
+    assert grade == "" and confidence == "Low"  # amplifies gDNA: validated (2 valid rows < 4), not A+
+    # without the amounts (gh-validprime's own scoring): 2 + 2 + 2 − 1 − 1 = 4 → A+
+    assert score_of(w, copies=None)[:2] == (4, "A+")
+
+
+def test_noamp_below_20_copies_earns_one_point():
+    never = series_wells({s: np.nan for s in SERIES})
+    assert score_of(never)[:2] == (1 + 2 * 4, "A+++")
+    four = never[never["sample"] != "g5000"]
+    copies = {k: v for k, v in SERIES.items() if k != "g5000"}
+    t = vp.validate_assays(four, vpa_assay="VPA", gdna_samples=list(copies), gdna_copies=copies).set_index("assay")
+    assert (t.loc["GOI", "score"], t.loc["GOI", "score_grade"]) == (7, "A++")  # 1 + 2·3; 8 (A+++) without the rule
+    # a stray CALC at a low amount with the top sample NOAMP stays A+ (noise, not gDNA amplification)
+    stray = series_wells({"g10": 30.0, "g50": np.nan, "g250": np.nan, "g1000": np.nan, "g5000": np.nan})
+    assert score_of(stray)[:2] == (-1 + 2 * 4, "A++")

@@ -50,6 +50,8 @@ GRADE_SEVERITY = {"": 0, "A+++": 1, "A++": 2, "A+": 3, GRADE_A: 4, GRADE_ASTAR: 
 # above the cutoff), LOWSIGNAL 1, NOAMP 2; thresholds A+ ≥ 2, A++ ≥ 5, A+++ ≥ 8.
 _POINTS = {CALC: -1.0, EXPFAIL: 0.0, LOWSIGNAL: 1.0, NOAMP: 2.0}
 _APLUS = ((8.0, "A+++"), (5.0, "A++"), (2.0, "A+"))
+#: §1.3: a NOAMP in a gDNA sample with fewer haploid genome copies than this earns only 1 point.
+LOW_COPIES = 20.0
 
 # Best-first order to summarise several VPA wells into one state.
 _STATE_ORDER = {CALC: 0, LOWSIGNAL: 1, NOAMP: 2, EXPFAIL: 3}
@@ -107,6 +109,7 @@ def validate_assays(
     loo: bool = False,
     loo_sd: float = 0.2,
     gdna_unit: str = "sample",
+    gdna_copies: dict | None = None,
 ) -> pd.DataFrame:
     """Validate every GOI on the gDNA references of each chip (§1.3).
 
@@ -123,6 +126,14 @@ def validate_assays(
     ``n`` (valid gDNA rows: GOI and VPA both CALC), ``n_gdna`` (all gDNA rows),
     ``confidence`` (High / Low / NotUsed for A+ GOIs), ``score`` and
     ``score_grade`` (A+, A++, A+++ or ""), ``loo_outlier``, ``sd_loo``.
+
+    A+ score (§1.3): per gDNA row NOAMP 2, LOWSIGNAL 1, EXPFAIL 0, CALC −1 points;
+    A+ ≥ 2, A++ ≥ 5, A+++ ≥ 8. ``gdna_copies`` (sample → haploid genome copies,
+    samples-sheet ``quantity``) adds the two rules that need the amounts: a NOAMP
+    in a sample with < 20 copies earns only 1 point, and a GOI that amplifies
+    (CALC) the most concentrated gDNA sample of the chip amplifies gDNA, so it is
+    never A+ whatever its score ("A+ = never amplifies gDNA"). Without amounts both
+    rules are skipped (as gh-validprime, which has no amounts).
 
     Deviation: gh-validprime computes the SD on |ΔCq| (``getSd`` uses ``qAbs``); we
     use the signed ΔCq, which is what eq. (2) averages — the two agree whenever
@@ -157,9 +168,14 @@ def validate_assays(
     # its most-amplifying well (min points): one CALC well means the GOI amplifies gDNA.
     pts = g["state"].map(_POINTS).fillna(0.0)
     pts = pts.where(~((g["state"] == EXPFAIL) & (g["cq"] > lod)), 1.0)
-    goi_rows = g[g["assay"] != vpa_assay].assign(_pts=pts)
+    copies = g["sample"].map(gdna_copies or {}).astype(float)
+    pts = pts.where(~((g["state"] == NOAMP) & (copies < LOW_COPIES)), 1.0)
+    top = copies.notna() & (copies == copies.groupby(g["plate"]).transform("max"))
+    goi_rows = g[g["assay"] != vpa_assay].assign(_pts=pts, _top_calc=top & (g["state"] == CALC))
     row_pts = goi_rows.groupby([*unit, "assay"], sort=False)["_pts"].min().reset_index()
     score = row_pts.groupby(["plate", "assay"])["_pts"].agg(score="sum", n_gdna="size").reset_index()
+    top_calc = goi_rows.groupby(["plate", "assay"], sort=False)["_top_calc"].any().rename("_amplifies").reset_index()
+    score = score.merge(top_calc, on=["plate", "assay"], how="left")
 
     # ΔCq per valid gDNA row.
     calc = g[g["state"] == CALC]
@@ -188,6 +204,7 @@ def validate_assays(
     out["n_gdna"] = out["n_gdna"].fillna(0).astype(int)
     out["score"] = out["score"].fillna(0.0)
     out["score_grade"] = np.select([out["score"] >= t for t, _ in _APLUS], [lab for _, lab in _APLUS], "")
+    out.loc[out["_amplifies"].fillna(False).astype(bool).to_numpy(), "score_grade"] = ""
     out["dcq_gdna"] = out["dcq_gdna_all"]
     out["loo_outlier"] = ""
     out["sd_loo"] = np.nan
