@@ -25,8 +25,13 @@ SAMPLES = pd.DataFrame(
     }
 )
 ASSAYS = pd.DataFrame(
-    {"assay": ["GOI1", "REF1", "VPA", "IPCa"], "gene": ["GENE1", "ACTB", "VPA", "IPC"],
-     "role": ["target", "reference", "validprime", "ipc"], "lod": ["", "", "", ""], "efficiency": ["", "", "", ""]}
+    {
+        "assay": ["GOI1", "REF1", "VPA", "IPCa"],
+        "gene": ["GENE1", "ACTB", "VPA", "IPC"],
+        "role": ["target", "reference", "validprime", "ipc"],
+        "lod": ["", "", "", ""],
+        "efficiency": ["", "", "", ""],
+    }
 )
 
 
@@ -34,16 +39,30 @@ def small_batch():
     rows = []
 
     def add(plate, inlet, sample, assay, cq):
-        rows.append({"plate": plate, "run": "", "well": f"S{inlet:02d}-A{['GOI1', 'REF1', 'VPA', 'IPCa'].index(assay) + 1:02d}",
-                     "sample": sample, "assay": assay, "cq": cq, "cq_raw": "" if np.isnan(cq) else str(cq),
-                     "quality": 0.9, "quality_threshold": 0.65, "call": "Pass" if np.isfinite(cq) else "Fail",
-                     "sample_type": "", "quantity": np.nan, "instrument_flags": "", "line": 0})
+        rows.append(
+            {
+                "plate": plate,
+                "run": "",
+                "well": f"S{inlet:02d}-A{['GOI1', 'REF1', 'VPA', 'IPCa'].index(assay) + 1:02d}",
+                "sample": sample,
+                "assay": assay,
+                "cq": cq,
+                "cq_raw": "" if np.isnan(cq) else str(cq),
+                "quality": 0.9,
+                "quality_threshold": 0.65,
+                "call": "Pass" if np.isfinite(cq) else "Fail",
+                "sample_type": "",
+                "quantity": np.nan,
+                "instrument_flags": "",
+                "line": 0,
+            }
+        )
 
     for plate, ipc in (("P1", [24.90, 25.02, 24.96]), ("P2", [25.48, 25.52, 25.56])):
         for k, (name, (goi, vpa)) in enumerate(GDNA.items()):
             add(plate, 20 + k, name, "GOI1", goi)
             add(plate, 20 + k, name, "VPA", vpa)
-            add(plate, 20 + k, name, "REF1", np.nan)   # REF1 never amplifies gDNA -> A+++
+            add(plate, 20 + k, name, "REF1", np.nan)  # REF1 never amplifies gDNA -> A+++
         for k, cq in enumerate(ipc):
             add(plate, 10 + k, "IPC", "IPCa", cq)
         add(plate, 30, "NTC", "GOI1", np.nan)
@@ -102,16 +121,20 @@ def test_small_batch_end_to_end():
     wf = out["well_flags"]
     assert list(wf.columns) == ["plate", "well", "sample", "assay", "flag", "reason"]
     assert ((wf["sample"] == "pat2") & (wf["flag"] == "HIGHDNA")).sum() == 2
-    assert ((wf["flag"] == "NOAMP")).any()
+    assert (wf["flag"] == "NOAMP").any()
     assert set(out["efficiency"].columns) >= {"assay", "slope", "intercept", "E", "r2", "source"}
     assert ipc_reference_from(out["plate_calibration"]) == pytest.approx(25.24)
 
 
 def test_averaged_mode_matches_on_equal_replicates():
     rep = preprocess_batch(small_batch(), SAMPLES, ASSAYS)["cells"].set_index(["plate", "sample", "assay"])
-    avg = preprocess_batch(small_batch(), SAMPLES, ASSAYS, chip_options({"validprime": {"mode": "averaged"}}))["cells"].set_index(["plate", "sample", "assay"])
+    avg = preprocess_batch(
+        small_batch(), SAMPLES, ASSAYS, chip_options({"validprime": {"mode": "averaged"}})
+    )["cells"].set_index(["plate", "sample", "assay"])
     for plate in ("P1", "P2"):
-        assert avg.loc[(plate, "pat1", "GOI1"), "cq"] == pytest.approx(rep.loc[(plate, "pat1", "GOI1"), "cq"], abs=1e-9)
+        assert avg.loc[(plate, "pat1", "GOI1"), "cq"] == pytest.approx(
+            rep.loc[(plate, "pat1", "GOI1"), "cq"], abs=1e-9
+        )
         assert avg.loc[(plate, "pat1", "GOI1"), "vp_grade"] == "B"
 
 
@@ -131,7 +154,9 @@ def test_ipc_reference_and_per_assay_and_off():
     assert "ipc_missing" in c.loc[("P1", "pat1", "GOI1"), "flags"]
     assert "ipc_missing" not in c.loc[("P1", "IPC", "IPCa"), "flags"]
     with pytest.raises(ConfigError, match=r"chip P1 \(IRC_MISSING: assays GOI1, REF1, VPA\)"):
-        preprocess_batch(small_batch(), SAMPLES, ASSAYS, chip_options({"ipc": {"calibrators": ["IPC"]}}), batch="B1")
+        preprocess_batch(
+            small_batch(), SAMPLES, ASSAYS, chip_options({"ipc": {"calibrators": ["IPC"]}}), batch="B1"
+        )
 
 
 def test_no_validprime_no_ipc_notes():
@@ -159,12 +184,20 @@ def test_strict_vs_lenient_detection_and_ntc_margin():
 def test_options_defaults_come_from_the_schema_and_bad_keys_are_named():
     with pytest.raises(ConfigError, match=r"replicates\.max_delt"):
         chip_options({"replicates": {"max_delt": 0.4}})
-    with pytest.raises(ConfigError, match=r"ipc\.on_missing: 'ignore' is not one of stop, exclude, uncalibrated"):
+    with pytest.raises(
+        ConfigError, match=r"ipc\.on_missing: 'ignore' is not one of stop, exclude, uncalibrated"
+    ):
         chip_options({"ipc": {"on_missing": "ignore"}})
     with pytest.raises(ConfigError, match=r"detection\.min_detected"):
         chip_options({"detection": {"min_detected": 0}})
     o = chip_options()
-    assert (o.lod, o.validprime.min_gdna, o.ipc.max_sd, o.ipc.on_missing, o.replicates.outliers) == (35.0, 4, 0.25, "stop", "none")
+    assert (o.lod, o.validprime.min_gdna, o.ipc.max_sd, o.ipc.on_missing, o.replicates.outliers) == (
+        35.0,
+        4,
+        0.25,
+        "stop",
+        "none",
+    )
     assert chip_options({"validprime": {"sd_max": 0.4}}).validprime.sd_max == 0.4
 
 
@@ -174,17 +207,35 @@ def big_batch(n_chips=12, seed=1):
     assays = [f"G{i:02d}" for i in range(n_a - 2)] + ["VPA", "IPCa"]
     roles = ["target"] * (n_a - 5) + ["reference"] * 3 + ["validprime", "ipc"]
     samples = [f"g{i}" for i in range(4)] + ["IPC"] * 3 + ["NTC"] * 2 + [f"p{i // 2}" for i in range(n_s - 9)]
-    kinds = {**{f"g{i}": "gdna" for i in range(4)}, "IPC": "ipc", "NTC": "ntc", **{f"p{i}": "patient" for i in range(50)}}
+    kinds = {
+        **{f"g{i}": "gdna" for i in range(4)},
+        "IPC": "ipc",
+        "NTC": "ntc",
+        **{f"p{i}": "patient" for i in range(50)},
+    }
     si, ai = np.meshgrid(np.arange(n_s), np.arange(n_a), indexing="ij")
     frames = []
     for c in range(n_chips):
         cq = rng.normal(26, 3, size=si.shape)
         cq[rng.random(si.shape) < 0.2] = np.nan
-        frames.append(pd.DataFrame({
-            "plate": f"C{c:02d}", "run": "", "well": [f"S{s + 1:02d}-A{a + 1:02d}" for s, a in zip(si.ravel(), ai.ravel())],
-            "sample": np.array(samples)[si.ravel()], "assay": np.array(assays)[ai.ravel()], "cq": cq.ravel(),
-            "quality": rng.uniform(0.5, 1, si.size), "quality_threshold": 0.65, "call": "Pass", "instrument_flags": "",
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "plate": f"C{c:02d}",
+                    "run": "",
+                    "well": [
+                        f"S{s + 1:02d}-A{a + 1:02d}" for s, a in zip(si.ravel(), ai.ravel(), strict=True)
+                    ],
+                    "sample": np.array(samples)[si.ravel()],
+                    "assay": np.array(assays)[ai.ravel()],
+                    "cq": cq.ravel(),
+                    "quality": rng.uniform(0.5, 1, si.size),
+                    "quality_threshold": 0.65,
+                    "call": "Pass",
+                    "instrument_flags": "",
+                }
+            )
+        )
     wells = pd.concat(frames, ignore_index=True)
     s = pd.DataFrame({"sample": list(kinds), "kind": list(kinds.values())})
     a = pd.DataFrame({"assay": assays, "gene": assays, "role": roles})
@@ -194,7 +245,9 @@ def big_batch(n_chips=12, seed=1):
 def test_speed_12_chips():
     wells, s, a = big_batch()
     t0 = time.perf_counter()
-    out = preprocess_batch(wells, s, a, chip_options({"ipc": {"on_missing": "uncalibrated"}}))  # random IPC wells
+    out = preprocess_batch(
+        wells, s, a, chip_options({"ipc": {"on_missing": "uncalibrated"}})
+    )  # random IPC wells
     elapsed = time.perf_counter() - t0
     assert len(out["cells"]) == out["cells"][["plate", "sample", "assay"]].drop_duplicates().shape[0]
     assert elapsed < 15, elapsed  # ~1–3 s on a developer machine; generous for CI
@@ -202,9 +255,27 @@ def test_speed_12_chips():
 
 def test_config_yaml_keys_are_accepted():
     cfg = {
-        "validprime": {"activate": True, "mode": "per_replicate", "sd_max": 0.3, "min_gdna": 4, "loo": False, "loo_sd": 0.2,
-                       "grade_a": 3, "grade_b": 25, "grade_c": 60, "correct_a": False, "vpa_noamp_upper_bound": False},
-        "ipc": {"activate": True, "reference": None, "max_sd": 0.25, "max_offset": 1.0, "calibrators": [], "on_missing": "stop"},
+        "validprime": {
+            "activate": True,
+            "mode": "per_replicate",
+            "sd_max": 0.3,
+            "min_gdna": 4,
+            "loo": False,
+            "loo_sd": 0.2,
+            "grade_a": 3,
+            "grade_b": 25,
+            "grade_c": 60,
+            "correct_a": False,
+            "vpa_noamp_upper_bound": False,
+        },
+        "ipc": {
+            "activate": True,
+            "reference": None,
+            "max_sd": 0.25,
+            "max_offset": 1.0,
+            "calibrators": [],
+            "on_missing": "stop",
+        },
         "replicates": {"max_delta": 0.5, "max_sd": 0.354, "outliers": "none"},
         "detection": {"min_detected": "all", "ntc_margin": None},
         "efficiency": {"apply": False, "from_standards": True},
@@ -212,12 +283,20 @@ def test_config_yaml_keys_are_accepted():
     a = preprocess_batch(small_batch(), SAMPLES, ASSAYS, chip_options(cfg))["cells"]
     b = preprocess_batch(small_batch(), SAMPLES, ASSAYS)["cells"]
     pd.testing.assert_frame_equal(a, b)
-    off = preprocess_batch(small_batch(), SAMPLES, ASSAYS, chip_options({"ipc": {"activate": False}, "validprime": {"activate": False}}))
+    off = preprocess_batch(
+        small_batch(),
+        SAMPLES,
+        ASSAYS,
+        chip_options({"ipc": {"activate": False}, "validprime": {"activate": False}}),
+    )
     assert (off["cells"]["plate_offset"] == 0).all() and (off["cells"]["vp_grade"] == "").all()
-    assert any("validprime.activate: false" in n for n in off["notes"]) and any("ipc.activate: false" in n for n in off["notes"])
+    assert any("validprime.activate: false" in n for n in off["notes"]) and any(
+        "ipc.activate: false" in n for n in off["notes"]
+    )
 
 
-# --------------------------------------------------------------------------- IPC never silent (issue 16 item 8)
+# ------------------------------------------------------------------ IPC never silent (issue 16 item 8)
+
 
 def without_ipc_on(plate, fail=False):
     w = small_batch()
@@ -259,7 +338,9 @@ def test_chip_without_ipc_excluded_in_the_audit():
 
 
 def test_chip_without_ipc_uncalibrated_is_flagged():
-    out = preprocess_batch(without_ipc_on("P2"), SAMPLES, ASSAYS, chip_options({"ipc": {"on_missing": "uncalibrated"}}))
+    out = preprocess_batch(
+        without_ipc_on("P2"), SAMPLES, ASSAYS, chip_options({"ipc": {"on_missing": "uncalibrated"}})
+    )
     c = out["cells"]
     p2, p1 = c[c["plate"] == "P2"], c[c["plate"] == "P1"]
     assert p2["flags"].str.contains("ipc_missing").all() and (p2["plate_offset"] == 0).all()
@@ -270,13 +351,24 @@ def test_chip_without_ipc_uncalibrated_is_flagged():
 
 
 def test_first_batch_without_ipc_gives_later_batches_no_silent_offset():
-    first = preprocess_batch(without_ipc_on("P1").pipe(lambda w: w[w["sample"] != "IPC"]), SAMPLES, ASSAYS,
-                             chip_options({"ipc": {"on_missing": "uncalibrated"}}))
+    first = preprocess_batch(
+        without_ipc_on("P1").pipe(lambda w: w[w["sample"] != "IPC"]),
+        SAMPLES,
+        ASSAYS,
+        chip_options({"ipc": {"on_missing": "uncalibrated"}}),
+    )
     ref = ipc_reference_from(first["plate_calibration"])
     assert np.isnan(ref)
     with pytest.raises(ConfigError, match="set ipc.reference"):
-        preprocess_batch(small_batch(), SAMPLES, ASSAYS, chip_options({"ipc": {"reference": ref}}), batch="B2")
-    later = preprocess_batch(small_batch(), SAMPLES, ASSAYS, chip_options({"ipc": {"reference": ref, "on_missing": "uncalibrated"}}))
+        preprocess_batch(
+            small_batch(), SAMPLES, ASSAYS, chip_options({"ipc": {"reference": ref}}), batch="B2"
+        )
+    later = preprocess_batch(
+        small_batch(),
+        SAMPLES,
+        ASSAYS,
+        chip_options({"ipc": {"reference": ref, "on_missing": "uncalibrated"}}),
+    )
     assert later["cells"]["flags"].str.contains("ipc_missing").all()
     assert (later["plate_calibration"]["flags"].str.contains("IPC_NO_REFERENCE")).all()
 

@@ -1,4 +1,4 @@
-"""Inter-plate (inter-run) calibration, additive on Cq (algorithms §2, §0).
+"""Inter-plate (inter-run) calibration, additive on Cq (docs/methods.md §2, §0).
 
 * :func:`ipc_offsets` / :func:`apply_offsets` — global IPC (§2.1, TATAA/GenEx style):
   one inter-plate calibrator assay + template on every chip; one offset per chip,
@@ -76,10 +76,16 @@ def ipc_offsets(
     f_missing = pd.Series(np.where(missing, "IPC_MISSING", ""), index=idx)
     f_failed = pd.Series(np.where(failed, "IPC_FAILED", ""), index=idx)
     f_sd = pd.Series(np.where(stats["ipc_sd"] > max_sd, f"IPC_SD>{max_sd:g}", ""), index=idx)
-    f_off = pd.Series(np.where(stats["offset"].abs() > max_offset, f"IPC_OFFSET>{max_offset:g}", ""), index=idx)
-    f_n = pd.Series(np.where((stats["n"] > 0) & (stats["n"] < min_replicates), f"IPC_N<{min_replicates}", ""), index=idx)
+    f_off = pd.Series(
+        np.where(stats["offset"].abs() > max_offset, f"IPC_OFFSET>{max_offset:g}", ""), index=idx
+    )
+    f_n = pd.Series(
+        np.where((stats["n"] > 0) & (stats["n"] < min_replicates), f"IPC_N<{min_replicates}", ""), index=idx
+    )
     f_ref = pd.Series("IPC_NO_REFERENCE" if no_ref else "", index=idx)
-    stats["flags"] = join_flag_columns(pd.DataFrame({"m": f_missing, "f": f_failed, "n": f_n, "s": f_sd, "o": f_off, "r": f_ref}))
+    stats["flags"] = join_flag_columns(
+        pd.DataFrame({"m": f_missing, "f": f_failed, "n": f_n, "s": f_sd, "o": f_off, "r": f_ref})
+    )
     out = stats.reset_index()
     out.attrs["reference"] = ref
     return out[IPC_COLUMNS]
@@ -108,7 +114,9 @@ def apply_offsets(frame: pd.DataFrame, offsets: pd.DataFrame, cq_cols=("cq",)) -
 def apply_assay_offsets(frame: pd.DataFrame, offsets: pd.DataFrame, cq_cols=("cq",)) -> pd.DataFrame:
     """Subtract the per-chip × assay offset of :func:`irc_offsets`; adds ``plate_offset``."""
     key = pd.MultiIndex.from_frame(frame[["plate", "assay"]])
-    off = pd.Series(offsets.set_index(["plate", "assay"])["offset"].reindex(key).to_numpy(), index=frame.index)
+    off = pd.Series(
+        offsets.set_index(["plate", "assay"])["offset"].reindex(key).to_numpy(), index=frame.index
+    )
     off = off.fillna(0.0).astype(float)
     out = frame.copy()
     for col in cq_cols:
@@ -145,7 +153,9 @@ def irc_offsets(
     y = irc.groupby(["assay", "sample", "plate"])["cq"].mean().rename("y").reset_index()
     plate_list = sorted(set(wells["plate"]) if plates is None else set(plates))
     assay_list = sorted(set(wells["assay"]) if assays is None else set(assays))
-    grid = pd.MultiIndex.from_product([plate_list, assay_list], names=["plate", "assay"]).to_frame(index=False)
+    grid = pd.MultiIndex.from_product([plate_list, assay_list], names=["plate", "assay"]).to_frame(
+        index=False
+    )
 
     if y.empty:
         o = pd.DataFrame(columns=["assay", "plate", "offset", "n_irc"])
@@ -155,14 +165,20 @@ def irc_offsets(
             mu = (y["y"] - y["o"]).groupby([y["assay"], y["sample"]]).transform("mean")
             new_o = (y["y"] - mu).groupby([y["assay"], y["plate"]]).transform("mean")
             # Σ_p o_p = 0 per assay (each chip counted once).
-            per_plate = pd.DataFrame({"assay": y["assay"], "plate": y["plate"], "o": new_o}).drop_duplicates(["assay", "plate"])
+            per_plate = pd.DataFrame({"assay": y["assay"], "plate": y["plate"], "o": new_o}).drop_duplicates(
+                ["assay", "plate"]
+            )
             centre = per_plate.groupby("assay")["o"].mean()
             new_o = new_o - y["assay"].map(centre)
             delta = float(np.nanmax(np.abs(new_o - y["o"]))) if len(y) else 0.0
             y["o"] = new_o
             if delta < tol:
                 break
-        o = y.groupby(["assay", "plate"]).agg(offset=("o", "first"), n_irc=("sample", "nunique")).reset_index()
+        o = (
+            y.groupby(["assay", "plate"])
+            .agg(offset=("o", "first"), n_irc=("sample", "nunique"))
+            .reset_index()
+        )
 
     out = grid.merge(o, on=["plate", "assay"], how="left")
     missing = out["offset"].isna()
@@ -180,11 +196,15 @@ UNUSABLE = ("IPC_MISSING", "IPC_FAILED", "IPC_NO_REFERENCE")
 
 
 def _empty_plate_table(plates) -> pd.DataFrame:
-    return pd.DataFrame({"plate": plates, "ipc_mean": np.nan, "ipc_sd": np.nan, "n": 0, "offset": 0.0, "flags": ""})[IPC_COLUMNS]
+    return pd.DataFrame(
+        {"plate": plates, "ipc_mean": np.nan, "ipc_sd": np.nan, "n": 0, "offset": 0.0, "flags": ""}
+    )[IPC_COLUMNS]
 
 
-def chip_offsets(w: pd.DataFrame, o: IpcOptions, ipc_assays, notes: list) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Offsets of every chip of a batch: global IPC (§2.1) or, with ``ipc.calibrators``, per chip × assay (§2.2).
+def chip_offsets(
+    w: pd.DataFrame, o: IpcOptions, ipc_assays, notes: list
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Chip offsets: global IPC (§2.1), or per chip × assay with ``ipc.calibrators`` (§2.2).
 
     Global offsets are computed on the measured Cq and applied later
     (:func:`apply_chip_offsets`, after ValidPrime — the two commute, §1.6); per-assay
@@ -203,31 +223,46 @@ def chip_offsets(w: pd.DataFrame, o: IpcOptions, ipc_assays, notes: list) -> tup
         plate_cal["flags"] = "PER_ASSAY_CALIBRATION"
         return apply_assay_offsets(w, assay_cal, cq_cols=("cq",)), plate_cal, assay_cal
     if not len(ipc_assays):
-        notes.append("no inter-plate calibrator: the assays sheet has no assay of role 'ipc' — no plate offsets (set ipc.activate: false to say so)")
+        notes.append(
+            "no inter-plate calibrator: the assays sheet has no assay of role 'ipc' — no plate offsets "
+            "(set ipc.activate: false to say so)"
+        )
         return w, plate_cal, assay_cal
     ipc_samples = sorted(set(w.loc[w["kind"] == "ipc", "sample"]))
     plate_cal = ipc_offsets(
-        w.assign(cq=w["cq_measured"]), ipc_samples, list(ipc_assays), o.reference, plates=plates,
-        max_sd=o.max_sd, max_offset=o.max_offset, min_replicates=int(o.min_replicates),
+        w.assign(cq=w["cq_measured"]),
+        ipc_samples,
+        list(ipc_assays),
+        o.reference,
+        plates=plates,
+        max_sd=o.max_sd,
+        max_offset=o.max_offset,
+        min_replicates=int(o.min_replicates),
     )
-    for plate, flags in zip(plate_cal["plate"], plate_cal["flags"]):
+    for plate, flags in zip(plate_cal["plate"], plate_cal["flags"], strict=True):
         if flags:
             notes.append(f"chip {plate}: IPC {flags}")
     return w, plate_cal, assay_cal
 
 
-def _unusable(w: pd.DataFrame, plate_cal: pd.DataFrame, assay_cal: pd.DataFrame, o: IpcOptions) -> pd.DataFrame:
+def _unusable(
+    w: pd.DataFrame, plate_cal: pd.DataFrame, assay_cal: pd.DataFrame, o: IpcOptions
+) -> pd.DataFrame:
     """Chips (global IPC) or chip × assay pairs (per-assay) without a usable calibrator, with the reason."""
     if o.calibrators:
         present = w[["plate", "assay"]].drop_duplicates()
         miss = assay_cal[assay_cal["flags"] == "IRC_MISSING"].merge(present, on=["plate", "assay"])
         return miss.assign(reason="IRC_MISSING")[["plate", "assay", "reason"]]
-    reason = plate_cal["flags"].str.split(";").map(lambda fl: next((f for f in fl if f in UNUSABLE), ""))  # one per chip
+    reason = (
+        plate_cal["flags"].str.split(";").map(lambda fl: next((f for f in fl if f in UNUSABLE), ""))
+    )  # one per chip
     bad = plate_cal.assign(reason=reason)
     return bad.loc[bad["reason"] != "", ["plate", "reason"]]
 
 
-def ipc_policy(w: pd.DataFrame, plate_cal: pd.DataFrame, assay_cal: pd.DataFrame, o: IpcOptions, *, batch: str = ""):
+def ipc_policy(
+    w: pd.DataFrame, plate_cal: pd.DataFrame, assay_cal: pd.DataFrame, o: IpcOptions, *, batch: str = ""
+):
     """Apply ``ipc.on_missing`` to chips without usable IPC (docs/methods.md §2.1).
 
     ``stop`` raises :class:`ConfigError` naming every such chip and the batch;
@@ -247,22 +282,32 @@ def ipc_policy(w: pd.DataFrame, plate_cal: pd.DataFrame, assay_cal: pd.DataFrame
     if o.on_missing == "stop":
         where = f"batch {batch}: " if batch else ""
         what = "; ".join(
-            f"chip {plate} ({', '.join(sorted(set(g['reason'])))}" + (f": assays {', '.join(sorted(g['assay']))}" if o.calibrators else "") + ")"
+            f"chip {plate} ({', '.join(sorted(set(g['reason'])))}"
+            + (f": assays {', '.join(sorted(g['assay']))}" if o.calibrators else "")
+            + ")"
             for plate, g in bad.groupby("plate", sort=True)
         )
         raise ConfigError(
-            f"{where}no usable inter-plate calibrator on {what} — these chips cannot be put on the study's scale. "
+            f"{where}no usable inter-plate calibrator on {what} — these chips cannot be put on the study's "
+            "scale. "
             "Check the export and the samples/assays sheets (IPC sample of kind 'ipc', assay of role 'ipc'"
             + (", ipc.calibrators" if o.calibrators else "")
-            + "), or say what to do in config/config.yaml: ipc.on_missing: exclude (leave them out; their wells are "
-            "excluded in results/qc/wells.tsv) or ipc.on_missing: uncalibrated (keep them without offset; their cells "
+            + "), or say what to do in config/config.yaml: ipc.on_missing: exclude (leave them out; "
+            "their wells are excluded in results/qc/wells.tsv) or ipc.on_missing: uncalibrated (keep them "
+            "without offset; their cells "
             "are flagged ipc_missing); for one batch: batches: {<batch>: {ipc: {on_missing: ...}}}"
-            + ("; a first batch without usable IPC leaves later batches without reference: set ipc.reference" if (bad["reason"] == "IPC_NO_REFERENCE").any() else "")
+            + (
+                "; a first batch without usable IPC leaves later batches without reference: set ipc.reference"
+                if (bad["reason"] == "IPC_NO_REFERENCE").any()
+                else ""
+            )
         )
     mark = "CHIP_EXCLUDED" if o.on_missing == "exclude" else "UNCALIBRATED"
     plate_cal = plate_cal.copy()
     hit = plate_cal["plate"].isin(set(bad["plate"]))
-    plate_cal.loc[hit, "flags"] = join_flag_columns(pd.DataFrame({"f": plate_cal.loc[hit, "flags"], "m": mark}))
+    plate_cal.loc[hit, "flags"] = join_flag_columns(
+        pd.DataFrame({"f": plate_cal.loc[hit, "flags"], "m": mark})
+    )
     if o.on_missing == "uncalibrated":
         return w, plate_cal, None, bad[keys]
     if not o.calibrators:
@@ -288,7 +333,14 @@ def flag_uncalibrated(cells: pd.DataFrame, uncalibrated: pd.DataFrame) -> pd.Dat
     if uncalibrated.empty:
         return cells
     keys = list(uncalibrated.columns)
-    hit = cells[keys].merge(uncalibrated.drop_duplicates().assign(_hit=True), on=keys, how="left")["_hit"].notna().to_numpy()
+    hit = (
+        cells[keys]
+        .merge(uncalibrated.drop_duplicates().assign(_hit=True), on=keys, how="left")["_hit"]
+        .notna()
+        .to_numpy()
+    )
     cells = cells.copy()
-    cells.loc[hit, "flags"] = join_flag_columns(pd.DataFrame({"f": cells.loc[hit, "flags"], "m": "ipc_missing"}))
+    cells.loc[hit, "flags"] = join_flag_columns(
+        pd.DataFrame({"f": cells.loc[hit, "flags"], "m": "ipc_missing"})
+    )
     return cells

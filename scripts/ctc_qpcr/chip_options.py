@@ -116,7 +116,10 @@ def _section(name: str, given: dict | None) -> dict:
     wanted = [f.name for f in fields(_CLASSES[name])]
     unknown = sorted(set(given) - set(wanted))
     if unknown:
-        raise ConfigError(f"config key(s) {', '.join(f'{name}.{k}' for k in unknown)} unknown (allowed in '{name}': {', '.join(wanted)})")
+        raise ConfigError(
+            f"config key(s) {', '.join(f'{name}.{k}' for k in unknown)} unknown "
+            f"(allowed in '{name}': {', '.join(wanted)})"
+        )
     out = {}
     for key in wanted:
         if key in given:
@@ -124,7 +127,9 @@ def _section(name: str, given: dict | None) -> dict:
         elif "default" in spec.get(key, {}):
             value = copy.deepcopy(spec[key]["default"])
         else:
-            raise ConfigError(f"config key {name}.{key} is not set and has no default ({SCHEMA_PATH} not found) — set it")
+            raise ConfigError(
+                f"config key {name}.{key} is not set and has no default ({SCHEMA_PATH} not found) — set it"
+            )
         choices = spec.get(key, {}).get("enum")
         if choices and value not in choices:
             raise ConfigError(f"config {name}.{key}: {value!r} is not one of {', '.join(map(str, choices))}")

@@ -28,21 +28,61 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import calibration, detection as det, efficiency as eff, replicates as reps, validprime as vp
+from . import calibration
+from . import detection as det
+from . import efficiency as eff
+from . import replicates as reps
+from . import validprime as vp
 from .audit import EXCLUDING_FLAGS
 from .calibration import ipc_reference_from  # noqa: F401  (re-exported for the workflow)
-from .chip_options import ChipOptions, DetectionOptions, EfficiencyOptions, ReplicateOptions, ValidPrimeOptions, chip_options
+from .chip_options import (
+    ChipOptions,
+    DetectionOptions,
+    EfficiencyOptions,
+    ReplicateOptions,
+    ValidPrimeOptions,
+    chip_options,
+)
 from .wells import CALC, assign_states
 
 CELL_COLUMNS = [
-    "batch", "plate", "sample", "kind", "assay", "gene", "role", "cq", "cq_imputed", "detected",
-    "n_replicates", "n_detected", "replicate_delta", "replicate_sd", "gdna_fraction", "vp_grade",
-    "plate_offset", "flags",
+    "batch",
+    "plate",
+    "sample",
+    "kind",
+    "assay",
+    "gene",
+    "role",
+    "cq",
+    "cq_imputed",
+    "detected",
+    "n_replicates",
+    "n_detected",
+    "replicate_delta",
+    "replicate_sd",
+    "gdna_fraction",
+    "vp_grade",
+    "plate_offset",
+    "flags",
 ]
 STUDY_KINDS = ("patient", "healthy", "other")
 WELL_FLAG_COLUMNS = ["plate", "well", "sample", "assay", "flag", "reason"]
 KEYS = ["plate", "sample", "assay"]
-VP_COLUMNS = ["plate", "assay", "gene", "dcq_gdna", "sd", "n", "confidence", "score", "score_grade", "n_gdna", "loo_outlier", "sd_loo", "dcq_gdna_all"]
+VP_COLUMNS = [
+    "plate",
+    "assay",
+    "gene",
+    "dcq_gdna",
+    "sd",
+    "n",
+    "confidence",
+    "score",
+    "score_grade",
+    "n_gdna",
+    "loo_outlier",
+    "sd_loo",
+    "dcq_gdna_all",
+]
 GRUBBS_ALPHA = 0.05
 MIN_STANDARD_POINTS = 3
 
@@ -57,7 +97,14 @@ class Design:
     ipc_assays: tuple
 
 
-def preprocess_batch(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame, options: ChipOptions | None = None, *, batch: str = "") -> dict:
+def preprocess_batch(
+    wells: pd.DataFrame,
+    samples: pd.DataFrame,
+    assays: pd.DataFrame,
+    options: ChipOptions | None = None,
+    *,
+    batch: str = "",
+) -> dict:
     """Preprocess one batch of plates (steps in the module docstring).
 
     ``wells``: data-model §1 rows of every plate of the batch (``state`` is
@@ -78,7 +125,9 @@ def preprocess_batch(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.Data
     flags = [_state_flags(w)]
     flags.append(ntc_margin_rule(w, o.detection, notes))
     w, plate_cal, assay_cal = calibration.chip_offsets(w, o.ipc, design.ipc_assays, notes)
-    w, plate_cal, ipc_flags, uncalibrated = calibration.ipc_policy(w, plate_cal, assay_cal, o.ipc, batch=_batch_name(w, batch))
+    w, plate_cal, ipc_flags, uncalibrated = calibration.ipc_policy(
+        w, plate_cal, assay_cal, o.ipc, batch=_batch_name(w, batch)
+    )
     flags.append(ipc_flags)
     ctx = validprime_setup(w, o.validprime, o.lod, design, notes)
     flags.append(validprime_replicates(w, ctx))
@@ -87,7 +136,9 @@ def preprocess_batch(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.Data
     flags.append(rep_flags)
     cells = calibration.flag_uncalibrated(cells, uncalibrated)
     cells = validprime_cells(cells, w, ctx)
-    cells = det.call_cells(cells, lod=o.lod, assay_lod=design.assay_lod, min_detected=o.detection.min_detected)
+    cells = det.call_cells(
+        cells, lod=o.lod, assay_lod=design.assay_lod, min_detected=o.detection.min_detected
+    )
     cells, eff_table = efficiency_step(cells, w, assays, design, o.efficiency, notes)
     return _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes)
 
@@ -97,18 +148,27 @@ def _batch_name(w: pd.DataFrame, batch: str) -> str:
     return ", ".join(n for n in names if n) or batch
 
 
-def annotate_wells(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame, batch: str, notes: list) -> tuple[pd.DataFrame, Design]:
-    """Join sample kind and assay gene/role by name (unknown sample → kind ``other``, unknown assay → role ``target``, both noted)."""
+def annotate_wells(
+    wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame, batch: str, notes: list
+) -> tuple[pd.DataFrame, Design]:
+    """Join sample kind and assay gene/role by name.
+
+    An unknown sample is kind ``other``, an unknown assay role ``target`` (both noted).
+    """
     s_names = samples["sample"].astype(str).str.strip()
     a_names = assays["assay"].astype(str).str.strip()
-    kind_of = dict(zip(s_names, samples["kind"].astype(str).str.strip()))
-    gene_of = dict(zip(a_names, assays["gene"].astype(str).str.strip()))
-    role_of = dict(zip(a_names, assays["role"].astype(str).str.strip()))
+    kind_of = dict(zip(s_names, samples["kind"].astype(str).str.strip(), strict=True))
+    gene_of = dict(zip(a_names, assays["gene"].astype(str).str.strip(), strict=True))
+    role_of = dict(zip(a_names, assays["role"].astype(str).str.strip(), strict=True))
     assay_lod = {}
     if "lod" in assays.columns:
         lods = pd.to_numeric(assays["lod"], errors="coerce")
-        assay_lod = {k: float(v) for k, v in zip(a_names, lods) if np.isfinite(v)}
-    sample_qty = dict(zip(s_names, pd.to_numeric(samples["quantity"], errors="coerce"))) if "quantity" in samples.columns else {}
+        assay_lod = {k: float(v) for k, v in zip(a_names, lods, strict=True) if np.isfinite(v)}
+    sample_qty = (
+        dict(zip(s_names, pd.to_numeric(samples["quantity"], errors="coerce"), strict=True))
+        if "quantity" in samples.columns
+        else {}
+    )
 
     w = wells.reset_index(drop=True)
     w = w.assign(**{col: w[col].astype(str) for col in ("plate", "well", "sample", "assay")})
@@ -118,9 +178,15 @@ def annotate_wells(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFr
     unknown_s = sorted(set(sample_names) - set(kind_of))
     unknown_a = sorted(set(assay_names) - set(role_of))
     if unknown_s:
-        notes.append(f"{len(unknown_s)} sample name(s) on the plates are not in the samples sheet (treated as kind 'other'): {', '.join(unknown_s[:10])}")
+        notes.append(
+            f"{len(unknown_s)} sample name(s) on the plates are not in the samples sheet "
+            f"(treated as kind 'other'): {', '.join(unknown_s[:10])}"
+        )
     if unknown_a:
-        notes.append(f"{len(unknown_a)} assay name(s) on the plates are not in the assays sheet (treated as role 'target'): {', '.join(unknown_a[:10])}")
+        notes.append(
+            f"{len(unknown_a)} assay name(s) on the plates are not in the assays sheet "
+            f"(treated as role 'target'): {', '.join(unknown_a[:10])}"
+        )
     w["kind"] = _by_name(w["sample"], kind_of, "other")
     w["role"] = _by_name(w["assay"], role_of, "target")
     w["gene"] = _by_name(w["assay"], gene_of, None).where(lambda g: g.notna(), w["assay"])
@@ -150,7 +216,10 @@ def well_states(w: pd.DataFrame, lod: float, assay_lod: dict, notes: list) -> pd
     for plate in calc_any.index[~calc_any.to_numpy()]:
         states = w.loc[w["plate"] == plate, "state"]
         counts = ", ".join(f"{k} {v}" for k, v in states.value_counts().sort_index().items())
-        notes.append(f"chip {plate}: no usable well (no CALC well among {len(states)}: {counts}) — check the run and the export")
+        notes.append(
+            f"chip {plate}: no usable well (no CALC well among {len(states)}: {counts}) "
+            "— check the run and the export"
+        )
     w["vp_grade"] = ""
     w["gdna_fraction"] = np.nan
     w["vp_flag"] = ""
@@ -161,7 +230,9 @@ def well_states(w: pd.DataFrame, lod: float, assay_lod: dict, notes: list) -> pd
 
 def _state_flags(w: pd.DataFrame) -> pd.DataFrame:
     bad = w["state"] != CALC
-    return w.loc[bad, ["plate", "well", "sample", "assay"]].assign(flag=w.loc[bad, "state"], reason=w.loc[bad, "state_reason"])
+    return w.loc[bad, ["plate", "well", "sample", "assay"]].assign(
+        flag=w.loc[bad, "state"], reason=w.loc[bad, "state_reason"]
+    )
 
 
 def ntc_margin_rule(w: pd.DataFrame, o: DetectionOptions, notes: list) -> pd.DataFrame | None:
@@ -175,14 +246,26 @@ def ntc_margin_rule(w: pd.DataFrame, o: DetectionOptions, notes: list) -> pd.Dat
         return None
     ntc_samples = sorted(set(w.loc[w["kind"] == "ntc", "sample"]))
     if not ntc_samples:
-        notes.append("detection.ntc_margin is set but the batch has no sample of kind 'ntc': no NTC rule applied")
+        notes.append(
+            "detection.ntc_margin is set but the batch has no sample of kind 'ntc': no NTC rule applied"
+        )
         return None
     thr = det.ntc_thresholds(w, ntc_samples, float(o.ntc_margin))
-    hit = det.above_ntc(w, thr, "cq_measured") & (w["use"] == "value").to_numpy() & w["kind"].isin(STUDY_KINDS).to_numpy()
+    hit = (
+        det.above_ntc(w, thr, "cq_measured")
+        & (w["use"] == "value").to_numpy()
+        & w["kind"].isin(STUDY_KINDS).to_numpy()
+    )
     if not hit.any():
         return None
     t = thr.set_index(["plate", "assay"]).reindex(pd.MultiIndex.from_frame(w.loc[hit, ["plate", "assay"]]))
-    reason = "cq>" + t["ntc_threshold"].round(2).astype(str).to_numpy() + " (min NTC cq " + t["ntc_min_cq"].round(2).astype(str).to_numpy() + f" - {float(o.ntc_margin):g})"
+    reason = (
+        "cq>"
+        + t["ntc_threshold"].round(2).astype(str).to_numpy()
+        + " (min NTC cq "
+        + t["ntc_min_cq"].round(2).astype(str).to_numpy()
+        + f" - {float(o.ntc_margin):g})"
+    )
     w.loc[hit, "use"] = "nondetect"
     return w.loc[hit, ["plate", "well", "sample", "assay"]].assign(flag="NTC_MARGIN", reason=reason)
 
@@ -198,7 +281,9 @@ class ValidPrimeContext:
     goi_mask: pd.Series
 
 
-def validprime_setup(w: pd.DataFrame, o: ValidPrimeOptions, lod: float, design: Design, notes: list) -> ValidPrimeContext | None:
+def validprime_setup(
+    w: pd.DataFrame, o: ValidPrimeOptions, lod: float, design: Design, notes: list
+) -> ValidPrimeContext | None:
     """Validate every GOI on each chip's gDNA series (§1.3: mean and SD of ΔCq_gDNA, A+ score).
 
     ValidPrime runs when ``validprime.activate`` is true, an assay has role
@@ -224,8 +309,17 @@ def validprime_setup(w: pd.DataFrame, o: ValidPrimeOptions, lod: float, design: 
     goi_assays = sorted(set(w.loc[w["role"].isin(["target", "reference"]), "assay"]))
     copies = {s: design.sample_qty.get(s, np.nan) for s in gdna_samples}
     table = vp.validate_assays(
-        w, vpa_assay=vpa, gdna_samples=gdna_samples, goi_assays=goi_assays, lod=vpa_lod, sd_max=o.sd_max,
-        min_gdna=int(o.min_gdna), loo=bool(o.loo), loo_sd=o.loo_sd, gdna_unit="sample", gdna_copies=copies,
+        w,
+        vpa_assay=vpa,
+        gdna_samples=gdna_samples,
+        goi_assays=goi_assays,
+        lod=vpa_lod,
+        sd_max=o.sd_max,
+        min_gdna=int(o.min_gdna),
+        loo=bool(o.loo),
+        loo_sd=o.loo_sd,
+        gdna_unit="sample",
+        gdna_copies=copies,
     )
     gdna_plates = frozenset(w.loc[w["kind"] == "gdna", "plate"])
     table = table[table["plate"].isin(gdna_plates)]
@@ -233,18 +327,35 @@ def validprime_setup(w: pd.DataFrame, o: ValidPrimeOptions, lod: float, design: 
     goi_mask = w["kind"].isin(STUDY_KINDS) & w["role"].isin(["target", "reference"])
     no_gdna = sorted(set(w["plate"]) - gdna_plates)
     if no_gdna:
-        notes.append(f"no gDNA reference on chip(s) {', '.join(no_gdna)}: ValidPrime not applied there (cells flagged VP_NO_GDNA_ON_PLATE)")
+        notes.append(
+            f"no gDNA reference on chip(s) {', '.join(no_gdna)}: ValidPrime not applied there "
+            "(cells flagged VP_NO_GDNA_ON_PLATE)"
+        )
         hit = (goi_mask & w["plate"].isin(no_gdna)).to_numpy()
-        w.loc[hit, "vp_flag"] = np.where(w.loc[hit, "vp_flag"] == "", "VP_NO_GDNA_ON_PLATE", w.loc[hit, "vp_flag"] + ";VP_NO_GDNA_ON_PLATE")
-    kwargs = dict(
-        vpa_assay=vpa, assay_table=table, vpa_lod=vpa_lod, grade_a=o.grade_a, grade_b=o.grade_b, grade_c=o.grade_c,
-        correct_a=bool(o.correct_a), vpa_noamp_upper_bound=bool(o.vpa_noamp_upper_bound),
+        w.loc[hit, "vp_flag"] = np.where(
+            w.loc[hit, "vp_flag"] == "", "VP_NO_GDNA_ON_PLATE", w.loc[hit, "vp_flag"] + ";VP_NO_GDNA_ON_PLATE"
+        )
+    kwargs = {
+        "vpa_assay": vpa,
+        "assay_table": table,
+        "vpa_lod": vpa_lod,
+        "grade_a": o.grade_a,
+        "grade_b": o.grade_b,
+        "grade_c": o.grade_c,
+        "correct_a": bool(o.correct_a),
+        "vpa_noamp_upper_bound": bool(o.vpa_noamp_upper_bound),
+    }
+    return ValidPrimeContext(
+        options=o,
+        table=table[VP_COLUMNS].reset_index(drop=True),
+        kwargs=kwargs,
+        gdna_plates=gdna_plates,
+        goi_mask=goi_mask,
     )
-    return ValidPrimeContext(options=o, table=table[VP_COLUMNS].reset_index(drop=True), kwargs=kwargs, gdna_plates=gdna_plates, goi_mask=goi_mask)
 
 
 def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.DataFrame | None:
-    """Mode ``per_replicate``: each GOI well corrected with its own VPA well (§1.2 eqs. 2–4, §1.4 grades; in place).
+    """Mode ``per_replicate``: each GOI well corrected with its own VPA well (§1.2 eqs. 2–4, §1.4; in place).
 
     A well moved to non-detect by the NTC rule counts as LOWSIGNAL for ValidPrime.
     Returns the well flags of wells ValidPrime excluded or flagged.
@@ -255,7 +366,9 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     if not sel.any():
         return None
     sub = w.loc[sel, ["plate", "well", "sample", "assay", "cq", "state", "use"]]
-    sub = sub.assign(state=np.where((sub["use"] == "nondetect") & (sub["state"] == CALC), "LOWSIGNAL", sub["state"]))
+    sub = sub.assign(
+        state=np.where((sub["use"] == "nondetect") & (sub["state"] == CALC), "LOWSIGNAL", sub["state"])
+    )
     res = vp.apply_validprime(sub, w, mode="replicate", **ctx.kwargs)
     idx = res.index
     value = res["use"] == "value"
@@ -281,13 +394,19 @@ def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame,
     """
     w.loc[w["use"] != "value", "cq"] = np.nan
     cells, outliers = reps.summarise_replicates(
-        w, max_delta=o.max_delta, max_sd=o.max_sd, method="median" if o.outliers == "median" else "mean",
-        grubbs=o.outliers == "grubbs", grubbs_alpha=GRUBBS_ALPHA,
+        w,
+        max_delta=o.max_delta,
+        max_sd=o.max_sd,
+        method="median" if o.outliers == "median" else "mean",
+        grubbs=o.outliers == "grubbs",
+        grubbs_alpha=GRUBBS_ALPHA,
     )
     flags = None
     if len(outliers):
         ow = w.loc[outliers]
-        flags = ow[["plate", "well", "sample", "assay"]].assign(flag="GRUBBS_OUTLIER", reason="cq=" + ow["cq"].round(3).astype(str))
+        flags = ow[["plate", "well", "sample", "assay"]].assign(
+            flag="GRUBBS_OUTLIER", reason="cq=" + ow["cq"].round(3).astype(str)
+        )
         w.loc[outliers, "use"] = "excluded"
     return _cell_attributes(cells, w), flags
 
@@ -298,13 +417,18 @@ def _cell_attributes(cells: pd.DataFrame, w: pd.DataFrame) -> pd.DataFrame:
     first = w.drop_duplicates(KEYS).set_index(KEYS)
     for col in ("batch", "kind", "gene", "role"):
         cells[col] = first[col].reindex(cells.index)
-    means = w[["plate_offset", "global_offset", "gdna_fraction"]].groupby(group, sort=False).mean().reindex(cells.index)
+    means = (
+        w[["plate_offset", "global_offset", "gdna_fraction"]]
+        .groupby(group, sort=False)
+        .mean()
+        .reindex(cells.index)
+    )
     for col in means.columns:
         cells[col] = means[col]
     sev = w["vp_grade"].map(vp.GRADE_SEVERITY).fillna(0).astype(int)
     worst = sev.groupby(group, sort=False).max().reindex(cells.index)
     cells["vp_grade"] = worst.map({v: k for k, v in vp.GRADE_SEVERITY.items()}).fillna("")
-    # Cell flags = replicate flags + the distinct ValidPrime flags of its wells (pivoted, no per-group Python).
+    # Cell flags = replicate flags + the distinct ValidPrime flags of its wells (pivoted, no per-group loop).
     fl = w.loc[w["vp_flag"] != "", [*KEYS, "vp_flag"]].drop_duplicates()
     parts = {"r": cells["flags"]}
     if len(fl):
@@ -324,14 +448,20 @@ def validprime_cells(cells: pd.DataFrame, w: pd.DataFrame, ctx: ValidPrimeContex
     """
     if ctx is None or ctx.options.mode != "averaged":
         return cells
-    sel = cells["kind"].isin(STUDY_KINDS) & cells["role"].isin(["target", "reference"]) & cells["plate"].isin(ctx.gdna_plates)
+    sel = (
+        cells["kind"].isin(STUDY_KINDS)
+        & cells["role"].isin(["target", "reference"])
+        & cells["plate"].isin(ctx.gdna_plates)
+    )
     if not sel.any():
         return cells
     cells = cells.copy()
     sub = cells.loc[sel].copy()
     goff = sub["global_offset"].to_numpy()
     sub["cq"] = sub["cq"] + goff
-    sub["state"] = np.where(sub["n_detected"] > 0, CALC, np.where(sub["n_replicates"] > 0, "NOAMP", "EXPFAIL"))
+    sub["state"] = np.where(
+        sub["n_detected"] > 0, CALC, np.where(sub["n_replicates"] > 0, "NOAMP", "EXPFAIL")
+    )
     res = vp.apply_validprime(sub, w.assign(cq=w["cq"] + w["global_offset"]), mode="averaged", **ctx.kwargs)
     value = res["use"] == "value"
     cells.loc[sel, "cq"] = np.where(value, res["cq_rna"] - goff, np.nan)
@@ -340,11 +470,15 @@ def validprime_cells(cells: pd.DataFrame, w: pd.DataFrame, ctx: ValidPrimeContex
     cells.loc[idx, "n_replicates"] = 0
     cells.loc[sel, "vp_grade"] = res["vp_grade"]
     cells.loc[sel, "gdna_fraction"] = res["gdna_fraction"]
-    cells.loc[sel, "flags"] = reps.join_flag_columns(pd.DataFrame({"r": cells.loc[sel, "flags"], "v": res["vp_flag"]}))
+    cells.loc[sel, "flags"] = reps.join_flag_columns(
+        pd.DataFrame({"r": cells.loc[sel, "flags"], "v": res["vp_flag"]})
+    )
     return cells
 
 
-def efficiency_step(cells, w, assays, design: Design, o: EfficiencyOptions, notes: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+def efficiency_step(
+    cells, w, assays, design: Design, o: EfficiencyOptions, notes: list
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Amplification efficiency per assay (§3.4): the assays sheet's ``efficiency``, else a standard curve
     E = 10^(−1/slope) from ``standard`` samples (``efficiency.from_standards``); with ``efficiency.apply``
     Cq* = Cq·log2(E) on ``cq`` and ``cq_imputed`` (E = 2 where unknown)."""
@@ -354,19 +488,37 @@ def efficiency_step(cells, w, assays, design: Design, o: EfficiencyOptions, note
         qty = qty.where(qty.notna(), pd.to_numeric(std["quantity"], errors="coerce"))
     table = eff.standard_curves(std.assign(cq=std["cq_measured"]), qty, min_points=MIN_STANDARD_POINTS)
     if "efficiency" in assays.columns:
-        given = pd.DataFrame({"assay": assays["assay"].astype(str).str.strip(), "E": pd.to_numeric(assays["efficiency"], errors="coerce")})
+        given = pd.DataFrame(
+            {
+                "assay": assays["assay"].astype(str).str.strip(),
+                "E": pd.to_numeric(assays["efficiency"], errors="coerce"),
+            }
+        )
         given = given[given["E"].notna()]
         if len(given):
-            given = given.assign(slope=np.nan, intercept=np.nan, efficiency_pct=(given["E"] - 1) * 100, r2=np.nan, n=0, source="assays_sheet")
-            parts = [p for p in (given[eff.EFFICIENCY_COLUMNS], table[~table["assay"].isin(set(given["assay"]))]) if len(p)]
+            given = given.assign(
+                slope=np.nan,
+                intercept=np.nan,
+                efficiency_pct=(given["E"] - 1) * 100,
+                r2=np.nan,
+                n=0,
+                source="assays_sheet",
+            )
+            parts = [
+                p
+                for p in (given[eff.EFFICIENCY_COLUMNS], table[~table["assay"].isin(set(given["assay"]))])
+                if len(p)
+            ]
             table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
     table = table.sort_values("assay").reset_index(drop=True)
     if o.apply:
-        e_of = dict(zip(table["assay"], table["E"]))
+        e_of = dict(zip(table["assay"], table["E"], strict=True))
         e = cells["assay"].map(e_of).fillna(2.0).to_numpy(dtype=float)
         cells = cells.assign(cq=eff.scale_cq(cells["cq"], e), cq_imputed=eff.scale_cq(cells["cq_imputed"], e))
         if not e_of:
-            notes.append("efficiency.apply is on but no efficiency is known (standards or assays sheet): E = 2 used")
+            notes.append(
+                "efficiency.apply is on but no efficiency is known (standards or assays sheet): E = 2 used"
+            )
     return cells, table
 
 
@@ -380,8 +532,14 @@ def _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes)
     well_flags = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=WELL_FLAG_COLUMNS)
     extra = [c for c in well_flags.columns if c not in WELL_FLAG_COLUMNS]
     if "excluded" in extra:  # explicit only for the IPC rule's exclusions
-        well_flags["excluded"] = well_flags["excluded"].where(well_flags["excluded"].notna(), well_flags["flag"].isin(EXCLUDING_FLAGS)).astype(bool)
-    well_flags = well_flags[WELL_FLAG_COLUMNS + extra].sort_values(["plate", "well", "flag"]).reset_index(drop=True)
+        well_flags["excluded"] = (
+            well_flags["excluded"]
+            .where(well_flags["excluded"].notna(), well_flags["flag"].isin(EXCLUDING_FLAGS))
+            .astype(bool)
+        )
+    well_flags = (
+        well_flags[WELL_FLAG_COLUMNS + extra].sort_values(["plate", "well", "flag"]).reset_index(drop=True)
+    )
     table = ctx.table if ctx is not None else pd.DataFrame(columns=VP_COLUMNS)
     return {
         "cells": cells,
