@@ -5,6 +5,7 @@ import pandas as pd
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
 from ctc_qpcr.importing import unplated_names
+from ctc_qpcr.panel import check_panel
 from ctc_qpcr.tables import concat_tsv_files, read_tsv, write_parquet, write_tsv
 
 
@@ -17,6 +18,9 @@ def _concat_tsv(paths):
 def main(smk, log):
     cells = pd.concat([pd.read_parquet(p) for p in smk.input.cells], ignore_index=True)
     cells = cells.sort_values(["batch", "plate", "sample", "assay"], kind="stable").reset_index(drop=True)
+    cells, notes = check_panel(cells, smk.params.on_panel_mismatch)
+    for note in notes:
+        log.warning("%s", note)
     write_parquet(cells, smk.output.cq_parquet)
     write_tsv(cells, smk.output.cq)
 
