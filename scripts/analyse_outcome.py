@@ -7,8 +7,17 @@ from ctc_qpcr.outcome.inputs import read_table
 from ctc_qpcr.tables import read_tsv, write_tsv
 
 TABLES = (
-    "km", "logrank", "cox", "dynamics", "associations", "positivity_rates", "subgroups", "medians",
-    "cox_models", "expression_cox", "notes",
+    "km",
+    "logrank",
+    "cox",
+    "dynamics",
+    "associations",
+    "positivity_rates",
+    "subgroups",
+    "medians",
+    "cox_models",
+    "expression_cox",
+    "notes",
 )
 
 
@@ -25,7 +34,9 @@ def main(smk, log):
         joined["expression"] = read_tsv(smk.input.normalised)
         joined["expression_path"] = smk.input.normalised
     args = config_arguments(s)
-    log.info("outcome stage: %s and %s; joined with qPCR: %s", smk.input.counts, smk.input.clinical, bool(joined))
+    log.info(
+        "outcome stage: %s and %s; joined with qPCR: %s", smk.input.counts, smk.input.clinical, bool(joined)
+    )
     result = run_outcome(read_table(smk.input.counts), read_table(smk.input.clinical), **args, **joined)
     for key in TABLES:
         write_tsv(result[key], getattr(smk.output, key))

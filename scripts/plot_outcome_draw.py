@@ -17,8 +17,13 @@ def main(smk, log):
         analysis = f"{smk.params.baseline}→{w.draw} change at {lbl} ({suffix})"
     log.info("plotting analysis %s", analysis)
     logrank = read_tsv(smk.input.logrank)
-    plot_km(read_tsv(smk.input.km), analysis, w.endpoint, smk.output[0],
-            logrank_p=logrank_p(logrank, analysis, w.endpoint))
+    plot_km(
+        read_tsv(smk.input.km),
+        analysis,
+        w.endpoint,
+        smk.output[0],
+        logrank_p=logrank_p(logrank, analysis, w.endpoint),
+    )
 
 
 run(main, snakemake)  # noqa: F821

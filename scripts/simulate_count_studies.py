@@ -25,7 +25,10 @@ import pandas as pd  # noqa: E402
 from ctc_qpcr.simulate_counts import BREAST_TRUTH, GASTRIC_TRUTH, simulate_breast, simulate_gastric  # noqa: E402
 from ctc_qpcr.tables import write_tsv  # noqa: E402
 
-STUDIES = {"breast": (simulate_breast, BREAST_TRUTH, 7), "gastric": (simulate_gastric, GASTRIC_TRUTH, 20100301)}
+STUDIES = {
+    "breast": (simulate_breast, BREAST_TRUTH, 7),
+    "gastric": (simulate_gastric, GASTRIC_TRUTH, 20100301),
+}
 
 
 def planted_table(truth: dict, seed: int) -> pd.DataFrame:

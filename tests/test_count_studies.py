@@ -62,7 +62,7 @@ def test_clopper_pearson_matches_statsmodels():
     np.testing.assert_allclose(hi, np.nan_to_num(ref_hi, nan=1.0), atol=1e-12)
     assert lo[0] == 0.0 and hi[-1] == 1.0  # k = 0 and k = n: one-sided ends
     # worked: 0/10 → upper 1 − 0.025^(1/10) = 0.30850
-    assert hi[0] == pytest.approx(1 - 0.025 ** 0.1, abs=1e-12)
+    assert hi[0] == pytest.approx(1 - 0.025**0.1, abs=1e-12)
 
 
 def test_cochran_armitage_worked_and_linear_by_linear():
@@ -106,7 +106,11 @@ def test_subgroup_rows_are_separate_cox_fits(breast):
     clin = read_table(REPO / "resources/breast_cellsearch/clinical.tsv")
     base = counts[counts["timepoint"] == "baseline"].merge(clin, on="patient")
     tn = base[base["subtype"] == "TN"]
-    fit = cox_ph(tn["pfs_months"].astype(float), tn["pfs_event"].astype(int), (tn["ctc_count"].astype(int) >= 5).astype(float))
+    fit = cox_ph(
+        tn["pfs_months"].astype(float),
+        tn["pfs_event"].astype(int),
+        (tn["ctc_count"].astype(int) >= 5).astype(float),
+    )
     assert row["hr"] == pytest.approx(fit.hr[0], rel=1e-9) and row["n"] == len(tn)
     overall = sg[(sg["endpoint"] == "pfs") & (sg["subgroup"] == "all")]["hr"].unique()
     cox = breast["cox"]
@@ -117,18 +121,32 @@ def test_subgroup_rows_are_separate_cox_fits(breast):
 
 def test_landmark_times_from_dates_three_ways():
     counts = validate_counts(
-        pd.DataFrame({
-            "patient": ["P1", "P1", "P2", "P2"], "timepoint": ["baseline", "week2"] * 2, "ctc_count": [5, 1, 0, 0],
-            "draw_date": ["2009-01-01", "2009-01-15", "2009-03-01", "2009-03-31"],
-        }),
+        pd.DataFrame(
+            {
+                "patient": ["P1", "P1", "P2", "P2"],
+                "timepoint": ["baseline", "week2"] * 2,
+                "ctc_count": [5, 1, 0, 0],
+                "draw_date": ["2009-01-01", "2009-01-15", "2009-03-01", "2009-03-31"],
+            }
+        ),
         "c.tsv",
     )
-    base = pd.DataFrame({"patient": ["P1", "P2"], "pfs_months": [3.0, 4.0], "pfs_event": [1, 0], "os_months": [5.0, 6.0], "os_event": [1, 0]})
+    base = pd.DataFrame(
+        {
+            "patient": ["P1", "P2"],
+            "pfs_months": [3.0, 4.0],
+            "pfs_event": [1, 0],
+            "os_months": [5.0, 6.0],
+            "os_event": [1, 0],
+        }
+    )
     from_long, notes = landmark_times(counts, validate_clinical(base, "k.tsv"), "baseline", ["week2"])
     np.testing.assert_allclose(from_long["landmark_week2_months"], [14 / 30.4375, 30 / 30.4375])
     assert "draw_date" in notes[0]
     wide = base.assign(date_baseline=["2009-01-01", "2009-03-01"], date_week2=["2009-01-15", "2009-03-31"])
-    from_wide, notes = landmark_times(counts.drop(columns="draw_date"), validate_clinical(wide, "k.tsv"), "baseline", ["week2"])
+    from_wide, notes = landmark_times(
+        counts.drop(columns="draw_date"), validate_clinical(wide, "k.tsv"), "baseline", ["week2"]
+    )
     np.testing.assert_allclose(from_wide["landmark_week2_months"], from_long["landmark_week2_months"])
     given = base.assign(landmark_week2_months=[0.5, 1.0])
     kept, notes = landmark_times(counts, validate_clinical(given, "k.tsv"), "baseline", ["week2"])
@@ -137,8 +155,17 @@ def test_landmark_times_from_dates_three_ways():
 
 def test_bad_draw_date_names_line_and_column():
     with pytest.raises(InputError) as err:
-        validate_counts(pd.DataFrame({"patient": ["P1", "P2"], "timepoint": ["baseline"] * 2, "ctc_count": [1, 2],
-                                      "draw_date": ["2009-01-01", "15/01/2009"]}), "c.tsv")
+        validate_counts(
+            pd.DataFrame(
+                {
+                    "patient": ["P1", "P2"],
+                    "timepoint": ["baseline"] * 2,
+                    "ctc_count": [1, 2],
+                    "draw_date": ["2009-01-01", "15/01/2009"],
+                }
+            ),
+            "c.tsv",
+        )
     msg = str(err.value)
     assert "c.tsv" in msg and "line 3" in msg and "draw_date" in msg and "YYYY-MM-DD" in msg
 
@@ -146,8 +173,13 @@ def test_bad_draw_date_names_line_and_column():
 def test_expression_cox_detected_only_and_never_detected_gene():
     rng = np.random.default_rng(2)
     n = 30
-    clin = pd.DataFrame({"patient": [f"P{i}" for i in range(n)], "pfs_months": rng.exponential(8, n),
-                         "pfs_event": (rng.random(n) < 0.8).astype(int)})
+    clin = pd.DataFrame(
+        {
+            "patient": [f"P{i}" for i in range(n)],
+            "pfs_months": rng.exponential(8, n),
+            "pfs_event": (rng.random(n) < 0.8).astype(int),
+        }
+    )
     s2p = pd.Series(clin["patient"].to_numpy(), index=[f"S{i}" for i in range(n)])
     # the normaliser differs with outcome, so a never-detected gene's imputed ΔCq tracks outcome
     normaliser = 20 - 0.3 * clin["pfs_months"].to_numpy() + rng.normal(0, 0.7, n)
@@ -165,7 +197,9 @@ def test_expression_cox_detected_only_and_never_detected_gene():
     fit = cox_ph(clin["pfs_months"], clin["pfs_event"], -(36 - normaliser)[:, None])
     assert fit.p[0] < 1e-3
     # string booleans (as read back from a TSV) count the same
-    out2 = expression_cox(expr.assign(detected=expr["detected"].astype(str)), s2p, clin, ["pfs"], "T0", "e", 3)
+    out2 = expression_cox(
+        expr.assign(detected=expr["detected"].astype(str)), s2p, clin, ["pfs"], "T0", "e", 3
+    )
     pd.testing.assert_frame_equal(out2.set_index("gene"), out)
 
 
@@ -178,10 +212,22 @@ def test_simulators_reproduce_committed_files(tmp_path):
 
     for study in ("breast", "gastric"):
         out = tmp_path / study
-        subprocess.run([sys.executable, str(REPO / "scripts/simulate_count_studies.py"), "--study", study, "--out", str(out)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "scripts/simulate_count_studies.py"),
+                "--study",
+                study,
+                "--out",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
         for name in ("ctc_counts.tsv", "clinical.tsv", "truth/patients.tsv", "truth/planted.tsv"):
-            assert (out / name).read_bytes() == (REPO / f"resources/{study}_cellsearch" / name).read_bytes(), (study, name)
+            assert (out / name).read_bytes() == (
+                REPO / f"resources/{study}_cellsearch" / name
+            ).read_bytes(), (study, name)
 
 
 def test_breast_design_and_planted_values(breast):
@@ -197,8 +243,11 @@ def test_breast_design_and_planted_values(breast):
     assert lr.loc[("baseline CTC>=5", "pfs"), "p"] < 0.01
     assert lr.loc[("C2 CTC>=5 (landmark)", "pfs"), "p"] < 1e-6
     cox = breast["cox"]
-    hh = cox[(cox["model"] == "univariate: baseline→C2 change at 5 (landmark)") & (cox["endpoint"] == "pfs")
-             & (cox["term"] == "change=high→high (ref low→low)")].iloc[0]
+    hh = cox[
+        (cox["model"] == "univariate: baseline→C2 change at 5 (landmark)")
+        & (cox["endpoint"] == "pfs")
+        & (cox["term"] == "change=high→high (ref low→low)")
+    ].iloc[0]
     assert hh["ci_low"] < BREAST_TRUTH["hr_pfs"]["high→high"] < hh["ci_high"]
     assoc = breast["associations"]
     conv = assoc[assoc["ctc"] == "conversion high→low at C2 (baseline-high)"]
@@ -238,7 +287,15 @@ def _jobs(stdout: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"^(\S+)\s+\d+$", table, flags=re.M) if m.group(1) != "total"}
 
 
-QPCR_RULES = {"preprocess_batch", "merge_batches", "normalise", "positivity", "differential", "classifier", "run_record"}
+QPCR_RULES = {
+    "preprocess_batch",
+    "merge_batches",
+    "normalise",
+    "positivity",
+    "differential",
+    "classifier",
+    "run_record",
+}
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +311,9 @@ def test_count_only_config_plans_no_qpcr_job(workdir):
     # a config holding only an outcome: section (no config/config.yaml underneath)
     only = {"outcome": yaml.safe_load((workdir / "config/gastric_cellsearch.yaml").read_text())["outcome"]}
     (workdir / "only_outcome.yaml").write_text(yaml.safe_dump(only))
-    jobs = _jobs(snakemake(workdir, "-n", "--configfile", "only_outcome.yaml", "--replace-workflow-config").stdout)
+    jobs = _jobs(
+        snakemake(workdir, "-n", "--configfile", "only_outcome.yaml", "--replace-workflow-config").stdout
+    )
     assert "outcome" in jobs and not jobs & QPCR_RULES
 
 
@@ -267,7 +326,11 @@ def test_qpcr_only_config_plans_no_outcome_job(workdir):
 def test_bad_count_table_stops_dry_run_with_line_and_column(workdir):
     bad = workdir / "resources/gastric_cellsearch/bad_counts.tsv"
     text = (workdir / "resources/gastric_cellsearch/ctc_counts.tsv").read_text().splitlines()
-    text[4] = text[4].replace("\t0\t", "\t-1\t", 1) if "\t0\t" in text[4] else re.sub(r"\t\d+\t", "\t-1\t", text[4], count=1)
+    text[4] = (
+        text[4].replace("\t0\t", "\t-1\t", 1)
+        if "\t0\t" in text[4]
+        else re.sub(r"\t\d+\t", "\t-1\t", text[4], count=1)
+    )
     bad.write_text("\n".join(text) + "\n")
     cfg = yaml.safe_load((workdir / "config/gastric_cellsearch.yaml").read_text())
     cfg["outcome"]["ctc_counts"] = "resources/gastric_cellsearch/bad_counts.tsv"

@@ -1,4 +1,4 @@
-"""CTC counts and outcome stage (algorithms.md §8)."""
+"""CTC counts and outcome stage (docs/methods.md §8)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,7 @@ def cohort():
 @pytest.fixture(scope="module")
 def result(cohort):
     counts, clinical = cohort
-    return run_outcome(
-        counts, clinical, covariates=("subtype", "ecog"), categorical=("ecog",)
-    )
+    return run_outcome(counts, clinical, covariates=("subtype", "ecog"), categorical=("ecog",))
 
 
 def small():
@@ -92,9 +90,7 @@ def test_simulator_deterministic_and_ids():
 
 def test_baseline_hr_covers_truth(result):
     cox = result["cox"]
-    row = cox[
-        (cox["model"] == "univariate: baseline CTC>=5") & (cox["endpoint"] == "pfs")
-    ].iloc[0]
+    row = cox[(cox["model"] == "univariate: baseline CTC>=5") & (cox["endpoint"] == "pfs")].iloc[0]
     assert row["ci_low"] < 2.0 < row["ci_high"]
     assert row["n"] == 267
 
@@ -102,11 +98,7 @@ def test_baseline_hr_covers_truth(result):
 def test_conversion_by_arm_reported(result):
     a = result["associations"]
     conv = a[a["ctc"].str.startswith("conversion high→low at cycle2")]
-    assert (
-        len(conv) == 1
-        and "A:" in conv["table"].iloc[0]
-        and "C:" in conv["table"].iloc[0]
-    )
+    assert len(conv) == 1 and "A:" in conv["table"].iloc[0] and "C:" in conv["table"].iloc[0]
 
 
 # ---------------------------------------------------------------- tables
@@ -147,9 +139,7 @@ def test_table_columns_and_sorting(result):
     ]
     km = result["km"]
     assert km.equals(
-        km.sort_values(
-            ["analysis", "endpoint", "group", "time"], kind="mergesort"
-        ).reset_index(drop=True)
+        km.sort_values(["analysis", "endpoint", "group", "time"], kind="mergesort").reset_index(drop=True)
     )
     assert set(result["logrank"]["endpoint"]) == {"pfs", "os"}
     assert {"variable", "test", "statistic", "p"} <= set(result["associations"].columns)
@@ -169,9 +159,7 @@ def test_deterministic(cohort, result):
 
 def test_dynamics_categories_and_normalisation():
     counts, clinical = small()
-    counts["blood_volume_ml"] = [7.5] * 10 + [
-        3.75
-    ]  # P6 cycle2: 6 cells in 3.75 ml = 12 / 7.5 ml
+    counts["blood_volume_ml"] = [7.5] * 10 + [3.75]  # P6 cycle2: 6 cells in 3.75 ml = 12 / 7.5 ml
     r = run_outcome(counts, clinical, followups=("cycle2",))
     d = r["dynamics"].set_index(["patient", "timepoint"])
     assert d.loc[("P1", "cycle2"), "change"] == "high→low"
@@ -180,21 +168,13 @@ def test_dynamics_categories_and_normalisation():
     assert d.loc[("P6", "cycle2"), "ctc_per_7_5ml"] == 12.0
     assert d.loc[("P6", "cycle2"), "change"] == "low→high"
     assert d.loc[("P1", "cycle2"), "log2_change"] == pytest.approx(np.log2(1 / 13))
-    assert (
-        d.loc[("P1", "baseline"), "status_ge1"] == 1
-        and d.loc[("P4", "baseline"), "status_ge5"] == 0
-    )
+    assert d.loc[("P1", "baseline"), "status_ge1"] == 1 and d.loc[("P4", "baseline"), "status_ge5"] == 0
 
 
 def test_gastric_threshold():
     counts, clinical = small()
-    r = run_outcome(
-        counts, clinical, thresholds=[4], main_threshold=4, followups=("cycle2",)
-    )
-    assert (
-        "status_ge4" in r["dynamics"].columns
-        and "status_ge5" not in r["dynamics"].columns
-    )
+    r = run_outcome(counts, clinical, thresholds=[4], main_threshold=4, followups=("cycle2",))
+    assert "status_ge4" in r["dynamics"].columns and "status_ge5" not in r["dynamics"].columns
     assert (r["logrank"]["analysis"] == "baseline CTC>=4").any()
 
 
@@ -210,9 +190,7 @@ def test_landmark_excludes_event_before_landmark():
     # cycle-2 samples: P1, P2, P3, P5, P6; P5 excluded for PFS only
     assert lr.loc[("cycle2 CTC>=5 (landmark)", "pfs"), "n"] == 4
     assert lr.loc[("cycle2 CTC>=5 (landmark)", "os"), "n"] == 5
-    assert (
-        lr.loc[("baseline CTC>=5", "pfs"), "n"] == 6
-    )  # baseline analysis keeps everyone
+    assert lr.loc[("baseline CTC>=5", "pfs"), "n"] == 6  # baseline analysis keeps everyone
     assert any("event at or before the landmark: P5" in n for n in r["notes"]["note"])
     km = r["km"]
     lm = km[(km["analysis"] == "cycle2 CTC>=5 (landmark)") & (km["endpoint"] == "pfs")]
@@ -235,9 +213,7 @@ def test_landmark_cohort_function():
         }
     )
     keep, why = landmark_cohort(d, "pfs", "lm")
-    assert list(keep["patient"]) == ["c"] and keep["pfs_months"].iloc[
-        0
-    ] == pytest.approx(2.3)
+    assert list(keep["patient"]) == ["c"] and keep["pfs_months"].iloc[0] == pytest.approx(2.3)
     assert len(why) == 3
 
 
@@ -308,12 +284,7 @@ def test_bad_clinical_values(col, value, line, text):
     counts, clinical = small()
     clinical.loc[line - 2, col] = value
     e = _err(counts, clinical)
-    assert (
-        e.path == "clinical.tsv"
-        and e.line == line
-        and e.column == col
-        and text in e.problem
-    )
+    assert e.path == "clinical.tsv" and e.line == line and e.column == col and text in e.problem
 
 
 def test_bad_response():
@@ -362,9 +333,7 @@ def test_expression_join(cohort):
         }
     )
     high = (
-        counts.set_index(["patient", "timepoint"])
-        .loc[[(p, "baseline") for p in ids], "ctc_count"]
-        .to_numpy()
+        counts.set_index(["patient", "timepoint"]).loc[[(p, "baseline") for p in ids], "ctc_count"].to_numpy()
         >= 5
     )
     rows = []
@@ -386,12 +355,8 @@ def test_expression_join(cohort):
 
 
 def test_km_plot_deterministic(tmp_path, result):
-    a = plot_km(
-        result["km"], "baseline CTC>=5", "pfs", tmp_path / "a.svg", logrank_p=0.001
-    )
-    b = plot_km(
-        result["km"], "baseline CTC>=5", "pfs", tmp_path / "b.svg", logrank_p=0.001
-    )
+    a = plot_km(result["km"], "baseline CTC>=5", "pfs", tmp_path / "a.svg", logrank_p=0.001)
+    b = plot_km(result["km"], "baseline CTC>=5", "pfs", tmp_path / "b.svg", logrank_p=0.001)
     assert a.read_bytes() == b.read_bytes()
     assert b"Number at risk" in a.read_bytes()
 
@@ -399,11 +364,7 @@ def test_km_plot_deterministic(tmp_path, result):
 def test_at_risk_from_km_matches_raw(cohort, result):
     counts, clinical = cohort
     km = result["km"]
-    g = km[
-        (km["analysis"] == "baseline CTC>=5")
-        & (km["endpoint"] == "pfs")
-        & (km["group"] == "CTC>=5")
-    ]
+    g = km[(km["analysis"] == "baseline CTC>=5") & (km["endpoint"] == "pfs") & (km["group"] == "CTC>=5")]
     base = counts[counts["timepoint"] == "baseline"].merge(clinical, on="patient")
     t = base.loc[base["ctc_count"] >= 5, "pfs_months"].to_numpy()
     times = [0, 3, 6, 12, 100]

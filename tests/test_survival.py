@@ -1,4 +1,4 @@
-"""Survival estimators against algorithms.md §8.2 worked example and statsmodels."""
+"""Survival estimators against the docs/methods.md §8.2 worked example and statsmodels."""
 
 from __future__ import annotations
 
@@ -85,9 +85,7 @@ def _random_cohort(seed, n=80, k=3):
     rng = np.random.default_rng(seed)
     g = rng.integers(0, k, n)
     x = rng.normal(size=n)
-    t = (
-        np.round(rng.exponential(1 / np.exp(0.4 * g + 0.5 * x)), 1) + 0.1
-    )  # rounding → ties
+    t = np.round(rng.exponential(1 / np.exp(0.4 * g + 0.5 * x)), 1) + 0.1  # rounding → ties
     c = rng.uniform(0.5, 3, n)
     e = (t <= c).astype(int)
     return np.minimum(t, np.round(c, 1)), e, g, x
@@ -108,9 +106,7 @@ def test_against_statsmodels(seed):
     ok = ev["survival"] > 0
     np.testing.assert_allclose(ev["se"][ok], sf.surv_prob_se[ok.to_numpy()], rtol=1e-10)
     med, lo, hi = km_median(t, e)
-    assert med == pytest.approx(sf.quantile(0.5)) or (
-        np.isnan(med) and np.isnan(sf.quantile(0.5))
-    )
+    assert med == pytest.approx(sf.quantile(0.5)) or (np.isnan(med) and np.isnan(sf.quantile(0.5)))
     np.testing.assert_allclose((lo, hi), sf.quantile_ci(0.5, method="cloglog"))
     # k-group log-rank
     chi2, p = survdiff(t, e, g)
@@ -138,9 +134,7 @@ def test_numbers_at_risk():
 
 
 def test_design_matrix_reference_named():
-    df = pd.DataFrame(
-        {"subtype": ["TNBC", "HR+", "HER2+", "HR+"], "age": [1.0, 2, 3, 4]}
-    )
+    df = pd.DataFrame({"subtype": ["TNBC", "HR+", "HER2+", "HR+"], "age": [1.0, 2, 3, 4]})
     X, terms = design_matrix(df, ["subtype", "age"], reference={"subtype": "HR+"})
     names = [t.name for t in terms]
     assert names == ["subtype=HER2+ (ref HR+)", "subtype=TNBC (ref HR+)", "age"]
@@ -189,9 +183,7 @@ def test_km_properties(rows):
     assert np.all(np.diff(s) <= 1e-15) and np.all((s >= 0) & (s <= 1))
     assert km["n_events"].sum() == e.sum() and km["n_censored"].sum() == (1 - e).sum()
     ok = km["ci_low"].notna()
-    assert np.all(km["ci_low"][ok] <= s[ok] + 1e-12) and np.all(
-        km["ci_high"][ok] >= s[ok] - 1e-12
-    )
+    assert np.all(km["ci_low"][ok] <= s[ok] + 1e-12) and np.all(km["ci_high"][ok] >= s[ok] - 1e-12)
 
 
 def test_km_median_midpoint_r_sas_convention():

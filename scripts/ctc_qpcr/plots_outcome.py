@@ -8,8 +8,8 @@ plot shows exactly what the tables report. SVG output is byte-deterministic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 import matplotlib.ticker
@@ -90,9 +90,7 @@ def plot_km(
             _, lo = _step(rows, "ci_low")
             _, hi = _step(rows, "ci_high")
             ok = ~(np.isnan(lo) | np.isnan(hi))
-            ax.fill_between(
-                t[ok], lo[ok], hi[ok], step="post", color=c, alpha=0.12, lw=0
-            )
+            ax.fill_between(t[ok], lo[ok], hi[ok], step="post", color=c, alpha=0.12, lw=0)
         cens = rows[rows["n_censored"] > 0]
         ax.plot(cens["time"], cens["survival"], ls="none", marker="+", ms=7, color=c)
     ax.set_ylim(-0.02, 1.02)
@@ -127,7 +125,7 @@ def _at_risk_table(fig, ax, sub: pd.DataFrame, groups, risk_times, colors) -> No
     for i, g in enumerate(groups):
         rows = sub[sub["group"] == g].sort_values("time")
         y = len(groups) - 1 - i
-        for u, n in zip(risk_times, at_risk_from_km(rows, risk_times)):
+        for u, n in zip(risk_times, at_risk_from_km(rows, risk_times), strict=True):
             tab.text(
                 u,
                 y,
@@ -207,10 +205,14 @@ def plot_forest(subgroups: pd.DataFrame, endpoint: str, path: str | Path) -> Pat
     fig = plt.figure(figsize=(7.5, 0.32 * max(len(rows), 4) + 1.2))
     ax = fig.add_axes((0.42, 0.9 / (len(rows) + 2), 0.53, 1 - 1.6 / (len(rows) + 2)))
     y = np.arange(len(rows))[::-1]
-    for yi, r in zip(y, rows):
+    for yi, r in zip(y, rows, strict=True):
         if r is None or not np.isfinite(r.hr):
             continue
-        style = dict(color="black", marker="D" if r.subgroup == "all" else "s", ms=6 if r.subgroup == "all" else 5)
+        style = {
+            "color": "black",
+            "marker": "D" if r.subgroup == "all" else "s",
+            "ms": 6 if r.subgroup == "all" else 5,
+        }
         ax.plot([r.ci_low, r.ci_high], [yi, yi], color="black", lw=1.2)
         ax.plot([r.hr], [yi], ls="none", **style)
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
@@ -224,7 +226,16 @@ def plot_forest(subgroups: pd.DataFrame, endpoint: str, path: str | Path) -> Pat
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
     for i, text in heads:
-        ax.text(-0.02, y[i], text, transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=9, weight="bold")
+        ax.text(
+            -0.02,
+            y[i],
+            text,
+            transform=ax.get_yaxis_transform(),
+            ha="right",
+            va="center",
+            fontsize=9,
+            weight="bold",
+        )
     ax.set_ylim(-0.8, len(rows) - 0.2)
     analysis = sub["analysis"].iloc[0] if len(sub) else ""
     ax.set_xlabel(f"Hazard ratio of {analysis} (95 % CI, log scale)")
@@ -247,7 +258,7 @@ def plot_positivity(rates: pd.DataFrame, path: str | Path) -> Path:
         ax.errorbar(pos, r["rate"] * 100, yerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
     n = rates.groupby("timepoint", sort=False)["n"].max().reindex(draws)
     ax.set_xticks(x)
-    ax.set_xticklabels([f"{d}\n(n={int(k)})" for d, k in zip(draws, n)])
+    ax.set_xticklabels([f"{d}\n(n={int(k)})" for d, k in zip(draws, n, strict=True)])
     ax.set_ylim(0, 100)
     ax.set_ylabel("Patients CTC-positive (%)")
     ax.legend(frameon=False, fontsize=8)

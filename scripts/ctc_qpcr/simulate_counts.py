@@ -12,7 +12,7 @@ Every function is deterministic for a given seed.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -73,9 +73,7 @@ def simulate_outcome(
     pfs_true = rng.exponential(1 / (lam0 * np.where(high0, hr, 1.0)))
     post = rng.exponential(1 / ((np.log(2) / 10.0) * np.where(high0, 1.5, 1.0)))
     os_true = pfs_true + post
-    cens = np.minimum(
-        rng.uniform(12, 36, size=n), rng.exponential(1 / (0.05 / 12), size=n)
-    )
+    cens = np.minimum(rng.uniform(12, 36, size=n), rng.exponential(1 / (0.05 / 12), size=n))
     pfs = np.maximum(np.round(np.minimum(pfs_true, cens), 2), 0.01)
     pfs_event = (pfs_true <= cens).astype(int)
     os_ = np.maximum(np.round(np.minimum(os_true, cens), 2), pfs)
@@ -179,10 +177,16 @@ def _breast_covariates(rng, n, high0):
     n_sites = np.clip(bone.astype(int) + liver.astype(int) + other_sites, 1, 5)
     cea = np.round(np.exp(rng.normal(1.6 + t["log_cea_shift_high"] * high0, 1.1)), 1)
     ca153 = np.round(np.exp(rng.normal(3.6 + t["log_ca15_3_shift_high"] * high0, 1.1)), 1)
-    return dict(
-        arm=arm, subtype=subtype, ecog=ecog, bone=np.where(bone, "yes", "no"),
-        liver=np.where(liver, "yes", "no"), n_sites=n_sites, cea=cea, ca15_3=ca153,
-    )
+    return {
+        "arm": arm,
+        "subtype": subtype,
+        "ecog": ecog,
+        "bone": np.where(bone, "yes", "no"),
+        "liver": np.where(liver, "yes", "no"),
+        "n_sites": n_sites,
+        "cea": cea,
+        "ca15_3": ca153,
+    }
 
 
 def _breast_times(rng, n, group, high0):
@@ -226,7 +230,9 @@ def simulate_breast(n_patients: int = 267, seed: int = 7) -> tuple[pd.DataFrame,
     lm34 = np.round(rng.uniform(1.8, 2.6, n), 2)
     p_or = np.vectorize(t["p_objective_response"].get)(group).astype(float)
     objective = rng.random(n) < p_or
-    resp = np.where(objective, rng.choice(["CR", "PR"], n, p=[0.15, 0.85]), rng.choice(["SD", "PD"], n, p=[0.6, 0.4]))
+    resp = np.where(
+        objective, rng.choice(["CR", "PR"], n, p=[0.15, 0.85]), rng.choice(["SD", "PD"], n, p=[0.6, 0.4])
+    )
     has2 = (pfs > lm2) & (rng.random(n) > 0.08)
     has34 = (pfs > lm34) & (rng.random(n) > 0.08)
     counts = pd.concat(
@@ -238,15 +244,32 @@ def simulate_breast(n_patients: int = 267, seed: int = 7) -> tuple[pd.DataFrame,
     )
     counts["blood_volume_ml"] = 7.5
     order = {"baseline": 0, "C2": 1, "C3-4": 2}
-    counts = counts.sort_values(["patient", "timepoint"], key=lambda s: s.map(order) if s.name == "timepoint" else s)
+    counts = counts.sort_values(
+        ["patient", "timepoint"], key=lambda s: s.map(order) if s.name == "timepoint" else s
+    )
     clinical = pd.DataFrame(
         {
-            "patient": ids, "pfs_months": pfs, "pfs_event": pfs_event, "os_months": os_, "os_event": os_event,
-            "best_response": resp, "landmark_C2_months": lm2, "landmark_C3-4_months": lm34, **cov,
+            "patient": ids,
+            "pfs_months": pfs,
+            "pfs_event": pfs_event,
+            "os_months": os_,
+            "os_event": os_event,
+            "best_response": resp,
+            "landmark_C2_months": lm2,
+            "landmark_C3-4_months": lm34,
+            **cov,
         }
     )
-    truth = pd.DataFrame({"patient": ids, "baseline_high": high0.astype(int), "c2_high": high_c2.astype(int),
-                          "change_group_c2": group, "arm": cov["arm"], "pfs_hazard_ratio": np.vectorize(t["hr_pfs"].get)(group)})
+    truth = pd.DataFrame(
+        {
+            "patient": ids,
+            "baseline_high": high0.astype(int),
+            "c2_high": high_c2.astype(int),
+            "change_group_c2": group,
+            "arm": cov["arm"],
+            "pfs_hazard_ratio": np.vectorize(t["hr_pfs"].get)(group),
+        }
+    )
     return counts.reset_index(drop=True), clinical, truth
 
 
@@ -267,7 +290,9 @@ GASTRIC_TRUTH = {
 }
 
 
-def simulate_gastric(n_patients: int = 52, seed: int = 20100301) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def simulate_gastric(
+    n_patients: int = 52, seed: int = 20100301
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The advanced gastric cancer design (docs/methods.md §8.1): baseline, week 2
     and week 4 draws with draw dates (landmarks from dates), threshold 4 CTC,
     PFS/OS in months; PFS hazard × 3.5 for CTC ≥ 4 at week 2 (constant in time,
@@ -277,7 +302,9 @@ def simulate_gastric(n_patients: int = 52, seed: int = 20100301) -> tuple[pd.Dat
     n = int(n_patients)
     ids = np.array([f"AGC{i:02d}" for i in range(1, n + 1)])
     high0 = rng.random(n) < t["p_baseline_ge4"]
-    b = np.where(high0, 4 + rng.poisson(np.exp(rng.normal(1.8, 1.0, n))), rng.choice([0, 0, 0, 1, 1, 2, 3], n))
+    b = np.where(
+        high0, 4 + rng.poisson(np.exp(rng.normal(1.8, 1.0, n))), rng.choice([0, 0, 0, 1, 1, 2, 3], n)
+    )
     high2 = np.where(high0, rng.random(n) < t["p_persist_week2"], rng.random(n) < t["p_low_to_high_week2"])
     high4 = np.where(high2, rng.random(n) < t["p_persist_week4"], rng.random(n) < 0.05)
     low = rng.choice([0, 0, 0, 1, 1, 2, 3], (2, n))
@@ -285,7 +312,11 @@ def simulate_gastric(n_patients: int = 52, seed: int = 20100301) -> tuple[pd.Dat
     w4 = np.where(high4, 4 + rng.poisson(np.exp(rng.normal(1.5, 1.0, n))), low[1])
     lam = np.log(2) / t["pfs_median_low_months"] * np.where(high2, t["hr_pfs_week2_high"], 1.0)
     pfs_true = rng.exponential(1 / lam)
-    post = rng.exponential(t["os_postprogression_median_months"] / np.log(2) / np.where(high2, t["hr_os_postprogression_week2_high"], 1.0))
+    post = rng.exponential(
+        t["os_postprogression_median_months"]
+        / np.log(2)
+        / np.where(high2, t["hr_os_postprogression_week2_high"], 1.0)
+    )
     cens = rng.uniform(10, 24, n)
     pfs = np.maximum(np.round(np.minimum(pfs_true, cens), 2), 0.03)
     os_ = np.maximum(np.round(np.minimum(pfs_true + post, cens), 2), pfs)
@@ -299,21 +330,46 @@ def simulate_gastric(n_patients: int = 52, seed: int = 20100301) -> tuple[pd.Dat
     counts = pd.concat(
         [
             pd.DataFrame({"patient": ids, "timepoint": "baseline", "ctc_count": b, "draw_date": fmt(start)}),
-            pd.DataFrame({"patient": ids[has2], "timepoint": "week2", "ctc_count": w2[has2], "draw_date": fmt(d2)[has2]}),
-            pd.DataFrame({"patient": ids[has4], "timepoint": "week4", "ctc_count": w4[has4], "draw_date": fmt(d4)[has4]}),
+            pd.DataFrame(
+                {
+                    "patient": ids[has2],
+                    "timepoint": "week2",
+                    "ctc_count": w2[has2],
+                    "draw_date": fmt(d2)[has2],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "patient": ids[has4],
+                    "timepoint": "week4",
+                    "ctc_count": w4[has4],
+                    "draw_date": fmt(d4)[has4],
+                }
+            ),
         ]
     )
     order = {"baseline": 0, "week2": 1, "week4": 2}
-    counts = counts.sort_values(["patient", "timepoint"], key=lambda s: s.map(order) if s.name == "timepoint" else s)
+    counts = counts.sort_values(
+        ["patient", "timepoint"], key=lambda s: s.map(order) if s.name == "timepoint" else s
+    )
     clinical = pd.DataFrame(
         {
-            "patient": ids, "pfs_months": pfs, "pfs_event": (pfs_true <= cens).astype(int), "os_months": os_,
+            "patient": ids,
+            "pfs_months": pfs,
+            "pfs_event": (pfs_true <= cens).astype(int),
+            "os_months": os_,
             "os_event": (pfs_true + post <= cens).astype(int),
             "ecog": rng.choice([0, 1, 2], n, p=[0.5, 0.4, 0.1]),
             "histology": rng.choice(["intestinal", "diffuse"], n),
             "peritoneal": rng.choice(["yes", "no"], n, p=[0.35, 0.65]),
         }
     )
-    truth = pd.DataFrame({"patient": ids, "baseline_high": high0.astype(int), "week2_high": high2.astype(int),
-                          "week4_high": high4.astype(int)})
+    truth = pd.DataFrame(
+        {
+            "patient": ids,
+            "baseline_high": high0.astype(int),
+            "week2_high": high2.astype(int),
+            "week4_high": high4.astype(int),
+        }
+    )
     return counts.reset_index(drop=True), clinical, truth

@@ -27,8 +27,8 @@ Contents
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -109,11 +109,7 @@ def kaplan_meier(time, event, group=None) -> pd.DataFrame:
     row has group ``"all"``.
     """
     t, e = _as_arrays(time, event)
-    g = (
-        np.array(["all"] * len(t), dtype=object)
-        if group is None
-        else np.asarray(group, dtype=object)
-    )
+    g = np.array(["all"] * len(t), dtype=object) if group is None else np.asarray(group, dtype=object)
     parts = []
     for level in sorted(pd.unique(g), key=str):
         mask = g == level
@@ -196,8 +192,7 @@ class LogRankResult:
 
     def describe(self) -> str:
         return "; ".join(
-            f"{r.group}: n={r.n} O={r.observed:g} E={r.expected:.4g}"
-            for r in self.table.itertuples()
+            f"{r.group}: n={r.n} O={r.observed:g} E={r.expected:.4g}" for r in self.table.itertuples()
         )
 
 
@@ -283,9 +278,7 @@ def design_matrix(
     terms: list[Term] = []
     for var in covariates:
         x = df[var]
-        if var not in categorical and (
-            pd.api.types.is_bool_dtype(x) or pd.api.types.is_numeric_dtype(x)
-        ):
+        if var not in categorical and (pd.api.types.is_bool_dtype(x) or pd.api.types.is_numeric_dtype(x)):
             cols.append(x.to_numpy(dtype=float))
             terms.append(Term(var, var))
             continue
@@ -434,7 +427,7 @@ def _schoenfeld_test(X, t, e, beta, cov, transform: str) -> tuple[np.ndarray, fl
     times = t[ev]
     if transform == "km":
         tab = _km_single(t, e)
-        surv_at = dict(zip(tab["time"], tab["survival"]))
+        surv_at = dict(zip(tab["time"], tab["survival"], strict=True))
         g = 1.0 - np.array([surv_at[u] for u in times])
     elif transform == "rank":
         g = stats.rankdata(times)
@@ -493,7 +486,9 @@ def cox_ph(
     if p == 0 or len(event_times) == 0:
         nan = np.full(p, np.nan)
         note = "no events" if len(event_times) == 0 else ""
-        return CoxResult(names, nan, nan, ll_null, ll_null, n, int(e.sum()), False, 0, ties, nan, np.nan, note)
+        return CoxResult(
+            names, nan, nan, ll_null, ll_null, n, int(e.sum()), False, 0, ties, nan, np.nan, note
+        )
     beta, ll, info, it, converged = _newton(X, t, e, event_times, ties, ll_null, grad, info, max_iter, tol)
     try:
         cov = np.linalg.inv(info)
@@ -512,8 +507,19 @@ def cox_ph(
     else:
         ph_p, ph_global = np.full(p, np.nan), np.nan
     return CoxResult(
-        names, beta, se, float(ll), float(ll_null), n, int(e.sum()), converged, it, ties,
-        np.asarray(ph_p, float), ph_global, note,
+        names,
+        beta,
+        se,
+        float(ll),
+        float(ll_null),
+        n,
+        int(e.sum()),
+        converged,
+        it,
+        ties,
+        np.asarray(ph_p, float),
+        ph_global,
+        note,
     )
 
 
@@ -558,8 +564,3 @@ def benjamini_hochberg(p) -> np.ndarray:
     from .stats import bh_qvalues
 
     return bh_qvalues(p)
-    order = ok[np.argsort(p[ok], kind="mergesort")]
-    ranked = p[order] * m / np.arange(1, m + 1)
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    q[order] = np.minimum(ranked, 1.0)
-    return q

@@ -26,17 +26,55 @@ from .analyses import (
     landmark_cohort,
 )
 from .associations import ASSOC_COLUMNS, associations_table, cochran_armitage
-from .dynamics import CHANGE_CATEGORIES, RATE_COLUMNS, change_category, clopper_pearson, dynamics_table, positivity_rates
+from .dynamics import (
+    CHANGE_CATEGORIES,
+    RATE_COLUMNS,
+    change_category,
+    clopper_pearson,
+    dynamics_table,
+    positivity_rates,
+)
 from .expression import EXPR_COLUMNS, expression_cox
-from .inputs import RESPONSES, STANDARD_VOLUME_ML, landmark_times, match_patients, validate_clinical, validate_counts
+from .inputs import (
+    RESPONSES,
+    STANDARD_VOLUME_ML,
+    landmark_times,
+    match_patients,
+    validate_clinical,
+    validate_counts,
+)
 from .run import check_outcome_inputs, config_arguments, run_outcome
 
 __all__ = [
-    "ASSOC_COLUMNS", "CHANGE_CATEGORIES", "COX_COLUMNS", "COX_MODEL_COLUMNS", "EXPR_COLUMNS", "KM_COLUMNS",
-    "LOGRANK_COLUMNS", "MEDIAN_COLUMNS", "RATE_COLUMNS", "RESPONSES", "STANDARD_VOLUME_ML", "SUBGROUP_COLUMNS",
-    "associations_table", "change_category", "check_outcome_inputs", "config_arguments", "clopper_pearson", "cochran_armitage", "dynamics_table",
-    "expression_cox", "interaction_test", "landmark_cohort", "landmark_times", "match_patients",
-    "positivity_rates", "run_outcome", "simulate_outcome", "validate_clinical", "validate_counts",
+    "ASSOC_COLUMNS",
+    "CHANGE_CATEGORIES",
+    "COX_COLUMNS",
+    "COX_MODEL_COLUMNS",
+    "EXPR_COLUMNS",
+    "KM_COLUMNS",
+    "LOGRANK_COLUMNS",
+    "MEDIAN_COLUMNS",
+    "RATE_COLUMNS",
+    "RESPONSES",
+    "STANDARD_VOLUME_ML",
+    "SUBGROUP_COLUMNS",
+    "associations_table",
+    "change_category",
+    "check_outcome_inputs",
+    "config_arguments",
+    "clopper_pearson",
+    "cochran_armitage",
+    "dynamics_table",
+    "expression_cox",
+    "interaction_test",
+    "landmark_cohort",
+    "landmark_times",
+    "match_patients",
+    "positivity_rates",
+    "run_outcome",
+    "simulate_outcome",
+    "validate_clinical",
+    "validate_counts",
 ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,15 +14,50 @@ from .dynamics import thr_label
 
 KM_COLUMNS = ["analysis", "endpoint", *SURVIVAL_KM_COLUMNS]
 LOGRANK_COLUMNS = ["analysis", "endpoint", "chi2", "df", "p", "n", "groups"]
-COX_COLUMNS = ["model", "endpoint", "term", "hr", "ci_low", "ci_high", "p", "n", "events", "coef", "se", "ph_p"]
+COX_COLUMNS = [
+    "model",
+    "endpoint",
+    "term",
+    "hr",
+    "ci_low",
+    "ci_high",
+    "p",
+    "n",
+    "events",
+    "coef",
+    "se",
+    "ph_p",
+]
 COX_MODEL_COLUMNS = [
-    "model", "endpoint", "n", "events", "loglik", "loglik_null", "lr_chi2", "lr_df", "lr_p",
-    "ph_global_p", "converged", "note",
+    "model",
+    "endpoint",
+    "n",
+    "events",
+    "loglik",
+    "loglik_null",
+    "lr_chi2",
+    "lr_df",
+    "lr_p",
+    "ph_global_p",
+    "converged",
+    "note",
 ]
 MEDIAN_COLUMNS = ["analysis", "endpoint", "group", "median", "ci_low", "ci_high", "n"]
 SUBGROUP_COLUMNS = [
-    "endpoint", "analysis", "variable", "subgroup", "n", "events", "hr", "ci_low", "ci_high", "p",
-    "interaction_chi2", "interaction_df", "interaction_p", "note",
+    "endpoint",
+    "analysis",
+    "variable",
+    "subgroup",
+    "n",
+    "events",
+    "hr",
+    "ci_low",
+    "ci_high",
+    "p",
+    "interaction_chi2",
+    "interaction_df",
+    "interaction_p",
+    "note",
 ]
 
 
@@ -68,11 +103,27 @@ class Collector:
             m = group == level
             med, lo, hi = km_median(time[m], event[m])
             self.medians.append(
-                dict(analysis=analysis, endpoint=endpoint, group=level, median=med, ci_low=lo, ci_high=hi, n=int(m.sum()))
+                {
+                    "analysis": analysis,
+                    "endpoint": endpoint,
+                    "group": level,
+                    "median": med,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": int(m.sum()),
+                }
             )
         lr = logrank(time, event, group)
         self.logrank.append(
-            dict(analysis=analysis, endpoint=endpoint, chi2=lr.chi2, df=lr.df, p=lr.p, n=len(time), groups=lr.describe())
+            {
+                "analysis": analysis,
+                "endpoint": endpoint,
+                "chi2": lr.chi2,
+                "df": lr.df,
+                "p": lr.p,
+                "n": len(time),
+                "groups": lr.describe(),
+            }
         )
 
     def cox_model(
@@ -89,7 +140,9 @@ class Collector:
         """Fit one Cox model; add its term rows and model row. Returns the fit (or None)."""
         d = data.dropna(subset=[tcol, ecol, *covariates])
         if len(data) - len(d):
-            self.notes.append(f"{model} / {endpoint}: {len(data) - len(d)} patient(s) with missing values left out")
+            self.notes.append(
+                f"{model} / {endpoint}: {len(data) - len(d)} patient(s) with missing values left out"
+            )
         if len(d) == 0 or d[ecol].sum() == 0:
             self.notes.append(f"{model} / {endpoint}: no events, Cox model not fitted")
             return None
@@ -114,18 +167,36 @@ class Collector:
 
         for j, term in enumerate(fit.terms):
             self.cox.append(
-                dict(
-                    model=model, endpoint=endpoint, term=term, hr=val(fit.hr, j), ci_low=val(lo, j),
-                    ci_high=val(hi, j), p=val(fit.p, j), n=fit.n, events=fit.events,
-                    coef=val(fit.coef, j), se=val(fit.se, j), ph_p=fit.ph_p[j],
-                )
+                {
+                    "model": model,
+                    "endpoint": endpoint,
+                    "term": term,
+                    "hr": val(fit.hr, j),
+                    "ci_low": val(lo, j),
+                    "ci_high": val(hi, j),
+                    "p": val(fit.p, j),
+                    "n": fit.n,
+                    "events": fit.events,
+                    "coef": val(fit.coef, j),
+                    "se": val(fit.se, j),
+                    "ph_p": fit.ph_p[j],
+                }
             )
         self.cox_models.append(
-            dict(
-                model=model, endpoint=endpoint, n=fit.n, events=fit.events, loglik=fit.loglik,
-                loglik_null=fit.loglik_null, lr_chi2=fit.lr_chi2, lr_df=fit.lr_df, lr_p=fit.lr_p,
-                ph_global_p=fit.ph_global_p, converged=fit.converged, note=fit.note,
-            )
+            {
+                "model": model,
+                "endpoint": endpoint,
+                "n": fit.n,
+                "events": fit.events,
+                "loglik": fit.loglik,
+                "loglik_null": fit.loglik_null,
+                "lr_chi2": fit.lr_chi2,
+                "lr_df": fit.lr_df,
+                "lr_p": fit.lr_p,
+                "ph_global_p": fit.ph_global_p,
+                "converged": fit.converged,
+                "note": fit.note,
+            }
         )
         if fit.note:
             self.notes.append(f"{model} / {endpoint}: {fit.note}; estimates reported as NaN")
@@ -140,7 +211,9 @@ class Collector:
         for thr in thresholds:
             label = name.format(thr=thr_label(thr))
             self.group_analysis(label, endpoint, d[tcol], d[ecol], status_label(d["ctc_per_7_5ml"], thr))
-            self.cox_model(f"univariate: {label}", endpoint, with_status(d, thr), tcol, ecol, [status_term(thr)])
+            self.cox_model(
+                f"univariate: {label}", endpoint, with_status(d, thr), tcol, ecol, [status_term(thr)]
+            )
 
 
 def landmark_cohort(data: pd.DataFrame, endpoint: str, landmark_col: str) -> tuple[pd.DataFrame, list[str]]:
@@ -169,16 +242,27 @@ def landmark_cohort(data: pd.DataFrame, endpoint: str, landmark_col: str) -> tup
     return keep, why
 
 
-def _subgroup_rows(col: Collector, analysis: str, endpoint: str, d: pd.DataFrame, var: str, thr: float) -> list[dict]:
+def _subgroup_rows(
+    col: Collector, analysis: str, endpoint: str, d: pd.DataFrame, var: str, thr: float
+) -> list[dict]:
     tcol, ecol = f"{endpoint}_months", f"{endpoint}_event"
     rows = []
     for level in sorted(d[var].astype(str).unique()):
         s = with_status(d[d[var].astype(str) == level], thr)
-        row = dict(endpoint=endpoint, analysis=analysis, variable=var, subgroup=level, n=len(s), events=int(s[ecol].sum()))
+        row = {
+            "endpoint": endpoint,
+            "analysis": analysis,
+            "variable": var,
+            "subgroup": level,
+            "n": len(s),
+            "events": int(s[ecol].sum()),
+        }
         if s[ecol].sum() == 0 or s[status_term(thr)].nunique() < 2:
             row["note"] = "no events or one CTC group only: HR not estimable"
         else:
-            fit = cox_ph(s[tcol].to_numpy(float), s[ecol].to_numpy(int), s[[status_term(thr)]].to_numpy(float))
+            fit = cox_ph(
+                s[tcol].to_numpy(float), s[ecol].to_numpy(int), s[[status_term(thr)]].to_numpy(float)
+            )
             lo, hi = fit.ci()
             if fit.converged:
                 row.update(hr=fit.hr[0], ci_low=lo[0], ci_high=hi[0], p=fit.p[0])
@@ -202,11 +286,17 @@ def interaction_test(d: pd.DataFrame, endpoint: str, var: str, thr: float) -> tu
     f_red, f_full = cox_ph(t, e, reduced), cox_ph(t, e, full)
     chi2 = max(2 * (f_full.loglik - f_red.loglik), 0.0)
     df = Xv.shape[1]
-    note = "" if f_full.converged else "interaction model did not converge (a subgroup without events in one CTC group)"
+    note = (
+        ""
+        if f_full.converged
+        else "interaction model did not converge (a subgroup without events in one CTC group)"
+    )
     return chi2, df, float(stats.chi2.sf(chi2, df)) if df else np.nan, note
 
 
-def subgroup_analyses(col: Collector, analysis: str, endpoint: str, d: pd.DataFrame, variables: Sequence[str], thr: float) -> None:
+def subgroup_analyses(
+    col: Collector, analysis: str, endpoint: str, d: pd.DataFrame, variables: Sequence[str], thr: float
+) -> None:
     """HR of CTC ≥ ``thr`` overall and within each level of each variable, with the
     interaction test (a forest plot reads this table)."""
     tcol, ecol = f"{endpoint}_months", f"{endpoint}_event"

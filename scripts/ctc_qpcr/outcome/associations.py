@@ -9,7 +9,7 @@ and CTC-negative patients). BH q-values within each CTC grouping (column ``ctc``
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,13 +39,21 @@ def contingency_test(tab: pd.DataFrame) -> tuple[str, float, float]:
     return "chi-square", float(res.statistic), float(res.pvalue)
 
 
-def contingency_row(variable: str, ctc: str, tab: pd.DataFrame, n: int, table: str | None = None, kind: str = "categorical") -> dict:
+def contingency_row(
+    variable: str, ctc: str, tab: pd.DataFrame, n: int, table: str | None = None, kind: str = "categorical"
+) -> dict:
     """One associations row: the contingency test of ``tab`` and its description."""
     test, stat, p = contingency_test(tab)
-    return dict(
-        variable=variable, ctc=ctc, test=test, statistic=stat, p=p, n=n,
-        table=describe_crosstab(tab) if table is None else table, kind=kind,
-    )
+    return {
+        "variable": variable,
+        "ctc": ctc,
+        "test": test,
+        "statistic": stat,
+        "p": p,
+        "n": n,
+        "table": describe_crosstab(tab) if table is None else table,
+        "kind": kind,
+    }
 
 
 def mann_whitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -94,9 +102,20 @@ def _ordinal_row(var: str, ctc: str, x: pd.Series, positive: np.ndarray) -> dict
     pos = np.array([positive[key == lv].sum() for lv in levels])
     tot = np.array([(key == lv).sum() for lv in levels])
     z, p = cochran_armitage(scores, pos, tot)
-    desc = "; ".join(f"{lv:g}: {a}/{b}" if isinstance(lv, float) else f"{lv}: {a}/{b}" for lv, a, b in zip(levels, pos, tot))
-    return dict(variable=var, ctc=ctc, test="Cochran-Armitage trend (z)", statistic=z, p=p, n=int(tot.sum()),
-                table=f"positive/total per level — {desc}", kind="ordinal")
+    desc = "; ".join(
+        f"{lv:g}: {a}/{b}" if isinstance(lv, float) else f"{lv}: {a}/{b}"
+        for lv, a, b in zip(levels, pos, tot, strict=True)
+    )
+    return {
+        "variable": var,
+        "ctc": ctc,
+        "test": "Cochran-Armitage trend (z)",
+        "statistic": z,
+        "p": p,
+        "n": int(tot.sum()),
+        "table": f"positive/total per level — {desc}",
+        "kind": "ordinal",
+    }
 
 
 def _continuous_rows(
@@ -107,18 +126,42 @@ def _continuous_rows(
     rows = []
     if len(a) and len(b):
         u, p = mann_whitney(a, b)
-        rows.append(dict(variable=var, ctc=ctc, test="Mann-Whitney U", statistic=u, p=p, n=len(v),
-                         table=f"median {var}: positive={np.median(a):g} (n={len(a)}), negative={np.median(b):g} (n={len(b)})",
-                         kind="continuous"))
+        rows.append(
+            {
+                "variable": var,
+                "ctc": ctc,
+                "test": "Mann-Whitney U",
+                "statistic": u,
+                "p": p,
+                "n": len(v),
+                "table": f"median {var}: positive={np.median(a):g} (n={len(a)}), "
+                f"negative={np.median(b):g} (n={len(b)})",
+                "kind": "continuous",
+            }
+        )
     if with_count and len(v) >= 3 and np.ptp(v) > 0 and np.ptp(counts) > 0:
         res = stats.spearmanr(counts, v)
-        rows.append(dict(variable=var, ctc="baseline CTC count", test="Spearman rho", statistic=float(res.statistic),
-                         p=float(res.pvalue), n=len(v), table="rank correlation (numeric characteristic)", kind="continuous"))
+        rows.append(
+            {
+                "variable": var,
+                "ctc": "baseline CTC count",
+                "test": "Spearman rho",
+                "statistic": float(res.statistic),
+                "p": float(res.pvalue),
+                "n": len(v),
+                "table": "rank correlation (numeric characteristic)",
+                "kind": "continuous",
+            }
+        )
     return rows
 
 
 def baseline_rows(
-    base: pd.DataFrame, variables: Sequence[str], categorical: Sequence[str], ordinal: Sequence[str], thr: float,
+    base: pd.DataFrame,
+    variables: Sequence[str],
+    categorical: Sequence[str],
+    ordinal: Sequence[str],
+    thr: float,
     with_count: bool = True,
 ) -> list[dict]:
     """Rows for baseline CTC ≥ ``thr`` against each characteristic (``with_count``: also
@@ -134,7 +177,9 @@ def baseline_rows(
             rows.append(_ordinal_row(var, ctc, x[ok], pos))
         elif kind == "categorical":
             status = np.where(pos, f">={thr_label(thr)}", f"<{thr_label(thr)}")
-            rows.append(contingency_row(var, ctc, pd.crosstab(x[ok].astype(str).to_numpy(), status), int(ok.sum())))
+            rows.append(
+                contingency_row(var, ctc, pd.crosstab(x[ok].astype(str).to_numpy(), status), int(ok.sum()))
+            )
         else:
             rows += _continuous_rows(var, ctc, x[ok], pos, base["ctc_per_7_5ml"].to_numpy()[ok], with_count)
     return rows
@@ -156,7 +201,9 @@ def response_rows(d: pd.DataFrame, ctc: str, status: np.ndarray) -> list[dict]:
     ]
 
 
-def conversion_rows(dyn: pd.DataFrame, base: pd.DataFrame, arm_column: str, followups: Sequence[str]) -> list[dict]:
+def conversion_rows(
+    dyn: pd.DataFrame, base: pd.DataFrame, arm_column: str, followups: Sequence[str]
+) -> list[dict]:
     """Conversion high→low among baseline-high patients, by treatment arm, per follow-up draw."""
     arms = base.set_index("patient")[arm_column]
     rows = []
@@ -166,17 +213,25 @@ def conversion_rows(dyn: pd.DataFrame, base: pd.DataFrame, arm_column: str, foll
         d = d[d["arm"].notna()]
         if d.empty:
             continue
-        tab = pd.crosstab(d["arm"].astype(str), d["change"]).reindex(columns=["high→low", "high→high"], fill_value=0)
+        tab = pd.crosstab(d["arm"].astype(str), d["change"]).reindex(
+            columns=["high→low", "high→high"], fill_value=0
+        )
         desc = "; ".join(
             f"{a}: {int(tab.at[a, 'high→low'])}/{int(tab.loc[a].sum())} converted "
             f"({100 * tab.at[a, 'high→low'] / tab.loc[a].sum():.0f}%)"
             for a in tab.index
         )
-        rows.append(contingency_row(str(arm_column), f"conversion high→low at {fu} (baseline-high)", tab, len(d), desc))
+        rows.append(
+            contingency_row(
+                str(arm_column), f"conversion high→low at {fu} (baseline-high)", tab, len(d), desc
+            )
+        )
     return rows
 
 
-def persistence_rows(dyn: pd.DataFrame, clin: pd.DataFrame, followups: Sequence[str], thr: float) -> list[dict]:
+def persistence_rows(
+    dyn: pd.DataFrame, clin: pd.DataFrame, followups: Sequence[str], thr: float
+) -> list[dict]:
     """CTC ≥ ``thr`` at each follow-up draw (persistence) against tumour response."""
     rows = []
     for fu in followups:

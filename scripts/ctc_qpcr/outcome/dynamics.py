@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -86,7 +86,7 @@ def positivity_rates(dyn: pd.DataFrame, thresholds: Sequence[float], order: dict
     for tp, d in dyn.groupby("timepoint", sort=False):
         for thr in thresholds:
             k = int(d[status_column(thr)].sum())
-            rows.append(dict(timepoint=tp, threshold=float(thr), n=len(d), positive=k))
+            rows.append({"timepoint": tp, "threshold": float(thr), "n": len(d), "positive": k})
     out = pd.DataFrame(rows, columns=RATE_COLUMNS[:4])
     out["rate"] = out["positive"] / out["n"]
     out["ci_low"], out["ci_high"] = clopper_pearson(out["positive"], out["n"])

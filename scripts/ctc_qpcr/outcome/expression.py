@@ -10,7 +10,7 @@ says why — a never-detected gene can never be significant.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,21 @@ from .dynamics import thr_label
 from .inputs import _line, require_columns
 
 EXPR_COLUMNS = [
-    "gene", "timepoint", "endpoint", "hr", "ci_low", "ci_high", "p", "q", "n", "events",
-    "n_detected", "coef", "se", "ph_p", "reason",
+    "gene",
+    "timepoint",
+    "endpoint",
+    "hr",
+    "ci_low",
+    "ci_high",
+    "p",
+    "q",
+    "n",
+    "events",
+    "n_detected",
+    "coef",
+    "se",
+    "ph_p",
+    "reason",
 ]
 DEFAULT_MIN_DETECTED = 3
 
@@ -58,7 +71,14 @@ def _gene_row(gene: str, timepoint: str, ep: str, g: pd.DataFrame, min_detected:
     tcol, ecol = f"{ep}_months", f"{ep}_event"
     d = g.dropna(subset=[tcol, ecol])
     det = d[d["_detected"]]
-    row = dict(gene=gene, timepoint=timepoint, endpoint=ep, n=len(det), events=int(det[ecol].sum()), n_detected=len(det))
+    row = {
+        "gene": gene,
+        "timepoint": timepoint,
+        "endpoint": ep,
+        "n": len(det),
+        "events": int(det[ecol].sum()),
+        "n_detected": len(det),
+    }
     if len(det) < min_detected:
         row["reason"] = f"detected in {len(det)} of {len(d)} patients (< {min_detected}): not tested"
         return row
@@ -68,12 +88,22 @@ def _gene_row(gene: str, timepoint: str, ep: str, g: pd.DataFrame, min_detected:
     if np.ptp(det["log2_expr"]) == 0:
         row["reason"] = "all detected values equal"
         return row
-    fit = cox_ph(det[tcol].to_numpy(float), det[ecol].to_numpy(int), det[["log2_expr"]].to_numpy(float), ["log2_expr"])
+    fit = cox_ph(
+        det[tcol].to_numpy(float), det[ecol].to_numpy(int), det[["log2_expr"]].to_numpy(float), ["log2_expr"]
+    )
     if not fit.converged:
         row["reason"] = f"Cox fit failed: {fit.note}"
         return row
     lo, hi = fit.ci()
-    row.update(hr=fit.hr[0], ci_low=lo[0], ci_high=hi[0], p=fit.p[0], coef=fit.coef[0], se=fit.se[0], ph_p=fit.ph_p[0])
+    row.update(
+        hr=fit.hr[0],
+        ci_low=lo[0],
+        ci_high=hi[0],
+        p=fit.p[0],
+        coef=fit.coef[0],
+        se=fit.se[0],
+        ph_p=fit.ph_p[0],
+    )
     return row
 
 

@@ -12,7 +12,7 @@ to do.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,9 @@ def read_table(path: str) -> pd.DataFrame:
     except FileNotFoundError:
         raise InputError(path, "file not found", "check the path in the config's outcome: section") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not a readable tab-separated table ({exc})", "save it as UTF-8 TSV") from None
+        raise InputError(
+            path, f"not a readable tab-separated table ({exc})", "save it as UTF-8 TSV"
+        ) from None
 
 
 def _first(mask: pd.Series):
@@ -75,8 +77,11 @@ def dates(df: pd.DataFrame, column: str, path: str) -> pd.Series:
     if bad.any():
         i = _first(bad)
         raise InputError(
-            path, f"{raw[i]!r} is not a date", "write dates as YYYY-MM-DD (e.g. 2009-03-17)",
-            line=_line(i), column=column,
+            path,
+            f"{raw[i]!r} is not a date",
+            "write dates as YYYY-MM-DD (e.g. 2009-03-17)",
+            line=_line(i),
+            column=column,
         )
     return values
 
@@ -92,8 +97,11 @@ def _text_ids(df: pd.DataFrame, column: str, path: str) -> pd.Series:
 def _check_count_values(count: pd.Series, path: str) -> None:
     for bad, what, todo in (
         (count < 0, "negative CTC count {:g}", "a CellSearch count is 0 or more cells"),
-        (count != np.round(count), "CTC count {:g} is not a whole number",
-         "enter the number of cells counted (an integer), not a concentration"),
+        (
+            count != np.round(count),
+            "CTC count {:g} is not a whole number",
+            "enter the number of cells counted (an integer), not a concentration",
+        ),
     ):
         if bad.any():
             i = _first(bad)
@@ -107,9 +115,11 @@ def _blood_volume(df: pd.DataFrame, path: str) -> pd.Series:
     if (vol <= 0).any():
         i = _first(vol <= 0)
         raise InputError(
-            path, f"blood volume {vol[i]:g} ml is not positive",
+            path,
+            f"blood volume {vol[i]:g} ml is not positive",
             "enter the volume analysed in ml, or leave it empty for 7.5 ml",
-            line=_line(i), column="blood_volume_ml",
+            line=_line(i),
+            column="blood_volume_ml",
         )
     return vol
 
@@ -160,16 +170,26 @@ def _check_endpoint(df: pd.DataFrame, ep: str, path: str) -> None:
         i = _first(half)
         col = tcol if t.isna()[i] else ecol
         raise InputError(
-            path, f"{col} is empty but {ecol if col == tcol else tcol} is given",
+            path,
+            f"{col} is empty but {ecol if col == tcol else tcol} is given",
             "give both time and event, or leave both empty if the endpoint is unknown",
-            line=_line(i), column=col,
+            line=_line(i),
+            column=col,
         )
     checks = (
-        (e.notna() & ~e.isin([0, 1]), ecol, lambda i: f"event {e[i]:g} is not 0 or 1",
-         "use 1 = event (progression/death), 0 = censored"),
+        (
+            e.notna() & ~e.isin([0, 1]),
+            ecol,
+            lambda i: f"event {e[i]:g} is not 0 or 1",
+            "use 1 = event (progression/death), 0 = censored",
+        ),
         (t < 0, tcol, lambda i: f"negative time {t[i]:g} months", "times are counted from the baseline draw"),
-        ((t <= 0) & (e == 1), tcol, lambda i: f"event at time {t[i]:g} months (must be after baseline)",
-         "check the dates: an event needs a time greater than 0"),
+        (
+            (t <= 0) & (e == 1),
+            tcol,
+            lambda i: f"event at time {t[i]:g} months (must be after baseline)",
+            "check the dates: an event needs a time greater than 0",
+        ),
     )
     for bad, col, what, todo in checks:
         if bad.any():
@@ -185,8 +205,11 @@ def _check_landmarks(df: pd.DataFrame, path: str) -> None:
         if (lm < 0).any():
             i = _first(lm < 0)
             raise InputError(
-                path, f"negative landmark time {lm[i]:g}", "time from baseline to the draw, in months",
-                line=_line(i), column=col,
+                path,
+                f"negative landmark time {lm[i]:g}",
+                "time from baseline to the draw, in months",
+                line=_line(i),
+                column=col,
             )
         df[col] = lm
     for col in [c for c in df.columns if re.fullmatch(r"date_.+", str(c))]:
@@ -202,14 +225,18 @@ def _check_response(df: pd.DataFrame, path: str) -> None:
     if bad.any():
         i = _first(bad)
         raise InputError(
-            path, f"best response {df.at[i, 'best_response']!r} is not a RECIST category",
+            path,
+            f"best response {df.at[i, 'best_response']!r} is not a RECIST category",
             "use CR, PR, SD or PD (leave empty or NE if not evaluable)",
-            line=_line(i), column="best_response",
+            line=_line(i),
+            column="best_response",
         )
     df["best_response"] = resp.astype(object).where(resp.notna(), None)
 
 
-def validate_clinical(clinical: pd.DataFrame, path: str, endpoints: Sequence[str] = ("pfs", "os")) -> pd.DataFrame:
+def validate_clinical(
+    clinical: pd.DataFrame, path: str, endpoints: Sequence[str] = ("pfs", "os")
+) -> pd.DataFrame:
     """Check the clinical table; return a clean copy (events 0/1, times float, dates parsed)."""
     df = clinical.reset_index(drop=True).copy()
     need = ["patient"] + [c for ep in endpoints for c in (f"{ep}_months", f"{ep}_event")]
@@ -220,8 +247,11 @@ def validate_clinical(clinical: pd.DataFrame, path: str, endpoints: Sequence[str
         pid = df.loc[dup, "patient"].iloc[0]
         rows = df.index[df["patient"] == pid]
         raise InputError(
-            path, f"patient {pid} appears more than once (lines {', '.join(str(_line(i)) for i in rows)})",
-            "keep one row per patient", line=_line(rows[1]), column="patient",
+            path,
+            f"patient {pid} appears more than once (lines {', '.join(str(_line(i)) for i in rows)})",
+            "keep one row per patient",
+            line=_line(rows[1]),
+            column="patient",
         )
     for ep in endpoints:
         _check_endpoint(df, ep, path)
@@ -283,7 +313,9 @@ def match_patients(
     return counts[counts["patient"].isin(keep)], clinical[clinical["patient"].isin(keep)], notes
 
 
-def landmark_times(counts: pd.DataFrame, clinical: pd.DataFrame, baseline: str, draws: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+def landmark_times(
+    counts: pd.DataFrame, clinical: pd.DataFrame, baseline: str, draws: Sequence[str]
+) -> tuple[pd.DataFrame, list[str]]:
     """Fill ``landmark_<draw>_months`` from draw dates where the clinical table lacks it.
 
     Sources, in order: the column ``landmark_<draw>_months``; the clinical
@@ -321,6 +353,9 @@ def check_draw_dates(clinical: pd.DataFrame, draws: Sequence[str], path: str) ->
         if col in clinical.columns and (clinical[col] < 0).any():
             i = _first(clinical[col] < 0)
             raise InputError(
-                path, f"patient {clinical.at[i, 'patient']}: draw {draw} is dated before the baseline draw",
-                "check the draw dates", line=_line(i), column=col,
+                path,
+                f"patient {clinical.at[i, 'patient']}: draw {draw} is dated before the baseline draw",
+                "check the draw dates",
+                line=_line(i),
+                column=col,
             )

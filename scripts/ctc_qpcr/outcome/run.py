@@ -3,21 +3,35 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
 from .analyses import (
-    COX_COLUMNS, COX_MODEL_COLUMNS, KM_COLUMNS, LOGRANK_COLUMNS, MEDIAN_COLUMNS, SUBGROUP_COLUMNS,
-    Collector, landmark_cohort, status_term, subgroup_analyses, with_status,
+    COX_COLUMNS,
+    COX_MODEL_COLUMNS,
+    KM_COLUMNS,
+    LOGRANK_COLUMNS,
+    MEDIAN_COLUMNS,
+    SUBGROUP_COLUMNS,
+    Collector,
+    landmark_cohort,
+    status_term,
+    subgroup_analyses,
+    with_status,
 )
 from .associations import associations_table, finish
 from .dynamics import draw_order, dynamics_table, positivity_rates, thr_label
 from .expression import DEFAULT_MIN_DETECTED, EXPR_COLUMNS, expression_cox, positivity_groups, sample_patients
 from .inputs import (
-    check_draw_dates, landmark_times, match_patients, read_table, validate_clinical, validate_counts,
+    check_draw_dates,
+    landmark_times,
+    match_patients,
+    read_table,
+    validate_clinical,
+    validate_counts,
 )
 
 
@@ -25,17 +39,24 @@ def _check_covariates(clin: pd.DataFrame, names: Sequence[str], path: str, key: 
     for var in names:
         if var not in clin.columns:
             raise InputError(
-                path, f"column {var!r} (outcome.{key}) not found",
-                f"add the column or remove it from outcome.{key}", line=1, column=var,
+                path,
+                f"column {var!r} (outcome.{key}) not found",
+                f"add the column or remove it from outcome.{key}",
+                line=1,
+                column=var,
             )
 
 
-def _followups_present(cnt, clin, baseline, followups, landmark, counts_path, clinical_path, notes) -> list[str]:
+def _followups_present(
+    cnt, clin, baseline, followups, landmark, counts_path, clinical_path, notes
+) -> list[str]:
     present = set(cnt["timepoint"])
     if baseline not in present:
         raise InputError(
-            counts_path, f"no draw named {baseline!r} (the baseline)",
-            f"timepoints found: {', '.join(sorted(present))}; set baseline to one of them", column="timepoint",
+            counts_path,
+            f"no draw named {baseline!r} (the baseline)",
+            f"timepoints found: {', '.join(sorted(present))}; set baseline to one of them",
+            column="timepoint",
         )
     fus = []
     for fu in followups:
@@ -45,9 +66,11 @@ def _followups_present(cnt, clin, baseline, followups, landmark, counts_path, cl
         fus.append(fu)
         if landmark and f"landmark_{fu}_months" not in clin.columns:
             raise InputError(
-                clinical_path, f"missing column landmark_{fu}_months for the landmark analysis at {fu}",
-                f"add the time from baseline to that draw (months), or draw dates (clinical date_{baseline} and "
-                f"date_{fu}, or a draw_date column in the counts), or set landmark: false",
+                clinical_path,
+                f"missing column landmark_{fu}_months for the landmark analysis at {fu}",
+                "add the time from baseline to that draw (months), or draw dates (clinical "
+                f"date_{baseline} and date_{fu}, or a draw_date column in the counts), or set "
+                "landmark: false",
                 line=1,
             )
     return fus
@@ -61,8 +84,13 @@ def _baseline_block(col: Collector, b: pd.DataFrame, ep: str, s: dict) -> None:
     col.cox_model(f"univariate: {bl} log(CTC+1)", ep, d, tcol, ecol, ["log(CTC+1)"])
     if s["covariates"]:
         col.cox_model(
-            f"multivariate: {bl} CTC>={thr_label(main)}", ep, with_status(b, main), tcol, ecol,
-            [status_term(main), *s["covariates"]], s["categorical"],
+            f"multivariate: {bl} CTC>={thr_label(main)}",
+            ep,
+            with_status(b, main),
+            tcol,
+            ecol,
+            [status_term(main), *s["covariates"]],
+            s["categorical"],
         )
     if s["subgroups"]:
         subgroup_analyses(col, f"{bl} CTC>={thr_label(main)}", ep, b, s["subgroups"], main)
@@ -91,8 +119,13 @@ def _followup_block(col: Collector, f: pd.DataFrame, ep: str, fu: str, s: dict) 
     col.cox_model(f"univariate: {bl}→{fu} log2((F+1)/(B+1)) ({suffix})", ep, ch, tcol, ecol, ["log2_change"])
     if s["covariates"]:
         col.cox_model(
-            f"multivariate: {fu} CTC>={thr_label(main)} ({suffix})", ep, with_status(f, main), tcol, ecol,
-            [status_term(main), *s["covariates"]], s["categorical"],
+            f"multivariate: {fu} CTC>={thr_label(main)} ({suffix})",
+            ep,
+            with_status(f, main),
+            tcol,
+            ecol,
+            [status_term(main), *s["covariates"]],
+            s["categorical"],
         )
 
 
@@ -164,21 +197,36 @@ def run_outcome(
     ``expression_cox``, ``notes`` (one column ``note``).
     """
     s = _settings(
-        thresholds, main_threshold, covariates, arm_column, associations, subgroups,
-        counts_path=counts_path, clinical_path=clinical_path, baseline=baseline, followups=tuple(followups),
-        categorical=tuple(categorical), ordinal=tuple(ordinal), endpoints=tuple(endpoints), landmark=landmark,
+        thresholds,
+        main_threshold,
+        covariates,
+        arm_column,
+        associations,
+        subgroups,
+        counts_path=counts_path,
+        clinical_path=clinical_path,
+        baseline=baseline,
+        followups=tuple(followups),
+        categorical=tuple(categorical),
+        ordinal=tuple(ordinal),
+        endpoints=tuple(endpoints),
+        landmark=landmark,
         on_unmatched=on_unmatched,
     )
     cnt, clin, notes = _load(counts, clinical, s)
     col = Collector()
     col.notes.extend(notes)
-    fus = _followups_present(cnt, clin, baseline, s["followups"], landmark, counts_path, clinical_path, col.notes)
+    fus = _followups_present(
+        cnt, clin, baseline, s["followups"], landmark, counts_path, clinical_path, col.notes
+    )
     dyn = dynamics_table(cnt, s["thresholds"], s["main_threshold"], baseline, fus)
     rates = positivity_rates(dyn, s["thresholds"], draw_order(dyn["timepoint"], baseline, fus))
     base = dyn[dyn["timepoint"] == baseline].merge(clin, on="patient", how="inner")
     no_base = sorted(set(clin["patient"]) - set(base["patient"]))
     if no_base:
-        col.notes.append(f"patients without a {baseline} count (left out of baseline analyses): {', '.join(no_base)}")
+        col.notes.append(
+            f"patients without a {baseline} count (left out of baseline analyses): {', '.join(no_base)}"
+        )
     for ep in endpoints:
         b = base.dropna(subset=[f"{ep}_months", f"{ep}_event"])
         if len(b) < len(base):
@@ -188,11 +236,31 @@ def run_outcome(
             f = dyn[dyn["timepoint"] == fu].merge(clin, on="patient", how="inner")
             _followup_block(col, f.dropna(subset=[f"{ep}_months", f"{ep}_event"]), ep, fu, s)
     assoc = associations_table(
-        base, s["variables"], s["categorical"], s["ordinal"], s["thresholds"], arm_column, dyn, clin, fus,
+        base,
+        s["variables"],
+        s["categorical"],
+        s["ordinal"],
+        s["thresholds"],
+        arm_column,
+        dyn,
+        clin,
+        fus,
         s["main_threshold"],
     )
-    expr_cox, assoc = _join(col, assoc, expression, samples, positivity, clin, base, s,
-                            expression_timepoint or baseline, expression_path, samples_path, min_detected)
+    expr_cox, assoc = _join(
+        col,
+        assoc,
+        expression,
+        samples,
+        positivity,
+        clin,
+        base,
+        s,
+        expression_timepoint or baseline,
+        expression_path,
+        samples_path,
+        min_detected,
+    )
     return {
         "dynamics": dyn,
         "positivity_rates": rates,
@@ -208,30 +276,48 @@ def run_outcome(
     }
 
 
-def _join(col, assoc, expression, samples, positivity, clin, base, s, timepoint, expression_path, samples_path, min_detected):
+def _join(
+    col,
+    assoc,
+    expression,
+    samples,
+    positivity,
+    clin,
+    base,
+    s,
+    timepoint,
+    expression_path,
+    samples_path,
+    min_detected,
+):
     """Expression Cox and qPCR positivity groups when the qPCR study is joined."""
     empty = pd.DataFrame(columns=EXPR_COLUMNS)
     if expression is None and positivity is None:
         return empty, assoc
     if samples is None:
         raise InputError(
-            samples_path, "a samples sheet is needed to join expression with patients",
+            samples_path,
+            "a samples sheet is needed to join expression with patients",
             "give the samples sheet (sample, patient, timepoint)",
         )
     s2p = sample_patients(samples, timepoint, samples_path)
     unknown = sorted(set(s2p) - set(clin["patient"]))
     if unknown:
-        col.notes.append(f"expression at {timepoint}: patients without clinical data left out: {', '.join(unknown)}")
+        col.notes.append(
+            f"expression at {timepoint}: patients without clinical data left out: {', '.join(unknown)}"
+        )
     expr = empty
     if expression is not None:
         expr = expression_cox(expression, s2p, clin, s["endpoints"], timepoint, expression_path, min_detected)
         col.notes.append(
-            "expression Cox: HR per unit of −ΔCq (per doubling of expression relative to the normaliser) at "
-            f"{timepoint}, detected values only, genes detected in ≥ {min_detected} patients; BH q across tested "
-            "genes within each endpoint"
+            "expression Cox: HR per unit of −ΔCq (per doubling of expression relative to the "
+            f"normaliser) at {timepoint}, detected values only, genes detected in ≥ {min_detected} "
+            "patients; BH q across tested genes within each endpoint"
         )
     if positivity is not None:
-        rows = positivity_groups(col, positivity, s2p, clin, base, s["endpoints"], timepoint, s["main_threshold"])
+        rows = positivity_groups(
+            col, positivity, s2p, clin, base, s["endpoints"], timepoint, s["main_threshold"]
+        )
         if rows:
             assoc = finish(pd.concat([assoc, pd.DataFrame(rows)], ignore_index=True))
     return expr, assoc
@@ -239,23 +325,23 @@ def _join(col, assoc, expression, samples, positivity, clin, base, s, timepoint,
 
 def config_arguments(cfg: dict) -> dict:
     """Keyword arguments of :func:`run_outcome` from the config's ``outcome:`` section."""
-    return dict(
-        counts_path=cfg["ctc_counts"],
-        clinical_path=cfg["clinical"],
-        thresholds=tuple(cfg.get("thresholds", (1, 5))),
-        main_threshold=cfg.get("main_threshold", 5),
-        baseline=cfg.get("baseline", "baseline"),
-        followups=tuple(cfg.get("followups", ())),
-        covariates=tuple(cfg.get("covariates", ())),
-        categorical=tuple(cfg.get("categorical", ())),
-        ordinal=tuple(cfg.get("ordinal", ())),
-        associations=cfg.get("associations"),
-        subgroups=tuple(cfg.get("subgroups", ())),
-        arm_column=cfg.get("arm_column") or None,
-        landmark=cfg.get("landmark", True),
-        on_unmatched=cfg.get("on_unmatched", "error"),
-        min_detected=int(cfg.get("min_detected", DEFAULT_MIN_DETECTED)),
-    )
+    return {
+        "counts_path": cfg["ctc_counts"],
+        "clinical_path": cfg["clinical"],
+        "thresholds": tuple(cfg.get("thresholds", (1, 5))),
+        "main_threshold": cfg.get("main_threshold", 5),
+        "baseline": cfg.get("baseline", "baseline"),
+        "followups": tuple(cfg.get("followups", ())),
+        "covariates": tuple(cfg.get("covariates", ())),
+        "categorical": tuple(cfg.get("categorical", ())),
+        "ordinal": tuple(cfg.get("ordinal", ())),
+        "associations": cfg.get("associations"),
+        "subgroups": tuple(cfg.get("subgroups", ())),
+        "arm_column": cfg.get("arm_column") or None,
+        "landmark": cfg.get("landmark", True),
+        "on_unmatched": cfg.get("on_unmatched", "error"),
+        "min_detected": int(cfg.get("min_detected", DEFAULT_MIN_DETECTED)),
+    }
 
 
 def check_outcome_inputs(cfg: dict) -> None:
@@ -269,16 +355,29 @@ def check_outcome_inputs(cfg: dict) -> None:
         return
     if not cfg.get("clinical"):
         raise InputError(
-            cfg["ctc_counts"], "outcome.clinical is empty",
+            cfg["ctc_counts"],
+            "outcome.clinical is empty",
             "give the clinical table (patient, pfs_months, pfs_event, os_months, os_event)",
         )
     args = config_arguments(cfg)
     s = _settings(
-        args["thresholds"], args["main_threshold"], args["covariates"], args["arm_column"], args["associations"],
-        args["subgroups"], counts_path=args["counts_path"], clinical_path=args["clinical_path"],
-        baseline=args["baseline"], followups=args["followups"], categorical=args["categorical"],
-        ordinal=args["ordinal"], endpoints=("pfs", "os"), landmark=args["landmark"],
+        args["thresholds"],
+        args["main_threshold"],
+        args["covariates"],
+        args["arm_column"],
+        args["associations"],
+        args["subgroups"],
+        counts_path=args["counts_path"],
+        clinical_path=args["clinical_path"],
+        baseline=args["baseline"],
+        followups=args["followups"],
+        categorical=args["categorical"],
+        ordinal=args["ordinal"],
+        endpoints=("pfs", "os"),
+        landmark=args["landmark"],
         on_unmatched=args["on_unmatched"],
     )
     cnt, clin, notes = _load(read_table(args["counts_path"]), read_table(args["clinical_path"]), s)
-    _followups_present(cnt, clin, s["baseline"], s["followups"], s["landmark"], s["counts_path"], s["clinical_path"], notes)
+    _followups_present(
+        cnt, clin, s["baseline"], s["followups"], s["landmark"], s["counts_path"], s["clinical_path"], notes
+    )
