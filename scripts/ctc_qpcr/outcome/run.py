@@ -72,6 +72,7 @@ def _followups_present(
                 f"date_{baseline} and date_{fu}, or a draw_date column in the counts), or set "
                 "landmark: false",
                 line=1,
+                column=f"landmark_{fu}_months",
             )
     return fus
 
