@@ -88,7 +88,11 @@ def replicate_key(wells: pd.DataFrame, by: list[str]) -> pd.Series:
     the GOI pairs with replicate k of the VPA.
     """
     well = wells["well"].astype(str)
-    inlet = well.str.extract(r"^(S\d+)-", expand=False)
+    codes, uniques = pd.factorize(well)  # the inlet pattern is read once per distinct well id
+    inlet_of = pd.Series(uniques, dtype=object).str.extract(r"^(S\d+)-", expand=False).to_numpy(dtype=object)
+    inlet = pd.Series(inlet_of[codes], index=wells.index, dtype=object)
+    if inlet.notna().all():
+        return inlet
     order = wells.assign(_w=well).sort_values([*by, "_w"], kind="stable").groupby(by, sort=False).cumcount()
     rank = "r" + order.reindex(wells.index).astype(str)
     return inlet.where(inlet.notna(), rank)
