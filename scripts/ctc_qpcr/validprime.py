@@ -543,7 +543,7 @@ def apply_validprime(
             ~vp["vpa_paired"]
             & (vp["vpa_state"] != "")
             & (res["vp_grade"] != "")
-            & ~res["vp_grade"].str.startswith("A+")
+            & ~res["vp_grade"].isin(["A+", "A++", "A+++"])
         )
         res.loc[unpaired, "vp_flag"] = np.where(
             res.loc[unpaired, "vp_flag"] == "",
