@@ -539,17 +539,10 @@ def apply_validprime(
     )
     res.index = measurements.index
     if mode == "replicate":
-        unpaired = (
-            ~vp["vpa_paired"]
-            & (vp["vpa_state"] != "")
-            & (res["vp_grade"] != "")
-            & ~res["vp_grade"].isin(["A+", "A++", "A+++"])
-        )
-        res.loc[unpaired, "vp_flag"] = np.where(
-            res.loc[unpaired, "vp_flag"] == "",
-            VPA_UNPAIRED,
-            res.loc[unpaired, "vp_flag"] + ";" + VPA_UNPAIRED,
-        )
+        graded = (res["vp_grade"] != "") & ~res["vp_grade"].isin(["A+", "A++", "A+++"])
+        unpaired = (~vp["vpa_paired"] & (vp["vpa_state"] != "") & graded).to_numpy()
+        current = res.loc[unpaired, "vp_flag"]
+        res.loc[unpaired, "vp_flag"] = np.where(current == "", VPA_UNPAIRED, current + ";" + VPA_UNPAIRED)
     out = measurements.copy()
     out["vpa_cq"] = vp["vpa_cq"]
     out["vpa_state"] = vp["vpa_state"]
