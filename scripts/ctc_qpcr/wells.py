@@ -74,7 +74,10 @@ def assign_states(
 
     noamp = ~np.isfinite(cq)
     invalid = ~noamp & (cq <= 0)
-    omitted = flags.str.contains("omit", regex=False).to_numpy()
+    codes, uniques = pd.factorize(flags)  # "omit" looked for once per distinct flag text
+    omitted = np.append(
+        pd.Series(uniques, dtype=object).str.contains("omit", regex=False).to_numpy(bool), False
+    )[codes]
     call_fail = (call == "fail").to_numpy()
     with np.errstate(invalid="ignore"):
         low_quality = np.isfinite(quality) & np.isfinite(threshold) & (quality < threshold)
