@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 import yaml  # noqa: E402
 
-from ctc_qpcr.config_check import check_config  # noqa: E402
+from ctc_qpcr.config_check import check_config, check_settings  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
 
@@ -24,6 +24,35 @@ with open(
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+def validate_sheets():
+    """Schema validation of the three sheets on their distinct constrained values."""
+    for frame, name in ((plates, "plates"), (samples, "samples"), (assays, "assays")):
+        schema = Path(workflow.basedir) / "workflow" / "schemas" / f"{name}.schema.yaml"
+        with open(schema) as handle:
+            view = sheets.schema_view(frame, yaml.safe_load(handle))
+        validate(view, schema=f"../schemas/{name}.schema.yaml")
+
+
+def check_settings_against_sheets():
+    """Dry-run checks of the settings that name genes, groups and time points; the
+    prediction batch's sheets are loaded (and their exports checked) here too."""
+    try:
+        check_settings(
+            config,
+            samples,
+            assays,
+            config["samples"],
+            config["assays"],
+            ", ".join(map(str, workflow.configfiles)) or "config/config.yaml",
+        )
+        if config["classifier"]["activate"] and config["predict"]["plates"]:
+            sheets.load_plates(config["predict"]["plates"])
+            if config["predict"]["samples"]:
+                sheets.load_samples(config["predict"]["samples"])
+    except (ConfigError, InputError) as exc:
+        raise WorkflowError(str(exc)) from None
+
+
 try:
     plates = sheets.load_plates(config["plates"])
     samples = sheets.load_samples(config["samples"])
@@ -32,17 +61,10 @@ except InputError as exc:
     raise WorkflowError(str(exc)) from None
 
 # ctc_qpcr.sheets has already checked every row (with its line number); the
-# schemas check the distinct value combinations again. Validating the distinct
-# combinations (ids replaced by a placeholder) keeps start-up fast for sheets of
-# tens of thousands of samples. Plate ids are validated row by row (patterns).
-validate(plates, schema="../schemas/plates.schema.yaml")
-validate(
-    samples.assign(sample="x").drop_duplicates(),
-    schema="../schemas/samples.schema.yaml",
-)
-validate(
-    assays.assign(assay="x").drop_duplicates(), schema="../schemas/assays.schema.yaml"
-)
+# schemas see only the distinct combinations of the values they constrain
+# (sheets.schema_view), so start-up stays fast for tens of thousands of samples.
+validate_sheets()
+check_settings_against_sheets()
 
 # Batches in the order of first appearance in plates.tsv: the first batch
 # anchors the IPC reference (config ipc.reference: null).
