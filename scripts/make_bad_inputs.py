@@ -108,6 +108,122 @@ def fixed_zip(path: Path, members: dict[str, bytes], compression=zipfile.ZIP_DEF
             archive.writestr(info, data)
 
 
+# --------------------------------------------------------------------------- sheets as labs write them
+
+
+def _sheet_case(d, id_, name, text, outcome, expected, tests, kind="samples", encoding="utf-8", params=""):
+    write(d(id_) / name, text, encoding=encoding)
+    case(id_, "sheet", f"{id_}/{name}", outcome, expected, tests, f"kind={kind}" + (f";{params}" if params else ""))
+
+
+def sheet_inputs_cases(d, sheet_lines: list[str], assay_lines: list[str]) -> None:
+    """Encodings, trailing tabs, '#' in cells, duplicate columns, look-alike letters, labels."""
+    crlf = CRLF.join(sheet_lines) + CRLF
+    n = len(sheet_lines) - 1
+    _sheet_case(d, "sheet_utf16", "samples.tsv", codecs.BOM_UTF16_LE + crlf.encode("utf-16-le"), "ok", f"loads {n} rows",
+                "samples sheet saved by Excel as 'Unicode Text' (UTF-16 LE with BOM, CRLF)")
+    _sheet_case(d, "sheet_utf8_bom", "samples.tsv", codecs.BOM_UTF8 + crlf.encode("utf-8"), "ok", f"loads {n} rows",
+                "samples sheet as UTF-8 with BOM and CRLF line ends")
+    accented = [sheet_lines[0]] + [line.replace("TNBC", "triple-négatif") for line in sheet_lines[1:]]
+    _sheet_case(d, "sheet_cp1252", "samples.tsv", CRLF.join(accented) + CRLF, "ok", "subtype of P02_T0 = triple-négatif",
+                "samples sheet saved by Excel on western Windows (Windows-1252, é in a covariate)", encoding="cp1252",
+                params="show=P02_T0:subtype")
+    hashed = [sheet_lines[0]] + [line.replace("HR+/HER2-", "HR+/HER2- #2") for line in sheet_lines[1:]]
+    _sheet_case(d, "sheet_hash_in_cell", "samples.tsv", "\n".join(hashed) + "\n", "ok", "subtype of P01_T1 = HR+/HER2- #2",
+                "'#' inside a cell is data (it used to cut the rest of the row as a comment)", params="show=P01_T1:subtype")
+    _sheet_case(d, "sheet_trailing_tab", "samples.tsv", "\n".join(line + "\t" for line in sheet_lines) + "\n", "ok",
+                f"loads {n} rows", "a trailing tab on every line: empty cells without a column name are ignored")
+    stray = sheet_lines[:9] + [sheet_lines[9] + "\tsee notes"] + sheet_lines[10:]
+    _sheet_case(d, "sheet_stray_cell", "samples.tsv", "\n".join(stray) + "\n", "error",
+                "line 10, column 12: cell 12 ('see notes') has no column name in the header (the header names 11 columns)",
+                "a cell beyond the header (pandas' tokenizer message before)")
+    twice = [sheet_lines[0] + "\tresponse"] + [line + "\t" for line in sheet_lines[1:]]
+    _sheet_case(d, "sheet_duplicate_column", "samples.tsv", "\n".join(twice) + "\n", "error",
+                "line 1, column response: columns 5 and 12 are both named 'response' in the samples sheet",
+                "two columns with one name (the second was silently ignored)")
+    renamed = [sheet_lines[0].replace("\tresponse\t", "\tResponse\t")] + sheet_lines[1:]
+    _sheet_case(d, "sheet_column_case", "samples.tsv", "\n".join(renamed) + "\n", "error",
+                "line 1, column Response: column 'Response' is spelt like the samples column 'response' except for case or '_'",
+                "an optional column in another case (was kept as a covariate: every response empty)")
+    swap = {"sheet_sites_comma": ("liver;lung", "liver,lung", "line 9, column sites: sites 'liver,lung' uses ',' between sites",
+                                  "sites separated by a comma (was one site 'liver,lung')"),
+            "sheet_kind_case": ("\tpatient\t", "\tPatient\t", "line 9, column kind: kind 'Patient' is not one of patient, healthy, gdna, "
+                                "ipc, ntc, standard, other — did you mean 'patient'?", "a kind in another case: did-you-mean"),
+            "sheet_timepoint_case": ("\tT0\t", "\tt0\t", "timepoint is spelt both 'T0' (line 12) and 't0' (line 9), which differ only by upper/lower case",
+                                     "t0 next to T0 (samples silently left out of T0 comparisons)"),
+            "sheet_zero_width": ("P01_T0\tpatient", "P01\u200b_T0\tpatient", "line 9, column sample: sample 'P01\u200b_T0' holds an invisible "
+                                 "character U+200B ZERO WIDTH SPACE at position 4", "a zero-width space pasted into a sample name"),
+            "sheet_lookalike": ("P01_T0\tpatient", "P01_\u04220\tpatient", "line 9, column sample: sample 'P01_\u04220' holds a look-alike "
+                                "character U+0422 CYRILLIC CAPITAL LETTER TE at position 5", "a Cyrillic Т in a sample name (reported as unknown)")}
+    for id_, (old, new, expected, tests) in swap.items():
+        lines = sheet_lines[:8] + [sheet_lines[8].replace(old, new, 1)] + sheet_lines[9:]
+        _sheet_case(d, id_, "samples.tsv", "\n".join(lines) + "\n", "error", expected, tests)
+    healthy = [line if not line.startswith("HD01\t") else line.replace("healthy\t\t\t", "healthy\t\t\tresponder", 1) for line in sheet_lines]
+    _sheet_case(d, "sheet_healthy_response", "samples.tsv", "\n".join(healthy) + "\n", "error",
+                "line 137, column response: a healthy sample has response 'responder'; only patients can have one",
+                "a healthy donor with a response value (entered the responder group)")
+    genes = assay_lines[:4] + [assay_lines[4].replace("EGFR\tEGFR", "EGFR\tegfr", 1)] + assay_lines[5:]
+    genes += ["EGFR_2\tEGFR\ttarget\t1.95\t"]
+    _sheet_case(d, "assay_gene_case", "assays.tsv", "\n".join(genes) + "\n", "error",
+                "gene is spelt both 'EGFR' (line 54) and 'egfr' (line 5), which differ only by upper/lower case",
+                "one gene spelt two ways by two assays", kind="assays")
+    fixed_zip(d("sheet_xlsx") / "samples.tsv", {"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<workbook/>"})
+    case("sheet_xlsx", "sheet", "sheet_xlsx/samples.tsv", "error",
+         "the samples sheet is an Excel workbook (.xlsx) or another zip archive, not tab-separated text",
+         "an Excel workbook saved under the sheet's name", "kind=samples")
+    plates = [["plate", "batch", "path", "format"], ["chip_a", "B 1", "_base/chip_a.csv", "biomark"]]
+    write(d("plates_space_batch") / "plates.tsv", tsv(plates))
+    case("plates_space_batch", "sheet", "plates_space_batch/plates.tsv", "error",
+         "line 2, column batch: batch id 'B 1' holds a character other than letters, digits, '_', '.', '-' (a space)",
+         "a space in a batch id (was a schema dump)", "kind=plates")
+    write(d("plates_identical_exports") / "chip_copy.csv", (d("_base") / "chip_a.csv").read_bytes())
+    write(d("plates_identical_exports") / "plates.tsv", tsv([plates[0], ["chip_a", "B1", "_base/chip_a.csv", "biomark"],
+                                                              ["chip_b", "B1", "_base/chip_b.csv", "biomark"],
+                                                              ["chip_c", "B1", "plates_identical_exports/chip_copy.csv", "biomark"]]))
+    case("plates_identical_exports", "sheet", "plates_identical_exports/plates.tsv", "error",
+         "line 4, column path: plate 'chip_c' (plates_identical_exports/chip_copy.csv) has a byte-identical export to plate 'chip_a'",
+         "two plates on byte-identical exports (one chip copied under two names)", "kind=plates")
+
+
+def settings_cases(d) -> None:
+    """Settings naming genes, groups or time points the sheets spell differently (checked at dry run)."""
+    S, A = "_base/samples.tsv", "_base/assays.tsv"
+    cases = {
+        "settings_marker_case": ("positivity:\n  markers: [KRT19, EpCAM]\n",
+                                 "positivity.markers: target gene 'EpCAM' is not in _base/assays.tsv (gene, role target) — did you mean 'EPCAM'?",
+                                 "EpCAM vs EPCAM: the marker was silently dropped"),
+        "settings_reference_gene": ("normalisation:\n  reference_genes: [ACTB, GAPDH1]\n",
+                                    "normalisation.reference_genes: gene 'GAPDH1' is not in _base/assays.tsv (gene) — did you mean 'GAPDH'?",
+                                    "a fixed reference gene the assays sheet does not have"),
+        "settings_level_case": ("differential:\n  comparisons:\n    - {name: tp, type: timepoints, column: timepoint, levels: [t0, T1]}\n",
+                                "differential comparison 'tp' levels: timepoint 't0' is not in _base/samples.tsv — did you mean 'T0'?",
+                                "a comparison level in another case than the sheet (the group was empty)"),
+        "settings_filter_case": ("differential:\n  comparisons:\n    - {name: r, type: two_group, column: response, "
+                                 "levels: [responder, non-responder], filter: {kind: patient, timepoint: Baseline}}\n",
+                                 "differential comparison 'r' filter: timepoint 'Baseline' is not in _base/samples.tsv",
+                                 "a filter value no sample has"),
+        "settings_column_missing": ("differential:\n  comparisons:\n    - {name: s, type: two_group, column: Subtype, levels: [TNBC, HR+/HER2-]}\n",
+                                    "differential comparison 's': column 'Subtype' is not in _base/samples.tsv (columns) — did you mean 'subtype'?",
+                                    "a comparison column spelt in another case"),
+        "settings_efficiency_missing": ("efficiency:\n  apply: true\n  from_standards: false\n",
+                                        "efficiency.apply is true but 2 assay(s) in settings_efficiency_missing/assays.tsv have no efficiency: EGFR, KRT19",
+                                        "efficiency correction on with assays lacking an efficiency (was E = 2 in silence)"),
+    }
+    for id_, (yaml_text, expected, tests) in cases.items():
+        write(d(id_) / "config.yaml", yaml_text)
+        assays = A
+        if id_ == "settings_efficiency_missing":
+            lines = (EXAMPLE / "assays.tsv").read_text(encoding="utf-8").splitlines()
+            lines = [line.rsplit("\t", 2)[0] + "\t\t" if line.startswith(("KRT19\t", "EGFR\t")) else line for line in lines]
+            write(d(id_) / "assays.tsv", "\n".join(lines) + "\n")
+            assays = f"{id_}/assays.tsv"
+        case(id_, "settings", f"{id_}/config.yaml;{S};{assays}", "error", expected, tests)
+    write(d("config_yaml_tab") / "config.yaml", "lod: 35\nvalidprime:\n\tsd_max: 0.3\n")
+    case("config_yaml_tab", "config", "config_yaml_tab/config.yaml", "error",
+         "config.yaml, line 3: a tab character in the indentation — YAML indents with spaces only",
+         "a tab in config.yaml (Snakemake's message named neither file nor line)")
+
+
 # --------------------------------------------------------------------------- corpus
 
 
@@ -416,6 +532,9 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
     case("plates_empty_batch", "sheet", "plates_empty_batch/plates.tsv", "error",
          "line 2, column batch: empty batch", "plate without batch", "kind=plates")
 
+    sheet_inputs_cases(d, sheet_lines, assay_lines)
+    settings_cases(d)
+
     # ---- whole workflow: snakemake -n in a scratch copy ---------------------------------------------
     write(d("config_key_misspelt") / "config.yaml", "lod: 35\nvalidprime:\n  sd_maxx: 0.3\n")
     case("config_key_misspelt", "workflow", "config_key_misspelt/config.yaml", "error", "sd_maxx",
@@ -448,6 +567,18 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
     case("plate_id_twice", "workflow", "plate_id_twice/config.yaml;plate_id_twice/plates.tsv", "error",
          "line 3, column plate: plate 'chip01' is a duplicate of line 2",
          "two plates with the same id")
+
+    write(d("wf_marker_case") / "config.yaml", "positivity:\n  markers: [KRT19, EpCAM]\n")
+    case("wf_marker_case", "workflow", "wf_marker_case/config.yaml", "error",
+         "positivity.markers: target gene 'EpCAM' is not in resources/example/assays.tsv (gene, role target) — did you mean 'EPCAM'?",
+         "a marker spelt with another case than the assays sheet: the dry run stops with a did-you-mean (it was silently dropped)")
+
+    write(d("wf_one_export_twice") / "plates.tsv",
+          "\n".join(plates_lines[:2] + [plates_lines[2].replace("chip02.csv", "chip01.csv")] + plates_lines[3:]) + "\n")
+    write(d("wf_one_export_twice") / "config.yaml", "plates: bad/wf_one_export_twice/plates.tsv\n")
+    case("wf_one_export_twice", "workflow", "wf_one_export_twice/config.yaml;wf_one_export_twice/plates.tsv", "error",
+         "line 3, column path: plate 'chip02' (resources/example/chips/chip01.csv) points at the same file as plate 'chip01' on line 2",
+         "two plates pointing at one export: refused at the dry run (one export was read twice, another never)")
 
     # ---- preprocessing (one batch) -------------------------------------------------------------------
     def two_chips(id_, rows_a, rows_b, outcome, expected, tests, xfail=""):

@@ -109,7 +109,37 @@ def run_sheet(case, tmp_path):
     (path,) = inputs_of(case)
     kind = params_of(case)["kind"]
     df = getattr(sheets, f"load_{kind}")(path)
-    return f"loads {len(df)} rows"
+    text = f"loads {len(df)} rows"
+    if "show" in params_of(case):  # show=<sample>:<column>: the value as read
+        name, col = params_of(case)["show"].split(":")
+        text += f"; {col} of {name} = {df.loc[df[df.columns[0]] == name, col].iloc[0]}"
+    return text
+
+
+def _merged(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def run_settings(case, tmp_path):
+    """config_check.check_settings: the dry-run checks of settings against the sheets."""
+    from ctc_qpcr.config_check import check_settings
+
+    config_path, sample_path, assay_path = inputs_of(case)
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config = _merged(base, yaml.safe_load(Path(config_path).read_text(encoding="utf-8")))
+    check_settings(config, sheets.load_samples(sample_path), sheets.load_assays(assay_path), sample_path, assay_path,
+                   config_path)
+    return "settings match the sheets"
+
+
+def run_config(case, tmp_path):
+    from ctc_qpcr.config_check import check_yaml_file
+
+    (path,) = inputs_of(case)
+    return f"{len(check_yaml_file(path))} keys"
 
 
 def run_escape(case, tmp_path):
@@ -218,6 +248,8 @@ RUNNERS = {
     "normalise": run_normalise,
     "differential": run_differential,
     "outcome": run_outcome,
+    "settings": run_settings,
+    "config": run_config,
 }
 
 

@@ -128,7 +128,7 @@ def _frame(header: list[str], body: np.ndarray, lines: np.ndarray, path: str, ki
             if filled.any():
                 i = int(np.argmax(filled))
                 raise InputError(path, f"cell {j + 1} ('{cells[j].iloc[i]}') has no column name in the header "
-                                 f"(the header names {len(header)} columns)",
+                                 f"(the header names {sum(1 for h in head if h)} columns)",
                                  "name the column on line 1 or delete the stray cell (a trailing tab?)",
                                  line=int(lines[i]), column=j + 1)
     named = [j for j, name in enumerate(head) if name]

@@ -13,6 +13,7 @@ import yaml  # noqa: E402
 from ctc_qpcr.config_check import check_config, check_settings  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
+from ctc_qpcr.provenance import sha256  # noqa: E402
 
 with open(
     Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -23,6 +24,7 @@ with open(
         raise WorkflowError(str(exc)) from None
 
 validate(config, schema="../schemas/config.schema.yaml")
+
 
 def validate_sheets():
     """Schema validation of the three sheets on their distinct constrained values."""
@@ -35,7 +37,9 @@ def validate_sheets():
 
 def check_settings_against_sheets():
     """Dry-run checks of the settings that name genes, groups and time points; the
-    prediction batch's sheets are loaded (and their exports checked) here too."""
+    prediction batch's sheets are loaded (and their exports checked) here too.
+    Returns the prediction batch's exports (inputs of the predict rule)."""
+    exports = []
     try:
         check_settings(
             config,
@@ -46,11 +50,12 @@ def check_settings_against_sheets():
             ", ".join(map(str, workflow.configfiles)) or "config/config.yaml",
         )
         if config["classifier"]["activate"] and config["predict"]["plates"]:
-            sheets.load_plates(config["predict"]["plates"])
+            exports = list(sheets.load_plates(config["predict"]["plates"])["path"])
             if config["predict"]["samples"]:
                 sheets.load_samples(config["predict"]["samples"])
     except (ConfigError, InputError) as exc:
         raise WorkflowError(str(exc)) from None
+    return exports
 
 
 try:
@@ -64,7 +69,7 @@ except InputError as exc:
 # schemas see only the distinct combinations of the values they constrain
 # (sheets.schema_view), so start-up stays fast for tens of thousands of samples.
 validate_sheets()
-check_settings_against_sheets()
+PREDICT_EXPORTS = check_settings_against_sheets()
 
 # Batches in the order of first appearance in plates.tsv: the first batch
 # anchors the IPC reference (config ipc.reference: null).
@@ -167,3 +172,28 @@ def get_final_output():
     if outcome_active():
         targets += ["results/outcome/cox.tsv", "results/outcome/plots/km.svg"]
     return targets
+
+
+def startup_hashes():
+    """SHA-256 of the sheets read at start-up (plates.tsv names the exports; the
+    prediction batch's sheets), taken now, when they are read."""
+    paths = [config["plates"], config["samples"], config["assays"]]
+    if predict_active():
+        paths += [config["predict"]["plates"], config["predict"]["samples"]]
+    return {path: sha256(path) for path in sorted(set(filter(None, paths)))}
+
+
+def run_record_logs():
+    """Logs of the jobs whose results the run record covers (each lists the inputs it read)."""
+    logs = expand("logs/read_exports/{batch}.log", batch=BATCHES)
+    logs += expand("logs/preprocess_batch/{batch}.log", batch=BATCHES)
+    logs += ["logs/merge_batches.log", "logs/normalise.log", "logs/positivity.log"]
+    if COMPARISONS:
+        logs.append("logs/differential.log")
+    if config["classifier"]["activate"]:
+        logs.append("logs/classifier.log")
+    if predict_active():
+        logs.append("logs/predict.log")
+    if outcome_active():
+        logs.append("logs/outcome.log")
+    return logs
