@@ -111,6 +111,13 @@ def fixed_zip(path: Path, members: dict[str, bytes], compression=zipfile.ZIP_DEF
 # --------------------------------------------------------------------------- sheets as labs write them
 
 
+def with_cell(line: str, col: int, value: str) -> str:
+    """A sheet line with cell ``col`` (0-based) replaced."""
+    cells = line.split("\t")
+    cells[col] = value
+    return "\t".join(cells)
+
+
 def _sheet_case(d, id_, name, text, outcome, expected, tests, kind="samples", encoding="utf-8", params=""):
     write(d(id_) / name, text, encoding=encoding)
     case(id_, "sheet", f"{id_}/{name}", outcome, expected, tests, f"kind={kind}" + (f";{params}" if params else ""))
@@ -124,13 +131,14 @@ def sheet_inputs_cases(d, sheet_lines: list[str], assay_lines: list[str]) -> Non
                 "samples sheet saved by Excel as 'Unicode Text' (UTF-16 LE with BOM, CRLF)")
     _sheet_case(d, "sheet_utf8_bom", "samples.tsv", codecs.BOM_UTF8 + crlf.encode("utf-8"), "ok", f"loads {n} rows",
                 "samples sheet as UTF-8 with BOM and CRLF line ends")
-    accented = [sheet_lines[0]] + [line.replace("TNBC", "triple-négatif") for line in sheet_lines[1:]]
-    _sheet_case(d, "sheet_cp1252", "samples.tsv", CRLF.join(accented) + CRLF, "ok", "subtype of P02_T0 = triple-négatif",
+    accented = sheet_lines[:8] + [with_cell(sheet_lines[8], 7, "triple-négatif")] + sheet_lines[9:]
+    _sheet_case(d, "sheet_cp1252", "samples.tsv", CRLF.join(accented) + CRLF, "ok", "subtype of P01_T0 = triple-négatif",
                 "samples sheet saved by Excel on western Windows (Windows-1252, é in a covariate)", encoding="cp1252",
-                params="show=P02_T0:subtype")
-    hashed = [sheet_lines[0]] + [line.replace("HR+/HER2-", "HR+/HER2- #2") for line in sheet_lines[1:]]
-    _sheet_case(d, "sheet_hash_in_cell", "samples.tsv", "\n".join(hashed) + "\n", "ok", "subtype of P01_T1 = HR+/HER2- #2",
-                "'#' inside a cell is data (it used to cut the rest of the row as a comment)", params="show=P01_T1:subtype")
+                params="show=P01_T0:subtype")
+    hashed = sheet_lines[:9] + [with_cell(sheet_lines[9], 7, "HR+/HER2- #2")] + sheet_lines[10:]
+    name = sheet_lines[9].split("\t")[0]
+    _sheet_case(d, "sheet_hash_in_cell", "samples.tsv", "\n".join(hashed) + "\n", "ok", f"subtype of {name} = HR+/HER2- #2",
+                "'#' inside a cell is data (it used to cut the rest of the row as a comment)", params=f"show={name}:subtype")
     _sheet_case(d, "sheet_trailing_tab", "samples.tsv", "\n".join(line + "\t" for line in sheet_lines) + "\n", "ok",
                 f"loads {n} rows", "a trailing tab on every line: empty cells without a column name are ignored")
     stray = sheet_lines[:9] + [sheet_lines[9] + "\tsee notes"] + sheet_lines[10:]
@@ -145,22 +153,24 @@ def sheet_inputs_cases(d, sheet_lines: list[str], assay_lines: list[str]) -> Non
     _sheet_case(d, "sheet_column_case", "samples.tsv", "\n".join(renamed) + "\n", "error",
                 "line 1, column Response: column 'Response' is spelt like the samples column 'response' except for case or '_'",
                 "an optional column in another case (was kept as a covariate: every response empty)")
-    swap = {"sheet_sites_comma": ("liver;lung", "liver,lung", "line 9, column sites: sites 'liver,lung' uses ',' between sites",
+    t0_line = next(i for i, line in enumerate(sheet_lines) if i > 8 and line.split("\t")[3] == "T0") + 1
+    swap = {"sheet_sites_comma": ((5, "liver,lung"), "line 9, column sites: sites 'liver,lung' uses ',' between sites",
                                   "sites separated by a comma (was one site 'liver,lung')"),
-            "sheet_kind_case": ("\tpatient\t", "\tPatient\t", "line 9, column kind: kind 'Patient' is not one of patient, healthy, gdna, "
+            "sheet_kind_case": ((1, "Patient"), "line 9, column kind: kind 'Patient' is not one of patient, healthy, gdna, "
                                 "ipc, ntc, standard, other — did you mean 'patient'?", "a kind in another case: did-you-mean"),
-            "sheet_timepoint_case": ("\tT0\t", "\tt0\t", "timepoint is spelt both 'T0' (line 12) and 't0' (line 9), which differ only by upper/lower case",
+            "sheet_timepoint_case": ((3, "t0"), f"timepoint is spelt both 'T0' (line {t0_line}) and 't0' (line 9), which differ only by upper/lower case",
                                      "t0 next to T0 (samples silently left out of T0 comparisons)"),
-            "sheet_zero_width": ("P01_T0\tpatient", "P01\u200b_T0\tpatient", "line 9, column sample: sample 'P01\u200b_T0' holds an invisible "
+            "sheet_zero_width": ((0, "P01\u200b_T0"), "line 9, column sample: sample 'P01\u200b_T0' holds an invisible "
                                  "character U+200B ZERO WIDTH SPACE at position 4", "a zero-width space pasted into a sample name"),
-            "sheet_lookalike": ("P01_T0\tpatient", "P01_\u04220\tpatient", "line 9, column sample: sample 'P01_\u04220' holds a look-alike "
+            "sheet_lookalike": ((0, "P01_\u04220"), "line 9, column sample: sample 'P01_\u04220' holds a look-alike "
                                 "character U+0422 CYRILLIC CAPITAL LETTER TE at position 5", "a Cyrillic Т in a sample name (reported as unknown)")}
-    for id_, (old, new, expected, tests) in swap.items():
-        lines = sheet_lines[:8] + [sheet_lines[8].replace(old, new, 1)] + sheet_lines[9:]
+    for id_, ((col, value), expected, tests) in swap.items():
+        lines = sheet_lines[:8] + [with_cell(sheet_lines[8], col, value)] + sheet_lines[9:]
         _sheet_case(d, id_, "samples.tsv", "\n".join(lines) + "\n", "error", expected, tests)
-    healthy = [line if not line.startswith("HD01\t") else line.replace("healthy\t\t\t", "healthy\t\t\tresponder", 1) for line in sheet_lines]
+    hd = next(i for i, line in enumerate(sheet_lines) if line.split("\t")[1] == "healthy")
+    healthy = sheet_lines[:hd] + [with_cell(sheet_lines[hd], 4, "responder")] + sheet_lines[hd + 1:]
     _sheet_case(d, "sheet_healthy_response", "samples.tsv", "\n".join(healthy) + "\n", "error",
-                "line 137, column response: a healthy sample has response 'responder'; only patients can have one",
+                f"line {hd + 1}, column response: a healthy sample has response 'responder'; only patients can have one",
                 "a healthy donor with a response value (entered the responder group)")
     genes = assay_lines[:4] + [assay_lines[4].replace("EGFR\tEGFR", "EGFR\tegfr", 1)] + assay_lines[5:]
     genes += ["EGFR_2\tEGFR\ttarget\t1.95\t"]
@@ -296,7 +306,7 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
     mixed[5][6] = small[5][6]  # one Cq with a decimal point again
     write(d("decimal_mixed") / "chip.csv", render(head1, mixed, sep=";"))
     case("decimal_mixed", "export", "decimal_mixed/chip.csv", "error",
-         "line 18, column Value: this number ('16.1100465502816') uses a decimal point, but line 14 uses a decimal comma; one file must use one decimal mark",
+         f"line 18, column Value: this number ('{small[5][6]}') uses a decimal point, but line 13 uses a decimal comma; one file must use one decimal mark",
          "decimal comma mixed with decimal point: names line and column", "format=auto")
 
     write(d("utf8_bom") / "chip.csv", codecs.BOM_UTF8 + text.encode("utf-8"))
@@ -452,7 +462,7 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
          "sample on the plate but not in the sheet (unknown_names: error)")
     write(d("sample_not_in_sheet_exclude") / "chip.csv", render(head1, unknown))
     case("sample_not_in_sheet_exclude", "plate", f"sample_not_in_sheet_exclude/chip.csv;{S};{A}", "flag",
-         "reads 24 wells; EXPFAIL:call_fail;quality<0.65=1; NOAMP:no_amplification=4; excluded:sample_not_in_sheet=4",
+         "reads 24 wells; LOWSIGNAL:cq>lod=4; NOAMP:no_amplification=4; excluded:sample_not_in_sheet=4",
          "same with unknown_names: exclude: wells kept in the table with an exclusion reason", "unknown_names=exclude")
 
     unknown_a = [list(r) for r in small]
@@ -483,7 +493,7 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
 
     # ---- names: sheet entries on no plate ------------------------------------------------------
     case("sheet_sample_on_no_plate", "names", f"_base/small.csv;{S};{A}", "note",
-         "153 sample(s) in samples.tsv are on no plate of this batch",
+         "140 sample(s) in samples.tsv are on no plate of this batch",
          "sheet samples that no plate holds: a logged note, not an error (other batches may hold them)")
     case("sheet_assay_on_no_plate", "names", f"_base/small.csv;{S};{A}", "note",
          "46 assay(s) in assays.tsv are on no plate of this batch: ABCC1, AKT2, ALDH1A1",
@@ -492,13 +502,13 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
     # ---- sheets ----------------------------------------------------------------------------------
     write(d("sheet_case_duplicate") / "samples.tsv", "\n".join(sheet_lines + [sheet_lines[8].replace("P01_T0", "p01_t0")]) + "\n")
     case("sheet_case_duplicate", "sheet", "sheet_case_duplicate/samples.tsv", "error",
-         "line 157, column sample: sample 'p01_t0' is the same name except for upper/lower case of line 9 ('P01_T0')",
+         f"line {len(sheet_lines) + 1}, column sample: sample 'p01_t0' is the same name except for upper/lower case of line 9 ('P01_T0')",
          "two sheet rows whose names differ only in case", "kind=samples")
 
     write(d("sheet_space_duplicate") / "samples.tsv",
           "\n".join(sheet_lines + [sheet_lines[8].replace("P01_T0", " P01_T0 ")]) + "\n")
     case("sheet_space_duplicate", "sheet", "sheet_space_duplicate/samples.tsv", "error",
-         "line 157, column sample: sample 'P01_T0' is a duplicate of line 9",
+         f"line {len(sheet_lines) + 1}, column sample: sample 'P01_T0' is a duplicate of line 9",
          "two sheet rows whose names differ only by white space", "kind=samples")
 
     write(d("sheet_comma") / "samples.tsv", "\n".join(line.replace("\t", ",") for line in sheet_lines) + "\n")
@@ -510,7 +520,7 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
     case("sheet_empty", "sheet", "sheet_empty/assays.tsv", "error", "the assays sheet is empty",
          "0-byte sheet", "kind=assays")
 
-    write(d("sheet_response") / "samples.tsv", "\n".join(sheet_lines[:8] + [sheet_lines[8].replace("\tresponder\t", "\tResponder?\t")]) + "\n")
+    write(d("sheet_response") / "samples.tsv", "\n".join(sheet_lines[:8] + [with_cell(sheet_lines[8], 4, "Responder?")]) + "\n")
     case("sheet_response", "sheet", "sheet_response/samples.tsv", "error",
          "line 9, column response: response 'Responder?' is not 'responder' or 'non-responder'",
          "unknown response label", "kind=samples")
@@ -591,7 +601,7 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
     two_chips("ipc_failed_one_chip", mini1, [cq_of(r, "999", "Fail", "0") if r[1] == "IPC" and r[4] == "IPC" else r for r in mini2],
               "flag", "calibration chip_b: IPC_FAILED", "IPC wells all failed on one chip: offset 0, flag IPC_FAILED")
     two_chips("gdna_lt4", [r for r in mini1 if r[1] not in GDNA[:2]], [r for r in mini2 if r[1] not in GDNA[:2]],
-              "flag", "validprime chip_a: Low=6 NotUsed=1 | validprime chip_b: Low=6 NotUsed=1", "gDNA series with 3 (< 4) valid rows: ValidPrime confidence Low")
+              "flag", "validprime chip_a: Low=7 | validprime chip_b: Low=7", "gDNA series with 3 (< 4) valid rows: ValidPrime confidence Low")
     two_chips("no_validprime_assay", [r for r in mini1 if r[4] != "ValidPrime"], [r for r in mini2 if r[4] != "ValidPrime"],
               "note", "no assay with role 'validprime' in the batch: ValidPrime skipped",
               "ValidPrime configured but no ValidPrime assay on the plates: skipped with a note")

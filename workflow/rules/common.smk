@@ -8,11 +8,13 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
+import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from ctc_qpcr.config_check import check_config, check_settings  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
+from ctc_qpcr.outcome import check_outcome_inputs  # noqa: E402
 from ctc_qpcr.provenance import sha256  # noqa: E402
 
 with open(
@@ -58,24 +60,52 @@ def check_settings_against_sheets():
     return exports
 
 
+# A qPCR study names its three sheets; a CellSearch count study (outcome: only)
+# names none of them and plans no qPCR job.
+QPCR_SHEETS = ("plates", "samples", "assays")
+for key in QPCR_SHEETS:
+    config[key] = config.get(key) or ""
+QPCR_ACTIVE = any(config[key] for key in QPCR_SHEETS)
+if QPCR_ACTIVE and not all(config[key] for key in QPCR_SHEETS):
+    raise WorkflowError(
+        "config: a qPCR study needs plates, samples and assays; missing: "
+        + ", ".join(key for key in QPCR_SHEETS if not config[key])
+        + " — give all three sheets, or none of them for a CellSearch count study"
+    )
+if not QPCR_ACTIVE and not (
+    config["outcome"]["activate"] and config["outcome"]["ctc_counts"]
+):
+    raise WorkflowError(
+        "config: nothing to do — give plates, samples and assays (a qPCR study) or "
+        "an outcome: section with activate: true, ctc_counts and clinical (a count study)"
+    )
+
 try:
-    plates = sheets.load_plates(config["plates"])
-    samples = sheets.load_samples(config["samples"])
-    assays = sheets.load_assays(config["assays"])
+    if QPCR_ACTIVE:
+        plates = sheets.load_plates(config["plates"])
+        samples = sheets.load_samples(config["samples"])
+        assays = sheets.load_assays(config["assays"])
+    else:
+        plates = pd.DataFrame(columns=["plate", "batch", "path", "format", "assay"])
+        samples = pd.DataFrame(columns=[*sheets.REQUIRED["samples"], "patient"])
+        assays = pd.DataFrame(columns=list(sheets.REQUIRED["assays"]))
+    outcome_inputs = check_outcome_inputs(config["outcome"])
 except InputError as exc:
     raise WorkflowError(str(exc)) from None
 
 # ctc_qpcr.sheets has already checked every row (with its line number); the
 # schemas see only the distinct combinations of the values they constrain
 # (sheets.schema_view), so start-up stays fast for tens of thousands of samples.
-validate_sheets()
-PREDICT_EXPORTS = check_settings_against_sheets()
+PREDICT_EXPORTS = []
+if QPCR_ACTIVE:
+    validate_sheets()
+    PREDICT_EXPORTS = check_settings_against_sheets()
 
 # Batches in the order of first appearance in plates.tsv: the first batch
 # anchors the IPC reference (config ipc.reference: null).
 BATCHES = list(dict.fromkeys(plates["batch"]))
 PLATES_OF = {b: list(plates.loc[plates["batch"] == b, "plate"]) for b in BATCHES}
-FIRST_BATCH = BATCHES[0]
+FIRST_BATCH = BATCHES[0] if BATCHES else ""
 
 for unknown in set(config["batches"]) - set(BATCHES):
     raise WorkflowError(
@@ -141,6 +171,8 @@ def predict_active():
 
 
 def get_final_output():
+    if not QPCR_ACTIVE:
+        return outcome_targets()
     if config["only_batch"]:
         batch = config["only_batch"]
         return expand(
@@ -170,7 +202,7 @@ def get_final_output():
     if predict_active():
         targets.append("results/predict/probabilities.tsv")
     if outcome_active():
-        targets += ["results/outcome/cox.tsv", "results/outcome/plots/km.svg"]
+        targets += outcome_targets()
     return targets
 
 
@@ -185,6 +217,8 @@ def startup_hashes():
 
 def run_record_logs():
     """Logs of the jobs whose results the run record covers (each lists the inputs it read)."""
+    if not QPCR_ACTIVE:
+        return ["logs/outcome.log"] if outcome_active() else []
     logs = expand("logs/read_exports/{batch}.log", batch=BATCHES)
     logs += expand("logs/preprocess_batch/{batch}.log", batch=BATCHES)
     logs += ["logs/merge_batches.log", "logs/normalise.log", "logs/positivity.log"]
