@@ -78,6 +78,7 @@ def test_cells_are_stripped_and_hash_is_data(tmp_path):
      ("KRT\u200d19", False, "invisible character U+200D ZERO WIDTH JOINER"),
      ("ΕpCAM", True, "look-alike character U+0395 GREEK CAPITAL LETTER EPSILON at position 1"),
      ("ＫＲＴ19", True, "look-alike character U+FF2B FULLWIDTH LATIN CAPITAL LETTER K"),
+     ("Mu\u0308ller", True, "combining mark U+0308 COMBINING DIAERESIS at position 3"),
      ("ER-α", False, "")],
 )
 def test_odd_characters_are_named_by_code_point(text, name_like, expected):

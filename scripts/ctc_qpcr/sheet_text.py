@@ -166,7 +166,9 @@ def odd_character(text: str, name_like: bool) -> str:
             continue
         code = f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed character')}"
         category = unicodedata.category(char)
-        if category in ("Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me", "Co", "Cn"):
+        if category in ("Mn", "Me"):
+            return f"holds a combining mark {code} at position {pos} (save the text composed, NFC)"
+        if category in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn"):
             return f"holds an invisible character {code} at position {pos}"
         if not name_like:
             continue
