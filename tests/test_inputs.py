@@ -137,6 +137,19 @@ def test_duplicate_in_a_big_sheet_names_both_lines(tmp_path):
         sheets.load_samples(path)
 
 
+def test_a_new_batch_on_a_training_export_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    training = sheets.load_plates(EXAMPLE / "plates.tsv")
+    new = sheets.load_plates(EXAMPLE / "new_batch" / "plates.tsv")
+    sheets.check_new_exports(training, new, "new_batch/plates.tsv")  # the example's new batch is new
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(Path(training["path"][2]).read_bytes())
+    for path, how in ((training["path"][1], "is the export of training plate 'chip02'"),
+                      (str(copy), "is byte-identical to the export of training plate 'chip03'")):
+        with pytest.raises(InputError, match=f"new_batch/plates.tsv, column path: the new batch's plate 'chip05' .* {how}"):
+            sheets.check_new_exports(training, new.assign(path=[path]), "new_batch/plates.tsv")
+
+
 # --------------------------------------------------------------------------- run record
 
 

@@ -194,6 +194,23 @@ def check_distinct_exports(df: pd.DataFrame) -> None:
         _same_key(df[shared], digests[shared], "has a byte-identical export to")
 
 
+def check_new_exports(training: pd.DataFrame, new: pd.DataFrame, new_sheet: str) -> None:
+    """Refuse a prediction-batch plate whose export is a training plate's file or a byte-identical copy."""
+    train_real = {os.path.realpath(p): (plate, p) for p, plate in zip(training["path"], training["plate"])}
+    train_size: dict[int, list[str]] = {}
+    for path in train_real:
+        train_size.setdefault(os.path.getsize(path), []).append(path)
+    for plate, path in zip(new["plate"], new["path"]):
+        real = os.path.realpath(path)
+        same = real if real in train_real else next(
+            (p for p in train_size.get(os.path.getsize(real), []) if _sha256(p) == _sha256(real)), None)
+        if same is not None:
+            how = "is the export of" if same == real else "is byte-identical to the export of"
+            raise InputError(new_sheet, f"the new batch's plate '{plate}' ({path}) {how} training plate "
+                             f"'{train_real[same][0]}' ({train_real[same][1]})",
+                             "predict on new exports only (a training chip would be predicted on its own data)", column="path")
+
+
 def _same_key(df: pd.DataFrame, key: pd.Series, relation: str) -> None:
     again = key.duplicated(keep="first").to_numpy()
     if again.any():

@@ -52,7 +52,9 @@ def check_settings_against_sheets():
             ", ".join(map(str, workflow.configfiles)) or "config/config.yaml",
         )
         if config["classifier"]["activate"] and config["predict"]["plates"]:
-            exports = list(sheets.load_plates(config["predict"]["plates"])["path"])
+            new = sheets.load_plates(config["predict"]["plates"])
+            sheets.check_new_exports(plates, new, config["predict"]["plates"])
+            exports = list(new["path"])
             if config["predict"]["samples"]:
                 sheets.load_samples(config["predict"]["samples"])
     except (ConfigError, InputError) as exc:
