@@ -15,7 +15,18 @@ from ctc_qpcr.tables import write_text
 
 #: the reader of the sheets hashed when the workflow started (plates.tsv is read only then)
 STARTUP = "snakemake start-up"
-PACKAGES = ["snakemake", "pandas", "numpy", "scipy", "scikit-learn", "statsmodels", "matplotlib", "pyarrow", "skops", "defusedxml"]
+PACKAGES = [
+    "snakemake",
+    "pandas",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "statsmodels",
+    "matplotlib",
+    "pyarrow",
+    "skops",
+    "defusedxml",
+]
 
 
 def main(smk, log):
@@ -27,9 +38,12 @@ def main(smk, log):
     if changed:
         path, by_job = next(iter(changed.items()))
         seen = "; ".join(f"{job}: {digest[:12]}" for job, digest in by_job.items())
-        raise InputError(path, f"the file changed while the workflow ran (jobs read different contents — {seen})",
-                         "the results mix two versions of it: re-run the jobs that read it "
-                         "(snakemake --forcerun with their rules) without editing inputs during the run")
+        raise InputError(
+            path,
+            f"the file changed while the workflow ran (jobs read different contents — {seen})",
+            "the results mix two versions of it: re-run the jobs that read it "
+            "(snakemake --forcerun with their rules) without editing inputs during the run",
+        )
     record = {
         "workflow": "ctc-qpcr",
         "workflow_version": ctc_qpcr.__version__,

@@ -28,8 +28,14 @@ SAMPLES = (EXAMPLE / "samples.tsv").read_text(encoding="utf-8")
 
 @pytest.mark.parametrize(
     "encoding, bom, newline",
-    [("utf-8", b"", "\n"), ("utf-8", codecs.BOM_UTF8, "\r\n"), ("utf-16-le", codecs.BOM_UTF16_LE, "\r\n"),
-     ("utf-16-be", codecs.BOM_UTF16_BE, "\n"), ("cp1252", b"", "\r\n"), ("utf-8", b"", "\r")],
+    [
+        ("utf-8", b"", "\n"),
+        ("utf-8", codecs.BOM_UTF8, "\r\n"),
+        ("utf-16-le", codecs.BOM_UTF16_LE, "\r\n"),
+        ("utf-16-be", codecs.BOM_UTF16_BE, "\n"),
+        ("cp1252", b"", "\r\n"),
+        ("utf-8", b"", "\r"),
+    ],
 )
 def test_every_excel_encoding_reads_the_same_sheet(tmp_path, encoding, bom, newline):
     text = SAMPLES.replace("TNBC", "TNBC-é").replace("\n", newline)
@@ -45,13 +51,24 @@ def test_every_excel_encoding_reads_the_same_sheet(tmp_path, encoding, bom, newl
 def test_utf16_without_bom_is_refused_by_name(tmp_path):
     path = tmp_path / "samples.tsv"
     path.write_bytes(SAMPLES.encode("utf-16-le"))
-    with pytest.raises(InputError, match="samples.tsv: the samples sheet looks like UTF-16 text without a byte-order mark"):
+    with pytest.raises(
+        InputError, match="samples.tsv: the samples sheet looks like UTF-16 text without a byte-order mark"
+    ):
         sheets.load_samples(path)
 
 
 def test_line_numbers_count_comments_blank_lines_and_quoted_line_breaks(tmp_path):
     lines = SAMPLES.splitlines()
-    text = "\n".join([lines[0], "# a comment", "", lines[1], '"P99\nX"\tpatient', lines[8].replace("\tpatient", "\tPatient", 1)])
+    text = "\n".join(
+        [
+            lines[0],
+            "# a comment",
+            "",
+            lines[1],
+            '"P99\nX"\tpatient',
+            lines[8].replace("\tpatient", "\tPatient", 1),
+        ]
+    )
     path = tmp_path / "samples.tsv"
     path.write_text(text + "\n", encoding="utf-8")
     with pytest.raises(InputError) as err:
@@ -74,12 +91,16 @@ def test_cells_are_stripped_and_hash_is_data(tmp_path):
 
 @pytest.mark.parametrize(
     "text, name_like, expected",
-    [("P01_T0", True, ""), ("Müller", True, ""), ("P01\u00a0T0", True, "U+00A0 NO-BREAK SPACE at position 4"),
-     ("KRT\u200d19", False, "invisible character U+200D ZERO WIDTH JOINER"),
-     ("ΕpCAM", True, "look-alike character U+0395 GREEK CAPITAL LETTER EPSILON at position 1"),
-     ("ＫＲＴ19", True, "look-alike character U+FF2B FULLWIDTH LATIN CAPITAL LETTER K"),
-     ("Mu\u0308ller", True, "combining mark U+0308 COMBINING DIAERESIS at position 3"),
-     ("ER-α", False, "")],
+    [
+        ("P01_T0", True, ""),
+        ("Müller", True, ""),
+        ("P01\u00a0T0", True, "U+00A0 NO-BREAK SPACE at position 4"),
+        ("KRT\u200d19", False, "invisible character U+200D ZERO WIDTH JOINER"),
+        ("ΕpCAM", True, "look-alike character U+0395 GREEK CAPITAL LETTER EPSILON at position 1"),
+        ("ＫＲＴ19", True, "look-alike character U+FF2B FULLWIDTH LATIN CAPITAL LETTER K"),
+        ("Mu\u0308ller", True, "combining mark U+0308 COMBINING DIAERESIS at position 3"),
+        ("ER-α", False, ""),
+    ],
 )
 def test_odd_characters_are_named_by_code_point(text, name_like, expected):
     found = odd_character(text, name_like=name_like)
@@ -87,14 +108,18 @@ def test_odd_characters_are_named_by_code_point(text, name_like, expected):
 
 
 def test_id_pattern_is_the_schema_pattern():
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "plates.schema.yaml").read_text(encoding="utf-8"))
+    schema = yaml.safe_load(
+        (REPO / "workflow" / "schemas" / "plates.schema.yaml").read_text(encoding="utf-8")
+    )
     for col in ("plate", "batch"):
         assert schema["properties"][col]["pattern"] == sheets.ID_PATTERN
 
 
 def test_schema_view_keeps_the_constrained_values_only():
     samples = sheets.load_samples(EXAMPLE / "samples.tsv")
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "samples.schema.yaml").read_text(encoding="utf-8"))
+    schema = yaml.safe_load(
+        (REPO / "workflow" / "schemas" / "samples.schema.yaml").read_text(encoding="utf-8")
+    )
     view = sheets.schema_view(samples, schema)
     assert set(view["kind"]) == set(samples["kind"])
     assert set(view["response"]) == set(samples["response"])
@@ -133,7 +158,10 @@ def test_duplicate_in_a_big_sheet_names_both_lines(tmp_path):
     lines = path.read_text(encoding="utf-8").splitlines()
     lines.append(lines[10].replace(lines[10].split("\t")[0], lines[10].split("\t")[0].lower(), 1))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"line 2002, column sample: .* is the same name except for upper/lower case of line 11"):
+    with pytest.raises(
+        InputError,
+        match=r"line 2002, column sample: .* is the same name except for upper/lower case of line 11",
+    ):
         sheets.load_samples(path)
 
 
@@ -144,9 +172,13 @@ def test_a_new_batch_on_a_training_export_is_refused(tmp_path, monkeypatch):
     sheets.check_new_exports(training, new, "new_batch/plates.tsv")  # the example's new batch is new
     copy = tmp_path / "copy.csv"
     copy.write_bytes(Path(training["path"][2]).read_bytes())
-    for path, how in ((training["path"][1], "is the export of training plate 'chip02'"),
-                      (str(copy), "is byte-identical to the export of training plate 'chip03'")):
-        with pytest.raises(InputError, match=f"new_batch/plates.tsv, column path: the new batch's plate 'chip05' .* {how}"):
+    for path, how in (
+        (training["path"][1], "is the export of training plate 'chip02'"),
+        (str(copy), "is byte-identical to the export of training plate 'chip03'"),
+    ):
+        with pytest.raises(
+            InputError, match=f"new_batch/plates.tsv, column path: the new batch's plate 'chip05' .* {how}"
+        ):
             sheets.check_new_exports(training, new.assign(path=[path]), "new_batch/plates.tsv")
 
 

@@ -27,7 +27,9 @@ def unknown_keys(config: dict, schema: dict, path: str = "") -> list[str]:
         elif closed:
             close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
             hint = f" — did you mean '{(path + '.') if path else ''}{close[0]}'?" if close else ""
-            problems.append(f"unknown config key '{where}'{hint} (allowed here: {', '.join(sorted(allowed))})")
+            problems.append(
+                f"unknown config key '{where}'{hint} (allowed here: {', '.join(sorted(allowed))})"
+            )
         elif isinstance(schema.get("additionalProperties"), dict):
             problems += unknown_keys(value, schema["additionalProperties"], where)
     return problems
@@ -37,7 +39,11 @@ def check_config(config: dict, schema: dict, source: str = "config/config.yaml")
     """Raise :class:`ConfigError` listing every unknown key of ``config``."""
     problems = unknown_keys(config, schema)
     if problems:
-        raise ConfigError(f"{source}: " + "; ".join(problems) + " — fix the spelling (see the comments in config/config.yaml)")
+        raise ConfigError(
+            f"{source}: "
+            + "; ".join(problems)
+            + " — fix the spelling (see the comments in config/config.yaml)"
+        )
 
 
 # --------------------------------------------------------------------------- settings against the sheets
@@ -70,13 +76,27 @@ def _comparison_problems(config: dict, samples, sample_sheet: str) -> list[str]:
         columns = [column] + list((spec.get("filter") or {}).keys())
         for col in columns:
             if col and col not in samples.columns:
-                problems += _missing([col], samples.columns, "column", f"differential comparison '{name}'", f"{sample_sheet} (columns)")
+                problems += _missing(
+                    [col],
+                    samples.columns,
+                    "column",
+                    f"differential comparison '{name}'",
+                    f"{sample_sheet} (columns)",
+                )
         if column in samples.columns and kind != "per_site":
-            problems += _missing(spec.get("levels") or [], samples[column], f"{column}", f"differential comparison '{name}' levels", sample_sheet)
+            problems += _missing(
+                spec.get("levels") or [],
+                samples[column],
+                f"{column}",
+                f"differential comparison '{name}' levels",
+                sample_sheet,
+            )
         for col, wanted in (spec.get("filter") or {}).items():
             if col in samples.columns:
                 values = wanted if isinstance(wanted, list) else [wanted]
-                problems += _missing(values, samples[col], col, f"differential comparison '{name}' filter", sample_sheet)
+                problems += _missing(
+                    values, samples[col], col, f"differential comparison '{name}' filter", sample_sheet
+                )
     return problems
 
 
@@ -84,23 +104,44 @@ def settings_problems(config: dict, samples, assays, sample_sheet: str, assay_sh
     """Every setting that names a gene, group, column or time point absent from the sheets."""
     genes = assays["gene"]
     norm = config.get("normalisation", {})
-    problems = _missing(norm.get("reference_genes") or [], genes, "gene", "normalisation.reference_genes", f"{assay_sheet} (gene)")
-    problems += _missing(config.get("positivity", {}).get("markers") or [], genes[assays["role"] == "target"],
-                         "target gene", "positivity.markers", f"{assay_sheet} (gene, role target)")
+    problems = _missing(
+        norm.get("reference_genes") or [],
+        genes,
+        "gene",
+        "normalisation.reference_genes",
+        f"{assay_sheet} (gene)",
+    )
+    problems += _missing(
+        config.get("positivity", {}).get("markers") or [],
+        genes[assays["role"] == "target"],
+        "target gene",
+        "positivity.markers",
+        f"{assay_sheet} (gene, role target)",
+    )
     if norm.get("normfinder_group"):
-        problems += _missing([norm["normfinder_group"]], samples.columns, "column", "normalisation.normfinder_group", f"{sample_sheet} (columns)")
+        problems += _missing(
+            [norm["normfinder_group"]],
+            samples.columns,
+            "column",
+            "normalisation.normfinder_group",
+            f"{sample_sheet} (columns)",
+        )
     problems += _comparison_problems(config, samples, sample_sheet)
-    timepoints = [("classifier.one_timepoint", config.get("classifier", {}), "one_timepoint", "activate"),
-                  ("outcome.expression_timepoint", config.get("outcome", {}), "expression_timepoint", "activate")]
+    timepoints = [
+        ("classifier.one_timepoint", config.get("classifier", {}), "one_timepoint", "activate"),
+        ("outcome.expression_timepoint", config.get("outcome", {}), "expression_timepoint", "activate"),
+    ]
     for where, section, key, active in timepoints:
         if section.get(active) and section.get(key):
-            problems += _missing([section[key]], samples["timepoint"], "timepoint", where, f"{sample_sheet} (timepoint)")
+            problems += _missing(
+                [section[key]], samples["timepoint"], "timepoint", where, f"{sample_sheet} (timepoint)"
+            )
     problems += _efficiency_problems(config, samples, assays, assay_sheet)
     return problems
 
 
 def _efficiency_problems(config: dict, samples, assays, assay_sheet: str) -> list[str]:
-    """Efficiency correction on: every target/reference assay needs an efficiency (or standards to estimate it)."""
+    """Efficiency correction on: every target/reference assay needs an efficiency (or standards)."""
     eff = config.get("efficiency", {})
     if not eff.get("apply"):
         return []
@@ -111,16 +152,24 @@ def _efficiency_problems(config: dict, samples, assays, assay_sheet: str) -> lis
     lacking = sorted(assays.loc[measured & (assays["efficiency"].astype(str).isin(["", "nan"])), "assay"])
     if not lacking:
         return []
-    return [f"efficiency.apply is true but {len(lacking)} assay(s) in {assay_sheet} have no efficiency: "
-            f"{', '.join(lacking)} — give each its efficiency (2.0 = 100 %), add standard samples with a quantity, "
-            "or set efficiency.apply: false"]
+    return [
+        f"efficiency.apply is true but {len(lacking)} assay(s) in {assay_sheet} have no efficiency: "
+        f"{', '.join(lacking)} — give each its efficiency (2.0 = 100 %), add standard samples "
+        "with a quantity, or set efficiency.apply: false"
+    ]
 
 
-def check_settings(config: dict, samples, assays, sample_sheet: str, assay_sheet: str, source: str = "config/config.yaml") -> None:
+def check_settings(
+    config: dict, samples, assays, sample_sheet: str, assay_sheet: str, source: str = "config/config.yaml"
+) -> None:
     """Raise :class:`ConfigError` listing every setting that does not match the sheets."""
     problems = settings_problems(config, samples, assays, sample_sheet, assay_sheet)
     if problems:
-        raise ConfigError(f"{source}: " + "; ".join(problems) + " — fix the setting or the sheet (names are matched exactly)")
+        raise ConfigError(
+            f"{source}: "
+            + "; ".join(problems)
+            + " — fix the setting or the sheet (names are matched exactly)"
+        )
 
 
 def check_yaml_file(path: str | Path) -> dict:
@@ -134,7 +183,9 @@ def check_yaml_file(path: str | Path) -> dict:
     try:
         text = Path(path).read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: the config file is not UTF-8 text (byte {exc.start}) — save it as UTF-8") from None
+        raise ConfigError(
+            f"{path}: the config file is not UTF-8 text (byte {exc.start}) — save it as UTF-8"
+        ) from None
     try:
         return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -145,7 +196,11 @@ def check_yaml_file(path: str | Path) -> dict:
         where = f"{path}, line {mark.line + 1}"
         tabs = [i for i, line in enumerate(lines[: mark.line + 1]) if "\t" in line]
         if tabs:
-            raise ConfigError(f"{path}, line {tabs[-1] + 1}: a tab character in the indentation — YAML indents "
-                              "with spaces only: replace the tab by spaces") from None
-        raise ConfigError(f"{where}, column {mark.column + 1}: not valid YAML ({exc.problem}) — "
-                          "check the indentation and the ':' after each key") from None
+            raise ConfigError(
+                f"{path}, line {tabs[-1] + 1}: a tab character in the indentation — YAML indents "
+                "with spaces only: replace the tab by spaces"
+            ) from None
+        raise ConfigError(
+            f"{where}, column {mark.column + 1}: not valid YAML ({exc.problem}) — "
+            "check the indentation and the ':' after each key"
+        ) from None

@@ -73,6 +73,9 @@ DISK_FULL = (28, 122)  # ENOSPC, EDQUOT (Linux)
 
 def disk_full(path: str) -> OutputError:
     """The error for a write that ran out of space on ``path``'s disk."""
-    return OutputError(path, "no space left on the disk (or quota) while writing this file",
-                       "free space on the disk holding results/ (or raise the quota), then re-run: "
-                       "finished tables are kept and the partial file was removed")
+    return OutputError(
+        path,
+        "no space left on the disk (or quota) while writing this file",
+        "free space on the disk holding results/ (or raise the quota), then re-run: "
+        "finished tables are kept and the partial file was removed",
+    )

@@ -29,8 +29,10 @@ _ODD = re.compile(r"[^\x20-\x7e\t\n]")
 #: spaces around a cell (cells are stripped; other white space is refused as invisible)
 _PADDING = re.compile(r" *([\t\n]) *")
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-_BINARY = {b"PK\x03\x04": "an Excel workbook (.xlsx) or another zip archive",
-           b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)"}
+_BINARY = {
+    b"PK\x03\x04": "an Excel workbook (.xlsx) or another zip archive",
+    b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)",
+}
 
 
 def decode(path: str | Path, kind: str) -> str:
@@ -42,14 +44,20 @@ def decode(path: str | Path, kind: str) -> str:
             raise InputError(str(path), f"the {kind} sheet is {what}, not tab-separated text", save_as)
     encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), None)
     if encoding is None and b"\x00" in raw[:4000]:
-        raise InputError(str(path), f"the {kind} sheet looks like UTF-16 text without a byte-order mark "
-                         "(or a binary file)", save_as)
+        raise InputError(
+            str(path),
+            f"the {kind} sheet looks like UTF-16 text without a byte-order mark (or a binary file)",
+            save_as,
+        )
     try:
         text = raw.decode(encoding or "utf-8")
     except UnicodeDecodeError as exc:
         if encoding is not None:
-            raise InputError(str(path), f"the {kind} sheet starts like {encoding} text but is not valid {encoding}",
-                             save_as) from None
+            raise InputError(
+                str(path),
+                f"the {kind} sheet starts like {encoding} text but is not valid {encoding}",
+                save_as,
+            ) from None
         text = _windows_1252(raw, str(path), kind, exc)
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
@@ -59,8 +67,12 @@ def _windows_1252(raw: bytes, path: str, kind: str, exc: UnicodeDecodeError) -> 
         return raw.decode("cp1252")
     except UnicodeDecodeError:
         line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(path, f"the {kind} sheet is neither UTF-8 nor Windows-1252 text "
-                         f"(byte 0x{raw[exc.start]:02x})", "save it as UTF-8 text", line=line) from None
+        raise InputError(
+            path,
+            f"the {kind} sheet is neither UTF-8 nor Windows-1252 text (byte 0x{raw[exc.start]:02x})",
+            "save it as UTF-8 text",
+            line=line,
+        ) from None
 
 
 def read_table(path: str | Path, kind: str) -> pd.DataFrame:
@@ -84,8 +96,16 @@ def _records(text: str) -> tuple[list[list[str]], np.ndarray]:
     """Non-blank, non-comment records and their 1-based line numbers (C parser when the text allows)."""
     if '"' not in text:
         try:
-            grid = pd.read_csv(io.StringIO(text), sep="\t", header=None, dtype=str, na_filter=False,
-                               skip_blank_lines=False, quoting=csv.QUOTE_NONE, engine="c")
+            grid = pd.read_csv(
+                io.StringIO(text),
+                sep="\t",
+                header=None,
+                dtype=str,
+                na_filter=False,
+                skip_blank_lines=False,
+                quoting=csv.QUOTE_NONE,
+                engine="c",
+            )
         except (pd.errors.ParserError, pd.errors.EmptyDataError):
             grid = None
         if grid is not None:
@@ -127,10 +147,14 @@ def _frame(header: list[str], body: np.ndarray, lines: np.ndarray, path: str, ki
             filled = (cells[j] != "").to_numpy()
             if filled.any():
                 i = int(np.argmax(filled))
-                raise InputError(path, f"cell {j + 1} ('{cells[j].iloc[i]}') has no column name in the header "
-                                 f"(the header names {sum(1 for h in head if h)} columns)",
-                                 "name the column on line 1 or delete the stray cell (a trailing tab?)",
-                                 line=int(lines[i]), column=j + 1)
+                raise InputError(
+                    path,
+                    f"cell {j + 1} ('{cells[j].iloc[i]}') has no column name in the header "
+                    f"(the header names {sum(1 for h in head if h)} columns)",
+                    "name the column on line 1 or delete the stray cell (a trailing tab?)",
+                    line=int(lines[i]),
+                    column=j + 1,
+                )
     named = [j for j, name in enumerate(head) if name]
     _check_header([head[j] for j in named], path, kind)
     out = cells[named]
@@ -144,12 +168,19 @@ def _check_header(names: list[str], path: str, kind: str) -> None:
     for j, name in enumerate(names):
         odd = odd_character(name, name_like=True)
         if odd:
-            raise InputError(path, f"the column name '{name}' {odd}", "retype the column name", line=1, column=j + 1)
+            raise InputError(
+                path, f"the column name '{name}' {odd}", "retype the column name", line=1, column=j + 1
+            )
         if folded.index(folded[j]) != j:
             first = folded.index(folded[j])
             same = "" if names[first] == name else " (ignoring upper/lower case)"
-            raise InputError(path, f"columns {first + 1} and {j + 1} are both named '{name}'{same} in the {kind} sheet",
-                             "keep one of them or rename the other", line=1, column=name)
+            raise InputError(
+                path,
+                f"columns {first + 1} and {j + 1} are both named '{name}'{same} in the {kind} sheet",
+                "keep one of them or rename the other",
+                line=1,
+                column=name,
+            )
 
 
 def odd_character(text: str, name_like: bool) -> str:
@@ -175,7 +206,9 @@ def odd_character(text: str, name_like: bool) -> str:
         compat = unicodedata.normalize("NFKC", char)
         script = unicodedata.name(char, "").split(" ")[0]
         if (compat != char and compat.isascii()) or (latin and script in ("GREEK", "CYRILLIC", "ARMENIAN")):
-            return f"holds a look-alike character {code} at position {pos} (not the ASCII letter it resembles)"
+            return (
+                f"holds a look-alike character {code} at position {pos} (not the ASCII letter it resembles)"
+            )
     return ""
 
 
@@ -190,6 +223,10 @@ def check_characters(df: pd.DataFrame, name_columns: tuple[str, ...], kind: str)
             odd = odd_character(value, name_like=col in name_columns)
             if odd:
                 i = int(np.flatnonzero(df[col].to_numpy() == value)[0])
-                raise InputError(path, f"{col} '{value}' {odd}",
-                                 f"retype the {col} in the {kind} sheet (and on the plates) with plain characters",
-                                 line=int(df.index[i]), column=col)
+                raise InputError(
+                    path,
+                    f"{col} '{value}' {odd}",
+                    f"retype the {col} in the {kind} sheet (and on the plates) with plain characters",
+                    line=int(df.index[i]),
+                    column=col,
+                )

@@ -58,20 +58,42 @@ def read_sheet(path: str | Path, kind: str) -> pd.DataFrame:
     """
     p = Path(path)
     if not p.is_file():
-        raise InputError(str(path), f"the {kind} sheet does not exist", f"check '{kind}:' in config/config.yaml (paths are relative to the working directory)")
+        raise InputError(
+            str(path),
+            f"the {kind} sheet does not exist",
+            f"check '{kind}:' in config/config.yaml (paths are relative to the working directory)",
+        )
     df = read_table(p, kind)
     if len(df.columns) == 1 and "," in df.columns[0]:
-        raise InputError(str(path), f"the {kind} sheet is comma-separated, not tab-separated", "save it as TSV (tab-separated)", line=1)
+        raise InputError(
+            str(path),
+            f"the {kind} sheet is comma-separated, not tab-separated",
+            "save it as TSV (tab-separated)",
+            line=1,
+        )
     for col in REQUIRED[kind]:
         if col not in df.columns:
-            near = [c for c in df.columns if c.lower().replace("_", "") == col.replace("_", "") or _close(c.lower(), col)]
-            hint = f"rename column '{near[0]}' to '{col}'" if near else f"add a column '{col}' (see config/README.md)"
+            near = [
+                c
+                for c in df.columns
+                if c.lower().replace("_", "") == col.replace("_", "") or _close(c.lower(), col)
+            ]
+            hint = (
+                f"rename column '{near[0]}' to '{col}'"
+                if near
+                else f"add a column '{col}' (see config/README.md)"
+            )
             raise InputError(str(path), f"the {kind} sheet has no column '{col}'", hint, line=1, column=col)
     for col in OPTIONAL[kind]:
         variants = [c for c in df.columns if c != col and _squash(c) == _squash(col)]
         if variants and col not in df.columns:
-            raise InputError(str(path), f"column '{variants[0]}' is spelt like the {kind} column '{col}' except for case or '_'",
-                             f"rename it to '{col}' (otherwise it is kept as a covariate and '{col}' is empty)", line=1, column=variants[0])
+            raise InputError(
+                str(path),
+                f"column '{variants[0]}' is spelt like the {kind} column '{col}' except for case or '_'",
+                f"rename it to '{col}' (otherwise it is kept as a covariate and '{col}' is empty)",
+                line=1,
+                column=variants[0],
+            )
     check_characters(df, NAMES[kind], kind)
     df.attrs["path"] = str(path)
     return df
@@ -101,7 +123,9 @@ def _stop(df: pd.DataFrame, mask, col: str, problem, hint: str) -> None:
     mask = np.asarray(mask, dtype=bool)
     if mask.any():
         i = int(np.argmax(mask))
-        raise InputError(df.attrs.get("path"), problem(df[col].iloc[i]), hint, line=int(df.index[i]), column=col)
+        raise InputError(
+            df.attrs.get("path"), problem(df[col].iloc[i]), hint, line=int(df.index[i]), column=col
+        )
 
 
 def did_you_mean(value: str, allowed) -> str:
@@ -121,11 +145,18 @@ def _check_unique(df: pd.DataFrame, col: str, kind: str, fold: bool = False) -> 
         first = int(np.argmax((keys == keys.iloc[i]).to_numpy()))
         value, original = df[col].iloc[i], df[col].iloc[first]
         what = "the same name except for upper/lower case" if value != original else "a duplicate"
-        raise InputError(df.attrs.get("path"), f"{col} '{value}' is {what} of line {int(df.index[first])} ('{original}')",
-                         f"each {col} must appear once; rename or remove one of them", line=int(df.index[i]), column=col)
+        raise InputError(
+            df.attrs.get("path"),
+            f"{col} '{value}' is {what} of line {int(df.index[first])} ('{original}')",
+            f"each {col} must appear once; rename or remove one of them",
+            line=int(df.index[i]),
+            column=col,
+        )
 
 
-def _check_choice(df: pd.DataFrame, col: str, allowed: tuple[str, ...], kind: str, empty_ok: bool = False) -> None:
+def _check_choice(
+    df: pd.DataFrame, col: str, allowed: tuple[str, ...], kind: str, empty_ok: bool = False
+) -> None:
     ok = df[col].isin(allowed + (("",) if empty_ok else ()))
 
     def problem(value):
@@ -133,7 +164,14 @@ def _check_choice(df: pd.DataFrame, col: str, allowed: tuple[str, ...], kind: st
         choices = f"'{allowed[0]}' or '{allowed[1]}'" if len(allowed) == 2 else f"one of {', '.join(allowed)}"
         return f"{col} '{value}' is not {choices}" + (f" — {hint}" if hint else "")
 
-    _stop(df, ~ok, col, problem, f"fix the {col} of this row in the {kind} sheet" + (" (leave it empty when unknown)" if empty_ok else ""))
+    _stop(
+        df,
+        ~ok,
+        col,
+        problem,
+        f"fix the {col} of this row in the {kind} sheet"
+        + (" (leave it empty when unknown)" if empty_ok else ""),
+    )
 
 
 def check_one_spelling(df: pd.DataFrame, col: str, kind: str) -> None:
@@ -146,9 +184,14 @@ def check_one_spelling(df: pd.DataFrame, col: str, kind: str) -> None:
         key = folded[clash].iloc[0]
         spellings = sorted(distinct[folded == key])
         rows = [values.index[values == s][0] for s in spellings]
-        raise InputError(df.attrs.get("path"), f"{col} is spelt both '{spellings[0]}' (line {rows[0]}) and '{spellings[1]}' "
-                         f"(line {rows[1]}), which differ only by upper/lower case",
-                         f"use one spelling of each {col} in the {kind} sheet", line=int(max(rows)), column=col)
+        raise InputError(
+            df.attrs.get("path"),
+            f"{col} is spelt both '{spellings[0]}' (line {rows[0]}) and '{spellings[1]}' "
+            f"(line {rows[1]}), which differ only by upper/lower case",
+            f"use one spelling of each {col} in the {kind} sheet",
+            line=int(max(rows)),
+            column=col,
+        )
 
 
 def _check_numbers(df: pd.DataFrame, col: str, what: str) -> pd.Series:
@@ -166,15 +209,28 @@ def load_plates(path: str | Path, check_files: bool = True) -> pd.DataFrame:
     _check_unique(df, "plate", "plates")
     _stop(df, df["batch"] == "", "batch", lambda v: "empty batch", "give every plate a batch id (e.g. B1)")
     for col in ("plate", "batch"):
-        _stop(df, ~df[col].str.match(ID_PATTERN), col,
-              lambda v, c=col: f"{c} id '{v}' holds a character other than letters, digits, '_', '.', '-'"
-              + (" (a space)" if " " in v else ""),
-              f"rename the {col} (ids name output files and jobs)")
+        _stop(
+            df,
+            ~df[col].str.match(ID_PATTERN),
+            col,
+            lambda v, c=col: (
+                f"{c} id '{v}' holds a character other than letters, digits, '_', '.', '-'"
+                + (" (a space)" if " " in v else "")
+            ),
+            f"rename the {col} (ids name output files and jobs)",
+        )
     _check_choice(df, "format", FORMATS, "plates")
     if check_files:
         exists = np.array([os.path.isfile(p) for p in df["path"]], dtype=bool)
-        _stop(df, ~exists, "path", lambda v: f"the export '{v}' of plate '{df.loc[df['path'] == v, 'plate'].iloc[0]}' does not exist",
-              "fix the path (relative to the working directory) or remove the row")
+        _stop(
+            df,
+            ~exists,
+            "path",
+            lambda v: (
+                f"the export '{v}' of plate '{df.loc[df['path'] == v, 'plate'].iloc[0]}' does not exist"
+            ),
+            "fix the path (relative to the working directory) or remove the row",
+        )
         check_distinct_exports(df)
     return df.reset_index(drop=True)
 
@@ -196,19 +252,30 @@ def check_distinct_exports(df: pd.DataFrame) -> None:
 
 def check_new_exports(training: pd.DataFrame, new: pd.DataFrame, new_sheet: str) -> None:
     """Refuse a prediction-batch plate whose export is a training plate's file or a byte-identical copy."""
-    train_real = {os.path.realpath(p): (plate, p) for p, plate in zip(training["path"], training["plate"])}
+    train_real = {
+        os.path.realpath(p): (plate, p) for p, plate in zip(training["path"], training["plate"], strict=True)
+    }
     train_size: dict[int, list[str]] = {}
     for path in train_real:
         train_size.setdefault(os.path.getsize(path), []).append(path)
-    for plate, path in zip(new["plate"], new["path"]):
+    for plate, path in zip(new["plate"], new["path"], strict=True):
         real = os.path.realpath(path)
-        same = real if real in train_real else next(
-            (p for p in train_size.get(os.path.getsize(real), []) if _sha256(p) == _sha256(real)), None)
+        same = (
+            real
+            if real in train_real
+            else next(
+                (p for p in train_size.get(os.path.getsize(real), []) if _sha256(p) == _sha256(real)), None
+            )
+        )
         if same is not None:
             how = "is the export of" if same == real else "is byte-identical to the export of"
-            raise InputError(new_sheet, f"the new batch's plate '{plate}' ({path}) {how} training plate "
-                             f"'{train_real[same][0]}' ({train_real[same][1]})",
-                             "predict on new exports only (a training chip would be predicted on its own data)", column="path")
+            raise InputError(
+                new_sheet,
+                f"the new batch's plate '{plate}' ({path}) {how} training plate "
+                f"'{train_real[same][0]}' ({train_real[same][1]})",
+                "predict on new exports only (a training chip would be predicted on its own data)",
+                column="path",
+            )
 
 
 def _same_key(df: pd.DataFrame, key: pd.Series, relation: str) -> None:
@@ -216,10 +283,14 @@ def _same_key(df: pd.DataFrame, key: pd.Series, relation: str) -> None:
     if again.any():
         i = int(np.argmax(again))
         first = int(np.argmax((key == key.iloc[i]).to_numpy()))
-        raise InputError(df.attrs.get("path"), f"plate '{df['plate'].iloc[i]}' ({df['path'].iloc[i]}) {relation} plate "
-                         f"'{df['plate'].iloc[first]}' on line {int(df.index[first])} ({df['path'].iloc[first]})",
-                         "each plate needs its own export: fix the path (one export copied twice?)",
-                         line=int(df.index[i]), column="path")
+        raise InputError(
+            df.attrs.get("path"),
+            f"plate '{df['plate'].iloc[i]}' ({df['path'].iloc[i]}) {relation} plate "
+            f"'{df['plate'].iloc[first]}' on line {int(df.index[first])} ({df['path'].iloc[first]})",
+            "each plate needs its own export: fix the path (one export copied twice?)",
+            line=int(df.index[i]),
+            column="path",
+        )
 
 
 def _sha256(path: str) -> str:
@@ -238,13 +309,25 @@ def load_samples(path: str | Path) -> pd.DataFrame:
         if col not in df.columns:
             df[col] = ""
     _check_choice(df, "response", RESPONSES, "samples", empty_ok=True)
-    _stop(df, df["sites"].str.contains(",", regex=False), "sites",
-          lambda v: f"sites '{v}' uses ',' between sites", "separate metastatic sites with ';' (e.g. liver;bone)")
+    _stop(
+        df,
+        df["sites"].str.contains(",", regex=False),
+        "sites",
+        lambda v: f"sites '{v}' uses ',' between sites",
+        "separate metastatic sites with ';' (e.g. liver;bone)",
+    )
     not_patient = df["kind"] != "patient"
     for col in ("response", "sites"):
-        _stop(df, not_patient & (df[col] != ""), col,
-              lambda v, c=col: f"a {df.loc[(df[c] == v) & not_patient, 'kind'].iloc[0]} sample has {c} '{v}'; only patients can have one",
-              f"clear the {col} or correct the kind of this sample")
+        _stop(
+            df,
+            not_patient & (df[col] != ""),
+            col,
+            lambda v, c=col: (
+                f"a {df.loc[(df[c] == v) & not_patient, 'kind'].iloc[0]} sample has {c} '{v}'; "
+                "only patients can have one"
+            ),
+            f"clear the {col} or correct the kind of this sample",
+        )
     for col in ("patient", "timepoint"):
         check_one_spelling(df, col, "samples")
     distinct = df["sites"].unique()
@@ -265,8 +348,13 @@ def load_assays(path: str | Path) -> pd.DataFrame:
             df[col] = ""
         numbers = _check_numbers(df, col, "leave it empty or give a number")
         if col == "efficiency":
-            _stop(df, numbers.notna() & ~numbers.between(1.0, 2.2, inclusive="right"), col,
-                  lambda v: f"efficiency {v} is outside 1.0–2.2", "give the amplification factor (2.0 = 100 %), not a percentage")
+            _stop(
+                df,
+                numbers.notna() & ~numbers.between(1.0, 2.2, inclusive="right"),
+                col,
+                lambda v: f"efficiency {v} is outside 1.0–2.2",
+                "give the amplification factor (2.0 = 100 %), not a percentage",
+            )
     return df.reset_index(drop=True)
 
 
