@@ -63,6 +63,7 @@ rule predict:
     input:
         plates=config["predict"]["plates"] or [],
         samples=config["predict"]["samples"] or [],
+        exports=PREDICT_EXPORTS,
         assays=config["assays"],
         model="results/classifier/model.skops",
         chosen="results/reference_genes/chosen.tsv",
