@@ -6,7 +6,10 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+# The repository root from this file's place (workflow.basedir is the *using*
+# workflow's folder when ctc-qpcr runs as a Snakemake module).
+WORKFLOW_ROOT = Path(workflow.current_basedir).parents[1]
+sys.path.insert(0, str(WORKFLOW_ROOT / "scripts"))
 
 import yaml  # noqa: E402
 
@@ -14,9 +17,7 @@ from ctc_qpcr.config_check import check_config  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
 
-with open(
-    Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-) as handle:
+with open(WORKFLOW_ROOT / "workflow" / "schemas" / "config.schema.yaml") as handle:
     try:
         check_config(config, yaml.safe_load(handle))
     except ConfigError as exc:
