@@ -1,4 +1,4 @@
-"""Figures for differential expression (algorithms.md §6): volcano and heatmap.
+"""Figures for differential expression (docs/methods.md §6): volcano and heatmap.
 
 Matplotlib with the Agg backend, written as SVG with deterministic bytes
 (fixed ``svg.hashsalt``, no date in the metadata), so reruns do not change files.
@@ -20,6 +20,56 @@ from .plotting import save_figure  # noqa: E402
 plt.rcParams["svg.hashsalt"] = "ctc-qpcr"
 
 
+CONTRAST = ["site", "level_a", "level_b"]
+
+
+def contrasts(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(a, b, rows) per contrast of a differential table: one per site of a
+    per-site comparison, one for a two-group comparison (sorted, deterministic)."""
+    keys = [c for c in CONTRAST if c in table.columns and table[c].notna().any()]
+    if not {"level_a", "level_b"} <= set(keys):
+        return [("a", "b", table)]
+    groups = table.fillna({k: "" for k in keys}).groupby(keys, sort=True)
+    return [(str(dict(zip(keys, k))["level_a"]), str(dict(zip(keys, k))["level_b"]), rows) for k, rows in groups]
+
+
+def _place_labels(ax, xs, ys, names, fontsize=7) -> None:
+    """Label points without overlaps: greedy, in display space, moving a label
+    down (then up) by its height until it clears the labels already placed."""
+    fig = ax.figure
+    fig.canvas.draw()
+    placed: list[tuple[float, float, float, float]] = []
+    height = fontsize * fig.dpi / 72 * 1.25
+    for x, y, name in zip(xs, ys, names):
+        px, py = ax.transData.transform((x, y))
+        width = 0.62 * fontsize * fig.dpi / 72 * len(name)
+        lx, ly = px + 4, py + 4
+        for step in range(60):
+            shift = (step + 1) // 2 * height * (1 if step % 2 else -1)
+            box = (lx, ly + shift, lx + width, ly + shift + height)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        tx, ty = ax.transData.inverted().transform((box[0], box[1]))
+        ax.annotate(name, (x, y), xytext=(tx, ty), textcoords="data", fontsize=fontsize,
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5} if step else None)
+
+
+def _volcano_panel(ax, data: pd.DataFrame, a: str, b: str, q_threshold: float, label_top: int) -> None:
+    data = data[np.isfinite(data["log2fc"].astype(float)) & np.isfinite(data["p"].astype(float))].copy()
+    data["y"] = -np.log10(data["p"].astype(float).clip(lower=1e-300))
+    sig = data["q"].astype(float) < q_threshold
+    ax.scatter(data.loc[~sig, "log2fc"], data.loc[~sig, "y"], s=14, color="0.6", label="not significant")
+    ax.scatter(data.loc[sig, "log2fc"], data.loc[sig, "y"], s=20, color="tab:red", label=f"q < {q_threshold:g}")
+    ax.axvline(0, color="0.8", lw=0.8)
+    ax.set_xlabel(f"log2 fold change ({a} relative to {b})")
+    ax.set_ylabel("−log10 p")
+    ax.set_title(f"{a} vs {b} ({len(data)} genes)", fontsize=10)
+    ax.legend(frameon=False, fontsize=8, loc="best")
+    top = data[sig].sort_values(["p", "gene"]).head(label_top)
+    _place_labels(ax, top["log2fc"].astype(float), top["y"], top["gene"].astype(str))
+
+
 def volcano(
     table: pd.DataFrame,
     path: str | os.PathLike,
@@ -28,23 +78,21 @@ def volcano(
     label_top: int = 10,
     title: str | None = None,
 ) -> None:
-    """log2 fold change vs −log10 p; genes with q < ``q_threshold`` highlighted and the
-    ``label_top`` smallest-p of them labelled. One panel (use one strategy / site)."""
-    data = table[np.isfinite(table["log2fc"].astype(float)) & np.isfinite(table["p"].astype(float))].copy()
-    data["y"] = -np.log10(data["p"].astype(float).clip(lower=1e-300))
-    sig = data["q"].astype(float) < q_threshold
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    ax.scatter(data.loc[~sig, "log2fc"], data.loc[~sig, "y"], s=14, color="0.6", label="not significant")
-    ax.scatter(data.loc[sig, "log2fc"], data.loc[sig, "y"], s=20, color="tab:red", label=f"q < {q_threshold:g}")
-    for _, row in data[sig].sort_values(["p", "gene"]).head(label_top).iterrows():
-        ax.annotate(str(row["gene"]), (row["log2fc"], row["y"]), textcoords="offset points", xytext=(3, 3),
-                    fontsize=7)
-    ax.axvline(0, color="0.8", lw=0.8)
-    ax.set_xlabel("log2 fold change (a relative to b)")
-    ax.set_ylabel("−log10 p")
+    """log2 fold change vs −log10 p, one panel per contrast (per site for a
+    per-site comparison) titled with its groups ("liver vs not liver"); genes
+    with q < ``q_threshold`` highlighted and the ``label_top`` smallest-p of
+    them labelled without overlaps. Genes with no fold change (a group with too
+    few detected samples) are left out. Use one normalisation strategy."""
+    panels = contrasts(table)
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.5 * nrows), squeeze=False)
+    for ax, (a, b, rows) in zip(axes.ravel(), panels):
+        _volcano_panel(ax, rows, a, b, q_threshold, label_top)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
     if title:
-        ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8, loc="upper left")
+        fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -131,6 +131,9 @@ def get_final_output():
         "results/normalised/strategy_agreement.tsv",
         "results/positivity/calls.tsv",
         "results/run_record.json",
+        "results/qc/miqe.tsv",
+        "results/qc/layout",
+        "results/rdml/study.rdml",
     ]
     targets += expand("results/differential/{comparison}.tsv", comparison=COMPARISONS)
     targets += expand(
