@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -88,8 +89,15 @@ def test_pip_install_into_a_fresh_venv_and_import_elsewhere(tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
+    # Build from a copy: setuptools writes build/ and *.egg-info next to the sources.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "scripts" / "ctc_qpcr", source / "scripts" / "ctc_qpcr",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", str(REPO)],
+        [str(python), "-m", "pip", "install", "--no-deps", str(source)],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]

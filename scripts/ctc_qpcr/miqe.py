@@ -155,7 +155,8 @@ def _data_rows(summary, cells, calibration, validprime, settings: dict) -> list[
            f"{flagged_plates} flagged (IPC SD > {settings['ipc']['max_sd']:g} or |offset| > {settings['ipc']['max_offset']:g})"
            if ipc_applicable else "")
     vp_applicable = len(validprime) > 0
-    grades = cells["vp_grade"].fillna("").replace("", np.nan).dropna().value_counts().sort_index()
+    grade = cells["vp_grade"].fillna("").astype(str)
+    grades = grade[grade.ne("")].value_counts().sort_index()
     vp = (f"{int(validprime['confidence'].eq('High').sum())} of {len(validprime)} chip × assay validations High; grades "
           + ", ".join(f"{g} {n}" for g, n in grades.items()) if vp_applicable else "")
     return [
