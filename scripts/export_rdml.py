@@ -13,8 +13,14 @@ COLUMNS = ["batch", "plate", "well", "sample", "assay", "cq", "state", "fate", "
 
 def main(smk, log):
     wells = pd.concat([pd.read_parquet(p, columns=COLUMNS) for p in smk.input.wells], ignore_index=True)
-    text = study_rdml(wells, sheets.load_samples(smk.input.samples), sheets.load_assays(smk.input.assays),
-                      read_tsv(smk.input.efficiency), float(smk.params.lod), ctc_qpcr.__version__)
+    text = study_rdml(
+        wells,
+        sheets.load_samples(smk.input.samples),
+        sheets.load_assays(smk.input.assays),
+        read_tsv(smk.input.efficiency),
+        float(smk.params.lod),
+        ctc_qpcr.__version__,
+    )
     write_text(text, smk.output.rdml)
     log.info("RDML 1.3: %d wells of %d plates", len(wells), wells["plate"].nunique())
 

@@ -17,9 +17,13 @@ def main(smk, log):
     samples = sheets.load_samples(smk.input.samples)
     assays = sheets.load_assays(smk.input.assays)
     wells = pd.concat([pd.read_parquet(p, columns=WELL_COLUMNS) for p in smk.input.wells], ignore_index=True)
-    cells = pd.read_parquet(smk.input.cq, columns=["sample", "kind", "assay", "detected", "n_replicates", "flags", "vp_grade"])
+    cells = pd.read_parquet(
+        smk.input.cq, columns=["sample", "kind", "assay", "detected", "n_replicates", "flags", "vp_grade"]
+    )
     curves = standard_curves(wells, samples)
-    log.info("standard curves for %d assays (%s)", len(curves), ", ".join(sorted(set(curves["series"]))) or "none")
+    log.info(
+        "standard curves for %d assays (%s)", len(curves), ", ".join(sorted(set(curves["series"]))) or "none"
+    )
     per_assay = assay_table(assays, curves, cells, float(smk.params.settings["lod"]))
     tables = {name: read_tsv(smk.input[name]) for name in TABLES}
     with open(smk.input.record, encoding="utf-8") as handle:

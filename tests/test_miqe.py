@@ -12,15 +12,26 @@ from ctc_qpcr.miqe import NOT_APPLICABLE, PROVIDED, assay_table, checklist, stan
 QUANTITIES = [10.0, 100.0, 1000.0, 10000.0, 100000.0]
 
 
-def _series(slope_by_assay: dict[str, float], noise: float = 0.0, kind: str = "standard") -> tuple[pd.DataFrame, pd.DataFrame]:
+def _series(
+    slope_by_assay: dict[str, float], noise: float = 0.0, kind: str = "standard"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(7)
-    samples = pd.DataFrame({"sample": [f"std_{q:g}" for q in QUANTITIES], "kind": kind, "quantity": [str(q) for q in QUANTITIES]})
+    samples = pd.DataFrame(
+        {"sample": [f"std_{q:g}" for q in QUANTITIES], "kind": kind, "quantity": [str(q) for q in QUANTITIES]}
+    )
     rows = []
     for assay, slope in slope_by_assay.items():
-        for sample, q in zip(samples["sample"], QUANTITIES):
+        for sample, q in zip(samples["sample"], QUANTITIES, strict=True):
             for _ in range(3):
-                rows.append({"sample": sample, "assay": assay, "cq": 38 + slope * np.log10(q) + rng.normal(0, noise),
-                             "state": "CALC", "fate": "kept"})
+                rows.append(
+                    {
+                        "sample": sample,
+                        "assay": assay,
+                        "cq": 38 + slope * np.log10(q) + rng.normal(0, noise),
+                        "state": "CALC",
+                        "fate": "kept",
+                    }
+                )
     return pd.DataFrame(rows), samples
 
 
@@ -38,12 +49,12 @@ def test_perfect_doubling_gives_E_2_and_worked_efficiencies():
 def test_slope_ci_and_r2_match_scipy_linregress():
     wells, samples = _series({"A": -3.4}, noise=0.25)
     curves = standard_curves(wells, samples).iloc[0]
-    x = np.log10(wells["sample"].map(dict(zip(samples["sample"], QUANTITIES))))
+    x = np.log10(wells["sample"].map(dict(zip(samples["sample"], QUANTITIES, strict=True))))
     fit = stats.linregress(x, wells["cq"])
     half = stats.t.ppf(0.975, len(x) - 2) * fit.stderr
     assert curves["slope"] == pytest.approx(fit.slope, rel=1e-10)
     assert curves["intercept"] == pytest.approx(fit.intercept, rel=1e-10)
-    assert curves["r2"] == pytest.approx(fit.rvalue ** 2, rel=1e-10)
+    assert curves["r2"] == pytest.approx(fit.rvalue**2, rel=1e-10)
     assert curves["slope_ci_low"] == pytest.approx(fit.slope - half, rel=1e-10)
     assert curves["slope_ci_high"] == pytest.approx(fit.slope + half, rel=1e-10)
     # E = 10^(−1/slope) falls as the slope gets steeper: the lower E bound is at slope − t·SE.
@@ -73,15 +84,42 @@ def test_fewer_than_three_quantities_give_no_curve():
 def _checklist(with_ipc: bool):
     wells, samples = _series({"A": -3.32})
     curves = standard_curves(wells, samples)
-    assays = pd.DataFrame({"assay": ["A", "R"], "gene": ["A", "R"], "role": ["target", "reference"],
-                           "efficiency": ["", "1.9"], "lod": ["", "33"]})
-    cells = pd.DataFrame({"sample": ["p1", "p1", "p2", "p2"], "kind": "patient", "assay": ["A", "R", "A", "R"],
-                          "detected": [True, True, False, True], "n_replicates": 2, "flags": "", "vp_grade": ""})
+    assays = pd.DataFrame(
+        {
+            "assay": ["A", "R"],
+            "gene": ["A", "R"],
+            "role": ["target", "reference"],
+            "efficiency": ["", "1.9"],
+            "lod": ["", "33"],
+        }
+    )
+    cells = pd.DataFrame(
+        {
+            "sample": ["p1", "p1", "p2", "p2"],
+            "kind": "patient",
+            "assay": ["A", "R", "A", "R"],
+            "detected": [True, True, False, True],
+            "n_replicates": 2,
+            "flags": "",
+            "vp_grade": "",
+        }
+    )
     per_assay = assay_table(assays, curves, cells, 35.0)
     empty = pd.DataFrame(columns=["plate", "ipc_mean", "offset", "flags"])
-    calibration = pd.DataFrame({"plate": ["c1", "c2"], "ipc_mean": [23.0, 23.4], "offset": [-0.2, 0.2], "flags": ["", "offset"]})
+    calibration = pd.DataFrame(
+        {"plate": ["c1", "c2"], "ipc_mean": [23.0, 23.4], "offset": [-0.2, 0.2], "flags": ["", "offset"]}
+    )
     tables = {
-        "wells_summary": pd.DataFrame({"plate": ["c1"], "read": [10], "kept": [8], "excluded": [2], "non_detected": [1], "excluded_EXPFAIL": [2]}),
+        "wells_summary": pd.DataFrame(
+            {
+                "plate": ["c1"],
+                "read": [10],
+                "kept": [8],
+                "excluded": [2],
+                "non_detected": [1],
+                "excluded_EXPFAIL": [2],
+            }
+        ),
         "calibration": calibration if with_ipc else empty,
         "validprime": pd.DataFrame(columns=["plate", "assay", "confidence"]),
         "genorm": pd.DataFrame({"step": [1, 1], "n_genes": [2, 2], "gene": ["R", "S"], "M": [0.3, 0.3]}),
@@ -89,16 +127,27 @@ def _checklist(with_ipc: bool):
         "normfinder": pd.DataFrame({"gene": ["R"], "stability": [0.05], "rank": [1]}),
         "chosen": pd.DataFrame({"strategy": ["reference"], "genes": ["R;S"], "reason": ["geNorm"]}),
     }
-    settings = {"lod": 35, "replicates": {"max_delta": 0.5}, "ipc": {"max_sd": 0.25, "max_offset": 1.0},
-                "normalisation": {"v_cutoff": 0.15}}
-    record = {"workflow": "ctc-qpcr", "workflow_version": "9.9", "packages": {"pandas": "2"}, "inputs": {"a.tsv": "ab12"}}
+    settings = {
+        "lod": 35,
+        "replicates": {"max_delta": 0.5},
+        "ipc": {"max_sd": 0.25, "max_offset": 1.0},
+        "normalisation": {"v_cutoff": 0.15},
+    }
+    record = {
+        "workflow": "ctc-qpcr",
+        "workflow_version": "9.9",
+        "packages": {"pandas": "2"},
+        "inputs": {"a.tsv": "ab12"},
+    }
     return per_assay, checklist(per_assay, cells, tables, record, settings).set_index("item")
 
 
 def test_assay_table_lod_detection_rate_and_efficiency_source():
     per_assay, _ = _checklist(True)
     a, r = per_assay.set_index("assay").loc["A"], per_assay.set_index("assay").loc["R"]
-    assert a["efficiency_source"] == "standard series" and a["efficiency_pct"] == pytest.approx(100 * (10 ** (1 / 3.32) - 1))
+    assert a["efficiency_source"] == "standard series" and a["efficiency_pct"] == pytest.approx(
+        100 * (10 ** (1 / 3.32) - 1)
+    )
     assert r["efficiency_source"] == "assays sheet" and r["efficiency_pct"] == pytest.approx(90.0)
     assert (a["lod_used"], r["lod_used"]) == (35.0, 33.0)
     assert (a["detection_rate"], r["detection_rate"]) == (0.5, 1.0)

@@ -28,7 +28,9 @@ def test_pyproject_builds_ctc_qpcr_from_scripts_with_the_pins_as_lower_bounds():
             pins[name.strip()] = version.strip()
     deps = dict(d.split(">=") for d in meta["project"]["dependencies"])
     runtime = {k: v for k, v in pins.items() if not k.startswith("snakemake")}
-    assert deps == runtime, "package dependencies must be the runtime pins of requirements.txt as lower bounds"
+    assert deps == runtime, (
+        "package dependencies must be the runtime pins of requirements.txt as lower bounds"
+    )
     assert "snakemake" not in deps
 
 
@@ -75,7 +77,10 @@ def test_workflow_runs_as_a_snakemake_module_from_another_folder(tmp_path):
     (tmp_path / "Snakefile").write_text(MODULE_SNAKEFILE.format(repo=REPO))
     proc = subprocess.run(
         [snakemake_bin(), "-n", "--cores", "1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env=dict(os.environ, MPLBACKEND="Agg"),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -94,22 +99,39 @@ def test_pip_install_into_a_fresh_venv_and_import_elsewhere(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(REPO / name, source / name)
-    shutil.copytree(REPO / "scripts" / "ctc_qpcr", source / "scripts" / "ctc_qpcr",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "scripts" / "ctc_qpcr",
+        source / "scripts" / "ctc_qpcr",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--no-deps", str(source)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     # Build isolation fetches setuptools from the configured index; the runtime
     # dependencies come from the test venv (already installed there).
-    site = subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True)
+    site = subprocess.check_output(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+    )
     Path(site.strip(), "zz_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    code = "import ctc_qpcr, ctc_qpcr.tables, ctc_qpcr.parsers.rdml; print(ctc_qpcr.__file__); print(ctc_qpcr.__version__)"
-    run = subprocess.run([str(python), "-c", code], cwd=outside, capture_output=True, text=True, timeout=300,
-                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    code = (
+        "import ctc_qpcr, ctc_qpcr.tables, ctc_qpcr.parsers.rdml; "
+        "print(ctc_qpcr.__file__); print(ctc_qpcr.__version__)"
+    )
+    run = subprocess.run(
+        [str(python), "-c", code],
+        cwd=outside,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     where, version = run.stdout.split()
     assert Path(where).is_relative_to(env_dir), f"ctc_qpcr imported from {where}, not the fresh venv"

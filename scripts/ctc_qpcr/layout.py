@@ -81,10 +81,15 @@ def positions(wells: pd.Series) -> tuple[pd.DataFrame, Geometry]:
         plate = wells.str.extract(_PLATE)
         if len(wells) and plate["row"].notna().all():
             row, col = _letters_to_row(plate["row"]), plate["col"].astype(int)
-            size = next(((r, c) for r, c in _PLATES if r >= row.max() and c >= col.max()), (int(row.max()), int(col.max())))
+            size = next(
+                ((r, c) for r, c in _PLATES if r >= row.max() and c >= col.max()),
+                (int(row.max()), int(col.max())),
+            )
             geometry = Geometry("plate", *size)
         else:
-            order = pd.Series(np.arange(1, len(wells) + 1), index=wells.sort_values(kind="stable").index).sort_index()
+            order = pd.Series(
+                np.arange(1, len(wells) + 1), index=wells.sort_values(kind="stable").index
+            ).sort_index()
             row, col = order, pd.Series(1, index=wells.index)
             geometry = Geometry("list", max(len(wells), 1), 1)
     frame = pd.DataFrame({"row": row.to_numpy(), "column": col.to_numpy()})
@@ -94,7 +99,11 @@ def positions(wells: pd.Series) -> tuple[pd.DataFrame, Geometry]:
 
 def row_label(row: int, geometry: Geometry) -> str:
     if geometry.kind == "plate":
-        return chr(ord("A") + (row - 1) // 26 - 1) + chr(ord("A") + (row - 1) % 26) if row > 26 else chr(ord("A") + row - 1)
+        return (
+            chr(ord("A") + (row - 1) // 26 - 1) + chr(ord("A") + (row - 1) % 26)
+            if row > 26
+            else chr(ord("A") + row - 1)
+        )
     if geometry.kind == "biomark":
         return f"S{row:02d}"
     return str(row)

@@ -13,9 +13,15 @@ def plot_gdna_fraction(cells: pd.DataFrame, path) -> None:
     if data.empty:
         save_svg(empty_figure("No ValidPrime gDNA fractions (no validprime assay or ValidPrime off)."), path)
         return
-    grid = data.pivot_table(index="sample", columns="assay", values="gdna_fraction", aggfunc="max").sort_index().sort_index(axis=1)
+    grid = (
+        data.pivot_table(index="sample", columns="assay", values="gdna_fraction", aggfunc="max")
+        .sort_index()
+        .sort_index(axis=1)
+    )
     fig, ax = plt.subplots(figsize=(max(6, 0.16 * grid.shape[1] + 2), max(4, 0.05 * grid.shape[0] + 2)))
-    im = ax.imshow(100 * grid.to_numpy(), aspect="auto", cmap="magma_r", vmin=0, vmax=100, interpolation="nearest")
+    im = ax.imshow(
+        100 * grid.to_numpy(), aspect="auto", cmap="magma_r", vmin=0, vmax=100, interpolation="nearest"
+    )
     ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=90, fontsize=5)
     ax.set_yticks([])
     ax.set_ylabel(f"{grid.shape[0]} samples")
@@ -60,7 +66,10 @@ def plot_well_fates(summary: pd.DataFrame, path) -> None:
     if summary.empty:
         save_svg(empty_figure("No wells."), path)
         return
-    parts = {"kept (detected)": summary["kept"] - summary["non_detected"], "kept (not detected)": summary["non_detected"]}
+    parts = {
+        "kept (detected)": summary["kept"] - summary["non_detected"],
+        "kept (not detected)": summary["non_detected"],
+    }
     for col in sorted(c for c in summary.columns if c.startswith("excluded_")):
         parts[col.replace("excluded_", "excluded: ")] = summary[col]
     fig, ax = plt.subplots(figsize=(max(5, 0.4 * len(summary) + 3), 4))
@@ -102,25 +111,41 @@ def plot_layout(wells: pd.DataFrame, path, title: str, lod: float) -> None:
     # Not detected = above the colour scale (grey); no well = white.
     cq = wells["cq"].where(wells["state"].eq("CALC"), lod + 1).reset_index(drop=True)
     wide = geometry.columns >= geometry.rows
-    fig, axes = plt.subplots(1 if not wide else 2, 2 if not wide else 1,
-                             figsize=(7.5, 9) if wide else (8, 5.5), squeeze=False)
+    fig, axes = plt.subplots(
+        1 if not wide else 2, 2 if not wide else 1, figsize=(7.5, 9) if wide else (8, 5.5), squeeze=False
+    )
     axes = axes.ravel()
     cmap_cq = plt.get_cmap("viridis_r").copy()
     cmap_cq.set_bad("white")
     cmap_cq.set_over("#b0b0b0")
-    im = axes[0].imshow(grid(cq, where, geometry), cmap=cmap_cq, vmax=lod, aspect="auto", interpolation="nearest")
-    fig.colorbar(im, ax=axes[0], extend="max", label=f"Cq (grey: not detected, above LOD {lod:g}; white: no well)")
+    im = axes[0].imshow(
+        grid(cq, where, geometry), cmap=cmap_cq, vmax=lod, aspect="auto", interpolation="nearest"
+    )
+    fig.colorbar(
+        im, ax=axes[0], extend="max", label=f"Cq (grey: not detected, above LOD {lod:g}; white: no well)"
+    )
     others = [plt.get_cmap("tab10")(i) for i in (3, 1, 4, 5, 6, 7, 8, 9, 0, 2)]
     palette = ["#2e7d32", "#b7dfa5"] + [others[i % len(others)] for i in range(len(categories) - 2)]
     cmap_fate = ListedColormap(palette)
     cmap_fate.set_bad("white")
-    axes[1].imshow(grid(pd.Series(codes), where, geometry), cmap=cmap_fate, vmin=-0.5,
-                   vmax=len(categories) - 0.5, aspect="auto", interpolation="nearest")
+    axes[1].imshow(
+        grid(pd.Series(codes), where, geometry),
+        cmap=cmap_fate,
+        vmin=-0.5,
+        vmax=len(categories) - 0.5,
+        aspect="auto",
+        interpolation="nearest",
+    )
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap_fate(i)) for i in range(len(categories))]
     counts = pd.Series(codes).value_counts()
-    axes[1].legend(handles, [f"{c} ({counts.get(i, 0)})" for i, c in enumerate(categories)], fontsize=7,
-                   loc="upper left", bbox_to_anchor=(1.01, 1))
-    for ax, what in zip(axes, ("Cq", "well fate")):
+    axes[1].legend(
+        handles,
+        [f"{c} ({counts.get(i, 0)})" for i, c in enumerate(categories)],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+    )
+    for ax, what in zip(axes, ("Cq", "well fate"), strict=True):
         ax.set_title(f"{title}: {what} ({geometry.name})", fontsize=9)
         ax.set_xlabel(geometry.column_title)
         ax.set_ylabel(geometry.row_title)

@@ -32,9 +32,14 @@ DYE = "not_recorded"
 
 def _esc(values: pd.Series) -> pd.Series:
     """XML-escape a string column (vectorised)."""
-    return (values.fillna("").astype(str).str.replace("&", "&amp;", regex=False)
-            .str.replace("<", "&lt;", regex=False).str.replace(">", "&gt;", regex=False)
-            .str.replace('"', "&quot;", regex=False))
+    return (
+        values.fillna("")
+        .astype(str)
+        .str.replace("&", "&amp;", regex=False)
+        .str.replace("<", "&lt;", regex=False)
+        .str.replace(">", "&gt;", regex=False)
+        .str.replace('"', "&quot;", regex=False)
+    )
 
 
 def _esc1(value) -> str:
@@ -56,26 +61,40 @@ def _sample_type(samples: pd.DataFrame) -> pd.Series:
 
 def samples_xml(names: pd.Series, sheet: pd.DataFrame) -> str:
     """<sample> elements for ``names`` (sorted), annotated from the samples sheet."""
-    table = pd.DataFrame({"sample": sorted(set(names))}).merge(sheet.astype({"sample": str}), on="sample", how="left")
+    table = pd.DataFrame({"sample": sorted(set(names))}).merge(
+        sheet.astype({"sample": str}), on="sample", how="left"
+    )
     body = pd.Series("", index=table.index)
     kind = table.get("kind", pd.Series("", index=table.index)).fillna("")
     body += np.where(kind.ne(""), "<description>" + _esc(kind) + "</description>", "")
     for column in [c for c in sheet.columns if c != "sample"]:
         value = table[column].astype(object).where(table[column].notna(), "").astype(str)
-        body += np.where(value.ne(""), f"<annotation><property>{_esc1(column)}</property><value>" + _esc(value) + "</value></annotation>", "")
+        body += np.where(
+            value.ne(""),
+            f"<annotation><property>{_esc1(column)}</property><value>"
+            + _esc(value)
+            + "</value></annotation>",
+            "",
+        )
     body += "<type>" + _sample_type(table) + "</type>"
     quantity = pd.to_numeric(table.get("quantity", pd.Series(np.nan, index=table.index)), errors="coerce")
     has_q = quantity.notna()
-    body[has_q] += "<quantity><value>" + _float_text(quantity[has_q]) + "</value><unit>other</unit></quantity>"
+    body[has_q] += (
+        "<quantity><value>" + _float_text(quantity[has_q]) + "</value><unit>other</unit></quantity>"
+    )
     return "".join('<sample id="' + _esc(table["sample"]) + '">' + body + "</sample>\n")
 
 
 def targets_xml(names: pd.Series, assays: pd.DataFrame, efficiency: pd.DataFrame, lod: float) -> str:
     """<target> elements for ``names`` (sorted), from the assays sheet and efficiency table."""
-    table = pd.DataFrame({"assay": sorted(set(names))}).merge(assays.astype({"assay": str}), on="assay", how="left")
+    table = pd.DataFrame({"assay": sorted(set(names))}).merge(
+        assays.astype({"assay": str}), on="assay", how="left"
+    )
     if not efficiency.empty:
         # merge_batches stacks the batches' tables: one value per assay (the first).
-        table = table.merge(efficiency[["assay", "E", "source"]].drop_duplicates("assay"), on="assay", how="left")
+        table = table.merge(
+            efficiency[["assay", "E", "source"]].drop_duplicates("assay"), on="assay", how="left"
+        )
     role = table.get("role", pd.Series("", index=table.index)).fillna("")
     gene = table.get("gene", pd.Series("", index=table.index)).fillna("")
     body = "<description>gene " + _esc(gene) + "; role " + _esc(role) + "</description>"
@@ -84,9 +103,17 @@ def targets_xml(names: pd.Series, assays: pd.DataFrame, efficiency: pd.DataFrame
     has_e = e.notna()
     source = table.get("source", pd.Series("", index=table.index)).fillna("")
     body = body.astype(object)
-    body[has_e] += ("<amplificationEfficiencyMethod>" + _esc(source[has_e]) + "</amplificationEfficiencyMethod>"
-                    + "<amplificationEfficiency>" + _float_text(e[has_e]) + "</amplificationEfficiency>")
-    own_lod = pd.to_numeric(table.get("lod", pd.Series(np.nan, index=table.index)), errors="coerce").fillna(lod)
+    body[has_e] += (
+        "<amplificationEfficiencyMethod>"
+        + _esc(source[has_e])
+        + "</amplificationEfficiencyMethod>"
+        + "<amplificationEfficiency>"
+        + _float_text(e[has_e])
+        + "</amplificationEfficiency>"
+    )
+    own_lod = pd.to_numeric(table.get("lod", pd.Series(np.nan, index=table.index)), errors="coerce").fillna(
+        lod
+    )
     body += "<detectionLimit>" + _float_text(own_lod) + f'</detectionLimit><dyeId id="{DYE}"/>'
     return "".join('<target id="' + _esc(table["assay"]) + '">' + body + "</target>\n")
 
@@ -107,20 +134,40 @@ def run_xml(plate: str, batch: str, wells: pd.DataFrame) -> str:
     excluded = w["fate"].ne("kept")
     data = data.where(~excluded, data + "<excl>" + _esc(w["reason"]) + "</excl>")
     data = data + "<note>" + _esc(w["state"]) + "</note></data>"
-    react = ('<react id="' + where["position"].astype(str) + '"><sample id="' + _esc(w["sample"]) + '"/>' + data + "</react>\n")
+    react = (
+        '<react id="'
+        + where["position"].astype(str)
+        + '"><sample id="'
+        + _esc(w["sample"])
+        + '"/>'
+        + data
+        + "</react>\n"
+    )
     order = np.argsort(where["position"].to_numpy(), kind="stable")
-    head = (f'<run id="{_esc1(plate)}"><description>batch {_esc1(batch)}; {geometry.name}; '
-            f'{len(w)} wells with a sample and an assay ({int((~named).sum())} without, not exported)</description>'
-            f"<pcrFormat><rows>{geometry.rows}</rows><columns>{geometry.columns}</columns>"
-            f"<rowLabel>{row_label}</rowLabel><columnLabel>{column_label}</columnLabel></pcrFormat>\n")
+    head = (
+        f'<run id="{_esc1(plate)}"><description>batch {_esc1(batch)}; {geometry.name}; '
+        f"{len(w)} wells with a sample and an assay "
+        f"({int((~named).sum())} without, not exported)</description>"
+        f"<pcrFormat><rows>{geometry.rows}</rows><columns>{geometry.columns}</columns>"
+        f"<rowLabel>{row_label}</rowLabel><columnLabel>{column_label}</columnLabel></pcrFormat>\n"
+    )
     return head + "".join(react.iloc[order]) + "</run>\n"
 
 
-def study_rdml(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame,
-               efficiency: pd.DataFrame, lod: float, version: str) -> str:
+def study_rdml(
+    wells: pd.DataFrame,
+    samples: pd.DataFrame,
+    assays: pd.DataFrame,
+    efficiency: pd.DataFrame,
+    lod: float,
+    version: str,
+) -> str:
     """The whole RDML document of the analysed wells (Wells table as in results/qc/wells.tsv)."""
     wells = wells.sort_values(["plate", "well", "assay"], kind="stable")
-    runs = "".join(run_xml(plate, str(group["batch"].iloc[0]), group) for plate, group in wells.groupby("plate", sort=True))
+    runs = "".join(
+        run_xml(plate, str(group["batch"].iloc[0]), group)
+        for plate, group in wells.groupby("plate", sort=True)
+    )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<rdml xmlns="{NAMESPACE}" version="1.3">\n'
@@ -130,5 +177,6 @@ def study_rdml(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame,
         + targets_xml(wells["assay"].astype(str), assays, efficiency, lod)
         + f'<experiment id="{EXPERIMENT}"><description>wells read and analysed by ctc-qpcr; '
         "excl = excluded by the workflow (reason), note = well state</description>\n"
-        + runs + "</experiment>\n</rdml>\n"
+        + runs
+        + "</experiment>\n</rdml>\n"
     )
