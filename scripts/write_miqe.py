@@ -1,4 +1,4 @@
-"""Snakemake adapter: MIQE 2.0 summary (results/qc/miqe.tsv, miqe_assays.tsv)."""
+"""Snakemake adapter: MIQE 2.0 summary (results/qc/miqe.html, miqe.tsv, miqe_assays.tsv)."""
 
 import json
 
@@ -6,8 +6,8 @@ import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.miqe import assay_table, checklist, standard_curves
-from ctc_qpcr.tables import read_tsv, write_tsv
+from ctc_qpcr.miqe import assay_table, checklist, miqe_html, standard_curves
+from ctc_qpcr.tables import read_tsv, write_text, write_tsv
 
 WELL_COLUMNS = ["sample", "assay", "cq", "state", "fate"]
 TABLES = ("wells_summary", "calibration", "validprime", "genorm", "genorm_v", "normfinder", "chosen")
@@ -31,6 +31,7 @@ def main(smk, log):
     items = checklist(per_assay, cells, tables, record, smk.params.settings)
     write_tsv(per_assay, smk.output.assays)
     write_tsv(items, smk.output.checklist)
+    write_text(miqe_html(items, per_assay), smk.output.page)
 
 
 run(main, snakemake)  # noqa: F821

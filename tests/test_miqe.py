@@ -165,3 +165,14 @@ def test_checklist_marks_items_provided_or_not_applicable():
     _, items = _checklist(with_ipc=False)
     assert items.loc["Inter-plate calibration (IPC)", "status"] == NOT_APPLICABLE
     assert set(items["status"]) == {PROVIDED, NOT_APPLICABLE}
+
+
+def test_miqe_page_lists_every_item_escaped():
+    from ctc_qpcr.miqe import miqe_html
+
+    per_assay, items = _checklist(with_ipc=False)
+    page = miqe_html(items.reset_index(), per_assay)
+    assert page.count("<tr>") >= len(items) + len(per_assay)
+    assert "– not applicable" in page and "✓ provided" in page
+    assert "EXPFAIL 2" in page
+    assert "<h2>Software and data</h2>" in page

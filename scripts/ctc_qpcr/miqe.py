@@ -6,7 +6,7 @@ the standard-curve regressions) and writes
 * ``results/qc/miqe_assays.tsv`` — one row per assay: amplification efficiency
   from a dilution series (slope, its 95 % CI, r², E = 10^(−1/slope) with CI),
   the LOD used and the detection rate in patient and healthy-donor samples;
-* ``results/qc/miqe.tsv`` — the checklist: section, item, status (``provided``
+* ``results/qc/miqe.tsv`` — the checklist (and ``miqe.html``, the page in the report): section, item, status (``provided``
   or ``not applicable``), value, source table.
 
 Efficiency (docs/methods.md §3.4): Cq of the kept, detected wells against
@@ -349,3 +349,43 @@ def checklist(per_assay, cells, tables: dict, record: dict, settings: dict) -> p
     rows += _data_rows(tables["wells_summary"], cells, tables["calibration"], tables["validprime"], settings)
     rows += _software_rows(record)
     return pd.DataFrame(rows, columns=["section", "item", "status", "value", "source"])
+
+
+_CSS = (
+    "body{font-family:sans-serif;font-size:13px;margin:1em}table{border-collapse:collapse;margin-bottom:1.5em}"
+    "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}th{background:#eef}"
+    "h2{font-size:15px;margin-top:1.2em}"
+)
+ASSAY_COLUMNS = [
+    "assay",
+    "gene",
+    "role",
+    "efficiency_source",
+    "E",
+    "E_ci_low",
+    "E_ci_high",
+    "slope",
+    "r2",
+    "n_points",
+    "lod_used",
+    "detection_rate",
+]
+
+
+def miqe_html(items: pd.DataFrame, per_assay: pd.DataFrame) -> str:
+    """One readable page for the report: the checklist by section, then the assay table."""
+    shown = items.assign(status=np.where(items["status"].eq(PROVIDED), "✓ provided", "– not applicable"))
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{_CSS}</style></head><body>",
+        "<h1>MIQE 2.0 summary</h1>",
+    ]
+    for section, rows in shown.groupby("section", sort=False):
+        parts.append(f"<h2>{section}</h2>")
+        parts.append(rows[["item", "status", "value", "source"]].to_html(index=False, escape=True, border=0))
+    parts.append("<h2>Assays: efficiency, LOD, detection (results/qc/miqe_assays.tsv)</h2>")
+    table = per_assay[[c for c in ASSAY_COLUMNS if c in per_assay.columns]]
+    parts.append(
+        table.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
+    )
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

@@ -17,6 +17,11 @@ rule miqe:
         chosen="results/reference_genes/chosen.tsv",
         record="results/run_record.json",
     output:
+        page=report(
+            "results/qc/miqe.html",
+            caption="../report/miqe.rst",
+            category="0. MIQE 2.0",
+        ),
         checklist=report(
             "results/qc/miqe.tsv",
             caption="../report/miqe.rst",
