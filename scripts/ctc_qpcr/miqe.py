@@ -6,8 +6,9 @@ the standard-curve regressions) and writes
 * ``results/qc/miqe_assays.tsv`` — one row per assay: amplification efficiency
   from a dilution series (slope, its 95 % CI, r², E = 10^(−1/slope) with CI),
   the LOD used and the detection rate in patient and healthy-donor samples;
-* ``results/qc/miqe.tsv`` — the checklist (and ``miqe.html``, the page in the report): section, item, status (``provided``
-  or ``not applicable``), value, source table.
+* ``results/qc/miqe.tsv`` — the checklist: section, item, status
+  (``provided`` or ``not applicable``), value, source table;
+* ``results/qc/miqe.html`` — both as one page for the report.
 
 Efficiency (docs/methods.md §3.4): Cq of the kept, detected wells against
 log10(input quantity) per assay, ordinary least squares over every well. The
