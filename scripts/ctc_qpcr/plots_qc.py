@@ -8,7 +8,7 @@ import pandas as pd
 from .plotting import empty_figure, plt, save_svg
 
 
-def plot_gdna_fraction(cells: pd.DataFrame, path) -> None:
+def plot_gdna_fraction(cells: pd.DataFrame, path, grade_f: float = 60) -> None:
     data = cells[cells["kind"].isin(["patient", "healthy"]) & cells["gdna_fraction"].notna()]
     if data.empty:
         save_svg(empty_figure("No ValidPrime gDNA fractions (no validprime assay or ValidPrime off)."), path)
@@ -26,7 +26,7 @@ def plot_gdna_fraction(cells: pd.DataFrame, path) -> None:
     ax.set_yticks([])
     ax.set_ylabel(f"{grid.shape[0]} samples")
     ax.set_title("gDNA contribution (%), ValidPrime")
-    fig.colorbar(im, ax=ax, label="% gDNA (≥ 60 % = grade F)")
+    fig.colorbar(im, ax=ax, label=f"% gDNA (≥ {grade_f:g} % = grade F)")
     save_svg(fig, path)
 
 

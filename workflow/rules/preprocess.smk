@@ -111,5 +111,8 @@ rule plot_qc:
         "logs/plot_qc.log",
     conda:
         "../envs/python.yaml"
+    params:
+        max_delta=config["replicates"]["max_delta"],
+        grade_f=config["validprime"]["grade_c"],
     script:
         "../../scripts/plot_qc.py"
