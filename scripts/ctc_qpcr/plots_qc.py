@@ -115,9 +115,7 @@ def plot_layout(wells: pd.DataFrame, path, title: str, lod: float) -> None:
         1 if not wide else 2, 2 if not wide else 1, figsize=(7.5, 9) if wide else (8, 5.5), squeeze=False
     )
     axes = axes.ravel()
-    cmap_cq = plt.get_cmap("viridis_r").copy()
-    cmap_cq.set_bad("white")
-    cmap_cq.set_over("#b0b0b0")
+    cmap_cq = plt.get_cmap("viridis_r").with_extremes(bad="white", over="#b0b0b0")
     im = axes[0].imshow(
         grid(cq, where, geometry), cmap=cmap_cq, vmax=lod, aspect="auto", interpolation="nearest"
     )
@@ -126,8 +124,7 @@ def plot_layout(wells: pd.DataFrame, path, title: str, lod: float) -> None:
     )
     others = [plt.get_cmap("tab10")(i) for i in (3, 1, 4, 5, 6, 7, 8, 9, 0, 2)]
     palette = ["#2e7d32", "#b7dfa5"] + [others[i % len(others)] for i in range(len(categories) - 2)]
-    cmap_fate = ListedColormap(palette)
-    cmap_fate.set_bad("white")
+    cmap_fate = ListedColormap(palette).with_extremes(bad="white")
     axes[1].imshow(
         grid(pd.Series(codes), where, geometry),
         cmap=cmap_fate,
