@@ -23,6 +23,7 @@ include: "workflow/rules/differential.smk"
 include: "workflow/rules/classifier.smk"
 include: "workflow/rules/outcome.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/qc_report.smk"
 
 
 localrules:

@@ -6,7 +6,10 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+# The repository root from this file's place (workflow.basedir is the *using*
+# workflow's folder when ctc-qpcr runs as a Snakemake module).
+WORKFLOW_ROOT = Path(workflow.current_basedir).parents[1]
+sys.path.insert(0, str(WORKFLOW_ROOT / "scripts"))
 
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
@@ -17,9 +20,7 @@ from ctc_qpcr import sheets  # noqa: E402
 from ctc_qpcr.outcome import check_outcome_inputs  # noqa: E402
 from ctc_qpcr.provenance import sha256  # noqa: E402
 
-with open(
-    Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-) as handle:
+with open(WORKFLOW_ROOT / "workflow" / "schemas" / "config.schema.yaml") as handle:
     try:
         check_config(config, yaml.safe_load(handle))
     except ConfigError as exc:
@@ -191,6 +192,9 @@ def get_final_output():
         "results/normalised/strategy_agreement.tsv",
         "results/positivity/calls.tsv",
         "results/run_record.json",
+        "results/qc/miqe.tsv",
+        "results/qc/layout",
+        "results/rdml/study.rdml",
     ]
     targets += expand("results/differential/{comparison}.tsv", comparison=COMPARISONS)
     targets += expand(
