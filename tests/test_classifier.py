@@ -234,3 +234,150 @@ def test_plots_are_deterministic(planted_result, tmp_path):
             fn(res["predictions"], b)
         assert a.read_bytes() == b.read_bytes()
         assert b"<svg" in a.read_bytes()
+
+
+# ------------------------------------------------- metrics per §7 (issue 16.7)
+
+
+def test_fold_auc_worked_example():
+    """Two folds: AUC 0.5 and 1.0 -> reported 0.75; pooled probabilities give 6/9."""
+    y = np.array([1, 0, 1, 0, 1, 0])
+    p = np.array([0.9, 0.2, 0.1, 0.3, 0.8, 0.4])
+    folds = [(np.array([3, 4, 5]), np.array([0, 1, 2])), (np.array([0, 1, 2]), np.array([3, 4, 5]))]
+    assert C.fold_auc(y, p, folds) == pytest.approx(0.75)
+    scores = C.repeat_scores(y, p[None, :], [folds])
+    assert scores["auc"] == pytest.approx(0.75)
+    assert scores["auc_pooled"] == pytest.approx(6 / 9)
+    assert scores["auc_low"] == scores["auc_high"] == pytest.approx(0.75)
+
+
+def test_reported_auc_is_mean_of_outer_fold_aucs(planted_result):
+    """Cross-check with scikit-learn: the clinical baseline refitted fold by fold."""
+    from ctc_qpcr.classifier.inputs import clinical_frame
+    from ctc_qpcr.classifier.pipeline import clinical_pipeline
+
+    _, samples, res = planted_result
+    sheet = samples.sort_values("sample").reset_index(drop=True)
+    y = (sheet["sites"] == "liver").to_numpy(int)
+    X = clinical_frame(sheet, ["subtype"])
+    per_repeat = []
+    for folds in C.outer_splits(y, sheet["sample"].to_numpy(), 5, FAST["n_repeats"], 2016):
+        aucs = []
+        for train, test in folds:
+            model = clinical_pipeline(X, 2016).fit(X.iloc[train], y[train])
+            aucs.append(roc_auc_score(y[test], model.predict_proba(X.iloc[test])[:, 1]))
+        per_repeat.append(np.mean(aucs))
+    row = _row(res, "liver", "clinical")
+    assert row["auc"] == pytest.approx(np.mean(per_repeat), abs=1e-12)
+    assert row["auc_low"] == pytest.approx(np.percentile(per_repeat, 2.5), abs=1e-12)
+
+
+def test_prevalence_baseline_reads_one_half(planted_result):
+    _, _, res = planted_result
+    prev = res["metrics"][res["metrics"]["estimator"] == "prevalence"]
+    assert len(prev) >= 1
+    assert (prev["auc"] == 0.5).all() and (prev["auc_low"] == 0.5).all() and (prev["auc_high"] == 0.5).all()
+
+
+def test_permutation_statistic_is_named(planted_result):
+    _, _, res = planted_result
+    row = _row(res, "liver")
+    assert row["permutation_statistic"] == (
+        "mean outer-fold AUC, 1 repeat(s), fixed hyper-parameters (k=10, C=1.0, l1_ratio=0.5)")
+    note = next(n for n in res["notes"] if n.startswith("liver/elasticnet: permutation statistic"))
+    assert f"observed {row['permutation_observed']:.4f}" in note
+    assert _row(res, "liver", "prevalence")["permutation_statistic"] == ""
+
+
+def test_roc_legend_shows_metrics_numbers(planted_result, tmp_path):
+    _, _, res = planted_result
+    labels = plot_roc(res["predictions"], tmp_path / "roc.svg", res["metrics"])
+    row = _row(res, "liver")
+    assert labels[("liver", "elasticnet")] == (
+        f"elasticnet: AUC {row['auc']:.2f} ({row['auc_low']:.2f}-{row['auc_high']:.2f})")
+    assert set(labels) == set(zip(res["metrics"]["site"], res["metrics"]["estimator"]))
+    with pytest.raises(ValueError, match="no row for bone/elasticnet, liver/elasticnet"):
+        plot_roc(res["predictions"], tmp_path / "roc2.svg",
+                 res["metrics"][res["metrics"]["estimator"] != "elasticnet"])
+
+
+# ------------------------------------- prediction with missing genes (16.10)
+
+
+def _liver_bundle(res):
+    return res["models"][("liver", "elasticnet")]
+
+
+def test_predict_imputes_a_missing_model_gene_with_the_training_median(planted_result):
+    matrix, _, res = planted_result
+    bundle = _liver_bundle(res)
+    used = C.used_genes(bundle)
+    assert 0 < len(used) <= len(GENES)
+    gene = used[0]
+    new = matrix.sort_values("sample").head(3).copy()
+    new.loc[new.index[0], gene] = np.nan
+    out = C.predict(bundle, new)
+    filled = new.set_index("sample")[GENES].copy()
+    filled.iloc[0, GENES.index(gene)] = np.median(matrix[gene])  # median of the 45 training samples
+    expected = bundle["pipeline"].predict_proba(filled.to_numpy(float))[:, 1]
+    np.testing.assert_allclose(out["probability"], expected, rtol=0, atol=1e-12)
+    first = out.iloc[0]
+    assert first["imputed_genes"] == gene
+    assert first["missing_fraction"] == pytest.approx(1 / len(used))
+    assert first["status"] == (f"predicted; 1 of {len(used)} model genes without a ΔCq ({gene}) "
+                               "imputed with the training median")
+    assert list(out["status"].iloc[1:]) == ["predicted", "predicted"]
+
+
+def test_predict_ignores_genes_the_model_does_not_use(planted_result):
+    matrix, _, res = planted_result
+    bundle = _liver_bundle(res)
+    unused = [g for g in GENES if g not in C.used_genes(bundle)]
+    if not unused:
+        pytest.skip("final model uses every gene")
+    new = matrix.head(2).copy()
+    new[unused[0]] = np.nan
+    out = C.predict(bundle, new)
+    assert list(out["status"]) == ["predicted", "predicted"]
+    assert (out["imputed_genes"] == "").all() and out["probability"].notna().all()
+
+
+def test_predict_rejects_above_the_missing_share_and_says_why(planted_result):
+    matrix, _, res = planted_result
+    bundle = _liver_bundle(res)
+    used = C.used_genes(bundle)
+    n_missing = int(np.floor(0.25 * len(used))) + 1
+    new = matrix.head(2).drop(columns=used[:1])  # first used gene not measured in this batch
+    new.loc[new.index[0], used[1:n_missing]] = np.nan
+    out = C.predict(bundle, new, max_missing_fraction=0.25)
+    first, second = out.iloc[0], out.iloc[1]
+    assert np.isnan(first["probability"])
+    assert first["status"].startswith(f"rejected: {n_missing} of {len(used)} model genes without a ΔCq")
+    assert "1 not measured in this batch" in first["status"]
+    assert "more than predict.max_missing_fraction 0.25" in first["status"]
+    assert first["imputed_genes"] == ";".join(used[:n_missing])
+    assert np.isfinite(second["probability"]) and second["imputed_genes"] == used[0]
+    everything = matrix.head(1).copy()
+    everything[used] = np.nan
+    lost = C.predict(bundle, everything, max_missing_fraction=1.0).iloc[0]
+    assert np.isnan(lost["probability"]) and lost["status"].endswith("nothing to predict from")
+
+
+# ------------------------------------------------ shared panel (issue 13.3)
+
+
+def test_only_genes_measured_in_every_batch_are_modelled():
+    matrix, samples = planted(seed=5)
+    ids = list(matrix["sample"])
+    cells = pd.DataFrame([(("B1" if i < 30 else "B2"), s, g) for i, s in enumerate(ids)
+                          for g in GENES if not (i >= 30 and g in ("G03", "G40"))],
+                         columns=["batch", "sample", "gene"])
+    shared, lacking = C.shared_panel(cells)
+    assert lacking == {"G03": ["B2"], "G40": ["B2"]} and len(shared) == 44
+    res = C.run_classifier(matrix, samples, strategy="test", n_repeats=1, n_permutations=0,
+                           k_features=(5,), cells=cells)
+    assert set(res["features"]["gene"]) == set(GENES) - {"G03", "G40"}
+    assert (res["metrics"]["n_genes"] == 44).all()
+    assert ("shared panel: genes not measured in every batch left out of the model: "
+            "G03 (not in B2); G40 (not in B2)") in res["notes"]
+    assert res["models"][("liver", "elasticnet")]["features"] == shared
