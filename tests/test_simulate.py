@@ -55,9 +55,10 @@ def test_design_counts(study):
     s = _read_sheet(out / "samples.tsv")
     pat = s[s["kind"] == "patient"]
     assert pat["patient"].nunique() == 45
-    assert len(pat) == 135 - round(0.05 * 135)
+    assert len(pat) == 135 - round(0.15 * 135)
     assert set(pat.loc[pat["timepoint"] == "T0", "patient"]) == set(pat["patient"])  # baseline never missing
-    assert (pat.groupby("patient").size() < 3).sum() >= 1
+    assert set(pat.groupby("patient").size()) == {1, 2, 3}                          # patients with 1-3 draws
+    assert (pat.groupby("patient").size() == 1).sum() >= 3
     assert (s["kind"] == "healthy").sum() == 20
     assert set(s["kind"]) == {"patient", "healthy", "gdna", "ipc", "ntc"}
     assert list(s.columns) == sim.SAMPLE_SHEET_COLUMNS
@@ -259,3 +260,44 @@ def test_real_parser_reads_the_exports(study):
     assert len(wells) == len(raw)
     assert wells["quality_threshold"].dropna().unique().tolist() == [0.65]
     assert wells["cq"].isna().sum() == (raw["value"] == "999").sum()
+
+
+def test_real_ctc_features_are_planted(study):
+    """Issue 16 item 1: on/off genes, never/rarely expressed genes, a failed reference, material by group/time."""
+    out, summary = study
+    d = pd.read_csv(out / "truth" / "dcq_truth.tsv", sep="\t")
+    e = pd.read_csv(out / "truth" / "expression_truth.tsv", sep="\t").set_index("gene")
+    st = pd.read_csv(out / "truth" / "samples_truth.tsv", sep="\t")
+    s = _read_sheet(out / "samples.tsv")
+    pat = set(s.loc[s["kind"] == "patient", "sample"])
+    # never expressed: no RNA in any sample; rarely: a few samples
+    assert set(e.index[e["expression"] == "never"]) == set(sim.NEVER_EXPRESSED)
+    assert d.loc[d["gene"].isin(sim.NEVER_EXPRESSED), "state"].eq("absent").all()
+    rare = d[d["gene"].isin(sim.RARELY_EXPRESSED) & d["sample"].isin(pat)]
+    assert 0 < rare["state"].eq("on").mean() < 0.15
+    # off: 0-15 % of the expressing patient samples per gene, 8-14 cycles late, some still detected
+    tg = d[(d["role"] == "target") & d["sample"].isin(pat) & d["state"].isin(["on", "off"])]
+    share = tg.groupby("gene")["state"].apply(lambda x: (x == "off").mean())
+    assert share.max() <= 0.30 and (share > 0).sum() >= 30
+    assert e.loc[e["role"] == "target", "off_rate"].between(0, 0.15).all()
+    off = tg[tg["state"] == "off"]
+    assert (off["rna_cq"] <= sim.LOD).sum() == summary["n_off_detected"] >= 20
+    assert (off["rna_cq"] > sim.LOD).sum() >= 20
+    # failed reference: ~10 % of patient/healthy samples, its planned Cq kept in the truth
+    bio = st[st["kind"].isin(["patient", "healthy"]) & ~st["in_new_batch"]]
+    failed = bio["failed_reference"].fillna("") == sim.FAILED_REFERENCE
+    assert 0.05 <= failed.mean() <= 0.15
+    ref = d[(d["gene"] == sim.FAILED_REFERENCE) & d["sample"].isin(bio.loc[failed, "sample"])]
+    assert ref["state"].eq("failed").all() and ref["rna_cq"].notna().all()
+    wt = pd.read_csv(out / "truth" / "wells_truth.tsv", sep="\t")
+    w = wt[(wt["assay"] == sim.FAILED_REFERENCE) & wt["sample"].isin(ref["sample"])]
+    assert w["rna_cq"].isna().all()
+    # planted dCq = rna_cq - mean of the four planned reference Cq
+    one = d[d["sample"] == ref["sample"].iloc[0]].set_index("gene")
+    norm = one.loc[list(sim.REFERENCE_GENES), "rna_cq"].mean()
+    assert np.allclose(one["planted_dcq"].dropna(), (one["rna_cq"] - norm).dropna())
+    # material: non-responders more, responders falling over time
+    m = st.merge(s[["sample", "response"]], on="sample")
+    m = m[m["kind"] == "patient"].groupby(["response", "timepoint"])["material"].mean()
+    assert m[("non-responder", "T0")] - m[("responder", "T0")] > 0.4
+    assert m[("responder", "T0")] > m[("responder", "T1")] > m[("responder", "T2")]
