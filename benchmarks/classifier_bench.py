@@ -46,8 +46,9 @@ def planted(seed: int = 2016, n: int = 45, p: int = 46, n_liver: int = 20, shift
     bone = ~liver | (rng.random(n) < 0.3)  # every sample has at least one site
     ids = [f"P{i:02d}" for i in range(n)]
     sites = [";".join(s for s, f in (("liver", liver[i]), ("bone", bone[i])) if f) for i in range(n)]
-    samples = pd.DataFrame({"sample": ids, "kind": "patient", "patient": ids, "timepoint": "T0",
-                            "sites": sites})
+    samples = pd.DataFrame(
+        {"sample": ids, "kind": "patient", "patient": ids, "timepoint": "T0", "sites": sites}
+    )
     matrix = pd.DataFrame(X + 8.0, columns=[f"G{j:02d}" for j in range(p)])
     matrix.insert(0, "sample", ids)
     return matrix, samples
@@ -76,9 +77,14 @@ def missing_genes(matrix, samples, site: str, repeats: int = 10, seed: int = 201
     rows = []
     for f in FRACTIONS:
         shift = np.abs(masked[f] - full).ravel()
-        rows.append({"fraction": f, "auc": np.mean([fold_auc(y, masked[f][r], splits[r])
-                                                    for r in range(repeats)]),
-                     "mean_abs_shift": shift.mean(), "p95_abs_shift": np.percentile(shift, 95)})
+        rows.append(
+            {
+                "fraction": f,
+                "auc": np.mean([fold_auc(y, masked[f][r], splits[r]) for r in range(repeats)]),
+                "mean_abs_shift": shift.mean(),
+                "p95_abs_shift": np.percentile(shift, 95),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -102,15 +108,23 @@ def main() -> None:
         print(missing_genes(matrix, samples, args.site).round(3).to_string(index=False))
         return
     start = time.perf_counter()
-    res = run_classifier(matrix, samples, strategy="bench", estimators=(args.estimator,),
-                         n_repeats=args.repeats, n_permutations=args.permutations,
-                         n_jobs=args.jobs)
+    res = run_classifier(
+        matrix,
+        samples,
+        strategy="bench",
+        estimators=(args.estimator,),
+        n_repeats=args.repeats,
+        n_permutations=args.permutations,
+        n_jobs=args.jobs,
+    )
     wall = time.perf_counter() - start
     cols = ["site", "estimator", "n_pos", "n_neg", "auc", "auc_low", "auc_high", "permutation_p"]
     print(res["metrics"][cols].to_string(index=False))
     print(f"skipped: {[s['site'] for s in res['skipped']]}")
-    print(f"wall time: {wall:.1f} s ({args.permutations} permutations, n_jobs={args.jobs}, "
-          f"{args.repeats} repeats, estimator {args.estimator})")
+    print(
+        f"wall time: {wall:.1f} s ({args.permutations} permutations, n_jobs={args.jobs}, "
+        f"{args.repeats} repeats, estimator {args.estimator})"
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,16 @@ def new_batch_cells(smk, samples, assays):
     plates = sheets.load_plates(smk.input.plates)
     wells = pd.concat(
         [
-            read_plate(p.path, p.format, p.plate, p.batch, samples, assays, lod=chip["lod"], unknown_names=chip["unknown_names"])
+            read_plate(
+                p.path,
+                p.format,
+                p.plate,
+                p.batch,
+                samples,
+                assays,
+                lod=chip["lod"],
+                unknown_names=chip["unknown_names"],
+            )
             for p in plates.itertuples(index=False)
         ],
         ignore_index=True,
@@ -55,9 +64,15 @@ def new_batch_matrix(smk, log, cells, samples, assays):
         strategy, fixed = "none", None
     else:
         strategy, fixed = "reference", genes
-        log.info("normalising the new batch with the training normaliser genes %s (%s strategy)", genes, default)
+        log.info(
+            "normalising the new batch with the training normaliser genes %s (%s strategy)", genes, default
+        )
     normalised = normalise_study(
-        cells, sheets.samples_frame(samples), assays, strategies=(strategy,), reference_genes=fixed,
+        cells,
+        sheets.samples_frame(samples),
+        assays,
+        strategies=(strategy,),
+        reference_genes=fixed,
         normfinder_group=None,
     )
     matrix = normalised["matrices"][strategy]
@@ -76,7 +91,9 @@ def main(smk, log):
         log.warning("sample %s, site %s (%s): %s", r.sample, r.site, r.estimator, r.status)
     n_samples = out["sample"].nunique()
     n_with = out.loc[out["probability"].notna(), "sample"].nunique()
-    log.info("%d of %d samples got site probabilities (predict.max_missing_fraction %g)", n_with, n_samples, limit)
+    log.info(
+        "%d of %d samples got site probabilities (predict.max_missing_fraction %g)", n_with, n_samples, limit
+    )
     out = out.sort_values(["sample", "site", "estimator"], kind="stable")
     write_tsv(out, smk.output.probabilities)
 

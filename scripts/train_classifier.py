@@ -38,7 +38,8 @@ def main(smk, log):
     write_tsv(result["features"], smk.output.features)
     write_tsv(pd.DataFrame(notes, columns=["note"]), smk.output.notes)
     log.warning(
-        "the saved model %s is a trusted-source file only: never load model files from sources you do not trust",
+        "the saved model %s is a trusted-source file only: "
+        "never load model files from sources you do not trust",
         smk.output.model,
     )
     save_models(result["models"], smk.output.model)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, StratifiedKFold
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, StratifiedKFold
 
 from ctc_qpcr import classifier as C
 from ctc_qpcr.plots_classifier import plot_calibration, plot_roc
@@ -26,9 +26,16 @@ def planted(seed=2016, n=45, n_liver=20, shift=1.5, signal=True):
         X[np.ix_(liver, np.arange(10))] += shift
     ids = [f"P{i:02d}" for i in range(n)]
     sites = ["liver" if liver[i] else "bone" for i in range(n)]
-    samples = pd.DataFrame({"sample": ids, "kind": "patient", "patient": ids,
-                            "timepoint": "T0", "sites": sites,
-                            "subtype": rng.choice(["ER+", "HER2+", "TNBC"], n)})
+    samples = pd.DataFrame(
+        {
+            "sample": ids,
+            "kind": "patient",
+            "patient": ids,
+            "timepoint": "T0",
+            "sites": sites,
+            "subtype": rng.choice(["ER+", "HER2+", "TNBC"], n),
+        }
+    )
     matrix = pd.DataFrame(X + 8.0, columns=GENES)
     matrix.insert(0, "sample", ids)
     return matrix, samples
@@ -40,14 +47,15 @@ def noise_data():
     X = rng.normal(size=(45, 46))
     y = np.r_[np.ones(20, int), np.zeros(25, int)]
     ids = [f"N{i:02d}" for i in range(45)]
-    samples = pd.DataFrame({"sample": ids, "kind": "patient", "timepoint": "T0",
-                            "sites": ["liver" if v else "bone" for v in y]})
+    samples = pd.DataFrame(
+        {"sample": ids, "kind": "patient", "timepoint": "T0", "sites": ["liver" if v else "bone" for v in y]}
+    )
     matrix = pd.DataFrame(X, columns=GENES)
     matrix.insert(0, "sample", ids)
     return matrix, samples, X, y
 
 
-FAST = dict(strategy="test", n_repeats=5, n_permutations=100, min_class=8)
+FAST = {"strategy": "test", "n_repeats": 5, "n_permutations": 100, "min_class": 8}
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +79,12 @@ def _row(res, site, estimator="elasticnet"):
 
 
 def test_site_labels_multilabel_and_skips():
-    samples = pd.DataFrame({
-        "sample": [f"S{i}" for i in range(20)],
-        "sites": ["liver;bone"] * 9 + ["bone"] * 9 + ["brain", ""],
-    })
+    samples = pd.DataFrame(
+        {
+            "sample": [f"S{i}" for i in range(20)],
+            "sites": ["liver;bone"] * 9 + ["bone"] * 9 + ["brain", ""],
+        }
+    )
     Y, skipped = C.site_labels(samples, min_class=8)
     assert list(Y.columns) == ["liver"]  # bone: 18 pos / 1 neg, brain: 1 pos
     assert Y.index.name == "sample" and len(Y) == 19 and int(Y["liver"].sum()) == 9
@@ -100,7 +110,9 @@ def test_planted_liver_signal_detected(planted_result):
     assert np.isfinite(row["clinical_auc"])
     assert row["delta_auc"] == pytest.approx(row["auc"] - row["clinical_auc"])
     feats = res["features"]
-    top = feats[(feats.site == "liver") & (feats.estimator == "elasticnet")].nlargest(8, "selection_frequency")
+    top = feats[(feats.site == "liver") & (feats.estimator == "elasticnet")].nlargest(
+        8, "selection_frequency"
+    )
     assert set(top["gene"]) <= set(GENES[:10])  # the planted genes are the stable ones
     preds = res["predictions"]
     assert list(preds.columns) == ["sample", "site", "estimator", "probability", "label"]
@@ -123,7 +135,7 @@ def test_leaky_selection_beats_honest_on_noise(noise_result):
     folds = list(cv.split(Xs, y))
     for r in range(5):
         oof = np.empty(len(y))
-        for train, test in folds[r * 5:(r + 1) * 5]:
+        for train, test in folds[r * 5 : (r + 1) * 5]:
             model = LogisticRegression(class_weight="balanced").fit(Xs[train], y[train])
             oof[test] = model.predict_proba(Xs[test])[:, 1]
         aucs.append(roc_auc_score(y, oof))
@@ -157,8 +169,9 @@ def test_fast_grid_search_matches_gridsearchcv():
     grid = C.param_grid("elasticnet", (5, 10, "all"), 46)
     for train, _ in list(StratifiedKFold(5, shuffle=True, random_state=1).split(X, y))[:2]:
         fast = C.fast_grid_search("elasticnet", grid, X[train], y[train], groups[train])
-        gs = GridSearchCV(C.make_pipeline("elasticnet"), grid, scoring="roc_auc",
-                          cv=StratifiedKFold(3)).fit(X[train], y[train])
+        gs = GridSearchCV(C.make_pipeline("elasticnet"), grid, scoring="roc_auc", cv=StratifiedKFold(3)).fit(
+            X[train], y[train]
+        )
         assert fast == gs.best_params_
 
 
@@ -172,7 +185,8 @@ def test_predict_reproduces_refitted_model_exactly(planted_result, tmp_path):
     assert bundle["training_samples"] == sorted(matrix["sample"])
     assert "scikit-learn" in bundle["versions"]
     own = bundle["pipeline"].predict_proba(
-        matrix.set_index("sample").loc[bundle["training_samples"], GENES].to_numpy(float))[:, 1]
+        matrix.set_index("sample").loc[bundle["training_samples"], GENES].to_numpy(float)
+    )[:, 1]
     out = C.predict(bundle, matrix.sort_values("sample"))
     assert list(out.columns[:3]) == ["sample", "site", "probability"]
     assert (out["probability"].to_numpy() == own).all()
@@ -191,7 +205,7 @@ def test_predict_reproduces_refitted_model_exactly(planted_result, tmp_path):
 
 def test_identical_results_for_one_and_two_jobs():
     matrix, samples = planted(seed=7)
-    kw = dict(strategy="test", n_repeats=2, n_permutations=20, k_features=(5, "all"))
+    kw = {"strategy": "test", "n_repeats": 2, "n_permutations": 20, "k_features": (5, "all")}
     one = C.run_classifier(matrix, samples, n_jobs=1, **kw)
     two = C.run_classifier(matrix, samples, n_jobs=2, **kw)
     for key in ("metrics", "predictions", "features"):
@@ -209,16 +223,16 @@ def test_grouped_patients_use_group_folds():
     m1["sample"] = m1["sample"] + "_T1"
     both_s = pd.concat([samples, t1], ignore_index=True)
     both_m = pd.concat([matrix, m1], ignore_index=True)
-    res = C.run_classifier(both_m, both_s, strategy="test", n_repeats=2, n_permutations=10,
-                           one_timepoint=None, k_features=(5,))
+    res = C.run_classifier(
+        both_m, both_s, strategy="test", n_repeats=2, n_permutations=10, one_timepoint=None, k_features=(5,)
+    )
     assert any("StratifiedGroupKFold" in n for n in res["notes"])
     y = (both_s.sort_values("sample")["sites"] == "liver").to_numpy(int)
     groups = both_s.sort_values("sample")["patient"].to_numpy()
     for folds in C.outer_splits(y, groups, 5, 2, 2016):
         for train, test in folds:
             assert not set(groups[train]) & set(groups[test])
-    t0 = C.run_classifier(both_m, both_s, strategy="test", n_repeats=2, n_permutations=0,
-                          k_features=(5,))
+    t0 = C.run_classifier(both_m, both_s, strategy="test", n_repeats=2, n_permutations=0, k_features=(5,))
     assert _row(t0, "liver")["n_pos"] + _row(t0, "liver")["n_neg"] == 45
 
 
@@ -283,7 +297,8 @@ def test_permutation_statistic_is_named(planted_result):
     _, _, res = planted_result
     row = _row(res, "liver")
     assert row["permutation_statistic"] == (
-        "mean outer-fold AUC, 1 repeat(s), fixed hyper-parameters (k=10, C=1.0, l1_ratio=0.5)")
+        "mean outer-fold AUC, 1 repeat(s), fixed hyper-parameters (k=10, C=1.0, l1_ratio=0.5)"
+    )
     note = next(n for n in res["notes"] if n.startswith("liver/elasticnet: permutation statistic"))
     assert f"observed {row['permutation_observed']:.4f}" in note
     assert _row(res, "liver", "prevalence")["permutation_statistic"] == ""
@@ -294,11 +309,15 @@ def test_roc_legend_shows_metrics_numbers(planted_result, tmp_path):
     labels = plot_roc(res["predictions"], tmp_path / "roc.svg", res["metrics"])
     row = _row(res, "liver")
     assert labels[("liver", "elasticnet")] == (
-        f"elasticnet: AUC {row['auc']:.2f} ({row['auc_low']:.2f}-{row['auc_high']:.2f})")
-    assert set(labels) == set(zip(res["metrics"]["site"], res["metrics"]["estimator"]))
+        f"elasticnet: AUC {row['auc']:.2f} ({row['auc_low']:.2f}-{row['auc_high']:.2f})"
+    )
+    assert set(labels) == set(zip(res["metrics"]["site"], res["metrics"]["estimator"], strict=True))
     with pytest.raises(ValueError, match="no row for bone/elasticnet, liver/elasticnet"):
-        plot_roc(res["predictions"], tmp_path / "roc2.svg",
-                 res["metrics"][res["metrics"]["estimator"] != "elasticnet"])
+        plot_roc(
+            res["predictions"],
+            tmp_path / "roc2.svg",
+            res["metrics"][res["metrics"]["estimator"] != "elasticnet"],
+        )
 
 
 # ------------------------------------- prediction with missing genes (16.10)
@@ -324,8 +343,9 @@ def test_predict_imputes_a_missing_model_gene_with_the_training_median(planted_r
     first = out.iloc[0]
     assert first["imputed_genes"] == gene
     assert first["missing_fraction"] == pytest.approx(1 / len(used))
-    assert first["status"] == (f"predicted; 1 of {len(used)} model genes without a ΔCq ({gene}) "
-                               "imputed with the training median")
+    assert first["status"] == (
+        f"predicted; 1 of {len(used)} model genes without a ΔCq ({gene}) imputed with the training median"
+    )
     assert list(out["status"].iloc[1:]) == ["predicted", "predicted"]
 
 
@@ -369,15 +389,24 @@ def test_predict_rejects_above_the_missing_share_and_says_why(planted_result):
 def test_only_genes_measured_in_every_batch_are_modelled():
     matrix, samples = planted(seed=5)
     ids = list(matrix["sample"])
-    cells = pd.DataFrame([(("B1" if i < 30 else "B2"), s, g) for i, s in enumerate(ids)
-                          for g in GENES if not (i >= 30 and g in ("G03", "G40"))],
-                         columns=["batch", "sample", "gene"])
+    cells = pd.DataFrame(
+        [
+            (("B1" if i < 30 else "B2"), s, g)
+            for i, s in enumerate(ids)
+            for g in GENES
+            if not (i >= 30 and g in ("G03", "G40"))
+        ],
+        columns=["batch", "sample", "gene"],
+    )
     shared, lacking = C.shared_panel(cells)
     assert lacking == {"G03": ["B2"], "G40": ["B2"]} and len(shared) == 44
-    res = C.run_classifier(matrix, samples, strategy="test", n_repeats=1, n_permutations=0,
-                           k_features=(5,), cells=cells)
+    res = C.run_classifier(
+        matrix, samples, strategy="test", n_repeats=1, n_permutations=0, k_features=(5,), cells=cells
+    )
     assert set(res["features"]["gene"]) == set(GENES) - {"G03", "G40"}
     assert (res["metrics"]["n_genes"] == 44).all()
-    assert ("shared panel: genes not measured in every batch left out of the model: "
-            "G03 (not in B2); G40 (not in B2)") in res["notes"]
+    assert (
+        "shared panel: genes not measured in every batch left out of the model: "
+        "G03 (not in B2); G40 (not in B2)"
+    ) in res["notes"]
     assert res["models"][("liver", "elasticnet")]["features"] == shared

@@ -42,12 +42,14 @@ def roc_labels(metrics: pd.DataFrame) -> dict[tuple[str, str], str]:
     labels = {}
     for r in metrics.itertuples(index=False):
         labels[(str(r.site), str(r.estimator))] = (
-            f"{r.estimator}: AUC {r.auc:.2f} ({r.auc_low:.2f}-{r.auc_high:.2f})")
+            f"{r.estimator}: AUC {r.auc:.2f} ({r.auc_low:.2f}-{r.auc_high:.2f})"
+        )
     return labels
 
 
-def plot_roc(predictions: pd.DataFrame, path: str | os.PathLike,
-             metrics: pd.DataFrame) -> dict[tuple[str, str], str]:
+def plot_roc(
+    predictions: pd.DataFrame, path: str | os.PathLike, metrics: pd.DataFrame
+) -> dict[tuple[str, str], str]:
     """ROC curves per site from out-of-fold ``predictions`` (sample, site, estimator,
     probability, label; probabilities averaged over CV repeats).  The legend shows the
     AUC of ``metrics`` (``metrics.tsv``: mean outer-fold AUC and its range over repeats),
@@ -55,23 +57,33 @@ def plot_roc(predictions: pd.DataFrame, path: str | os.PathLike,
     preds = predictions.sort_values(["site", "estimator", "sample"], kind="mergesort")
     sites = sorted(preds["site"].unique())
     labels = roc_labels(metrics)
-    missing = sorted(set(zip(preds["site"].astype(str), preds["estimator"].astype(str))) - set(labels))
+    missing = sorted(
+        set(zip(preds["site"].astype(str), preds["estimator"].astype(str), strict=True)) - set(labels)
+    )
     if missing:
         raise ValueError("metrics table has no row for " + ", ".join("/".join(m) for m in missing))
     with plt.rc_context(_RC):
         fig, axes = _panels(max(len(sites), 1))
-        for ax, site in zip(axes, sites):
+        for ax, site in zip(axes, sites, strict=False):
             sub = preds[preds["site"] == site]
             for name in sorted(sub["estimator"].unique()):
                 part = sub[sub["estimator"] == name]
-                fpr, tpr, _ = roc_curve(part["label"].to_numpy(int),
-                                        part["probability"].to_numpy(float))
-                ax.plot(fpr, tpr, drawstyle="steps-post",
-                        linestyle="--" if name in _BASELINES else "-",
-                        label=labels[(str(site), str(name))])
+                fpr, tpr, _ = roc_curve(part["label"].to_numpy(int), part["probability"].to_numpy(float))
+                ax.plot(
+                    fpr,
+                    tpr,
+                    drawstyle="steps-post",
+                    linestyle="--" if name in _BASELINES else "-",
+                    label=labels[(str(site), str(name))],
+                )
             ax.plot([0, 1], [0, 1], color="0.7", linewidth=0.8)
-            ax.set(title=f"{site} (out-of-fold, mean over repeats)", xlabel="1 − specificity",
-                   ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
+            ax.set(
+                title=f"{site} (out-of-fold, mean over repeats)",
+                xlabel="1 − specificity",
+                ylabel="sensitivity",
+                xlim=(0, 1),
+                ylim=(0, 1.02),
+            )
             ax.legend(loc="lower right", fontsize=7, frameon=False)
         fig.tight_layout()
         save_figure(fig, path)
@@ -86,7 +98,7 @@ def plot_calibration(predictions: pd.DataFrame, path: str | os.PathLike, n_bins:
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     with plt.rc_context(_RC):
         fig, axes = _panels(max(len(sites), 1))
-        for ax, site in zip(axes, sites):
+        for ax, site in zip(axes, sites, strict=False):
             sub = preds[preds["site"] == site]
             for name in sorted(sub["estimator"].unique()):
                 part = sub[sub["estimator"] == name]
@@ -100,11 +112,22 @@ def plot_calibration(predictions: pd.DataFrame, path: str | os.PathLike, n_bins:
                         xs.append(p[in_bin].mean())
                         ys.append(y[in_bin].mean())
                         ns.append(int(in_bin.sum()))
-                ax.plot(xs, ys, marker="o", markersize=3,
-                        linestyle="--" if name in _BASELINES else "-", label=name)
+                ax.plot(
+                    xs,
+                    ys,
+                    marker="o",
+                    markersize=3,
+                    linestyle="--" if name in _BASELINES else "-",
+                    label=name,
+                )
             ax.plot([0, 1], [0, 1], color="0.7", linewidth=0.8)
-            ax.set(title=f"{site} calibration", xlabel="mean predicted probability",
-                   ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1.02))
+            ax.set(
+                title=f"{site} calibration",
+                xlabel="mean predicted probability",
+                ylabel="observed fraction",
+                xlim=(0, 1),
+                ylim=(0, 1.02),
+            )
             ax.legend(loc="upper left", fontsize=7, frameon=False)
         fig.tight_layout()
         save_figure(fig, path)

@@ -12,8 +12,14 @@ class ClassifierInputError(InputError):
     (``exc.problem``, ``exc.hint``). Its message without a path is the problem alone.
     """
 
-    def __init__(self, problem: str, hint: str = "", path: str | None = None,
-                 line: int | None = None, column: str | int | None = None) -> None:
+    def __init__(
+        self,
+        problem: str,
+        hint: str = "",
+        path: str | None = None,
+        line: int | None = None,
+        column: str | int | None = None,
+    ) -> None:
         super().__init__(path, problem, hint, line=line, column=column)
 
     def format(self) -> str:

@@ -59,7 +59,7 @@ def _fixed_statistic(model, k, X, y, groups, n_splits, n_repeats, seed) -> float
 def _nested_statistic(search, X, y, groups, n_splits, n_repeats, seed) -> float:
     splits = outer_splits(y, groups, n_splits, n_repeats, seed)
     oof, _ = cross_validated(search, X, y, groups, splits, n_jobs=1)
-    return float(np.mean([fold_auc(y, p, folds) for p, folds in zip(oof, splits)]))
+    return float(np.mean([fold_auc(y, p, folds) for p, folds in zip(oof, splits, strict=True)]))
 
 
 def _permutation_chunk(kind, spec, X, perms_y, groups, n_splits, n_repeats, seed):
@@ -110,13 +110,26 @@ def _check_patient_labels(y, groups) -> None:
         if len(np.unique(y[inverse == g])) > 1:
             raise ClassifierInputError(
                 f"patient {uniq[g]} has samples with different site labels",
-                "use one_timepoint or fix the sites column of the samples sheet")
+                "use one_timepoint or fix the sites column of the samples sheet",
+            )
 
 
-def permutation_test(X, y, groups, *, estimator: str, k_features, n_splits: int,
-                     n_permutations: int, mode: str = "fixed", repeats: int = 1,
-                     seed: int = 2016, n_jobs: int = 1, parallel=None,
-                     inner_search: str = "fast") -> dict:
+def permutation_test(
+    X,
+    y,
+    groups,
+    *,
+    estimator: str,
+    k_features,
+    n_splits: int,
+    n_permutations: int,
+    mode: str = "fixed",
+    repeats: int = 1,
+    seed: int = 2016,
+    n_jobs: int = 1,
+    parallel=None,
+    inner_search: str = "fast",
+) -> dict:
     """Permutation p-value of the cross-validated AUC (§7 protocol 4; design in module doc)."""
     _check_patient_labels(y, groups)
     n_features = X.shape[1]
@@ -125,21 +138,30 @@ def permutation_test(X, y, groups, *, estimator: str, k_features, n_splits: int,
         model = pipe.named_steps["model"].set_params(**PERMUTATION_PARAMS[estimator])
         spec = (model, permutation_k(k_features, n_features))
     elif mode == "nested":
-        spec = NestedSearch(estimator, param_grid(estimator, k_features, n_features),
-                            seed=seed, inner=inner_search)
+        spec = NestedSearch(
+            estimator, param_grid(estimator, k_features, n_features), seed=seed, inner=inner_search
+        )
     else:
         raise ClassifierInputError(f"permutation_mode must be 'fixed' or 'nested', not {mode!r}")
     observed = _permutation_chunk(mode, spec, X, [y], groups, n_splits, repeats, seed)[0]
-    perms = [_permuted_labels(y, groups, o)
-             for o in permutation_orders(groups, n_permutations, seed)]
+    perms = [_permuted_labels(y, groups, o) for o in permutation_orders(groups, n_permutations, seed)]
     n_chunks = max(1, min(len(perms), 4 * max(1, n_jobs)))
     chunks = [c for c in np.array_split(np.arange(len(perms)), n_chunks) if len(c)]
     run = parallel or Parallel(n_jobs=n_jobs)
-    results = run(delayed(one_blas_thread(_permutation_chunk))(
-        mode, spec, X, [perms[i] for i in c], groups, n_splits, repeats, seed) for c in chunks)
+    results = run(
+        delayed(one_blas_thread(_permutation_chunk))(
+            mode, spec, X, [perms[i] for i in c], groups, n_splits, repeats, seed
+        )
+        for c in chunks
+    )
     null = np.concatenate([np.asarray(r, dtype=float) for r in results]) if results else np.array([])
     count = int(np.sum(null >= observed - 1e-12))
     p = (count + 1) / (len(null) + 1)
-    return {"observed": observed, "p": float(p), "count": count, "n": len(null),
-            "null_mean": float(null.mean()) if len(null) else float("nan"),
-            "statistic": statistic_name(estimator, k_features, n_features, mode, repeats)}
+    return {
+        "observed": observed,
+        "p": float(p),
+        "count": count,
+        "n": len(null),
+        "null_mean": float(null.mean()) if len(null) else float("nan"),
+        "statistic": statistic_name(estimator, k_features, n_features, mode, repeats),
+    }

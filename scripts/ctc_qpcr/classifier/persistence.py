@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import platform
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -57,9 +57,17 @@ def versions() -> dict[str, str]:
     import skops
 
     from .. import __version__
-    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
-            "skops": skops.__version__, "joblib": joblib.__version__, "ctc_qpcr": __version__}
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+        "skops": skops.__version__,
+        "joblib": joblib.__version__,
+        "ctc_qpcr": __version__,
+    }
 
 
 def save_models(models: Mapping[tuple[str, str], dict], path: str | os.PathLike) -> None:
@@ -67,8 +75,8 @@ def save_models(models: Mapping[tuple[str, str], dict], path: str | os.PathLike)
     import skops.io as sio
 
     from ..tables import atomic_path
-    payload = {"format": MODEL_FORMAT,
-               "bundles": [models[key] for key in sorted(models)]}
+
+    payload = {"format": MODEL_FORMAT, "bundles": [models[key] for key in sorted(models)]}
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(_deterministic_zip(sio.dumps(payload)))
 
@@ -127,17 +135,22 @@ def load_models(path: str | os.PathLike) -> dict[tuple[str, str], dict]:
     """
     import skops.io as sio
 
-    log.warning("loading classifier models from %s: model files can execute code — "
-                "only load files from a trusted source", path)
+    log.warning(
+        "loading classifier models from %s: model files can execute code — "
+        "only load files from a trusted source",
+        path,
+    )
     untrusted = sio.get_untrusted_types(file=path)
     unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if unexpected:
         raise ClassifierInputError(
             f"model file contains types not on the allow-list: {', '.join(unexpected)}",
             "it was not written by ctc_qpcr.classifier.save_models of this version; do not load it",
-            path=str(path))
+            path=str(path),
+        )
     payload = sio.load(path, trusted=[t for t in untrusted if t in TRUSTED_TYPES])
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ClassifierInputError("not a ctc-qpcr classifier model file",
-                                   "give results/classifier/model.skops", path=str(path))
+        raise ClassifierInputError(
+            "not a ctc-qpcr classifier model file", "give results/classifier/model.skops", path=str(path)
+        )
     return {(b["site"], b["estimator"]): b for b in payload["bundles"]}

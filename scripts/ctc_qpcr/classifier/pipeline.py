@@ -8,7 +8,8 @@ gene that a new sample lacks at prediction time (the model's own in-fold imputat
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,29 +49,45 @@ PERMUTATION_PARAMS: dict[str, dict[str, Any]] = {
 
 def _model(name: str, seed: int):
     if name == "elasticnet":
-        return LogisticRegression(solver="saga", C=1.0, l1_ratio=0.5, class_weight="balanced",
-                                  max_iter=5000, tol=1e-4, random_state=seed)
+        return LogisticRegression(
+            solver="saga",
+            C=1.0,
+            l1_ratio=0.5,
+            class_weight="balanced",
+            max_iter=5000,
+            tol=1e-4,
+            random_state=seed,
+        )
     if name == "lda_shrinkage":
         return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     if name == "linear_svm":
         # Platt scaling fitted on internal, unshuffled 3-fold CV -> deterministic
         # probabilities (SVC(probability=True) is deprecated in scikit-learn 1.9).
-        return CalibratedClassifierCV(SVC(kernel="linear", C=1.0, class_weight="balanced"),
-                                      method="sigmoid", cv=3, ensemble=False)
+        return CalibratedClassifierCV(
+            SVC(kernel="linear", C=1.0, class_weight="balanced"), method="sigmoid", cv=3, ensemble=False
+        )
     if name == "random_forest":
-        return RandomForestClassifier(n_estimators=100, max_features="sqrt", min_samples_leaf=2,
-                                      class_weight="balanced", random_state=seed, n_jobs=1)
+        return RandomForestClassifier(
+            n_estimators=100,
+            max_features="sqrt",
+            min_samples_leaf=2,
+            class_weight="balanced",
+            random_state=seed,
+            n_jobs=1,
+        )
     raise ClassifierInputError(f"unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}")
 
 
 def make_pipeline(name: str, k: int | str = "all", seed: int = 2016) -> Pipeline:
     """The in-fold pipeline for estimator ``name`` (§7 protocol 1)."""
-    return Pipeline([
-        ("impute", SimpleImputer(strategy="median")),
-        ("scale", rank_scaler(seed)),
-        ("select", SelectKBest(f_classif, k=k)),
-        ("model", _model(name, seed)),
-    ])
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", rank_scaler(seed)),
+            ("select", SelectKBest(f_classif, k=k)),
+            ("model", _model(name, seed)),
+        ]
+    )
 
 
 class RankGauss(TransformerMixin, BaseEstimator):
@@ -140,17 +157,37 @@ def clinical_pipeline(columns: pd.DataFrame, seed: int) -> Pipeline:
     categorical = [c for c in columns.columns if c not in numeric]
     parts = []
     if numeric:
-        parts.append(("num", Pipeline([("impute", SimpleImputer(strategy="median")),
-                                       ("scale", StandardScaler())]), numeric))
+        parts.append(
+            (
+                "num",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                numeric,
+            )
+        )
     if categorical:
-        parts.append(("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                                       ("onehot", OneHotEncoder(handle_unknown="ignore"))]),
-                      categorical))
-    return Pipeline([
-        ("prep", ColumnTransformer(parts)),
-        ("model", LogisticRegression(C=1.0, l1_ratio=0.0, class_weight="balanced",
-                                     max_iter=1000, random_state=seed)),
-    ])
+        parts.append(
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                categorical,
+            )
+        )
+    return Pipeline(
+        [
+            ("prep", ColumnTransformer(parts)),
+            (
+                "model",
+                LogisticRegression(
+                    C=1.0, l1_ratio=0.0, class_weight="balanced", max_iter=1000, random_state=seed
+                ),
+            ),
+        ]
+    )
 
 
 def model_weights(model) -> np.ndarray | None:

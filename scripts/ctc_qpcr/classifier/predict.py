@@ -11,7 +11,7 @@ the final model's SelectKBest step: a gene the model does not use changes nothin
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,15 @@ from .persistence import load_models
 
 # Chosen by benchmarks/classifier_bench.py --missing (see docs/methods.md §7).
 MAX_MISSING_FRACTION = 0.25
-PREDICT_COLUMNS = ["sample", "site", "probability", "estimator", "status", "imputed_genes",
-                   "missing_fraction"]
+PREDICT_COLUMNS = [
+    "sample",
+    "site",
+    "probability",
+    "estimator",
+    "status",
+    "imputed_genes",
+    "missing_fraction",
+]
 
 
 def _bundles(model) -> list[dict]:
@@ -40,7 +47,7 @@ def used_genes(bundle: Mapping) -> list[str]:
     select = bundle["pipeline"].named_steps.get("select")
     if select is None:
         return features
-    return [g for g, keep in zip(features, select.get_support()) if keep]
+    return [g for g, keep in zip(features, select.get_support(), strict=True) if keep]
 
 
 def _status(missing: list[str], n_used: int, unmeasured: set[str], limit: float) -> str:
@@ -53,8 +60,7 @@ def _status(missing: list[str], n_used: int, unmeasured: set[str], limit: float)
     if len(missing) == n_used:
         return f"rejected: {text}: nothing to predict from"
     if share > limit:
-        return (f"rejected: {text} = {share:.0%}, more than predict.max_missing_fraction "
-                f"{limit:g}")
+        return f"rejected: {text} = {share:.0%}, more than predict.max_missing_fraction {limit:g}"
     return f"predicted; {text} imputed with the training median"
 
 
@@ -64,7 +70,7 @@ def _predict_bundle(bundle: Mapping, mat: pd.DataFrame, limit: float) -> pd.Data
     unmeasured = {g for g in features if g not in mat.columns}
     values = mat.reindex(columns=features).apply(pd.to_numeric, errors="coerce")
     lacking = values[used].isna().to_numpy()
-    missing = [[g for g, m in zip(used, row) if m] for row in lacking]
+    missing = [[g for g, m in zip(used, row, strict=True) if m] for row in lacking]
     share = lacking.sum(axis=1) / max(len(used), 1)
     status = [_status(m, len(used), unmeasured, limit) for m in missing]
     accepted = np.array([not s.startswith("rejected") for s in status], dtype=bool)
@@ -72,14 +78,20 @@ def _predict_bundle(bundle: Mapping, mat: pd.DataFrame, limit: float) -> pd.Data
     if accepted.any():
         X = values.to_numpy(dtype=float)[accepted]
         proba[accepted] = bundle["pipeline"].predict_proba(X)[:, 1]
-    return pd.DataFrame({"sample": values.index, "site": bundle["site"], "probability": proba,
-                         "estimator": bundle["estimator"], "status": status,
-                         "imputed_genes": [";".join(m) for m in missing],
-                         "missing_fraction": share})
+    return pd.DataFrame(
+        {
+            "sample": values.index,
+            "site": bundle["site"],
+            "probability": proba,
+            "estimator": bundle["estimator"],
+            "status": status,
+            "imputed_genes": [";".join(m) for m in missing],
+            "missing_fraction": share,
+        }
+    )
 
 
-def predict(model, matrix: pd.DataFrame, max_missing_fraction: float = MAX_MISSING_FRACTION
-            ) -> pd.DataFrame:
+def predict(model, matrix: pd.DataFrame, max_missing_fraction: float = MAX_MISSING_FRACTION) -> pd.DataFrame:
     """Site probabilities for new samples with a saved / returned model (§7).
 
     ``matrix`` is the wide ΔCq matrix (column ``sample`` + one column per gene, or
@@ -100,8 +112,9 @@ def predict(model, matrix: pd.DataFrame, max_missing_fraction: float = MAX_MISSI
     return pd.concat(frames, ignore_index=True)[PREDICT_COLUMNS]
 
 
-def mask_genes(matrix: np.ndarray, columns: Sequence[int], fraction: float,
-               rng: np.random.Generator) -> np.ndarray:
+def mask_genes(
+    matrix: np.ndarray, columns: Sequence[int], fraction: float, rng: np.random.Generator
+) -> np.ndarray:
     """A copy of ``matrix`` with round(fraction × len(columns)) of ``columns`` set to NaN
     in every row, chosen at random per row (for the missing-gene benchmark)."""
     out = np.array(matrix, dtype=float, copy=True)

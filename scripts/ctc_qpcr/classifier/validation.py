@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,8 +49,9 @@ def grouped(groups: np.ndarray) -> bool:
     return len(np.unique(groups)) < len(groups)
 
 
-def outer_splits(y: np.ndarray, groups: np.ndarray, n_splits: int, n_repeats: int,
-                 seed: int) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+def outer_splits(
+    y: np.ndarray, groups: np.ndarray, n_splits: int, n_repeats: int, seed: int
+) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """Outer folds per repeat (§7 protocol 2); same for every estimator of a site."""
     y = np.asarray(y)
     if grouped(groups):
@@ -62,11 +64,14 @@ def outer_splits(y: np.ndarray, groups: np.ndarray, n_splits: int, n_repeats: in
         raise ClassifierInputError("fewer than 2 samples in the minority class: cannot cross-validate")
     dummy = np.zeros((len(y), 1))
     if grouped(groups):
-        return [list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed + r)
-                     .split(dummy, y, groups)) for r in range(n_repeats)]
-    folds = list(RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats,
-                                         random_state=seed).split(dummy, y))
-    return [folds[r * n_splits:(r + 1) * n_splits] for r in range(n_repeats)]
+        return [
+            list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed + r).split(dummy, y, groups))
+            for r in range(n_repeats)
+        ]
+    folds = list(
+        RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(dummy, y)
+    )
+    return [folds[r * n_splits : (r + 1) * n_splits] for r in range(n_repeats)]
 
 
 def inner_cv(y: np.ndarray, groups: np.ndarray):
@@ -121,8 +126,7 @@ class NestedSearch:
     Both see the outer training fold only.
     """
 
-    def __init__(self, name: str, grid: Mapping[str, list], seed: int = 2016,
-                 inner: str = "fast"):
+    def __init__(self, name: str, grid: Mapping[str, list], seed: int = 2016, inner: str = "fast"):
         if inner not in ("fast", "gridsearch"):
             raise ClassifierInputError(f"inner_search must be 'fast' or 'gridsearch', not {inner!r}")
         self.name, self.grid, self.seed, self.inner = name, dict(grid), seed, inner
@@ -136,8 +140,15 @@ class NestedSearch:
         elif self.inner == "fast":
             params = fast_grid_search(self.name, self.grid, X, y, groups, seed=self.seed)
         else:
-            search = GridSearchCV(pipe, self.grid, scoring="roc_auc", n_jobs=1, refit=False,
-                                  error_score="raise", cv=inner_cv(y, groups))
+            search = GridSearchCV(
+                pipe,
+                self.grid,
+                scoring="roc_auc",
+                n_jobs=1,
+                refit=False,
+                error_score="raise",
+                cv=inner_cv(y, groups),
+            )
             search.fit(X, y, **({"groups": groups} if grouped(groups) else {}))
             params = search.best_params_
         return pipe.set_params(**params).fit(X, y), dict(params)
@@ -150,8 +161,11 @@ def _fold_task(spec, X, y, groups, train, test, n_features):
         else:
             est = clone(spec).fit(_take(X, train), y[train])
         proba = est.predict_proba(_take(X, test))[:, 1]
-        mask = (selected_mask(est, n_features) if isinstance(est, Pipeline)
-                and "select" in est.named_steps else np.zeros(n_features, bool))
+        mask = (
+            selected_mask(est, n_features)
+            if isinstance(est, Pipeline) and "select" in est.named_steps
+            else np.zeros(n_features, bool)
+        )
     return proba, mask
 
 
@@ -164,11 +178,12 @@ def cross_validated(spec, X, y, groups, splits, n_jobs: int = 1, parallel=None):
     n_features = X.shape[1]
     tasks = [(r, train, test) for r, folds in enumerate(splits) for train, test in folds]
     run = parallel or Parallel(n_jobs=n_jobs)
-    results = run(delayed(one_blas_thread(_fold_task))(spec, X, y, groups, tr, te, n_features)
-                  for _, tr, te in tasks)
+    results = run(
+        delayed(one_blas_thread(_fold_task))(spec, X, y, groups, tr, te, n_features) for _, tr, te in tasks
+    )
     oof = np.full((len(splits), len(y)), np.nan)
     counts = np.zeros(n_features)
-    for (r, _, test), (proba, mask) in zip(tasks, results):
+    for (r, _, test), (proba, mask) in zip(tasks, results, strict=True):
         oof[r, test] = proba
         counts += mask
     return oof, counts / max(len(tasks), 1)
@@ -199,7 +214,7 @@ def repeat_scores(y: np.ndarray, oof: np.ndarray, splits) -> dict[str, float]:
     of the AUC of the repeat's pooled out-of-fold probabilities (earlier definition,
     biased low for small n); balanced accuracy (threshold 0.5) and Brier score of the
     pooled out-of-fold probabilities, mean over repeats."""
-    per_repeat = np.array([fold_auc(y, p, folds) for p, folds in zip(oof, splits)])
+    per_repeat = np.array([fold_auc(y, p, folds) for p, folds in zip(oof, splits, strict=True)])
     pooled = np.array([roc_auc_score(y, p) for p in oof])
     bal = np.array([balanced_accuracy_score(y, (p >= 0.5).astype(int)) for p in oof])
     brier = np.array([brier_score_loss(y, p) for p in oof])
@@ -231,8 +246,7 @@ class Prepared:
         self.Zte = scaler.transform(Xte)
         self.ytr = ytr
         scores, _ = f_classif(self.Ztr, ytr)
-        self.order = np.argsort(np.where(np.isnan(scores), np.finfo(float).min, scores),
-                                kind="mergesort")
+        self.order = np.argsort(np.where(np.isnan(scores), np.finfo(float).min, scores), kind="mergesort")
 
     def proba(self, model, k) -> np.ndarray:
         if k == "all":
@@ -248,8 +262,9 @@ def fast_fold_proba(model, k, Xtr, ytr, Xte) -> np.ndarray:
     return Prepared(Xtr, ytr, Xte).proba(model, k)
 
 
-def fast_grid_search(name: str, grid: Mapping[str, list], X: np.ndarray, y: np.ndarray,
-                     groups: np.ndarray, seed: int = 2016) -> dict[str, Any]:
+def fast_grid_search(
+    name: str, grid: Mapping[str, list], X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 2016
+) -> dict[str, Any]:
     """Best parameters as ``GridSearchCV(make_pipeline(name), grid, cv=inner, scoring="roc_auc")``
     would choose them (same ParameterGrid order, mean inner-fold AUC, first best wins),
     but with imputation/scaling/F-scores computed once per inner fold instead of once per
@@ -257,13 +272,21 @@ def fast_grid_search(name: str, grid: Mapping[str, list], X: np.ndarray, y: np.n
     """
     combos = list(ParameterGrid(dict(grid)))
     base = make_pipeline(name, seed=seed).named_steps["model"]
-    models = [clone(base).set_params(**{key[len("model__"):]: v for key, v in c.items()
-                                        if key.startswith("model__")}) for c in combos]
+    models = [
+        clone(base).set_params(
+            **{key[len("model__") :]: v for key, v in c.items() if key.startswith("model__")}
+        )
+        for c in combos
+    ]
     split_kw = {"groups": groups} if grouped(groups) else {}
     scores = []
     for train, test in inner_cv(y, groups).split(X, y, **split_kw):
         prep = Prepared(X[train], y[train], X[test])
-        scores.append([fast_auc(y[test], prep.proba(m, c.get("select__k", "all")))
-                       for m, c in zip(models, combos)])
+        scores.append(
+            [
+                fast_auc(y[test], prep.proba(m, c.get("select__k", "all")))
+                for m, c in zip(models, combos, strict=True)
+            ]
+        )
     mean = np.asarray(scores).mean(axis=0)
     return combos[int(np.argmax(mean))]
