@@ -1,11 +1,28 @@
 # Metastatic-site classifier: nested CV, permutation test, saved model, and
-# prediction for a new batch.
+# prediction for a new batch (docs/methods.md §7).
+
+
+def predict_exports():
+    """The exports listed in predict.plates: declared, so a changed export re-runs predict."""
+    if not predict_active():
+        return []
+    try:
+        return list(sheets.load_plates(config["predict"]["plates"])["path"])
+    except InputError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def predict_ipc_anchor():
+    """The training study's IPC table, read only when ipc.reference is not fixed."""
+    if config["ipc"]["reference"] is not None:
+        return []
+    return f"results/batches/{FIRST_BATCH}/plate_calibration.tsv"
 
 
 rule classifier:
     input:
         matrix=f"results/normalised/{config['normalisation']['default']}.matrix.tsv",
-        normalised=f"results/normalised/{config['normalisation']['default']}.tsv",
+        cells="results/preprocessed/cq.parquet",
         samples=config["samples"],
     output:
         metrics=report(
@@ -62,13 +79,13 @@ rule plot_classifier:
 rule predict:
     input:
         plates=config["predict"]["plates"] or [],
+        exports=predict_exports(),
         samples=config["predict"]["samples"] or [],
         exports=PREDICT_EXPORTS,
         assays=config["assays"],
         model="results/classifier/model.skops",
         chosen="results/reference_genes/chosen.tsv",
-        calibration=f"results/batches/{FIRST_BATCH}/plate_calibration.tsv",
-        training="results/normalised/{0}.tsv".format(config["normalisation"]["default"]),
+        calibration=predict_ipc_anchor(),
     output:
         probabilities=report(
             "results/predict/probabilities.tsv",
@@ -84,5 +101,6 @@ rule predict:
         chip=batch_settings(FIRST_BATCH),
         normalisation=config["normalisation"],
         ipc_reference=config["ipc"]["reference"],
+        max_missing_fraction=config["predict"]["max_missing_fraction"],
     script:
         "../../scripts/predict_sites.py"
