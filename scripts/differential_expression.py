@@ -18,7 +18,8 @@ def main(smk, log):
         smk.params.default,
         min_per_group=s["min_per_group"],
         min_site_patients=s["min_site_patients"],
-        nondetect_fisher_threshold=s["nondetect_threshold"],
+        min_detected=s.get("min_detected", 3),
+        trim=s.get("trim", 0.1),
     )
     notes = []
     for spec, path in zip(s["comparisons"], smk.output.tables):

@@ -1,4 +1,4 @@
-"""Normalisation: normaliser strategies, ΔCq, log2 NRQ, ΔΔCq (algorithms §4.3, §4.4).
+"""Normalisation: normaliser strategies, ΔCq, log2 NRQ, ΔΔCq (docs/methods.md §4.3, §4.4).
 
 Input: the Cells table (docs/data-model.md §2). Output: the Normalised tables
 (data-model §3), one per strategy:
@@ -9,7 +9,7 @@ Input: the Cells table (docs/data-model.md §2). Output: the Normalised tables
 * ``none``            — no normalisation (dcq = cq)
 
 All work is on the Cq (log) scale (§0); sign convention ``ΔCq = Cq − normaliser``.
-Formulas are restated from ``../shared/docs/algorithms.md``; no code was copied.
+Formulas are restated from docs/methods.md; no code was copied.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def global_mean(
     mode: str = "common",
     modified: bool = False,
 ) -> tuple[pd.Series, pd.Series, dict[str, list[str]]]:
-    """Global-mean normaliser (Mestdagh 2009), algorithms §4.3.
+    """Global-mean normaliser (Mestdagh 2009), docs/methods.md §4.3.
 
     mode:
         ``"common"`` (project default, per the §4.3 caveat for a small, tumour-marker
@@ -323,7 +323,7 @@ def normalise_study(
     global_mean_modified: bool = False,
     efficiency_scaled: bool = False,
 ) -> dict:
-    """Choose normalisers, normalise and compare strategies (algorithms §4).
+    """Choose normalisers, normalise and compare strategies (docs/methods.md §4).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""CTC positivity of patient samples against healthy-donor (HD) controls (algorithms.md §5).
+"""CTC positivity of patient samples against healthy-donor (HD) controls (docs/methods.md §5).
 
 Per marker (gene) and patient sample, on the ΔCq scale (smaller = more expression):
 

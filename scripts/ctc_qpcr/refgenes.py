@@ -1,4 +1,4 @@
-"""Reference-gene stability: geNorm (algorithms §4.1) and NormFinder (§4.2).
+"""Reference-gene stability: geNorm (docs/methods.md §4.1) and NormFinder (§4.2).
 
 Both methods take a samples × genes matrix of **log2-scale** values (§4 preamble):
 Cq used as is (E = 2; the sign does not matter because only differences and SDs
@@ -8,7 +8,7 @@ quantities. Never feed linear quantities directly.
 Both methods need complete data: samples with a missing value in any candidate
 gene are dropped and returned in ``dropped_samples`` so the caller can report them.
 
-Formulas are restated from ``../shared/docs/algorithms.md``; no code was copied.
+Formulas are restated from docs/methods.md; no code was copied.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class GenormResult:
 
 
 def genorm(matrix, *, v_cutoff: float = V_CUTOFF) -> GenormResult:
-    """Stepwise geNorm ranking and pairwise variation (algorithms §4.1).
+    """Stepwise geNorm ranking and pairwise variation (docs/methods.md §4.1).
 
     Parameters
     ----------
@@ -255,7 +255,7 @@ def normfinder(
     negative_variance: str = "original",
     pair_limit: float = PAIR_STABILITY_LIMIT,
 ) -> NormfinderResult:
-    """NormFinder stability (Andersen et al. 2004), algorithms §4.2.
+    """NormFinder stability (Andersen et al. 2004), docs/methods.md §4.2.
 
     Parameters
     ----------

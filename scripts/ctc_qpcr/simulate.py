@@ -9,7 +9,7 @@ Two entry points:
   holding every planted quantity.
 * :func:`simulate_chips` writes many full 96 x 96 chips quickly (benchmarks).
 
-Signal model per chamber (algorithms.md §1, §2.1; Cq on the base-2 scale)::
+Signal model per chamber (docs/methods.md §1, §2.1; Cq on the base-2 scale)::
 
     Cq_RNA(s, g) = base_g - x(s, g) / log2(E_g)       x = log2 quantity (input + patient + noise + effects)
     Cq_DNA(s, g) = Cq_VPA(s) + dCq_gDNA(g)              gDNA carry-over, same for both replicates

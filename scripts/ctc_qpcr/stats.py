@@ -1,4 +1,4 @@
-"""Test primitives for differential expression (algorithms.md §6).
+"""Test primitives for differential expression (docs/methods.md §6).
 
 Every function takes plain sequences of numbers on the log scale (ΔCq or
 log2 NRQ, §0) and returns a small frozen dataclass, so the callers in
