@@ -20,6 +20,7 @@ def main(smk, log):
         min_site_patients=s["min_site_patients"],
         min_detected=s.get("min_detected", 3),
         trim=s.get("trim", 0.1),
+        off_z=s.get("off_z", 3.5),
     )
     notes = []
     for spec, path in zip(s["comparisons"], smk.output.tables):

@@ -53,7 +53,7 @@ SPEC = {"name": "resp", "type": "two_group", "column": "response", "levels": ["r
 
 
 def test_output_columns_and_worked_example():
-    """§6 worked example: Welch numbers; the primary Yuen (10 % trim) equals Welch at n = 5/6 (nothing trimmed)."""
+    """§6 worked example: the primary test is Welch on the detected (on-level) values."""
     r = [5.1, 4.6, 5.8, 4.9, 5.3]
     n = [6.4, 7.1, 5.9, 6.8, 7.4, 6.2]
     samples = pd.DataFrame({"sample": [f"s{i}" for i in range(11)], "kind": "patient",
@@ -63,7 +63,7 @@ def test_output_columns_and_worked_example():
     table, notes = de.run_comparison(norm, samples, SPEC)
     assert list(table.columns[:15]) == de.COLUMNS
     row = table.iloc[0]
-    assert row["test"] == "yuen" and row["reason"] == ""
+    assert row["test"] == "welch" and row["reason"] == "" and row["off_a"] == row["off_b"] == 0
     assert round(row["log2fc"], 4) == 1.4933
     assert (round(row["ci_low"], 4), round(row["ci_high"], 4)) == (0.7983, 2.1884)
     assert round(row["p"], 6) == 0.000897 and row["q"] == row["p"]
@@ -71,20 +71,36 @@ def test_output_columns_and_worked_example():
     assert round(row["p_mannwhitney"], 6) == 0.004329
     assert (row["n_a"], row["n_b"], row["detected_a"], row["detected_b"]) == (5, 6, 5, 6)
     assert row["hl_shift"] > 0  # responders higher expression (lower ΔCq)
-    welch, _ = de.run_comparison(norm, samples, dict(SPEC, test="welch"))
-    assert welch.loc[0, "test"] == "welch" and round(welch.loc[0, "p"], 6) == 0.000897
+    yuen, _ = de.run_comparison(norm, samples, dict(SPEC, test="yuen"))   # 10 % trim: nothing trimmed at n = 5/6
+    assert yuen.loc[0, "test"] == "yuen" and round(yuen.loc[0, "p"], 6) == 0.000897
 
 
-def test_yuen_trims_an_off_sample():
-    """An "off" sample (background, 8-14 cycles late, still under the LOD) costs Welch its power, not Yuen."""
+def test_off_sample_is_left_out_of_the_levels():
+    """An "off" sample (background, 8-14 cycles late, still under the LOD) is called off label-blind
+    (robust z > 3.5 above the gene's median), kept in the detection rate and left out of the levels."""
     from scipy import stats as sps
 
     a = np.array([5.1, 4.6, 5.8, 4.9, 5.3, 5.0, 4.8, 5.5, 5.2, 4.7, 17.0])   # last: off, detected
     b = np.array([6.4, 7.1, 5.9, 6.8, 7.4, 6.2, 6.6, 7.0, 6.1, 6.9])
-    res = de.two_group_gene(a, np.ones(11, bool), b, np.ones(10, bool))
-    assert res["test"] == "yuen"
-    assert res["p"] == pytest.approx(sps.ttest_ind(a, b, equal_var=False, trim=0.1).pvalue, rel=1e-10)
-    assert res["p"] < 1e-4 < 0.05 < res["p_welch"]
+    samples = pd.DataFrame({"sample": [f"s{i}" for i in range(21)], "kind": "patient",
+                            "response": ["responder"] * 11 + ["non-responder"] * 10})
+    norm = pd.DataFrame({"sample": samples["sample"], "gene": "G", "dcq": np.r_[a, b], "detected": True})
+    table, _ = de.run_comparison(norm, samples, SPEC)
+    row = table.iloc[0]
+    assert (row["off_a"], row["off_b"], row["detected_a"], row["detection_rate_a"]) == (1, 0, 11, 1.0)
+    assert row["test"] == "welch"
+    assert row["p"] == pytest.approx(sps.ttest_ind(a[:-1], b, equal_var=False).pvalue, rel=1e-10)
+    assert row["p"] < 1e-6 and row["mean_a"] == pytest.approx(a[:-1].mean())
+    # without off calls the off value wrecks Welch; Yuen (10 % trim) is the robust alternative
+    raw, _ = de.run_comparison(norm, samples, SPEC, off_z=None)
+    assert raw.loc[0, "p"] > 0.05
+    assert raw.loc[0, "p_yuen"] == pytest.approx(sps.ttest_ind(a, b, equal_var=False, trim=0.1).pvalue, rel=1e-10)
+    # the call sees no labels; the matrix form used by the benchmark gives the same calls
+    from ctc_qpcr import robust_tests as rt
+
+    calls = de.call_on(norm.assign(strategy=""))
+    assert calls.tolist() == [True] * 10 + [False] + [True] * 10
+    assert (~rt.off_mask(np.r_[a, b][None, :])[0]).tolist() == calls.tolist()
 
 
 def test_two_group_too_few_is_skipped_with_note():

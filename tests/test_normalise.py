@@ -11,6 +11,7 @@ from ctc_qpcr.normalise import (
     LONG_COLUMNS,
     delta_cq,
     delta_delta_cq,
+    estimate_missing_references,
     global_mean,
     log2_nrq,
     normalise_study,
@@ -93,11 +94,62 @@ def test_reference_normaliser_missing_references():
     )
     det = cq < 35
     norm, flags, used = reference_normaliser(cq, det, ["R1", "R2"])
-    assert norm["a"] == 19.0 and norm["b"] == 19.0 and np.isnan(norm["c"])
+    # b lacks R2: estimated as its R1 + the study's mean R2 − R1 (= 2, from a) -> 21, normaliser (19 + 21)/2
+    assert norm["a"] == 19.0 and norm["b"] == 20.0 and np.isnan(norm["c"])
     assert flags.tolist() == ["", "reference_missing:R2", "no_normaliser;reference_missing:R1;reference_missing:R2"]
     assert used["b"] == ["R1"]
     dcq = delta_cq(cq, norm)
     assert dcq.loc["a", "T"] == 11.0 and np.isnan(dcq.loc["c", "T"])
+    # at least 2 detected reference genes required: b is left without a normaliser
+    norm2, flags2, _ = reference_normaliser(cq, det, ["R1", "R2"], min_genes=2)
+    assert norm2["a"] == 19.0 and np.isnan(norm2["b"])
+    assert flags2["b"] == "no_normaliser;reference_missing:R2;too_few_reference_genes"
+
+
+def test_sample_with_a_failed_reference_has_its_twins_dcq():
+    """Issue 16 item 3: a sample missing its ACTB (Cq ≈ 15 where GAPDH ≈ 18) gets the ΔCq of its identical twin,
+    not 1.5 cycles off; samples with every reference keep the classic ΔCq = Cq − mean(reference Cq)."""
+    rng = np.random.default_rng(3)
+    n = 30
+    shift = rng.normal(0, 1, n)                      # material per sample, shared by every gene
+    base = {"ACTB": 15.0, "GAPDH": 18.0, "B2M": 16.5, "KRT19": 27.0}
+    cq = pd.DataFrame({g: b + shift + rng.normal(0, 0.1, n) for g, b in base.items()},
+                      index=[f"S{i:02d}" for i in range(n)])
+    cq.loc["TWIN"] = cq.loc["S00"]
+    det = pd.DataFrame(True, index=cq.index, columns=cq.columns)
+    det.loc["TWIN", "ACTB"] = False
+    cq.loc["TWIN", "ACTB"] = 36.0                      # imputed LOD + 1, must not enter
+    refs = ["ACTB", "GAPDH", "B2M"]
+    norm, flags, _ = reference_normaliser(cq, det, refs)
+    dcq = delta_cq(cq, norm)
+    classic = cq.loc["S05", "KRT19"] - cq.loc["S05", refs].mean()
+    assert dcq.loc["S05", "KRT19"] == pytest.approx(classic, abs=1e-12)          # classic ΔCq kept
+    assert dcq.loc["TWIN", "KRT19"] == pytest.approx(dcq.loc["S00", "KRT19"], abs=0.1)
+    old = cq.loc["TWIN", "KRT19"] - cq.loc["TWIN", ["GAPDH", "B2M"]].mean()       # mean of the remaining refs
+    assert abs(old - dcq.loc["S00", "KRT19"]) > 0.5                           # old rule: 0.74 off
+    assert flags["TWIN"] == "reference_missing:ACTB"
+    # exact with noise-free references: the estimate is the twin's own value
+    cq2 = cq.copy()
+    for g in refs:
+        cq2[g] = base[g] + np.r_[shift, shift[0]]
+    norm2, _, _ = reference_normaliser(cq2.assign(ACTB=cq2["ACTB"].where(~cq2.index.isin(["TWIN"]), 36.0)), det, refs)
+    assert norm2["TWIN"] == pytest.approx(norm2["S00"], abs=1e-9)
+
+
+def test_nrq_gene_means_from_detected_values_only():
+    """Issue 16 item 3: an imputed non-detect of a reference gene does not shift every sample's log2 NRQ."""
+    cq = pd.DataFrame({"R1": [18.0, 19.0, 18.5, 36.0], "R2": [20.0, 21.0, 20.5, 21.2], "T": [30.0, 31.0, 30.0, 30.7]},
+                      index=["a", "b", "c", "d"])
+    det = cq < 35
+    filled = estimate_missing_references(cq, det, ["R1", "R2"])
+    assert filled.loc["d", "R1"] == pytest.approx(21.2 - 2.0)
+    used = {s: ["R1", "R2"] for s in cq.index}
+    with_d = log2_nrq(cq, None, used, det, filled)
+    without = log2_nrq(cq.loc[["a", "b", "c"]], None, used, det.loc[["a", "b", "c"]], filled.loc[["a", "b", "c"]])
+    # the detected samples' NRQ only moves by the gene-mean change that d's detected T brings (R1's mean unchanged)
+    assert with_d.loc[["a", "b", "c"], "R1"].to_numpy() == pytest.approx(without["R1"].to_numpy(), abs=0.2)
+    old = log2_nrq(cq, None, used)                        # mean over the imputed 36 too
+    assert abs(old.loc["a", "T"] - with_d.loc["a", "T"]) > 1.0
 
 
 def test_delta_delta_cq():
@@ -194,7 +246,18 @@ def test_normalise_study_missing_references_are_flagged_not_dropped():
     res = normalise_study(cells, samples, assays, reference_genes=["ACTB", "GAPDH"], strategies=("reference",))
     t = res["normalised"]["reference"].set_index(["sample", "gene"])
     assert t.loc[("P1", "KRT19"), "flags"] == "reference_missing:ACTB"
-    assert t.loc[("P1", "KRT19"), "normaliser"] == pytest.approx(t.loc[("P1", "GAPDH"), "cq"])
+    # P1's ACTB estimated as its GAPDH + the study's mean ACTB − GAPDH (the others: both detected)
+    both = t.xs("ACTB", level="gene")["detected"] & t.xs("GAPDH", level="gene")["detected"]
+    d = (t.xs("ACTB", level="gene")["cq"] - t.xs("GAPDH", level="gene")["cq"])[both].mean()
+    gapdh = t.loc[("P1", "GAPDH"), "cq"]
+    assert t.loc[("P1", "KRT19"), "normaliser"] == pytest.approx((gapdh + gapdh + d) / 2)
+    # with two detected reference genes required, P1 has no ΔCq and is listed with the reason
+    strict = normalise_study(cells, samples, assays, reference_genes=["ACTB", "GAPDH"], strategies=("reference",),
+                             min_reference_genes=2)
+    ex = strict["excluded"].set_index("sample")
+    assert set(ex.index) == {"P1", "P2"} and ex.loc["P1", "reason"].startswith("too few detected reference genes")
+    t2 = strict["normalised"]["reference"].set_index(["sample", "gene"])
+    assert np.isnan(t2.loc[("P1", "KRT19"), "dcq"]) and np.isnan(t2.loc[("P1", "KRT19"), "log2_nrq"])
     assert np.isnan(t.loc[("P2", "KRT19"), "dcq"]) and np.isnan(t.loc[("P2", "KRT19"), "normaliser"])
     assert "no_normaliser" in t.loc[("P2", "KRT19"), "flags"]
     assert bool(t.loc[("P1", "ACTB"), "detected"]) is False

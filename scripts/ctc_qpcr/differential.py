@@ -77,6 +77,10 @@ from .errors import ConfigError
 #: Primary two-group test: Yuen's trimmed-means t on the detected ΔCq, 10 % trimmed from
 #: each end (chosen by benchmarks/bench_differential.py; docs/methods.md §6).
 YUEN_TRIM = 0.1
+#: "Off" call: a detected ΔCq more than OFF_Z robust SDs above the gene's median (see call_on);
+#: 3.5 = the modified z-score cut-off of Iglewicz & Hoaglin.
+OFF_Z = 3.5
+OFF_MIN_SD = 0.5
 
 TYPES = ("two_group", "per_site", "multi_group", "timepoints")
 TESTS = {
@@ -172,8 +176,9 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _prepare(normalised: pd.DataFrame, samples: pd.DataFrame, spec: dict, notes: list[str]) -> pd.DataFrame:
-    """Join, filter and (optionally) pool; returns one row per unit × gene × strategy."""
+def _prepare(normalised: pd.DataFrame, samples: pd.DataFrame, spec: dict, notes: list[str],
+             off_z: float | None = OFF_Z) -> pd.DataFrame:
+    """Join, filter, call "off" values and (optionally) pool; one row per unit × gene × strategy."""
     data = normalised.copy()
     if "strategy" not in data.columns:
         data["strategy"] = ""
@@ -204,36 +209,66 @@ def _prepare(normalised: pd.DataFrame, samples: pd.DataFrame, spec: dict, notes:
     data = data[np.isfinite(data["dcq"].astype(float))]
     if "patient" not in data.columns:
         data["patient"] = data["sample"]
+    data["on"] = call_on(data, off_z)
     if spec["pool"] == "patient":
-        by = ["strategy", "gene", "unit"]
-        if spec["type"] == "timepoints":
-            by.append(spec["column"])
-        labels = [c for c in data.columns if c not in by + ["sample", "dcq", "detected", "_level"]]
-        data = data.assign(_level=data["dcq"].where(data["detected"]))
-        grouped = data.groupby(by, sort=True)
-        pooled = grouped.agg(_all=("dcq", "mean"), _level=("_level", "mean"), _n_det=("detected", "sum"),
-                             n_samples=("sample", "size"))
-        # detection = share of the patient's draws detected; level = mean of the detected draws only
-        # (the imputed mean is kept only for patients with no detected draw, for the tied-rank test)
-        pooled["detected"] = pooled["_n_det"] > 0
-        pooled["detected_fraction"] = pooled["_n_det"] / pooled["n_samples"]
-        pooled["dcq"] = pooled["_level"].where(pooled["detected"], pooled["_all"])
-        pooled = pooled.drop(columns=["_all", "_level", "_n_det"])
-        for col in labels:
-            nunique = grouped[col].nunique(dropna=False)
-            if (nunique > 1).any():
-                bad = sorted({str(k[2]) for k in nunique[nunique > 1].index})
-                notes.append(
-                    f"{spec['name']}: patients {', '.join(bad[:10])} have several values of {col!r}; "
-                    "the first is used after pooling"
-                )
-            pooled[col] = grouped[col].first()
-        data = pooled.reset_index()
-        if (data["n_samples"] > 1).any():
-            notes.append(f"{spec['name']}: pooled several samples per patient: detection = share of the "
-                         "patient's draws detected, level = mean ΔCq of the detected draws")
-    else:
-        data["detected_fraction"] = data["detected"].astype(float)
+        return _pool(data, spec, notes)
+    data["detected_fraction"] = data["detected"].astype(float)
+    return data
+
+
+def call_on(data: pd.DataFrame, off_z: float | None = OFF_Z) -> pd.Series:
+    """Detected values at the gene's expressed level (not "off"), per strategy × gene, label-blind.
+
+    A CTC sample whose cells do not express a gene can still give a late background
+    signal (8-14 cycles later, often under the LOD, so called detected). A detected ΔCq
+    more than ``off_z`` robust SDs above the median of the gene's detected ΔCq (robust
+    SD = 1.4826 · MAD, at least :data:`OFF_MIN_SD` cycles) is called "off": it counts as
+    detected for the detection rate but is left out of every level statistic. Computed
+    over all units of the comparison without their group labels, so it cannot favour a
+    group. ``off_z`` None or 0: no off calls.
+    """
+    det = data["detected"].to_numpy(bool)
+    if not off_z:
+        return pd.Series(det, index=data.index)
+    level = data["dcq"].where(data["detected"])
+    keys = [data["strategy"], data["gene"]]
+    med = level.groupby(keys).transform("median")
+    mad = (level - med).abs().groupby(keys).transform("median")
+    sd = np.maximum(1.4826 * mad.to_numpy(float), OFF_MIN_SD)
+    with np.errstate(invalid="ignore"):
+        off = det & ((level - med).to_numpy(float) > off_z * sd)
+    return pd.Series(det & ~off, index=data.index)
+
+
+def _pool(data: pd.DataFrame, spec: dict, notes: list[str]) -> pd.DataFrame:
+    """One row per patient: detection = share of its draws detected, level = mean ΔCq of its on-level draws."""
+    by = ["strategy", "gene", "unit"]
+    if spec["type"] == "timepoints":
+        by.append(spec["column"])
+    labels = [c for c in data.columns if c not in by + ["sample", "dcq", "detected", "on"]]
+    data = data.assign(_level=data["dcq"].where(data["on"]))
+    grouped = data.groupby(by, sort=True)
+    pooled = grouped.agg(_all=("dcq", "mean"), _level=("_level", "mean"), _n_det=("detected", "sum"),
+                         _n_on=("on", "sum"), n_samples=("sample", "size"))
+    # the imputed mean is kept only for patients with no on-level draw (for the tied-rank test)
+    pooled["detected"] = pooled["_n_det"] > 0
+    pooled["on"] = pooled["_n_on"] > 0
+    pooled["detected_fraction"] = pooled["_n_det"] / pooled["n_samples"]
+    pooled["dcq"] = pooled["_level"].where(pooled["on"], pooled["_all"])
+    pooled = pooled.drop(columns=["_all", "_level", "_n_det", "_n_on"])
+    for col in labels:
+        if col == "_level":
+            continue
+        nunique = grouped[col].nunique(dropna=False)
+        if (nunique > 1).any():
+            bad = sorted({str(k[2]) for k in nunique[nunique > 1].index})
+            notes.append(f"{spec['name']}: patients {', '.join(bad[:10])} have several values of {col!r}; "
+                         "the first is used after pooling")
+        pooled[col] = grouped[col].first()
+    data = pooled.reset_index()
+    if (data["n_samples"] > 1).any():
+        notes.append(f"{spec['name']}: pooled several samples per patient: detection = share of the "
+                     "patient's draws detected, level = mean ΔCq of the detected (on-level) draws")
     return data
 
 
@@ -273,13 +308,17 @@ def two_group_gene(
     trim: float = YUEN_TRIM,
     frac_a: np.ndarray | None = None,
     frac_b: np.ndarray | None = None,
+    on_a: np.ndarray | None = None,
+    on_b: np.ndarray | None = None,
     nondetect_fisher_threshold: float | None = None,
 ) -> dict:
     """All statistics of one gene for A vs B; ``p``/``statistic``/``test`` = primary test.
 
-    Levels (means, log2fc, CI, every level test) use the detected values only and are
-    computed only when both groups have ≥ ``min_detected`` detected values; otherwise
-    they are empty and ``reason`` says why. Detection is always compared:
+    Levels (means, log2fc, CI, every level test) use the detected values at the gene's
+    expressed level only (``on_a/b``, default = detected; "off" values: see
+    :func:`call_on`) and are computed only when both groups have ≥ ``min_detected`` of
+    them; otherwise they are empty and ``reason`` says why. Primary test (``auto``):
+    Welch on those values. Detection is always compared:
     ``detection_rate_a/b`` (mean of ``frac_a/b``, the per-unit detected fraction; = the
     detected flags when not pooled), ``detection_diff`` and ``p_fisher`` (Fisher's exact
     test on detected units; for pooled units ``p_detection`` compares the fractions).
@@ -291,6 +330,9 @@ def two_group_gene(
     fb = det_b.astype(float) if frac_b is None else np.asarray(frac_b, float)
     na, nb = dcq_a.size, dcq_b.size
     ka, kb = int(det_a.sum()), int(det_b.sum())
+    lev_a = det_a if on_a is None else np.asarray(on_a, bool) & det_a
+    lev_b = det_b if on_b is None else np.asarray(on_b, bool) & det_b
+    la, lb = int(lev_a.sum()), int(lev_b.sum())
     floor = _floor(dcq_a, dcq_b)
     mw = stats.mann_whitney(_bottom_tied(dcq_a, det_a, floor), _bottom_tied(dcq_b, det_b, floor))
     fi = stats.fisher_detection(ka, na, kb, nb)
@@ -302,12 +344,13 @@ def two_group_gene(
         "statistic": math.nan, "p_mannwhitney": mw.p, "p_fisher": fi.p,
         "detection_rate_a": rate_a, "detection_rate_b": rate_b, "detection_diff": rate_a - rate_b,
         "p_detection": stats.mann_whitney(fa, fb).p if pooled else fi.p,
-        "reason": _reason(ka, na, kb, nb, min_detected),
+        "reason": _reason(la, na, lb, nb, min_detected),
+        "off_a": ka - la, "off_b": kb - lb,
     }
     row.update(dict.fromkeys(_LEVEL_KEYS, math.nan))
     if row["reason"]:
         return row
-    xa, xb = dcq_a[det_a], dcq_b[det_b]
+    xa, xb = dcq_a[lev_a], dcq_b[lev_b]
     w = stats.welch_t(xa, xb)
     fc = stats.fold_change_dcq(w.diff, w.ci_low, w.ci_high)
     mwd = rt.mann_whitney(xa, xb)
@@ -315,7 +358,7 @@ def two_group_gene(
     yu, bm = rt.yuen(xa, xb, trim), rt.brunner_munzel(xa, xb)
     p_yuen, p_bm = float(yu.p[0]), float(bm.p[0])
     hurdle_p = stats.fisher_combine([fi.p, w.p]) if math.isfinite(fi.p) else math.nan
-    choice = {"auto": "yuen"}.get(test, test)
+    choice = {"auto": "welch"}.get(test, test)
     primary = {
         "yuen": (float(yu.statistic[0]), p_yuen),
         "welch": (w.t, w.p),
@@ -352,6 +395,7 @@ def _binary(
     dcq = data["dcq"].to_numpy(float)
     det = data["detected"].to_numpy(bool)
     frac = data["detected_fraction"].to_numpy(float) if "detected_fraction" in data else det.astype(float)
+    on = data["on"].to_numpy(bool) if "on" in data else det
     mask_a = in_a.reindex(data.index).to_numpy(bool)
     mask_b = in_b.reindex(data.index).to_numpy(bool)
     for (strategy, gene), idx in data.groupby(["strategy", "gene"], sort=True).indices.items():
@@ -365,6 +409,7 @@ def _binary(
         else:
             row.update(two_group_gene(
                 dcq[ia], det[ia], dcq[ib], det[ib], test=spec["test"], frac_a=frac[ia], frac_b=frac[ib],
+                on_a=on[ia], on_b=on[ib],
                 min_detected=opts.get("min_detected", 3), trim=opts.get("trim", YUEN_TRIM),
             ))
         rows.append(row)
@@ -463,7 +508,7 @@ def _multi_group(data, spec, notes, *, min_per_group, **opts):
     min_det = opts.get("min_detected", 3)
     for (strategy, gene), sub in data.groupby(["strategy", "gene"], sort=True):
         parts = [sub[sub[col] == lvl] for lvl in used]
-        levels_det = [p.loc[p["detected"].astype(bool), "dcq"].to_numpy(float) for p in parts]
+        levels_det = [p.loc[p["on"].astype(bool), "dcq"].to_numpy(float) for p in parts]
         k = [v.size for v in levels_det]
         row = {
             "gene": gene, "strategy": strategy, "comparison": spec["name"],
@@ -516,6 +561,7 @@ def run_comparison(
     min_site_patients: int = 5,
     lmm_engine: str = "profile",
     trim: float = YUEN_TRIM,
+    off_z: float | None = OFF_Z,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Run one comparison spec on a normalised table (one or several strategies).
 
@@ -526,13 +572,14 @@ def run_comparison(
     ``min_detected``: levels (fold changes, CIs, level tests, mixed model) need this many
     detected units in every group / time point; else the row's ``reason`` says why.
     ``nondetect_fisher_threshold``: no longer used (accepted for old configs).
-    ``trim``: trimming fraction of the primary Yuen test.
+    ``trim``: trimming fraction of the Yuen test (``test: yuen``).
+    ``off_z``: robust z above which a detected ΔCq is "off" (:func:`call_on`); None/0 = no calls.
     ``min_site_patients``: per_site needs this many patients with and without a site.
     ``lmm_engine``: "profile" (fast closed-form REML) or "statsmodels" (MixedLM).
     """
     spec = validate_spec(spec)
     notes: list[str] = []
-    data = _prepare(normalised, samples, spec, notes)
+    data = _prepare(normalised, samples, spec, notes, off_z)
     if data.empty:
         notes.append(f"{spec['name']}: skipped — no samples left after the filter {spec['filter']}")
         return _empty(_extra_for(spec["type"])), notes

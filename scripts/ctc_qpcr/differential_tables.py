@@ -17,7 +17,7 @@ EXTRA_TWO_GROUP = [
     "comparison", "level_a", "level_b", "site", "p_welch", "p_mannwhitney", "hl_shift",
     "p_fisher", "p_welch_detected", "p_hurdle",
     "reason", "detection_rate_a", "detection_rate_b", "detection_diff",
-    "p_brunner_munzel", "p_yuen", "p_mannwhitney_detected", "p_detection",
+    "p_brunner_munzel", "p_yuen", "p_mannwhitney_detected", "p_detection", "off_a", "off_b",
 ]
 EXTRA_MULTI = ["comparison", "level_a", "level_b", "groups", "p_anova", "p_welch_anova", "p_kruskal", "reason"]
 EXTRA_TIME = [

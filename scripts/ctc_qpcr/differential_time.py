@@ -267,6 +267,7 @@ def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_de
     unit_code = pd.factorize(data["unit"].astype(str), sort=True)[0]  # code order = string order
     dcq_all = data["dcq"].to_numpy(float)
     det_all = data["detected"].to_numpy(bool)
+    on_all = data["on"].to_numpy(bool) if "on" in data else det_all
     frac_all = data["detected_fraction"].to_numpy(float)
     tp_all = data[col].map({lvl: i for i, lvl in enumerate(tps)}).to_numpy(int)
     grp_code = pd.factorize(data["_grp"].astype(str), sort=True)[0]
@@ -287,10 +288,10 @@ def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_de
         if do_paired:
             _, pa, pb = np.intersect1d(unit_code[ia], unit_code[ib], assume_unique=True, return_indices=True)
             ja, jb = ia[pa], ib[pb]
-            row.update(_paired(dcq_all[ja], dcq_all[jb], det_all[ja], det_all[jb], spec, min_detected))
+            row.update(_paired(dcq_all[ja], dcq_all[jb], on_all[ja], on_all[jb], spec, min_detected))
         if do_lmm:
             ix = idx[has_grp[idx]] if with_group else idx
-            row.update(_lmm(dcq_all[ix], det_all[ix], tp_all[ix], grp_code[ix], unit_code[ix], len(tps),
+            row.update(_lmm(dcq_all[ix], on_all[ix], tp_all[ix], grp_code[ix], unit_code[ix], len(tps),
                             with_group, lmm_engine, min_detected))
             if row["lmm_reason"] and not row["lmm_reason"].startswith(("not detected", "fewer than")):
                 lmm_problems.append(f"{gene} ({strategy}): {row['lmm_reason']}" if strategy else

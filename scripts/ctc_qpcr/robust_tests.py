@@ -13,6 +13,7 @@ Formulas: docs/methods.md §6 (Welch, Mann–Whitney, Brunner–Munzel, Yuen).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,6 +176,20 @@ def _trimmed(x: np.ndarray, trim: float) -> tuple[np.ndarray, np.ndarray, np.nda
         wvar = np.where(valid, (wins - wmean[:, None]) ** 2, 0.0).sum(axis=1) / (n - 1)
         d = (n - 1) * wvar / (h * (h - 1))
     return tmean, d, h.astype(float)
+
+
+def off_mask(x, off_z: float = 3.5, min_sd: float = 0.5) -> np.ndarray:
+    """Per row, values more than ``off_z`` robust SDs above the row median ("off", background level).
+
+    Robust SD = 1.4826 · MAD, at least ``min_sd``; NaN cells are never off. The matrix form
+    of ``differential.call_on`` (same rule), for the benchmark.
+    """
+    x = np.atleast_2d(np.asarray(x, float))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(x, axis=1, keepdims=True)
+        sd = np.maximum(1.4826 * np.nanmedian(np.abs(x - med), axis=1, keepdims=True), min_sd)
+        return np.isfinite(x) & ((x - med) > off_z * sd)
 
 
 #: The candidates of the benchmark (name -> row test).
