@@ -37,13 +37,18 @@ never-detected genes "significant". So:
 * detection is always compared separately: ``detection_rate_a/b``,
   ``detection_diff``, ``p_fisher`` (Fisher's exact test), ``p_detection``
   (Mann–Whitney on per-patient detected fractions when pooled);
-* the **primary two-group test** (``test: auto``) is **Yuen's trimmed-means t** on
-  the detected ΔCq, 10 % trimmed from each end (``trim``). Chosen by measurement
-  (benchmarks/bench_differential.py, table in benchmarks/README.md): on "on/off"
-  data (a few samples at background level, 8-14 cycles late but still detected)
-  Welch loses power and the rank tests are liberal with unequal variances or small
-  detected counts; Yuen 10 % keeps type-I 0.038-0.066 at α 0.05 in 18 null
-  scenarios with the best power among the valid tests;
+* "off" values: a captured cell population that does not express a gene can still
+  give a late background signal (8-14 cycles later, often under the LOD, so called
+  detected). :func:`call_on` calls a detected ΔCq "off" when it lies more than
+  ``off_z`` (3.5) robust SDs above the gene's median over all units of the
+  comparison, without their labels; off values count as detected for the
+  detection rate (``off_a/off_b``) and stay out of every level statistic;
+* the **primary two-group test** (``test: auto``) is **Welch's t on the on-level
+  detected ΔCq**, chosen by measurement (benchmarks/bench_differential.py, table in
+  benchmarks/README.md): type-I 0.045-0.065 at α 0.05 in 18 null scenarios (0, 30,
+  60 % non-detects, on/off mixtures, unequal variances; 8 vs 25 and 15 vs 15) with
+  the best power among the valid tests; Welch on all detected values loses power on
+  on/off data, rank tests are liberal with unequal variances or few detected values;
 * ``test:`` can ask for ``welch`` / ``brunner_munzel`` (detected values),
   ``mann_whitney`` (non-detects tied below every detected value, a detection-aware
   rank test) or ``hurdle`` (Fisher's method over Fisher's exact test and Welch on the
@@ -74,8 +79,7 @@ from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401
 from .differential_time import timepoints as _timepoints
 from .errors import ConfigError
 
-#: Primary two-group test: Yuen's trimmed-means t on the detected ΔCq, 10 % trimmed from
-#: each end (chosen by benchmarks/bench_differential.py; docs/methods.md §6).
+#: Trimming of the Yuen test (``test: yuen``, column p_yuen), 10 % from each end.
 YUEN_TRIM = 0.1
 #: "Off" call: a detected ΔCq more than OFF_Z robust SDs above the gene's median (see call_on);
 #: 3.5 = the modified z-score cut-off of Iglewicz & Hoaglin.

@@ -119,7 +119,8 @@ def brunner_munzel(a, b) -> RowTest:
     rc = _ranks(np.concatenate([a, b], axis=1))
     rca, rcb = rc[:, : a.shape[1]], rc[:, a.shape[1]:]
     ra, rb = _ranks(a), _ranks(b)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)            # rows with an empty group -> NaN
         ma, mb = np.nanmean(rca, axis=1), np.nanmean(rcb, axis=1)
         sa = np.nansum((rca - ra - ma[:, None] + (na[:, None] + 1) / 2.0) ** 2, axis=1) / (na - 1)
         sb = np.nansum((rcb - rb - mb[:, None] + (nb[:, None] + 1) / 2.0) ** 2, axis=1) / (nb - 1)
