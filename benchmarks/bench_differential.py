@@ -43,9 +43,9 @@ from ctc_qpcr import robust_tests as rt  # noqa: E402
 from ctc_qpcr import stats  # noqa: E402
 from ctc_qpcr.differential_time import fit_time_lmm  # noqa: E402
 
-IMPUTED = 14.0           # ΔCq of a non-detect (LOD + 1 − normaliser), normaliser spread 0.3
+IMPUTED = 14.0  # ΔCq of a non-detect (LOD + 1 − normaliser), normaliser spread 0.3
 OFF_SHIFT = (8.0, 14.0)  # an "off" sample: background only, 8-14 cycles later
-OFF_CENSORED = 0.7       # ... and then usually above the LOD (a non-detect)
+OFF_CENSORED = 0.7  # ... and then usually above the LOD (a non-detect)
 
 
 def draw_group(rng, reps: int, n: int, nd: float, dist: str, sd: float = 1.0, shift: float = 0.0):
@@ -64,9 +64,11 @@ def old_tests(rng, a, da, b, db, min_detected: int) -> dict[str, np.ndarray]:
     """The previous primary tests, on every sample (imputed / tied / two-part)."""
     ia = np.where(da, a, IMPUTED + rng.normal(0, 0.3, a.shape))
     ib = np.where(db, b, IMPUTED + rng.normal(0, 0.3, b.shape))
-    top = 1e6                     # tied above every detected ΔCq (below every detected level)
-    out = {"welch_imputed": rt.welch(ia, ib)[0].p,
-           "mw_tied": rt.mann_whitney(np.where(da, a, top), np.where(db, b, top)).p}
+    top = 1e6  # tied above every detected ΔCq (below every detected level)
+    out = {
+        "welch_imputed": rt.welch(ia, ib)[0].p,
+        "mw_tied": rt.mann_whitney(np.where(da, a, top), np.where(db, b, top)).p,
+    }
     wd = rt.welch(a, b)[0].p
     cache: dict[tuple, float] = {}
     keys = np.stack([da.sum(1), db.sum(1)], axis=1)
@@ -89,7 +91,7 @@ def new_tests(a, b, min_detected: int) -> dict[str, np.ndarray]:
     # the workflow's primary test: "off" values called label-blind over both groups, Welch on the rest
     off = rt.off_mask(np.concatenate([a, b], axis=1))
     a_on = np.where(off[:, : a.shape[1]], np.nan, a)
-    b_on = np.where(off[:, a.shape[1]:], np.nan, b)
+    b_on = np.where(off[:, a.shape[1] :], np.nan, b)
     enough = (np.isfinite(a_on).sum(1) >= min_detected) & (np.isfinite(b_on).sum(1) >= min_detected)
     out["welch_on"] = np.where(enough, rt.welch(a_on, b_on)[0].p, np.nan)
     out["yuen_on"] = np.where(enough, rt.yuen(a_on, b_on, 0.1).p, np.nan)
@@ -113,12 +115,30 @@ def rates(pvals: dict[str, np.ndarray], alpha: float) -> dict[str, tuple[float, 
     return res
 
 
-ORDER = ["welch_on", "yuen_on", "yuen_detected", "yuen20_detected", "brunner_munzel_detected", "mann_whitney_detected", "welch_detected",
-         "welch_imputed", "mw_tied", "hurdle"]
-SHORT = {"welch_on": "**Welch on**", "yuen_on": "Yuen 10 % on", "brunner_munzel_detected": "BM det",
-         "mann_whitney_detected": "MW det", "yuen_detected": "Yuen 10 % det",
-         "yuen20_detected": "Yuen 20 % det",
-         "welch_detected": "Welch det", "welch_imputed": "Welch imp", "mw_tied": "MW tied", "hurdle": "two-part"}
+ORDER = [
+    "welch_on",
+    "yuen_on",
+    "yuen_detected",
+    "yuen20_detected",
+    "brunner_munzel_detected",
+    "mann_whitney_detected",
+    "welch_detected",
+    "welch_imputed",
+    "mw_tied",
+    "hurdle",
+]
+SHORT = {
+    "welch_on": "**Welch on**",
+    "yuen_on": "Yuen 10 % on",
+    "brunner_munzel_detected": "BM det",
+    "mann_whitney_detected": "MW det",
+    "yuen_detected": "Yuen 10 % det",
+    "yuen20_detected": "Yuen 20 % det",
+    "welch_detected": "Welch det",
+    "welch_imputed": "Welch imp",
+    "mw_tied": "MW tied",
+    "hurdle": "two-part",
+}
 
 
 def null_table(rng, reps: int, min_detected: int) -> tuple[str, dict]:
@@ -135,7 +155,9 @@ def null_table(rng, reps: int, min_detected: int) -> tuple[str, dict]:
                     cells.append(f"{r05[t][0]:.3f} / {r01[t][0]:.3f}")
                     worst[t] += [r05[t][0], r01[t][0]]
                 ran = r05["welch_on"][1]
-                lines.append(f"| {na} vs {nb} | {int(nd * 100)} % | {dist} | " + " | ".join(cells) + f" | {ran:.2f} |")
+                lines.append(
+                    f"| {na} vs {nb} | {int(nd * 100)} % | {dist} | " + " | ".join(cells) + f" | {ran:.2f} |"
+                )
     return "\n".join(lines), worst
 
 
@@ -149,15 +171,20 @@ def power_table(rng, reps: int, min_detected: int) -> str:
                     r = rates(scenario(rng, reps, na, nb, nd, dist, min_detected, effect=eff), 0.05)
                     # power over all replicates (a test that could not run did not reject)
                     cells = [f"{r[t][0] * r[t][1]:.3f}" for t in ORDER]
-                    lines.append(f"| {na} vs {nb} | {int(nd * 100)} % | {dist} | {eff} | " + " | ".join(cells) + " |")
+                    lines.append(
+                        f"| {na} vs {nb} | {int(nd * 100)} % | {dist} | {eff} | " + " | ".join(cells) + " |"
+                    )
     return "\n".join(lines)
 
 
 def lmm_table(rng, reps: int) -> str:
     import pandas as pd
 
-    lines = ["| patients | missing follow-up draws | test | α 0.05 time | α 0.01 time | α 0.05 time×group | α 0.01 time×group |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| patients | missing follow-up draws | test | α 0.05 time | α 0.01 time | α 0.05 time×group | α "
+        "0.01 time×group |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for n_pat in (10, 15):
         res = {"wald": [], "f": []}
         for _ in range(reps):
@@ -181,9 +208,15 @@ def lmm_table(rng, reps: int) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=4000, help="null replicates per scenario (default 4000)")
-    ap.add_argument("--power-reps", type=int, default=2000, help="replicates per power scenario (default 2000)")
-    ap.add_argument("--lmm-reps", type=int, default=2000, help="mixed-model replicates per cohort size (default 2000)")
-    ap.add_argument("--min-detected", type=int, default=3, help="detected samples needed per group (default 3)")
+    ap.add_argument(
+        "--power-reps", type=int, default=2000, help="replicates per power scenario (default 2000)"
+    )
+    ap.add_argument(
+        "--lmm-reps", type=int, default=2000, help="mixed-model replicates per cohort size (default 2000)"
+    )
+    ap.add_argument(
+        "--min-detected", type=int, default=3, help="detected samples needed per group (default 3)"
+    )
     ap.add_argument("--seed", type=int, default=2016)
     ap.add_argument("--skip-lmm", action="store_true")
     a = ap.parse_args(argv)
@@ -196,8 +229,10 @@ def main(argv=None) -> int:
     for t in ORDER:
         v = np.array(worst[t]).reshape(-1, 2)
         ok = (v[:, 0] >= 0.04).all() and (v[:, 0] <= 0.06).all() and (v[:, 1] <= 0.015).all()
-        print(f"* {SHORT[t]}: {v[:, 0].min():.3f}-{v[:, 0].max():.3f} | {v[:, 1].min():.3f}-{v[:, 1].max():.3f}"
-              f" {'(meets the target)' if ok else '(misses the target)'}")
+        print(
+            f"* {SHORT[t]}: {v[:, 0].min():.3f}-{v[:, 0].max():.3f} | {v[:, 1].min():.3f}-{v[:, 1].max():.3f}"
+            f" {'(meets the target)' if ok else '(misses the target)'}"
+        )
     print(f"\n## Power at α 0.05 ({a.power_reps} replicates; effect = ΔCq shift in cycles, group A higher)\n")
     print(power_table(rng, a.power_reps, a.min_detected))
     if not a.skip_lmm:

@@ -10,7 +10,10 @@ from ctc_qpcr.tables import read_tsv, write_tsv
 
 def main(smk, log):
     s = smk.params.settings
-    normalised = {strategy: read_tsv(path) for strategy, path in zip(smk.params.strategies, smk.input.normalised)}
+    normalised = {
+        strategy: read_tsv(path)
+        for strategy, path in zip(smk.params.strategies, smk.input.normalised, strict=True)
+    }
     results = run_all(
         normalised,
         sheets.load_samples(smk.input.samples),
@@ -23,7 +26,7 @@ def main(smk, log):
         off_z=s.get("off_z", 3.5),
     )
     notes = []
-    for spec, path in zip(s["comparisons"], smk.output.tables):
+    for spec, path in zip(s["comparisons"], smk.output.tables, strict=True):
         table, comparison_notes = results[spec["name"]]
         for note in comparison_notes:
             log.info("%s: %s", spec["name"], note)

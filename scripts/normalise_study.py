@@ -32,7 +32,9 @@ def main(smk, log):
     write_tsv(result["genorm_v"], smk.output.genorm_v)
     write_tsv(result["normfinder"], smk.output.normfinder)
     write_tsv(result["chosen"], smk.output.chosen)
-    for strategy, path, matrix_path in zip(settings["strategies"], smk.output.normalised, smk.output.matrices):
+    for strategy, path, matrix_path in zip(
+        settings["strategies"], smk.output.normalised, smk.output.matrices, strict=False
+    ):
         write_tsv(result["normalised"][strategy], path)
         write_tsv(result["matrices"][strategy].reset_index(), matrix_path)
     write_tsv(result["agreement"], smk.output.agreement)

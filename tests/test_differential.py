@@ -30,11 +30,19 @@ def make_cohort(rng, n_a=15, n_b=15, n_genes=46, planted=None, timepoints=("T0",
     response = ["responder"] * n_a + ["non-responder"] * n_b
     sample_rows, rows = [], []
     for tp in timepoints:
-        for pt, resp in zip(patients, response):
+        for pt, resp in zip(patients, response, strict=True):
             s = f"{pt}_{tp}"
             site = "" if sites is None else sites[pt]
-            sample_rows.append({"sample": s, "kind": "patient", "patient": pt, "timepoint": tp,
-                                "response": resp, "sites": site})
+            sample_rows.append(
+                {
+                    "sample": s,
+                    "kind": "patient",
+                    "patient": pt,
+                    "timepoint": tp,
+                    "response": resp,
+                    "sites": site,
+                }
+            )
     samples = pd.DataFrame(sample_rows)
     genes = [f"G{g:02d}" for g in range(1, n_genes + 1)]
     for gi, gene in enumerate(genes):
@@ -43,23 +51,36 @@ def make_cohort(rng, n_a=15, n_b=15, n_genes=46, planted=None, timepoints=("T0",
         for tp in timepoints:
             da, ea = _values(rng, n_a, pa, ma)
             db, eb = _values(rng, n_b, pb, mb)
-            for pt, d, e in zip(patients, np.concatenate([da, db]), np.concatenate([ea, eb])):
+            for pt, d, e in zip(patients, np.concatenate([da, db]), np.concatenate([ea, eb]), strict=True):
                 rows.append({"sample": f"{pt}_{tp}", "gene": gene, "dcq": d, "detected": bool(e)})
     return pd.DataFrame(rows).assign(strategy="global"), samples
 
 
-SPEC = {"name": "resp", "type": "two_group", "column": "response", "levels": ["responder", "non-responder"],
-        "filter": {"kind": "patient"}, "pool": "none", "test": "auto"}
+SPEC = {
+    "name": "resp",
+    "type": "two_group",
+    "column": "response",
+    "levels": ["responder", "non-responder"],
+    "filter": {"kind": "patient"},
+    "pool": "none",
+    "test": "auto",
+}
 
 
 def test_output_columns_and_worked_example():
     """§6 worked example: the primary test is Welch on the detected (on-level) values."""
     r = [5.1, 4.6, 5.8, 4.9, 5.3]
     n = [6.4, 7.1, 5.9, 6.8, 7.4, 6.2]
-    samples = pd.DataFrame({"sample": [f"s{i}" for i in range(11)], "kind": "patient",
-                            "response": ["responder"] * 5 + ["non-responder"] * 6})
-    norm = pd.DataFrame({"sample": samples["sample"], "gene": "KRT19", "dcq": r + n, "detected": True,
-                         "strategy": "ref"})
+    samples = pd.DataFrame(
+        {
+            "sample": [f"s{i}" for i in range(11)],
+            "kind": "patient",
+            "response": ["responder"] * 5 + ["non-responder"] * 6,
+        }
+    )
+    norm = pd.DataFrame(
+        {"sample": samples["sample"], "gene": "KRT19", "dcq": r + n, "detected": True, "strategy": "ref"}
+    )
     table, notes = de.run_comparison(norm, samples, SPEC)
     assert list(table.columns[:15]) == de.COLUMNS
     row = table.iloc[0]
@@ -71,7 +92,9 @@ def test_output_columns_and_worked_example():
     assert round(row["p_mannwhitney"], 6) == 0.004329
     assert (row["n_a"], row["n_b"], row["detected_a"], row["detected_b"]) == (5, 6, 5, 6)
     assert row["hl_shift"] > 0  # responders higher expression (lower ΔCq)
-    yuen, _ = de.run_comparison(norm, samples, dict(SPEC, test="yuen"))   # 10 % trim: nothing trimmed at n = 5/6
+    yuen, _ = de.run_comparison(
+        norm, samples, dict(SPEC, test="yuen")
+    )  # 10 % trim: nothing trimmed at n = 5/6
     assert yuen.loc[0, "test"] == "yuen" and round(yuen.loc[0, "p"], 6) == 0.000897
 
 
@@ -80,10 +103,15 @@ def test_off_sample_is_left_out_of_the_levels():
     (robust z > 3.5 above the gene's median), kept in the detection rate and left out of the levels."""
     from scipy import stats as sps
 
-    a = np.array([5.1, 4.6, 5.8, 4.9, 5.3, 5.0, 4.8, 5.5, 5.2, 4.7, 17.0])   # last: off, detected
+    a = np.array([5.1, 4.6, 5.8, 4.9, 5.3, 5.0, 4.8, 5.5, 5.2, 4.7, 17.0])  # last: off, detected
     b = np.array([6.4, 7.1, 5.9, 6.8, 7.4, 6.2, 6.6, 7.0, 6.1, 6.9])
-    samples = pd.DataFrame({"sample": [f"s{i}" for i in range(21)], "kind": "patient",
-                            "response": ["responder"] * 11 + ["non-responder"] * 10})
+    samples = pd.DataFrame(
+        {
+            "sample": [f"s{i}" for i in range(21)],
+            "kind": "patient",
+            "response": ["responder"] * 11 + ["non-responder"] * 10,
+        }
+    )
     norm = pd.DataFrame({"sample": samples["sample"], "gene": "G", "dcq": np.r_[a, b], "detected": True})
     table, _ = de.run_comparison(norm, samples, SPEC)
     row = table.iloc[0]
@@ -94,7 +122,9 @@ def test_off_sample_is_left_out_of_the_levels():
     # without off calls the off value wrecks Welch; Yuen (10 % trim) is the robust alternative
     raw, _ = de.run_comparison(norm, samples, SPEC, off_z=None)
     assert raw.loc[0, "p"] > 0.05
-    assert raw.loc[0, "p_yuen"] == pytest.approx(sps.ttest_ind(a, b, equal_var=False, trim=0.1).pvalue, rel=1e-10)
+    assert raw.loc[0, "p_yuen"] == pytest.approx(
+        sps.ttest_ind(a, b, equal_var=False, trim=0.1).pvalue, rel=1e-10
+    )
     # the call sees no labels; the matrix form used by the benchmark gives the same calls
     from ctc_qpcr import robust_tests as rt
 
@@ -104,8 +134,13 @@ def test_off_sample_is_left_out_of_the_levels():
 
 
 def test_two_group_too_few_is_skipped_with_note():
-    samples = pd.DataFrame({"sample": ["a", "b", "c"], "kind": "patient",
-                            "response": ["responder", "responder", "non-responder"]})
+    samples = pd.DataFrame(
+        {
+            "sample": ["a", "b", "c"],
+            "kind": "patient",
+            "response": ["responder", "responder", "non-responder"],
+        }
+    )
     norm = pd.DataFrame({"sample": ["a", "b", "c"], "gene": "X", "dcq": [1.0, 2.0, 3.0], "detected": True})
     table, notes = de.run_comparison(norm, samples, SPEC)
     assert table.empty and list(table.columns[:15]) == de.COLUMNS
@@ -117,7 +152,9 @@ def test_spec_validation():
         de.validate_spec({"name": "x", "type": "bogus"})
     with pytest.raises(ConfigError):
         de.validate_spec({"name": "x", "type": "two_group", "column": "response", "levels": ["a"]})
-    t = de.validate_spec({"name": "t", "type": "timepoints", "column": "timepoint", "levels": ["T0", "T1", "T2"]})
+    t = de.validate_spec(
+        {"name": "t", "type": "timepoints", "column": "timepoint", "levels": ["T0", "T1", "T2"]}
+    )
     assert t["levels"] == ["T1", "T0"] and t["timepoints"] == ["T0", "T1", "T2"]
     specs = de.default_comparisons()
     assert [s["type"] for s in specs] == ["two_group", "per_site", "timepoints"]
@@ -137,7 +174,9 @@ def test_levels_need_min_detected_else_reason_and_detection_difference():
     assert math.isnan(res["p"]) and math.isnan(res["log2fc"]) and math.isnan(res.get("ci_low", math.nan))
     assert res["test"] == "none" and res["reason"] == "fewer than 3 detected: B 2 of 15"
     assert res["detection_diff"] == pytest.approx(1.0 - 2 / 15)
-    assert res["p_fisher"] == pytest.approx(stats.fisher_detection(15, 15, 2, 15).p) and res["p_fisher"] < 1e-4
+    assert (
+        res["p_fisher"] == pytest.approx(stats.fisher_detection(15, 15, 2, 15).p) and res["p_fisher"] < 1e-4
+    )
     res2 = de.two_group_gene(da, ea, db, eb, min_detected=2)
     assert res2["reason"] == "" and math.isfinite(res2["p"])
     # the level is that of the detected values only (the imputed ones never enter)
@@ -244,8 +283,9 @@ def test_multi_group():
 
 def test_timepoints_paired_and_mixed_model():
     rng = np.random.default_rng(11)
-    norm, samples = make_cohort(rng, n_a=12, n_b=12, n_genes=5, timepoints=("T0", "T1", "T2"),
-                                planted={"G01": (1.0, 10.0, 1.0, 10.0)})
+    norm, samples = make_cohort(
+        rng, n_a=12, n_b=12, n_genes=5, timepoints=("T0", "T1", "T2"), planted={"G01": (1.0, 10.0, 1.0, 10.0)}
+    )
     # patient effect (sd 1) shared across time points
     effect = {f"P{i:03d}": v for i, v in enumerate(rng.normal(0, 1, 24), start=1)}
     norm["dcq"] += norm["sample"].str[:4].map(effect)
@@ -292,9 +332,15 @@ def test_reml_matches_mixedlm_estimates():
 
 
 def test_timepoints_lmm_failure_is_noted_not_raised():
-    samples = pd.DataFrame({"sample": [f"p{i}_{t}" for i in range(4) for t in ("T0", "T1")],
-                            "kind": "patient", "patient": [f"p{i}" for i in range(4) for _ in range(2)],
-                            "timepoint": ["T0", "T1"] * 4, "response": "responder"})
+    samples = pd.DataFrame(
+        {
+            "sample": [f"p{i}_{t}" for i in range(4) for t in ("T0", "T1")],
+            "kind": "patient",
+            "patient": [f"p{i}" for i in range(4) for _ in range(2)],
+            "timepoint": ["T0", "T1"] * 4,
+            "response": "responder",
+        }
+    )
     norm = pd.DataFrame({"sample": samples["sample"], "gene": "X", "dcq": 20.0, "detected": False})
     spec = {"name": "tp", "type": "timepoints", "column": "timepoint", "levels": ["T1", "T0"]}
     table, notes = de.run_comparison(norm, samples, spec)
@@ -308,18 +354,29 @@ def test_timepoints_lmm_failure_is_noted_not_raised():
 
 
 def test_pool_patient_averages():
-    samples = pd.DataFrame({"sample": ["a1", "a2", "b", "c", "d", "e", "f"], "kind": "patient",
-                            "patient": ["A", "A", "B", "C", "D", "E", "F"],
-                            "response": ["responder"] * 4 + ["non-responder"] * 3})
-    norm = pd.DataFrame({"sample": samples["sample"], "gene": "X",
-                         "dcq": [1.0, 3.0, 2.0, 2.0, 5.0, 6.0, 7.0], "detected": True})
+    samples = pd.DataFrame(
+        {
+            "sample": ["a1", "a2", "b", "c", "d", "e", "f"],
+            "kind": "patient",
+            "patient": ["A", "A", "B", "C", "D", "E", "F"],
+            "response": ["responder"] * 4 + ["non-responder"] * 3,
+        }
+    )
+    norm = pd.DataFrame(
+        {
+            "sample": samples["sample"],
+            "gene": "X",
+            "dcq": [1.0, 3.0, 2.0, 2.0, 5.0, 6.0, 7.0],
+            "detected": True,
+        }
+    )
     spec = dict(SPEC, pool="patient")
     table, notes = de.run_comparison(norm, samples, spec)
     assert table.loc[0, "n_a"] == 3 and table.loc[0, "mean_a"] == pytest.approx(2.0)
     # issue 16 item 6: detection = share of the patient's draws detected, level = mean of detected draws
-    norm.loc[1, ["dcq", "detected"]] = [20.0, False]          # A's second draw: a non-detect
+    norm.loc[1, ["dcq", "detected"]] = [20.0, False]  # A's second draw: a non-detect
     table, _ = de.run_comparison(norm, samples, spec)
-    assert table.loc[0, "mean_a"] == pytest.approx((1.0 + 2.0 + 2.0) / 3)   # A's level = 1.0, not (1 + 20)/2
+    assert table.loc[0, "mean_a"] == pytest.approx((1.0 + 2.0 + 2.0) / 3)  # A's level = 1.0, not (1 + 20)/2
     assert table.loc[0, "detection_rate_a"] == pytest.approx((0.5 + 1 + 1) / 3)
     assert table.loc[0, "detected_a"] == 3
 
@@ -329,7 +386,7 @@ def test_pooling_more_draws_does_not_make_a_null_gene_significant():
     the pooled analysis must not call the gene (the old 'detected = any' + imputed mean did, 93 %)."""
     rng = np.random.default_rng(8)
     hits = 0
-    for rep in range(40):
+    for _ in range(40):
         rows, sheet = [], []
         for i in range(30):
             resp = "responder" if i < 15 else "non-responder"
@@ -337,7 +394,9 @@ def test_pooling_more_draws_does_not_make_a_null_gene_significant():
                 s = f"P{i}_{t}"
                 sheet.append({"sample": s, "kind": "patient", "patient": f"P{i}", "response": resp})
                 det = rng.random() < 0.5
-                rows.append({"sample": s, "gene": "X", "dcq": rng.normal(10, 1) if det else IMPUTED, "detected": det})
+                rows.append(
+                    {"sample": s, "gene": "X", "dcq": rng.normal(10, 1) if det else IMPUTED, "detected": det}
+                )
         table, _ = de.run_comparison(pd.DataFrame(rows), pd.DataFrame(sheet), dict(SPEC, pool="patient"))
         hits += bool(table.loc[0, "p"] < 0.05)
     assert hits / 40 <= 0.15
@@ -347,9 +406,13 @@ def test_run_all_orders_strategies_and_is_fast():
     import time
 
     rng = np.random.default_rng(5)
-    norm, samples = make_cohort(rng, n_a=22, n_b=23, timepoints=("T0", "T1", "T2"),
-                                sites={f"P{i:03d}": ("bone;liver" if i % 3 else "bone") if i % 2 else "lung"
-                                       for i in range(1, 46)})
+    norm, samples = make_cohort(
+        rng,
+        n_a=22,
+        n_b=23,
+        timepoints=("T0", "T1", "T2"),
+        sites={f"P{i:03d}": ("bone;liver" if i % 3 else "bone") if i % 2 else "lung" for i in range(1, 46)},
+    )
     by = {s: norm.assign(dcq=norm["dcq"] + k) for k, s in enumerate(["zeta", "global", "alpha", "ref"])}
     start = time.perf_counter()
     out = de.run_all(by, samples, de.default_comparisons(), "global")
@@ -359,15 +422,19 @@ def test_run_all_orders_strategies_and_is_fast():
     assert list(dict.fromkeys(table["strategy"])) == ["global", "alpha", "ref", "zeta"]
     assert table[table["strategy"] == "global"]["gene"].is_monotonic_increasing
     assert len(out["timepoints"][0]) == 4 * 46
-    assert elapsed < 20, elapsed   # 4 strategies x 3 comparisons; ~8 s on an idle core
+    assert elapsed < 20, elapsed  # 4 strategies x 3 comparisons; ~8 s on an idle core
 
 
 def test_plots_are_deterministic_svg(tmp_path):
     from ctc_qpcr import plots_de
 
     rng = np.random.default_rng(0)
-    norm, samples = make_cohort(rng, n_genes=12, planted={"G01": (0.9, 8.0, 0.9, 11.0)},
-                                sites={f"P{i:03d}": "bone" if i % 2 else "liver" for i in range(1, 31)})
+    norm, samples = make_cohort(
+        rng,
+        n_genes=12,
+        planted={"G01": (0.9, 8.0, 0.9, 11.0)},
+        sites={f"P{i:03d}": "bone" if i % 2 else "liver" for i in range(1, 31)},
+    )
     table, _ = de.run_comparison(norm, samples, SPEC)
     paths = []
     for i in range(2):
@@ -386,7 +453,7 @@ def test_plots_are_deterministic_svg(tmp_path):
 def test_hurdle_test_can_be_requested_and_combines_both_parts():
     """`test: hurdle` = Fisher's method over detection (Fisher exact) and level among detected (Welch)."""
     rng = np.random.default_rng(3)
-    da, ea = _values(rng, 20, 0.95, 8.0)   # present and high
+    da, ea = _values(rng, 20, 0.95, 8.0)  # present and high
     db, eb = _values(rng, 20, 0.55, 10.0)  # often absent and lower
     res = de.two_group_gene(da, ea, db, eb, test="hurdle")
     assert res["test"] == "hurdle"
@@ -403,9 +470,16 @@ def _group_linked_never_detected(rng, n_pat=24):
         nonresp = i % 2 == 1
         for t, tp in enumerate(("T0", "T1", "T2")):
             s = f"P{i:02d}_{tp}"
-            sheet.append({"sample": s, "kind": "patient", "patient": f"P{i:02d}", "timepoint": tp,
-                          "response": "non-responder" if nonresp else "responder",
-                          "sites": "liver" if nonresp else "bone"})
+            sheet.append(
+                {
+                    "sample": s,
+                    "kind": "patient",
+                    "patient": f"P{i:02d}",
+                    "timepoint": tp,
+                    "response": "non-responder" if nonresp else "responder",
+                    "sites": "liver" if nonresp else "bone",
+                }
+            )
             material = 1.0 if nonresp else -0.8 * t
             normaliser = 16.0 - material + rng.normal(0, 0.2)
             rows.append({"sample": s, "gene": "NEVER", "dcq": 36.0 - normaliser, "detected": False})
@@ -416,22 +490,46 @@ def _group_linked_never_detected(rng, n_pat=24):
 def test_never_detected_gene_with_group_linked_normaliser_is_never_significant():
     """Issue 16 items 3-4: in every table (group comparisons and the timepoints table)."""
     norm, samples = _group_linked_never_detected(np.random.default_rng(1))
-    specs = [dict(SPEC, filter={"kind": "patient", "timepoint": "T0"}),
-             dict(SPEC, pool="patient"),
-             dict(de.default_comparisons()[1], pool="none", min_site_patients=3),
-             {"name": "tp", "type": "timepoints", "column": "timepoint", "levels": ["T0", "T1", "T2"],
-              "group": "response", "filter": {"kind": "patient"}},
-             {"name": "grp", "type": "multi_group", "column": "response", "filter": {"kind": "patient"}}]
+    specs = [
+        dict(SPEC, filter={"kind": "patient", "timepoint": "T0"}),
+        dict(SPEC, pool="patient"),
+        dict(de.default_comparisons()[1], pool="none", min_site_patients=3),
+        {
+            "name": "tp",
+            "type": "timepoints",
+            "column": "timepoint",
+            "levels": ["T0", "T1", "T2"],
+            "group": "response",
+            "filter": {"kind": "patient"},
+        },
+        {"name": "grp", "type": "multi_group", "column": "response", "filter": {"kind": "patient"}},
+    ]
     for spec in specs:
         table, _ = de.run_comparison(norm, samples, spec, min_site_patients=3)
         row = table[table["gene"] == "NEVER"].iloc[0]
-        for col in [c for c in ("p", "q", "log2fc", "ci_low", "p_lmm_time", "q_lmm_time", "p_lmm_interaction",
-                                "q_lmm_interaction", "p_paired_t", "p_welch") if c in table.columns]:
+        for col in [
+            c
+            for c in (
+                "p",
+                "q",
+                "log2fc",
+                "ci_low",
+                "p_lmm_time",
+                "q_lmm_time",
+                "p_lmm_interaction",
+                "q_lmm_interaction",
+                "p_paired_t",
+                "p_welch",
+            )
+            if c in table.columns
+        ]:
             assert math.isnan(row[col]), (spec["name"], col, row[col])
         assert row["reason"] or row.get("lmm_reason", ""), spec["name"]
     # the old imputed-value tests would have called it: Welch on the imputed ΔCq
     t0 = norm[(norm["gene"] == "NEVER") & norm["sample"].str.endswith("T0")].merge(samples, on="sample")
-    w = stats.welch_t(t0.loc[t0["response"] == "responder", "dcq"], t0.loc[t0["response"] != "responder", "dcq"])
+    w = stats.welch_t(
+        t0.loc[t0["response"] == "responder", "dcq"], t0.loc[t0["response"] != "responder", "dcq"]
+    )
     assert w.p < 1e-6
 
 
@@ -452,4 +550,4 @@ def test_within_df_and_f_reference_match_repeated_measures_anova():
     rm = AnovaRM(frame, "y", "pt", within=["tp"]).fit().anova_table
     assert p_time == pytest.approx(float(rm["Pr > F"].iloc[0]), rel=1e-5)
     p_wald = dt.fit_time_lmm(frame, with_group=False, reference="wald")[0]
-    assert p_wald < p_time                 # the χ² reference is the liberal one
+    assert p_wald < p_time  # the χ² reference is the liberal one

@@ -64,8 +64,7 @@ never-detected genes "significant". So:
 from __future__ import annotations
 
 import math
-import warnings
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,7 +72,13 @@ import pandas as pd
 from . import robust_tests as rt
 from . import stats
 from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_* re-exported: the table contract)
-    COLUMNS, EXTRA_MULTI, EXTRA_TIME, EXTRA_TWO_GROUP, _empty, _finish, _stripped_str,
+    COLUMNS,
+    EXTRA_MULTI,
+    EXTRA_TIME,
+    EXTRA_TWO_GROUP,
+    _empty,
+    _finish,
+    _stripped_str,
 )
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
 from .differential_time import timepoints as _timepoints
@@ -180,8 +185,9 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _prepare(normalised: pd.DataFrame, samples: pd.DataFrame, spec: dict, notes: list[str],
-             off_z: float | None = OFF_Z) -> pd.DataFrame:
+def _prepare(
+    normalised: pd.DataFrame, samples: pd.DataFrame, spec: dict, notes: list[str], off_z: float | None = OFF_Z
+) -> pd.DataFrame:
     """Join, filter, call "off" values and (optionally) pool; one row per unit × gene × strategy."""
     data = normalised.copy()
     if "strategy" not in data.columns:
@@ -245,15 +251,20 @@ def call_on(data: pd.DataFrame, off_z: float | None = OFF_Z) -> pd.Series:
 
 
 def _pool(data: pd.DataFrame, spec: dict, notes: list[str]) -> pd.DataFrame:
-    """One row per patient: detection = share of its draws detected, level = mean ΔCq of its on-level draws."""
+    """One row per patient: detection = share of its draws detected, level = mean ΔCq of on-level draws."""
     by = ["strategy", "gene", "unit"]
     if spec["type"] == "timepoints":
         by.append(spec["column"])
     labels = [c for c in data.columns if c not in by + ["sample", "dcq", "detected", "on"]]
     data = data.assign(_level=data["dcq"].where(data["on"]))
     grouped = data.groupby(by, sort=True)
-    pooled = grouped.agg(_all=("dcq", "mean"), _level=("_level", "mean"), _n_det=("detected", "sum"),
-                         _n_on=("on", "sum"), n_samples=("sample", "size"))
+    pooled = grouped.agg(
+        _all=("dcq", "mean"),
+        _level=("_level", "mean"),
+        _n_det=("detected", "sum"),
+        _n_on=("on", "sum"),
+        n_samples=("sample", "size"),
+    )
     # the imputed mean is kept only for patients with no on-level draw (for the tied-rank test)
     pooled["detected"] = pooled["_n_det"] > 0
     pooled["on"] = pooled["_n_on"] > 0
@@ -266,13 +277,17 @@ def _pool(data: pd.DataFrame, spec: dict, notes: list[str]) -> pd.DataFrame:
         nunique = grouped[col].nunique(dropna=False)
         if (nunique > 1).any():
             bad = sorted({str(k[2]) for k in nunique[nunique > 1].index})
-            notes.append(f"{spec['name']}: patients {', '.join(bad[:10])} have several values of {col!r}; "
-                         "the first is used after pooling")
+            notes.append(
+                f"{spec['name']}: patients {', '.join(bad[:10])} have several values of {col!r}; "
+                "the first is used after pooling"
+            )
         pooled[col] = grouped[col].first()
     data = pooled.reset_index()
     if (data["n_samples"] > 1).any():
-        notes.append(f"{spec['name']}: pooled several samples per patient: detection = share of the "
-                     "patient's draws detected, level = mean ΔCq of the detected (on-level) draws")
+        notes.append(
+            f"{spec['name']}: pooled several samples per patient: detection = share of the "
+            "patient's draws detected, level = mean ΔCq of the detected (on-level) draws"
+        )
     return data
 
 
@@ -293,12 +308,26 @@ def _floor(*arrays: np.ndarray) -> float:
 def _reason(ka: int, na: int, kb: int, nb: int, min_detected: int, labels=("A", "B")) -> str:
     if ka == 0 and kb == 0:
         return "not detected in any sample"
-    short = [f"{lab} {k} of {n}" for lab, k, n in zip(labels, (ka, kb), (na, nb)) if k < min_detected]
+    short = [
+        f"{lab} {k} of {n}" for lab, k, n in zip(labels, (ka, kb), (na, nb), strict=True) if k < min_detected
+    ]
     return f"fewer than {min_detected} detected: " + ", ".join(short) if short else ""
 
 
-_LEVEL_KEYS = ("mean_a", "mean_b", "log2fc", "ci_low", "ci_high", "p_welch", "p_welch_detected", "p_hurdle",
-               "hl_shift", "p_brunner_munzel", "p_yuen", "p_mannwhitney_detected")
+_LEVEL_KEYS = (
+    "mean_a",
+    "mean_b",
+    "log2fc",
+    "ci_low",
+    "ci_high",
+    "p_welch",
+    "p_welch_detected",
+    "p_hurdle",
+    "hl_shift",
+    "p_brunner_munzel",
+    "p_yuen",
+    "p_mannwhitney_detected",
+)
 
 
 def two_group_gene(
@@ -344,12 +373,22 @@ def two_group_gene(
     rate_b = float(fb.mean()) if nb else math.nan
     pooled = frac_a is not None and not (np.isin(fa, (0.0, 1.0)).all() and np.isin(fb, (0.0, 1.0)).all())
     row = {
-        "n_a": na, "n_b": nb, "detected_a": ka, "detected_b": kb, "test": "none", "p": math.nan,
-        "statistic": math.nan, "p_mannwhitney": mw.p, "p_fisher": fi.p,
-        "detection_rate_a": rate_a, "detection_rate_b": rate_b, "detection_diff": rate_a - rate_b,
+        "n_a": na,
+        "n_b": nb,
+        "detected_a": ka,
+        "detected_b": kb,
+        "test": "none",
+        "p": math.nan,
+        "statistic": math.nan,
+        "p_mannwhitney": mw.p,
+        "p_fisher": fi.p,
+        "detection_rate_a": rate_a,
+        "detection_rate_b": rate_b,
+        "detection_diff": rate_a - rate_b,
         "p_detection": stats.mann_whitney(fa, fb).p if pooled else fi.p,
         "reason": _reason(la, na, lb, nb, min_detected),
-        "off_a": ka - la, "off_b": kb - lb,
+        "off_a": ka - la,
+        "off_b": kb - lb,
     }
     row.update(dict.fromkeys(_LEVEL_KEYS, math.nan))
     if row["reason"]:
@@ -370,15 +409,26 @@ def two_group_gene(
         "mann_whitney": (mw.u, mw.p),
         "hurdle": (float(-2.0 * np.log(np.clip([fi.p, w.p], 1e-300, 1.0)).sum()), hurdle_p),
     }[choice]
-    row.update({
-        "mean_a": w.mean_a, "mean_b": w.mean_b,
-        "log2fc": fc.log2fc, "ci_low": fc.log2fc_low, "ci_high": fc.log2fc_high,
-        "statistic": primary[0], "p": primary[1], "test": choice,
-        "p_welch": w.p, "p_welch_detected": w.p, "p_hurdle": hurdle_p,
-        # HL on the detected ΔCq; reported as a log2 shift of A relative to B (sign as log2fc)
-        "hl_shift": -hl if math.isfinite(hl) else math.nan,
-        "p_brunner_munzel": p_bm, "p_yuen": p_yuen, "p_mannwhitney_detected": float(mwd.p[0]),
-    })
+    row.update(
+        {
+            "mean_a": w.mean_a,
+            "mean_b": w.mean_b,
+            "log2fc": fc.log2fc,
+            "ci_low": fc.log2fc_low,
+            "ci_high": fc.log2fc_high,
+            "statistic": primary[0],
+            "p": primary[1],
+            "test": choice,
+            "p_welch": w.p,
+            "p_welch_detected": w.p,
+            "p_hurdle": hurdle_p,
+            # HL on the detected ΔCq; reported as a log2 shift of A relative to B (sign as log2fc)
+            "hl_shift": -hl if math.isfinite(hl) else math.nan,
+            "p_brunner_munzel": p_bm,
+            "p_yuen": p_yuen,
+            "p_mannwhitney_detected": float(mwd.p[0]),
+        }
+    )
     return row
 
 
@@ -404,18 +454,42 @@ def _binary(
     mask_b = in_b.reindex(data.index).to_numpy(bool)
     for (strategy, gene), idx in data.groupby(["strategy", "gene"], sort=True).indices.items():
         ia, ib = idx[mask_a[idx]], idx[mask_b[idx]]
-        row = {"gene": gene, "strategy": strategy, "comparison": spec["name"],
-               "level_a": labels[0], "level_b": labels[1], "site": site}
+        row = {
+            "gene": gene,
+            "strategy": strategy,
+            "comparison": spec["name"],
+            "level_a": labels[0],
+            "level_b": labels[1],
+            "site": site,
+        }
         if ia.size < min_per_group or ib.size < min_per_group:
             short_genes.append(f"{gene} ({strategy})" if strategy else gene)
-            row.update({"n_a": ia.size, "n_b": ib.size, "p": math.nan, "test": "none",
-                        "detected_a": int(det[ia].sum()), "detected_b": int(det[ib].sum())})
+            row.update(
+                {
+                    "n_a": ia.size,
+                    "n_b": ib.size,
+                    "p": math.nan,
+                    "test": "none",
+                    "detected_a": int(det[ia].sum()),
+                    "detected_b": int(det[ib].sum()),
+                }
+            )
         else:
-            row.update(two_group_gene(
-                dcq[ia], det[ia], dcq[ib], det[ib], test=spec["test"], frac_a=frac[ia], frac_b=frac[ib],
-                on_a=on[ia], on_b=on[ib],
-                min_detected=opts.get("min_detected", 3), trim=opts.get("trim", YUEN_TRIM),
-            ))
+            row.update(
+                two_group_gene(
+                    dcq[ia],
+                    det[ia],
+                    dcq[ib],
+                    det[ib],
+                    test=spec["test"],
+                    frac_a=frac[ia],
+                    frac_b=frac[ib],
+                    on_a=on[ia],
+                    on_b=on[ib],
+                    min_detected=opts.get("min_detected", 3),
+                    trim=opts.get("trim", YUEN_TRIM),
+                )
+            )
         rows.append(row)
     if short_genes:
         where = f" site {site}" if site else ""
@@ -440,7 +514,10 @@ def _two_group(data, spec, notes, *, min_per_group, **opts):
         notes.append(f"{spec['name']}: {unlabelled} patient(s)/sample(s) without {col!r} excluded")
     other = data.loc[~(in_a | in_b) & ~(data[col].isna() | label.isin(["", "nan"])), col].astype(str)
     if len(other):
-        notes.append(f"{spec['name']}: {data.loc[other.index, 'unit'].nunique()} patient(s)/sample(s) with {col} not in {[a_lvl, b_lvl]} excluded ({', '.join(sorted(set(other)))})")
+        notes.append(
+            f"{spec['name']}: {data.loc[other.index, 'unit'].nunique()} patient(s)/sample(s) with {col} not "
+            f"in {[a_lvl, b_lvl]} excluded ({', '.join(sorted(set(other)))})"
+        )
     na, nb = _count_units(data, in_a), _count_units(data, in_b)
     if na < min_per_group or nb < min_per_group:
         notes.append(
@@ -464,10 +541,12 @@ def parse_sites(value: Any) -> frozenset[str] | None:
 def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
     col = spec["column"]
     distinct = pd.unique(data[col].to_numpy(object))
-    site_sets = data[col].map(dict(zip(distinct, [parse_sites(v) for v in distinct])))
+    site_sets = data[col].map(dict(zip(distinct, [parse_sites(v) for v in distinct], strict=True)))
     unknown = data.loc[site_sets.isna(), "unit"].nunique()
     if unknown:
-        notes.append(f"{spec['name']}: {unknown} patient(s)/sample(s) without {col!r} excluded (unknown sites)")
+        notes.append(
+            f"{spec['name']}: {unknown} patient(s)/sample(s) without {col!r} excluded (unknown sites)"
+        )
     data = data[site_sets.notna()]
     site_sets = site_sets[site_sets.notna()]
     all_sites = sorted(set().union(*site_sets.tolist())) if len(site_sets) else []
@@ -482,8 +561,17 @@ def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
         if n_yes < need or n_no < need:
             skipped.append(f"{site} ({n_yes} with / {n_no} without)")
             continue
-        rows += _binary(data, present, ~present, (site, f"not {site}"), spec, notes, min_per_group=min_per_group,
-                        site=site, **opts)
+        rows += _binary(
+            data,
+            present,
+            ~present,
+            (site, f"not {site}"),
+            spec,
+            notes,
+            min_per_group=min_per_group,
+            site=site,
+            **opts,
+        )
     if skipped:
         notes.append(f"{spec['name']}: sites skipped, fewer than {need} in a group: {', '.join(skipped)}")
     if not rows:
@@ -515,20 +603,38 @@ def _multi_group(data, spec, notes, *, min_per_group, **opts):
         levels_det = [p.loc[p["on"].astype(bool), "dcq"].to_numpy(float) for p in parts]
         k = [v.size for v in levels_det]
         row = {
-            "gene": gene, "strategy": strategy, "comparison": spec["name"],
-            "level_a": ";".join(used), "level_b": "", "n_a": sum(len(p) for p in parts), "n_b": math.nan,
-            "mean_a": math.nan, "mean_b": math.nan, "log2fc": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-            "statistic": math.nan, "p": math.nan, "test": "none", "detected_a": int(sum(k)), "detected_b": math.nan,
+            "gene": gene,
+            "strategy": strategy,
+            "comparison": spec["name"],
+            "level_a": ";".join(used),
+            "level_b": "",
+            "n_a": sum(len(p) for p in parts),
+            "n_b": math.nan,
+            "mean_a": math.nan,
+            "mean_b": math.nan,
+            "log2fc": math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "statistic": math.nan,
+            "p": math.nan,
+            "test": "none",
+            "detected_a": int(sum(k)),
+            "detected_b": math.nan,
             "groups": ";".join(
                 f"{lvl}:n={len(p)},detected={kk},mean={v.mean() if kk else math.nan:.4g}"
-                for lvl, p, kk, v in zip(used, parts, k, levels_det)
+                for lvl, p, kk, v in zip(used, parts, k, levels_det, strict=True)
             ),
             "reason": "",
         }
         if min(k) < min_det:
-            short = [f"{lvl} {kk} of {len(p)}" for lvl, p, kk in zip(used, parts, k) if kk < min_det]
-            row["reason"] = ("not detected in any sample" if sum(k) == 0
-                             else f"fewer than {min_det} detected: " + ", ".join(short))
+            short = [
+                f"{lvl} {kk} of {len(p)}" for lvl, p, kk in zip(used, parts, k, strict=True) if kk < min_det
+            ]
+            row["reason"] = (
+                "not detected in any sample"
+                if sum(k) == 0
+                else f"fewer than {min_det} detected: " + ", ".join(short)
+            )
             rows.append(row)
             continue
         kw = stats.kruskal_wallis(levels_det)
@@ -536,13 +642,26 @@ def _multi_group(data, spec, notes, *, min_per_group, **opts):
         av = stats.anova_oneway_classic(levels_det)
         test = {"auto": "kruskal"}.get(spec["test"], spec["test"])
         res = wa if test == "welch_anova" else kw
-        row.update({"statistic": res.statistic, "p": res.p, "test": test,
-                    "p_anova": av.p, "p_welch_anova": wa.p, "p_kruskal": kw.p})
+        row.update(
+            {
+                "statistic": res.statistic,
+                "p": res.p,
+                "test": test,
+                "p_anova": av.p,
+                "p_welch_anova": wa.p,
+                "p_kruskal": kw.p,
+            }
+        )
         rows.append(row)
     return _finish(rows, EXTRA_MULTI, ["strategy"])
 
 
-_RUNNERS = {"two_group": _two_group, "per_site": _per_site, "multi_group": _multi_group, "timepoints": _timepoints}
+_RUNNERS = {
+    "two_group": _two_group,
+    "per_site": _per_site,
+    "multi_group": _multi_group,
+    "timepoints": _timepoints,
+}
 
 
 def _extra_for(kind: str) -> list[str]:
@@ -588,8 +707,14 @@ def run_comparison(
         notes.append(f"{spec['name']}: skipped — no samples left after the filter {spec['filter']}")
         return _empty(_extra_for(spec["type"])), notes
     table = _RUNNERS[spec["type"]](
-        data, spec, notes, min_per_group=min_per_group, min_detected=min_detected, trim=trim,
-        min_site_patients=min_site_patients, lmm_engine=lmm_engine,
+        data,
+        spec,
+        notes,
+        min_per_group=min_per_group,
+        min_detected=min_detected,
+        trim=trim,
+        min_site_patients=min_site_patients,
+        lmm_engine=lmm_engine,
     )
     if len(table):
         n_sig = int((table["q"] < alpha).sum())

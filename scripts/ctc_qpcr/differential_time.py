@@ -65,8 +65,13 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
     lam = math.exp(log_lam)
     A, beta, sigma2 = pieces(lam)
     cov = sigma2 * np.linalg.inv(A)
-    return {"beta": beta, "cov": cov, "sigma2": sigma2, "tau2": lam * sigma2,
-            "converged": bool(opt.success) and log_lam < 11.9}
+    return {
+        "beta": beta,
+        "cov": cov,
+        "sigma2": sigma2,
+        "tau2": lam * sigma2,
+        "converged": bool(opt.success) and log_lam < 11.9,
+    }
 
 
 def _wald_p(beta: np.ndarray, cov: np.ndarray, idx: list[int], ddf: float | None = None) -> float:
@@ -127,8 +132,9 @@ def _time_design(frame: pd.DataFrame, with_group: bool) -> tuple[np.ndarray, lis
     return np.column_stack(cols), time_idx, inter_idx
 
 
-def fit_time_lmm(frame: pd.DataFrame, with_group: bool, engine: str = "profile",
-                 reference: str = "f") -> tuple[float, float, str, float]:
+def fit_time_lmm(
+    frame: pd.DataFrame, with_group: bool, engine: str = "profile", reference: str = "f"
+) -> tuple[float, float, str, float]:
     """Fit ``y ~ C(tp) * C(grp, Sum) + (1 | pt)`` by REML; return Wald p-values.
 
     ``frame`` has columns ``y`` (ΔCq), ``tp`` (0, 1, ... in time order; 0 = reference),
@@ -190,16 +196,24 @@ def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group:
     n_pairs_units = len(set(data.loc[data[col] == a_lvl, "unit"]) & set(data.loc[data[col] == b_lvl, "unit"]))
     do_paired = n_pairs_units >= min_per_group
     if not do_paired:
-        notes.append(f"{spec['name']}: paired {a_lvl} vs {b_lvl} skipped — {n_pairs_units} patients with both "
-                     f"(need ≥ {min_per_group})")
+        notes.append(
+            f"{spec['name']}: paired {a_lvl} vs {b_lvl} skipped — {n_pairs_units} patients with both "
+            f"(need ≥ {min_per_group})"
+        )
     with_group = False
     if group_col:
-        data = data.assign(_grp=_stripped_str(data[group_col].astype(object).where(data[group_col].notna(), "")))
+        data = data.assign(
+            _grp=_stripped_str(data[group_col].astype(object).where(data[group_col].notna(), ""))
+        )
         with_group = len([g for g in data["_grp"].unique() if g]) >= 2
         if not with_group:
-            notes.append(f"{spec['name']}: fewer than two {group_col!r} groups; mixed model without interaction")
-        elif (n_missing := data.loc[data["_grp"] == "", "unit"].nunique()):
-            notes.append(f"{spec['name']}: {n_missing} patient(s) without {group_col!r} left out of the mixed model")
+            notes.append(
+                f"{spec['name']}: fewer than two {group_col!r} groups; mixed model without interaction"
+            )
+        elif n_missing := data.loc[data["_grp"] == "", "unit"].nunique():
+            notes.append(
+                f"{spec['name']}: {n_missing} patient(s) without {group_col!r} left out of the mixed model"
+            )
     else:
         data = data.assign(_grp="")
     n_lmm_units = data["unit"].nunique()
@@ -214,8 +228,11 @@ def _paired(xa, xb, da, db, spec, min_detected: int) -> dict:
     both = da & db
     out = {"n_pairs": int(both.sum())}
     if both.sum() < min_detected:
-        out["reason"] = ("not detected at both time points in any patient" if not both.any()
-                         else f"fewer than {min_detected} patients detected at both time points ({int(both.sum())})")
+        out["reason"] = (
+            "not detected at both time points in any patient"
+            if not both.any()
+            else f"fewer than {min_detected} patients detected at both time points ({int(both.sum())})"
+        )
         return out
     ya, yb = xa[both], xb[both]
     pt = stats.paired_t(ya, yb)
@@ -225,11 +242,20 @@ def _paired(xa, xb, da, db, spec, min_detected: int) -> dict:
     if test == "paired_t" and not math.isfinite(pt.p):
         test = "wilcoxon"
     prim = pt if test == "paired_t" else wx
-    out.update({
-        "mean_a": float(ya.mean()), "mean_b": float(yb.mean()),
-        "log2fc": fc.log2fc, "ci_low": fc.log2fc_low, "ci_high": fc.log2fc_high,
-        "statistic": prim.statistic, "p": prim.p, "test": test, "p_paired_t": pt.p, "p_wilcoxon": wx.p,
-    })
+    out.update(
+        {
+            "mean_a": float(ya.mean()),
+            "mean_b": float(yb.mean()),
+            "log2fc": fc.log2fc,
+            "ci_low": fc.log2fc_low,
+            "ci_high": fc.log2fc_high,
+            "statistic": prim.statistic,
+            "p": prim.p,
+            "test": test,
+            "p_paired_t": pt.p,
+            "p_wilcoxon": wx.p,
+        }
+    )
     return out
 
 
@@ -237,11 +263,19 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
     """Mixed model on the detected draws; every time point needs ≥ ``min_detected`` of them."""
     keep = det
     per_tp = np.bincount(tp[keep], minlength=n_tp)
-    out = {"lmm_n_patients": int(np.unique(pt[keep]).size), "p_lmm_time": math.nan, "p_lmm_interaction": math.nan,
-           "lmm_df": math.nan, "lmm_reason": ""}
+    out = {
+        "lmm_n_patients": int(np.unique(pt[keep]).size),
+        "p_lmm_time": math.nan,
+        "p_lmm_interaction": math.nan,
+        "lmm_df": math.nan,
+        "lmm_reason": "",
+    }
     if per_tp.min() < min_detected:
-        out["lmm_reason"] = ("not detected in any sample" if not keep.any()
-                             else f"fewer than {min_detected} detected at a time point ({'/'.join(map(str, per_tp))})")
+        out["lmm_reason"] = (
+            "not detected in any sample"
+            if not keep.any()
+            else f"fewer than {min_detected} detected at a time point ({'/'.join(map(str, per_tp))})"
+        )
         return out
     if np.unique(y[keep]).size < 3:
         out["lmm_reason"] = "too little variation"
@@ -278,27 +312,67 @@ def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_de
         return ix[first]
 
     for (strategy, gene), idx in data.groupby(["strategy", "gene"], sort=True).indices.items():
-        row = {"gene": gene, "strategy": strategy, "comparison": spec["name"], "level_a": a_lvl, "level_b": b_lvl,
-               "test": "none", "p": math.nan, "reason": ""}
+        row = {
+            "gene": gene,
+            "strategy": strategy,
+            "comparison": spec["name"],
+            "level_a": a_lvl,
+            "level_b": b_lvl,
+            "test": "none",
+            "p": math.nan,
+            "reason": "",
+        }
         ia, ib = first_per_unit(idx[is_a[idx]]), first_per_unit(idx[is_b[idx]])
-        ra, rb = float(frac_all[ia].mean()) if ia.size else math.nan, float(frac_all[ib].mean()) if ib.size else math.nan
-        row.update({"n_a": len(ia), "n_b": len(ib), "detected_a": int(det_all[ia].sum()),
-                    "detected_b": int(det_all[ib].sum()), "detection_rate_a": ra, "detection_rate_b": rb,
-                    "detection_diff": ra - rb})
+        ra, rb = (
+            float(frac_all[ia].mean()) if ia.size else math.nan,
+            float(frac_all[ib].mean()) if ib.size else math.nan,
+        )
+        row.update(
+            {
+                "n_a": len(ia),
+                "n_b": len(ib),
+                "detected_a": int(det_all[ia].sum()),
+                "detected_b": int(det_all[ib].sum()),
+                "detection_rate_a": ra,
+                "detection_rate_b": rb,
+                "detection_diff": ra - rb,
+            }
+        )
         if do_paired:
             _, pa, pb = np.intersect1d(unit_code[ia], unit_code[ib], assume_unique=True, return_indices=True)
             ja, jb = ia[pa], ib[pb]
             row.update(_paired(dcq_all[ja], dcq_all[jb], on_all[ja], on_all[jb], spec, min_detected))
         if do_lmm:
             ix = idx[has_grp[idx]] if with_group else idx
-            row.update(_lmm(dcq_all[ix], on_all[ix], tp_all[ix], grp_code[ix], unit_code[ix], len(tps),
-                            with_group, lmm_engine, min_detected))
+            row.update(
+                _lmm(
+                    dcq_all[ix],
+                    on_all[ix],
+                    tp_all[ix],
+                    grp_code[ix],
+                    unit_code[ix],
+                    len(tps),
+                    with_group,
+                    lmm_engine,
+                    min_detected,
+                )
+            )
             if row["lmm_reason"] and not row["lmm_reason"].startswith(("not detected", "fewer than")):
-                lmm_problems.append(f"{gene} ({strategy}): {row['lmm_reason']}" if strategy else
-                                    f"{gene}: {row['lmm_reason']}")
+                lmm_problems.append(
+                    f"{gene} ({strategy}): {row['lmm_reason']}"
+                    if strategy
+                    else f"{gene}: {row['lmm_reason']}"
+                )
         rows.append(row)
     if lmm_problems:
-        notes.append(f"{spec['name']}: mixed model gave NaN for {len(lmm_problems)} gene(s): "
-                     + "; ".join(lmm_problems[:20]) + (" ..." if len(lmm_problems) > 20 else ""))
-    return _finish(rows, EXTRA_TIME, ["strategy"],
-                   q_extra=[("p_lmm_time", "q_lmm_time"), ("p_lmm_interaction", "q_lmm_interaction")])
+        notes.append(
+            f"{spec['name']}: mixed model gave NaN for {len(lmm_problems)} gene(s): "
+            + "; ".join(lmm_problems[:20])
+            + (" ..." if len(lmm_problems) > 20 else "")
+        )
+    return _finish(
+        rows,
+        EXTRA_TIME,
+        ["strategy"],
+        q_extra=[("p_lmm_time", "q_lmm_time"), ("p_lmm_interaction", "q_lmm_interaction")],
+    )

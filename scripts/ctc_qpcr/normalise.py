@@ -24,7 +24,18 @@ from .normalise_cells import _gene_efficiency, _prepare_cells, strategy_agreemen
 from .refgenes import V_CUTOFF, genorm, normfinder
 
 STRATEGIES = ("reference", "normfinder_pair", "global_mean", "none")
-LONG_COLUMNS = ["sample", "gene", "dcq", "detected", "cq", "normaliser", "ddcq", "log2_nrq", "strategy", "flags"]
+LONG_COLUMNS = [
+    "sample",
+    "gene",
+    "dcq",
+    "detected",
+    "cq",
+    "normaliser",
+    "ddcq",
+    "log2_nrq",
+    "strategy",
+    "flags",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,9 +65,9 @@ def estimate_missing_references(cq: pd.DataFrame, detected: pd.DataFrame, genes:
     """
     ref = cq[genes].where(detected[genes].astype(bool) & np.isfinite(cq[genes])).to_numpy(float)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN slices -> NaN, as intended
-        diff = np.nanmean(ref[:, :, None] - ref[:, None, :], axis=0)   # D[r, k]
-        est = np.nanmean(ref[:, None, :] + diff[None, :, :], axis=2)   # samples x r
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices -> NaN, as intended
+        diff = np.nanmean(ref[:, :, None] - ref[:, None, :], axis=0)  # D[r, k]
+        est = np.nanmean(ref[:, None, :] + diff[None, :, :], axis=2)  # samples x r
     filled = np.where(np.isfinite(ref), ref, est)
     return pd.DataFrame(filled, index=cq.index, columns=list(genes))
 
@@ -90,7 +101,7 @@ def reference_normaliser(
     patterns, inverse = _row_patterns(np.column_stack([ok, enough]))
     pat_used, pat_flags = [], []
     for row in patterns:
-        used = [g for g, keep in zip(genes, row[:-1]) if keep]
+        used = [g for g, keep in zip(genes, row[:-1], strict=True) if keep]
         parts = [f"reference_missing:{g}" for g in genes if g not in used]
         if not row[-1]:
             parts.append("no_normaliser")
@@ -98,8 +109,10 @@ def reference_normaliser(
                 parts.append("too_few_reference_genes")
         pat_used.append(used)
         pat_flags.append(";".join(sorted(parts)))
-    flags = pd.Series(np.array(pat_flags, dtype=object)[inverse] if pat_flags else [], index=cq.index, dtype=object)
-    used_by: dict[str, list[str]] = {s: list(pat_used[i]) for s, i in zip(cq.index, inverse)}
+    flags = pd.Series(
+        np.array(pat_flags, dtype=object)[inverse] if pat_flags else [], index=cq.index, dtype=object
+    )
+    used_by: dict[str, list[str]] = {s: list(pat_used[i]) for s, i in zip(cq.index, inverse, strict=True)}
     return normaliser, flags, used_by
 
 
@@ -140,11 +153,13 @@ def global_mean(
         values = values[common]
     normaliser = values.mean(axis=1, skipna=True)
     finite = np.isfinite(values.to_numpy(dtype=float))
-    flags = pd.Series(np.where(finite.any(axis=1), "", "no_normaliser").astype(object), index=cq.index, dtype=object)
+    flags = pd.Series(
+        np.where(finite.any(axis=1), "", "no_normaliser").astype(object), index=cq.index, dtype=object
+    )
     patterns, inverse = _row_patterns(finite)
     cols = list(values.columns)
-    pat_used = [[g for g, keep in zip(cols, row) if keep] for row in patterns]
-    used = {s: list(pat_used[i]) for s, i in zip(cq.index, inverse)}
+    pat_used = [[g for g, keep in zip(cols, row, strict=True) if keep] for row in patterns]
+    used = {s: list(pat_used[i]) for s, i in zip(cq.index, inverse, strict=True)}
     return normaliser, flags, used
 
 
@@ -170,7 +185,7 @@ def log2_nrq(
     reference gene in its columns enters every sample's NF. ``used=None`` → no
     normalisation (NF = 1). Missing efficiencies default to 2.0.
     """
-    eff = pd.Series({g: 2.0 for g in cq.columns}, dtype=float)
+    eff = pd.Series(dict.fromkeys(cq.columns, 2.0), dtype=float)
     if efficiency is not None:
         given = pd.Series(efficiency, dtype=float).reindex(cq.columns)
         eff = given.where(np.isfinite(given) & (given > 0), eff)
@@ -184,7 +199,7 @@ def log2_nrq(
     if reference_cq is not None:
         cols = list(reference_cq.columns)
         values[cols] = (means[cols] - reference_cq[cols]) * log2e[cols]
-        used = {s: cols for s in cq.index}
+        used = dict.fromkeys(cq.index, cols)
     # log2 NF per sample, vectorised over the samples sharing the same normaliser genes
     by_genes: dict[tuple, list[int]] = {}
     for row, s in enumerate(cq.index):
@@ -210,7 +225,9 @@ def delta_delta_cq(dcq: pd.DataFrame, calibrator_samples: list[str]) -> pd.DataF
     return dcq - dcq.loc[cal].mean(axis=0, skipna=True)
 
 
-def _row_flags(sample_flags: np.ndarray, n_genes: int, multi_plate: np.ndarray, cq_missing: np.ndarray) -> np.ndarray:
+def _row_flags(
+    sample_flags: np.ndarray, n_genes: int, multi_plate: np.ndarray, cq_missing: np.ndarray
+) -> np.ndarray:
     """Per-row flag text: the sample's flags + ``multi_plate_mean`` + ``cq_missing``, sorted, ``;``-joined.
 
     Vectorised: the text is built once per distinct (sample flags, multi_plate, cq_missing)
@@ -292,9 +309,11 @@ def normalise_study(
     ``normfinder`` (gene, stability, rank, group_dif, group_sd), ``normfinder_terms``,
     ``normfinder_pairs``, ``chosen`` (strategy, genes, reason), ``normalised``
     {strategy: long table with columns sample, gene, dcq, detected, cq, normaliser, ddcq,
-    log2_nrq, strategy, flags}, ``matrices`` {strategy: wide dcq table, index named ``sample`` (rows = samples,
-    sorted), one column per gene (sorted); ``.reset_index()`` gives the data-model §3 matrix}, ``agreement`` (strategy_a, strategy_b, gene, n, r),
-    ``excluded`` (strategy, sample, kind, reason: samples without a ΔCq), ``notes`` (list of str). Any of genorm/normfinder tables is empty when it could not run.
+    log2_nrq, strategy, flags}, ``matrices`` {strategy: wide dcq table, index named ``sample``
+    (rows = samples, sorted), one column per gene (sorted); ``.reset_index()`` gives the
+    data-model §3 matrix}, ``agreement`` (strategy_a, strategy_b, gene, n, r), ``excluded``
+    (strategy, sample, kind, reason: samples without a ΔCq), ``notes`` (list of str). Any of
+    genorm/normfinder tables is empty when it could not run.
     """
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
@@ -318,15 +337,20 @@ def normalise_study(
     if not hd:
         notes.append("no healthy-donor samples: ddcq is NaN")
     normalised, matrices, chosen_rows, excluded = {}, {}, [], []
-    settings = {"global_mean_mode": global_mean_mode, "global_mean_modified": global_mean_modified,
-                "min_reference_genes": min_reference_genes}
+    settings = {
+        "global_mean_mode": global_mean_mode,
+        "global_mean_modified": global_mean_modified,
+        "min_reference_genes": min_reference_genes,
+    }
     for strategy in strategies:
         norm, flags, used, filled, row = _strategy_normaliser(strategy, m, choice, settings, notes)
         chosen_rows.append(row)
         table, wide, lost = _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes)
         normalised[strategy], matrices[strategy] = table, wide
-        excluded += [{"strategy": strategy, "sample": smp, "kind": m["kind"].get(smp, ""), "reason": why}
-                     for smp, why in lost]
+        excluded += [
+            {"strategy": strategy, "sample": smp, "kind": m["kind"].get(smp, ""), "reason": why}
+            for smp, why in lost
+        ]
     return _result(gres, nres, chosen_rows, normalised, matrices, excluded, notes)
 
 
@@ -365,11 +389,16 @@ def _candidates(m: dict, candidates: str, notes: list[str]) -> list[str]:
     # targets are often not detected: only genes detected in every sample can be candidates
     cand = [g for g in m["cq"].columns if m["detected"][g].all()]
     if len(cand) < 2:
-        notes.append("reference+target: fewer than 2 genes detected in every sample; reference genes used as candidates")
+        notes.append(
+            "reference+target: fewer than 2 genes detected in every sample; reference genes used as "
+            "candidates"
+        )
         return list(m["ref_genes"])
     left = sorted(set(m["ref_genes"]) - set(cand))
     if left:
-        notes.append(f"reference+target: reference genes not detected in every sample are not candidates: {left}")
+        notes.append(
+            f"reference+target: reference genes not detected in every sample are not candidates: {left}"
+        )
     return cand
 
 
@@ -383,8 +412,10 @@ def _run_genorm(y: pd.DataFrame, cand: list[str], v_cutoff: float, notes: list[s
         notes.append(f"geNorm not run: {exc}")
         return None
     if gres.dropped_samples:
-        notes.append(f"geNorm: {len(gres.dropped_samples)} sample(s) left out (a candidate gene not detected): "
-                     + ", ".join(gres.dropped_samples))
+        notes.append(
+            f"geNorm: {len(gres.dropped_samples)} sample(s) left out (a candidate gene not detected): "
+            + ", ".join(gres.dropped_samples)
+        )
     notes.append(f"geNorm on {gres.n_samples} samples × {len(cand)} genes; {gres.optimal_reason}")
     return gres
 
@@ -418,9 +449,14 @@ def _run_normfinder(y, cand, samples, normfinder_group, negative_variance, notes
         notes.append(f"NormFinder not run: {exc}")
         return None
     if nres.dropped_samples:
-        notes.append(f"NormFinder: {len(nres.dropped_samples)} sample(s) left out (candidate not detected or no group): "
-                     + ", ".join(nres.dropped_samples))
-    notes.append(f"NormFinder on {nres.n_samples} samples, groups {nres.groups}, negative variances: {negative_variance} rule")
+        notes.append(
+            f"NormFinder: {len(nres.dropped_samples)} sample(s) left out (candidate not detected or no "
+            f"group): " + ", ".join(nres.dropped_samples)
+        )
+    notes.append(
+        f"NormFinder on {nres.n_samples} samples, groups {nres.groups}, negative variances: "
+        f"{negative_variance} rule"
+    )
     return nres
 
 
@@ -450,8 +486,13 @@ def _strategy_normaliser(strategy: str, m: dict, choice: dict, settings: dict, n
         chosen, reason = choice[strategy]
         if not chosen:
             notes.append(f"{strategy}: no reference genes; normaliser NaN")
-            return (pd.Series(np.nan, index=cq.index), pd.Series("no_normaliser", index=cq.index, dtype=object),
-                    {s: [] for s in cq.index}, None, {"strategy": strategy, "genes": "", "reason": reason})
+            return (
+                pd.Series(np.nan, index=cq.index),
+                pd.Series("no_normaliser", index=cq.index, dtype=object),
+                {s: [] for s in cq.index},
+                None,
+                {"strategy": strategy, "genes": "", "reason": reason},
+            )
         norm, flags, used = reference_normaliser(cq, detected, chosen, settings["min_reference_genes"])
         filled = estimate_missing_references(cq, detected, chosen)
         return norm, flags, used, filled, {"strategy": strategy, "genes": ";".join(chosen), "reason": reason}
@@ -461,13 +502,29 @@ def _strategy_normaliser(strategy: str, m: dict, choice: dict, settings: dict, n
         norm, flags, used = global_mean(cq, detected, genes=eligible, mode=mode, modified=modified)
         used_genes = sorted(set().union(*used.values())) if used else []
         reason = f"global mean ({'modified, ' if modified else ''}{mode}): " + (
-            f"{len(used_genes)} genes detected in every sample" if mode == "common" else "genes detected per sample")
+            f"{len(used_genes)} genes detected in every sample"
+            if mode == "common"
+            else "genes detected per sample"
+        )
         if mode == "common" and len(used_genes) < 10:
-            notes.append(f"global_mean: only {len(used_genes)} genes detected in every sample; "
-                         "treat as a sensitivity analysis (§4.3 caveat)")
-        return norm, flags, used, None, {"strategy": strategy, "genes": ";".join(used_genes), "reason": reason}
-    return (pd.Series(0.0, index=cq.index), pd.Series("", index=cq.index, dtype=object), None, None,
-            {"strategy": "none", "genes": "", "reason": "no normalisation: dcq = cq"})
+            notes.append(
+                f"global_mean: only {len(used_genes)} genes detected in every sample; "
+                "treat as a sensitivity analysis (§4.3 caveat)"
+            )
+        return (
+            norm,
+            flags,
+            used,
+            None,
+            {"strategy": strategy, "genes": ";".join(used_genes), "reason": reason},
+        )
+    return (
+        pd.Series(0.0, index=cq.index),
+        pd.Series("", index=cq.index, dtype=object),
+        None,
+        None,
+        {"strategy": "none", "genes": "", "reason": "no normalisation: dcq = cq"},
+    )
 
 
 def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes):
@@ -479,20 +536,31 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes):
     nrq = nrq.mul(np.where(np.isfinite(norm.to_numpy(float)), 1.0, np.nan), axis=0)
     flag_text = flags.reindex(cq.index).fillna("").astype(str)
     has_none = flag_text.str.contains("no_normaliser", regex=False).to_numpy()
-    lost = [(s, _lost_reason(f)) for s, f in zip(cq.index[has_none], flag_text[has_none])]
+    lost = [(s, _lost_reason(f)) for s, f in zip(cq.index[has_none], flag_text[has_none], strict=True)]
     if lost:
-        notes.append(f"{strategy}: no normaliser (dcq NaN) for {len(lost)} sample(s): " + ", ".join(s for s, _ in lost))
+        notes.append(
+            f"{strategy}: no normaliser (dcq NaN) for {len(lost)} sample(s): " + ", ".join(s for s, _ in lost)
+        )
     part = list(cq.index[(flag_text != "").to_numpy() & ~has_none])
     if part:
-        notes.append(f"{strategy}: missing reference gene(s) estimated from the sample's other reference genes "
-                     "for: " + ", ".join(part))
+        notes.append(
+            f"{strategy}: missing reference gene(s) estimated from the sample's other reference genes "
+            "for: " + ", ".join(part)
+        )
     n = len(genes)
-    table = pd.DataFrame({
-        "sample": np.repeat(cq.index.to_numpy(), n), "gene": np.tile(np.array(genes, dtype=object), len(cq.index)),
-        "dcq": dcq.to_numpy().ravel(), "detected": m["detected"].to_numpy().ravel(),
-        "cq": m["raw"].to_numpy().ravel(), "normaliser": np.repeat(norm.to_numpy(dtype=float), n),
-        "ddcq": ddcq.to_numpy().ravel(), "log2_nrq": nrq.to_numpy().ravel(), "strategy": strategy,
-    })
+    table = pd.DataFrame(
+        {
+            "sample": np.repeat(cq.index.to_numpy(), n),
+            "gene": np.tile(np.array(genes, dtype=object), len(cq.index)),
+            "dcq": dcq.to_numpy().ravel(),
+            "detected": m["detected"].to_numpy().ravel(),
+            "cq": m["raw"].to_numpy().ravel(),
+            "normaliser": np.repeat(norm.to_numpy(dtype=float), n),
+            "ddcq": ddcq.to_numpy().ravel(),
+            "log2_nrq": nrq.to_numpy().ravel(),
+            "strategy": strategy,
+        }
+    )
     no_cq = ~np.isfinite(cq.to_numpy(dtype=float).ravel())
     table["flags"] = _row_flags(flags.to_numpy(dtype=object), n, m["multi_plate"].to_numpy().ravel(), no_cq)
     # keep every sample × gene present in the cells (also when Cq is missing); rows are
@@ -508,20 +576,30 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes):
 def _lost_reason(flags: str) -> str:
     if "too_few_reference_genes" in flags:
         return "too few detected reference genes: " + flags
-    return "no detected reference gene: " + flags if "reference_missing" in flags else "no normaliser: " + flags
+    return (
+        "no detected reference gene: " + flags if "reference_missing" in flags else "no normaliser: " + flags
+    )
 
 
 def _result(gres, nres, chosen_rows, normalised, matrices, excluded, notes) -> dict:
     empty_steps = pd.DataFrame(columns=["step", "n_genes", "gene", "M"])
     return {
         "genorm": gres.steps if gres is not None else empty_steps,
-        "genorm_mean_m": (gres.mean_m if gres is not None
-                          else pd.DataFrame(columns=["step", "n_genes", "mean_M", "excluded"])),
+        "genorm_mean_m": (
+            gres.mean_m
+            if gres is not None
+            else pd.DataFrame(columns=["step", "n_genes", "mean_M", "excluded"])
+        ),
         "genorm_v": gres.pairwise_v if gres is not None else pd.DataFrame(columns=["n", "V"]),
-        "normfinder": (nres.table if nres is not None
-                       else pd.DataFrame(columns=["gene", "stability", "rank", "group_dif", "group_sd"])),
+        "normfinder": (
+            nres.table
+            if nres is not None
+            else pd.DataFrame(columns=["gene", "stability", "rank", "group_dif", "group_sd"])
+        ),
         "normfinder_terms": nres.terms if nres is not None else pd.DataFrame(),
-        "normfinder_pairs": nres.pairs if nres is not None else pd.DataFrame(columns=["gene_a", "gene_b", "stability"]),
+        "normfinder_pairs": nres.pairs
+        if nres is not None
+        else pd.DataFrame(columns=["gene_a", "gene_b", "stability"]),
         "chosen": pd.DataFrame(chosen_rows, columns=["strategy", "genes", "reason"]),
         "normalised": normalised,
         "matrices": matrices,

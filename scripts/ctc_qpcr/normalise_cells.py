@@ -10,19 +10,24 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+
 def _stripped_str(values: pd.Series) -> pd.Series:
     """``values.astype(str).str.strip()``, stripping each distinct string once (linear, cheap)."""
     text = values.astype(str)
     codes, uniques = pd.factorize(text)
     stripped = np.array([u.strip() for u in uniques], dtype=object)
-    return pd.Series(stripped[codes] if len(codes) else np.array([], dtype=object), index=values.index, dtype=object)
+    return pd.Series(
+        stripped[codes] if len(codes) else np.array([], dtype=object), index=values.index, dtype=object
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Cells → wide matrices
 
 
-def _prepare_cells(cells: pd.DataFrame, samples: pd.DataFrame | None, assays: pd.DataFrame | None, kinds, notes):
+def _prepare_cells(
+    cells: pd.DataFrame, samples: pd.DataFrame | None, assays: pd.DataFrame | None, kinds, notes
+):
     """Select target/reference rows of the wanted kinds and average samples on several plates."""
     df = cells.copy()
     if "sample" not in df.columns or "cq" not in df.columns:

@@ -17,7 +17,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 from scipy.special import ndtr, stdtr
 
 
@@ -117,10 +116,10 @@ def brunner_munzel(a, b) -> RowTest:
     na = np.isfinite(a).sum(axis=1).astype(float)
     nb = np.isfinite(b).sum(axis=1).astype(float)
     rc = _ranks(np.concatenate([a, b], axis=1))
-    rca, rcb = rc[:, : a.shape[1]], rc[:, a.shape[1]:]
+    rca, rcb = rc[:, : a.shape[1]], rc[:, a.shape[1] :]
     ra, rb = _ranks(a), _ranks(b)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)            # rows with an empty group -> NaN
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows with an empty group -> NaN
         ma, mb = np.nanmean(rca, axis=1), np.nanmean(rcb, axis=1)
         sa = np.nansum((rca - ra - ma[:, None] + (na[:, None] + 1) / 2.0) ** 2, axis=1) / (na - 1)
         sb = np.nansum((rcb - rb - mb[:, None] + (nb[:, None] + 1) / 2.0) ** 2, axis=1) / (nb - 1)
@@ -160,7 +159,7 @@ def yuen(a, b, trim: float = 0.2) -> RowTest:
 
 
 def _trimmed(x: np.ndarray, trim: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    s = np.sort(x, axis=1)                     # NaN sorted last
+    s = np.sort(x, axis=1)  # NaN sorted last
     n = np.isfinite(x).sum(axis=1)
     g = np.floor(trim * n).astype(int)
     h = n - 2 * g
