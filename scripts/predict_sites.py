@@ -8,10 +8,13 @@ results/reference_genes/chosen.tsv) — nothing is re-estimated from the new
 samples.
 """
 
+from dataclasses import replace
+
 import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
+from ctc_qpcr.chip_options import chip_options
 from ctc_qpcr.classifier import load_models, predict
 from ctc_qpcr.importing import read_plate
 from ctc_qpcr.normalise import normalise_study
@@ -34,18 +37,9 @@ def main(smk, log):
     reference = smk.params.ipc_reference
     if reference is None:
         reference = ipc_reference_from(read_tsv(smk.input.calibration))
-    result = preprocess_batch(
-        wells[wells["excluded"] == ""],
-        sheets.samples_frame(samples),
-        assays,
-        lod=chip["lod"],
-        validprime=chip["validprime"],
-        ipc=chip["ipc"],
-        replicates=chip["replicates"],
-        detection=chip["detection"],
-        efficiency={"apply": False, "from_standards": False},
-        ipc_reference=reference,
-    )
+    options = chip_options({**chip, "efficiency": {"apply": False, "from_standards": False}})
+    options = replace(options, ipc=replace(options.ipc, reference=reference))
+    result = preprocess_batch(wells[wells["excluded"] == ""], sheets.samples_frame(samples), assays, options)
     cells = result["cells"]
     write_tsv(cells, smk.output.cq)
     default = smk.params.normalisation["default"]

@@ -134,13 +134,16 @@ def run_escape(case, tmp_path):
 
 def run_preprocess(case, tmp_path):
     from ctc_qpcr.audit import build_audit, summarise_audit
+    from ctc_qpcr.chip_options import chip_options
     from ctc_qpcr.preprocess import preprocess_batch
 
     *chips, sample_path, assay_path = inputs_of(case)
     samples, assays = _sheets(sample_path, assay_path)
     wells = pd.concat([_plate(c, samples, assays, plate=Path(c).stem) for c in chips], ignore_index=True)
     usable = wells[wells["excluded"] == ""]
-    result = preprocess_batch(usable, sheets.samples_frame(samples), assays, batch="B1")
+    # ipc.on_missing (default stop, tests/test_preprocess.py): the corpus checks the flags of each chip
+    options = chip_options({"ipc": {"on_missing": params_of(case).get("ipc_on_missing", "uncalibrated")}})
+    result = preprocess_batch(usable, sheets.samples_frame(samples), assays, options, batch="B1")
     parts = list(result["notes"])
     for row in result["plate_calibration"].itertuples():
         parts.append(f"calibration {row.plate}: {row.flags}")

@@ -1,4 +1,4 @@
-"""Per-well state: CALC / EXPFAIL / LOWSIGNAL / NOAMP (algorithms §3.1, §1.5).
+"""Per-well state: CALC / EXPFAIL / LOWSIGNAL / NOAMP (docs/methods.md §3.1, §1.5).
 
 The four states are those of gh-validprime (§1.5), applied to every well as read
 (data-model.md section 1):
@@ -42,12 +42,18 @@ def well_lod(wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float]
     """LOD that applies to each well: the assay's own LOD where given, else ``lod``."""
     limit = np.full(len(wells), float(lod))
     if assay_lod:
-        per_assay = wells["assay"].astype(str).map({str(k): float(v) for k, v in assay_lod.items() if v is not None and np.isfinite(v)})
+        per_assay = (
+            wells["assay"]
+            .astype(str)
+            .map({str(k): float(v) for k, v in assay_lod.items() if v is not None and np.isfinite(v)})
+        )
         limit = np.where(per_assay.notna(), per_assay.to_numpy(dtype=float, na_value=np.nan), limit)
     return limit
 
 
-def assign_states(wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float] | None = None) -> pd.DataFrame:
+def assign_states(
+    wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float] | None = None
+) -> pd.DataFrame:
     """Return a copy of ``wells`` with ``state`` and ``state_reason`` (data-model.md §1).
 
     ``state_reason`` is "" for CALC; for EXPFAIL every reason that applies is

@@ -8,11 +8,13 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
+import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from ctc_qpcr.config_check import check_config  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
+from ctc_qpcr.outcome import check_outcome_inputs  # noqa: E402
 
 with open(
     Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -24,10 +26,36 @@ with open(
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+# A qPCR study names its three sheets; a CellSearch count study (outcome: only)
+# names none of them and plans no qPCR job.
+QPCR_SHEETS = ("plates", "samples", "assays")
+for key in QPCR_SHEETS:
+    config[key] = config.get(key) or ""
+QPCR_ACTIVE = any(config[key] for key in QPCR_SHEETS)
+if QPCR_ACTIVE and not all(config[key] for key in QPCR_SHEETS):
+    raise WorkflowError(
+        "config: a qPCR study needs plates, samples and assays; missing: "
+        + ", ".join(key for key in QPCR_SHEETS if not config[key])
+        + " — give all three sheets, or none of them for a CellSearch count study"
+    )
+if not QPCR_ACTIVE and not (
+    config["outcome"]["activate"] and config["outcome"]["ctc_counts"]
+):
+    raise WorkflowError(
+        "config: nothing to do — give plates, samples and assays (a qPCR study) or "
+        "an outcome: section with activate: true, ctc_counts and clinical (a count study)"
+    )
+
 try:
-    plates = sheets.load_plates(config["plates"])
-    samples = sheets.load_samples(config["samples"])
-    assays = sheets.load_assays(config["assays"])
+    if QPCR_ACTIVE:
+        plates = sheets.load_plates(config["plates"])
+        samples = sheets.load_samples(config["samples"])
+        assays = sheets.load_assays(config["assays"])
+    else:
+        plates = pd.DataFrame(columns=["plate", "batch", "path", "format", "assay"])
+        samples = pd.DataFrame(columns=[*sheets.REQUIRED["samples"], "patient"])
+        assays = pd.DataFrame(columns=list(sheets.REQUIRED["assays"]))
+    outcome_inputs = check_outcome_inputs(config["outcome"])
 except InputError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -35,20 +63,22 @@ except InputError as exc:
 # schemas check the distinct value combinations again. Validating the distinct
 # combinations (ids replaced by a placeholder) keeps start-up fast for sheets of
 # tens of thousands of samples. Plate ids are validated row by row (patterns).
-validate(plates, schema="../schemas/plates.schema.yaml")
-validate(
-    samples.assign(sample="x").drop_duplicates(),
-    schema="../schemas/samples.schema.yaml",
-)
-validate(
-    assays.assign(assay="x").drop_duplicates(), schema="../schemas/assays.schema.yaml"
-)
+if QPCR_ACTIVE:
+    validate(plates, schema="../schemas/plates.schema.yaml")
+    validate(
+        samples.assign(sample="x").drop_duplicates(),
+        schema="../schemas/samples.schema.yaml",
+    )
+    validate(
+        assays.assign(assay="x").drop_duplicates(),
+        schema="../schemas/assays.schema.yaml",
+    )
 
 # Batches in the order of first appearance in plates.tsv: the first batch
 # anchors the IPC reference (config ipc.reference: null).
 BATCHES = list(dict.fromkeys(plates["batch"]))
 PLATES_OF = {b: list(plates.loc[plates["batch"] == b, "plate"]) for b in BATCHES}
-FIRST_BATCH = BATCHES[0]
+FIRST_BATCH = BATCHES[0] if BATCHES else ""
 
 for unknown in set(config["batches"]) - set(BATCHES):
     raise WorkflowError(
@@ -114,6 +144,8 @@ def predict_active():
 
 
 def get_final_output():
+    if not QPCR_ACTIVE:
+        return outcome_targets()
     if config["only_batch"]:
         batch = config["only_batch"]
         return expand(
@@ -143,5 +175,5 @@ def get_final_output():
     if predict_active():
         targets.append("results/predict/probabilities.tsv")
     if outcome_active():
-        targets += ["results/outcome/cox.tsv", "results/outcome/plots/km.svg"]
+        targets += outcome_targets()
     return targets

@@ -77,6 +77,8 @@ rule merge_batches:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        on_panel_mismatch=config["merge"]["on_panel_mismatch"],
     script:
         "../../scripts/merge_batches.py"
 
