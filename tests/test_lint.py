@@ -24,11 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["scripts", "tests", "benchmarks"]
 
 # Findings measured with ruff 0.17.6 and this ruff.toml: 449 / 72 on main 1f8f8b9 when the linter came
-# in, 465 / 74 on main aed9b2f (the simulator split into simulate_docs.py and simulate_model.py added
-# 16). Lower these as the code is fixed; 0 means the tree is clean and must stay so. A new module
-# should be clean from its first commit: `ruff format FILE && ruff check FILE`.
-MAX_CHECK_FINDINGS = 465
-MAX_UNFORMATTED_FILES = 74
+# in; 423 / 68 on main 88d14d1 (chip-level and outcome modules cleaned). Lower these as the code is
+# fixed; 0 means the tree is clean and must stay so. New or rewritten modules should be clean from
+# their first commit: `ruff format FILE && ruff check FILE`.
+MAX_CHECK_FINDINGS = 423
+MAX_UNFORMATTED_FILES = 68
 
 # Lines outside tests/ that still point at the method reference outside the repository
 # (``algorithms.md`` / ``algorithms §N`` / ``../shared``), measured on main 1f8f8b9. Issue 14 wants 0:
