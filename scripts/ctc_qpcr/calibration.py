@@ -312,10 +312,10 @@ def ipc_policy(
         return w, plate_cal, None, bad[keys]
     if not o.calibrators:
         plate_cal.loc[hit, "offset"] = np.nan
-    drop = w[keys].merge(bad, on=keys, how="left")["reason"].notna().to_numpy()
+    why = w[keys].merge(bad, on=keys, how="left")["reason"].to_numpy(dtype=object)  # bad: one row per key
+    drop = pd.notna(why)
     out = w.loc[drop, ["plate", "well", "sample", "assay"]]
-    reason = w.loc[drop, keys].merge(bad, on=keys, how="left")["reason"].to_numpy()
-    flags = out.assign(flag=reason, reason="ipc.on_missing: exclude", excluded=True)
+    flags = out.assign(flag=why[drop], reason="ipc.on_missing: exclude", excluded=True)
     return w.loc[~drop], plate_cal, flags, none
 
 
