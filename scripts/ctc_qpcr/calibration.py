@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .chip_options import IpcOptions
+from .chip_options import IpcOptions, chip_options
 from .errors import ConfigError
 from .replicates import join_flag_columns
 from .wells import CALC
@@ -37,9 +37,9 @@ def ipc_offsets(
     reference: float | None = None,
     *,
     plates=None,
-    max_sd: float = 0.25,
-    max_offset: float = 1.0,
-    min_replicates: int = 3,
+    max_sd: float | None = None,
+    max_offset: float | None = None,
+    min_replicates: int | None = None,
 ) -> pd.DataFrame:
     """Global IPC offset per chip (§2.1 eqs. 5–6).
 
@@ -49,13 +49,17 @@ def ipc_offsets(
     does not shift old ones) else the mean of ``c_p`` over the chips that have
     one; ``offset = c_p − ref``.
 
-    Flags (§2.1 suggested QC; Kubista: "minimum of triplicates", SD < 0.25):
+    Flags (§2.1 suggested QC; limits not given = the `ipc` defaults of the config schema):
     ``IPC_SD>{max_sd}``, ``IPC_OFFSET>{max_offset}`` (|offset|), ``IPC_N<{min_replicates}``,
     ``IPC_MISSING`` (no IPC well on the chip) and ``IPC_FAILED`` (IPC wells, none CALC)
     — the last two with offset 0 — and ``IPC_NO_REFERENCE`` on every chip when the
     given ``reference`` is not a number (a first batch without usable IPC). All
     IPC wells of a chip are pooled: the TATAA design has one IPC assay.
     """
+    default = chip_options().ipc  # the QC limits not given: the config schema's defaults
+    max_sd = default.max_sd if max_sd is None else max_sd
+    max_offset = default.max_offset if max_offset is None else max_offset
+    min_replicates = default.min_replicates if min_replicates is None else min_replicates
     plate_list = pd.Index(sorted(set(wells["plate"]) if plates is None else set(plates)), name="plate")
     ipc = wells[wells["sample"].isin(set(map(str, ipc_sample_names)))]
     if ipc_assays is not None:
@@ -312,10 +316,10 @@ def ipc_policy(
         return w, plate_cal, None, bad[keys]
     if not o.calibrators:
         plate_cal.loc[hit, "offset"] = np.nan
-    drop = w[keys].merge(bad, on=keys, how="left")["reason"].notna().to_numpy()
+    why = w[keys].merge(bad, on=keys, how="left")["reason"].to_numpy(dtype=object)  # bad: one row per key
+    drop = pd.notna(why)
     out = w.loc[drop, ["plate", "well", "sample", "assay"]]
-    reason = w.loc[drop, keys].merge(bad, on=keys, how="left")["reason"].to_numpy()
-    flags = out.assign(flag=reason, reason="ipc.on_missing: exclude", excluded=True)
+    flags = out.assign(flag=why[drop], reason="ipc.on_missing: exclude", excluded=True)
     return w.loc[~drop], plate_cal, flags, none
 
 
