@@ -9,7 +9,7 @@ Two entry points:
   holding every planted quantity.
 * :func:`simulate_chips` writes many full 96 x 96 chips quickly (benchmarks).
 
-Signal model per chamber (algorithms.md §1, §2.1; Cq on the base-2 scale)::
+Signal model per chamber (docs/methods.md §1, §2.1; Cq on the base-2 scale)::
 
     Cq_RNA(s, g) = base_g - x(s, g) / log2(E_g)       x = log2 quantity (input + patient + noise + effects)
     Cq_DNA(s, g) = Cq_VPA(s) + dCq_gDNA(g)              gDNA carry-over, same for both replicates
@@ -79,15 +79,25 @@ from .tables import write_text, write_tsv
 
 # --------------------------------------------------------------------------- chips
 
+
 def _well_ids(n_in: int, n_as: int) -> np.ndarray:
     s = np.char.add(np.char.add("S", np.char.zfill(np.arange(1, n_in + 1).astype(str), 2)), "-A")
     a = np.char.zfill(np.arange(1, n_as + 1).astype(str), 2)
     return np.char.add(s[:, None], a[None, :])
 
 
-def simulate_chip_wells(rng: np.random.Generator, inlet_sample: np.ndarray, inlet_rep: np.ndarray,
-                        samples: pd.DataFrame, assays: pd.DataFrame, rna: np.ndarray, vpa: np.ndarray,
-                        offset: float, *, with_truth: bool = True) -> dict[str, np.ndarray]:
+def simulate_chip_wells(
+    rng: np.random.Generator,
+    inlet_sample: np.ndarray,
+    inlet_rep: np.ndarray,
+    samples: pd.DataFrame,
+    assays: pd.DataFrame,
+    rna: np.ndarray,
+    vpa: np.ndarray,
+    offset: float,
+    *,
+    with_truth: bool = True,
+) -> dict[str, np.ndarray]:
     """All chambers of one chip (used sample inlets x all assays), row-major, vectorised.
 
     ``inlet_sample``: sample row index per used inlet (inlets 1..n in order);
@@ -101,7 +111,7 @@ def simulate_chip_wells(rng: np.random.Generator, inlet_sample: np.ndarray, inle
     g = vpa[inlet_sample][:, None] + dcq[None, :]
     is_gdna = (kind == "gdna")[:, None]
     sd = assays["gdna_sd"].to_numpy(float)
-    e_sd = np.sqrt(np.clip(np.nan_to_num(sd) ** 2 - 2 * REPLICATE_SD ** 2, 0, None))
+    e_sd = np.sqrt(np.clip(np.nan_to_num(sd) ** 2 - 2 * REPLICATE_SD**2, 0, None))
     e_sd[role == "validprime"] = 0.0
     g = g + np.where(is_gdna, rng.normal(size=(n_in, n_as)) * e_sd[None, :], 0.0)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -111,7 +121,9 @@ def simulate_chip_wells(rng: np.random.Generator, inlet_sample: np.ndarray, inle
     noise = rng.normal(size=(n_in, n_as)) * np.where((kind == "ipc")[:, None], IPC_SD, REPLICATE_SD)
     event = np.full((n_in, n_as), "", dtype=object)
     bio = np.isin(kind, ["patient", "healthy"])[:, None]
-    bad = bio & (inlet_rep[:, None] == 2) & np.isfinite(true) & (rng.uniform(size=(n_in, n_as)) < BAD_PAIR_RATE)
+    bad = (
+        bio & (inlet_rep[:, None] == 2) & np.isfinite(true) & (rng.uniform(size=(n_in, n_as)) < BAD_PAIR_RATE)
+    )
     shift = np.where(bad, rng.choice([-1.0, 1.0], (n_in, n_as)) * rng.uniform(1.2, 2.5, (n_in, n_as)), 0.0)
     event[bad] = "bad_replicate"
     obs = true + offset + noise + shift
@@ -143,27 +155,45 @@ def simulate_chip_wells(rng: np.random.Generator, inlet_sample: np.ndarray, inle
         "sample_type": np.repeat(stype, n_as),
         "rconc": np.repeat(rconc, n_as),
         "assay": np.tile(assays["assay"].to_numpy(), n_in),
-        "value": value.ravel(), "quality": quality.ravel(), "call": call.ravel(),
+        "value": value.ravel(),
+        "quality": quality.ravel(),
+        "call": call.ravel(),
         "threshold": np.tile(threshold, n_in),
     }
     if with_truth:
-        out.update({
-            "rna_cq": r.ravel(), "gdna_cq": np.where(np.isfinite(g), g, np.nan).ravel(),
-            "gdna_fraction": frac.ravel(), "plate_offset": np.full(n_in * n_as, offset),
-            "noise": (noise + shift).ravel(), "event": event.ravel(),
-            "observed_cq": np.where(noamp, np.nan, obs).ravel(),
-        })
+        out.update(
+            {
+                "rna_cq": r.ravel(),
+                "gdna_cq": np.where(np.isfinite(g), g, np.nan).ravel(),
+                "gdna_fraction": frac.ravel(),
+                "plate_offset": np.full(n_in * n_as, offset),
+                "noise": (noise + shift).ravel(),
+                "event": event.ravel(),
+                "observed_cq": np.where(noamp, np.nan, obs).ravel(),
+            }
+        )
     return out
 
 
 def biomark_text(wells: dict[str, np.ndarray], run_name: str) -> str:
     """A BioMark "Table Results" CSV (CRLF) for the chambers in ``wells``."""
-    df = pd.DataFrame({
-        "ID": wells["well"], "Name": wells["sample"], "Type": wells["sample_type"], "rConc": wells["rconc"],
-        "AName": wells["assay"], "AType": "Test", "Value": wells["value"], "Quality": wells["quality"],
-        "Call": wells["call"], "Threshold": wells["threshold"],
-    })
-    head = NEWLINE.join((f"Chip Run Filename,C:\\BioMark\\ctc-qpcr\\{run_name}.bml",) + _HEADER_LINES) + NEWLINE
+    df = pd.DataFrame(
+        {
+            "ID": wells["well"],
+            "Name": wells["sample"],
+            "Type": wells["sample_type"],
+            "rConc": wells["rconc"],
+            "AName": wells["assay"],
+            "AType": "Test",
+            "Value": wells["value"],
+            "Quality": wells["quality"],
+            "Call": wells["call"],
+            "Threshold": wells["threshold"],
+        }
+    )
+    head = (
+        NEWLINE.join((f"Chip Run Filename,C:\\BioMark\\ctc-qpcr\\{run_name}.bml",) + _HEADER_LINES) + NEWLINE
+    )
     body = df.to_csv(header=False, index=False, float_format="%.15g", lineterminator=NEWLINE)
     return head + body
 
@@ -207,8 +237,19 @@ def _sheet(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def _truth_frame(plate: str, wells: dict[str, np.ndarray]) -> pd.DataFrame:
-    cols = ["well", "sample", "assay", "rna_cq", "gdna_cq", "gdna_fraction", "plate_offset", "noise",
-            "event", "observed_cq", "call"]
+    cols = [
+        "well",
+        "sample",
+        "assay",
+        "rna_cq",
+        "gdna_cq",
+        "gdna_fraction",
+        "plate_offset",
+        "noise",
+        "event",
+        "observed_cq",
+        "call",
+    ]
     df = pd.DataFrame({c: wells[c] for c in cols})
     df.insert(0, "plate", plate)
     return df
@@ -216,10 +257,22 @@ def _truth_frame(plate: str, wells: dict[str, np.ndarray]) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- study
 
-def simulate_study(out_dir: str | os.PathLike, seed: int = 2016, *, n_patients: int = 45, n_healthy: int = 20,
-                   missing_fraction: float = 0.15, n_baseline_only: int = 3, n_liver: int = 20, n_new_patients: int = 10,
-                   gdna_copies: tuple[int, ...] = GDNA_COPIES, chips_per_batch: int = 2,
-                   path_prefix: str | None = None, outcome: bool = True) -> dict:
+
+def simulate_study(
+    out_dir: str | os.PathLike,
+    seed: int = 2016,
+    *,
+    n_patients: int = 45,
+    n_healthy: int = 20,
+    missing_fraction: float = 0.15,
+    n_baseline_only: int = 3,
+    n_liver: int = 20,
+    n_new_patients: int = 10,
+    gdna_copies: tuple[int, ...] = GDNA_COPIES,
+    chips_per_batch: int = 2,
+    path_prefix: str | None = None,
+    outcome: bool = True,
+) -> dict:
     """Write the example study to ``out_dir`` and return a summary dict.
 
     ``path_prefix`` is what plates.tsv writes before ``chips/...`` (default: ``out_dir``
@@ -229,16 +282,30 @@ def simulate_study(out_dir: str | os.PathLike, seed: int = 2016, *, n_patients: 
     prefix = (str(out_dir) if path_prefix is None else path_prefix).rstrip("/")
     rng = np.random.default_rng(seed)
     assays = make_assays(rng)
-    _, study = make_cohort(rng, n_patients, 1, ("T0", "T1", "T2"), missing_fraction, n_healthy, 1, n_liver,
-                           n_baseline_only=n_baseline_only)
+    _, study = make_cohort(
+        rng,
+        n_patients,
+        1,
+        ("T0", "T1", "T2"),
+        missing_fraction,
+        n_healthy,
+        1,
+        n_liver,
+        n_baseline_only=n_baseline_only,
+    )
     new_pat, new = make_cohort(rng, n_new_patients, n_patients + 1, ("T0",), 0.0, 0, 1, None)
     controls = control_samples(gdna_copies)
     samples = pd.concat([controls, study, new], ignore_index=True)
     rna, vpa, planted = sample_truth(rng, samples, assays)
 
     ctrl_idx = np.flatnonzero(samples["kind"].isin(["gdna", "ipc", "ntc"]).to_numpy())
-    ctrl_idx = np.concatenate([ctrl_idx[:len(gdna_copies)], np.repeat(ctrl_idx[len(gdna_copies)], 3),
-                               ctrl_idx[len(gdna_copies) + 1:]])       # gDNA series, IPC x3, NTC
+    ctrl_idx = np.concatenate(
+        [
+            ctrl_idx[: len(gdna_copies)],
+            np.repeat(ctrl_idx[len(gdna_copies)], 3),
+            ctrl_idx[len(gdna_copies) + 1 :],
+        ]
+    )  # gDNA series, IPC x3, NTC
     pairs_per_chip = (96 - ctrl_idx.size) // 2
     study_idx = np.flatnonzero(samples["sample"].isin(study["sample"]).to_numpy())
     new_idx = np.flatnonzero(samples["sample"].isin(new["sample"]).to_numpy())
@@ -256,8 +323,18 @@ def simulate_study(out_dir: str | os.PathLike, seed: int = 2016, *, n_patients: 
         sub = "new_batch/chips" if is_new else "chips"
         wells = simulate_chip_wells(rng, inl, rep, samples, assays, rna, vpa, float(offsets[k]))
         _write_bytes(biomark_text(wells, plate), out / sub / f"{plate}.csv")
-        plates.append({"plate": plate, "batch": batch, "path": f"{prefix}/{sub}/{plate}.csv", "format": "biomark",
-                       "new": is_new, "offset": offsets[k], "n_inlets": inl.size, "n_chambers": inl.size * len(assays)})
+        plates.append(
+            {
+                "plate": plate,
+                "batch": batch,
+                "path": f"{prefix}/{sub}/{plate}.csv",
+                "format": "biomark",
+                "new": is_new,
+                "offset": offsets[k],
+                "n_inlets": inl.size,
+                "n_chambers": inl.size * len(assays),
+            }
+        )
         truth.append(_truth_frame(plate, wells))
     plates = pd.DataFrame(plates)
 
@@ -268,7 +345,7 @@ def simulate_study(out_dir: str | os.PathLike, seed: int = 2016, *, n_patients: 
     pcols = ["plate", "batch", "path", "format"]
     _tsv(plates.loc[~plates["new"], pcols], out / "plates.tsv")
     new_sheet = _sheet(new)
-    new_sheet[["response", "sites"]] = np.nan      # hidden: to be predicted (truth/new_batch_labels.tsv)
+    new_sheet[["response", "sites"]] = np.nan  # hidden: to be predicted (truth/new_batch_labels.tsv)
     _tsv(pd.concat([ctrl_sheet, new_sheet], ignore_index=True), out / "new_batch" / "samples.tsv")
     _tsv(plates.loc[plates["new"], pcols], out / "new_batch" / "plates.tsv")
 
@@ -277,23 +354,30 @@ def simulate_study(out_dir: str | os.PathLike, seed: int = 2016, *, n_patients: 
     wt = pd.concat(truth, ignore_index=True)
     _tsv(wt, td / "wells_truth.tsv")
     co = plates[["plate", "batch", "offset"]].copy()
-    co["offset_centered_study"] = np.where(plates["new"], np.nan,
-                                           plates["offset"] - plates.loc[~plates["new"], "offset"].mean())
+    co["offset_centered_study"] = np.where(
+        plates["new"], np.nan, plates["offset"] - plates.loc[~plates["new"], "offset"].mean()
+    )
     _tsv(co, td / "chip_offsets.tsv")
     gd = assays[["assay", "role", "dcq_gdna", "gdna_sd"]].rename(columns={"gdna_sd": "sd"})
     gd["amplifies_gdna"] = gd["dcq_gdna"].notna()
     gd["high_confidence"] = gd["amplifies_gdna"] & (gd["sd"] <= 0.3)
     _tsv(gd[gd["role"] != "ipc"], td / "gdna_dcq.tsv")
     _tsv(_de_truth(assays), td / "de_truth.tsv")
-    det = assays.loc[assays["role"].isin(["target", "reference"]),
-                     ["assay", "gene", "role", "base_cq", "p_detect", "p_detect_healthy", "off_rate", "expression"]]
+    det = assays.loc[
+        assays["role"].isin(["target", "reference"]),
+        ["assay", "gene", "role", "base_cq", "p_detect", "p_detect_healthy", "off_rate", "expression"],
+    ]
     _tsv(det, td / "expression_truth.tsv")
     _tsv(dcq_truth(samples, assays, planted), td / "dcq_truth.tsv")
     samp_truth = samples[["sample", "kind", "patient", "timepoint"]].copy()
     samp_truth["vpa_cq"] = vpa
-    samp_truth["material"] = np.where(samples["kind"].isin(["patient", "healthy"]), planted["material"], np.nan)
+    samp_truth["material"] = np.where(
+        samples["kind"].isin(["patient", "healthy"]), planted["material"], np.nan
+    )
     ref_col = assays["gene"].to_numpy() == FAILED_REFERENCE
-    samp_truth["failed_reference"] = np.where(planted["state"][:, ref_col][:, 0] == "failed", FAILED_REFERENCE, "")
+    samp_truth["failed_reference"] = np.where(
+        planted["state"][:, ref_col][:, 0] == "failed", FAILED_REFERENCE, ""
+    )
     samp_truth["in_new_batch"] = samples["sample"].isin(new["sample"])
     _tsv(samp_truth[samples["kind"].isin(["patient", "healthy", "gdna"])], td / "samples_truth.tsv")
     _tsv(new_pat[["patient", "response", "sites", "subtype"]], td / "new_batch_labels.tsv")
@@ -320,14 +404,16 @@ def dcq_truth(samples: pd.DataFrame, assays: pd.DataFrame, planted: dict) -> pd.
     planned = planted["planned_cq"][np.ix_(bio, cols)]
     normaliser = planted["planned_cq"][np.ix_(bio, role == "reference")].mean(axis=1)
     ns, ng = planned.shape
-    out = pd.DataFrame({
-        "sample": np.repeat(samples["sample"].to_numpy()[bio], ng),
-        "gene": np.tile(assays["gene"].to_numpy()[cols], ns),
-        "role": np.tile(role[cols], ns),
-        "state": planted["state"][np.ix_(bio, cols)].ravel(),
-        "rna_cq": planned.ravel(),
-        "planted_dcq": (planned - normaliser[:, None]).ravel(),
-    })
+    out = pd.DataFrame(
+        {
+            "sample": np.repeat(samples["sample"].to_numpy()[bio], ng),
+            "gene": np.tile(assays["gene"].to_numpy()[cols], ns),
+            "role": np.tile(role[cols], ns),
+            "state": planted["state"][np.ix_(bio, cols)].ravel(),
+            "rna_cq": planned.ravel(),
+            "planted_dcq": (planned - normaliser[:, None]).ravel(),
+        }
+    )
     return out.sort_values(["sample", "gene"], kind="stable").reset_index(drop=True)
 
 
@@ -346,8 +432,12 @@ def write_outcome_cohort(out: Path, samples: pd.DataFrame, seed: int) -> None:
 
 def _de_truth(assays: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for comp, table in (("liver_vs_no_liver", LIVER_EFFECTS), ("nonresponder_vs_responder", NONRESPONDER_EFFECTS),
-                        ("hr_pos_vs_hr_neg", HR_EFFECTS), ("her2_pos_vs_her2_neg", HER2_EFFECTS)):
+    for comp, table in (
+        ("liver_vs_no_liver", LIVER_EFFECTS),
+        ("nonresponder_vs_responder", NONRESPONDER_EFFECTS),
+        ("hr_pos_vs_hr_neg", HR_EFFECTS),
+        ("her2_pos_vs_her2_neg", HER2_EFFECTS),
+    ):
         for g in assays.loc[assays["role"] == "target", "gene"]:
             rows.append({"comparison": comp, "gene": g, "log2fc": table.get(g, 0.0)})
     for g in assays.loc[assays["role"] == "target", "gene"]:
@@ -356,7 +446,9 @@ def _de_truth(assays: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["comparison", "gene"], kind="stable").reset_index(drop=True)
 
 
-def _real_ctc_summary(study: pd.DataFrame, assays: pd.DataFrame, planted: dict, samples: pd.DataFrame) -> dict:
+def _real_ctc_summary(
+    study: pd.DataFrame, assays: pd.DataFrame, planted: dict, samples: pd.DataFrame
+) -> dict:
     state = planted["state"]
     in_study = samples["sample"].isin(study["sample"]).to_numpy()
     pat = in_study & (samples["kind"] == "patient").to_numpy()
@@ -366,10 +458,13 @@ def _real_ctc_summary(study: pd.DataFrame, assays: pd.DataFrame, planted: dict, 
     draws = study[study["kind"] == "patient"].groupby("patient").size().value_counts().sort_index()
     ref = (assays["gene"] == FAILED_REFERENCE).to_numpy()
     return {
-        "never": list(NEVER_EXPRESSED), "rare": list(RARELY_EXPRESSED),
-        "n_off": int(off.sum()), "n_on_off": int(np.isin(st, ["on", "off"]).sum()),
+        "never": list(NEVER_EXPRESSED),
+        "rare": list(RARELY_EXPRESSED),
+        "n_off": int(off.sum()),
+        "n_on_off": int(np.isin(st, ["on", "off"]).sum()),
         "n_off_detected": int((off & (planted["planned_cq"][np.ix_(pat, tgt)] <= LOD)).sum()),
-        "failed_reference": FAILED_REFERENCE, "n_failed_reference": int((state[in_study][:, ref] == "failed").sum()),
+        "failed_reference": FAILED_REFERENCE,
+        "n_failed_reference": int((state[in_study][:, ref] == "failed").sum()),
         "draws": ", ".join(f"{k}: {v} patients" for k, v in draws.items()),
     }
 
@@ -377,7 +472,10 @@ def _real_ctc_summary(study: pd.DataFrame, assays: pd.DataFrame, planted: dict, 
 def _summary(samples, study, new, plates, wt, assays) -> dict:
     pats = study[study["kind"] == "patient"]
     tgt = wt["assay"].isin(assays.loc[assays["role"] == "target", "assay"])
-    bio = wt[wt["sample"].isin(study["sample"]) & (tgt | wt["assay"].isin(assays.loc[assays.role == "reference", "assay"]))]
+    bio = wt[
+        wt["sample"].isin(study["sample"])
+        & (tgt | wt["assay"].isin(assays.loc[assays.role == "reference", "assay"]))
+    ]
     det = bio[bio["observed_cq"] <= LOD]
     pt = wt[tgt & wt["sample"].isin(pats["sample"])]
     ht = wt[tgt & wt["sample"].isin(study.loc[study["kind"] == "healthy", "sample"])]
@@ -408,9 +506,17 @@ def _summary(samples, study, new, plates, wt, assays) -> dict:
 
 # --------------------------------------------------------------------------- bench
 
-def simulate_chips(n_chips: int, out_dir: str | os.PathLike, seed: int = 2016, assays_per_chip: int = 96,
-                   *, chips_per_batch: int = 12, path_prefix: str | None = None,
-                   gdna_copies: tuple[int, ...] = (10, 50, 250, 1000)) -> pd.DataFrame:
+
+def simulate_chips(
+    n_chips: int,
+    out_dir: str | os.PathLike,
+    seed: int = 2016,
+    assays_per_chip: int = 96,
+    *,
+    chips_per_batch: int = 12,
+    path_prefix: str | None = None,
+    gdna_copies: tuple[int, ...] = (10, 50, 250, 1000),
+) -> pd.DataFrame:
     """Write ``n_chips`` full 96.96 chips (96 sample x ``assays_per_chip`` assay inlets) + sheets.
 
     Panel = the study panel padded with GENE47... targets to ``assays_per_chip`` assays;
@@ -435,7 +541,9 @@ def simulate_chips(n_chips: int, out_dir: str | os.PathLike, seed: int = 2016, a
     samples = pd.concat([controls, cohort], ignore_index=True)
     rna, vpa, _ = sample_truth(rng, samples, assays)
     ctrl = np.arange(len(controls))
-    ctrl = np.concatenate([ctrl[:len(gdna_copies)], np.repeat(ctrl[len(gdna_copies)], 3), ctrl[len(gdna_copies) + 1:]])
+    ctrl = np.concatenate(
+        [ctrl[: len(gdna_copies)], np.repeat(ctrl[len(gdna_copies)], 3), ctrl[len(gdna_copies) + 1 :]]
+    )
     order = rng.permutation(np.arange(len(controls), len(samples)))
     layouts = _layout(order, n_chips, ctrl)
     offsets = np.round(rng.uniform(-0.4, 0.5, n_chips), 3)
@@ -443,14 +551,24 @@ def simulate_chips(n_chips: int, out_dir: str | os.PathLike, seed: int = 2016, a
     plates = []
     for k, (inl, rep) in enumerate(layouts):
         plate = f"chip{k + 1:0{width}d}"
-        wells = simulate_chip_wells(rng, inl, rep, samples, assays, rna, vpa, float(offsets[k]), with_truth=False)
+        wells = simulate_chip_wells(
+            rng, inl, rep, samples, assays, rna, vpa, float(offsets[k]), with_truth=False
+        )
         _write_bytes(biomark_text(wells, plate), out / "chips" / f"{plate}.csv")
-        plates.append({"plate": plate, "batch": f"B{k // chips_per_batch + 1}",
-                       "path": f"{prefix}/chips/{plate}.csv", "format": "biomark"})
+        plates.append(
+            {
+                "plate": plate,
+                "batch": f"B{k // chips_per_batch + 1}",
+                "path": f"{prefix}/chips/{plate}.csv",
+                "format": "biomark",
+            }
+        )
     plates = pd.DataFrame(plates)
     _tsv(plates, out / "plates.tsv")
     _tsv(pd.concat([_sheet(controls), _sheet(cohort)], ignore_index=True), out / "samples.tsv")
     _tsv(assays[ASSAY_SHEET_COLUMNS], out / "assays.tsv")
-    _tsv(pd.DataFrame({"plate": plates["plate"], "batch": plates["batch"], "offset": offsets}),
-              out / "chip_offsets.tsv")
+    _tsv(
+        pd.DataFrame({"plate": plates["plate"], "batch": plates["batch"], "offset": offsets}),
+        out / "chip_offsets.tsv",
+    )
     return plates

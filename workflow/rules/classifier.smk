@@ -2,16 +2,6 @@
 # prediction for a new batch (docs/methods.md §7).
 
 
-def predict_exports():
-    """The exports listed in predict.plates: declared, so a changed export re-runs predict."""
-    if not predict_active():
-        return []
-    try:
-        return list(sheets.load_plates(config["predict"]["plates"])["path"])
-    except InputError as exc:
-        raise WorkflowError(str(exc)) from None
-
-
 def predict_ipc_anchor():
     """The training study's IPC table, read only when ipc.reference is not fixed."""
     if config["ipc"]["reference"] is not None:
@@ -79,8 +69,8 @@ rule plot_classifier:
 rule predict:
     input:
         plates=config["predict"]["plates"] or [],
-        exports=predict_exports(),
         samples=config["predict"]["samples"] or [],
+        exports=PREDICT_EXPORTS,
         assays=config["assays"],
         model="results/classifier/model.skops",
         chosen="results/reference_genes/chosen.tsv",
