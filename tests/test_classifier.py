@@ -410,3 +410,18 @@ def test_only_genes_measured_in_every_batch_are_modelled():
         "G03 (not in B2); G40 (not in B2)"
     ) in res["notes"]
     assert res["models"][("liver", "elasticnet")]["features"] == shared
+
+
+def test_balanced_fit_as_sample_weights_is_bitwise_identical():
+    matrix, samples = planted(seed=3)
+    X = matrix[GENES].to_numpy()[:36]
+    y = (samples["sites"] == "liver").to_numpy(int)[:36]
+    model = C.make_pipeline("elasticnet").named_steps["model"]
+    from sklearn.base import clone
+
+    from ctc_qpcr.classifier.validation import fit_model
+
+    ref = clone(model).fit(X, y)
+    fast = fit_model(model, X, y)
+    assert fast.class_weight is None and ref.class_weight == "balanced"
+    assert (fast.coef_ == ref.coef_).all() and (fast.intercept_ == ref.intercept_).all()

@@ -2,13 +2,6 @@
 # prediction for a new batch (docs/methods.md §7).
 
 
-def predict_ipc_anchor():
-    """The training study's IPC table, read only when ipc.reference is not fixed."""
-    if config["ipc"]["reference"] is not None:
-        return []
-    return f"results/batches/{FIRST_BATCH}/plate_calibration.tsv"
-
-
 rule classifier:
     input:
         matrix=f"results/normalised/{config['normalisation']['default']}.matrix.tsv",
@@ -74,7 +67,12 @@ rule predict:
         assays=config["assays"],
         model="results/classifier/model.skops",
         chosen="results/reference_genes/chosen.tsv",
-        calibration=predict_ipc_anchor(),
+        # the training study's IPC table: read only when ipc.reference is not fixed
+        calibration=(
+            []
+            if config["ipc"]["reference"] is not None
+            else f"results/batches/{FIRST_BATCH}/plate_calibration.tsv"
+        ),
     output:
         probabilities=report(
             "results/predict/probabilities.tsv",

@@ -29,6 +29,7 @@ from scipy.stats import rankdata
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import f_classif
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_score
 from sklearn.model_selection import (
     GridSearchCV,
@@ -228,6 +229,18 @@ def repeat_scores(y: np.ndarray, oof: np.ndarray, splits) -> dict[str, float]:
     }
 
 
+def fit_model(model, X: np.ndarray, y: np.ndarray):
+    """A fitted clone of ``model``.  A class-balanced LogisticRegression gets its class
+    weights n / (2 n_class) as sample weights instead: bit-for-bit the same fit (scikit-learn
+    multiplies unit sample weights by the same numbers), without the per-call class-weight
+    bookkeeping that took a third of each fit on n ≈ 36 (the fast paths run thousands)."""
+    est = clone(model)
+    if isinstance(est, LogisticRegression) and est.class_weight == "balanced":
+        weights = (len(y) / (2.0 * np.bincount(y, minlength=2)))[y]
+        return est.set_params(class_weight=None).fit(X, y, sample_weight=weights)
+    return est.fit(X, y)
+
+
 class Prepared:
     """Median imputation, scaling and F-scores of one training fold, done once (numpy).
 
@@ -254,7 +267,7 @@ class Prepared:
         else:
             cols = np.sort(self.order[-k:])
             Ztr, Zte = self.Ztr[:, cols], self.Zte[:, cols]
-        return clone(model).fit(Ztr, self.ytr).predict_proba(Zte)[:, 1]
+        return fit_model(model, Ztr, self.ytr).predict_proba(Zte)[:, 1]
 
 
 def fast_fold_proba(model, k, Xtr, ytr, Xte) -> np.ndarray:
