@@ -256,7 +256,7 @@ def _data_rows(summary, cells, calibration, validprime, settings: dict) -> list[
     reps = cells["n_replicates"].value_counts().sort_index()
     flagged = cells["flags"].fillna("").str.contains("replicate_delta>", regex=False).sum()
     replicates = (
-        ", ".join(f"{n} replicate(s): {c} cells" for n, c in reps.items())
+        ", ".join(f"{c} cells with {n} valid replicate(s)" for n, c in reps.items())
         + f"; {flagged} cells with replicate ΔCq > {settings['replicates']['max_delta']:g}"
     )
     ipc_applicable = len(calibration) > 0 and calibration["ipc_mean"].notna().any()

@@ -32,7 +32,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 def validate_sheets():
     """Schema validation of the three sheets on their distinct constrained values."""
     for frame, name in ((plates, "plates"), (samples, "samples"), (assays, "assays")):
-        schema = Path(workflow.basedir) / "workflow" / "schemas" / f"{name}.schema.yaml"
+        schema = WORKFLOW_ROOT / "workflow" / "schemas" / f"{name}.schema.yaml"
         with open(schema) as handle:
             view = sheets.schema_view(frame, yaml.safe_load(handle))
         validate(view, schema=f"../schemas/{name}.schema.yaml")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+# From this file's place: workflow.basedir is the *using* workflow's folder when
+# ctc-qpcr runs as a Snakemake module.
+sys.path.insert(0, str(Path(workflow.current_basedir).parents[1] / "scripts"))
 
 from ctc_qpcr.config_check import check_yaml_file  # noqa: E402
 from ctc_qpcr.errors import ConfigError  # noqa: E402
