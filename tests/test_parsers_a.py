@@ -21,11 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctc_qpcr.errors import InputError
-from ctc_qpcr.parsers import biomark, cfx, quantstudio, registry, table
-from ctc_qpcr.parsers.table import to_numbers
+from ctc_qpcr.parsers import biomark, cfx, quantstudio, registry, table, toolkit
+from ctc_qpcr.parsers.toolkit import to_numbers
 from ctc_qpcr.parsers.text import load_text
 
-WELLS = ["plate", *table.WELL_COLUMNS]
+WELLS = ["plate", *toolkit.WELL_COLUMNS]
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:

@@ -37,16 +37,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .table import (
+from .text import Text, load_text
+from .toolkit import (
     Block,
     cq_numbers,
     decimal_mark,
+    parse_number,
     read_block,
     split_fields,
     to_numbers,
     wells_frame,
 )
-from .text import Text, load_text, parse_number
 
 REEXPORT = "re-export 'Table Results' from the Fluidigm Real-Time PCR Analysis software"
 
@@ -188,6 +189,7 @@ def _wells(text: Text, block: Block, cols: dict[str, int], header: dict[str, lis
     cq_raw = cells[cols["cq"]]
     frame = wells_frame(
         len(cells),
+        stripped=True,
         run=run,
         well=well,
         sample=cells[cols["sample"]],

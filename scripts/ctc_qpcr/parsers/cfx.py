@@ -19,7 +19,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import InputError
-from .table import (
+from .text import Text, load_text
+from .toolkit import (
     Block,
     cq_numbers,
     decimal_mark,
@@ -32,7 +33,6 @@ from .table import (
     to_numbers,
     wells_frame,
 )
-from .text import Text, load_text
 
 _REQUIRED = (("well",), ("fluor",), ("target",), ("content",), ("sample",), ("cq",))
 QUANTITY_NAMES = ("starting quantity (sq)", "sq", "starting quantity")
@@ -84,6 +84,7 @@ def _wells(text: Text, block: Block) -> pd.DataFrame:
     decimal = decimal_mark(text, numeric, block.line)
     frame = wells_frame(
         len(cells),
+        stripped=True,
         well=multiplex_wells(cells[col["well"]], cells[col["fluor"]]),
         sample=cells[col["sample"]],
         assay=cells[col["target"]],

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .table import (
+from .text import Text, load_text
+from .toolkit import (
     Block,
     cq_numbers,
     decimal_mark,
@@ -40,7 +41,6 @@ from .table import (
     to_numbers,
     wells_frame,
 )
-from .text import Text, load_text
 
 CQ_NAMES = ("ct", "c\u0442", "cq", "crt", "c\u0442 value")
 SAMPLE_NAMES = ("sample name", "sample")
@@ -108,6 +108,7 @@ def _wells(text: Text, block: Block) -> pd.DataFrame:
         well = multiplex_wells(well, cells[col["reporter"]])
     frame = wells_frame(
         n,
+        stripped=True,
         well=well,
         sample=cells[col["sample"]],
         assay=cells[col["assay"]],

@@ -20,8 +20,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .table import OPTIONAL_COLUMNS, TEXT_COLUMNS, WELL_COLUMNS, invalid_cq
 from .text import load_text
+from .toolkit import (
+    NO_VALUE_WORDS,
+    OPTIONAL_COLUMNS,
+    TEXT_COLUMNS,
+    WELL_COLUMNS,
+    invalid_cq,
+)
 
 #: All formats, in the order auto-detection tries them (the plain table last: it is the loosest).
 FORMATS = ("biomark", "quantstudio", "cfx", "sds", "lc480", "rdml", "table")
@@ -139,7 +145,7 @@ def _check_cq_text(wells: pd.DataFrame, path: str, cq_column) -> None:
     raise InputError(
         path,
         f"the Cq value {wells['cq_raw'].iloc[i]!r} of well '{wells['well'].iloc[i]}' is not a number "
-        "(nor a no-value mark: 999, Undetermined, No Ct, N/A, NaN, NA, -, empty)",
+        f"(nor a no-value mark: {NO_VALUE_WORDS})",
         "correct the value in the instrument software and re-export, or leave the cell empty for no amplification",
         line=line or None,
         column=column,
