@@ -24,14 +24,17 @@ from .toolkit import (
     Block,
     cq_numbers,
     decimal_mark,
-    find_column,
     find_header,
-    multiplex_wells,
     read_block,
-    sample_type_name,
     table_end,
     to_numbers,
     wells_frame,
+)
+from .vocabulary import (
+    find_column,
+    incomplete_groups,
+    multiplex_wells,
+    sample_type_name,
 )
 
 _REQUIRED = (("well",), ("fluor",), ("target",), ("content",), ("sample",), ("cq",))
@@ -95,4 +98,5 @@ def _wells(text: Text, block: Block) -> pd.DataFrame:
         line=block.line,
     )
     frame.attrs["cq_column"] = names[col["cq"]]
+    frame.attrs["incomplete_groups"] = incomplete_groups(frame, block, decimal)
     return frame

@@ -50,7 +50,13 @@ import pandas as pd
 from defusedxml import DefusedXmlException
 
 from ..errors import InputError
-from .toolkit import check_unique_wells, parse_cq_column, wells_frame
+from .toolkit import (
+    parse_cq_column,
+    wells_frame,
+)
+from .vocabulary import (
+    check_unique_wells,
+)
 
 #: Largest RDML XML we read (uncompressed), in bytes.
 MAX_XML_BYTES = 256 * 1024 * 1024

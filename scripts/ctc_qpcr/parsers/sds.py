@@ -38,11 +38,13 @@ import pandas as pd
 from ..errors import InputError
 from .text import Text, load_text
 from .toolkit import (
-    check_unique_wells,
     parse_cq_column,
-    prefix_wells_with_run,
     to_numbers,
     wells_frame,
+)
+from .vocabulary import (
+    check_unique_wells,
+    prefix_wells_with_run,
 )
 
 # --------------------------------------------------------------------------- SDS

@@ -19,14 +19,16 @@ from .toolkit import (
     Block,
     cq_numbers,
     decimal_mark,
-    find_column,
     guess_delimiter,
     read_block,
-    sample_type_name,
     split_fields,
     to_numbers,
-    unique_wells,
     wells_frame,
+)
+from .vocabulary import (
+    find_column,
+    sample_type_name,
+    unique_wells,
 )
 
 SAMPLE_NAMES = ("sample", "sample name", "samples", "sample_name", "samplename", "sample id", "sample_id")

@@ -10,7 +10,8 @@
 * delimited tables: splitting a header line, finding a header, reading a table
   body with pandas' C engine while keeping each row's line number and checking
   that no row was cut off (:func:`read_block`), the decimal mark of a file;
-* the lab vocabulary readers share: sample types, well ids unique per plate.
+* (the lab vocabulary readers share — sample types, well ids unique per plate,
+  replicate groups — is in :mod:`.vocabulary`).
 
 Each reader module (``biomark``, ``quantstudio``, ``cfx``, ``sds``, ``lc480``,
 ``rdml``, ``table``, ``excel``) keeps only what is particular to its instrument.
@@ -52,12 +53,23 @@ WELL_COLUMNS = (
 )
 #: Columns a reader adds only when its export has them.
 OPTIONAL_COLUMNS = ("tm", "tm_out", "peak_ratio", "calibrated_rconc")
-TEXT_COLUMNS = ("run", "well", "sample", "assay", "cq_raw", "call", "sample_type", "instrument_flags")
+TEXT_COLUMNS = (
+    "run",
+    "well",
+    "sample",
+    "assay",
+    "cq_raw",
+    "call",
+    "sample_type",
+    "instrument_flags",
+)
 FLOAT_COLUMNS = ("cq", "quality", "quality_threshold", "quantity") + OPTIONAL_COLUMNS
 
 #: Cell texts (compared stripped, without quotes, lower case) that mean "no value":
 #: no amplification, not analysed, not calculated. The one vocabulary of every reader.
-NO_VALUE_TOKENS = frozenset({"", "999", "undetermined", "no ct", "no cq", "n/a", "nan", "na", "-"})
+NO_VALUE_TOKENS = frozenset(
+    {"", "999", "undetermined", "no ct", "no cq", "n/a", "nan", "na", "-"}
+)
 #: How the no-value marks are listed in messages.
 NO_VALUE_WORDS = "999, Undetermined, No Ct, No Cq, N/A, NaN, NA, -, empty"
 #: BioMark (and some others) write this number when there is no amplification.
@@ -92,7 +104,9 @@ def wells_frame(n: int, *, stripped: bool = False, **columns) -> pd.DataFrame:
             continue
         value = value.to_numpy() if isinstance(value, pd.Series) else np.asarray(value)
         if text:
-            out[name] = value.astype(object, copy=True) if stripped else _stripped_text(value)
+            out[name] = (
+                value.astype(object, copy=False) if stripped else _stripped_text(value)
+            )
         else:
             out[name] = value.astype(dtype)
     return pd.DataFrame(out, index=pd.RangeIndex(n))
@@ -127,7 +141,9 @@ def split_fields(line: str, sep: str) -> list[str]:
     """Split one line into stripped fields, honouring double quotes."""
     if sep == SPACES:
         return [f.strip('"').strip() for f in _SPACE_FIELDS.findall(line)]
-    return [f.strip() for f in next(csv.reader([line], delimiter=sep))] if line else [""]
+    return (
+        [f.strip() for f in next(csv.reader([line], delimiter=sep))] if line else [""]
+    )
 
 
 def guess_delimiter(line: str) -> str | None:
@@ -202,29 +218,39 @@ class Block:
         return self.cells[position]
 
 
-def _line_stats(lines: list[str], sep: str) -> tuple[np.ndarray, np.ndarray, bool]:
+def _line_stats(
+    lines: list[str], sep: str, raw: bytes
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """(blank, number of fields) of each line, and whether some cell may have outer white space.
 
-    Counted over the bytes of all lines at once. A line is blank when it holds
+    Counted over ``raw``, the bytes of all lines (each ending in a newline), at once. A line is blank when it holds
     only delimiters, spaces, tabs and quotes (Excel pads rows with commas).
     Lines with a double quote are split by :mod:`csv`, so that a quoted
     delimiter is not counted.
     """
     if sep == SPACES:
         blank = np.array([is_blank(line, sep) for line in lines], dtype=bool)
-        return blank, np.array([len(_SPACE_FIELDS.findall(line)) for line in lines], dtype=int), True
-    data = np.frombuffer(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        return (
+            blank,
+            np.array([len(_SPACE_FIELDS.findall(line)) for line in lines], dtype=int),
+            True,
+        )
+    data = np.frombuffer(raw, dtype=np.uint8)
     ends = np.flatnonzero(data == 10)
     starts = np.concatenate(([0], ends[:-1] + 1))
 
     def per_line(positions: np.ndarray) -> np.ndarray:
         return np.searchsorted(positions, ends) - np.searchsorted(positions, starts)
 
-    spaces = np.flatnonzero((data == 32) | (data == 9) | (data == 11) | (data == 12) | (data == 0xA0))
+    spaces = np.flatnonzero(
+        (data == 32) | (data == 9) | (data == 11) | (data == 12) | (data == 0xA0)
+    )
     separators = per_line(np.flatnonzero(data == ord(sep)))
     quotes = per_line(np.flatnonzero(data == 34))
     counts = separators + 1
-    blank = separators + quotes + per_line(spaces[data[spaces] != 0xA0]) == ends - starts
+    blank = (
+        separators + quotes + per_line(spaces[data[spaces] != 0xA0]) == ends - starts
+    )
     for i in np.flatnonzero((quotes > 0) & ~blank):
         counts[i] = len(next(csv.reader([lines[i]], delimiter=sep)))
     return blank, counts, _padded(data, spaces, sep)
@@ -236,9 +262,17 @@ def _padded(data: np.ndarray, spaces: np.ndarray, sep: str) -> bool:
         return False
     boundary = np.zeros(256, dtype=bool)
     boundary[[ord(sep), 10, 34]] = True
-    before = spaces - 1 - ((data[spaces] == 0xA0) & (data[np.maximum(spaces - 1, 0)] == 0xC2))
+    before = (
+        spaces
+        - 1
+        - ((data[spaces] == 0xA0) & (data[np.maximum(spaces - 1, 0)] == 0xC2))
+    )
     after = np.minimum(spaces + 1, len(data) - 1)
-    return bool((before < 0).any() or boundary[data[np.maximum(before, 0)]].any() or boundary[data[after]].any())
+    return bool(
+        (before < 0).any()
+        or boundary[data[np.maximum(before, 0)]].any()
+        or boundary[data[after]].any()
+    )
 
 
 def read_block(
@@ -249,6 +283,7 @@ def read_block(
     *,
     allow_row_names: bool = False,
     cut_hint: str = "re-export the results from the instrument software",
+    usecols: list[int] | None = None,
 ) -> Block:
     """Read the table whose header is ``text.lines[header_index]`` up to ``end_index`` (exclusive).
 
@@ -256,19 +291,29 @@ def read_block(
     Every other row must have as many fields as the header (extra empty fields
     are tolerated); a short row means the export was cut off or edited.
     ``allow_row_names`` accepts R ``write.table`` files, whose rows have one
-    leading field (the row name) more than the header.
+    leading field (the row name) more than the header. ``usecols`` (header
+    positions) reads only those columns when no row has extra fields.
     """
     names = split_fields(text.lines[header_index], sep)
     while len(names) > 1 and names[-1] == "":
         names.pop()
     rows = text.lines[header_index + 1 : end_index]
-    blank, counts, padded = _line_stats(rows, sep) if rows else (np.zeros(0, dtype=bool), np.zeros(0, dtype=int), False)
+    raw = ("\n".join(rows) + "\n").encode("utf-8", "surrogatepass")
+    blank, counts, padded = (
+        _line_stats(rows, sep, raw)
+        if rows
+        else (np.zeros(0, dtype=bool), np.zeros(0, dtype=int), False)
+    )
     kept = np.flatnonzero(~blank)
-    body = rows if len(kept) == len(rows) else [rows[i] for i in kept]
+    if len(kept) < len(rows):
+        rows = [rows[i] for i in kept]
+        raw = ("\n".join(rows) + "\n").encode("utf-8", "surrogatepass")
     line = kept.astype("int64") + header_index + 2
     counts = counts[kept]
     n = len(names)
-    skip_row_name = allow_row_names and len(counts) > 0 and bool((counts == n + 1).all())
+    skip_row_name = (
+        allow_row_names and len(counts) > 0 and bool((counts == n + 1).all())
+    )
     width = n + 1 if skip_row_name else n
     short = np.flatnonzero(counts < width)
     if len(short):
@@ -279,12 +324,15 @@ def read_block(
             f"{cut_hint} (the whole table, unchanged)",
             line=int(line[i]),
         )
-    if not body:
+    if not rows:
         cells = pd.DataFrame({k: pd.Series([], dtype=object) for k in range(n)})
         return Block(names, cells, line, sep)
     ncols = int(counts.max())
+    if usecols is None or ncols > n or skip_row_name or sep == SPACES:
+        usecols = None
     cells = pd.read_csv(
-        io.StringIO("\n".join(body)),
+        io.BytesIO(raw),
+        usecols=usecols,
         sep=r"\s+" if sep == SPACES else sep,
         header=None,
         names=list(range(ncols)),
@@ -293,18 +341,24 @@ def read_block(
         skip_blank_lines=False,
         quotechar='"',
         engine="c",
+        encoding="utf-8",
+        encoding_errors="surrogatepass",
+        low_memory=False,
     )
     if skip_row_name:
         cells = cells.drop(columns=0)
         cells.columns = list(range(ncols - 1))
-    _check_extra_fields(text, cells, n, line)
-    cells = cells[list(range(n))]
+    if usecols is None:
+        _check_extra_fields(text, cells, n, line)
+        cells = cells[list(range(n))]
     if padded:
         cells = cells.apply(lambda column: column.str.strip())
     return Block(names, cells, line, sep)
 
 
-def _check_extra_fields(text: Text, cells: pd.DataFrame, n: int, line: np.ndarray) -> None:
+def _check_extra_fields(
+    text: Text, cells: pd.DataFrame, n: int, line: np.ndarray
+) -> None:
     extra = [c for c in cells.columns if c >= n]
     if not extra:
         return
@@ -334,7 +388,9 @@ def decimal_mark(text: Text, columns: dict[str, pd.Series], line: np.ndarray) ->
     """
     if not any("," in _joined(cells) for cells in columns.values()):
         return "."
-    values = {name: [str(v) for v in cells.to_numpy()] for name, cells in columns.items()}
+    values = {
+        name: [str(v) for v in cells.to_numpy()] for name, cells in columns.items()
+    }
     first_point = first_comma = None
     for name, cells in values.items():
         point = [i for i, v in enumerate(cells) if _POINT_NUMBER.match(v)]
@@ -347,8 +403,13 @@ def decimal_mark(text: Text, columns: dict[str, pd.Series], line: np.ndarray) ->
         return "."
     if first_point is None:
         return ","
-    (row, name), (other_row, _) = max(first_point, first_comma), min(first_point, first_comma)
-    later_mark, earlier_mark = ("point", "comma") if first_point[0] > first_comma[0] else ("comma", "point")
+    (row, name), (other_row, _) = (
+        max(first_point, first_comma),
+        min(first_point, first_comma),
+    )
+    later_mark, earlier_mark = (
+        ("point", "comma") if first_point[0] > first_comma[0] else ("comma", "point")
+    )
     raise InputError(
         text.path,
         f"this number ({columns[name].iloc[row]!r}) uses a decimal {later_mark}, but line "
@@ -375,19 +436,32 @@ def to_numbers(cells: pd.Series, decimal: str = ".") -> pd.Series:
     a decimal comma instead of the point; surrounding spaces and double quotes are
     ignored. Anything else (a no-value token, ``1_0``, ``1.234,5``, inf, text) is NaN.
     """
-    values = np.asarray(cells.to_numpy() if isinstance(cells, pd.Series) else cells, dtype=object)
+    values = np.asarray(
+        cells.to_numpy() if isinstance(cells, pd.Series) else cells, dtype=object
+    )
     index = cells.index if isinstance(cells, pd.Series) else None
     try:
         joined = "\x00".join(values)
     except TypeError:
         joined = None
-    if decimal == "." and joined is not None and "_" not in joined and '"' not in joined:
+    if (
+        decimal == "."
+        and joined is not None
+        and "_" not in joined
+        and '"' not in joined
+    ):
         try:  # fast path: every cell is a number
             out = values.astype("float64")
             return pd.Series(np.where(np.isfinite(out), out, np.nan), index=index)
         except (ValueError, TypeError):
             pass
-    text = pd.Series(values, dtype=object).astype(str).str.strip().str.strip('"').str.strip()
+    text = (
+        pd.Series(values, dtype=object)
+        .astype(str)
+        .str.strip()
+        .str.strip('"')
+        .str.strip()
+    )
     if decimal == ",":
         text = text.str.replace(",", ".", regex=False)
     out = np.array([_float_or_nan(v) for v in text.to_numpy()], dtype="float64")
@@ -410,7 +484,9 @@ def parse_number(text: str, decimal: str = ".") -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def cq_numbers(cq_raw: pd.Series, decimal: str = ".", extra_no_value: Iterable[float] = ()) -> pd.Series:
+def cq_numbers(
+    cq_raw: pd.Series, decimal: str = ".", extra_no_value: Iterable[float] = ()
+) -> pd.Series:
     """Cq text to float: NaN for 999 (no amplification), no-value tokens and anything non-numeric.
 
     ``extra_no_value`` adds numbers that mean "no Cq" in a format (RDML: -1).
@@ -423,7 +499,9 @@ def cq_numbers(cq_raw: pd.Series, decimal: str = ".", extra_no_value: Iterable[f
     return values.mask(no_value)
 
 
-def invalid_cq(cq: pd.Series, cq_raw: pd.Series, decimal: str | None = None) -> np.ndarray:
+def invalid_cq(
+    cq: pd.Series, cq_raw: pd.Series, decimal: str | None = None
+) -> np.ndarray:
     """Positions of rows without a Cq number whose text is neither a number nor a no-value token.
 
     ``decimal=None`` accepts a number with either mark (a reader may map a number
@@ -433,12 +511,23 @@ def invalid_cq(cq: pd.Series, cq_raw: pd.Series, decimal: str | None = None) -> 
     if len(missing) == 0:
         return missing
     raw = pd.Series(cq_raw.to_numpy()[missing], dtype=object).astype(str)
-    token = raw.str.strip().str.strip('"').str.strip().str.lower().isin(NO_VALUE_TOKENS).to_numpy()
-    marks = (".", ",") if decimal is None else (decimal,)
-    number = np.zeros(len(raw), dtype=bool)
-    for mark in marks:
-        number |= to_numbers(raw, mark).notna().to_numpy()
-    return missing[~token & ~number]
+    token = raw.isin(NO_VALUE_TOKENS).to_numpy()  # the usual case, as written
+    rest = np.flatnonzero(~token)
+    if len(rest):
+        token[rest] = (
+            raw.iloc[rest]
+            .str.strip()
+            .str.strip('"')
+            .str.strip()
+            .str.lower()
+            .isin(NO_VALUE_TOKENS)
+            .to_numpy()
+        )
+    rest = np.flatnonzero(~token)
+    number = np.zeros(len(rest), dtype=bool)
+    for mark in (".", ",") if decimal is None else (decimal,):
+        number |= to_numbers(raw.iloc[rest], mark).notna().to_numpy()
+    return missing[rest[~number]]
 
 
 def parse_cq_column(
@@ -462,83 +551,3 @@ def parse_cq_column(
             column=column,
         )
     return values
-
-
-# ---------------------------------------------------------------------------
-# Lab vocabulary shared by readers
-# ---------------------------------------------------------------------------
-
-_SAMPLE_TYPES = (
-    (r"^unkn(?:own)?\b", "Unknown"),
-    (r"^(?:std|standard)\b", "Standard"),
-    (r"^ntc\b", "NTC"),
-    (r"^neg(?:ative)?\s*ctrl\b", "Negative Control"),
-    (r"^pos(?:itive)?\s*ctrl\b", "Positive Control"),
-    (r"^nrt\b", "NRT"),
-    (r"^nac\b", "NAC"),
-)
-
-
-def sample_type_name(cells: pd.Series) -> pd.Series:
-    """Instrument sample/task types in common words (Unkn-01 → Unknown, Std → Standard, ...).
-
-    Types not recognised are kept as written.
-    """
-    out = cells.astype(str).str.strip()
-    lowered = out.str.lower()
-    result = out.copy()
-    for pattern, name in _SAMPLE_TYPES:
-        result = result.mask(lowered.str.contains(pattern, regex=True), name)
-    return result
-
-
-def unique_wells(well: pd.Series, run: pd.Series) -> pd.Series:
-    """Well ids unique per plate: prefix the run (``run:well``) when ids repeat and runs are named."""
-    if not well.duplicated().any() or run.eq("").all():
-        return well
-    return run + ":" + well
-
-
-def multiplex_wells(well: pd.Series, dye: pd.Series) -> pd.Series:
-    """Add the dye (``A01-FAM``) to wells that hold several dyes (multiplex), so ids stay unique."""
-    repeated = well.duplicated(keep=False)
-    if not repeated.any():
-        return well
-    several_dyes = dye.groupby(well).transform("nunique") > 1
-    return well.mask(repeated & several_dyes & (dye != ""), well + "-" + dye)
-
-
-def find_column(names: list[str], synonyms: tuple[str, ...]) -> int | None:
-    """Position of the first header name (compared normalised) among ``synonyms``, by synonym order."""
-    normalised = [normalise_name(n) for n in names]
-    for synonym in synonyms:
-        if synonym in normalised:
-            return normalised.index(synonym)
-    return None
-
-
-
-
-def prefix_wells_with_run(frame: pd.DataFrame) -> pd.DataFrame:
-    """If the frame holds several runs, make well ids unique as ``run:well``."""
-    if frame["run"].nunique() > 1:
-        frame["well"] = frame["run"] + ":" + frame["well"]
-    return frame
-
-
-def check_unique_wells(frame: pd.DataFrame, path: str, column: str = "well") -> None:
-    """Raise :class:`InputError` when a well id occurs twice in one run (naming both lines)."""
-    dup = frame.duplicated(["run", "well"], keep="first")
-    if not dup.any():
-        return
-    row = frame[dup].iloc[0]
-    first = frame[(frame["run"] == row["run"]) & (frame["well"] == row["well"])].iloc[0]
-    where = f" of run {row['run']!r}" if row["run"] else ""
-    first_at = f" (first seen on line {first['line']})" if first["line"] else ""
-    raise InputError(
-        path,
-        f"well {row['well']!r}{where} occurs twice{first_at}",
-        "each well may appear once per run; re-export the plate or split the file",
-        line=int(row["line"]) or None,
-        column=column,
-    )
