@@ -10,7 +10,10 @@ from ctc_qpcr.tables import read_tsv, write_tsv
 
 def main(smk, log):
     s = smk.params.settings
-    normalised = {strategy: read_tsv(path) for strategy, path in zip(smk.params.strategies, smk.input.normalised)}
+    normalised = {
+        strategy: read_tsv(path)
+        for strategy, path in zip(smk.params.strategies, smk.input.normalised, strict=True)
+    }
     results = run_all(
         normalised,
         sheets.load_samples(smk.input.samples),
@@ -18,10 +21,12 @@ def main(smk, log):
         smk.params.default,
         min_per_group=s["min_per_group"],
         min_site_patients=s["min_site_patients"],
-        nondetect_fisher_threshold=s["nondetect_threshold"],
+        min_detected=s.get("min_detected", 3),
+        trim=s.get("trim", 0.1),
+        off_z=s.get("off_z", 3.5),
     )
     notes = []
-    for spec, path in zip(s["comparisons"], smk.output.tables):
+    for spec, path in zip(s["comparisons"], smk.output.tables, strict=True):
         table, comparison_notes = results[spec["name"]]
         for note in comparison_notes:
             log.info("%s: %s", spec["name"], note)

@@ -5,6 +5,7 @@ import pandas as pd
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
 from ctc_qpcr.importing import unplated_names
+from ctc_qpcr.panel import check_panel
 from ctc_qpcr.tables import concat_tsv_files, read_tsv, write_parquet, write_tsv
 
 
@@ -17,6 +18,9 @@ def _concat_tsv(paths):
 def main(smk, log):
     cells = pd.concat([pd.read_parquet(p) for p in smk.input.cells], ignore_index=True)
     cells = cells.sort_values(["batch", "plate", "sample", "assay"], kind="stable").reset_index(drop=True)
+    cells, notes = check_panel(cells, smk.params.on_panel_mismatch)
+    for note in notes:
+        log.warning("%s", note)
     write_parquet(cells, smk.output.cq_parquet)
     write_tsv(cells, smk.output.cq)
 
@@ -27,17 +31,29 @@ def main(smk, log):
     for col in summary.columns:
         if col.startswith("excluded_") or col in ("read", "kept", "excluded", "non_detected"):
             summary[col] = summary[col].astype(int)
-    summary = summary[[c for c in summary.columns if not c.startswith("excluded_")] + sorted(c for c in summary.columns if c.startswith("excluded_"))]
-    if int(summary["read"].sum()) != n_wells or not (summary["read"] == summary["kept"] + summary["excluded"]).all():
+    summary = summary[
+        [c for c in summary.columns if not c.startswith("excluded_")]
+        + sorted(c for c in summary.columns if c.startswith("excluded_"))
+    ]
+    if (
+        int(summary["read"].sum()) != n_wells
+        or not (summary["read"] == summary["kept"] + summary["excluded"]).all()
+    ):
         raise AssertionError("the well audit does not reconcile: read != kept + excluded")
     log.info(
         "well audit: %d read = %d kept + %d excluded",
-        n_wells, int(summary["kept"].sum()), int(summary["excluded"].sum()),
+        n_wells,
+        int(summary["kept"].sum()),
+        int(summary["excluded"].sum()),
     )
-    audit = pd.concat([pd.read_parquet(p, columns=["sample", "assay"]) for p in smk.input.wells], ignore_index=True)
+    audit = pd.concat(
+        [pd.read_parquet(p, columns=["sample", "assay"]) for p in smk.input.wells], ignore_index=True
+    )
     # Sheet entries on no plate of the study: not an error (a sheet may list
     # samples still to be run), but reported so a misspelling is seen.
-    notes = unplated_names(audit, sheets.load_samples(smk.input.samples), sheets.load_assays(smk.input.assays))
+    notes = unplated_names(
+        audit, sheets.load_samples(smk.input.samples), sheets.load_assays(smk.input.assays)
+    )
     for note in notes:
         log.warning("%s", note)
     write_tsv(pd.DataFrame({"note": notes}, columns=["note"]), smk.output.unplated)

@@ -24,6 +24,7 @@ def main(smk, log):
         normfinder_group=group,
         v_cutoff=settings["v_cutoff"],
         efficiency_scaled=smk.params.efficiency_scaled,
+        min_reference_genes=settings.get("min_reference_genes", 1),
     )
     for note in result.get("notes", []):
         log.info("%s", note)
@@ -31,10 +32,13 @@ def main(smk, log):
     write_tsv(result["genorm_v"], smk.output.genorm_v)
     write_tsv(result["normfinder"], smk.output.normfinder)
     write_tsv(result["chosen"], smk.output.chosen)
-    for strategy, path, matrix_path in zip(settings["strategies"], smk.output.normalised, smk.output.matrices):
+    for strategy, path, matrix_path in zip(
+        settings["strategies"], smk.output.normalised, smk.output.matrices, strict=False
+    ):
         write_tsv(result["normalised"][strategy], path)
         write_tsv(result["matrices"][strategy].reset_index(), matrix_path)
     write_tsv(result["agreement"], smk.output.agreement)
+    write_tsv(result["excluded"], smk.output.excluded)
 
 
 run(main, snakemake)  # noqa: F821

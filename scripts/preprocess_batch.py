@@ -1,39 +1,30 @@
 """Snakemake adapter: chip-level preprocessing of one batch."""
 
+from dataclasses import replace
+
 import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
 from ctc_qpcr.audit import build_audit, summarise_audit
+from ctc_qpcr.chip_options import chip_options
 from ctc_qpcr.preprocess import ipc_reference_from, preprocess_batch
 from ctc_qpcr.tables import read_tsv, write_parquet, write_tsv
 
 
 def main(smk, log):
-    settings = smk.params.settings
+    options = chip_options({**smk.params.settings, "efficiency": smk.params.efficiency})
     samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
     assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
     wells = pd.concat([pd.read_parquet(p) for p in smk.input.cq], ignore_index=True)
     usable = wells[wells["excluded"] == ""]
 
-    reference = settings["ipc"]["reference"]
-    if reference is None and smk.input.ipc_anchor:
+    if options.ipc.reference is None and smk.input.ipc_anchor:
         reference = ipc_reference_from(read_tsv(smk.input.ipc_anchor))
         log.info("IPC reference %.4f taken from the first batch (%s)", reference, smk.input.ipc_anchor)
+        options = replace(options, ipc=replace(options.ipc, reference=reference))
 
-    result = preprocess_batch(
-        usable,
-        samples,
-        assays,
-        lod=settings["lod"],
-        validprime=settings["validprime"],
-        ipc=settings["ipc"],
-        replicates=settings["replicates"],
-        detection=settings["detection"],
-        efficiency=smk.params.efficiency,
-        ipc_reference=reference,
-        batch=smk.wildcards.batch,
-    )
+    result = preprocess_batch(usable, samples, assays, options, batch=smk.wildcards.batch)
     for note in result.get("notes", []):
         log.info("%s", note)
     cells = result["cells"].copy()

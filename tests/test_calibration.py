@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ctc_qpcr import calibration as cal
 from ctc_qpcr import validprime as vp
@@ -11,10 +12,25 @@ from ctc_qpcr import validprime as vp
 
 def ipc_wells():
     rows = []
-    for plate, values in {"P1": [24.90, 25.02, 24.96], "P2": [25.48, 25.52, 25.56], "P3": [24.70, 24.74, 24.66]}.items():
+    for plate, values in {
+        "P1": [24.90, 25.02, 24.96],
+        "P2": [25.48, 25.52, 25.56],
+        "P3": [24.70, 24.74, 24.66],
+    }.items():
         for i, cq in enumerate(values):
-            rows.append({"plate": plate, "well": f"S{i + 1:02d}-A01", "sample": "IPC", "assay": "IPC_assay", "cq": cq, "state": "CALC"})
-        rows.append({"plate": plate, "well": "S10-A02", "sample": "s1", "assay": "GOI", "cq": 28.30, "state": "CALC"})
+            rows.append(
+                {
+                    "plate": plate,
+                    "well": f"S{i + 1:02d}-A01",
+                    "sample": "IPC",
+                    "assay": "IPC_assay",
+                    "cq": cq,
+                    "state": "CALC",
+                }
+            )
+        rows.append(
+            {"plate": plate, "well": "S10-A02", "sample": "s1", "assay": "GOI", "cq": 28.30, "state": "CALC"}
+        )
     return pd.DataFrame(rows)
 
 
@@ -37,7 +53,9 @@ def test_ipc_given_reference_and_flags():
     w = ipc_wells()
     w.loc[(w["plate"] == "P3") & (w["sample"] == "IPC"), "state"] = "EXPFAIL"
     w.loc[(w["plate"] == "P1") & (w["sample"] == "IPC") & (w["well"] == "S01-A01"), "cq"] = 26.0
-    extra = pd.DataFrame([{"plate": "P4", "well": "S01-A01", "sample": "s1", "assay": "GOI", "cq": 30.0, "state": "CALC"}])
+    extra = pd.DataFrame(
+        [{"plate": "P4", "well": "S01-A01", "sample": "s1", "assay": "GOI", "cq": 30.0, "state": "CALC"}]
+    )
     w = pd.concat([w, extra], ignore_index=True)
     off = cal.ipc_offsets(w, ["IPC"], ["IPC_assay"], reference=24.0).set_index("plate")
     assert off.loc["P2", "offset"] == pytest.approx(1.52)
@@ -54,8 +72,12 @@ def test_irc_worked_example():
     # gene X, IRC1/IRC2: run 1 = 22.10 / 26.40, run 2 = 22.60 / 26.80
     w = pd.DataFrame(
         {
-            "plate": ["R1", "R1", "R2", "R2"], "sample": ["IRC1", "IRC2", "IRC1", "IRC2"], "assay": "X",
-            "cq": [22.10, 26.40, 22.60, 26.80], "state": "CALC", "well": ["A1", "A2", "A1", "A2"],
+            "plate": ["R1", "R1", "R2", "R2"],
+            "sample": ["IRC1", "IRC2", "IRC1", "IRC2"],
+            "assay": "X",
+            "cq": [22.10, 26.40, 22.60, 26.80],
+            "state": "CALC",
+            "well": ["A1", "A2", "A1", "A2"],
         }
     )
     off = cal.irc_offsets(w, ["IRC1", "IRC2"]).set_index("plate")
@@ -74,7 +96,9 @@ def test_irc_unequal_sets_least_squares():
     mu = {"I1": 20.0, "I2": 25.0, "I3": 30.0}
     rows = [
         {"plate": p, "sample": i, "assay": "X", "cq": mu[i] + o, "state": "CALC", "well": i}
-        for p, o in true.items() for i in mu if not (p == "C" and i == "I3")
+        for p, o in true.items()
+        for i in mu
+        if not (p == "C" and i == "I3")
     ]
     rows.append({"plate": "D", "sample": "s", "assay": "X", "cq": 30.0, "state": "CALC", "well": "z"})
     off = cal.irc_offsets(pd.DataFrame(rows), list(mu)).set_index("plate")
@@ -101,10 +125,38 @@ def test_validprime_commutes_with_global_ipc(goi, vpa, gdna_goi, gdna_vpa, offse
         rows = []
         for k in range(4):
             rows += [
-                {"plate": "P", "well": f"S{k + 1:02d}-A01", "sample": f"s{k}", "assay": "G", "cq": goi[k] + shift, "state": "CALC"},
-                {"plate": "P", "well": f"S{k + 1:02d}-A02", "sample": f"s{k}", "assay": "V", "cq": vpa[k] + shift, "state": "CALC"},
-                {"plate": "P", "well": f"S{k + 11:02d}-A01", "sample": f"g{k}", "assay": "G", "cq": gdna_goi[k] + shift, "state": "CALC"},
-                {"plate": "P", "well": f"S{k + 11:02d}-A02", "sample": f"g{k}", "assay": "V", "cq": gdna_vpa[k] + shift, "state": "CALC"},
+                {
+                    "plate": "P",
+                    "well": f"S{k + 1:02d}-A01",
+                    "sample": f"s{k}",
+                    "assay": "G",
+                    "cq": goi[k] + shift,
+                    "state": "CALC",
+                },
+                {
+                    "plate": "P",
+                    "well": f"S{k + 1:02d}-A02",
+                    "sample": f"s{k}",
+                    "assay": "V",
+                    "cq": vpa[k] + shift,
+                    "state": "CALC",
+                },
+                {
+                    "plate": "P",
+                    "well": f"S{k + 11:02d}-A01",
+                    "sample": f"g{k}",
+                    "assay": "G",
+                    "cq": gdna_goi[k] + shift,
+                    "state": "CALC",
+                },
+                {
+                    "plate": "P",
+                    "well": f"S{k + 11:02d}-A02",
+                    "sample": f"g{k}",
+                    "assay": "V",
+                    "cq": gdna_vpa[k] + shift,
+                    "state": "CALC",
+                },
             ]
         w = pd.DataFrame(rows)
         table = vp.validate_assays(w, vpa_assay="V", gdna_samples=[f"g{k}" for k in range(4)], sd_max=1e9)
@@ -113,6 +165,6 @@ def test_validprime_commutes_with_global_ipc(goi, vpa, gdna_goi, gdna_vpa, offse
 
     before = build(0.0)
     after_vp = before["cq_rna"].to_numpy() - offset  # ValidPrime, then IPC offset
-    first_ipc = build(-offset)                        # IPC offset, then ValidPrime
+    first_ipc = build(-offset)  # IPC offset, then ValidPrime
     assert before["vp_grade"].tolist() == first_ipc["vp_grade"].tolist()
     np.testing.assert_allclose(first_ipc["cq_rna"].to_numpy(), after_vp, atol=1e-9, equal_nan=True)

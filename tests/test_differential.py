@@ -30,11 +30,19 @@ def make_cohort(rng, n_a=15, n_b=15, n_genes=46, planted=None, timepoints=("T0",
     response = ["responder"] * n_a + ["non-responder"] * n_b
     sample_rows, rows = [], []
     for tp in timepoints:
-        for pt, resp in zip(patients, response):
+        for pt, resp in zip(patients, response, strict=True):
             s = f"{pt}_{tp}"
             site = "" if sites is None else sites[pt]
-            sample_rows.append({"sample": s, "kind": "patient", "patient": pt, "timepoint": tp,
-                                "response": resp, "sites": site})
+            sample_rows.append(
+                {
+                    "sample": s,
+                    "kind": "patient",
+                    "patient": pt,
+                    "timepoint": tp,
+                    "response": resp,
+                    "sites": site,
+                }
+            )
     samples = pd.DataFrame(sample_rows)
     genes = [f"G{g:02d}" for g in range(1, n_genes + 1)]
     for gi, gene in enumerate(genes):
@@ -43,37 +51,96 @@ def make_cohort(rng, n_a=15, n_b=15, n_genes=46, planted=None, timepoints=("T0",
         for tp in timepoints:
             da, ea = _values(rng, n_a, pa, ma)
             db, eb = _values(rng, n_b, pb, mb)
-            for pt, d, e in zip(patients, np.concatenate([da, db]), np.concatenate([ea, eb])):
+            for pt, d, e in zip(patients, np.concatenate([da, db]), np.concatenate([ea, eb]), strict=True):
                 rows.append({"sample": f"{pt}_{tp}", "gene": gene, "dcq": d, "detected": bool(e)})
     return pd.DataFrame(rows).assign(strategy="global"), samples
 
 
-SPEC = {"name": "resp", "type": "two_group", "column": "response", "levels": ["responder", "non-responder"],
-        "filter": {"kind": "patient"}, "pool": "none", "test": "auto"}
+SPEC = {
+    "name": "resp",
+    "type": "two_group",
+    "column": "response",
+    "levels": ["responder", "non-responder"],
+    "filter": {"kind": "patient"},
+    "pool": "none",
+    "test": "auto",
+}
 
 
 def test_output_columns_and_worked_example():
+    """§6 worked example: the primary test is Welch on the detected (on-level) values."""
     r = [5.1, 4.6, 5.8, 4.9, 5.3]
     n = [6.4, 7.1, 5.9, 6.8, 7.4, 6.2]
-    samples = pd.DataFrame({"sample": [f"s{i}" for i in range(11)], "kind": "patient",
-                            "response": ["responder"] * 5 + ["non-responder"] * 6})
-    norm = pd.DataFrame({"sample": samples["sample"], "gene": "KRT19", "dcq": r + n, "detected": True,
-                         "strategy": "ref"})
+    samples = pd.DataFrame(
+        {
+            "sample": [f"s{i}" for i in range(11)],
+            "kind": "patient",
+            "response": ["responder"] * 5 + ["non-responder"] * 6,
+        }
+    )
+    norm = pd.DataFrame(
+        {"sample": samples["sample"], "gene": "KRT19", "dcq": r + n, "detected": True, "strategy": "ref"}
+    )
     table, notes = de.run_comparison(norm, samples, SPEC)
     assert list(table.columns[:15]) == de.COLUMNS
     row = table.iloc[0]
-    assert row["test"] == "welch"
+    assert row["test"] == "welch" and row["reason"] == "" and row["off_a"] == row["off_b"] == 0
     assert round(row["log2fc"], 4) == 1.4933
     assert (round(row["ci_low"], 4), round(row["ci_high"], 4)) == (0.7983, 2.1884)
     assert round(row["p"], 6) == 0.000897 and row["q"] == row["p"]
+    assert round(row["p_welch"], 6) == 0.000897
     assert round(row["p_mannwhitney"], 6) == 0.004329
     assert (row["n_a"], row["n_b"], row["detected_a"], row["detected_b"]) == (5, 6, 5, 6)
     assert row["hl_shift"] > 0  # responders higher expression (lower ΔCq)
+    yuen, _ = de.run_comparison(
+        norm, samples, dict(SPEC, test="yuen")
+    )  # 10 % trim: nothing trimmed at n = 5/6
+    assert yuen.loc[0, "test"] == "yuen" and round(yuen.loc[0, "p"], 6) == 0.000897
+
+
+def test_off_sample_is_left_out_of_the_levels():
+    """An "off" sample (background, 8-14 cycles late, still under the LOD) is called off label-blind
+    (robust z > 3.5 above the gene's median), kept in the detection rate and left out of the levels."""
+    from scipy import stats as sps
+
+    a = np.array([5.1, 4.6, 5.8, 4.9, 5.3, 5.0, 4.8, 5.5, 5.2, 4.7, 17.0])  # last: off, detected
+    b = np.array([6.4, 7.1, 5.9, 6.8, 7.4, 6.2, 6.6, 7.0, 6.1, 6.9])
+    samples = pd.DataFrame(
+        {
+            "sample": [f"s{i}" for i in range(21)],
+            "kind": "patient",
+            "response": ["responder"] * 11 + ["non-responder"] * 10,
+        }
+    )
+    norm = pd.DataFrame({"sample": samples["sample"], "gene": "G", "dcq": np.r_[a, b], "detected": True})
+    table, _ = de.run_comparison(norm, samples, SPEC)
+    row = table.iloc[0]
+    assert (row["off_a"], row["off_b"], row["detected_a"], row["detection_rate_a"]) == (1, 0, 11, 1.0)
+    assert row["test"] == "welch"
+    assert row["p"] == pytest.approx(sps.ttest_ind(a[:-1], b, equal_var=False).pvalue, rel=1e-10)
+    assert row["p"] < 1e-6 and row["mean_a"] == pytest.approx(a[:-1].mean())
+    # without off calls the off value wrecks Welch; Yuen (10 % trim) is the robust alternative
+    raw, _ = de.run_comparison(norm, samples, SPEC, off_z=None)
+    assert raw.loc[0, "p"] > 0.05
+    assert raw.loc[0, "p_yuen"] == pytest.approx(
+        sps.ttest_ind(a, b, equal_var=False, trim=0.1).pvalue, rel=1e-10
+    )
+    # the call sees no labels; the matrix form used by the benchmark gives the same calls
+    from ctc_qpcr import robust_tests as rt
+
+    calls = de.call_on(norm.assign(strategy=""))
+    assert calls.tolist() == [True] * 10 + [False] + [True] * 10
+    assert (~rt.off_mask(np.r_[a, b][None, :])[0]).tolist() == calls.tolist()
 
 
 def test_two_group_too_few_is_skipped_with_note():
-    samples = pd.DataFrame({"sample": ["a", "b", "c"], "kind": "patient",
-                            "response": ["responder", "responder", "non-responder"]})
+    samples = pd.DataFrame(
+        {
+            "sample": ["a", "b", "c"],
+            "kind": "patient",
+            "response": ["responder", "responder", "non-responder"],
+        }
+    )
     norm = pd.DataFrame({"sample": ["a", "b", "c"], "gene": "X", "dcq": [1.0, 2.0, 3.0], "detected": True})
     table, notes = de.run_comparison(norm, samples, SPEC)
     assert table.empty and list(table.columns[:15]) == de.COLUMNS
@@ -85,7 +152,9 @@ def test_spec_validation():
         de.validate_spec({"name": "x", "type": "bogus"})
     with pytest.raises(ConfigError):
         de.validate_spec({"name": "x", "type": "two_group", "column": "response", "levels": ["a"]})
-    t = de.validate_spec({"name": "t", "type": "timepoints", "column": "timepoint", "levels": ["T0", "T1", "T2"]})
+    t = de.validate_spec(
+        {"name": "t", "type": "timepoints", "column": "timepoint", "levels": ["T0", "T1", "T2"]}
+    )
     assert t["levels"] == ["T1", "T0"] and t["timepoints"] == ["T0", "T1", "T2"]
     specs = de.default_comparisons()
     assert [s["type"] for s in specs] == ["two_group", "per_site", "timepoints"]
@@ -93,32 +162,27 @@ def test_spec_validation():
         de.validate_spec(s)
 
 
-def test_non_detect_gene_power():
-    """Detected in 70 % of A vs 20 % of B (same level when detected), 15 per group."""
-    hits5 = hits1 = 0
-    seeds = range(100)
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        da, ea = _values(rng, 15, 0.7, 10.0)
-        db, eb = _values(rng, 15, 0.2, 10.0)
-        res = de.two_group_gene(da, ea, db, eb)
-        hits1 += res["p"] < 0.01
-        hits5 += res["p"] < 0.05
-    # presence-only difference: the hurdle's weak case (module docstring). Measured with the hurdle
-    # 0.34 at p < 0.01; the rank test (test="mann_whitney") 0.47. Any detection comparison at n = 15
-    # tops out near 0.5-0.6 here. A t-test on imputed values would be far lower.
-    assert hits1 / len(seeds) >= 0.3
-    assert hits5 / len(seeds) >= 0.55
-
-
-def test_non_detect_gene_power_larger_n():
-    hits = 0
-    for seed in range(60):
-        rng = np.random.default_rng(1000 + seed)
-        da, ea = _values(rng, 20, 0.7, 10.0)
-        db, eb = _values(rng, 20, 0.2, 10.0)
-        hits += de.two_group_gene(da, ea, db, eb)["p"] < 0.01
-    assert hits / 60 >= 0.55  # hurdle measured 0.60
+def test_levels_need_min_detected_else_reason_and_detection_difference():
+    """Issue 16 item 4: fewer than min_detected detected values in a group -> no level, a reason,
+    the detection-rate difference and Fisher's p instead."""
+    rng = np.random.default_rng(4)
+    da, ea = _values(rng, 15, 1.0, 10.0)
+    db = rng.normal(IMPUTED, 0.7, 15)
+    eb = np.zeros(15, bool)
+    eb[:2] = True
+    res = de.two_group_gene(da, ea, db, eb)
+    assert math.isnan(res["p"]) and math.isnan(res["log2fc"]) and math.isnan(res.get("ci_low", math.nan))
+    assert res["test"] == "none" and res["reason"] == "fewer than 3 detected: B 2 of 15"
+    assert res["detection_diff"] == pytest.approx(1.0 - 2 / 15)
+    assert (
+        res["p_fisher"] == pytest.approx(stats.fisher_detection(15, 15, 2, 15).p) and res["p_fisher"] < 1e-4
+    )
+    res2 = de.two_group_gene(da, ea, db, eb, min_detected=2)
+    assert res2["reason"] == "" and math.isfinite(res2["p"])
+    # the level is that of the detected values only (the imputed ones never enter)
+    assert res2["mean_b"] == pytest.approx(db[:2].mean())
+    none = de.two_group_gene(db, np.zeros(15, bool), db[::-1], np.zeros(15, bool))
+    assert none["reason"] == "not detected in any sample" and math.isnan(none["p"])
 
 
 @pytest.mark.parametrize("p_detect", [0.25, 0.5, 0.75, 0.95])
@@ -130,11 +194,11 @@ def test_primary_test_type_one_error(p_detect):
         db, eb = _values(rng, 15, p_detect, 10.0)
         p.append(de.two_group_gene(da, ea, db, eb)["p"])
     p = np.array(p)
+    p = p[np.isfinite(p)]
+    assert len(p) >= 200
     assert np.mean(p < 0.05) <= 0.08
-    # no pile-up at small p (the hurdle is conservative: Fisher's exact test is discrete,
-    # so the lowest bin may hold fewer than its share, never many more)
     counts = np.histogram(p, bins=5, range=(0, 1))[0]
-    assert counts[0] <= 100, counts
+    assert counts[0] <= 0.3 * len(p), counts
 
 
 def _planted():
@@ -155,13 +219,17 @@ def test_synthetic_cohort_power_and_fdr():
     for seed in range(10):
         norm, samples = make_cohort(np.random.default_rng(seed), n_a=22, n_b=23, planted=planted)
         table, notes = de.run_comparison(norm, samples, SPEC)
-        assert len(table) == 46 and table["q"].notna().all()
+        assert len(table) == 46
+        assert (table["q"].notna() == (table["reason"] == "")).all()
         hits = set(table.loc[table["q"] < 0.1, "gene"])
         found_frac.append(len(hits & set(planted)) / len(planted))
         fdp.append(len(hits - set(planted)) / max(len(hits), 1))
     # FDP is random per data set; BH bounds its expectation (≈ 0.1·36/46 here).
-    # Measured over 30 seeds: power 0.86, mean FDP 0.09 (max 0.4).
-    assert np.mean(found_frac) >= 0.8, found_frac
+    # The primary test compares levels among the detected only (detection differences can come from the
+    # amount of material, issue 16): the 6 level-shift genes are found, the 4 genes whose shift comes with
+    # 35 % detection in one group (≈ 8 detected values) about half the time. Measured over these 10 seeds:
+    # power 0.68 (level-shift genes 1.0), mean FDP 0.03.
+    assert np.mean(found_frac) >= 0.6, found_frac
     assert np.mean(fdp) <= 0.2, fdp
 
 
@@ -215,8 +283,9 @@ def test_multi_group():
 
 def test_timepoints_paired_and_mixed_model():
     rng = np.random.default_rng(11)
-    norm, samples = make_cohort(rng, n_a=12, n_b=12, n_genes=5, timepoints=("T0", "T1", "T2"),
-                                planted={"G01": (1.0, 10.0, 1.0, 10.0)})
+    norm, samples = make_cohort(
+        rng, n_a=12, n_b=12, n_genes=5, timepoints=("T0", "T1", "T2"), planted={"G01": (1.0, 10.0, 1.0, 10.0)}
+    )
     # patient effect (sd 1) shared across time points
     effect = {f"P{i:03d}": v for i, v in enumerate(rng.normal(0, 1, 24), start=1)}
     norm["dcq"] += norm["sample"].str[:4].map(effect)
@@ -238,8 +307,11 @@ def test_timepoints_paired_and_mixed_model():
     assert table["q_lmm_time"].notna().sum() >= 3
     # the fast REML engine reproduces statsmodels MixedLM
     slow, _ = de.run_comparison(norm, samples, spec, lmm_engine="statsmodels")
+    # (the genes detected in 85 % of samples to 2 %; G05, detected in 30 %, to 15 %: the two engines'
+    # covariances differ by a few % and the F reference has few df there)
     for col in ("p_lmm_time", "p_lmm_interaction"):
-        np.testing.assert_allclose(table[col], slow[col], rtol=2e-2, atol=1e-6)
+        np.testing.assert_allclose(table[col][:4], slow[col][:4], rtol=2e-2, atol=1e-6)
+        np.testing.assert_allclose(table[col], slow[col], rtol=0.15, atol=1e-6)
 
 
 def test_reml_matches_mixedlm_estimates():
@@ -260,34 +332,87 @@ def test_reml_matches_mixedlm_estimates():
 
 
 def test_timepoints_lmm_failure_is_noted_not_raised():
-    samples = pd.DataFrame({"sample": [f"p{i}_{t}" for i in range(4) for t in ("T0", "T1")],
-                            "kind": "patient", "patient": [f"p{i}" for i in range(4) for _ in range(2)],
-                            "timepoint": ["T0", "T1"] * 4, "response": "responder"})
+    samples = pd.DataFrame(
+        {
+            "sample": [f"p{i}_{t}" for i in range(4) for t in ("T0", "T1")],
+            "kind": "patient",
+            "patient": [f"p{i}" for i in range(4) for _ in range(2)],
+            "timepoint": ["T0", "T1"] * 4,
+            "response": "responder",
+        }
+    )
     norm = pd.DataFrame({"sample": samples["sample"], "gene": "X", "dcq": 20.0, "detected": False})
     spec = {"name": "tp", "type": "timepoints", "column": "timepoint", "levels": ["T1", "T0"]}
     table, notes = de.run_comparison(norm, samples, spec)
-    assert len(table) == 1 and math.isnan(table.loc[0, "p_lmm_time"])
-    assert any("mixed model" in n for n in notes)
+    assert len(table) == 1 and math.isnan(table.loc[0, "p_lmm_time"]) and math.isnan(table.loc[0, "p"])
+    assert table.loc[0, "lmm_reason"] == "not detected in any sample"
+    assert table.loc[0, "reason"] == "not detected at both time points in any patient"
+    # detected but constant: the fit cannot run, said in the notes
+    const = norm.assign(detected=True)
+    table, notes = de.run_comparison(const, samples, spec)
+    assert math.isnan(table.loc[0, "p_lmm_time"]) and table.loc[0, "lmm_reason"] == "too little variation"
 
 
 def test_pool_patient_averages():
-    samples = pd.DataFrame({"sample": ["a1", "a2", "b", "c", "d", "e", "f"], "kind": "patient",
-                            "patient": ["A", "A", "B", "C", "D", "E", "F"],
-                            "response": ["responder"] * 4 + ["non-responder"] * 3})
-    norm = pd.DataFrame({"sample": samples["sample"], "gene": "X",
-                         "dcq": [1.0, 3.0, 2.0, 2.0, 5.0, 6.0, 7.0], "detected": True})
+    samples = pd.DataFrame(
+        {
+            "sample": ["a1", "a2", "b", "c", "d", "e", "f"],
+            "kind": "patient",
+            "patient": ["A", "A", "B", "C", "D", "E", "F"],
+            "response": ["responder"] * 4 + ["non-responder"] * 3,
+        }
+    )
+    norm = pd.DataFrame(
+        {
+            "sample": samples["sample"],
+            "gene": "X",
+            "dcq": [1.0, 3.0, 2.0, 2.0, 5.0, 6.0, 7.0],
+            "detected": True,
+        }
+    )
     spec = dict(SPEC, pool="patient")
     table, notes = de.run_comparison(norm, samples, spec)
     assert table.loc[0, "n_a"] == 3 and table.loc[0, "mean_a"] == pytest.approx(2.0)
+    # issue 16 item 6: detection = share of the patient's draws detected, level = mean of detected draws
+    norm.loc[1, ["dcq", "detected"]] = [20.0, False]  # A's second draw: a non-detect
+    table, _ = de.run_comparison(norm, samples, spec)
+    assert table.loc[0, "mean_a"] == pytest.approx((1.0 + 2.0 + 2.0) / 3)  # A's level = 1.0, not (1 + 20)/2
+    assert table.loc[0, "detection_rate_a"] == pytest.approx((0.5 + 1 + 1) / 3)
+    assert table.loc[0, "detected_a"] == 3
+
+
+def test_pooling_more_draws_does_not_make_a_null_gene_significant():
+    """Issue 16 item 5: 3 draws per responder, 1 per non-responder, detection 50 % per draw, no effect:
+    the pooled analysis must not call the gene (the old 'detected = any' + imputed mean did, 93 %)."""
+    rng = np.random.default_rng(8)
+    hits = 0
+    for _ in range(40):
+        rows, sheet = [], []
+        for i in range(30):
+            resp = "responder" if i < 15 else "non-responder"
+            for t in range(3 if i < 15 else 1):
+                s = f"P{i}_{t}"
+                sheet.append({"sample": s, "kind": "patient", "patient": f"P{i}", "response": resp})
+                det = rng.random() < 0.5
+                rows.append(
+                    {"sample": s, "gene": "X", "dcq": rng.normal(10, 1) if det else IMPUTED, "detected": det}
+                )
+        table, _ = de.run_comparison(pd.DataFrame(rows), pd.DataFrame(sheet), dict(SPEC, pool="patient"))
+        hits += bool(table.loc[0, "p"] < 0.05)
+    assert hits / 40 <= 0.15
 
 
 def test_run_all_orders_strategies_and_is_fast():
     import time
 
     rng = np.random.default_rng(5)
-    norm, samples = make_cohort(rng, n_a=22, n_b=23, timepoints=("T0", "T1", "T2"),
-                                sites={f"P{i:03d}": ("bone;liver" if i % 3 else "bone") if i % 2 else "lung"
-                                       for i in range(1, 46)})
+    norm, samples = make_cohort(
+        rng,
+        n_a=22,
+        n_b=23,
+        timepoints=("T0", "T1", "T2"),
+        sites={f"P{i:03d}": ("bone;liver" if i % 3 else "bone") if i % 2 else "lung" for i in range(1, 46)},
+    )
     by = {s: norm.assign(dcq=norm["dcq"] + k) for k, s in enumerate(["zeta", "global", "alpha", "ref"])}
     start = time.perf_counter()
     out = de.run_all(by, samples, de.default_comparisons(), "global")
@@ -297,15 +422,19 @@ def test_run_all_orders_strategies_and_is_fast():
     assert list(dict.fromkeys(table["strategy"])) == ["global", "alpha", "ref", "zeta"]
     assert table[table["strategy"] == "global"]["gene"].is_monotonic_increasing
     assert len(out["timepoints"][0]) == 4 * 46
-    assert elapsed < 10, elapsed
+    assert elapsed < 20, elapsed  # 4 strategies x 3 comparisons; ~8 s on an idle core
 
 
 def test_plots_are_deterministic_svg(tmp_path):
     from ctc_qpcr import plots_de
 
     rng = np.random.default_rng(0)
-    norm, samples = make_cohort(rng, n_genes=12, planted={"G01": (0.9, 8.0, 0.9, 11.0)},
-                                sites={f"P{i:03d}": "bone" if i % 2 else "liver" for i in range(1, 31)})
+    norm, samples = make_cohort(
+        rng,
+        n_genes=12,
+        planted={"G01": (0.9, 8.0, 0.9, 11.0)},
+        sites={f"P{i:03d}": "bone" if i % 2 else "liver" for i in range(1, 31)},
+    )
     table, _ = de.run_comparison(norm, samples, SPEC)
     paths = []
     for i in range(2):
@@ -324,10 +453,101 @@ def test_plots_are_deterministic_svg(tmp_path):
 def test_hurdle_test_can_be_requested_and_combines_both_parts():
     """`test: hurdle` = Fisher's method over detection (Fisher exact) and level among detected (Welch)."""
     rng = np.random.default_rng(3)
-    da, ea = _values(rng, 20, 0.95, 8.0)   # present and high
+    da, ea = _values(rng, 20, 0.95, 8.0)  # present and high
     db, eb = _values(rng, 20, 0.55, 10.0)  # often absent and lower
     res = de.two_group_gene(da, ea, db, eb, test="hurdle")
     assert res["test"] == "hurdle"
     expected = stats.fisher_combine([res["p_fisher"], res["p_welch_detected"]])
     assert res["p"] == pytest.approx(expected)
     assert res["p"] < min(res["p_fisher"], res["p_welch_detected"])
+
+
+def _group_linked_never_detected(rng, n_pat=24):
+    """A never-detected gene whose imputed ΔCq (LOD + 1 − normaliser) follows the material: non-responders
+    carry more material (lower normaliser Cq -> higher imputed ΔCq), responders lose material over time."""
+    rows, sheet = [], []
+    for i in range(n_pat):
+        nonresp = i % 2 == 1
+        for t, tp in enumerate(("T0", "T1", "T2")):
+            s = f"P{i:02d}_{tp}"
+            sheet.append(
+                {
+                    "sample": s,
+                    "kind": "patient",
+                    "patient": f"P{i:02d}",
+                    "timepoint": tp,
+                    "response": "non-responder" if nonresp else "responder",
+                    "sites": "liver" if nonresp else "bone",
+                }
+            )
+            material = 1.0 if nonresp else -0.8 * t
+            normaliser = 16.0 - material + rng.normal(0, 0.2)
+            rows.append({"sample": s, "gene": "NEVER", "dcq": 36.0 - normaliser, "detected": False})
+            rows.append({"sample": s, "gene": "G", "dcq": rng.normal(8, 1), "detected": True})
+    return pd.DataFrame(rows), pd.DataFrame(sheet)
+
+
+def test_never_detected_gene_with_group_linked_normaliser_is_never_significant():
+    """Issue 16 items 3-4: in every table (group comparisons and the timepoints table)."""
+    norm, samples = _group_linked_never_detected(np.random.default_rng(1))
+    specs = [
+        dict(SPEC, filter={"kind": "patient", "timepoint": "T0"}),
+        dict(SPEC, pool="patient"),
+        dict(de.default_comparisons()[1], pool="none", min_site_patients=3),
+        {
+            "name": "tp",
+            "type": "timepoints",
+            "column": "timepoint",
+            "levels": ["T0", "T1", "T2"],
+            "group": "response",
+            "filter": {"kind": "patient"},
+        },
+        {"name": "grp", "type": "multi_group", "column": "response", "filter": {"kind": "patient"}},
+    ]
+    for spec in specs:
+        table, _ = de.run_comparison(norm, samples, spec, min_site_patients=3)
+        row = table[table["gene"] == "NEVER"].iloc[0]
+        for col in [
+            c
+            for c in (
+                "p",
+                "q",
+                "log2fc",
+                "ci_low",
+                "p_lmm_time",
+                "q_lmm_time",
+                "p_lmm_interaction",
+                "q_lmm_interaction",
+                "p_paired_t",
+                "p_welch",
+            )
+            if c in table.columns
+        ]:
+            assert math.isnan(row[col]), (spec["name"], col, row[col])
+        assert row["reason"] or row.get("lmm_reason", ""), spec["name"]
+    # the old imputed-value tests would have called it: Welch on the imputed ΔCq
+    t0 = norm[(norm["gene"] == "NEVER") & norm["sample"].str.endswith("T0")].merge(samples, on="sample")
+    w = stats.welch_t(
+        t0.loc[t0["response"] == "responder", "dcq"], t0.loc[t0["response"] != "responder", "dcq"]
+    )
+    assert w.p < 1e-6
+
+
+def test_within_df_and_f_reference_match_repeated_measures_anova():
+    """Issue 16 item 5: complete balanced data, y ~ time + (1 | patient): the F test with between–within df
+    is the classical repeated-measures ANOVA (statsmodels AnovaRM), df (T − 1, (T − 1)(P − 1))."""
+    from statsmodels.stats.anova import AnovaRM
+
+    from ctc_qpcr import differential_time as dt
+
+    rng = np.random.default_rng(12)
+    P, T = 8, 3
+    pt, tp = np.repeat(np.arange(P), T), np.tile(np.arange(T), P)
+    y = rng.normal(0, 1, P)[pt] + 0.4 * tp + rng.normal(0, 0.7, P * T)
+    frame = pd.DataFrame({"y": y, "tp": tp, "grp": 0, "pt": pt})
+    p_time, _, problem, ddf = dt.fit_time_lmm(frame, with_group=False)
+    assert problem == "" and ddf == (T - 1) * (P - 1)
+    rm = AnovaRM(frame, "y", "pt", within=["tp"]).fit().anova_table
+    assert p_time == pytest.approx(float(rm["Pr > F"].iloc[0]), rel=1e-5)
+    p_wald = dt.fit_time_lmm(frame, with_group=False, reference="wald")[0]
+    assert p_wald < p_time  # the χ² reference is the liberal one

@@ -28,8 +28,12 @@ def test_pfaffl_and_livak():
 def test_standard_curves_from_wells():
     q = [10, 100, 1000, 10000, 100000]
     w = pd.DataFrame(
-        {"assay": ["G"] * 5 + ["H"] * 2, "cq": [33.1, 29.8, 26.4, 23.1, 19.7, 30, 27],
-         "state": "CALC", "quantity": q + [10, 100]}
+        {
+            "assay": ["G"] * 5 + ["H"] * 2,
+            "cq": [33.1, 29.8, 26.4, 23.1, 19.7, 30, 27],
+            "state": "CALC",
+            "quantity": q + [10, 100],
+        }
     )
     t = eff.standard_curves(w)
     assert t["assay"].tolist() == ["G"]  # H has < 3 points

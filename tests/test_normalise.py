@@ -11,6 +11,7 @@ from ctc_qpcr.normalise import (
     LONG_COLUMNS,
     delta_cq,
     delta_delta_cq,
+    estimate_missing_references,
     global_mean,
     log2_nrq,
     normalise_study,
@@ -58,7 +59,8 @@ def test_global_mean_no_common_gene_is_flagged():
 # ------------------------------------------------------------------ §4.4 ΔCq, NRQ, ΔΔCq
 
 NRQ_CQ = pd.DataFrame(
-    {"GOI": [26.0, 24.5, 27.2], "REF1": [18.0, 18.6, 17.7], "REF2": [21.0, 21.4, 20.9]}, index=["S1", "S2", "S3"]
+    {"GOI": [26.0, 24.5, 27.2], "REF1": [18.0, 18.6, 17.7], "REF2": [21.0, 21.4, 20.9]},
+    index=["S1", "S2", "S3"],
 )
 NRQ_E = {"GOI": 1.95, "REF1": 2.0, "REF2": 1.90}
 
@@ -93,11 +95,73 @@ def test_reference_normaliser_missing_references():
     )
     det = cq < 35
     norm, flags, used = reference_normaliser(cq, det, ["R1", "R2"])
-    assert norm["a"] == 19.0 and norm["b"] == 19.0 and np.isnan(norm["c"])
-    assert flags.tolist() == ["", "reference_missing:R2", "no_normaliser;reference_missing:R1;reference_missing:R2"]
+    # b lacks R2: estimated as its R1 + the study's mean R2 − R1 (= 2, from a) -> 21, normaliser (19 + 21)/2
+    assert norm["a"] == 19.0 and norm["b"] == 20.0 and np.isnan(norm["c"])
+    assert flags.tolist() == [
+        "",
+        "reference_missing:R2",
+        "no_normaliser;reference_missing:R1;reference_missing:R2",
+    ]
     assert used["b"] == ["R1"]
     dcq = delta_cq(cq, norm)
     assert dcq.loc["a", "T"] == 11.0 and np.isnan(dcq.loc["c", "T"])
+    # at least 2 detected reference genes required: b is left without a normaliser
+    norm2, flags2, _ = reference_normaliser(cq, det, ["R1", "R2"], min_genes=2)
+    assert norm2["a"] == 19.0 and np.isnan(norm2["b"])
+    assert flags2["b"] == "no_normaliser;reference_missing:R2;too_few_reference_genes"
+
+
+def test_sample_with_a_failed_reference_has_its_twins_dcq():
+    """Issue 16 item 3: a sample missing its ACTB (Cq ≈ 15 where GAPDH ≈ 18) gets the ΔCq of its
+    identical twin, not 1.5 cycles off; samples with every reference keep the classic ΔCq = Cq − mean(reference Cq)."""
+    rng = np.random.default_rng(3)
+    n = 30
+    shift = rng.normal(0, 1, n)  # material per sample, shared by every gene
+    base = {"ACTB": 15.0, "GAPDH": 18.0, "B2M": 16.5, "KRT19": 27.0}
+    cq = pd.DataFrame(
+        {g: b + shift + rng.normal(0, 0.1, n) for g, b in base.items()}, index=[f"S{i:02d}" for i in range(n)]
+    )
+    cq.loc["TWIN"] = cq.loc["S00"]
+    det = pd.DataFrame(True, index=cq.index, columns=cq.columns)
+    det.loc["TWIN", "ACTB"] = False
+    cq.loc["TWIN", "ACTB"] = 36.0  # imputed LOD + 1, must not enter
+    refs = ["ACTB", "GAPDH", "B2M"]
+    norm, flags, _ = reference_normaliser(cq, det, refs)
+    dcq = delta_cq(cq, norm)
+    classic = cq.loc["S05", "KRT19"] - cq.loc["S05", refs].mean()
+    assert dcq.loc["S05", "KRT19"] == pytest.approx(classic, abs=1e-12)  # classic ΔCq kept
+    assert dcq.loc["TWIN", "KRT19"] == pytest.approx(dcq.loc["S00", "KRT19"], abs=0.1)
+    old = cq.loc["TWIN", "KRT19"] - cq.loc["TWIN", ["GAPDH", "B2M"]].mean()  # mean of the remaining refs
+    assert abs(old - dcq.loc["S00", "KRT19"]) > 0.5  # old rule: 0.74 off
+    assert flags["TWIN"] == "reference_missing:ACTB"
+    # exact with noise-free references: the estimate is the twin's own value
+    cq2 = cq.copy()
+    for g in refs:
+        cq2[g] = base[g] + np.r_[shift, shift[0]]
+    norm2, _, _ = reference_normaliser(
+        cq2.assign(ACTB=cq2["ACTB"].where(~cq2.index.isin(["TWIN"]), 36.0)), det, refs
+    )
+    assert norm2["TWIN"] == pytest.approx(norm2["S00"], abs=1e-9)
+
+
+def test_nrq_gene_means_from_detected_values_only():
+    """Issue 16 item 3: an imputed non-detect of a reference gene does not shift every sample's log2 NRQ."""
+    cq = pd.DataFrame(
+        {"R1": [18.0, 19.0, 18.5, 36.0], "R2": [20.0, 21.0, 20.5, 21.2], "T": [30.0, 31.0, 30.0, 30.7]},
+        index=["a", "b", "c", "d"],
+    )
+    det = cq < 35
+    filled = estimate_missing_references(cq, det, ["R1", "R2"])
+    assert filled.loc["d", "R1"] == pytest.approx(21.2 - 2.0)
+    used = {s: ["R1", "R2"] for s in cq.index}
+    with_d = log2_nrq(cq, None, used, det, filled)
+    without = log2_nrq(
+        cq.loc[["a", "b", "c"]], None, used, det.loc[["a", "b", "c"]], filled.loc[["a", "b", "c"]]
+    )
+    # the detected samples' NRQ only moves by the gene-mean change of d's detected T (R1's mean unchanged)
+    assert with_d.loc[["a", "b", "c"], "R1"].to_numpy() == pytest.approx(without["R1"].to_numpy(), abs=0.2)
+    old = log2_nrq(cq, None, used)  # mean over the imputed 36 too
+    assert abs(old.loc["a", "T"] - with_d.loc["a", "T"]) > 1.0
 
 
 def test_delta_delta_cq():
@@ -121,17 +185,36 @@ def make_study(seed=7, n_patients=8, n_healthy=4):
             "response": (["responder", "non-responder"] * n_patients)[:n_patients] + [""] * (n_healthy + 2),
         }
     )
-    base = {"ACTB": 18.0, "GAPDH": 20.0, "B2M": 17.0, "PPIA": 21.0, "KRT19": 30.0, "EPCAM": 32.0, "MUC1": 31.0}
+    base = {
+        "ACTB": 18.0,
+        "GAPDH": 20.0,
+        "B2M": 17.0,
+        "PPIA": 21.0,
+        "KRT19": 30.0,
+        "EPCAM": 32.0,
+        "MUC1": 31.0,
+    }
     roles = {g: ("reference" if g in ("ACTB", "GAPDH", "B2M", "PPIA") else "target") for g in base}
-    assays = pd.DataFrame({"assay": [f"{g}_a" for g in base], "gene": list(base), "role": [roles[g] for g in base]})
+    assays = pd.DataFrame(
+        {"assay": [f"{g}_a" for g in base], "gene": list(base), "role": [roles[g] for g in base]}
+    )
     rows = []
-    for s, k in zip(names, kinds):
+    for s, k in zip(names, kinds, strict=True):
         load = rng.normal(0, 1.0)
         for g, b in base.items():
             cq = b + load + rng.normal(0, 0.15 if roles[g] == "reference" else 0.8)
             rows.append(
-                {"plate": "p1", "sample": s, "kind": k, "assay": f"{g}_a", "gene": g, "role": roles[g],
-                 "cq": cq, "cq_imputed": cq, "detected": True}  # fmt: skip
+                {
+                    "plate": "p1",
+                    "sample": s,
+                    "kind": k,
+                    "assay": f"{g}_a",
+                    "gene": g,
+                    "role": roles[g],
+                    "cq": cq,
+                    "cq_imputed": cq,
+                    "detected": True,
+                }  # fmt: skip
             )
     cells = pd.DataFrame(rows)
     return cells, samples, assays
@@ -162,7 +245,9 @@ def test_normalise_study_outputs_and_columns():
     assert chosen.loc["reference", "genes"] == ";".join(g.optimal_genes)
     for strategy, table in res["normalised"].items():
         assert list(table.columns) == LONG_COLUMNS
-        assert set(table["sample"]) == {f"P{i}" for i in range(8)} | {f"H{i}" for i in range(4)}  # controls excluded
+        assert set(table["sample"]) == {f"P{i}" for i in range(8)} | {
+            f"H{i}" for i in range(4)
+        }  # controls excluded
         assert len(table) == 12 * 7
         assert (table["strategy"] == strategy).all()
         wide = res["matrices"][strategy]
@@ -191,10 +276,31 @@ def test_normalise_study_missing_references_are_flagged_not_dropped():
     set_cell(cells, "P1", "ACTB", 36.0, False)
     for g in ("ACTB", "GAPDH", "B2M", "PPIA"):
         set_cell(cells, "P2", g, 36.0, False)
-    res = normalise_study(cells, samples, assays, reference_genes=["ACTB", "GAPDH"], strategies=("reference",))
+    res = normalise_study(
+        cells, samples, assays, reference_genes=["ACTB", "GAPDH"], strategies=("reference",)
+    )
     t = res["normalised"]["reference"].set_index(["sample", "gene"])
     assert t.loc[("P1", "KRT19"), "flags"] == "reference_missing:ACTB"
-    assert t.loc[("P1", "KRT19"), "normaliser"] == pytest.approx(t.loc[("P1", "GAPDH"), "cq"])
+    # P1's ACTB estimated as its GAPDH + the study's mean ACTB − GAPDH (the others: both detected)
+    both = t.xs("ACTB", level="gene")["detected"] & t.xs("GAPDH", level="gene")["detected"]
+    d = (t.xs("ACTB", level="gene")["cq"] - t.xs("GAPDH", level="gene")["cq"])[both].mean()
+    gapdh = t.loc[("P1", "GAPDH"), "cq"]
+    assert t.loc[("P1", "KRT19"), "normaliser"] == pytest.approx((gapdh + gapdh + d) / 2)
+    # with two detected reference genes required, P1 has no ΔCq and is listed with the reason
+    strict = normalise_study(
+        cells,
+        samples,
+        assays,
+        reference_genes=["ACTB", "GAPDH"],
+        strategies=("reference",),
+        min_reference_genes=2,
+    )
+    ex = strict["excluded"].set_index("sample")
+    assert set(ex.index) == {"P1", "P2"} and ex.loc["P1", "reason"].startswith(
+        "too few detected reference genes"
+    )
+    t2 = strict["normalised"]["reference"].set_index(["sample", "gene"])
+    assert np.isnan(t2.loc[("P1", "KRT19"), "dcq"]) and np.isnan(t2.loc[("P1", "KRT19"), "log2_nrq"])
     assert np.isnan(t.loc[("P2", "KRT19"), "dcq"]) and np.isnan(t.loc[("P2", "KRT19"), "normaliser"])
     assert "no_normaliser" in t.loc[("P2", "KRT19"), "flags"]
     assert bool(t.loc[("P1", "ACTB"), "detected"]) is False
@@ -233,7 +339,11 @@ def test_normalise_study_plain_minimal_cells():
 def test_normalise_study_normfinder_groups_and_fixed_pair():
     cells, samples, assays = make_study()
     res = normalise_study(cells, samples, assays, normfinder_group="response")
-    ref = cells[cells.kind == "patient"].query("role == 'reference'").pivot(index="sample", columns="gene", values="cq")
+    ref = (
+        cells[cells.kind == "patient"]
+        .query("role == 'reference'")
+        .pivot(index="sample", columns="gene", values="cq")
+    )
     grp = samples.set_index("sample").loc[ref.index, "response"]
     nf = normfinder(ref, grp)
     pd.testing.assert_frame_equal(res["normfinder"].reset_index(drop=True), nf.table)
@@ -261,7 +371,9 @@ def test_normalise_study_efficiency_nrq_matches_worked_example():
     # ddcq against the single healthy sample S3
     assert t.loc[("S3", "GOI"), "ddcq"] == 0.0
     # Cq already scaled upstream: E = 2 here, log2 NRQ = −ΔCq + per-gene constant
-    res2 = normalise_study(pd.DataFrame(rows), None, assays, strategies=("reference",), efficiency_scaled=True)
+    res2 = normalise_study(
+        pd.DataFrame(rows), None, assays, strategies=("reference",), efficiency_scaled=True
+    )
     t2 = res2["normalised"]["reference"]
     shift = (t2["log2_nrq"] + t2["dcq"]).groupby(t2["gene"]).std()
     np.testing.assert_allclose(shift, 0.0, atol=1e-12)
@@ -306,8 +418,12 @@ def test_strategy_agreement_identical_matrices():
 
 def test_plots_are_deterministic(tmp_path):
     toy = pd.DataFrame(
-        {"ACTB": [18.2, 18.9, 18.5, 19.6, 19.1, 19.9], "GAPDH": [20.1, 20.6, 20.4, 21.3, 21.2, 21.9],
-         "B2M": [17.0, 17.9, 17.1, 17.8, 17.6, 18.7], "PPIA": [21.5, 22.1, 21.6, 22.9, 22.2, 23.3]}  # fmt: skip
+        {
+            "ACTB": [18.2, 18.9, 18.5, 19.6, 19.1, 19.9],
+            "GAPDH": [20.1, 20.6, 20.4, 21.3, 21.2, 21.9],
+            "B2M": [17.0, 17.9, 17.1, 17.8, 17.6, 18.7],
+            "PPIA": [21.5, 22.1, 21.6, 22.9, 22.2, 23.3],
+        }  # fmt: skip
     )
     g = genorm(toy)
     nf = normfinder(toy, ["A"] * 3 + ["B"] * 3)
@@ -342,19 +458,21 @@ def test_prepare_cells_vectorised_multi_plate_and_non_detects():
     rows = [
         # sample, gene, role, kind, plate, cq, cq_imputed, detected
         ("S1", "A", "target", "patient", "P1", 25.0, 25.0, True),
-        ("S1", "A", "target", "patient", "P2", nan, 36.0, False),   # non-detect on the 2nd plate: ignored
+        ("S1", "A", "target", "patient", "P2", nan, 36.0, False),  # non-detect on the 2nd plate: ignored
         ("S1", "B", "target", "patient", "P1", nan, 36.0, False),
-        ("S1", "B", "target", "patient", "P2", nan, 37.0, False),   # nothing detected: mean of all
+        ("S1", "B", "target", "patient", "P2", nan, 37.0, False),  # nothing detected: mean of all
         ("S1", "R", "reference", "patient", "P1", 20.0, 20.0, True),
         ("S1", "R", "reference", "patient", "P2", 22.0, 22.0, True),  # both detected: mean
         (" S2 ", "A", "target", "healthy", "P1", 30.0, 30.0, True),  # name stripped
-        ("S2", "B", "target", "healthy", "P1", 38.0, 36.0, False),   # Cq above LOD, not detected
+        ("S2", "B", "target", "healthy", "P1", 38.0, 36.0, False),  # Cq above LOD, not detected
         ("S2", "R", "reference", "healthy", "P1", 21.0, 21.0, True),
         ("S2", "R", "reference", "healthy", "P1", 23.0, 23.0, False),  # same plate, undetected row ignored
-        ("NTC", "A", "target", "ntc", "P1", 33.0, 33.0, True),       # control kind: dropped
-        ("S1", "IPC", "ipc", "patient", "P1", 24.0, 24.0, True),      # ipc role: dropped
+        ("NTC", "A", "target", "ntc", "P1", 33.0, 33.0, True),  # control kind: dropped
+        ("S1", "IPC", "ipc", "patient", "P1", 24.0, 24.0, True),  # ipc role: dropped
     ]
-    cells = pd.DataFrame(rows, columns=["sample", "gene", "role", "kind", "plate", "cq", "cq_imputed", "detected"])
+    cells = pd.DataFrame(
+        rows, columns=["sample", "gene", "role", "kind", "plate", "cq", "cq_imputed", "detected"]
+    )
     notes: list[str] = []
     out = _prepare_cells(cells, None, None, ("patient", "healthy"), notes).set_index(["sample", "gene"])
 
@@ -370,7 +488,7 @@ def test_prepare_cells_vectorised_multi_plate_and_non_detects():
     }
     for key, (cq, cq_imp, det, multi, kind, role) in expected.items():
         row = out.loc[key]
-        assert (np.isnan(row["cq"]) if np.isnan(cq) else row["cq"] == pytest.approx(cq)), key
+        assert np.isnan(row["cq"]) if np.isnan(cq) else row["cq"] == pytest.approx(cq), key
         assert row["cq_imputed"] == pytest.approx(cq_imp), key
         assert bool(row["detected"]) is det, key
         assert bool(row["multi_plate"]) is multi, key

@@ -46,7 +46,9 @@ def test_calls_worked_example():
     assert calls["hd_mean"].iloc[0] == pytest.approx(12.74)
     sc = out["sample_calls"].set_index("sample")
     assert list(sc["positive"]) == [False, True, False]  # default rule mean_ksd
-    assert out["summary"].to_dict("records") == [{"timepoint": "T0", "n": 3, "n_positive": 1, "fraction": 1 / 3}]
+    assert out["summary"].to_dict("records") == [
+        {"timepoint": "T0", "n": 3, "n_positive": 1, "fraction": 1 / 3}
+    ]
     out_max = pos.call_positivity(norm, sheet, rule="max_healthy")
     assert out_max["sample_calls"]["positive"].sum() == 2
 
@@ -56,9 +58,11 @@ def test_hd_absent_rule_and_non_detects():
     extra = []
     for i in range(5):
         extra.append({"sample": f"HD{i}", "gene": "MUC1", "dcq": 20.0, "detected": False})
-    extra += [{"sample": "P1", "gene": "MUC1", "dcq": 15.0, "detected": True},
-              {"sample": "P2", "gene": "MUC1", "dcq": 19.0, "detected": False},
-              {"sample": "P3", "gene": "KRT19x", "dcq": 1.0, "detected": False}]
+    extra += [
+        {"sample": "P1", "gene": "MUC1", "dcq": 15.0, "detected": True},
+        {"sample": "P2", "gene": "MUC1", "dcq": 19.0, "detected": False},
+        {"sample": "P3", "gene": "KRT19x", "dcq": 1.0, "detected": False},
+    ]
     norm = pd.concat([norm, pd.DataFrame(extra)], ignore_index=True)
     out = pos.call_positivity(norm, sheet, markers=["MUC1"], rule="mean_ksd")
     calls = out["calls"].set_index(["sample", "gene"])
@@ -76,12 +80,16 @@ def test_min_markers_and_specificity():
     rows, sheet = [], []
     for h in range(20):
         sheet.append({"sample": f"HD{h:02d}", "kind": "healthy"})
-        rows += [{"sample": f"HD{h:02d}", "gene": g, "dcq": rng.normal(12, 0.7), "detected": True} for g in genes]
+        rows += [
+            {"sample": f"HD{h:02d}", "gene": g, "dcq": rng.normal(12, 0.7), "detected": True} for g in genes
+        ]
     for p in range(10):
         sheet.append({"sample": f"S{p}", "kind": "patient", "patient": f"P{p}", "timepoint": "T1"})
         shift = 3.0 if p < 5 else 0.0
-        rows += [{"sample": f"S{p}", "gene": g, "dcq": rng.normal(12 - shift * (i < 3), 0.7), "detected": True}
-                 for i, g in enumerate(genes)]
+        rows += [
+            {"sample": f"S{p}", "gene": g, "dcq": rng.normal(12 - shift * (i < 3), 0.7), "detected": True}
+            for i, g in enumerate(genes)
+        ]
     norm, sheet = pd.DataFrame(rows), pd.DataFrame(sheet)
     out = pos.call_positivity(norm, sheet, markers=genes[:3], min_markers=2, rule="mean_3sd")
     assert out["sample_calls"]["positive"].tolist() == [True] * 5 + [False] * 5

@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ctc_qpcr.audit import build_audit, summarise_audit
+from ctc_qpcr.chip_options import chip_options
 from ctc_qpcr.errors import ConfigError
-from ctc_qpcr.preprocess import CELL_COLUMNS, DEFAULTS, ipc_reference_from, preprocess_batch
+from ctc_qpcr.preprocess import CELL_COLUMNS, ipc_reference_from, preprocess_batch
+from ctc_qpcr.wells import assign_states
 
 GDNA = {  # demo1: GOI1, mVPA1 on the gDNA series
     "gDNA 50": (30.4654007, 29.38924408),
@@ -22,8 +25,13 @@ SAMPLES = pd.DataFrame(
     }
 )
 ASSAYS = pd.DataFrame(
-    {"assay": ["GOI1", "REF1", "VPA", "IPCa"], "gene": ["GENE1", "ACTB", "VPA", "IPC"],
-     "role": ["target", "reference", "validprime", "ipc"], "lod": ["", "", "", ""], "efficiency": ["", "", "", ""]}
+    {
+        "assay": ["GOI1", "REF1", "VPA", "IPCa"],
+        "gene": ["GENE1", "ACTB", "VPA", "IPC"],
+        "role": ["target", "reference", "validprime", "ipc"],
+        "lod": ["", "", "", ""],
+        "efficiency": ["", "", "", ""],
+    }
 )
 
 
@@ -31,16 +39,30 @@ def small_batch():
     rows = []
 
     def add(plate, inlet, sample, assay, cq):
-        rows.append({"plate": plate, "run": "", "well": f"S{inlet:02d}-A{['GOI1', 'REF1', 'VPA', 'IPCa'].index(assay) + 1:02d}",
-                     "sample": sample, "assay": assay, "cq": cq, "cq_raw": "" if np.isnan(cq) else str(cq),
-                     "quality": 0.9, "quality_threshold": 0.65, "call": "Pass" if np.isfinite(cq) else "Fail",
-                     "sample_type": "", "quantity": np.nan, "instrument_flags": "", "line": 0})
+        rows.append(
+            {
+                "plate": plate,
+                "run": "",
+                "well": f"S{inlet:02d}-A{['GOI1', 'REF1', 'VPA', 'IPCa'].index(assay) + 1:02d}",
+                "sample": sample,
+                "assay": assay,
+                "cq": cq,
+                "cq_raw": "" if np.isnan(cq) else str(cq),
+                "quality": 0.9,
+                "quality_threshold": 0.65,
+                "call": "Pass" if np.isfinite(cq) else "Fail",
+                "sample_type": "",
+                "quantity": np.nan,
+                "instrument_flags": "",
+                "line": 0,
+            }
+        )
 
     for plate, ipc in (("P1", [24.90, 25.02, 24.96]), ("P2", [25.48, 25.52, 25.56])):
         for k, (name, (goi, vpa)) in enumerate(GDNA.items()):
             add(plate, 20 + k, name, "GOI1", goi)
             add(plate, 20 + k, name, "VPA", vpa)
-            add(plate, 20 + k, name, "REF1", np.nan)   # REF1 never amplifies gDNA -> A+++
+            add(plate, 20 + k, name, "REF1", np.nan)  # REF1 never amplifies gDNA -> A+++
         for k, cq in enumerate(ipc):
             add(plate, 10 + k, "IPC", "IPCa", cq)
         add(plate, 30, "NTC", "GOI1", np.nan)
@@ -99,28 +121,42 @@ def test_small_batch_end_to_end():
     wf = out["well_flags"]
     assert list(wf.columns) == ["plate", "well", "sample", "assay", "flag", "reason"]
     assert ((wf["sample"] == "pat2") & (wf["flag"] == "HIGHDNA")).sum() == 2
-    assert ((wf["flag"] == "NOAMP")).any()
+    assert (wf["flag"] == "NOAMP").any()
     assert set(out["efficiency"].columns) >= {"assay", "slope", "intercept", "E", "r2", "source"}
     assert ipc_reference_from(out["plate_calibration"]) == pytest.approx(25.24)
 
 
 def test_averaged_mode_matches_on_equal_replicates():
     rep = preprocess_batch(small_batch(), SAMPLES, ASSAYS)["cells"].set_index(["plate", "sample", "assay"])
-    avg = preprocess_batch(small_batch(), SAMPLES, ASSAYS, validprime={"mode": "averaged"})["cells"].set_index(["plate", "sample", "assay"])
+    avg = preprocess_batch(
+        small_batch(), SAMPLES, ASSAYS, chip_options({"validprime": {"mode": "averaged"}})
+    )["cells"].set_index(["plate", "sample", "assay"])
     for plate in ("P1", "P2"):
-        assert avg.loc[(plate, "pat1", "GOI1"), "cq"] == pytest.approx(rep.loc[(plate, "pat1", "GOI1"), "cq"], abs=1e-9)
+        assert avg.loc[(plate, "pat1", "GOI1"), "cq"] == pytest.approx(
+            rep.loc[(plate, "pat1", "GOI1"), "cq"], abs=1e-9
+        )
         assert avg.loc[(plate, "pat1", "GOI1"), "vp_grade"] == "B"
 
 
 def test_ipc_reference_and_per_assay_and_off():
-    out = preprocess_batch(small_batch(), SAMPLES, ASSAYS, ipc_reference=25.0)
+    out = preprocess_batch(small_batch(), SAMPLES, ASSAYS, chip_options({"ipc": {"reference": 25.0}}))
     assert out["plate_calibration"]["offset"].tolist() == pytest.approx([-0.04, 0.52])
-    out = preprocess_batch(small_batch(), SAMPLES, ASSAYS, ipc={"mode": "off"})
+    out = preprocess_batch(small_batch(), SAMPLES, ASSAYS, chip_options({"ipc": {"activate": False}}))
     assert (out["cells"]["plate_offset"] == 0).all()
-    out = preprocess_batch(small_batch(), SAMPLES, ASSAYS, ipc={"mode": "per_assay"})
+    assert not out["cells"]["flags"].str.contains("ipc_missing").any()
+    per_assay = {"ipc": {"calibrators": ["IPC"], "on_missing": "uncalibrated"}}
+    out = preprocess_batch(small_batch(), SAMPLES, ASSAYS, chip_options(per_assay))
     ac = out["assay_calibration"].set_index(["plate", "assay"])
     assert ac.loc[("P1", "IPCa"), "offset"] == pytest.approx(-0.28)
     assert ac.loc[("P1", "GOI1"), "flags"] == "IRC_MISSING"
+    c = out["cells"].set_index(["plate", "sample", "assay"])
+    # the calibrator was run with IPCa only: every other assay is uncalibrated and says so
+    assert "ipc_missing" in c.loc[("P1", "pat1", "GOI1"), "flags"]
+    assert "ipc_missing" not in c.loc[("P1", "IPC", "IPCa"), "flags"]
+    with pytest.raises(ConfigError, match=r"chip P1 \(IRC_MISSING: assays GOI1, REF1, VPA\)"):
+        preprocess_batch(
+            small_batch(), SAMPLES, ASSAYS, chip_options({"ipc": {"calibrators": ["IPC"]}}), batch="B1"
+        )
 
 
 def test_no_validprime_no_ipc_notes():
@@ -139,16 +175,30 @@ def test_strict_vs_lenient_detection_and_ntc_margin():
     ntc = (w["sample"] == "NTC") & (w["assay"] == "GOI1")
     w.loc[ntc, "cq"] = 27.0
     w.loc[ntc, "call"] = "Pass"
-    out = preprocess_batch(w, SAMPLES, ASSAYS, detection={"ntc_margin": 2.0})
+    out = preprocess_batch(w, SAMPLES, ASSAYS, chip_options({"detection": {"ntc_margin": 2.0}}))
     c = out["cells"].set_index(["plate", "sample", "assay"])
     assert not c.loc[("P1", "pat1", "GOI1"), "detected"]  # 25.63 > 27 − 2
     assert (out["well_flags"]["flag"] == "NTC_MARGIN").sum() == 4
 
 
-def test_unknown_option_is_a_config_error():
-    with pytest.raises(ConfigError):
-        preprocess_batch(small_batch(), SAMPLES, ASSAYS, replicates={"max_delt": 0.4})
-    assert DEFAULTS["validprime"]["min_gdna"] == 4
+def test_options_defaults_come_from_the_schema_and_bad_keys_are_named():
+    with pytest.raises(ConfigError, match=r"replicates\.max_delt"):
+        chip_options({"replicates": {"max_delt": 0.4}})
+    with pytest.raises(
+        ConfigError, match=r"ipc\.on_missing: 'ignore' is not one of stop, exclude, uncalibrated"
+    ):
+        chip_options({"ipc": {"on_missing": "ignore"}})
+    with pytest.raises(ConfigError, match=r"detection\.min_detected"):
+        chip_options({"detection": {"min_detected": 0}})
+    o = chip_options()
+    assert (o.lod, o.validprime.min_gdna, o.ipc.max_sd, o.ipc.on_missing, o.replicates.outliers) == (
+        35.0,
+        4,
+        0.25,
+        "stop",
+        "none",
+    )
+    assert chip_options({"validprime": {"sd_max": 0.4}}).validprime.sd_max == 0.4
 
 
 def big_batch(n_chips=12, seed=1):
@@ -157,17 +207,35 @@ def big_batch(n_chips=12, seed=1):
     assays = [f"G{i:02d}" for i in range(n_a - 2)] + ["VPA", "IPCa"]
     roles = ["target"] * (n_a - 5) + ["reference"] * 3 + ["validprime", "ipc"]
     samples = [f"g{i}" for i in range(4)] + ["IPC"] * 3 + ["NTC"] * 2 + [f"p{i // 2}" for i in range(n_s - 9)]
-    kinds = {**{f"g{i}": "gdna" for i in range(4)}, "IPC": "ipc", "NTC": "ntc", **{f"p{i}": "patient" for i in range(50)}}
+    kinds = {
+        **{f"g{i}": "gdna" for i in range(4)},
+        "IPC": "ipc",
+        "NTC": "ntc",
+        **{f"p{i}": "patient" for i in range(50)},
+    }
     si, ai = np.meshgrid(np.arange(n_s), np.arange(n_a), indexing="ij")
     frames = []
     for c in range(n_chips):
         cq = rng.normal(26, 3, size=si.shape)
         cq[rng.random(si.shape) < 0.2] = np.nan
-        frames.append(pd.DataFrame({
-            "plate": f"C{c:02d}", "run": "", "well": [f"S{s + 1:02d}-A{a + 1:02d}" for s, a in zip(si.ravel(), ai.ravel())],
-            "sample": np.array(samples)[si.ravel()], "assay": np.array(assays)[ai.ravel()], "cq": cq.ravel(),
-            "quality": rng.uniform(0.5, 1, si.size), "quality_threshold": 0.65, "call": "Pass", "instrument_flags": "",
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "plate": f"C{c:02d}",
+                    "run": "",
+                    "well": [
+                        f"S{s + 1:02d}-A{a + 1:02d}" for s, a in zip(si.ravel(), ai.ravel(), strict=True)
+                    ],
+                    "sample": np.array(samples)[si.ravel()],
+                    "assay": np.array(assays)[ai.ravel()],
+                    "cq": cq.ravel(),
+                    "quality": rng.uniform(0.5, 1, si.size),
+                    "quality_threshold": 0.65,
+                    "call": "Pass",
+                    "instrument_flags": "",
+                }
+            )
+        )
     wells = pd.concat(frames, ignore_index=True)
     s = pd.DataFrame({"sample": list(kinds), "kind": list(kinds.values())})
     a = pd.DataFrame({"assay": assays, "gene": assays, "role": roles})
@@ -177,7 +245,9 @@ def big_batch(n_chips=12, seed=1):
 def test_speed_12_chips():
     wells, s, a = big_batch()
     t0 = time.perf_counter()
-    out = preprocess_batch(wells, s, a)
+    out = preprocess_batch(
+        wells, s, a, chip_options({"ipc": {"on_missing": "uncalibrated"}})
+    )  # random IPC wells
     elapsed = time.perf_counter() - t0
     assert len(out["cells"]) == out["cells"][["plate", "sample", "assay"]].drop_duplicates().shape[0]
     assert elapsed < 15, elapsed  # ~1–3 s on a developer machine; generous for CI
@@ -185,17 +255,137 @@ def test_speed_12_chips():
 
 def test_config_yaml_keys_are_accepted():
     cfg = {
-        "validprime": {"activate": True, "mode": "per_replicate", "sd_max": 0.3, "min_gdna": 4, "loo": False, "loo_sd": 0.2,
-                       "grade_a": 3, "grade_b": 25, "grade_c": 60, "correct_a": False, "vpa_noamp_upper_bound": False},
-        "ipc": {"activate": True, "reference": None, "max_sd": 0.25, "max_offset": 1.0, "calibrators": []},
+        "validprime": {
+            "activate": True,
+            "mode": "per_replicate",
+            "sd_max": 0.3,
+            "min_gdna": 4,
+            "loo": False,
+            "loo_sd": 0.2,
+            "grade_a": 3,
+            "grade_b": 25,
+            "grade_c": 60,
+            "correct_a": False,
+            "vpa_noamp_upper_bound": False,
+        },
+        "ipc": {
+            "activate": True,
+            "reference": None,
+            "max_sd": 0.25,
+            "max_offset": 1.0,
+            "calibrators": [],
+            "on_missing": "stop",
+        },
         "replicates": {"max_delta": 0.5, "max_sd": 0.354, "outliers": "none"},
         "detection": {"min_detected": "all", "ntc_margin": None},
         "efficiency": {"apply": False, "from_standards": True},
     }
-    a = preprocess_batch(small_batch(), SAMPLES, ASSAYS, **cfg)["cells"]
+    a = preprocess_batch(small_batch(), SAMPLES, ASSAYS, chip_options(cfg))["cells"]
     b = preprocess_batch(small_batch(), SAMPLES, ASSAYS)["cells"]
     pd.testing.assert_frame_equal(a, b)
-    off = preprocess_batch(small_batch(), SAMPLES, ASSAYS, ipc={"activate": False}, validprime={"activate": False})
+    off = preprocess_batch(
+        small_batch(),
+        SAMPLES,
+        ASSAYS,
+        chip_options({"ipc": {"activate": False}, "validprime": {"activate": False}}),
+    )
     assert (off["cells"]["plate_offset"] == 0).all() and (off["cells"]["vp_grade"] == "").all()
-    pa = preprocess_batch(small_batch(), SAMPLES, ASSAYS, ipc={"calibrators": ["IPC"]})
-    assert len(pa["assay_calibration"]) > 0
+    assert any("validprime.activate: false" in n for n in off["notes"]) and any(
+        "ipc.activate: false" in n for n in off["notes"]
+    )
+
+
+# ------------------------------------------------------------------ IPC never silent (issue 16 item 8)
+
+
+def without_ipc_on(plate, fail=False):
+    w = small_batch()
+    hit = (w["plate"] == plate) & (w["sample"] == "IPC")
+    if fail:  # IPC wells there, none amplified
+        w.loc[hit, "cq"] = np.nan
+        w.loc[hit, "call"] = "Fail"
+        return w
+    return w[~hit].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("fail, reason", [(False, "IPC_MISSING"), (True, "IPC_FAILED")])
+def test_chip_without_ipc_stops_by_default(fail, reason):
+    with pytest.raises(ConfigError) as err:
+        preprocess_batch(without_ipc_on("P2", fail), SAMPLES, ASSAYS, batch="B1")
+    text = str(err.value)
+    assert f"batch B1: no usable inter-plate calibrator on chip P2 ({reason})" in text
+    assert "ipc.on_missing: exclude" in text and "ipc.on_missing: uncalibrated" in text
+    assert "chip P1" not in text
+
+
+def test_chip_without_ipc_excluded_in_the_audit():
+    w = without_ipc_on("P2")
+    out = preprocess_batch(w, SAMPLES, ASSAYS, chip_options({"ipc": {"on_missing": "exclude"}}), batch="B1")
+    assert set(out["cells"]["plate"]) == {"P1"}
+    pc = out["plate_calibration"].set_index("plate")
+    assert pc.loc["P2", "flags"] == "CHIP_EXCLUDED;IPC_MISSING" and np.isnan(pc.loc["P2", "offset"])
+    # P1 is the only chip with IPC: it is the reference, offset 0, values unchanged
+    assert pc.loc["P1", "offset"] == 0.0
+    audit = build_audit(assign_states(w).assign(batch="B1", excluded=""), out["well_flags"])
+    p2 = audit[audit["plate"] == "P2"]
+    assert (p2["fate"] == "excluded").all()
+    answered = p2["state"] != "EXPFAIL"  # failed wells keep their own reason
+    assert p2.loc[answered, "reason"].str.startswith("IPC_MISSING (ipc.on_missing: exclude)").all()
+    summary = summarise_audit(audit).set_index("plate")
+    assert summary.loc["P2", "excluded_IPC_MISSING"] == answered.sum() == 25
+    assert "excluded_IPC_MISSING" not in summary.columns or summary.loc["P1", "excluded_IPC_MISSING"] == 0
+    assert (summary["read"] == summary["kept"] + summary["excluded"]).all()
+
+
+def test_chip_without_ipc_uncalibrated_is_flagged():
+    out = preprocess_batch(
+        without_ipc_on("P2"), SAMPLES, ASSAYS, chip_options({"ipc": {"on_missing": "uncalibrated"}})
+    )
+    c = out["cells"]
+    p2, p1 = c[c["plate"] == "P2"], c[c["plate"] == "P1"]
+    assert p2["flags"].str.contains("ipc_missing").all() and (p2["plate_offset"] == 0).all()
+    assert not p1["flags"].str.contains("ipc_missing").any()
+    assert out["plate_calibration"].set_index("plate").loc["P2", "flags"] == "IPC_MISSING;UNCALIBRATED"
+    # pat1 GOI1 on P1: ValidPrime 25.8405, no offset (P1 is its own reference)
+    assert p1.set_index(["sample", "assay"]).loc[("pat1", "GOI1"), "cq"] == pytest.approx(25.8405, abs=5e-5)
+
+
+def test_first_batch_without_ipc_gives_later_batches_no_silent_offset():
+    first = preprocess_batch(
+        without_ipc_on("P1").pipe(lambda w: w[w["sample"] != "IPC"]),
+        SAMPLES,
+        ASSAYS,
+        chip_options({"ipc": {"on_missing": "uncalibrated"}}),
+    )
+    ref = ipc_reference_from(first["plate_calibration"])
+    assert np.isnan(ref)
+    with pytest.raises(ConfigError, match="set ipc.reference"):
+        preprocess_batch(
+            small_batch(), SAMPLES, ASSAYS, chip_options({"ipc": {"reference": ref}}), batch="B2"
+        )
+    later = preprocess_batch(
+        small_batch(),
+        SAMPLES,
+        ASSAYS,
+        chip_options({"ipc": {"reference": ref, "on_missing": "uncalibrated"}}),
+    )
+    assert later["cells"]["flags"].str.contains("ipc_missing").all()
+    assert (later["plate_calibration"]["flags"].str.contains("IPC_NO_REFERENCE")).all()
+
+
+def test_design_without_ipc_assay_is_a_note_not_an_error():
+    assays = ASSAYS[ASSAYS["role"] != "ipc"]
+    w = small_batch()
+    out = preprocess_batch(w[w["assay"].isin(assays["assay"])], SAMPLES, assays)
+    assert any("no assay of role 'ipc'" in n for n in out["notes"])
+    assert (out["plate_calibration"]["flags"] == "").all()
+
+
+def test_per_assay_calibration_exclude_leaves_out_uncalibrated_assays():
+    o = chip_options({"ipc": {"calibrators": ["IPC"], "on_missing": "exclude"}})
+    out = preprocess_batch(small_batch(), SAMPLES, ASSAYS, o)
+    assert set(out["cells"]["assay"]) == {"IPCa"}  # the only assay the calibrator was run with
+    wf = out["well_flags"]
+    left_out = wf[wf["flag"] == "IRC_MISSING"]
+    assert left_out["excluded"].all() and set(left_out["assay"]) == {"GOI1", "REF1", "VPA"}
+    assert (out["plate_calibration"]["flags"] == "CHIP_EXCLUDED;PER_ASSAY_CALIBRATION").all()

@@ -22,7 +22,7 @@ TOY_GROUPS = ["A"] * 3 + ["B"] * 3
 
 def step_m(res, step):
     s = res.steps[res.steps["step"] == step]
-    return dict(zip(s["gene"], s["M"]))
+    return dict(zip(s["gene"], s["M"], strict=True))
 
 
 # ------------------------------------------------------------------ geNorm, toy (§4.1)
@@ -31,7 +31,12 @@ def step_m(res, step):
 def test_genorm_toy_steps():
     res = genorm(TOY)
     m1 = step_m(res, 1)
-    assert {g: round(v, 4) for g, v in m1.items()} == {"ACTB": 0.1875, "GAPDH": 0.2325, "B2M": 0.2981, "PPIA": 0.2102}
+    assert {g: round(v, 4) for g, v in m1.items()} == {
+        "ACTB": 0.1875,
+        "GAPDH": 0.2325,
+        "B2M": 0.2981,
+        "PPIA": 0.2102,
+    }
     m2 = step_m(res, 2)
     assert {g: round(v, 4) for g, v in m2.items()} == {"ACTB": 0.1407, "GAPDH": 0.1885, "PPIA": 0.1690}
     m3 = step_m(res, 3)
@@ -39,7 +44,7 @@ def test_genorm_toy_steps():
     assert round(res.final_m, 4) == 0.1211
     assert set(res.final_pair) == {"ACTB", "PPIA"}
     assert res.ranking == ["ACTB", "PPIA", "GAPDH", "B2M"]
-    v = dict(zip(res.pairwise_v["n"], res.pairwise_v["V"]))
+    v = dict(zip(res.pairwise_v["n"], res.pairwise_v["V"], strict=True))
     assert round(v[3], 4) == 0.0704 and round(v[2], 4) == 0.0602
     assert res.optimal_n == 2 and res.optimal_genes == ["ACTB", "PPIA"]
     assert res.mean_m["excluded"].tolist() == ["B2M", "GAPDH", ""]
@@ -88,7 +93,9 @@ def test_genorm_rejects_single_gene():
 
 @pytest.fixture(scope="module")
 def vandesompele(public_data):
-    df = pd.read_csv(public_data / "vandesompele2002" / "vandesompele2002_geNorm_relative_quantities.csv", index_col=0)
+    df = pd.read_csv(
+        public_data / "vandesompele2002" / "vandesompele2002_geNorm_relative_quantities.csv", index_col=0
+    )
     # linear relative quantities -> log2 (README)
     return {t: np.log2(g.drop(columns="tissue")) for t, g in df.groupby("tissue")}
 
@@ -96,7 +103,18 @@ def vandesompele(public_data):
 # NormqPCR vignette (selectHKs, res.BM, trace = TRUE) and SLqPCR vignette (selectHKgenes):
 # M values at every step, sorted ascending; mean M and V_{n/n+1} at every step.
 BM_STEP_M = [
-    [0.5160313, 0.5314564, 0.5335963, 0.5700961, 0.6064919, 0.6201470, 0.6397969, 0.7206013, 0.7747634, 0.8498739],
+    [
+        0.5160313,
+        0.5314564,
+        0.5335963,
+        0.5700961,
+        0.6064919,
+        0.6201470,
+        0.6397969,
+        0.7206013,
+        0.7747634,
+        0.8498739,
+    ],
     [0.4705664, 0.5141375, 0.5271169, 0.5554718, 0.5575295, 0.5738460, 0.6042110, 0.6759176, 0.7671985],
     [0.4391222, 0.4733732, 0.5243665, 0.5253471, 0.5403137, 0.5560120, 0.5622094, 0.6210820],
     [0.4389069, 0.4696398, 0.4879728, 0.5043292, 0.5178634, 0.5245346, 0.5563591],
@@ -106,7 +124,17 @@ BM_STEP_M = [
     [0.3559286, 0.3761358, 0.3827933],
     [0.3492712, 0.3492712],
 ]
-BM_MEAN_M = [0.6362855, 0.5828883, 0.5302283, 0.4999437, 0.4773775, 0.4377282, 0.4067706, 0.3716192, 0.3492712]
+BM_MEAN_M = [
+    0.6362855,
+    0.5828883,
+    0.5302283,
+    0.4999437,
+    0.4773775,
+    0.4377282,
+    0.4067706,
+    0.3716192,
+    0.3492712,
+]
 # V_{n/n+1}, n = 9 … 2 (SLqPCR vignette trace; V values printed with 7 significant digits)
 BM_V = {
     9: 0.07646901,
@@ -133,7 +161,7 @@ def test_genorm_bm_all_steps(vandesompele):
     for gene, val in BM_STEP1.items():
         assert m1[gene] == pytest.approx(val, abs=1e-6)
     np.testing.assert_allclose(res.mean_m["mean_M"], BM_MEAN_M, atol=1e-6)
-    v = dict(zip(res.pairwise_v["n"], res.pairwise_v["V"]))
+    v = dict(zip(res.pairwise_v["n"], res.pairwise_v["V"], strict=True))
     for n, val in BM_V.items():
         assert v[n] == pytest.approx(val, abs=1e-6)
     # ranking of Table 3 in Vandesompele 2002 (NormqPCR vignette "ranks")
@@ -144,11 +172,17 @@ def test_genorm_bm_all_steps(vandesompele):
 
 @pytest.mark.parametrize(
     "tissue, n, value",
-    [("FIB", 3, 0.109409), ("BM", 2, 0.113745), ("LEU", 3, 0.116988), ("POOL", 2, 0.202805), ("NB", 4, 0.138337)],
+    [
+        ("FIB", 3, 0.109409),
+        ("BM", 2, 0.113745),
+        ("LEU", 3, 0.116988),
+        ("POOL", 2, 0.202805),
+        ("NB", 4, 0.138337),
+    ],
 )
 def test_genorm_published_v(vandesompele, tissue, n, value):
     res = genorm(vandesompele[tissue])
-    v = dict(zip(res.pairwise_v["n"], res.pairwise_v["V"]))
+    v = dict(zip(res.pairwise_v["n"], res.pairwise_v["V"], strict=True))
     assert v[n] == pytest.approx(value, abs=1e-6)
 
 
@@ -191,8 +225,13 @@ def test_normfinder_toy_terms():
 
 def test_normfinder_toy_rho_and_pair():
     res = normfinder(TOY, TOY_GROUPS)
-    rho = dict(zip(res.table["gene"], res.table["stability"]))
-    assert {g: round(v, 4) for g, v in rho.items()} == {"ACTB": 0.0782, "PPIA": 0.1181, "GAPDH": 0.1484, "B2M": 0.1895}
+    rho = dict(zip(res.table["gene"], res.table["stability"], strict=True))
+    assert {g: round(v, 4) for g, v in rho.items()} == {
+        "ACTB": 0.0782,
+        "PPIA": 0.1181,
+        "GAPDH": 0.1484,
+        "B2M": 0.1895,
+    }
     assert res.table["rank"].tolist() == [1, 2, 3, 4]
     assert res.table["gene"].tolist() == ["ACTB", "PPIA", "GAPDH", "B2M"]
     assert set(res.best_pair) == {"ACTB", "PPIA"}
@@ -203,7 +242,7 @@ def test_normfinder_toy_rho_and_pair():
 
 def test_normfinder_toy_zero_rule():
     res = normfinder(TOY, TOY_GROUPS, negative_variance="zero")
-    rho = dict(zip(res.table["gene"], res.table["stability"]))
+    rho = dict(zip(res.table["gene"], res.table["stability"], strict=True))
     assert round(rho["ACTB"], 4) == 0.0592 and round(rho["PPIA"], 4) == 0.1009
     t = res.terms.set_index(["gene", "group"])
     assert t.loc[("ACTB", "A"), "sigma2"] == 0.0
@@ -211,7 +250,7 @@ def test_normfinder_toy_zero_rule():
 
 def test_normfinder_toy_one_group():
     res = normfinder(TOY)
-    sigma = dict(zip(res.table["gene"], res.table["stability"]))
+    sigma = dict(zip(res.table["gene"], res.table["stability"], strict=True))
     assert {g: round(v, 4) for g, v in sigma.items()} == {
         "ACTB": 0.0236,
         "PPIA": 0.1206,
@@ -263,7 +302,7 @@ def colon(public_data):
 def test_normfinder_colon(colon):
     y, groups = colon
     res = normfinder(y, groups)
-    rho = dict(zip(res.table["gene"], res.table["stability"]))
+    rho = dict(zip(res.table["gene"], res.table["stability"], strict=True))
     for gene, val in COLON_RHO.items():
         assert rho[gene] == pytest.approx(val, abs=1e-6)
     np.testing.assert_allclose(res.table["stability"], COLON_SORTED, atol=1e-6)

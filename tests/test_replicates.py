@@ -15,7 +15,9 @@ def cells_of(groups, states=None):
             st = "CALC" if np.isfinite(v) else "NOAMP"
             if states and name in states:
                 st = states[name][i]
-            rows.append({"plate": "P", "sample": name, "assay": "G", "well": f"{name}{i}", "cq": v, "state": st})
+            rows.append(
+                {"plate": "P", "sample": name, "assay": "G", "well": f"{name}{i}", "cq": v, "state": st}
+            )
     return pd.DataFrame(rows)
 
 
@@ -67,9 +69,13 @@ def test_grubbs():
 def test_detection_call_and_imputation():
     assert det.detection_call([2, 1, 0, 1], [2, 2, 2, 1]).tolist() == [True, False, False, True]
     assert det.detection_call([2, 1, 0], [2, 2, 2], 1).tolist() == [True, True, False]
-    imp = det.impute_nondetects([25.0, 30.0, np.nan, np.nan], [True, False, False, False], [35.0, 35.0, 32.0, 35.0], [2, 2, 2, 0])
+    imp = det.impute_nondetects(
+        [25.0, 30.0, np.nan, np.nan], [True, False, False, False], [35.0, 35.0, 32.0, 35.0], [2, 2, 2, 0]
+    )
     assert imp[:3].tolist() == [25.0, 36.0, 33.0] and np.isnan(imp[3])
-    cells = pd.DataFrame({"assay": ["G", "H"], "cq": [30.0, np.nan], "n_detected": [1, 0], "n_replicates": [2, 2]})
+    cells = pd.DataFrame(
+        {"assay": ["G", "H"], "cq": [30.0, np.nan], "n_detected": [1, 0], "n_replicates": [2, 2]}
+    )
     out = det.call_cells(cells, lod=35.0, assay_lod={"H": 30.0})
     assert out["detected"].tolist() == [False, False]
     assert out["cq_imputed"].tolist() == [36.0, 31.0]
@@ -79,8 +85,11 @@ def test_detection_call_and_imputation():
 def test_ntc_margin():
     w = pd.DataFrame(
         {
-            "plate": "P", "sample": ["NTC", "NTC", "s", "s", "s"], "assay": ["G", "H", "G", "G", "H"],
-            "cq": [34.0, np.nan, 30.0, 31.0, 31.0], "state": ["CALC", "NOAMP", "CALC", "CALC", "CALC"],
+            "plate": "P",
+            "sample": ["NTC", "NTC", "s", "s", "s"],
+            "assay": ["G", "H", "G", "G", "H"],
+            "cq": [34.0, np.nan, 30.0, 31.0, 31.0],
+            "state": ["CALC", "NOAMP", "CALC", "CALC", "CALC"],
         }
     )
     thr = det.ntc_thresholds(w, ["NTC"], 3.32)

@@ -28,7 +28,18 @@ def _read_chip(path: Path) -> pd.DataFrame:
     text = path.read_bytes().decode("ascii")
     lines = text.split("\r\n")
     rows = list(csv.reader(io.StringIO("\n".join(lines[12:]))))
-    cols = ["well", "sample", "sample_type", "rconc", "assay", "assay_type", "value", "quality", "call", "threshold"]
+    cols = [
+        "well",
+        "sample",
+        "sample_type",
+        "rconc",
+        "assay",
+        "assay_type",
+        "value",
+        "quality",
+        "call",
+        "threshold",
+    ]
     return pd.DataFrame([r for r in rows if r], columns=cols)
 
 
@@ -55,9 +66,10 @@ def test_design_counts(study):
     s = _read_sheet(out / "samples.tsv")
     pat = s[s["kind"] == "patient"]
     assert pat["patient"].nunique() == 45
-    assert len(pat) == 135 - round(0.05 * 135)
+    assert len(pat) == 135 - round(0.15 * 135)
     assert set(pat.loc[pat["timepoint"] == "T0", "patient"]) == set(pat["patient"])  # baseline never missing
-    assert (pat.groupby("patient").size() < 3).sum() >= 1
+    assert set(pat.groupby("patient").size()) == {1, 2, 3}  # patients with 1-3 draws
+    assert (pat.groupby("patient").size() == 1).sum() >= 3
     assert (s["kind"] == "healthy").sum() == 20
     assert set(s["kind"]) == {"patient", "healthy", "gdna", "ipc", "ntc"}
     assert list(s.columns) == sim.SAMPLE_SHEET_COLUMNS
@@ -101,7 +113,7 @@ def test_every_chip_has_controls_and_duplicates(study):
         assert df["well"].is_unique
         inlets = df.drop_duplicates("well").assign(inlet=df["well"].str[:3]).drop_duplicates("inlet")
         per_inlet = df.groupby(df["well"].str[:3]).size()
-        assert (per_inlet == n_assays).all()                        # every used inlet x every assay
+        assert (per_inlet == n_assays).all()  # every used inlet x every assay
         assert len(per_inlet) <= 96
         names = inlets["sample"]
         gd = [n for n in names.unique() if n.startswith("gDNA_")]
@@ -110,17 +122,17 @@ def test_every_chip_has_controls_and_duplicates(study):
         assert len(df[(df["sample"] == "IPC") & (df["assay"] == "IPC")]) == 3
         assert (names == "NTC").sum() == 1
         ipc = df[df["sample"] == "IPC"]
-        assert (ipc.loc[ipc["assay"] != "IPC", "value"] == "999").all()   # only the IPC assay amplifies it
+        assert (ipc.loc[ipc["assay"] != "IPC", "value"] == "999").all()  # only the IPC assay amplifies it
         assert (df.loc[(df["assay"] == "IPC") & (df["sample"] != "IPC"), "value"] == "999").all()
         bio = names[~names.isin(["IPC", "NTC"] + gd)]
         counts = bio.value_counts()
-        assert (counts == 2).all()                                   # technical duplicates on the same chip
+        assert (counts == 2).all()  # technical duplicates on the same chip
         sheet = new if "new_batch" in str(path) else s
         assert set(bio) <= set(sheet.index)
         for n in counts.index:
             seen[n] = seen.get(n, 0) + 1
     study_bio = s.index[s["kind"].isin(["patient", "healthy"])]
-    assert all(seen.get(n) == 1 for n in study_bio)                   # each sample on exactly one chip
+    assert all(seen.get(n) == 1 for n in study_bio)  # each sample on exactly one chip
     assert len(new[new["kind"] == "patient"]) == 10
     assert (new.loc[new["kind"] == "patient", "timepoint"] == "T0").all()
     assert (new.loc[new["kind"] == "patient", ["response", "sites"]] == "").all().all()
@@ -206,7 +218,18 @@ def test_planted_gdna_and_de_truth(study):
     de = pd.read_csv(out / "truth" / "de_truth.tsv", sep="\t").set_index(["comparison", "gene"])["log2fc"]
     assert de[("nonresponder_vs_responder", "ABCC1")] == 1.5
     liver = de.xs("liver_vs_no_liver")
-    assert set(liver[liver != 0].index) == {"FLT1", "KRT19", "EGFR", "MET", "ALDH1A1", "PGR", "PLAU", "CTSD", "KIT", "MKI67"}
+    assert set(liver[liver != 0].index) == {
+        "FLT1",
+        "KRT19",
+        "EGFR",
+        "MET",
+        "ALDH1A1",
+        "PGR",
+        "PLAU",
+        "CTSD",
+        "KIT",
+        "MKI67",
+    }
     assert liver[liver != 0].between(1.5, 2.0).all()
     assert (de.xs("T1_vs_T0") == 0).all()
     # the planted effect is visible in the RNA-only truth (lower Cq = higher expression)
@@ -217,7 +240,10 @@ def test_planted_gdna_and_de_truth(study):
     diff = k.groupby("liver")["rna_cq"].mean()
     assert 1.0 < diff[False] - diff[True] < 3.0
     # healthy donors: epithelial markers rarely carry RNA
-    hd = wt[wt["sample"].isin(s.loc[s["kind"] == "healthy", "sample"]) & wt["assay"].isin(["KRT19", "EPCAM", "SCGB2A2"])]
+    hd = wt[
+        wt["sample"].isin(s.loc[s["kind"] == "healthy", "sample"])
+        & wt["assay"].isin(["KRT19", "EPCAM", "SCGB2A2"])
+    ]
     assert hd["rna_cq"].notna().mean() < 0.2
 
 
@@ -247,7 +273,9 @@ def test_committed_example_is_current(study, repo):
     out, _ = study
     a, b = _files(out), _files(committed)
     assert sorted(a) == sorted(b)
-    assert [k for k in a if a[k] != b[k]] == [], "regenerate: python scripts/simulate_study.py --out resources/example --seed 2016"
+    assert [k for k in a if a[k] != b[k]] == [], (
+        "regenerate: python scripts/simulate_study.py --out resources/example --seed 2016"
+    )
     assert sum(len(v) for v in b.values()) < 5 * 1024 * 1024
 
 
@@ -259,3 +287,44 @@ def test_real_parser_reads_the_exports(study):
     assert len(wells) == len(raw)
     assert wells["quality_threshold"].dropna().unique().tolist() == [0.65]
     assert wells["cq"].isna().sum() == (raw["value"] == "999").sum()
+
+
+def test_real_ctc_features_are_planted(study):
+    """Issue 16 item 1: on/off genes, never/rarely expressed genes, a failed reference, material by time."""
+    out, summary = study
+    d = pd.read_csv(out / "truth" / "dcq_truth.tsv", sep="\t")
+    e = pd.read_csv(out / "truth" / "expression_truth.tsv", sep="\t").set_index("gene")
+    st = pd.read_csv(out / "truth" / "samples_truth.tsv", sep="\t")
+    s = _read_sheet(out / "samples.tsv")
+    pat = set(s.loc[s["kind"] == "patient", "sample"])
+    # never expressed: no RNA in any sample; rarely: a few samples
+    assert set(e.index[e["expression"] == "never"]) == set(sim.NEVER_EXPRESSED)
+    assert d.loc[d["gene"].isin(sim.NEVER_EXPRESSED), "state"].eq("absent").all()
+    rare = d[d["gene"].isin(sim.RARELY_EXPRESSED) & d["sample"].isin(pat)]
+    assert 0 < rare["state"].eq("on").mean() < 0.15
+    # off: 0-15 % of the expressing patient samples per gene, 8-14 cycles late, some still detected
+    tg = d[(d["role"] == "target") & d["sample"].isin(pat) & d["state"].isin(["on", "off"])]
+    share = tg.groupby("gene")["state"].apply(lambda x: (x == "off").mean())
+    assert share.max() <= 0.30 and (share > 0).sum() >= 30
+    assert e.loc[e["role"] == "target", "off_rate"].between(0, 0.15).all()
+    off = tg[tg["state"] == "off"]
+    assert (off["rna_cq"] <= sim.LOD).sum() == summary["n_off_detected"] >= 20
+    assert (off["rna_cq"] > sim.LOD).sum() >= 20
+    # failed reference: ~10 % of patient/healthy samples, its planned Cq kept in the truth
+    bio = st[st["kind"].isin(["patient", "healthy"]) & ~st["in_new_batch"]]
+    failed = bio["failed_reference"].fillna("") == sim.FAILED_REFERENCE
+    assert 0.05 <= failed.mean() <= 0.15
+    ref = d[(d["gene"] == sim.FAILED_REFERENCE) & d["sample"].isin(bio.loc[failed, "sample"])]
+    assert ref["state"].eq("failed").all() and ref["rna_cq"].notna().all()
+    wt = pd.read_csv(out / "truth" / "wells_truth.tsv", sep="\t")
+    w = wt[(wt["assay"] == sim.FAILED_REFERENCE) & wt["sample"].isin(ref["sample"])]
+    assert w["rna_cq"].isna().all()
+    # planted dCq = rna_cq - mean of the four planned reference Cq
+    one = d[d["sample"] == ref["sample"].iloc[0]].set_index("gene")
+    norm = one.loc[list(sim.REFERENCE_GENES), "rna_cq"].mean()
+    assert np.allclose(one["planted_dcq"].dropna(), (one["rna_cq"] - norm).dropna())
+    # material: non-responders more, responders falling over time
+    m = st.merge(s[["sample", "response"]], on="sample")
+    m = m[m["kind"] == "patient"].groupby(["response", "timepoint"])["material"].mean()
+    assert m[("non-responder", "T0")] - m[("responder", "T0")] > 0.4
+    assert m[("responder", "T0")] > m[("responder", "T1")] > m[("responder", "T2")]

@@ -121,7 +121,9 @@ def test_fisher_combine():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 4), min_size=2, max_size=15), st.lists(st.integers(0, 4), min_size=2, max_size=15))
+@given(
+    st.lists(st.integers(0, 4), min_size=2, max_size=15), st.lists(st.integers(0, 4), min_size=2, max_size=15)
+)
 def test_mann_whitney_ties_match_scipy(a, b):
     from scipy.stats import mannwhitneyu
 
@@ -162,7 +164,11 @@ def test_hodges_lehmann_selection_matches_all_pairwise_differences(monkeypatch):
     for x, y in [(a, b), (tied_a, tied_b), (np.round(a, 1), np.round(b, 1))]:
         d = np.sort((x[:, None] - y[None, :]).ravel())
         n = d.size
-        k = int(math.floor(n / 2.0 - 1.959963984540054 * math.sqrt(x.size * y.size * (x.size + y.size + 1) / 12.0)))
+        k = int(
+            math.floor(
+                n / 2.0 - 1.959963984540054 * math.sqrt(x.size * y.size * (x.size + y.size + 1) / 12.0)
+            )
+        )
         monkeypatch.setattr(st, "HL_DIRECT_MAX", 0)
         assert st.hodges_lehmann(x, y) == (float(np.median(d)), float(d[k - 1]), float(d[n - k]))
         monkeypatch.setattr(st, "HL_DIRECT_MAX", 10**9)

@@ -192,3 +192,43 @@ def test_km_properties(rows):
     assert np.all(km["ci_low"][ok] <= s[ok] + 1e-12) and np.all(
         km["ci_high"][ok] >= s[ok] - 1e-12
     )
+
+
+def test_km_median_midpoint_r_sas_convention():
+    """S(t) = 0.5 exactly on [2, 3): R survival / SAS LIFETEST report (2 + 3)/2."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    t = np.array([1.0, 2.0, 3.0, 4.0])
+    e = np.ones(4, dtype=int)
+    med, lo, hi = km_median(t, e)
+    assert med == 2.5
+    # statsmodels takes the first time with S < 0.5 (the end of the flat interval);
+    # the former rule here (first S <= 0.5) gave its start, 2.0
+    assert SurvfuncRight(t, e).quantile(0.5) == 3.0
+    # censoring inside the flat interval does not move the upper end: next EVENT time
+    t2 = np.array([1.0, 2.0, 2.5, 3.0, 5.0, 6.0])
+    e2 = np.array([1, 1, 0, 1, 0, 1])
+    km = kaplan_meier(t2, e2)
+    assert km.loc[km["time"] == 2.0, "survival"].iloc[0] == pytest.approx(4 / 6)
+    # S: 5/6, 4/6, (2.5 censored), 4/6·2/3 = 0.444 at 3 → first ≤ 0.5 at 3.0, not exact
+    assert km_median(t2, e2)[0] == 3.0
+    # flat at 0.5 until the end of follow-up (no later event): the start of the interval
+    t3 = np.array([1.0, 2.0, 3.0, 4.0])
+    e3 = np.array([1, 1, 0, 0])
+    assert km_median(t3, e3)[0] == 2.0
+    # the CI is unchanged by the convention (statsmodels quantile_ci, cloglog)
+    np.testing.assert_allclose((lo, hi), SurvfuncRight(t, e).quantile_ci(0.5, method="cloglog"))
+
+
+def test_km_median_differs_from_statsmodels_only_on_exact_half():
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    for seed in range(20):
+        t, e, _, _ = _random_cohort(seed)
+        km = kaplan_meier(t, e)
+        ev = km[km["n_events"] > 0]
+        exact = np.isclose(ev["survival"], 0.5).any()
+        med = km_median(t, e)[0]
+        ref = SurvfuncRight(t, e).quantile(0.5)
+        if not exact and np.isfinite(ref):
+            assert med == pytest.approx(ref)

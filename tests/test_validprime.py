@@ -1,4 +1,4 @@
-"""ValidPrime (algorithms §1): worked example §1.8 (gh-validprime resources/demo1.txt) and the rules of §1.4–§1.5."""
+"""ValidPrime (methods §1): worked example §1.8 (gh-validprime resources/demo1.txt), rules of §1.3–§1.5."""
 
 import numpy as np
 import pandas as pd
@@ -25,9 +25,17 @@ GDNA = ["gDNA 50", "gDNA 200", "gDNA 800", "gDNA 2400"]
 def demo_wells(plate="P1"):
     rows = []
     for si, (sample, values) in enumerate(DEMO1.items(), start=1):
-        for ai, (assay, cq) in enumerate(zip(ASSAYS, values), start=1):
-            rows.append({"plate": plate, "well": f"S{si:02d}-A{ai:02d}", "sample": sample, "assay": assay, "cq": cq,
-                         "state": "NOAMP" if np.isnan(cq) else "CALC"})
+        for ai, (assay, cq) in enumerate(zip(ASSAYS, values, strict=True), start=1):
+            rows.append(
+                {
+                    "plate": plate,
+                    "well": f"S{si:02d}-A{ai:02d}",
+                    "sample": sample,
+                    "assay": assay,
+                    "cq": cq,
+                    "state": "NOAMP" if np.isnan(cq) else "CALC",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -113,7 +121,12 @@ def test_grade_bounds_through_correct(pct, grade):
 
 def test_vpa_expfail_gives_nd():
     r = _one(25.0, np.nan, vpa_state="EXPFAIL")
-    assert r["vp_grade"] == "ND" and np.isnan(r["cq_rna"]) and r["vp_flag"] == "VPA_EXPFAIL" and r["use"] == "excluded"
+    assert (
+        r["vp_grade"] == "ND"
+        and np.isnan(r["cq_rna"])
+        and r["vp_flag"] == "VPA_EXPFAIL"
+        and r["use"] == "excluded"
+    )
     # a GOI non-detect stays a non-detect
     r = _one(np.nan, np.nan, goi_state="NOAMP", vpa_state="EXPFAIL")
     assert r["vp_grade"] == "ND" and r["use"] == "nondetect"
@@ -132,7 +145,7 @@ def test_vpa_noamp_gives_astar_or_upper_bound():
 def test_vpa_lowsignal_is_lod_plus_one():
     r = _one(33.0, 37.2, vpa_state="LOWSIGNAL", vpa_lod=35.0)
     assert r["cq_dna"] == 36.0 and r["vp_grade"] == "B" and r["vp_flag"] == "VPA_LOWSIGNAL"
-    assert r["cq_rna"] == pytest.approx(33.0 - np.log2(1 - 2 ** -3))
+    assert r["cq_rna"] == pytest.approx(33.0 - np.log2(1 - 2**-3))
 
 
 def test_goi_not_calc_is_not_corrected():
@@ -144,7 +157,9 @@ def test_goi_not_calc_is_not_corrected():
 
 def test_highsd_path():
     r = _one(25.0, 26.0, confidence="Low")  # f = 50 % -> C, low confidence
-    assert r["vp_grade"] == "C" and r["vp_flag"] == "HIGHSD" and np.isnan(r["cq_rna"]) and r["use"] == "excluded"
+    assert (
+        r["vp_grade"] == "C" and r["vp_flag"] == "HIGHSD" and np.isnan(r["cq_rna"]) and r["use"] == "excluded"
+    )
     r = _one(25.0, 35.0, confidence="Low")  # grade A is never corrected: value kept
     assert r["vp_grade"] == "A" and r["cq_rna"] == 25.0
 
@@ -185,14 +200,17 @@ def test_replicate_pairing_by_sample_inlet():
     # two replicates of one sample in sample inlets S01 and S02; each GOI well uses its own VPA well
     w = pd.DataFrame(
         {
-            "plate": "P", "sample": "s",
+            "plate": "P",
+            "sample": "s",
             "well": ["S01-A01", "S01-A02", "S02-A01", "S02-A02"],
             "assay": ["G", "V", "G", "V"],
             "cq": [25.0, 27.0, 25.2, np.nan],
             "state": ["CALC", "CALC", "CALC", "EXPFAIL"],
         }
     )
-    table = pd.DataFrame({"plate": ["P"], "assay": ["G"], "dcq_gdna": [1.0], "confidence": ["High"], "score_grade": [""]})
+    table = pd.DataFrame(
+        {"plate": ["P"], "assay": ["G"], "dcq_gdna": [1.0], "confidence": ["High"], "score_grade": [""]}
+    )
     res = vp.apply_validprime(w[w["assay"] == "G"], w, vpa_assay="V", assay_table=table)
     assert res["vp_grade"].tolist() == ["B", "ND"]
     assert res["cq_dna"].iloc[0] == 28.0
@@ -203,9 +221,86 @@ def test_replicate_pairing_by_sample_inlet():
 
 def test_rt_minus():
     plus = pd.DataFrame({"sample": ["a", "b", "c"], "assay": "G", "cq": [25.0, 25.0, 25.0], "state": "CALC"})
-    minus = pd.DataFrame({"sample": ["a", "b", "c"], "assay": "G", "cq": [27.0, np.nan, np.nan], "state": ["CALC", "NOAMP", "EXPFAIL"]})
+    minus = pd.DataFrame(
+        {
+            "sample": ["a", "b", "c"],
+            "assay": "G",
+            "cq": [27.0, np.nan, np.nan],
+            "state": ["CALC", "NOAMP", "EXPFAIL"],
+        }
+    )
     res = vp.rt_minus_correction(plus, minus)
     assert res["vp_grade"].tolist() == ["C", "A*", "ND"]
     assert res["cq_rna"].iloc[0] == pytest.approx(25.0 - np.log2(0.75))
     # QIAGEN FAQ: ΔCq 5 -> 3 % (grade B at the strict bound 3.125 %)
-    assert 100 * vp.rt_minus_correction(plus.iloc[:1], minus.iloc[:1].assign(cq=30.0))["gdna_fraction"].iloc[0] == pytest.approx(3.125)
+    assert 100 * vp.rt_minus_correction(plus.iloc[:1], minus.iloc[:1].assign(cq=30.0))["gdna_fraction"].iloc[
+        0
+    ] == pytest.approx(3.125)
+
+
+# --------------------------------------------------------------------------- A+ per §1.3 (issue 16 item 9)
+
+SERIES = {"g10": 10.0, "g50": 50.0, "g250": 250.0, "g1000": 1000.0, "g5000": 5000.0}
+VPA_CQ = {"g10": 33.9, "g50": 31.6, "g250": 29.3, "g1000": 27.3, "g5000": 25.0}
+
+
+def series_wells(goi_cq: dict) -> pd.DataFrame:
+    """One chip, the help text's series 10–5000 copies; ``goi_cq`` NaN = NOAMP."""
+    rows = []
+    for i, s in enumerate(SERIES, start=1):
+        rows.append(
+            {
+                "plate": "P1",
+                "well": f"S{i:02d}-A01",
+                "sample": s,
+                "assay": "VPA",
+                "cq": VPA_CQ[s],
+                "state": "CALC",
+            }
+        )
+        cq = goi_cq[s]
+        rows.append(
+            {
+                "plate": "P1",
+                "well": f"S{i:02d}-A02",
+                "sample": s,
+                "assay": "GOI",
+                "cq": cq,
+                "state": "NOAMP" if np.isnan(cq) else "CALC",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def score_of(wells, copies=SERIES):
+    t = vp.validate_assays(wells, vpa_assay="VPA", gdna_samples=list(SERIES), gdna_copies=copies).set_index(
+        "assay"
+    )
+    return t.loc["GOI", "score"], t.loc["GOI", "score_grade"], t.loc["GOI", "confidence"]
+
+
+def test_goi_amplifying_gdna_at_1000_and_5000_copies_is_not_aplus():
+    w = series_wells({"g10": np.nan, "g50": np.nan, "g250": np.nan, "g1000": 28.1, "g5000": 25.8})
+    # NOAMP at 10 copies earns 1 point (< 20 copies), 50 and 250 earn 2, the two CALC rows −1 each
+    score, grade, confidence = score_of(w)
+    assert score == 1 + 2 + 2 - 1 - 1 == 3
+    assert grade == "" and confidence == "Low"  # amplifies gDNA: validated (2 valid rows < 4), not A+
+    # without the amounts (gh-validprime's own scoring): 2 + 2 + 2 − 1 − 1 = 4 → A+
+    assert score_of(w, copies=None)[:2] == (4, "A+")
+
+
+def test_noamp_below_20_copies_earns_one_point():
+    never = series_wells(dict.fromkeys(SERIES, np.nan))
+    assert score_of(never)[:2] == (1 + 2 * 4, "A+++")
+    four = never[never["sample"] != "g5000"]
+    copies = {k: v for k, v in SERIES.items() if k != "g5000"}
+    t = vp.validate_assays(four, vpa_assay="VPA", gdna_samples=list(copies), gdna_copies=copies).set_index(
+        "assay"
+    )
+    assert (t.loc["GOI", "score"], t.loc["GOI", "score_grade"]) == (
+        7,
+        "A++",
+    )  # 1 + 2·3; 8 (A+++) without the rule
+    # a stray CALC at a low amount with the top sample NOAMP stays A+ (noise, not gDNA amplification)
+    stray = series_wells({"g10": 30.0, "g50": np.nan, "g250": np.nan, "g1000": np.nan, "g5000": np.nan})
+    assert score_of(stray)[:2] == (-1 + 2 * 4, "A++")

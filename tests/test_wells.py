@@ -18,24 +18,34 @@ def _wells(rows):
 def test_states_and_reasons():
     df = _wells(
         [
-            ["g", 20.0, 0.9, 0.65, "Pass", ""],          # CALC
-            ["g", np.nan, 0.0, 0.65, "Fail", ""],        # 999 + Fail -> NOAMP wins
-            ["g", 22.0, 0.9, 0.65, "Fail", ""],          # call Fail
-            ["g", 22.0, 0.5, 0.65, "Pass", ""],          # low quality
-            ["g", 22.0, 0.5, 0.65, "Flag", ""],          # Flag + low quality
-            ["g", 22.0, 0.9, 0.65, "Flag", ""],          # Flag, quality OK -> CALC
-            ["g", 22.0, np.nan, np.nan, "", "Omit"],     # omitted
-            ["g", 0.0, np.nan, np.nan, "", ""],          # Cq <= 0
-            ["g", 36.0, 0.9, 0.65, "Pass", ""],          # > LOD
-            ["h", 33.0, 0.9, 0.65, "Pass", ""],          # > assay LOD 32
-            ["g", 35.0, 0.9, 0.65, "Pass", ""],          # == LOD -> CALC
-            ["g", 36.0, 0.9, 0.65, "Fail", ""],          # Fail beats LOWSIGNAL
+            ["g", 20.0, 0.9, 0.65, "Pass", ""],  # CALC
+            ["g", np.nan, 0.0, 0.65, "Fail", ""],  # 999 + Fail -> NOAMP wins
+            ["g", 22.0, 0.9, 0.65, "Fail", ""],  # call Fail
+            ["g", 22.0, 0.5, 0.65, "Pass", ""],  # low quality
+            ["g", 22.0, 0.5, 0.65, "Flag", ""],  # Flag + low quality
+            ["g", 22.0, 0.9, 0.65, "Flag", ""],  # Flag, quality OK -> CALC
+            ["g", 22.0, np.nan, np.nan, "", "Omit"],  # omitted
+            ["g", 0.0, np.nan, np.nan, "", ""],  # Cq <= 0
+            ["g", 36.0, 0.9, 0.65, "Pass", ""],  # > LOD
+            ["h", 33.0, 0.9, 0.65, "Pass", ""],  # > assay LOD 32
+            ["g", 35.0, 0.9, 0.65, "Pass", ""],  # == LOD -> CALC
+            ["g", 36.0, 0.9, 0.65, "Fail", ""],  # Fail beats LOWSIGNAL
         ]
     )
     out = assign_states(df, lod=35.0, assay_lod={"h": 32.0})
     assert out["state"].tolist() == [
-        "CALC", "NOAMP", "EXPFAIL", "EXPFAIL", "EXPFAIL", "CALC", "EXPFAIL", "EXPFAIL",
-        "LOWSIGNAL", "LOWSIGNAL", "CALC", "EXPFAIL",
+        "CALC",
+        "NOAMP",
+        "EXPFAIL",
+        "EXPFAIL",
+        "EXPFAIL",
+        "CALC",
+        "EXPFAIL",
+        "EXPFAIL",
+        "LOWSIGNAL",
+        "LOWSIGNAL",
+        "CALC",
+        "EXPFAIL",
     ]
     r = out["state_reason"].tolist()
     assert r[0] == "" and r[1] == "no_amplification" and r[2] == "call_fail"

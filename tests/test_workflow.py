@@ -195,6 +195,45 @@ def test_planted_differential_genes_are_found(example_run):
     assert false_pos / max(true_pos + false_pos, 1) <= 0.2, (sorted(found_r), sorted(found_l))
 
 
+NEVER_EXPRESSED = {"NANOG", "POU5F1"}
+
+
+def test_never_expressed_genes_are_called_in_no_table(example_run):
+    """Issue 16: the example's never-expressed genes (a material that differs by response and falls over
+    time in responders) reach q < 0.1 in no differential table and no column, and get no fold change."""
+    truth = pd.read_csv(example_run / "resources/example/truth/expression_truth.tsv", sep="\t")
+    assert set(truth.loc[truth["expression"] == "never", "gene"]) == NEVER_EXPRESSED
+    for name in ("response", "sites", "timepoints"):
+        table = pd.read_csv(example_run / f"results/differential/{name}.tsv", sep="\t")
+        never = table[table["gene"].isin(NEVER_EXPRESSED)]
+        assert len(never) > 0
+        for col in [c for c in table.columns if c == "q" or c.startswith("q_")]:
+            assert not (never[col] < 0.1).any(), (name, col)
+        assert never["log2fc"].isna().all() and never["p"].isna().all(), name
+        assert (never["reason"].fillna("") != "").all(), name
+
+
+def test_failed_reference_samples_get_the_planted_dcq(example_run):
+    """Issue 16: samples whose PPIA failed get the ΔCq of the planted truth like every other sample
+    (same per-gene offset: the study's normaliser need not be the mean of all four references)."""
+    truth = pd.read_csv(example_run / "resources/example/truth/dcq_truth.tsv", sep="\t")
+    samples_truth = pd.read_csv(example_run / "resources/example/truth/samples_truth.tsv", sep="\t")
+    failed = set(samples_truth.loc[samples_truth["failed_reference"].fillna("") == "PPIA", "sample"])
+    norm = pd.read_csv(example_run / "results/normalised/reference.tsv", sep="\t")
+    chosen = pd.read_csv(example_run / "results/reference_genes/chosen.tsv", sep="\t").set_index("strategy")
+    m = norm[norm["detected"]].merge(truth[truth["state"] == "on"], on=["sample", "gene"])
+    m["err"] = m["dcq"] - m["planted_dcq"]
+    m["err"] -= m.groupby("gene")["err"].transform("median")
+    # cells with a real RNA signal, not dominated by gDNA: the planted value is recoverable
+    m = m[m["role"] == "target"]
+    bad, good = m[m["sample"].isin(failed)], m[~m["sample"].isin(failed)]
+    assert len(failed) >= 10 and len(bad) >= 100
+    assert abs(bad["err"].median()) <= 0.15, (bad["err"].median(), chosen.loc["reference", "genes"])
+    assert bad["err"].abs().median() <= good["err"].abs().median() + 0.15
+    if "PPIA" in chosen.loc["reference", "genes"].split(";"):
+        assert bad["flags"].str.contains("reference_missing:PPIA").all()
+
+
 def test_shuffled_labels_find_almost_nothing(example_run):
     """Issue 5: with response and site labels shuffled between patients, ≤ 10 % of genes at q < 0.1."""
     from ctc_qpcr import sheets

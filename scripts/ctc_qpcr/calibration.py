@@ -1,4 +1,4 @@
-"""Inter-plate (inter-run) calibration, additive on Cq (algorithms §2, §0).
+"""Inter-plate (inter-run) calibration, additive on Cq (docs/methods.md §2, §0).
 
 * :func:`ipc_offsets` / :func:`apply_offsets` — global IPC (§2.1, TATAA/GenEx style):
   one inter-plate calibrator assay + template on every chip; one offset per chip,
@@ -9,7 +9,11 @@
   unequal calibrator sets the least-squares fit ``Cq(i,p) = μ_i + o_p`` with
   Σ_p o_p = 0 (§2.2 extension).
 
-A chip whose calibrator is missing or failed gets offset 0 and a flag — never an error.
+* :func:`chip_offsets` / :func:`ipc_policy` / :func:`apply_chip_offsets` — the chip-level
+  stage's use of the above: a chip (or chip × assay) without usable IPC is never
+  left uncalibrated in silence — ``ipc.on_missing`` says stop (default), exclude
+  (its wells leave the analysis, with the reason in the well audit) or
+  uncalibrated (every affected cell flagged ``ipc_missing``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .chip_options import IpcOptions
+from .errors import ConfigError
 from .replicates import join_flag_columns
 from .wells import CALC
 
@@ -46,8 +52,9 @@ def ipc_offsets(
     Flags (§2.1 suggested QC; Kubista: "minimum of triplicates", SD < 0.25):
     ``IPC_SD>{max_sd}``, ``IPC_OFFSET>{max_offset}`` (|offset|), ``IPC_N<{min_replicates}``,
     ``IPC_MISSING`` (no IPC well on the chip) and ``IPC_FAILED`` (IPC wells, none CALC)
-    — the last two with offset 0. All IPC wells of a chip are pooled: the TATAA
-    design has one IPC assay.
+    — the last two with offset 0 — and ``IPC_NO_REFERENCE`` on every chip when the
+    given ``reference`` is not a number (a first batch without usable IPC). All
+    IPC wells of a chip are pooled: the TATAA design has one IPC assay.
     """
     plate_list = pd.Index(sorted(set(wells["plate"]) if plates is None else set(plates)), name="plate")
     ipc = wells[wells["sample"].isin(set(map(str, ipc_sample_names)))]
@@ -61,6 +68,7 @@ def ipc_offsets(
         ref = stats["ipc_mean"].mean() if stats["ipc_mean"].notna().any() else np.nan
     else:
         ref = float(reference)
+    no_ref = reference is not None and not np.isfinite(ref)
     stats["offset"] = (stats["ipc_mean"] - ref).fillna(0.0)
     missing = present == 0
     failed = (present > 0) & (stats["n"] == 0)
@@ -68,9 +76,16 @@ def ipc_offsets(
     f_missing = pd.Series(np.where(missing, "IPC_MISSING", ""), index=idx)
     f_failed = pd.Series(np.where(failed, "IPC_FAILED", ""), index=idx)
     f_sd = pd.Series(np.where(stats["ipc_sd"] > max_sd, f"IPC_SD>{max_sd:g}", ""), index=idx)
-    f_off = pd.Series(np.where(stats["offset"].abs() > max_offset, f"IPC_OFFSET>{max_offset:g}", ""), index=idx)
-    f_n = pd.Series(np.where((stats["n"] > 0) & (stats["n"] < min_replicates), f"IPC_N<{min_replicates}", ""), index=idx)
-    stats["flags"] = join_flag_columns(pd.DataFrame({"m": f_missing, "f": f_failed, "n": f_n, "s": f_sd, "o": f_off}))
+    f_off = pd.Series(
+        np.where(stats["offset"].abs() > max_offset, f"IPC_OFFSET>{max_offset:g}", ""), index=idx
+    )
+    f_n = pd.Series(
+        np.where((stats["n"] > 0) & (stats["n"] < min_replicates), f"IPC_N<{min_replicates}", ""), index=idx
+    )
+    f_ref = pd.Series("IPC_NO_REFERENCE" if no_ref else "", index=idx)
+    stats["flags"] = join_flag_columns(
+        pd.DataFrame({"m": f_missing, "f": f_failed, "n": f_n, "s": f_sd, "o": f_off, "r": f_ref})
+    )
     out = stats.reset_index()
     out.attrs["reference"] = ref
     return out[IPC_COLUMNS]
@@ -99,7 +114,9 @@ def apply_offsets(frame: pd.DataFrame, offsets: pd.DataFrame, cq_cols=("cq",)) -
 def apply_assay_offsets(frame: pd.DataFrame, offsets: pd.DataFrame, cq_cols=("cq",)) -> pd.DataFrame:
     """Subtract the per-chip × assay offset of :func:`irc_offsets`; adds ``plate_offset``."""
     key = pd.MultiIndex.from_frame(frame[["plate", "assay"]])
-    off = pd.Series(offsets.set_index(["plate", "assay"])["offset"].reindex(key).to_numpy(), index=frame.index)
+    off = pd.Series(
+        offsets.set_index(["plate", "assay"])["offset"].reindex(key).to_numpy(), index=frame.index
+    )
     off = off.fillna(0.0).astype(float)
     out = frame.copy()
     for col in cq_cols:
@@ -136,7 +153,9 @@ def irc_offsets(
     y = irc.groupby(["assay", "sample", "plate"])["cq"].mean().rename("y").reset_index()
     plate_list = sorted(set(wells["plate"]) if plates is None else set(plates))
     assay_list = sorted(set(wells["assay"]) if assays is None else set(assays))
-    grid = pd.MultiIndex.from_product([plate_list, assay_list], names=["plate", "assay"]).to_frame(index=False)
+    grid = pd.MultiIndex.from_product([plate_list, assay_list], names=["plate", "assay"]).to_frame(
+        index=False
+    )
 
     if y.empty:
         o = pd.DataFrame(columns=["assay", "plate", "offset", "n_irc"])
@@ -146,14 +165,20 @@ def irc_offsets(
             mu = (y["y"] - y["o"]).groupby([y["assay"], y["sample"]]).transform("mean")
             new_o = (y["y"] - mu).groupby([y["assay"], y["plate"]]).transform("mean")
             # Σ_p o_p = 0 per assay (each chip counted once).
-            per_plate = pd.DataFrame({"assay": y["assay"], "plate": y["plate"], "o": new_o}).drop_duplicates(["assay", "plate"])
+            per_plate = pd.DataFrame({"assay": y["assay"], "plate": y["plate"], "o": new_o}).drop_duplicates(
+                ["assay", "plate"]
+            )
             centre = per_plate.groupby("assay")["o"].mean()
             new_o = new_o - y["assay"].map(centre)
             delta = float(np.nanmax(np.abs(new_o - y["o"]))) if len(y) else 0.0
             y["o"] = new_o
             if delta < tol:
                 break
-        o = y.groupby(["assay", "plate"]).agg(offset=("o", "first"), n_irc=("sample", "nunique")).reset_index()
+        o = (
+            y.groupby(["assay", "plate"])
+            .agg(offset=("o", "first"), n_irc=("sample", "nunique"))
+            .reset_index()
+        )
 
     out = grid.merge(o, on=["plate", "assay"], how="left")
     missing = out["offset"].isna()
@@ -164,3 +189,158 @@ def irc_offsets(
     out["cf"] = np.power(2.0, -out["offset"])
     out["flags"] = np.where(missing, "IRC_MISSING", np.where(single, "IRC_SINGLE_PLATE", ""))
     return out[IRC_COLUMNS].sort_values(["plate", "assay"]).reset_index(drop=True)
+
+
+#: Plate-calibration flags that make a chip's IPC unusable.
+UNUSABLE = ("IPC_MISSING", "IPC_FAILED", "IPC_NO_REFERENCE")
+
+
+def _empty_plate_table(plates) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"plate": plates, "ipc_mean": np.nan, "ipc_sd": np.nan, "n": 0, "offset": 0.0, "flags": ""}
+    )[IPC_COLUMNS]
+
+
+def chip_offsets(
+    w: pd.DataFrame, o: IpcOptions, ipc_assays, notes: list
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Chip offsets: global IPC (§2.1), or per chip × assay with ``ipc.calibrators`` (§2.2).
+
+    Global offsets are computed on the measured Cq and applied later
+    (:func:`apply_chip_offsets`, after ValidPrime — the two commute, §1.6); per-assay
+    offsets are applied here, before ValidPrime, as §1.6 requires. ``ipc_assays``:
+    the assays of role ``ipc`` in the assays sheet (none = no IPC in the study's
+    design: a note, no offsets). Returns ``(w, plate_calibration, assay_calibration)``.
+    """
+    plates = sorted(set(w["plate"]))
+    plate_cal = _empty_plate_table(plates)
+    assay_cal = pd.DataFrame(columns=IRC_COLUMNS)
+    if not o.activate:
+        notes.append("inter-plate calibration switched off (ipc.activate: false)")
+        return w, plate_cal, assay_cal
+    if o.calibrators:
+        assay_cal = irc_offsets(w, list(o.calibrators), plates=plates)
+        plate_cal["flags"] = "PER_ASSAY_CALIBRATION"
+        return apply_assay_offsets(w, assay_cal, cq_cols=("cq",)), plate_cal, assay_cal
+    if not len(ipc_assays):
+        notes.append(
+            "no inter-plate calibrator: the assays sheet has no assay of role 'ipc' — no plate offsets "
+            "(set ipc.activate: false to say so)"
+        )
+        return w, plate_cal, assay_cal
+    ipc_samples = sorted(set(w.loc[w["kind"] == "ipc", "sample"]))
+    plate_cal = ipc_offsets(
+        w.assign(cq=w["cq_measured"]),
+        ipc_samples,
+        list(ipc_assays),
+        o.reference,
+        plates=plates,
+        max_sd=o.max_sd,
+        max_offset=o.max_offset,
+        min_replicates=int(o.min_replicates),
+    )
+    for plate, flags in zip(plate_cal["plate"], plate_cal["flags"], strict=True):
+        if flags:
+            notes.append(f"chip {plate}: IPC {flags}")
+    return w, plate_cal, assay_cal
+
+
+def _unusable(
+    w: pd.DataFrame, plate_cal: pd.DataFrame, assay_cal: pd.DataFrame, o: IpcOptions
+) -> pd.DataFrame:
+    """Chips (global IPC) or chip × assay pairs (per-assay) without a usable calibrator, with the reason."""
+    if o.calibrators:
+        present = w[["plate", "assay"]].drop_duplicates()
+        miss = assay_cal[assay_cal["flags"] == "IRC_MISSING"].merge(present, on=["plate", "assay"])
+        return miss.assign(reason="IRC_MISSING")[["plate", "assay", "reason"]]
+    reason = (
+        plate_cal["flags"].str.split(";").map(lambda fl: next((f for f in fl if f in UNUSABLE), ""))
+    )  # one per chip
+    bad = plate_cal.assign(reason=reason)
+    return bad.loc[bad["reason"] != "", ["plate", "reason"]]
+
+
+def ipc_policy(
+    w: pd.DataFrame, plate_cal: pd.DataFrame, assay_cal: pd.DataFrame, o: IpcOptions, *, batch: str = ""
+):
+    """Apply ``ipc.on_missing`` to chips without usable IPC (docs/methods.md §2.1).
+
+    ``stop`` raises :class:`ConfigError` naming every such chip and the batch;
+    ``exclude`` removes their wells (returned as excluding well flags: reason
+    ``IPC_MISSING``/``IPC_FAILED``/``IPC_NO_REFERENCE``/``IRC_MISSING`` in the audit)
+    and marks the chip ``CHIP_EXCLUDED``; ``uncalibrated`` keeps them at offset 0,
+    marks the chip ``UNCALIBRATED`` and returns the keys whose cells get the flag
+    ``ipc_missing``. Returns ``(w, plate_calibration, well_flags, uncalibrated)``.
+    """
+    none = pd.DataFrame(columns=["plate"])
+    if not o.activate:
+        return w, plate_cal, None, none
+    bad = _unusable(w, plate_cal, assay_cal, o)
+    if bad.empty:
+        return w, plate_cal, None, none
+    keys = ["plate", "assay"] if o.calibrators else ["plate"]
+    if o.on_missing == "stop":
+        where = f"batch {batch}: " if batch else ""
+        what = "; ".join(
+            f"chip {plate} ({', '.join(sorted(set(g['reason'])))}"
+            + (f": assays {', '.join(sorted(g['assay']))}" if o.calibrators else "")
+            + ")"
+            for plate, g in bad.groupby("plate", sort=True)
+        )
+        raise ConfigError(
+            f"{where}no usable inter-plate calibrator on {what} — these chips cannot be put on the study's "
+            "scale. "
+            "Check the export and the samples/assays sheets (IPC sample of kind 'ipc', assay of role 'ipc'"
+            + (", ipc.calibrators" if o.calibrators else "")
+            + "), or say what to do in config/config.yaml: ipc.on_missing: exclude (leave them out; "
+            "their wells are excluded in results/qc/wells.tsv) or ipc.on_missing: uncalibrated (keep them "
+            "without offset; their cells "
+            "are flagged ipc_missing); for one batch: batches: {<batch>: {ipc: {on_missing: ...}}}"
+            + (
+                "; a first batch without usable IPC leaves later batches without reference: set ipc.reference"
+                if (bad["reason"] == "IPC_NO_REFERENCE").any()
+                else ""
+            )
+        )
+    mark = "CHIP_EXCLUDED" if o.on_missing == "exclude" else "UNCALIBRATED"
+    plate_cal = plate_cal.copy()
+    hit = plate_cal["plate"].isin(set(bad["plate"]))
+    plate_cal.loc[hit, "flags"] = join_flag_columns(
+        pd.DataFrame({"f": plate_cal.loc[hit, "flags"], "m": mark})
+    )
+    if o.on_missing == "uncalibrated":
+        return w, plate_cal, None, bad[keys]
+    if not o.calibrators:
+        plate_cal.loc[hit, "offset"] = np.nan
+    drop = w[keys].merge(bad, on=keys, how="left")["reason"].notna().to_numpy()
+    out = w.loc[drop, ["plate", "well", "sample", "assay"]]
+    reason = w.loc[drop, keys].merge(bad, on=keys, how="left")["reason"].to_numpy()
+    flags = out.assign(flag=reason, reason="ipc.on_missing: exclude", excluded=True)
+    return w.loc[~drop], plate_cal, flags, none
+
+
+def apply_chip_offsets(w: pd.DataFrame, plate_cal: pd.DataFrame, o: IpcOptions) -> pd.DataFrame:
+    """Global IPC (§2.1 eq. 6): Cq' = Cq − o_p on every well of chip p; ``global_offset`` records o_p."""
+    if not o.activate or o.calibrators:
+        return w
+    w = apply_offsets(w, plate_cal, cq_cols=("cq",))
+    w["global_offset"] = w["plate_offset"]
+    return w
+
+
+def flag_uncalibrated(cells: pd.DataFrame, uncalibrated: pd.DataFrame) -> pd.DataFrame:
+    """Add the cell flag ``ipc_missing`` to the cells of chips (or chip × assay) left uncalibrated."""
+    if uncalibrated.empty:
+        return cells
+    keys = list(uncalibrated.columns)
+    hit = (
+        cells[keys]
+        .merge(uncalibrated.drop_duplicates().assign(_hit=True), on=keys, how="left")["_hit"]
+        .notna()
+        .to_numpy()
+    )
+    cells = cells.copy()
+    cells.loc[hit, "flags"] = join_flag_columns(
+        pd.DataFrame({"f": cells.loc[hit, "flags"], "m": "ipc_missing"})
+    )
+    return cells

@@ -1,4 +1,4 @@
-"""Detection call, NTC margin and imputation of non-detects (algorithms §3.3).
+"""Detection call, NTC margin and imputation of non-detects (docs/methods.md §3.3).
 
 1. A well is detected ⇔ state CALC and Cq ≤ LOD (the LOD part is the LOWSIGNAL
    state of :mod:`ctc_qpcr.wells`) — and, with an NTC margin, Cq ≤ min NTC Cq − margin
@@ -52,7 +52,7 @@ def detection_call(n_detected, n_replicates, min_detected="all") -> np.ndarray:
 
 
 def impute_nondetects(cq, detected, limit, n_replicates=None) -> np.ndarray:
-    """``cq`` where detected, else ``limit + 1``; NaN for cells without any answering replicate (missing, not absent)."""
+    """``cq`` where detected, else ``limit + 1``; NaN for cells without an answering replicate (missing)."""
     cq = np.asarray(cq, dtype=float)
     detected = np.asarray(detected, dtype=bool)
     limit = np.broadcast_to(np.asarray(limit, dtype=float), cq.shape)
@@ -62,8 +62,10 @@ def impute_nondetects(cq, detected, limit, n_replicates=None) -> np.ndarray:
     return out
 
 
-def call_cells(cells: pd.DataFrame, *, lod: float = 35.0, assay_lod: dict[str, float] | None = None, min_detected="all") -> pd.DataFrame:
-    """Add ``detected`` and ``cq_imputed`` to a replicate-summary table (needs assay, cq, n_detected, n_replicates)."""
+def call_cells(
+    cells: pd.DataFrame, *, lod: float = 35.0, assay_lod: dict[str, float] | None = None, min_detected="all"
+) -> pd.DataFrame:
+    """Add ``detected`` and ``cq_imputed`` to replicate summaries (assay, cq, n_detected, n_replicates)."""
     from .wells import well_lod
 
     out = cells.copy()

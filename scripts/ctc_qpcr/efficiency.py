@@ -1,4 +1,4 @@
-"""Amplification efficiency (algorithms §3.4).
+"""Amplification efficiency (docs/methods.md §3.4).
 
 * Standard curve: Cq regressed on log10(input); slope b; E = 10^(−1/b);
   eff % = (E − 1)·100; r² (ideal 90–110 %, r² > 0.98).
@@ -17,14 +17,21 @@ EFFICIENCY_COLUMNS = ["assay", "slope", "intercept", "E", "efficiency_pct", "r2"
 
 
 def standard_curve(log10_quantity, cq) -> dict[str, float]:
-    """Least-squares line Cq = intercept + slope·log10(quantity); returns slope, intercept, E, efficiency_pct, r2, n."""
+    """Least squares Cq = intercept + slope·log10(quantity): slope, intercept, E, efficiency_pct, r2, n."""
     x = np.asarray(log10_quantity, dtype=float)
     y = np.asarray(cq, dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     n = len(x)
     if n < 2 or np.ptp(x) == 0:
-        return {"slope": np.nan, "intercept": np.nan, "E": np.nan, "efficiency_pct": np.nan, "r2": np.nan, "n": n}
+        return {
+            "slope": np.nan,
+            "intercept": np.nan,
+            "E": np.nan,
+            "efficiency_pct": np.nan,
+            "r2": np.nan,
+            "n": n,
+        }
     xm, ym = x.mean(), y.mean()
     sxx = ((x - xm) ** 2).sum()
     sxy = ((x - xm) * (y - ym)).sum()
@@ -33,10 +40,19 @@ def standard_curve(log10_quantity, cq) -> dict[str, float]:
     intercept = ym - slope * xm
     r2 = sxy * sxy / (sxx * syy) if syy > 0 else np.nan
     e = 10.0 ** (-1.0 / slope) if slope != 0 else np.nan
-    return {"slope": slope, "intercept": intercept, "E": e, "efficiency_pct": (e - 1.0) * 100.0, "r2": r2, "n": n}
+    return {
+        "slope": slope,
+        "intercept": intercept,
+        "E": e,
+        "efficiency_pct": (e - 1.0) * 100.0,
+        "r2": r2,
+        "n": n,
+    }
 
 
-def standard_curves(wells: pd.DataFrame, quantity: pd.Series | None = None, *, min_points: int = 3) -> pd.DataFrame:
+def standard_curves(
+    wells: pd.DataFrame, quantity: pd.Series | None = None, *, min_points: int = 3
+) -> pd.DataFrame:
     """One standard curve per assay from the CALC wells of ``standard`` samples.
 
     ``wells`` must already be restricted to standard samples; ``quantity`` (aligned
@@ -47,7 +63,9 @@ def standard_curves(wells: pd.DataFrame, quantity: pd.Series | None = None, *, m
     q = wells["quantity"] if quantity is None else quantity
     q = pd.to_numeric(q, errors="coerce")
     use = (wells["state"] == CALC) & (q > 0)
-    d = pd.DataFrame({"assay": wells["assay"], "x": np.log10(q.where(use)), "y": wells["cq"].where(use)}).dropna()
+    d = pd.DataFrame(
+        {"assay": wells["assay"], "x": np.log10(q.where(use)), "y": wells["cq"].where(use)}
+    ).dropna()
     rows = []
     for assay, grp in d.groupby("assay", sort=True):  # one small regression per assay, not per well
         if grp["x"].nunique() < min_points:

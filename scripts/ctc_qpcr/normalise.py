@@ -1,4 +1,4 @@
-"""Normalisation: normaliser strategies, ΔCq, log2 NRQ, ΔΔCq (algorithms §4.3, §4.4).
+"""Normalisation: normaliser strategies, ΔCq, log2 NRQ, ΔΔCq (docs/methods.md §4.3, §4.4).
 
 Input: the Cells table (docs/data-model.md §2). Output: the Normalised tables
 (data-model §3), one per strategy:
@@ -9,30 +9,33 @@ Input: the Cells table (docs/data-model.md §2). Output: the Normalised tables
 * ``none``            — no normalisation (dcq = cq)
 
 All work is on the Cq (log) scale (§0); sign convention ``ΔCq = Cq − normaliser``.
-Formulas are restated from ``../shared/docs/algorithms.md``; no code was copied.
+Formulas are restated from docs/methods.md; no code was copied.
 """
 
 from __future__ import annotations
 
-from itertools import combinations
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .normalise_cells import _gene_efficiency, _prepare_cells, strategy_agreement  # noqa: F401
 from .refgenes import V_CUTOFF, genorm, normfinder
 
 STRATEGIES = ("reference", "normfinder_pair", "global_mean", "none")
-LONG_COLUMNS = ["sample", "gene", "dcq", "detected", "cq", "normaliser", "ddcq", "log2_nrq", "strategy", "flags"]
-
-
-def _stripped_str(values: pd.Series) -> pd.Series:
-    """``values.astype(str).str.strip()``, stripping each distinct string once (linear, cheap)."""
-    text = values.astype(str)
-    codes, uniques = pd.factorize(text)
-    stripped = np.array([u.strip() for u in uniques], dtype=object)
-    return pd.Series(stripped[codes] if len(codes) else np.array([], dtype=object), index=values.index, dtype=object)
-
+LONG_COLUMNS = [
+    "sample",
+    "gene",
+    "dcq",
+    "detected",
+    "cq",
+    "normaliser",
+    "ddcq",
+    "log2_nrq",
+    "strategy",
+    "flags",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,38 +55,65 @@ def _row_patterns(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return patterns, np.asarray(inverse).reshape(-1)
 
 
-def reference_normaliser(
-    cq: pd.DataFrame, detected: pd.DataFrame, genes: list[str]
-) -> tuple[pd.Series, pd.Series, dict[str, list[str]]]:
-    """Per-sample reference normaliser ``R_j = mean_{r∈Ref, detected} Cq_rj`` (§4.4).
+def estimate_missing_references(cq: pd.DataFrame, detected: pd.DataFrame, genes: list[str]) -> pd.DataFrame:
+    """Reference Cq with each missing (not detected) value estimated, §4.4.
 
-    Arithmetic mean of Cq = log of the geometric mean of linear quantities. A reference
-    gene that is not detected in a sample is left out of that sample's normaliser (its
-    imputed value would bias it) and the sample is flagged ``reference_missing:GENE``;
-    with no detected reference the normaliser is NaN and the flag is ``no_normaliser``.
-
-    Returns (normaliser, flags, genes_used_per_sample).
+    ``D[r, k]`` = the study's mean of ``Cq_r − Cq_k`` over the samples where both are
+    detected; a sample missing ``r`` gets ``mean_{k detected in it} (Cq_k + D[r, k])``.
+    Detected values are kept as they are, so a sample with every reference gene is
+    unchanged. NaN where a sample has no detected reference (or no pair informs D).
     """
-    genes = [g for g in genes]
+    ref = cq[genes].where(detected[genes].astype(bool) & np.isfinite(cq[genes])).to_numpy(float)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices -> NaN, as intended
+        diff = np.nanmean(ref[:, :, None] - ref[:, None, :], axis=0)  # D[r, k]
+        est = np.nanmean(ref[:, None, :] + diff[None, :, :], axis=2)  # samples x r
+    filled = np.where(np.isfinite(ref), ref, est)
+    return pd.DataFrame(filled, index=cq.index, columns=list(genes))
+
+
+def reference_normaliser(
+    cq: pd.DataFrame, detected: pd.DataFrame, genes: list[str], min_genes: int = 1
+) -> tuple[pd.Series, pd.Series, dict[str, list[str]]]:
+    """Per-sample reference normaliser on one scale for every sample, §4.4.
+
+    A sample with every reference gene detected gets the classic ``R_j = mean_r Cq_rj``
+    (arithmetic mean of Cq = log of the geometric mean of linear quantities; NormqPCR /
+    HTqPCR ``deltaCt``). A reference gene not detected in a sample is estimated from the
+    sample's other reference genes and the study's mean differences between them
+    (:func:`estimate_missing_references`), so the normaliser does not depend on which
+    reference genes a sample has; the sample is flagged ``reference_missing:GENE``.
+    With fewer than ``min_genes`` detected reference genes (capped at the number of
+    genes) the normaliser is NaN, flagged ``no_normaliser`` (and
+    ``too_few_reference_genes`` when some were detected).
+
+    Returns (normaliser, flags, genes_used_per_sample = the detected reference genes).
+    """
+    genes = list(genes)
     missing = [g for g in genes if g not in cq.columns]
     if missing:
         raise ConfigError(f"reference genes not in the data: {missing}")
-    ref_cq = cq[genes].where(detected[genes].astype(bool) & np.isfinite(cq[genes]))
-    normaliser = ref_cq.mean(axis=1, skipna=True)
+    ok = (detected[genes].astype(bool) & np.isfinite(cq[genes])).to_numpy()
+    filled = estimate_missing_references(cq, detected, genes)
+    enough = ok.sum(axis=1) >= min(max(int(min_genes), 1), len(genes))
+    normaliser = filled.mean(axis=1, skipna=False).where(enough)
     # vectorised over samples: one flag string / gene list per distinct detection pattern
-    patterns, inverse = _row_patterns(np.isfinite(ref_cq.to_numpy(dtype=float)))
+    patterns, inverse = _row_patterns(np.column_stack([ok, enough]))
     pat_used, pat_flags = [], []
     for row in patterns:
-        ok = [g for g, keep in zip(genes, row) if keep]
-        lost = [g for g in genes if g not in ok]
-        parts = [f"reference_missing:{g}" for g in lost]
-        if not ok:
+        used = [g for g, keep in zip(genes, row[:-1], strict=True) if keep]
+        parts = [f"reference_missing:{g}" for g in genes if g not in used]
+        if not row[-1]:
             parts.append("no_normaliser")
-        pat_used.append(ok)
+            if used:
+                parts.append("too_few_reference_genes")
+        pat_used.append(used)
         pat_flags.append(";".join(sorted(parts)))
-    flags = pd.Series(np.array(pat_flags, dtype=object)[inverse] if pat_flags else [], index=cq.index, dtype=object)
-    used: dict[str, list[str]] = {s: list(pat_used[i]) for s, i in zip(cq.index, inverse)}
-    return normaliser, flags, used
+    flags = pd.Series(
+        np.array(pat_flags, dtype=object)[inverse] if pat_flags else [], index=cq.index, dtype=object
+    )
+    used_by: dict[str, list[str]] = {s: list(pat_used[i]) for s, i in zip(cq.index, inverse, strict=True)}
+    return normaliser, flags, used_by
 
 
 def global_mean(
@@ -94,7 +124,7 @@ def global_mean(
     mode: str = "common",
     modified: bool = False,
 ) -> tuple[pd.Series, pd.Series, dict[str, list[str]]]:
-    """Global-mean normaliser (Mestdagh 2009), algorithms §4.3.
+    """Global-mean normaliser (Mestdagh 2009), docs/methods.md §4.3.
 
     mode:
         ``"common"`` (project default, per the §4.3 caveat for a small, tumour-marker
@@ -123,11 +153,13 @@ def global_mean(
         values = values[common]
     normaliser = values.mean(axis=1, skipna=True)
     finite = np.isfinite(values.to_numpy(dtype=float))
-    flags = pd.Series(np.where(finite.any(axis=1), "", "no_normaliser").astype(object), index=cq.index, dtype=object)
+    flags = pd.Series(
+        np.where(finite.any(axis=1), "", "no_normaliser").astype(object), index=cq.index, dtype=object
+    )
     patterns, inverse = _row_patterns(finite)
     cols = list(values.columns)
-    pat_used = [[g for g, keep in zip(cols, row) if keep] for row in patterns]
-    used = {s: list(pat_used[i]) for s, i in zip(cq.index, inverse)}
+    pat_used = [[g for g, keep in zip(cols, row, strict=True) if keep] for row in patterns]
+    used = {s: list(pat_used[i]) for s, i in zip(cq.index, inverse, strict=True)}
     return normaliser, flags, used
 
 
@@ -140,33 +172,45 @@ def log2_nrq(
     cq: pd.DataFrame,
     efficiency: pd.Series | dict | None,
     used: dict[str, list[str]] | None,
+    detected: pd.DataFrame | None = None,
+    reference_cq: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Efficiency-aware log2 NRQ (Hellemans 2007, qbase convention), §4.4.
 
     ``log2 RQ_ij = log2(E_i)(C̄q_i − Cq_ij)`` with ``C̄q_i`` the mean Cq of gene i over
-    the samples given; ``log2 NF_j = mean_{r∈used[j]} log2 RQ_rj`` (geometric mean of the
-    normaliser genes' RQ); ``log2 NRQ = log2 RQ − log2 NF``. ``used=None`` → no
+    the samples where it is detected (all samples when ``detected`` is None); imputed
+    non-detects never shift a gene's mean. ``log2 NF_j = mean_{r∈used[j]} log2 RQ_rj``;
+    ``reference_cq`` (reference genes with missing values estimated, see
+    :func:`estimate_missing_references`) replaces the reference Cq in NF, and then every
+    reference gene in its columns enters every sample's NF. ``used=None`` → no
     normalisation (NF = 1). Missing efficiencies default to 2.0.
     """
-    eff = pd.Series({g: 2.0 for g in cq.columns}, dtype=float)
+    eff = pd.Series(dict.fromkeys(cq.columns, 2.0), dtype=float)
     if efficiency is not None:
         given = pd.Series(efficiency, dtype=float).reindex(cq.columns)
         eff = given.where(np.isfinite(given) & (given > 0), eff)
     log2e = np.log2(eff)
-    log2_rq = (cq.mean(axis=0, skipna=True) - cq) * log2e
+    base = cq if detected is None else cq.where(detected.reindex_like(cq).fillna(False).astype(bool))
+    means = base.mean(axis=0, skipna=True)
+    log2_rq = (means - cq) * log2e
     if used is None:
         return log2_rq
+    values = log2_rq.copy()
+    if reference_cq is not None:
+        cols = list(reference_cq.columns)
+        values[cols] = (means[cols] - reference_cq[cols]) * log2e[cols]
+        used = dict.fromkeys(cq.index, cols)
     # log2 NF per sample, vectorised over the samples sharing the same normaliser genes
     by_genes: dict[tuple, list[int]] = {}
     for row, s in enumerate(cq.index):
         by_genes.setdefault(tuple(used.get(s, [])), []).append(row)
-    values = log2_rq.to_numpy(dtype=float)
+    arr = values.to_numpy(dtype=float)
     nf = np.full(len(cq.index), np.nan)
     col_of = {g: j for j, g in enumerate(cq.columns)}
     for genes, rows in by_genes.items():
         if not genes:
             continue
-        sub = values[np.asarray(rows)][:, [col_of[g] for g in genes]]
+        sub = arr[np.asarray(rows)][:, [col_of[g] for g in genes]]
         n_ok = np.isfinite(sub).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             nf[rows] = np.where(n_ok > 0, np.nansum(sub, axis=1) / n_ok, np.nan)
@@ -181,7 +225,9 @@ def delta_delta_cq(dcq: pd.DataFrame, calibrator_samples: list[str]) -> pd.DataF
     return dcq - dcq.loc[cal].mean(axis=0, skipna=True)
 
 
-def _row_flags(sample_flags: np.ndarray, n_genes: int, multi_plate: np.ndarray, cq_missing: np.ndarray) -> np.ndarray:
+def _row_flags(
+    sample_flags: np.ndarray, n_genes: int, multi_plate: np.ndarray, cq_missing: np.ndarray
+) -> np.ndarray:
     """Per-row flag text: the sample's flags + ``multi_plate_mean`` + ``cq_missing``, sorted, ``;``-joined.
 
     Vectorised: the text is built once per distinct (sample flags, multi_plate, cq_missing)
@@ -209,101 +255,6 @@ def _row_flags(sample_flags: np.ndarray, n_genes: int, multi_plate: np.ndarray, 
 
 
 # ---------------------------------------------------------------------------------------------
-# Cells → wide matrices
-
-
-def _prepare_cells(cells: pd.DataFrame, samples: pd.DataFrame | None, assays: pd.DataFrame | None, kinds, notes):
-    """Select target/reference rows of the wanted kinds and average samples on several plates."""
-    df = cells.copy()
-    if "sample" not in df.columns or "cq" not in df.columns:
-        raise ValueError("cells table needs at least the columns 'sample' and 'cq'")
-    df["sample"] = _stripped_str(df["sample"])
-    if "gene" not in df.columns:
-        if "assay" not in df.columns:
-            raise ValueError("cells table needs a 'gene' or 'assay' column")
-        df["gene"] = df["assay"]
-    df["gene"] = _stripped_str(df["gene"])
-    if "role" not in df.columns:
-        if assays is None or "role" not in assays.columns:
-            raise ValueError("no 'role' column in cells or assays")
-        key = "assay" if "assay" in df.columns and "assay" in assays.columns else "gene"
-        roles = assays.drop_duplicates(key).set_index(key)["role"]
-        df["role"] = df[key].map(roles)
-    if "kind" not in df.columns:
-        if samples is None or "kind" not in samples.columns:
-            raise ValueError("no 'kind' column in cells or samples")
-        kmap = samples.assign(sample=samples["sample"].astype(str).str.strip()).drop_duplicates("sample")
-        df["kind"] = df["sample"].map(kmap.set_index("sample")["kind"])
-    df["cq"] = pd.to_numeric(df["cq"], errors="coerce")
-    if "detected" not in df.columns:
-        df["detected"] = np.isfinite(df["cq"])
-    df["detected"] = df["detected"].fillna(False).astype(bool)
-    if "cq_imputed" not in df.columns:
-        df["cq_imputed"] = df["cq"]
-    df["cq_imputed"] = pd.to_numeric(df["cq_imputed"], errors="coerce")
-    if "plate" not in df.columns:
-        df["plate"] = ""
-
-    df = df[df["role"].isin(["target", "reference"]) & df["kind"].isin(list(kinds))]
-    if df.empty:
-        raise ValueError(f"no target/reference cells for samples of kind {list(kinds)}")
-
-    # a patient/healthy sample on several plates: average its Cq (mean over the plates where
-    # it was detected if any, else over all) and note it. One groupby over sample × gene
-    # (linear in cells): per pair, sums and counts of the finite Cq among the detected rows
-    # and among all rows; the mean uses the detected rows when there is one.
-    grouped = df.groupby(["sample", "gene"], sort=True)
-    gid = grouped.ngroup().to_numpy()
-    n_groups = int(grouped.ngroups)
-    keys = grouped.size().index  # (sample, gene) in group order
-    det = df["detected"].to_numpy(bool)
-    any_det = np.bincount(gid, weights=det, minlength=n_groups) > 0
-    first = np.unique(gid, return_index=True)[1]  # first row of every group (groups 0..n-1 all present)
-    out = pd.DataFrame(
-        {
-            "sample": keys.get_level_values(0).to_numpy(object),
-            "gene": keys.get_level_values(1).to_numpy(object),
-            "kind": df["kind"].to_numpy(object)[first],
-            "role": df["role"].to_numpy(object)[first],
-        }
-    )
-    use_row = np.where(any_det[gid], det, True)  # detected rows if the pair has one, else all rows
-    for col in ("cq", "cq_imputed"):
-        v = df[col].to_numpy(float)
-        ok = use_row & np.isfinite(v)
-        total = np.bincount(gid, weights=np.where(ok, v, 0.0), minlength=n_groups)
-        count = np.bincount(gid, weights=ok, minlength=n_groups)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[col] = np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
-    out["detected"] = any_det
-    plates = pd.DataFrame({"g": gid, "p": df["plate"].to_numpy(object)}).dropna().drop_duplicates()
-    out["multi_plate"] = np.bincount(plates["g"].to_numpy(), minlength=n_groups) > 1
-    multi_samples = sorted(set(out.loc[out["multi_plate"].to_numpy(bool), "sample"]))
-    if multi_samples:
-        notes.append(
-            f"{len(multi_samples)} sample(s) measured on several plates; Cq averaged over plates: "
-            + ", ".join(multi_samples)
-        )
-    return out
-
-
-def _gene_efficiency(assays: pd.DataFrame | None, genes: list[str], notes: list[str]) -> pd.Series:
-    eff = pd.Series(2.0, index=genes, dtype=float)
-    if assays is None or "efficiency" not in assays.columns:
-        return eff
-    a = assays.copy()
-    a["gene"] = (a["gene"] if "gene" in a.columns else a["assay"]).astype(str).str.strip()
-    a["efficiency"] = pd.to_numeric(a["efficiency"], errors="coerce")
-    a = a[a["gene"].isin(genes) & np.isfinite(a["efficiency"])]
-    for g, grp in a.groupby("gene", sort=True):
-        vals = grp["efficiency"].unique()
-        if len(vals) > 1:
-            notes.append(f"gene {g}: several assay efficiencies {sorted(vals)}; their mean is used")
-        eff[g] = float(np.mean(vals))
-    return eff
-
-
-# ---------------------------------------------------------------------------------------------
 # orchestrator
 
 
@@ -322,8 +273,9 @@ def normalise_study(
     global_mean_mode: str = "common",
     global_mean_modified: bool = False,
     efficiency_scaled: bool = False,
+    min_reference_genes: int = 1,
 ) -> dict:
-    """Choose normalisers, normalise and compare strategies (algorithms §4).
+    """Choose normalisers, normalise and compare strategies (docs/methods.md §4).
 
     Parameters
     ----------
@@ -341,6 +293,9 @@ def normalise_study(
     kinds:        sample kinds normalised (patient, healthy); controls are excluded.
     negative_variance: NormFinder rule, ``"original"`` or ``"zero"`` (see refgenes.normfinder).
     global_mean_mode / global_mean_modified: see :func:`global_mean`.
+    min_reference_genes: a sample needs this many detected genes of a reference normaliser
+                  (reference, normfinder_pair); else its ΔCq is NaN (flag ``no_normaliser``) and it
+                  is listed in ``excluded`` with the reason.
     efficiency_scaled: True when the cells' Cq were already scaled by ``log2(E)`` upstream
                   (config ``efficiency.apply``); E is then taken as 2.0 here so it is not
                   applied twice.
@@ -354,9 +309,11 @@ def normalise_study(
     ``normfinder`` (gene, stability, rank, group_dif, group_sd), ``normfinder_terms``,
     ``normfinder_pairs``, ``chosen`` (strategy, genes, reason), ``normalised``
     {strategy: long table with columns sample, gene, dcq, detected, cq, normaliser, ddcq,
-    log2_nrq, strategy, flags}, ``matrices`` {strategy: wide dcq table, index named ``sample`` (rows = samples,
-    sorted), one column per gene (sorted); ``.reset_index()`` gives the data-model §3 matrix}, ``agreement`` (strategy_a, strategy_b, gene, n, r),
-    ``notes`` (list of str). Any of genorm/normfinder tables is empty when it could not run.
+    log2_nrq, strategy, flags}, ``matrices`` {strategy: wide dcq table, index named ``sample``
+    (rows = samples, sorted), one column per gene (sorted); ``.reset_index()`` gives the
+    data-model §3 matrix}, ``agreement`` (strategy_a, strategy_b, gene, n, r), ``excluded``
+    (strategy, sample, kind, reason: samples without a ΔCq), ``notes`` (list of str). Any of
+    genorm/normfinder tables is empty when it could not run.
     """
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
@@ -364,213 +321,274 @@ def normalise_study(
     if candidates not in ("reference", "reference+target"):
         raise ConfigError("candidates must be 'reference' or 'reference+target'")
     notes: list[str] = []
-    long = _prepare_cells(cells, samples, assays, kinds, notes)
-
-    # wide samples × genes matrices (rows and columns sorted), filled directly from the codes
-    # of the (unique) sample × gene pairs; a gene absent from a sample's plate: not detected,
-    # Cq NaN, not present
-    s_codes, s_index = pd.factorize(long["sample"], sort=True)
-    g_codes, g_index = pd.factorize(long["gene"], sort=True)
-    shape = (len(s_index), len(g_index))
-    row_index = pd.Index(s_index, name="sample")
-    col_index = pd.Index(g_index, name="gene")
-
-    def wide(values, fill, dtype):
-        arr = np.full(shape, fill, dtype=dtype)
-        arr[s_codes, g_codes] = values
-        return pd.DataFrame(arr, index=row_index, columns=col_index)
-
-    cq = wide(long["cq_imputed"].to_numpy(float), np.nan, float)
-    raw = wide(long["cq"].to_numpy(float), np.nan, float)
-    detected = wide(long["detected"].to_numpy(bool), False, bool)
-    multi_plate = wide(long["multi_plate"].to_numpy(bool), False, bool)
-    present = wide(True, False, bool)
-    roles = long.drop_duplicates("gene").set_index("gene")["role"]
-    kind_of = long.drop_duplicates("sample").set_index("sample")["kind"]
-    genes = list(cq.columns)
-    ref_genes_all = [g for g in genes if roles[g] == "reference"]
+    m = _wide_matrices(_prepare_cells(cells, samples, assays, kinds, notes))
+    genes = list(m["cq"].columns)
     if efficiency_scaled:
         eff = pd.Series(2.0, index=genes, dtype=float)
         notes.append("Cq already efficiency-scaled upstream: E = 2 used for stability and NRQ")
     else:
         eff = _gene_efficiency(assays, genes, notes)
+    cand = _candidates(m, candidates, notes)
+    y = (m["cq"][cand] * np.log2(eff[cand])).where(m["detected"][cand]) if cand else m["cq"].iloc[:, :0]
+    gres = _run_genorm(y, cand, v_cutoff, notes)
+    nres = _run_normfinder(y, cand, samples, normfinder_group, negative_variance, notes)
+    choice = _choices(reference_genes, genes, gres, nres, m["ref_genes"])
+    hd = list(m["cq"].index[m["kind"].reindex(m["cq"].index).to_numpy() == "healthy"])
+    if not hd:
+        notes.append("no healthy-donor samples: ddcq is NaN")
+    normalised, matrices, chosen_rows, excluded = {}, {}, [], []
+    settings = {
+        "global_mean_mode": global_mean_mode,
+        "global_mean_modified": global_mean_modified,
+        "min_reference_genes": min_reference_genes,
+    }
+    for strategy in strategies:
+        norm, flags, used, filled, row = _strategy_normaliser(strategy, m, choice, settings, notes)
+        chosen_rows.append(row)
+        table, wide, lost = _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes)
+        normalised[strategy], matrices[strategy] = table, wide
+        excluded += [
+            {"strategy": strategy, "sample": smp, "kind": m["kind"].get(smp, ""), "reason": why}
+            for smp, why in lost
+        ]
+    return _result(gres, nres, chosen_rows, normalised, matrices, excluded, notes)
 
-    # ---- candidates for stability analysis
+
+def _wide_matrices(long: pd.DataFrame) -> dict:
+    """Wide samples x genes matrices (rows and columns sorted) from the unique sample x gene rows.
+
+    A gene absent from a sample's plate: not detected, Cq NaN, not ``present``.
+    """
+    s_codes, s_index = pd.factorize(long["sample"], sort=True)
+    g_codes, g_index = pd.factorize(long["gene"], sort=True)
+    shape = (len(s_index), len(g_index))
+    rows, cols = pd.Index(s_index, name="sample"), pd.Index(g_index, name="gene")
+
+    def wide(values, fill, dtype):
+        arr = np.full(shape, fill, dtype=dtype)
+        arr[s_codes, g_codes] = values
+        return pd.DataFrame(arr, index=rows, columns=cols)
+
+    roles = long.drop_duplicates("gene").set_index("gene")["role"]
+    return {
+        "cq": wide(long["cq_imputed"].to_numpy(float), np.nan, float),
+        "raw": wide(long["cq"].to_numpy(float), np.nan, float),
+        "detected": wide(long["detected"].to_numpy(bool), False, bool),
+        "multi_plate": wide(long["multi_plate"].to_numpy(bool), False, bool),
+        "present": wide(True, False, bool),
+        "roles": roles,
+        "kind": long.drop_duplicates("sample").set_index("sample")["kind"],
+        "ref_genes": [g for g in cols if roles[g] == "reference"],
+    }
+
+
+def _candidates(m: dict, candidates: str, notes: list[str]) -> list[str]:
+    """Genes ranked by geNorm / NormFinder."""
     if candidates == "reference":
-        cand = ref_genes_all
-    else:
-        # targets are often not detected: only genes detected in every sample can be candidates
-        cand = [g for g in genes if detected[g].all()]
-        if len(cand) < 2:
-            notes.append(
-                "reference+target: fewer than 2 genes detected in every sample; reference genes used as candidates"
-            )
-            cand = ref_genes_all
-        else:
-            left = sorted(set(ref_genes_all) - set(cand))
-            if left:
-                notes.append(
-                    f"reference+target: reference genes not detected in every sample are not candidates: {left}"
-                )
-    y = (cq[cand] * np.log2(eff[cand])).where(detected[cand]) if cand else cq.iloc[:, :0]
+        return list(m["ref_genes"])
+    # targets are often not detected: only genes detected in every sample can be candidates
+    cand = [g for g in m["cq"].columns if m["detected"][g].all()]
+    if len(cand) < 2:
+        notes.append(
+            "reference+target: fewer than 2 genes detected in every sample; reference genes used as "
+            "candidates"
+        )
+        return list(m["ref_genes"])
+    left = sorted(set(m["ref_genes"]) - set(cand))
+    if left:
+        notes.append(
+            f"reference+target: reference genes not detected in every sample are not candidates: {left}"
+        )
+    return cand
 
-    # ---- geNorm
-    empty_steps = pd.DataFrame(columns=["step", "n_genes", "gene", "M"])
-    gres = None
-    if len(cand) >= 2:
-        try:
-            gres = genorm(y, v_cutoff=v_cutoff)
-            if gres.dropped_samples:
-                notes.append(
-                    f"geNorm: {len(gres.dropped_samples)} sample(s) left out (a candidate gene not detected): "
-                    + ", ".join(gres.dropped_samples)
-                )
-            notes.append(f"geNorm on {gres.n_samples} samples × {len(cand)} genes; {gres.optimal_reason}")
-        except ValueError as exc:
-            notes.append(f"geNorm not run: {exc}")
-    else:
+
+def _run_genorm(y: pd.DataFrame, cand: list[str], v_cutoff: float, notes: list[str]):
+    if len(cand) < 2:
         notes.append(f"geNorm not run: {len(cand)} candidate gene(s) (needs ≥ 2)")
+        return None
+    try:
+        gres = genorm(y, v_cutoff=v_cutoff)
+    except ValueError as exc:
+        notes.append(f"geNorm not run: {exc}")
+        return None
+    if gres.dropped_samples:
+        notes.append(
+            f"geNorm: {len(gres.dropped_samples)} sample(s) left out (a candidate gene not detected): "
+            + ", ".join(gres.dropped_samples)
+        )
+    notes.append(f"geNorm on {gres.n_samples} samples × {len(cand)} genes; {gres.optimal_reason}")
+    return gres
 
-    # ---- NormFinder
-    nres = None
-    if len(cand) >= 3:
-        groups = None
-        if normfinder_group is not None:
-            if samples is None or normfinder_group not in samples.columns:
-                raise ConfigError(f"NormFinder group column {normfinder_group!r} is not in the samples sheet")
-            smap = samples.assign(sample=samples["sample"].astype(str).str.strip()).drop_duplicates("sample")
-            groups = smap.set_index("sample")[normfinder_group].reindex(y.index)
-            groups = groups.where(groups.astype(str).str.strip().ne("") & groups.notna())
-            # groups with < 2 complete samples cannot enter eq. (9): drop their samples
-            complete = np.isfinite(y.to_numpy(dtype=float)).all(axis=1)
-            counts = groups[complete].value_counts()
-            small = sorted(str(g) for g in counts[counts < 2].index)
-            if small:
-                notes.append(f"NormFinder: group(s) with < 2 complete samples left out: {small}")
-                groups = groups.where(~groups.astype(str).isin(small))
-        try:
-            nres = normfinder(y, groups, negative_variance=negative_variance)
-            if nres.dropped_samples:
-                notes.append(
-                    f"NormFinder: {len(nres.dropped_samples)} sample(s) left out (candidate not detected or no group): "
-                    + ", ".join(nres.dropped_samples)
-                )
-            notes.append(
-                f"NormFinder on {nres.n_samples} samples, groups {nres.groups}, negative variances: {negative_variance} rule"
-            )
-        except ValueError as exc:
-            notes.append(f"NormFinder not run: {exc}")
-    else:
+
+def _normfinder_groups(y, samples, normfinder_group, notes):
+    if normfinder_group is None:
+        return None
+    if samples is None or normfinder_group not in samples.columns:
+        raise ConfigError(f"NormFinder group column {normfinder_group!r} is not in the samples sheet")
+    smap = samples.assign(sample=samples["sample"].astype(str).str.strip()).drop_duplicates("sample")
+    groups = smap.set_index("sample")[normfinder_group].reindex(y.index)
+    groups = groups.where(groups.astype(str).str.strip().ne("") & groups.notna())
+    # groups with < 2 complete samples cannot enter eq. (9): drop their samples
+    complete = np.isfinite(y.to_numpy(dtype=float)).all(axis=1)
+    counts = groups[complete].value_counts()
+    small = sorted(str(g) for g in counts[counts < 2].index)
+    if small:
+        notes.append(f"NormFinder: group(s) with < 2 complete samples left out: {small}")
+        groups = groups.where(~groups.astype(str).isin(small))
+    return groups
+
+
+def _run_normfinder(y, cand, samples, normfinder_group, negative_variance, notes):
+    if len(cand) < 3:
         notes.append(f"NormFinder not run: {len(cand)} candidate gene(s) (needs ≥ 3)")
+        return None
+    groups = _normfinder_groups(y, samples, normfinder_group, notes)
+    try:
+        nres = normfinder(y, groups, negative_variance=negative_variance)
+    except ValueError as exc:
+        notes.append(f"NormFinder not run: {exc}")
+        return None
+    if nres.dropped_samples:
+        notes.append(
+            f"NormFinder: {len(nres.dropped_samples)} sample(s) left out (candidate not detected or no "
+            f"group): " + ", ".join(nres.dropped_samples)
+        )
+    notes.append(
+        f"NormFinder on {nres.n_samples} samples, groups {nres.groups}, negative variances: "
+        f"{negative_variance} rule"
+    )
+    return nres
 
-    # ---- chosen normalisers
-    chosen_rows = []
+
+def _choices(reference_genes, genes, gres, nres, ref_genes_all) -> dict:
+    """Genes and reason of the reference and normfinder_pair normalisers."""
     if reference_genes is not None:
         ref_choice = [str(g).strip() for g in reference_genes]
         absent = [g for g in ref_choice if g not in genes]
         if absent:
             raise ConfigError(f"reference_genes not found among the measured genes: {absent}")
-        ref_reason = "fixed list from config"
+        ref = (ref_choice, "fixed list from config")
     elif gres is not None:
-        ref_choice = list(gres.optimal_genes)
-        ref_reason = gres.optimal_reason
+        ref = (list(gres.optimal_genes), gres.optimal_reason)
     else:
-        ref_choice = ref_genes_all
-        ref_reason = "geNorm could not run; all reference genes used"
+        ref = (list(ref_genes_all), "geNorm could not run; all reference genes used")
     if nres is not None:
-        nf_choice = list(nres.best_pair)
-        nf_reason = f"NormFinder best pair, stability {nres.best_pair_stability:.4f}"
+        pair = (list(nres.best_pair), f"NormFinder best pair, stability {nres.best_pair_stability:.4f}")
     else:
-        nf_choice = ref_genes_all
-        nf_reason = "NormFinder could not run; all reference genes used"
+        pair = (list(ref_genes_all), "NormFinder could not run; all reference genes used")
+    return {"reference": ref, "normfinder_pair": pair}
 
-    hd = list(cq.index[kind_of.reindex(cq.index).to_numpy() == "healthy"])
-    if not hd:
-        notes.append("no healthy-donor samples: ddcq is NaN")
 
-    normalised: dict[str, pd.DataFrame] = {}
-    matrices: dict[str, pd.DataFrame] = {}
-    for strategy in strategies:
-        if strategy == "reference" or strategy == "normfinder_pair":
-            chosen = ref_choice if strategy == "reference" else nf_choice
-            reason = ref_reason if strategy == "reference" else nf_reason
-            if not chosen:
-                notes.append(f"{strategy}: no reference genes; normaliser NaN")
-                norm = pd.Series(np.nan, index=cq.index)
-                flags = pd.Series("no_normaliser", index=cq.index, dtype=object)
-                used = {s: [] for s in cq.index}
-            else:
-                norm, flags, used = reference_normaliser(cq, detected, chosen)
-            chosen_rows.append({"strategy": strategy, "genes": ";".join(chosen), "reason": reason})
-        elif strategy == "global_mean":
-            eligible = [g for g in genes if roles[g] in ("target", "reference")]
-            norm, flags, used = global_mean(
-                cq, detected, genes=eligible, mode=global_mean_mode, modified=global_mean_modified
+def _strategy_normaliser(strategy: str, m: dict, choice: dict, settings: dict, notes: list[str]):
+    """(normaliser, flags, used genes per sample, filled reference Cq or None, chosen row) of one strategy."""
+    cq, detected, genes = m["cq"], m["detected"], list(m["cq"].columns)
+    if strategy in ("reference", "normfinder_pair"):
+        chosen, reason = choice[strategy]
+        if not chosen:
+            notes.append(f"{strategy}: no reference genes; normaliser NaN")
+            return (
+                pd.Series(np.nan, index=cq.index),
+                pd.Series("no_normaliser", index=cq.index, dtype=object),
+                {s: [] for s in cq.index},
+                None,
+                {"strategy": strategy, "genes": "", "reason": reason},
             )
-            used_genes = sorted(set().union(*used.values())) if used else []
-            reason = f"global mean ({'modified, ' if global_mean_modified else ''}{global_mean_mode}): " + (
-                f"{len(used_genes)} genes detected in every sample"
-                if global_mean_mode == "common"
-                else "genes detected per sample"
-            )
-            if global_mean_mode == "common" and len(used_genes) < 10:
-                notes.append(
-                    f"global_mean: only {len(used_genes)} genes detected in every sample; "
-                    "treat as a sensitivity analysis (§4.3 caveat)"
-                )
-            chosen_rows.append({"strategy": strategy, "genes": ";".join(used_genes), "reason": reason})
-        else:  # none
-            norm = pd.Series(0.0, index=cq.index)
-            flags = pd.Series("", index=cq.index, dtype=object)
-            used = None
-            chosen_rows.append({"strategy": "none", "genes": "", "reason": "no normalisation: dcq = cq"})
-
-        dcq = delta_cq(cq, norm)
-        ddcq = delta_delta_cq(dcq, hd)
-        nrq = log2_nrq(cq, eff, used)
-        flag_text = flags.reindex(cq.index).fillna("").astype(str)
-        has_none = flag_text.str.contains("no_normaliser", regex=False).to_numpy()
-        lost = list(cq.index[has_none])
-        if lost:
-            notes.append(f"{strategy}: no normaliser (dcq NaN) for {len(lost)} sample(s): " + ", ".join(lost))
-        part = list(cq.index[(flag_text != "").to_numpy() & ~has_none])
-        if part:
-            notes.append(f"{strategy}: normaliser from the remaining reference genes for: " + ", ".join(part))
-
-        table = pd.DataFrame(
-            {
-                "sample": np.repeat(cq.index.to_numpy(), len(genes)),
-                "gene": np.tile(np.array(genes, dtype=object), len(cq.index)),
-                "dcq": dcq.to_numpy().ravel(),
-                "detected": detected.to_numpy().ravel(),
-                "cq": raw.to_numpy().ravel(),
-                "normaliser": np.repeat(norm.to_numpy(dtype=float), len(genes)),
-                "ddcq": ddcq.to_numpy().ravel(),
-                "log2_nrq": nrq.to_numpy().ravel(),
-                "strategy": strategy,
-            }
+        norm, flags, used = reference_normaliser(cq, detected, chosen, settings["min_reference_genes"])
+        filled = estimate_missing_references(cq, detected, chosen)
+        return norm, flags, used, filled, {"strategy": strategy, "genes": ";".join(chosen), "reason": reason}
+    if strategy == "global_mean":
+        mode, modified = settings["global_mean_mode"], settings["global_mean_modified"]
+        eligible = [g for g in genes if m["roles"][g] in ("target", "reference")]
+        norm, flags, used = global_mean(cq, detected, genes=eligible, mode=mode, modified=modified)
+        used_genes = sorted(set().union(*used.values())) if used else []
+        reason = f"global mean ({'modified, ' if modified else ''}{mode}): " + (
+            f"{len(used_genes)} genes detected in every sample"
+            if mode == "common"
+            else "genes detected per sample"
         )
-        mp = multi_plate.to_numpy().ravel()
-        no_cq = ~np.isfinite(cq.to_numpy(dtype=float).ravel())
-        table["flags"] = _row_flags(flags.to_numpy(dtype=object), len(genes), mp, no_cq)
-        # keep every sample × gene present in the cells (also when Cq is missing); a pair absent
-        # from the cells altogether (gene not on that sample's plate) has no row
-        measured = present.to_numpy().ravel()
-        # rows are sample-major over the sorted samples and genes: already in (sample, gene) order
-        table = table[measured].reset_index(drop=True)
-        table["detected"] = table["detected"].astype(bool)
-        normalised[strategy] = table[LONG_COLUMNS]
-        wide = dcq.copy()
-        wide.index.name = "sample"
-        wide.columns.name = None
-        matrices[strategy] = wide  # index "sample": the adapter writes wide.reset_index()
+        if mode == "common" and len(used_genes) < 10:
+            notes.append(
+                f"global_mean: only {len(used_genes)} genes detected in every sample; "
+                "treat as a sensitivity analysis (§4.3 caveat)"
+            )
+        return (
+            norm,
+            flags,
+            used,
+            None,
+            {"strategy": strategy, "genes": ";".join(used_genes), "reason": reason},
+        )
+    return (
+        pd.Series(0.0, index=cq.index),
+        pd.Series("", index=cq.index, dtype=object),
+        None,
+        None,
+        {"strategy": "none", "genes": "", "reason": "no normalisation: dcq = cq"},
+    )
 
-    agreement = strategy_agreement(matrices)
 
+def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes):
+    """Long table (data-model §3) and wide ΔCq matrix of one strategy, and the samples without ΔCq."""
+    cq, genes = m["cq"], list(m["cq"].columns)
+    dcq = delta_cq(cq, norm)
+    ddcq = delta_delta_cq(dcq, hd)
+    nrq = log2_nrq(cq, eff, used, m["detected"], filled)
+    nrq = nrq.mul(np.where(np.isfinite(norm.to_numpy(float)), 1.0, np.nan), axis=0)
+    flag_text = flags.reindex(cq.index).fillna("").astype(str)
+    has_none = flag_text.str.contains("no_normaliser", regex=False).to_numpy()
+    lost = [(s, _lost_reason(f)) for s, f in zip(cq.index[has_none], flag_text[has_none], strict=True)]
+    if lost:
+        notes.append(
+            f"{strategy}: no normaliser (dcq NaN) for {len(lost)} sample(s): " + ", ".join(s for s, _ in lost)
+        )
+    part = list(cq.index[(flag_text != "").to_numpy() & ~has_none])
+    if part:
+        notes.append(
+            f"{strategy}: missing reference gene(s) estimated from the sample's other reference genes "
+            "for: " + ", ".join(part)
+        )
+    n = len(genes)
+    table = pd.DataFrame(
+        {
+            "sample": np.repeat(cq.index.to_numpy(), n),
+            "gene": np.tile(np.array(genes, dtype=object), len(cq.index)),
+            "dcq": dcq.to_numpy().ravel(),
+            "detected": m["detected"].to_numpy().ravel(),
+            "cq": m["raw"].to_numpy().ravel(),
+            "normaliser": np.repeat(norm.to_numpy(dtype=float), n),
+            "ddcq": ddcq.to_numpy().ravel(),
+            "log2_nrq": nrq.to_numpy().ravel(),
+            "strategy": strategy,
+        }
+    )
+    no_cq = ~np.isfinite(cq.to_numpy(dtype=float).ravel())
+    table["flags"] = _row_flags(flags.to_numpy(dtype=object), n, m["multi_plate"].to_numpy().ravel(), no_cq)
+    # keep every sample × gene present in the cells (also when Cq is missing); rows are
+    # sample-major over the sorted samples and genes: already in (sample, gene) order
+    table = table[m["present"].to_numpy().ravel()].reset_index(drop=True)
+    table["detected"] = table["detected"].astype(bool)
+    wide = dcq.copy()
+    wide.index.name = "sample"
+    wide.columns.name = None
+    return table[LONG_COLUMNS], wide, lost
+
+
+def _lost_reason(flags: str) -> str:
+    if "too_few_reference_genes" in flags:
+        return "too few detected reference genes: " + flags
+    return (
+        "no detected reference gene: " + flags if "reference_missing" in flags else "no normaliser: " + flags
+    )
+
+
+def _result(gres, nres, chosen_rows, normalised, matrices, excluded, notes) -> dict:
+    empty_steps = pd.DataFrame(columns=["step", "n_genes", "gene", "M"])
     return {
         "genorm": gres.steps if gres is not None else empty_steps,
         "genorm_mean_m": (
-            gres.mean_m if gres is not None else pd.DataFrame(columns=["step", "n_genes", "mean_M", "excluded"])
+            gres.mean_m
+            if gres is not None
+            else pd.DataFrame(columns=["step", "n_genes", "mean_M", "excluded"])
         ),
         "genorm_v": gres.pairwise_v if gres is not None else pd.DataFrame(columns=["n", "V"]),
         "normfinder": (
@@ -579,49 +597,13 @@ def normalise_study(
             else pd.DataFrame(columns=["gene", "stability", "rank", "group_dif", "group_sd"])
         ),
         "normfinder_terms": nres.terms if nres is not None else pd.DataFrame(),
-        "normfinder_pairs": nres.pairs if nres is not None else pd.DataFrame(columns=["gene_a", "gene_b", "stability"]),
+        "normfinder_pairs": nres.pairs
+        if nres is not None
+        else pd.DataFrame(columns=["gene_a", "gene_b", "stability"]),
         "chosen": pd.DataFrame(chosen_rows, columns=["strategy", "genes", "reason"]),
         "normalised": normalised,
         "matrices": matrices,
-        "agreement": agreement,
+        "agreement": strategy_agreement(matrices),
+        "excluded": pd.DataFrame(excluded, columns=["strategy", "sample", "kind", "reason"]),
         "notes": notes,
     }
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
-    ok = np.isfinite(a) & np.isfinite(b)
-    n = int(ok.sum())
-    if n < 3:
-        return n, float("nan")
-    x, y = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
-    den = np.sqrt((x**2).sum() * (y**2).sum())
-    if den <= 1e-12 * max(1.0, np.abs(a[ok]).max(), np.abs(b[ok]).max()):
-        return n, float("nan")  # constant dcq (e.g. a gene in its own normaliser pair)
-    return n, float((x * y).sum() / den)
-
-
-def strategy_agreement(matrices: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Pearson r of dcq across samples for every pair of strategies and every gene.
-
-    Columns ``strategy_a, strategy_b, gene, n, r``. The overall row (gene ``ALL``) pools
-    all sample × gene values after centring each gene on its mean in each strategy, so it
-    measures agreement of the within-gene (between-sample) pattern, not of gene levels.
-    r is NaN with fewer than 3 paired values or a constant dcq.
-    """
-    rows = []
-    names = list(matrices)
-    for a, b in combinations(names, 2):
-        ma, mb = matrices[a], matrices[b]
-        idx = ma.index.intersection(mb.index)
-        cols = [c for c in ma.columns if c in mb.columns]
-        A = ma.loc[idx, cols].astype(float)
-        B = mb.loc[idx, cols].astype(float)
-        for g in cols:
-            n, r = _pearson(A[g].to_numpy(), B[g].to_numpy())
-            rows.append({"strategy_a": a, "strategy_b": b, "gene": g, "n": n, "r": r})
-        ok = np.isfinite(A) & np.isfinite(B)
-        Ac = A.where(ok) - A.where(ok).mean()
-        Bc = B.where(ok) - B.where(ok).mean()
-        n, r = _pearson(Ac.to_numpy().ravel(), Bc.to_numpy().ravel())
-        rows.append({"strategy_a": a, "strategy_b": b, "gene": "ALL", "n": n, "r": r})
-    return pd.DataFrame(rows, columns=["strategy_a", "strategy_b", "gene", "n", "r"])

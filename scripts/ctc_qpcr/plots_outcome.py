@@ -1,6 +1,6 @@
-"""Kaplan–Meier plots with a numbers-at-risk table (algorithms.md §8.2).
+"""Outcome figures: Kaplan–Meier with numbers at risk, forest plot, positivity rates (docs/methods.md §8).
 
-Drawn from the ``km`` table of :func:`ctc_qpcr.outcome.run_outcome` (one row
+KM curves are drawn from the ``km`` table of :func:`ctc_qpcr.outcome.run_outcome` (one row
 per distinct observed time; ``n_at_risk`` = patients with time ≥ t), so the
 plot shows exactly what the tables report. SVG output is byte-deterministic
 (Agg backend, fixed ``svg.hashsalt``, no date metadata).
@@ -175,3 +175,71 @@ def plot_all(result: dict, outdir: str | Path) -> list[Path]:
             )
         )
     return paths
+
+
+def logrank_p(logrank: pd.DataFrame, analysis: str, endpoint: str) -> float | None:
+    """The log-rank p of one analysis/endpoint from the ``logrank`` table (None if absent)."""
+    hit = logrank[(logrank["analysis"] == analysis) & (logrank["endpoint"] == endpoint)]
+    return float(hit["p"].iloc[0]) if len(hit) else None
+
+
+def plot_forest(subgroups: pd.DataFrame, endpoint: str, path: str | Path) -> Path:
+    """Forest plot of the CTC-status hazard ratio overall and per subgroup (log axis).
+
+    One block per variable of the ``subgroups`` table: the overall HR, then each
+    level with its n/events, and the interaction p in the block title.
+    """
+    sub = subgroups[subgroups["endpoint"] == endpoint]
+    rows, labels, heads = [], [], []
+    for var, block in sub.groupby("variable", sort=True):
+        p = block["interaction_p"].iloc[0]
+        heads.append((len(rows), f"{var} (interaction p = {p:.3g})" if np.isfinite(p) else str(var)))
+        rows.append(None)
+        labels.append("")
+        for r in block.itertuples():
+            rows.append(r)
+            labels.append(f"{r.subgroup}  (n={r.n}, events={r.events})")
+    fig = plt.figure(figsize=(7.5, 0.32 * max(len(rows), 4) + 1.2))
+    ax = fig.add_axes((0.42, 0.9 / (len(rows) + 2), 0.53, 1 - 1.6 / (len(rows) + 2)))
+    y = np.arange(len(rows))[::-1]
+    for yi, r in zip(y, rows):
+        if r is None or not np.isfinite(r.hr):
+            continue
+        style = dict(color="black", marker="D" if r.subgroup == "all" else "s", ms=6 if r.subgroup == "all" else 5)
+        ax.plot([r.ci_low, r.ci_high], [yi, yi], color="black", lw=1.2)
+        ax.plot([r.hr], [yi], ls="none", **style)
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=8)
+    for i, text in heads:
+        ax.text(-0.02, y[i], text, transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=9, weight="bold")
+    ax.set_ylim(-0.8, len(rows) - 0.2)
+    analysis = sub["analysis"].iloc[0] if len(sub) else ""
+    ax.set_xlabel(f"Hazard ratio of {analysis} (95 % CI, log scale)")
+    ax.set_title(f"{ENDPOINT_LABELS.get(endpoint, endpoint)}: {analysis} by subgroup", fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_positivity(rates: pd.DataFrame, path: str | Path) -> Path:
+    """Share of CTC-positive patients per draw and threshold with exact 95 % CIs."""
+    draws = list(dict.fromkeys(rates["timepoint"]))
+    thresholds = sorted(rates["threshold"].unique())
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(draws), 3.8))
+    width = 0.8 / max(len(thresholds), 1)
+    x = np.arange(len(draws))
+    for k, thr in enumerate(thresholds):
+        r = rates[rates["threshold"] == thr].set_index("timepoint").reindex(draws)
+        pos = x - 0.4 + width * (k + 0.5)
+        err = np.vstack([r["rate"] - r["ci_low"], r["ci_high"] - r["rate"]]) * 100
+        ax.bar(pos, r["rate"] * 100, width * 0.9, label=f"CTC ≥ {thr:g} per 7.5 ml")
+        ax.errorbar(pos, r["rate"] * 100, yerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
+        for xi, n in zip(pos, r["n"]):
+            ax.text(xi, 1, f"n={int(n)}" if np.isfinite(n) else "", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.set_xticks(x)
+    ax.set_xticklabels(draws)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("Patients CTC-positive (%)")
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title("CTC positivity per draw (Clopper–Pearson 95 % CI)", fontsize=10)
+    return save_figure(fig, path, tight=True)

@@ -1,4 +1,4 @@
-"""CTC positivity of patient samples against healthy-donor (HD) controls (algorithms.md §5).
+"""CTC positivity of patient samples against healthy-donor (HD) controls (docs/methods.md §5).
 
 Per marker (gene) and patient sample, on the ΔCq scale (smaller = more expression):
 
@@ -56,7 +56,9 @@ def hd_thresholds(hd: np.ndarray, k: float = 2.0) -> dict:
     }
 
 
-def _rules(dcq: np.ndarray, detected: np.ndarray, mean, sd, low, none_detected, k: float, fold: float) -> dict:
+def _rules(
+    dcq: np.ndarray, detected: np.ndarray, mean, sd, low, none_detected, k: float, fold: float
+) -> dict:
     """The §5 rules given the HD statistics (1-D per marker, or 2-D per sample × marker)."""
     with np.errstate(invalid="ignore", all="ignore"):
         ddcq = dcq - mean
@@ -74,8 +76,9 @@ def _rules(dcq: np.ndarray, detected: np.ndarray, mean, sd, low, none_detected, 
     return out
 
 
-def _rule_matrix(dcq: np.ndarray, detected: np.ndarray, hd_dcq: np.ndarray, hd_detected: np.ndarray,
-                 k: float, fold: float) -> dict[str, np.ndarray]:
+def _rule_matrix(
+    dcq: np.ndarray, detected: np.ndarray, hd_dcq: np.ndarray, hd_detected: np.ndarray, k: float, fold: float
+) -> dict[str, np.ndarray]:
     """Vectorised rules. ``dcq``/``detected``: samples × markers; ``hd_*``: HDs × markers."""
     n_markers = dcq.shape[1]
     with np.errstate(invalid="ignore", all="ignore"), warnings.catch_warnings():
@@ -87,13 +90,17 @@ def _rule_matrix(dcq: np.ndarray, detected: np.ndarray, hd_dcq: np.ndarray, hd_d
             mean = np.nanmean(hd_dcq, axis=0)
             sd = np.where(n_hd >= 2, np.nanstd(hd_dcq, axis=0, ddof=1), np.nan)
             low = np.nanmin(hd_dcq, axis=0)
-        none_detected = ~(hd_detected & np.isfinite(hd_dcq)).any(axis=0) if hd_dcq.size else np.ones(dcq.shape[1], bool)
+        none_detected = (
+            ~(hd_detected & np.isfinite(hd_dcq)).any(axis=0) if hd_dcq.size else np.ones(dcq.shape[1], bool)
+        )
     out = _rules(dcq, detected, mean, sd, low, none_detected, k, fold)
     out.update({"hd_mean": mean, "hd_sd": sd, "hd_min": low})
     return out
 
 
-def _leave_one_out_rules(hd_dcq: np.ndarray, hd_det: np.ndarray, k: float, fold: float) -> dict[str, np.ndarray]:
+def _leave_one_out_rules(
+    hd_dcq: np.ndarray, hd_det: np.ndarray, k: float, fold: float
+) -> dict[str, np.ndarray]:
     """Rules for every HD against all the other HDs at once (HDs × markers).
 
     Same statistics as :func:`_rule_matrix` on the other HDs, from column totals minus
@@ -167,9 +174,13 @@ def call_positivity(
     if markers is not None and len(wanted) < len(markers):
         missing = sorted(set(markers) - set(genes))
         notes.append(f"markers not in the data, ignored: {', '.join(missing)}")
-    dcq = data.pivot_table(index="sample", columns="gene", values="dcq", aggfunc="mean").reindex(columns=genes)
+    dcq = data.pivot_table(index="sample", columns="gene", values="dcq", aggfunc="mean").reindex(
+        columns=genes
+    )
     data["detected"] = data["detected"].astype(bool).astype(int)
-    det = data.pivot_table(index="sample", columns="gene", values="detected", aggfunc="max").reindex(columns=genes)
+    det = data.pivot_table(index="sample", columns="gene", values="detected", aggfunc="max").reindex(
+        columns=genes
+    )
     det = det.fillna(0).astype(int).astype(bool)
     kinds = sheet.set_index("sample")["kind"].astype(str)
     hd_ids = sorted(s for s in dcq.index if kinds.get(s) == "healthy")
@@ -182,16 +193,18 @@ def call_positivity(
     in_markers = np.isin(genes, wanted)
 
     n_s, n_g = len(pt_ids), len(genes)
-    calls = pd.DataFrame({
-        "sample": np.repeat(pt_ids, n_g),
-        "gene": np.tile(genes, n_s),
-        "dcq": pt_dcq.ravel(),
-        "detected": pt_det.ravel(),
-        "hd_mean": np.tile(res["hd_mean"], n_s),
-        "hd_sd": np.tile(res["hd_sd"], n_s),
-        "hd_min": np.tile(res["hd_min"], n_s),
-        "ddcq": res["ddcq"].ravel(),
-    })
+    calls = pd.DataFrame(
+        {
+            "sample": np.repeat(pt_ids, n_g),
+            "gene": np.tile(genes, n_s),
+            "dcq": pt_dcq.ravel(),
+            "detected": pt_det.ravel(),
+            "hd_mean": np.tile(res["hd_mean"], n_s),
+            "hd_sd": np.tile(res["hd_sd"], n_s),
+            "hd_min": np.tile(res["hd_min"], n_s),
+            "ddcq": res["ddcq"].ravel(),
+        }
+    )
     calls["fold_change"] = 2.0 ** (-calls["ddcq"])
     for r in RULES:
         calls[r] = res[r].ravel().astype(bool)
@@ -201,13 +214,15 @@ def call_positivity(
 
     n_pos = (res[rule] & in_markers[None, :]).sum(axis=1)
     info = sheet.drop_duplicates("sample").set_index("sample")
-    sample_calls = pd.DataFrame({
-        "sample": pt_ids,
-        "patient": info.loc[pt_ids, "patient"].fillna("").astype(str).to_numpy() if pt_ids else [],
-        "timepoint": info.loc[pt_ids, "timepoint"].fillna("").astype(str).to_numpy() if pt_ids else [],
-        "n_positive_markers": n_pos.astype(int),
-        "positive": n_pos >= min_markers,
-    })
+    sample_calls = pd.DataFrame(
+        {
+            "sample": pt_ids,
+            "patient": info.loc[pt_ids, "patient"].fillna("").astype(str).to_numpy() if pt_ids else [],
+            "timepoint": info.loc[pt_ids, "timepoint"].fillna("").astype(str).to_numpy() if pt_ids else [],
+            "n_positive_markers": n_pos.astype(int),
+            "positive": n_pos >= min_markers,
+        }
+    )
     summary = (
         sample_calls.groupby("timepoint", sort=True)
         .agg(n=("sample", "size"), n_positive=("positive", "sum"))
@@ -217,20 +232,32 @@ def call_positivity(
     summary["fraction"] = summary["n_positive"] / summary["n"]
 
     specificity = leave_one_hd_out(hd_dcq, hd_det, in_markers, k=k, fold=fold, min_markers=min_markers)
-    return {"calls": calls, "sample_calls": sample_calls, "summary": summary,
-            "specificity": specificity, "notes": notes}
+    return {
+        "calls": calls,
+        "sample_calls": sample_calls,
+        "summary": summary,
+        "specificity": specificity,
+        "notes": notes,
+    }
 
 
-def leave_one_hd_out(hd_dcq: np.ndarray, hd_det: np.ndarray, in_markers: np.ndarray, *,
-                     k: float = 2.0, fold: float = 1.0, min_markers: int = 1) -> pd.DataFrame:
+def leave_one_hd_out(
+    hd_dcq: np.ndarray,
+    hd_det: np.ndarray,
+    in_markers: np.ndarray,
+    *,
+    k: float = 2.0,
+    fold: float = 1.0,
+    min_markers: int = 1,
+) -> pd.DataFrame:
     """Each HD is called against the other HDs as if it were a patient sample (§5).
 
     Specificity = fraction of HDs whose sample-level call is negative;
     ``mean_marker_fp_rate`` = mean over markers of the per-marker false-positive rate.
     """
     n_hd = hd_dcq.shape[0]
-    fp_samples = {r: 0 for r in RULES}
-    fp_markers = {r: 0.0 for r in RULES}
+    fp_samples = dict.fromkeys(RULES, 0)
+    fp_markers = dict.fromkeys(RULES, 0.0)
     if n_hd:
         res = _leave_one_out_rules(hd_dcq, hd_det, k, fold)
         n_markers = max(int(in_markers.sum()), 1)
@@ -240,11 +267,13 @@ def leave_one_hd_out(hd_dcq: np.ndarray, hd_det: np.ndarray, in_markers: np.ndar
             fp_markers[r] = float((hits / n_markers).sum())
     rows = []
     for r in RULES:
-        rows.append({
-            "rule": r,
-            "n_healthy": n_hd,
-            "n_false_positive": fp_samples[r],
-            "specificity": 1.0 - fp_samples[r] / n_hd if n_hd else math.nan,
-            "mean_marker_fp_rate": fp_markers[r] / n_hd if n_hd else math.nan,
-        })
+        rows.append(
+            {
+                "rule": r,
+                "n_healthy": n_hd,
+                "n_false_positive": fp_samples[r],
+                "specificity": 1.0 - fp_samples[r] / n_hd if n_hd else math.nan,
+                "mean_marker_fp_rate": fp_markers[r] / n_hd if n_hd else math.nan,
+            }
+        )
     return pd.DataFrame(rows)

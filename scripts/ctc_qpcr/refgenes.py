@@ -1,4 +1,4 @@
-"""Reference-gene stability: geNorm (algorithms §4.1) and NormFinder (§4.2).
+"""Reference-gene stability: geNorm (docs/methods.md §4.1) and NormFinder (§4.2).
 
 Both methods take a samples × genes matrix of **log2-scale** values (§4 preamble):
 Cq used as is (E = 2; the sign does not matter because only differences and SDs
@@ -8,7 +8,7 @@ quantities. Never feed linear quantities directly.
 Both methods need complete data: samples with a missing value in any candidate
 gene are dropped and returned in ``dropped_samples`` so the caller can report them.
 
-Formulas are restated from ``../shared/docs/algorithms.md``; no code was copied.
+Formulas are restated from docs/methods.md; no code was copied.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class GenormResult:
 
 
 def genorm(matrix, *, v_cutoff: float = V_CUTOFF) -> GenormResult:
-    """Stepwise geNorm ranking and pairwise variation (algorithms §4.1).
+    """Stepwise geNorm ranking and pairwise variation (docs/methods.md §4.1).
 
     Parameters
     ----------
@@ -131,7 +131,8 @@ def genorm(matrix, *, v_cutoff: float = V_CUTOFF) -> GenormResult:
         raise ValueError("geNorm needs at least 2 candidate genes")
     if complete.shape[0] < 2:
         raise ValueError(
-            f"geNorm needs at least 2 samples with all candidate genes; {len(dropped)} dropped for missing values"
+            f"geNorm needs at least 2 samples with all candidate genes; {len(dropped)} dropped for missing "
+            f"values"
         )
 
     current = list(complete.columns)
@@ -148,7 +149,9 @@ def genorm(matrix, *, v_cutoff: float = V_CUTOFF) -> GenormResult:
             mean_rows.append({"step": step, "n_genes": 2, "mean_M": float(m.mean()), "excluded": ""})
             break
         worst = current[int(np.argmax(m.to_numpy()))]
-        mean_rows.append({"step": step, "n_genes": len(current), "mean_M": float(m.mean()), "excluded": worst})
+        mean_rows.append(
+            {"step": step, "n_genes": len(current), "mean_M": float(m.mean()), "excluded": worst}
+        )
         excluded.append(worst)
         current = [g for g in current if g != worst]
 
@@ -255,7 +258,7 @@ def normfinder(
     negative_variance: str = "original",
     pair_limit: float = PAIR_STABILITY_LIMIT,
 ) -> NormfinderResult:
-    """NormFinder stability (Andersen et al. 2004), algorithms §4.2.
+    """NormFinder stability (Andersen et al. 2004), docs/methods.md §4.2.
 
     Parameters
     ----------
@@ -379,7 +382,9 @@ def normfinder(
     pair_rows = []
     for a, b in combinations(candidates, 2):
         i, l = idx[a], idx[b]
-        val = (np.abs(d_hat[i] + d_hat[l]) / 2.0 * np.sqrt(k / (k - 2.0)) + np.sqrt(w_hat[i] + w_hat[l]) / 2.0).mean()
+        val = (
+            np.abs(d_hat[i] + d_hat[l]) / 2.0 * np.sqrt(k / (k - 2.0)) + np.sqrt(w_hat[i] + w_hat[l]) / 2.0
+        ).mean()
         pair_rows.append({"gene_a": a, "gene_b": b, "stability": float(val)})
     pairs = _sort_pairs(pd.DataFrame(pair_rows, columns=["gene_a", "gene_b", "stability"]))
     best = pairs.iloc[0]
@@ -418,7 +423,9 @@ def _pair_candidates(table: pd.DataFrame, limit: float) -> list[str]:
     return below
 
 
-def _normfinder_one_group(complete: pd.DataFrame, negative_variance: str, dropped: list[str]) -> NormfinderResult:
+def _normfinder_one_group(
+    complete: pd.DataFrame, negative_variance: str, dropped: list[str]
+) -> NormfinderResult:
     genes = list(complete.columns)
     y = complete.to_numpy(dtype=float)
     N = y.shape[0]
@@ -442,7 +449,9 @@ def _normfinder_one_group(complete: pd.DataFrame, negative_variance: str, droppe
         }
     )
     # pair candidates: sigma_i < min sigma + 0.1 (at least the two best)
-    candidates = table.loc[table["stability"] < table["stability"].min() + ONE_GROUP_PAIR_MARGIN, "gene"].tolist()
+    candidates = table.loc[
+        table["stability"] < table["stability"].min() + ONE_GROUP_PAIR_MARGIN, "gene"
+    ].tolist()
     if len(candidates) < 2:
         candidates = table["gene"].head(2).tolist()
     pair_rows = []
@@ -453,7 +462,9 @@ def _normfinder_one_group(complete: pd.DataFrame, negative_variance: str, droppe
             val = np.nan
         else:
             rest = [g for g in genes if g not in (a, b)]
-            merged = np.column_stack([complete[rest].to_numpy(dtype=float), complete[[a, b]].to_numpy().mean(axis=1)])
+            merged = np.column_stack(
+                [complete[rest].to_numpy(dtype=float), complete[[a, b]].to_numpy().mean(axis=1)]
+            )
             _, _, s2m = _intragroup_variance(merged, negative_variance)
             val = float(np.sqrt(s2m[-1]))
         pair_rows.append({"gene_a": a, "gene_b": b, "stability": val})
@@ -488,6 +499,7 @@ def normfinder_pair_value(result: NormfinderResult, gene_a: str, gene_b: str) ->
     for g in result.groups:
         a, b = t.loc[(gene_a, g)], t.loc[(gene_b, g)]
         vals.append(
-            abs(a["d_hat"] + b["d_hat"]) / 2.0 * np.sqrt(k / (k - 2.0)) + np.sqrt(a["w_hat"] + b["w_hat"]) / 2.0
+            abs(a["d_hat"] + b["d_hat"]) / 2.0 * np.sqrt(k / (k - 2.0))
+            + np.sqrt(a["w_hat"] + b["w_hat"]) / 2.0
         )
     return float(np.mean(vals))

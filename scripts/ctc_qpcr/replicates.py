@@ -1,4 +1,4 @@
-"""Technical replicates: averaging and QC (algorithms §3.2).
+"""Technical replicates: averaging and QC (docs/methods.md §3.2).
 
 * Average = arithmetic mean of Cq (GenEx, qbase+, NormqPCR; §9 choice), optionally
   the median for ≥ 3 replicates (qbase+ option).
@@ -37,7 +37,9 @@ def grubbs_critical(n, alpha: float = 0.05) -> np.ndarray:
         return (n - 1.0) / np.sqrt(n) * np.sqrt(t * t / (n - 2.0 + t * t))
 
 
-def grubbs_outliers(values: pd.DataFrame, by=CELL_KEYS, value_col: str = "cq", alpha: float = 0.05, max_rounds: int = 10) -> pd.Index:
+def grubbs_outliers(
+    values: pd.DataFrame, by=CELL_KEYS, value_col: str = "cq", alpha: float = 0.05, max_rounds: int = 10
+) -> pd.Index:
     """Index labels of the rows removed by iterated two-sided Grubbs tests per group (≥ 3 values)."""
     active = values[[*by, value_col]].copy()
     removed: list = []
@@ -124,7 +126,9 @@ def summarise_replicates(
 
     nd = cells["n_detected"]
     flags = pd.DataFrame(index=cells.index)
-    flags["a"] = np.where((nd == 2) & (cells["replicate_delta"] > max_delta), f"replicate_delta>{max_delta:g}", "")
+    flags["a"] = np.where(
+        (nd == 2) & (cells["replicate_delta"] > max_delta), f"replicate_delta>{max_delta:g}", ""
+    )
     flags["b"] = np.where((nd >= 3) & (cells["replicate_sd"] > max_sd), f"replicate_sd>{max_sd:.3g}", "")
     flags["c"] = np.where((nd == 1) & (cells["n_wells"] > 1), "single_replicate", "")
     flags["d"] = np.where(cells["n_replicates"] == 0, "no_valid_replicate", "")
@@ -135,16 +139,20 @@ def summarise_replicates(
 
 
 def join_flag_columns(flags: pd.DataFrame) -> pd.Series:
-    """Row-wise ``;``-join of flag columns (each holding "" or one or more ``;``-joined flags), sorted, unique."""
+    """Row-wise ``;``-join of flag columns (each "" or ``;``-joined flags), sorted and unique."""
     if flags.shape[1] == 0:
         return pd.Series("", index=flags.index)
-    joined = flags.iloc[:, 0].astype(str)
-    for c in flags.columns[1:]:
-        joined = joined.str.cat(flags[c].astype(str), sep=";")
-    # Sort/unique only the rows that carry a flag (most rows carry none).
-    has = joined.str.strip(";") != ""
     out = pd.Series("", index=flags.index, dtype=object)
-    if has.any():
-        uniq = {s: ";".join(sorted({x for x in s.split(";") if x})) for s in joined[has].unique()}
-        out[has] = joined[has].map(uniq)
+    # Join only the rows that carry a flag (most rows carry none).
+    has = np.zeros(len(flags), dtype=bool)
+    for c in flags.columns:
+        has |= flags[c].to_numpy(dtype=object) != ""
+    if not has.any():
+        return out
+    sub = flags[has].astype(str)
+    joined = sub.iloc[:, 0]
+    for c in sub.columns[1:]:
+        joined = joined.str.cat(sub[c], sep=";")
+    uniq = {s: ";".join(sorted({x for x in s.split(";") if x})) for s in joined.unique()}
+    out[has] = joined.map(uniq).to_numpy(dtype=object)
     return out

@@ -1,4 +1,4 @@
-"""Test primitives for differential expression (algorithms.md §6).
+"""Test primitives for differential expression (docs/methods.md §6).
 
 Every function takes plain sequences of numbers on the log scale (ΔCq or
 log2 NRQ, §0) and returns a small frozen dataclass, so the callers in
@@ -14,8 +14,8 @@ the linear fold change ``2^−Δ`` (:func:`fold_change_dcq`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import special as _sp
@@ -161,7 +161,7 @@ def _row_counts(a: np.ndarray, b_asc: np.ndarray, c: np.ndarray, t: float) -> np
     bad = np.flatnonzero(~ok)
     step = max(1, (1 << 20) // max(nb, 1))  # recount exactly, ≤ 1M differences at a time
     for start in range(0, bad.size, step):
-        rows = bad[start:start + step]
+        rows = bad[start : start + step]
         g[rows] = ((a[rows, None] - c[None, :]) <= t).sum(axis=1)
     return g
 
@@ -337,16 +337,23 @@ class FisherResult:
 
 def fisher_detection(detected_a: int, n_a: int, detected_b: int, n_b: int) -> FisherResult:
     """Two-sided Fisher exact test of detection frequency, §6 ("many non-detects")."""
-    table = [[detected_a, n_a - detected_a], [detected_b, n_b - detected_b]]
     if n_a == 0 or n_b == 0:
         return FisherResult(detected_a, n_a, detected_b, n_b, math.nan, math.nan)
     # two-sided p: sum of hypergeometric probabilities ≤ that of the table (as R / scipy)
     total_det = detected_a + detected_b
     lo, hi = max(0, total_det - n_b), min(n_a, total_det)
     x = np.arange(lo, hi + 1)
-    logp = (_sp.gammaln(n_a + 1) - _sp.gammaln(x + 1) - _sp.gammaln(n_a - x + 1)
-            + _sp.gammaln(n_b + 1) - _sp.gammaln(total_det - x + 1) - _sp.gammaln(n_b - total_det + x + 1)
-            - _sp.gammaln(n_a + n_b + 1) + _sp.gammaln(total_det + 1) + _sp.gammaln(n_a + n_b - total_det + 1))
+    logp = (
+        _sp.gammaln(n_a + 1)
+        - _sp.gammaln(x + 1)
+        - _sp.gammaln(n_a - x + 1)
+        + _sp.gammaln(n_b + 1)
+        - _sp.gammaln(total_det - x + 1)
+        - _sp.gammaln(n_b - total_det + x + 1)
+        - _sp.gammaln(n_a + n_b + 1)
+        + _sp.gammaln(total_det + 1)
+        + _sp.gammaln(n_a + n_b - total_det + 1)
+    )
     prob = np.exp(logp)
     observed = prob[detected_a - lo]
     p = min(1.0, float(prob[prob <= observed * (1.0 + 1e-7)].sum()))
@@ -445,7 +452,9 @@ def paired_t(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> PairedResult:
     d = _pairs(a, b)
     n = d.size
     if n < 2:
-        return PairedResult(n, float(d.mean()) if n else math.nan, math.nan, math.nan, math.nan, math.nan, "paired_t")
+        return PairedResult(
+            n, float(d.mean()) if n else math.nan, math.nan, math.nan, math.nan, math.nan, "paired_t"
+        )
     m = float(d.mean())
     se = float(d.std(ddof=1)) / math.sqrt(n)
     if se == 0.0:

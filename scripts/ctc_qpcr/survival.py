@@ -1,4 +1,4 @@
-"""Survival estimators and tests for CTC counts and outcome (algorithms.md §8.2).
+"""Survival estimators and tests for CTC counts and outcome (docs/methods.md §8.2).
 
 Own numpy/scipy implementations, cross-checked in the tests against
 statsmodels 0.15.0 (``SurvfuncRight``, ``survdiff``, ``PHReg``) and against
@@ -9,7 +9,8 @@ Contents
 --------
 * :func:`kaplan_meier` – product-limit estimate with Greenwood SE and pointwise
   95 % CI on the log(−log) scale (lifelines convention, §8.2).
-* :func:`km_median` – median (first time with S(t) ≤ 0.5) and its
+* :func:`km_median` – median (first time with S(t) ≤ 0.5; the midpoint of the
+  interval where S(t) = 0.5 exactly, as R survival and SAS LIFETEST) and its
   Brookmeyer–Crowley CI by test inversion on the log(−log) scale; this is the
   same rule as statsmodels ``SurvfuncRight.quantile_ci(0.5, method="cloglog")``
   (lower limit = first event time inside the acceptance region, upper limit =
@@ -127,7 +128,9 @@ def kaplan_meier(time, event, group=None) -> pd.DataFrame:
 def km_median(time, event, alpha: float = 0.05) -> tuple[float, float, float]:
     """Median survival and Brookmeyer–Crowley CI on the log(−log) scale (§8.2).
 
-    Median = first event time with S(t) ≤ 0.5 (NaN if not reached). The CI is the
+    Median = first event time with S(t) ≤ 0.5 (NaN if not reached); when S(t)
+    is exactly 0.5 up to the next event time, the midpoint of that interval
+    (R survival / SAS LIFETEST; see :func:`_median_point`). The CI is the
     set of event times whose S(t) is not rejected as 0.5 at level ``alpha`` with
     the statistic (ln(−ln S) − ln(ln 2)) / se_ll; lower limit = first such time,
     upper limit = the event time after the last such time (``inf`` if none) —
@@ -139,8 +142,7 @@ def km_median(time, event, alpha: float = 0.05) -> tuple[float, float, float]:
     if ev.empty:
         return np.nan, np.nan, np.nan
     s = ev["survival"].to_numpy()
-    hit = np.flatnonzero(s <= 0.5 + 1e-12)
-    median = float(ev["time"].iloc[hit[0]]) if len(hit) else np.nan
+    median = _median_point(ev["time"].to_numpy(float), s)
     z = float(stats.norm.ppf(1 - alpha / 2))
     n = ev["n_at_risk"].to_numpy(float)
     d = ev["n_events"].to_numpy(float)
@@ -154,6 +156,23 @@ def km_median(time, event, alpha: float = 0.05) -> tuple[float, float, float]:
     lo = float(ev["time"].iloc[ok[0]])
     hi = float(ev["time"].iloc[ok[-1] + 1]) if ok[-1] < len(ev) - 1 else np.inf
     return median, lo, hi
+
+
+def _median_point(event_times: np.ndarray, surv: np.ndarray) -> float:
+    """Median from the KM steps at the event times (R survival / SAS LIFETEST rule).
+
+    The median is the first event time t_j with S(t_j) ≤ 0.5. When S equals 0.5
+    exactly from t_j to the next event time t_(j+1) (the curve is flat at 0.5 over
+    that interval), the median is the midpoint (t_j + t_(j+1))/2, as R
+    ``quantile.survfit`` and SAS LIFETEST report it; if no event follows, t_j.
+    """
+    hit = np.flatnonzero(surv <= 0.5 + 1e-12)
+    if len(hit) == 0:
+        return np.nan
+    j = int(hit[0])
+    if abs(surv[j] - 0.5) <= 1e-12 and j + 1 < len(event_times):
+        return float((event_times[j] + event_times[j + 1]) / 2)
+    return float(event_times[j])
 
 
 def numbers_at_risk(time, times: Sequence[float]) -> list[int]:

@@ -1,25 +1,19 @@
-"""ValidPrime: gDNA background correction per chip (algorithms §1).
+"""ValidPrime: gDNA background correction per chip (docs/methods.md §1).
 
-Vocabulary (Laurell et al. 2012; reference program gh-validprime v1.0.1):
+Vocabulary (Laurell et al. 2012; reference program gh-validprime v1.0.1): VPA = the
+ValidPrime assay on a non-transcribed locus, run in every sample; gDNA references =
+samples of kind ``gdna``, run with the VPA and every GOI.
 
-* VPA — the ValidPrime assay on a non-transcribed locus, run in every sample.
-* gDNA reference samples (samples-sheet kind ``gdna``) run with the VPA and every GOI.
 * ΔCq_gDNA(g, r) = Cq(r, g) − Cq(r, VPA)                             (§1.2 eq. 1)
 * Cq_DNA(s, g)   = Cq(s, VPA) + mean_r ΔCq_gDNA(g, r)                 (eq. 2)
 * f              = 2^(Cq_NA − Cq_DNA), %DNA = 100·f                     (eq. 3)
 * Cq_RNA         = Cq_NA − log2(1 − f)                                  (eq. 4)
 * grade A (<3 %), B (<25 %), C (<60 %), F (≥60 %), strict bounds as in the code (§1.4, §9).
 
-Three steps, all vectorised:
-
-1. :func:`validate_assays` — per chip × GOI: mean ΔCq_gDNA, SD, n, confidence
-   (High iff SD ≤ ``sd_max`` and n ≥ ``min_gdna``; optional leave-one-out) and the
-   A+/A++/A+++ score of GOIs that never amplify gDNA (§1.3).
-2. :func:`pair_vpa` — the VPA value for each GOI measurement: per technical
-   replicate (same sample inlet, §1.6 default) or per sample (replicate-averaged cells).
-3. :func:`correct` — grades and eq. (4) with the missing-VPA rules of §1.5.
-
-:func:`rt_minus_correction` is the RT(−) alternative of §1.7.
+Steps, all vectorised: :func:`validate_assays` (per chip × GOI: mean ΔCq_gDNA, SD, n,
+confidence, A+ score; §1.3), :func:`pair_vpa` (the VPA value of each GOI measurement:
+own replicate or sample mean, §1.6), :func:`correct` (grades and eq. 4 with the
+missing-VPA rules of §1.5); :func:`rt_minus_correction` is the RT(−) alternative (§1.7).
 """
 
 from __future__ import annotations
@@ -44,20 +38,43 @@ NO_GDNA_REF = "VP_NO_GDNA_REF"
 K0 = "K0"
 
 # Worst-first order used when a cell summarises several replicate grades.
-GRADE_SEVERITY = {"": 0, "A+++": 1, "A++": 2, "A+": 3, GRADE_A: 4, GRADE_ASTAR: 5, GRADE_B: 6, GRADE_C: 7, GRADE_F: 8, GRADE_ND: 9}
+GRADE_SEVERITY = {
+    "": 0,
+    "A+++": 1,
+    "A++": 2,
+    "A+": 3,
+    GRADE_A: 4,
+    GRADE_ASTAR: 5,
+    GRADE_B: 6,
+    GRADE_C: 7,
+    GRADE_F: 8,
+    GRADE_ND: 9,
+}
 
 # A+ score points per gDNA row (vpstore.cpp::check_3): CALC −1, EXPFAIL 0 (1 when its Cq is
 # above the cutoff), LOWSIGNAL 1, NOAMP 2; thresholds A+ ≥ 2, A++ ≥ 5, A+++ ≥ 8.
 _POINTS = {CALC: -1.0, EXPFAIL: 0.0, LOWSIGNAL: 1.0, NOAMP: 2.0}
 _APLUS = ((8.0, "A+++"), (5.0, "A++"), (2.0, "A+"))
+#: §1.3: a NOAMP in a gDNA sample with fewer haploid genome copies than this earns only 1 point.
+LOW_COPIES = 20.0
 
 # Best-first order to summarise several VPA wells into one state.
 _STATE_ORDER = {CALC: 0, LOWSIGNAL: 1, NOAMP: 2, EXPFAIL: 3}
 _ORDER_STATE = {v: k for k, v in _STATE_ORDER.items()}
 
 _VALIDATE_COLUMNS = [
-    "plate", "assay", "dcq_gdna", "sd", "n", "n_gdna", "confidence", "score", "score_grade",
-    "loo_outlier", "sd_loo", "dcq_gdna_all",
+    "plate",
+    "assay",
+    "dcq_gdna",
+    "sd",
+    "n",
+    "n_gdna",
+    "confidence",
+    "score",
+    "score_grade",
+    "loo_outlier",
+    "sd_loo",
+    "dcq_gdna_all",
 ]
 
 
@@ -71,7 +88,11 @@ def replicate_key(wells: pd.DataFrame, by: list[str]) -> pd.Series:
     the GOI pairs with replicate k of the VPA.
     """
     well = wells["well"].astype(str)
-    inlet = well.str.extract(r"^(S\d+)-", expand=False)
+    codes, uniques = pd.factorize(well)  # the inlet pattern is read once per distinct well id
+    inlet_of = pd.Series(uniques, dtype=object).str.extract(r"^(S\d+)-", expand=False).to_numpy(dtype=object)
+    inlet = pd.Series(inlet_of[codes], index=wells.index, dtype=object)
+    if inlet.notna().all():
+        return inlet
     order = wells.assign(_w=well).sort_values([*by, "_w"], kind="stable").groupby(by, sort=False).cumcount()
     rank = "r" + order.reindex(wells.index).astype(str)
     return inlet.where(inlet.notna(), rank)
@@ -107,16 +128,15 @@ def validate_assays(
     loo: bool = False,
     loo_sd: float = 0.2,
     gdna_unit: str = "sample",
+    gdna_copies: dict | None = None,
 ) -> pd.DataFrame:
     """Validate every GOI on the gDNA references of each chip (§1.3).
 
     ``wells`` needs plate, well, sample, assay, cq, state. ``gdna_unit``:
 
-    * ``"sample"`` (default): one gDNA row per gDNA sample = mean Cq of its CALC
-      replicate wells (GOI and VPA separately). ``n`` then counts gDNA samples
-      (concentrations), as in gh-validprime where a row is one concentration.
-    * ``"well"``: one row per technical replicate (GOI well paired with the VPA
-      well of the same sample inlet, :func:`replicate_key`).
+    ``"sample"`` (default): one gDNA row per gDNA sample = mean Cq of its CALC wells
+    (``n`` counts concentrations, as gh-validprime's rows); ``"well"``: one row per
+    technical replicate (GOI and VPA wells of one sample inlet, :func:`replicate_key`).
 
     Returns one row per plate × GOI: ``dcq_gdna`` (mean ΔCq used in eq. 2, after a
     LOO exclusion), ``dcq_gdna_all`` (mean before LOO), ``sd`` (SD, n − 1),
@@ -124,10 +144,16 @@ def validate_assays(
     ``confidence`` (High / Low / NotUsed for A+ GOIs), ``score`` and
     ``score_grade`` (A+, A++, A+++ or ""), ``loo_outlier``, ``sd_loo``.
 
-    Deviation: gh-validprime computes the SD on |ΔCq| (``getSd`` uses ``qAbs``); we
-    use the signed ΔCq, which is what eq. (2) averages — the two agree whenever
-    ΔCq keeps one sign (as in every demo data set) and |ΔCq| would hide a spread
-    of ΔCq around 0.
+    A+ score (§1.3): per gDNA row NOAMP 2, LOWSIGNAL 1, EXPFAIL 0, CALC −1 points;
+    A+ ≥ 2, A++ ≥ 5, A+++ ≥ 8. ``gdna_copies`` (sample → haploid genome copies,
+    samples-sheet ``quantity``) adds the two rules that need the amounts: a NOAMP
+    in a sample with < 20 copies earns only 1 point, and a GOI that amplifies
+    (CALC) the most concentrated gDNA sample of the chip amplifies gDNA, so it is
+    never A+ whatever its score ("A+ = never amplifies gDNA"). Without amounts both
+    rules are skipped (as gh-validprime, which has no amounts).
+
+    Deviation: the SD is of the signed ΔCq that eq. (2) averages (gh-validprime's ``getSd``
+    uses |ΔCq|, which agrees while ΔCq keeps one sign and hides a spread around 0).
     """
     if gdna_unit not in ("sample", "well"):
         raise ValueError(f"gdna_unit must be 'sample' or 'well', not {gdna_unit!r}")
@@ -137,31 +163,79 @@ def validate_assays(
         all_assays = all_assays[all_assays["assay"].isin(set(goi_assays))]
     g = wells[wells["sample"].isin(gdna_samples)].copy()
     if g.empty or all_assays.empty:
-        out = all_assays.copy()
-        for col in _VALIDATE_COLUMNS[2:]:
-            out[col] = np.nan
-        out["n"] = 0
-        out["n_gdna"] = 0
-        out["confidence"] = "Low"
-        out["score"] = 0.0
-        out["score_grade"] = ""
-        out["loo_outlier"] = ""
-        return out[_VALIDATE_COLUMNS].sort_values(["plate", "assay"]).reset_index(drop=True)
+        return _no_gdna_table(all_assays)
 
     unit = ["plate", "sample"]
     if gdna_unit == "well":
         g["_key"] = replicate_key(g, ["plate", "sample", "assay"])
         unit = ["plate", "sample", "_key"]
 
-    # A+ score (all gDNA rows, whatever the VPA did). A row of several wells scores
-    # its most-amplifying well (min points): one CALC well means the GOI amplifies gDNA.
+    score = _aplus_scores(g, unit, vpa_assay, lod, gdna_copies)
+    goi, stats = _gdna_dcq(g, unit, vpa_assay)
+    out = _assay_table(all_assays, stats, score)
+    enough = out["n"] >= min_gdna
+    high = enough & (out["sd"] <= sd_max)
+    if loo:
+        out, high = _leave_one_out(out, goi, high, enough, min_gdna, loo_sd)
+    out["confidence"] = np.where(high, "High", "Low")
+    # A+ GOIs are not validated/corrected (confidence NotUsed in the code).
+    aplus = out["score_grade"] != ""
+    out.loc[aplus, "confidence"] = "NotUsed"
+    out.loc[aplus, "dcq_gdna"] = np.nan
+    return out[_VALIDATE_COLUMNS].sort_values(["plate", "assay"]).reset_index(drop=True)
+
+
+def _no_gdna_table(all_assays: pd.DataFrame) -> pd.DataFrame:
+    """Validation table when the chip has no gDNA rows: every GOI Low confidence, score 0."""
+    out = all_assays.copy()
+    for col in _VALIDATE_COLUMNS[2:]:
+        out[col] = np.nan
+    out = out.assign(n=0, n_gdna=0, confidence="Low", score=0.0, score_grade="", loo_outlier="")
+    return out[_VALIDATE_COLUMNS].sort_values(["plate", "assay"]).reset_index(drop=True)
+
+
+def _assay_table(all_assays: pd.DataFrame, stats: pd.DataFrame, score: pd.DataFrame) -> pd.DataFrame:
+    """One row per plate × GOI with ΔCq statistics, the A+ score and its grade (none if it amplifies gDNA)."""
+    out = all_assays.merge(stats, on=["plate", "assay"], how="left").merge(
+        score, on=["plate", "assay"], how="left"
+    )
+    out["n"] = out["n"].fillna(0).astype(int)
+    out["n_gdna"] = out["n_gdna"].fillna(0).astype(int)
+    out["score"] = out["score"].fillna(0.0)
+    out["score_grade"] = np.select([out["score"] >= t for t, _ in _APLUS], [lab for _, lab in _APLUS], "")
+    out.loc[out["_amplifies"].fillna(False).astype(bool).to_numpy(), "score_grade"] = ""
+    out["dcq_gdna"] = out["dcq_gdna_all"]
+    out["loo_outlier"] = ""
+    out["sd_loo"] = np.nan
+
+    return out
+
+
+def _aplus_scores(g: pd.DataFrame, unit: list, vpa_assay: str, lod: float, gdna_copies) -> pd.DataFrame:
+    """A+ score per plate × GOI over all gDNA rows, whatever the VPA did (§1.3), and ``_amplifies``.
+
+    A row of several wells scores its most-amplifying well (min points): one CALC
+    well means the GOI amplifies gDNA.
+    """
     pts = g["state"].map(_POINTS).fillna(0.0)
     pts = pts.where(~((g["state"] == EXPFAIL) & (g["cq"] > lod)), 1.0)
-    goi_rows = g[g["assay"] != vpa_assay].assign(_pts=pts)
+    copies = g["sample"].map(gdna_copies or {}).astype(float)
+    pts = pts.where(~((g["state"] == NOAMP) & (copies < LOW_COPIES)), 1.0)
+    top = copies.notna() & (copies == copies.groupby(g["plate"]).transform("max"))
+    goi_rows = g[g["assay"] != vpa_assay].assign(_pts=pts, _top_calc=top & (g["state"] == CALC))
     row_pts = goi_rows.groupby([*unit, "assay"], sort=False)["_pts"].min().reset_index()
     score = row_pts.groupby(["plate", "assay"])["_pts"].agg(score="sum", n_gdna="size").reset_index()
+    by = goi_rows.groupby(["plate", "assay"], sort=False)
+    top_calc = by["_top_calc"].any().rename("_amplifies").reset_index()
+    return score.merge(top_calc, on=["plate", "assay"], how="left")
 
-    # ΔCq per valid gDNA row.
+
+def _gdna_dcq(g: pd.DataFrame, unit: list, vpa_assay: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ΔCq_gDNA per valid gDNA row (eq. 1) and per plate × GOI its mean, SD (n − 1) and n.
+
+    Centred sums are kept per row so the leave-one-out SD is exact and vectorised:
+    leaving row i out, SS_{−i} = SS − d_i²·n/(n−1).
+    """
     calc = g[g["state"] == CALC]
     means = calc.groupby([*unit, "assay"], sort=False)["cq"].mean().reset_index()
     vpa = means[means["assay"] == vpa_assay].drop(columns="assay").rename(columns={"cq": "_vpa"})
@@ -179,45 +253,36 @@ def validate_assays(
         n_ = goi["_n"].to_numpy(dtype=float)
         ss_loo = goi["_ss"].to_numpy() - goi["_d"].to_numpy() ** 2 * n_ / (n_ - 1)
         goi["_sd_loo"] = np.sqrt(np.clip(ss_loo, 0, None) / (n_ - 2))
-    stats = goi.groupby(["plate", "assay"], sort=False).agg(
-        dcq_gdna_all=("dcq", "mean"), sd=("dcq", "std"), n=("dcq", "size")
-    ).reset_index()
+    stats = (
+        goi.groupby(["plate", "assay"], sort=False)
+        .agg(dcq_gdna_all=("dcq", "mean"), sd=("dcq", "std"), n=("dcq", "size"))
+        .reset_index()
+    )
 
-    out = all_assays.merge(stats, on=["plate", "assay"], how="left").merge(score, on=["plate", "assay"], how="left")
-    out["n"] = out["n"].fillna(0).astype(int)
-    out["n_gdna"] = out["n_gdna"].fillna(0).astype(int)
-    out["score"] = out["score"].fillna(0.0)
-    out["score_grade"] = np.select([out["score"] >= t for t, _ in _APLUS], [lab for _, lab in _APLUS], "")
-    out["dcq_gdna"] = out["dcq_gdna_all"]
-    out["loo_outlier"] = ""
-    out["sd_loo"] = np.nan
+    return goi, stats
 
-    enough = out["n"] >= min_gdna
-    high = enough & (out["sd"] <= sd_max)
-    if loo:
-        # §1.3 LOO (option, default off): needs ≥ min_gdna + 1 rows; drop the row whose
-        # removal gives the smallest SD; High also when that SD ≤ loo_sd; the row is
-        # excluded from eq. (2) when it lowers the SD (vpstore.cpp::check_3).
-        cand = goi[goi["_n"] >= min_gdna + 1]
-        if not cand.empty:
-            best = cand.loc[cand.groupby(["plate", "assay"], sort=False)["_sd_loo"].idxmin()]
-            best = best.assign(_loo_mean=(best["_mean"] * best["_n"] - best["dcq"]) / (best["_n"] - 1))
-            best = best[["plate", "assay", "sample", "_sd_loo", "_loo_mean"] + (["_key"] if "_key" in best else [])]
-            out = out.merge(best, on=["plate", "assay"], how="left")
-            has = out["_sd_loo"].notna()
-            out.loc[has, "sd_loo"] = out.loc[has, "_sd_loo"]
-            high = (high | (has & (out["sd_loo"] <= loo_sd))) & enough
-            drop = has & (out["sd_loo"] < out["sd"])
-            out.loc[drop, "dcq_gdna"] = out.loc[drop, "_loo_mean"]
-            out.loc[drop, "loo_outlier"] = out.loc[drop, "sample"].astype(str)
-            out = out.drop(columns=[c for c in ("_sd_loo", "_loo_mean", "sample", "_key") if c in out])
 
-    out["confidence"] = np.where(high, "High", "Low")
-    # A+ GOIs are not validated/corrected (confidence NotUsed in the code).
-    aplus = out["score_grade"] != ""
-    out.loc[aplus, "confidence"] = "NotUsed"
-    out.loc[aplus, "dcq_gdna"] = np.nan
-    return out[_VALIDATE_COLUMNS].sort_values(["plate", "assay"]).reset_index(drop=True)
+def _leave_one_out(out, goi, high, enough, min_gdna: int, loo_sd: float):
+    """§1.3 LOO (option, default off): needs ≥ min_gdna + 1 rows; drop the row whose removal gives the
+    smallest SD; High also when that SD ≤ loo_sd; the row leaves eq. (2) when it lowers the SD
+    (vpstore.cpp::check_3)."""
+    cand = goi[goi["_n"] >= min_gdna + 1]
+    if not cand.empty:
+        best = cand.loc[cand.groupby(["plate", "assay"], sort=False)["_sd_loo"].idxmin()]
+        best = best.assign(_loo_mean=(best["_mean"] * best["_n"] - best["dcq"]) / (best["_n"] - 1))
+        best = best[
+            ["plate", "assay", "sample", "_sd_loo", "_loo_mean"] + (["_key"] if "_key" in best else [])
+        ]
+        out = out.merge(best, on=["plate", "assay"], how="left")
+        has = out["_sd_loo"].notna()
+        out.loc[has, "sd_loo"] = out.loc[has, "_sd_loo"]
+        high = (high | (has & (out["sd_loo"] <= loo_sd))) & enough
+        drop = has & (out["sd_loo"] < out["sd"])
+        out.loc[drop, "dcq_gdna"] = out.loc[drop, "_loo_mean"]
+        out.loc[drop, "loo_outlier"] = out.loc[drop, "sample"].astype(str)
+        out = out.drop(columns=[c for c in ("_sd_loo", "_loo_mean", "sample", "_key") if c in out])
+
+    return out, high
 
 
 def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str = "replicate") -> pd.DataFrame:
@@ -255,7 +320,9 @@ def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str =
         return out
     vk = vpa_wells.assign(_key=replicate_key(vpa_wells, ["plate", "sample", "assay"]))
     per_key = aggregate_state(vk, ["plate", "sample", "_key"])
-    mk = measurements.assign(_key=replicate_key(measurements, ["plate", "sample", "assay"]))[["plate", "sample", "_key"]]
+    mk = measurements.assign(_key=replicate_key(measurements, ["plate", "sample", "assay"]))[
+        ["plate", "sample", "_key"]
+    ]
     rk = mk.merge(per_key, on=["plate", "sample", "_key"], how="left")
     rk.index = measurements.index
     paired = rk["state"].notna().to_numpy()
@@ -269,7 +336,9 @@ def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str =
 def grade_from_percent(pct, grade_a: float = 3.0, grade_b: float = 25.0, grade_c: float = 60.0) -> np.ndarray:
     """A (< grade_a), B (< grade_b), C (< grade_c), else F — strict bounds as in the code (§1.4)."""
     pct = np.asarray(pct, dtype=float)
-    return np.select([pct < grade_a, pct < grade_b, pct < grade_c], [GRADE_A, GRADE_B, GRADE_C], GRADE_F).astype(object)
+    return np.select(
+        [pct < grade_a, pct < grade_b, pct < grade_c], [GRADE_A, GRADE_B, GRADE_C], GRADE_F
+    ).astype(object)
 
 
 def correct(
@@ -289,25 +358,19 @@ def correct(
     vpa_noamp_upper_bound: bool = False,
     base: float = 2.0,
 ) -> pd.DataFrame:
-    """Grade and correct GOI measurements (§1.2 eqs. 2–4, §1.4, §1.5). All inputs are aligned arrays.
+    """Grade and correct GOI measurements (§1.2 eqs. 2–4, §1.4, §1.5); inputs are aligned arrays.
 
-    Precedence as in ``vpstore.cpp::run``/``calc``: A+ GOI → unchanged; VPA EXPFAIL
-    (or no VPA well) → ND; VPA NOAMP → A* unchanged (or, with
-    ``vpa_noamp_upper_bound`` [§1.5 extension], VPA Cq := LOD + 1 like LOWSIGNAL);
-    VPA LOWSIGNAL → VPA Cq := ``vpa_lod`` + 1 and proceed; GOI not CALC → no
-    correction (grade ""); then grade on %DNA: A unchanged (eq. 4 with
-    ``correct_a`` and High confidence), B/C eq. (4) if High confidence else
-    HIGHSD (no value), F → HIGHDNA (no value).
+    Precedence as in ``vpstore.cpp::run``/``calc``: A+ GOI → unchanged; VPA EXPFAIL or
+    no VPA well → ND; VPA NOAMP → A* unchanged (with ``vpa_noamp_upper_bound``, §1.5
+    extension, VPA Cq := LOD + 1 like LOWSIGNAL); VPA LOWSIGNAL → VPA Cq := ``vpa_lod`` + 1;
+    GOI not CALC → no correction; then by %DNA: A unchanged (eq. 4 with ``correct_a`` and
+    High confidence), B/C eq. (4) if High confidence else HIGHSD, F → HIGHDNA (no value).
+    Eq. (4) takes the mean Cq_DNA of eq. (2) as in §1.8 (gh-validprime averages eq. 4 over
+    gDNA rows: 25.8438 vs 25.8405 for GOI1 +200). ``base``: general-E form of §1.2.
 
-    Eq. (4) is applied to the mean Cq_DNA of eq. (2), as §1.2 writes it and as the
-    §1.8 worked example prints it. (gh-validprime's ``calc`` instead averages
-    eq. (4) over the gDNA rows, e.g. 25.8438 instead of 25.8405 for GOI1 +200.)
-    ``base`` is the common amplification factor (2 = 100 %; general-E form of §1.2).
-
-    Returns columns ``cq_dna``, ``gdna_fraction`` (f, capped at 1 like the code's
-    %DNA display), ``vp_grade``, ``cq_rna`` (NaN when no value), ``vp_flag`` and
-    ``use``: "value" (cq_rna usable), "nondetect" (GOI NOAMP/LOWSIGNAL — evidence of
-    absence whatever the gDNA), "excluded" (no information).
+    Returns ``cq_dna``, ``gdna_fraction`` (f, capped at 1), ``vp_grade``, ``cq_rna`` (NaN
+    when no value), ``vp_flag`` and ``use``: "value", "nondetect" (GOI NOAMP/LOWSIGNAL —
+    evidence of absence whatever the gDNA) or "excluded" (no information).
     """
     cq_na = np.asarray(cq_na, dtype=float)
     n = len(cq_na)
@@ -316,24 +379,66 @@ def correct(
     vpa_state = np.asarray(vpa_state, dtype=object)
     dcq = np.asarray(dcq_gdna, dtype=float)
     high = np.asarray(confidence, dtype=object) == "High"
-    score_grade = np.full(n, "", dtype=object) if score_grade is None else np.asarray(pd.Series(score_grade).fillna(""), dtype=object)
+    score_grade = (
+        np.full(n, "", dtype=object)
+        if score_grade is None
+        else np.asarray(pd.Series(score_grade).fillna(""), dtype=object)
+    )
 
     goi_calc = goi_state == CALC
-    use = np.where(goi_calc, "value", np.where((goi_state == NOAMP) | (goi_state == LOWSIGNAL), "nondetect", "excluded")).astype(object)
+    use = np.where(
+        goi_calc, "value", np.where((goi_state == NOAMP) | (goi_state == LOWSIGNAL), "nondetect", "excluded")
+    ).astype(object)
     grade = np.full(n, "", dtype=object)
     flag = np.full(n, "", dtype=object)
     cq_rna = np.full(n, np.nan)
 
+    aplus, nd, astar, upper = _vpa_rules(
+        cq_na, goi_calc, vpa_state, score_grade, vpa_noamp_upper_bound, grade, flag, use, cq_rna
+    )
+    vpa_cq[upper] = float(vpa_lod) + 1.0
+    vpa_low, vpa_noamp = ~aplus & (vpa_state == LOWSIGNAL), ~aplus & (vpa_state == NOAMP)
+    path = ~aplus & ~nd & ~astar & goi_calc
+    flag[path & vpa_low] = VPA_LOWSIGNAL
+    flag[path & vpa_noamp] = VPA_NOAMP_UPPER_BOUND
+    no_ref = path & ~np.isfinite(dcq)
+    grade[no_ref] = GRADE_ND
+    flag[no_ref] = NO_GDNA_REF
+    use[no_ref] = "excluded"
+
+    arrays = {"grade": grade, "flag": flag, "use": use, "cq_rna": cq_rna}
+    cq_dna, f, ok = _grade_and_correct(
+        cq_na, vpa_cq, dcq, high, path, arrays, (grade_a, grade_b, grade_c), correct_a, float(base)
+    )
+
+    return pd.DataFrame(
+        {
+            "cq_dna": cq_dna,
+            "gdna_fraction": np.where(ok, np.minimum(f, 1.0), np.nan),
+            "vp_grade": grade,
+            "cq_rna": cq_rna,
+            "vp_flag": flag,
+            "use": use,
+        }
+    )
+
+
+def _vpa_rules(cq_na, goi_calc, vpa_state, score_grade, noamp_upper_bound: bool, grade, flag, use, cq_rna):
+    """§1.3–§1.5 cases decided before any %DNA: A+ GOI unchanged, VPA failed or absent → ND, VPA NOAMP → A*.
+
+    Fills ``grade``, ``flag``, ``use`` and ``cq_rna`` in place; returns the masks
+    ``aplus``, ``nd``, ``astar`` and ``upper`` (VPA Cq to be set to LOD + 1).
+    """
+    n = len(cq_na)
     aplus = score_grade != ""
     vpa_missing = ~aplus & ~np.isin(vpa_state, [CALC, LOWSIGNAL, NOAMP, EXPFAIL])
     vpa_fail = ~aplus & (vpa_state == EXPFAIL)
     vpa_noamp = ~aplus & (vpa_state == NOAMP)
     vpa_low = ~aplus & (vpa_state == LOWSIGNAL)
-    if vpa_noamp_upper_bound:
+    if noamp_upper_bound:
         upper, astar = vpa_low | vpa_noamp, np.zeros(n, dtype=bool)
     else:
         upper, astar = vpa_low, vpa_noamp
-    vpa_cq[upper] = float(vpa_lod) + 1.0
 
     # A+ / A++ / A+++: GOI never amplifies gDNA → Cq_RNA = Cq_NA.
     grade[aplus] = score_grade[aplus]
@@ -348,20 +453,22 @@ def correct(
     grade[astar] = GRADE_ASTAR
     cq_rna[astar & goi_calc] = cq_na[astar & goi_calc]
 
-    path = ~aplus & ~nd & ~astar & goi_calc
-    flag[path & vpa_low] = VPA_LOWSIGNAL
-    flag[path & vpa_noamp] = VPA_NOAMP_UPPER_BOUND
-    no_ref = path & ~np.isfinite(dcq)
-    grade[no_ref] = GRADE_ND
-    flag[no_ref] = NO_GDNA_REF
-    use[no_ref] = "excluded"
+    return aplus, nd, astar, upper
 
+
+def _grade_and_correct(cq_na, vpa_cq, dcq, high, path, arrays: dict, bounds, correct_a: bool, base: float):
+    """Eqs. (2)–(4) and the §1.4 grades for the measurements on ``path``; fills ``arrays`` in place.
+
+    Returns ``(cq_dna, f, ok)``: Cq_DNA (eq. 2), the gDNA fraction f (eq. 3) and
+    where both were computable.
+    """
+    grade, flag, use, cq_rna = arrays["grade"], arrays["flag"], arrays["use"], arrays["cq_rna"]
     ok = path & np.isfinite(dcq) & np.isfinite(vpa_cq)
     cq_dna = np.where(ok, vpa_cq + dcq, np.nan)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        f = np.power(float(base), cq_na - cq_dna)
-        g = grade_from_percent(100.0 * f, grade_a, grade_b, grade_c)
-        eq4 = cq_na - np.log1p(-f) / np.log(float(base))
+        f = np.power(base, cq_na - cq_dna)
+        g = grade_from_percent(100.0 * f, *bounds)
+        eq4 = cq_na - np.log1p(-f) / np.log(base)
     g[~ok] = ""
     grade[ok] = g[ok]
     is_a = ok & (g == GRADE_A)
@@ -380,16 +487,7 @@ def correct(
     flag[k0] = K0
     use[k0] = "excluded"
 
-    return pd.DataFrame(
-        {
-            "cq_dna": cq_dna,
-            "gdna_fraction": np.where(ok, np.minimum(f, 1.0), np.nan),
-            "vp_grade": grade,
-            "cq_rna": cq_rna,
-            "vp_flag": flag,
-            "use": use,
-        }
-    )
+    return cq_dna, f, ok
 
 
 def apply_validprime(
@@ -419,7 +517,9 @@ def apply_validprime(
     vpa_wells = vpa_wells[vpa_wells["sample"].isin(set(measurements["sample"]))]
     vp = pair_vpa(measurements, vpa_wells, mode=mode)
     ref = measurements[["plate", "assay"]].merge(
-        assay_table[["plate", "assay", "dcq_gdna", "confidence", "score_grade"]], on=["plate", "assay"], how="left"
+        assay_table[["plate", "assay", "dcq_gdna", "confidence", "score_grade"]],
+        on=["plate", "assay"],
+        how="left",
     )
     res = correct(
         measurements["cq"].to_numpy(dtype=float),
@@ -439,10 +539,10 @@ def apply_validprime(
     )
     res.index = measurements.index
     if mode == "replicate":
-        unpaired = ~vp["vpa_paired"] & (vp["vpa_state"] != "") & (res["vp_grade"] != "") & ~res["vp_grade"].str.startswith("A+")
-        res.loc[unpaired, "vp_flag"] = np.where(
-            res.loc[unpaired, "vp_flag"] == "", VPA_UNPAIRED, res.loc[unpaired, "vp_flag"] + ";" + VPA_UNPAIRED
-        )
+        graded = (res["vp_grade"] != "") & ~res["vp_grade"].isin(["A+", "A++", "A+++"])
+        unpaired = (~vp["vpa_paired"] & (vp["vpa_state"] != "") & graded).to_numpy()
+        current = res.loc[unpaired, "vp_flag"]
+        res.loc[unpaired, "vp_flag"] = np.where(current == "", VPA_UNPAIRED, current + ";" + VPA_UNPAIRED)
     out = measurements.copy()
     out["vpa_cq"] = vp["vpa_cq"]
     out["vpa_state"] = vp["vpa_state"]

@@ -1,4 +1,4 @@
-"""Per-well state: CALC / EXPFAIL / LOWSIGNAL / NOAMP (algorithms §3.1, §1.5).
+"""Per-well state: CALC / EXPFAIL / LOWSIGNAL / NOAMP (docs/methods.md §3.1, §1.5).
 
 The four states are those of gh-validprime (§1.5), applied to every well as read
 (data-model.md section 1):
@@ -27,9 +27,12 @@ STATES = (CALC, EXPFAIL, LOWSIGNAL, NOAMP)
 
 
 def _text(wells: pd.DataFrame, col: str) -> pd.Series:
+    """``col`` as stripped lower-case text ("" for missing), cleaned once per distinct value."""
     if col not in wells.columns:
         return pd.Series("", index=wells.index, dtype=object)
-    return wells[col].fillna("").astype(str).str.strip().str.lower()
+    codes, uniques = pd.factorize(wells[col])
+    clean = pd.Series(uniques, dtype=object).astype(str).str.strip().str.lower().to_numpy(dtype=object)
+    return pd.Series(np.append(clean, "")[codes], index=wells.index, dtype=object)  # code −1 (missing) → ""
 
 
 def _number(wells: pd.DataFrame, col: str) -> np.ndarray:
@@ -42,12 +45,18 @@ def well_lod(wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float]
     """LOD that applies to each well: the assay's own LOD where given, else ``lod``."""
     limit = np.full(len(wells), float(lod))
     if assay_lod:
-        per_assay = wells["assay"].astype(str).map({str(k): float(v) for k, v in assay_lod.items() if v is not None and np.isfinite(v)})
+        per_assay = (
+            wells["assay"]
+            .astype(str)
+            .map({str(k): float(v) for k, v in assay_lod.items() if v is not None and np.isfinite(v)})
+        )
         limit = np.where(per_assay.notna(), per_assay.to_numpy(dtype=float, na_value=np.nan), limit)
     return limit
 
 
-def assign_states(wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float] | None = None) -> pd.DataFrame:
+def assign_states(
+    wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float] | None = None
+) -> pd.DataFrame:
     """Return a copy of ``wells`` with ``state`` and ``state_reason`` (data-model.md §1).
 
     ``state_reason`` is "" for CALC; for EXPFAIL every reason that applies is
@@ -65,7 +74,10 @@ def assign_states(wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, f
 
     noamp = ~np.isfinite(cq)
     invalid = ~noamp & (cq <= 0)
-    omitted = flags.str.contains("omit", regex=False).to_numpy()
+    codes, uniques = pd.factorize(flags)  # "omit" looked for once per distinct flag text
+    omitted = np.append(
+        pd.Series(uniques, dtype=object).str.contains("omit", regex=False).to_numpy(bool), False
+    )[codes]
     call_fail = (call == "fail").to_numpy()
     with np.errstate(invalid="ignore"):
         low_quality = np.isfinite(quality) & np.isfinite(threshold) & (quality < threshold)
@@ -84,21 +96,21 @@ def assign_states(wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, f
     state[expfail] = EXPFAIL
     state[noamp] = NOAMP
 
-    # Reasons, built column-wise (no per-well Python loop).
-    thr = pd.Series(threshold, index=out.index)
-    labels = {t: f"quality<{t:g}" for t in thr.dropna().unique()}
-    thr_text = thr.map(labels).fillna("quality<threshold")
-    parts = []
-    for name, mask in reasons.items():
-        label = thr_text if name == "quality" else pd.Series(name, index=out.index)
-        parts.append(label.where(mask & expfail, ""))
-    joined = parts[0]
-    for p in parts[1:]:
-        joined = joined.str.cat(p, sep=";")
-    joined = joined.str.replace(r";{2,}", ";", regex=True).str.strip(";")
-
+    # Reasons of the EXPFAIL wells, built column-wise (no per-well Python loop).
     reason = pd.Series("", index=out.index, dtype=object)
-    reason[expfail] = joined[expfail]
+    if expfail.any():
+        thr = pd.Series(threshold[expfail])
+        labels = {t: f"quality<{t:g}" for t in thr.dropna().unique()}
+        thr_text = thr.map(labels).fillna("quality<threshold").to_numpy(dtype=object)
+        parts = [
+            pd.Series(np.where(mask[expfail], thr_text if name == "quality" else name, ""), dtype=object)
+            for name, mask in reasons.items()
+        ]
+        joined = parts[0]
+        for p in parts[1:]:
+            joined = joined.str.cat(p, sep=";")
+        joined = joined.str.replace(r";{2,}", ";", regex=True).str.strip(";")
+        reason[expfail] = joined.to_numpy(dtype=object)
     reason[state == LOWSIGNAL] = "cq>lod"
     reason[noamp] = "no_amplification"
 

@@ -34,6 +34,11 @@ rule normalise:
             caption="../report/agreement.rst",
             category="2. Reference genes",
         ),
+        excluded=report(
+            "results/normalised/excluded_samples.tsv",
+            caption="../report/excluded_samples.rst",
+            category="2. Reference genes",
+        ),
     log:
         "logs/normalise.log",
     conda:

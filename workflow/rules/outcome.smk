@@ -1,45 +1,100 @@
-# CTC counts (CellSearch) against outcome: Kaplan-Meier, log-rank, Cox, dynamics.
+# CTC counts (CellSearch) against outcome: Kaplan-Meier, log-rank, Cox, dynamics,
+# associations, subgroups (docs/methods.md §8). Runs inside a qPCR study (joined)
+# or on its own (a count study: no plates, samples or assays in the config).
+
+OUTCOME = config["outcome"]
+OUTCOME_CATEGORY = "6. CTC counts and outcome"
+OUTCOME_EXPRESSION = QPCR_ACTIVE and bool(OUTCOME["expression_timepoint"])
+OUTCOME_ENDPOINTS = ["pfs", "os"]
+
+
+def outcome_join_inputs():
+    """The qPCR tables joined with outcome (none in a count study)."""
+    if not QPCR_ACTIVE:
+        return {}
+    join = {
+        "positivity": "results/positivity/sample_calls.tsv",
+        "samples": config["samples"],
+    }
+    if OUTCOME_EXPRESSION:
+        join["normalised"] = (
+            f"results/normalised/{config['normalisation']['default']}.tsv"
+        )
+    return join
+
+
+def outcome_targets():
+    targets = [
+        "results/outcome/cox.tsv",
+        "results/outcome/positivity_rates.tsv",
+        "results/outcome/plots/km.svg",
+        "results/outcome/plots/km_os.svg",
+        "results/outcome/plots/positivity.svg",
+    ]
+    targets += expand(
+        "results/outcome/plots/{kind}/{endpoint}_{draw}.svg",
+        kind=["km_draws", "km_change"],
+        endpoint=OUTCOME_ENDPOINTS,
+        draw=OUTCOME["followups"],
+    )
+    if OUTCOME["subgroups"]:
+        targets += expand(
+            "results/outcome/plots/forest_{endpoint}.svg", endpoint=OUTCOME_ENDPOINTS
+        )
+    return targets
+
+
+wildcard_constraints:
+    endpoint="pfs|os",
 
 
 rule outcome:
     input:
-        counts=config["outcome"]["ctc_counts"] or [],
-        clinical=config["outcome"]["clinical"] or [],
-        normalised=f"results/normalised/{config['normalisation']['default']}.tsv",
-        positivity="results/positivity/sample_calls.tsv",
-        samples=config["samples"],
+        unpack(lambda wildcards: outcome_join_inputs()),
+        counts=OUTCOME["ctc_counts"] or [],
+        clinical=OUTCOME["clinical"] or [],
     output:
         km=report(
             "results/outcome/km.tsv",
             caption="../report/km.rst",
-            category="6. CTC counts and outcome",
+            category=OUTCOME_CATEGORY,
         ),
         logrank=report(
             "results/outcome/logrank.tsv",
             caption="../report/logrank.rst",
-            category="6. CTC counts and outcome",
+            category=OUTCOME_CATEGORY,
         ),
         cox=report(
             "results/outcome/cox.tsv",
             caption="../report/cox.rst",
-            category="6. CTC counts and outcome",
+            category=OUTCOME_CATEGORY,
         ),
         dynamics=report(
             "results/outcome/dynamics.tsv",
             caption="../report/dynamics.rst",
-            category="6. CTC counts and outcome",
+            category=OUTCOME_CATEGORY,
         ),
         associations=report(
             "results/outcome/associations.tsv",
             caption="../report/associations.rst",
-            category="6. CTC counts and outcome",
+            category=OUTCOME_CATEGORY,
+        ),
+        positivity_rates=report(
+            "results/outcome/positivity_rates.tsv",
+            caption="../report/positivity_rates.rst",
+            category=OUTCOME_CATEGORY,
+        ),
+        subgroups=report(
+            "results/outcome/subgroups.tsv",
+            caption="../report/subgroups.rst",
+            category=OUTCOME_CATEGORY,
         ),
         medians="results/outcome/medians.tsv",
         cox_models="results/outcome/cox_models.tsv",
         expression_cox=report(
             "results/outcome/expression_cox.tsv",
             caption="../report/expression_cox.rst",
-            category="6. CTC counts and outcome",
+            category=OUTCOME_CATEGORY,
         ),
         notes="results/outcome/notes.tsv",
     log:
@@ -47,7 +102,7 @@ rule outcome:
     conda:
         "../envs/python.yaml"
     params:
-        settings=config["outcome"],
+        settings=OUTCOME,
     script:
         "../../scripts/analyse_outcome.py"
 
@@ -56,22 +111,70 @@ rule plot_outcome:
     input:
         km="results/outcome/km.tsv",
         logrank="results/outcome/logrank.tsv",
+        positivity_rates="results/outcome/positivity_rates.tsv",
     output:
         km=report(
             "results/outcome/plots/km.svg",
             caption="../report/km_plot.rst",
-            category="6. CTC counts and outcome",
+            category=OUTCOME_CATEGORY,
         ),
         km_os=report(
             "results/outcome/plots/km_os.svg",
-            caption="../report/km_plot.rst",
-            category="6. CTC counts and outcome",
+            caption="../report/km_os_plot.rst",
+            category=OUTCOME_CATEGORY,
+        ),
+        positivity=report(
+            "results/outcome/plots/positivity.svg",
+            caption="../report/positivity_plot.rst",
+            category=OUTCOME_CATEGORY,
         ),
     log:
         "logs/plot_outcome.log",
     conda:
         "../envs/python.yaml"
     params:
-        baseline=config["outcome"]["baseline"],
+        baseline=OUTCOME["baseline"],
+        main_threshold=OUTCOME["main_threshold"],
     script:
         "../../scripts/plot_outcome.py"
+
+
+rule plot_outcome_draw:
+    input:
+        km="results/outcome/km.tsv",
+        logrank="results/outcome/logrank.tsv",
+    output:
+        report(
+            "results/outcome/plots/{kind}/{endpoint}_{draw}.svg",
+            caption="../report/km_followup_plot.rst",
+            category=OUTCOME_CATEGORY,
+        ),
+    log:
+        "logs/plot_outcome/{kind}_{endpoint}_{draw}.log",
+    wildcard_constraints:
+        kind="km_draws|km_change",
+    conda:
+        "../envs/python.yaml"
+    params:
+        baseline=OUTCOME["baseline"],
+        main_threshold=OUTCOME["main_threshold"],
+        landmark=OUTCOME["landmark"],
+    script:
+        "../../scripts/plot_outcome_draw.py"
+
+
+rule plot_outcome_forest:
+    input:
+        subgroups="results/outcome/subgroups.tsv",
+    output:
+        report(
+            "results/outcome/plots/forest_{endpoint}.svg",
+            caption="../report/forest.rst",
+            category=OUTCOME_CATEGORY,
+        ),
+    log:
+        "logs/plot_outcome/forest_{endpoint}.log",
+    conda:
+        "../envs/python.yaml"
+    script:
+        "../../scripts/plot_outcome_forest.py"

@@ -1,0 +1,378 @@
+"""Time points of a longitudinal CTC study: paired tests and a small-sample mixed model (docs/methods.md §6).
+
+Split from :mod:`ctc_qpcr.differential` (which declares the comparisons and calls
+:func:`timepoints`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .differential_tables import EXTRA_TIME, _empty, _finish, _stripped_str
+
+# --------------------------------------------------------------------------------------------
+# Time points: paired tests + linear mixed model
+
+
+def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> dict:
+    """REML fit of ``y = Xβ + u_patient + e`` (one random intercept), closed form.
+
+    Same model and REML criterion as statsmodels ``MixedLM(y, X, groups).fit(reml=True)``
+    (checked in tests/test_differential.py), but profiled over the single variance
+    ratio ``λ = τ²/σ²`` with a bounded 1-D search, which takes about a millisecond and
+    cannot wander off at the boundary τ² = 0 (statsmodels needs 0.1–0.8 s per gene
+    there and sometimes reports non-convergence). With ``V = σ²(I + λZZ')`` and blocks
+    of size n_i, ``V⁻¹`` is ``(I − w_i 11')/σ²`` with ``w_i = λ/(1 + λ n_i)``.
+    Returns ``beta``, ``cov`` (σ²(X'V̄⁻¹X)⁻¹), ``sigma2``, ``tau2``, ``converged``.
+    """
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(y, float)
+    X = np.asarray(X, float)
+    codes, g = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups, (n, p) = codes.size, X.shape
+    n_i = np.bincount(g, minlength=n_groups).astype(float)
+    S = np.zeros((n_groups, p))
+    np.add.at(S, g, X)
+    t = np.bincount(g, weights=y, minlength=n_groups)
+    xtx, xty, yty = X.T @ X, X.T @ y, float(y @ y)
+    if n - p < 1 or np.linalg.matrix_rank(xtx) < p:
+        raise np.linalg.LinAlgError("fixed-effect design is rank deficient")
+
+    def pieces(lam: float):
+        w = lam / (1.0 + lam * n_i)
+        A = xtx - (S * w[:, None]).T @ S
+        b = xty - S.T @ (w * t)
+        beta = np.linalg.solve(A, b)
+        rss = yty - float(np.sum(w * t * t)) - float(b @ beta)
+        return A, beta, max(rss, 1e-300) / (n - p)
+
+    def objective(log_lam: float) -> float:
+        lam = math.exp(log_lam)
+        A, _, sigma2 = pieces(lam)
+        logdet_a = np.linalg.slogdet(A)[1]
+        return 0.5 * ((n - p) * math.log(sigma2) + float(np.sum(np.log1p(lam * n_i))) + logdet_a)
+
+    opt = minimize_scalar(objective, bounds=(-20.0, 12.0), method="bounded", options={"xatol": 1e-8})
+    log_lam = float(opt.x)
+    if objective(-30.0) <= opt.fun:  # boundary τ² = 0 at least as good
+        log_lam = -30.0
+    lam = math.exp(log_lam)
+    A, beta, sigma2 = pieces(lam)
+    cov = sigma2 * np.linalg.inv(A)
+    return {
+        "beta": beta,
+        "cov": cov,
+        "sigma2": sigma2,
+        "tau2": lam * sigma2,
+        "converged": bool(opt.success) and log_lam < 11.9,
+    }
+
+
+def _wald_p(beta: np.ndarray, cov: np.ndarray, idx: list[int], ddf: float | None = None) -> float:
+    """Joint Wald test that the fixed effects ``idx`` are all zero.
+
+    ``ddf=None``: χ²(q) reference (large-sample; too liberal with 10-15 patients).
+    Otherwise F = W / q against F(q, ddf) (small-sample reference, docs/methods.md §6).
+    """
+    if not idx:
+        return math.nan
+    b = beta[idx]
+    v = cov[np.ix_(idx, idx)]
+    try:
+        stat = float(b @ np.linalg.solve(v, b))
+    except np.linalg.LinAlgError:
+        return math.nan
+    from scipy.stats import chi2, f
+
+    if not (math.isfinite(stat) and stat >= 0):
+        return math.nan
+    if ddf is None:
+        return float(chi2.sf(stat, len(idx)))
+    return float(f.sf(stat / len(idx), len(idx), ddf)) if ddf > 0 else math.nan
+
+
+def within_df(X: np.ndarray, patients: np.ndarray) -> float:
+    """Between–within denominator df for effects that vary within patients.
+
+    ``N − rank([X | Z])`` with Z the patient indicators: the residual df of the model
+    with a fixed effect per patient (SAS ``DDFM=BETWITHIN`` for within-patient terms;
+    the time and time × group terms here are all within-patient).
+    """
+    _, code = np.unique(patients, return_inverse=True)
+    Z = np.zeros((len(code), code.max() + 1))
+    Z[np.arange(len(code)), code] = 1.0
+    return float(len(code) - np.linalg.matrix_rank(np.column_stack([X, Z])))
+
+
+def _time_design(frame: pd.DataFrame, with_group: bool) -> tuple[np.ndarray, list[int], list[int]]:
+    """Design of ``C(tp) * C(grp, Sum)`` built directly (patsy is slow per gene):
+    intercept, treatment dummies of time (reference = lowest code), sum-coded group
+    (last group = minus the others), and their products."""
+    tp = frame["tp"].to_numpy()
+    tps = np.unique(tp)
+    cols = [np.ones(len(frame))]
+    cols += [(tp == t).astype(float) for t in tps[1:]]
+    time_idx = list(range(1, len(cols)))
+    inter_idx: list[int] = []
+    if with_group:
+        grp = frame["grp"].to_numpy()
+        levels = np.unique(grp)
+        sums = [(grp == g).astype(float) - (grp == levels[-1]).astype(float) for g in levels[:-1]]
+        cols += sums
+        for t in tps[1:]:
+            for sc in sums:
+                inter_idx.append(len(cols))
+                cols.append((tp == t).astype(float) * sc)
+    return np.column_stack(cols), time_idx, inter_idx
+
+
+def fit_time_lmm(
+    frame: pd.DataFrame, with_group: bool, engine: str = "profile", reference: str = "f"
+) -> tuple[float, float, str, float]:
+    """Fit ``y ~ C(tp) * C(grp, Sum) + (1 | pt)`` by REML; return Wald p-values.
+
+    ``frame`` has columns ``y`` (ΔCq), ``tp`` (0, 1, ... in time order; 0 = reference),
+    ``grp`` (group label) and ``pt`` (patient); patients with some time points
+    missing are kept (§6). With Sum coding of the group the time terms are the
+    time effect averaged over the groups (the *main effect*), the interaction
+    terms the between-group difference of the time effect. Returns ``(p_time,
+    p_interaction, problem, ddf)`` from joint Wald tests on the REML fit (§6 allows
+    Wald or LR; Wald needs one fit per gene instead of three ML fits).
+    ``reference="f"`` (default): F = W/q against F(q, ddf) with the between–within
+    ddf of :func:`within_df` — the χ² reference (``reference="wald"``, ddf NaN) rejects
+    a true null 0.08-0.11 of the time at α 0.05 with 10-15 patients
+    (benchmarks/bench_differential.py). ``problem``
+    is "" or the reason why the p-values are NaN (failed / non-converged fit).
+
+    ``engine="profile"`` (default) uses :func:`random_intercept_reml`;
+    ``engine="statsmodels"`` uses ``statsmodels`` ``MixedLM`` (same model, ~100× slower).
+    """
+    try:
+        X, time_idx, inter_idx = _time_design(frame, with_group)
+        if engine == "statsmodels":
+            from statsmodels.regression.mixed_linear_model import MixedLM
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = MixedLM(frame["y"].to_numpy(float), X, groups=frame["pt"].to_numpy()).fit(reml=True)
+            converged = bool(result.converged)
+            beta = np.asarray(result.fe_params, float)
+            cov = np.asarray(result.cov_params(), float)[: X.shape[1], : X.shape[1]]
+        else:
+            fit = random_intercept_reml(frame["y"].to_numpy(float), X, frame["pt"].to_numpy())
+            converged, beta, cov = fit["converged"], fit["beta"], fit["cov"]
+    except (np.linalg.LinAlgError, ValueError, ZeroDivisionError) as exc:
+        return math.nan, math.nan, f"fit failed ({type(exc).__name__}: {exc})", math.nan
+    if not converged:
+        return math.nan, math.nan, "did not converge", math.nan
+    if not np.all(np.isfinite(cov)):
+        return math.nan, math.nan, "non-finite covariance", math.nan
+    ddf = within_df(X, frame["pt"].to_numpy()) if reference == "f" else None
+    p_time = _wald_p(beta, cov, time_idx, ddf)
+    p_inter = _wald_p(beta, cov, inter_idx, ddf) if with_group else math.nan
+    problem = "" if math.isfinite(p_time) else "singular fixed-effect covariance"
+    return p_time, p_inter, problem, math.nan if ddf is None else ddf
+
+
+def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group: int):
+    """Time points in order, the group labels (``_grp``), and which analyses can run."""
+    col = spec["column"]
+    a_lvl, b_lvl = spec["levels"]
+    tps = spec["timepoints"] or sorted(v for v in data[col].unique() if v != "")
+    for lvl in (a_lvl, b_lvl):
+        if lvl not in tps:
+            tps = tps + [lvl]
+    group_col = spec.get("group")
+    if group_col and group_col not in data.columns:
+        notes.append(f"{spec['name']}: group column {group_col!r} absent; mixed model without interaction")
+        group_col = None
+    data = data[data[col].isin(tps)]
+    n_pairs_units = len(set(data.loc[data[col] == a_lvl, "unit"]) & set(data.loc[data[col] == b_lvl, "unit"]))
+    do_paired = n_pairs_units >= min_per_group
+    if not do_paired:
+        notes.append(
+            f"{spec['name']}: paired {a_lvl} vs {b_lvl} skipped — {n_pairs_units} patients with both "
+            f"(need ≥ {min_per_group})"
+        )
+    with_group = False
+    if group_col:
+        data = data.assign(
+            _grp=_stripped_str(data[group_col].astype(object).where(data[group_col].notna(), ""))
+        )
+        with_group = len([g for g in data["_grp"].unique() if g]) >= 2
+        if not with_group:
+            notes.append(
+                f"{spec['name']}: fewer than two {group_col!r} groups; mixed model without interaction"
+            )
+        elif n_missing := data.loc[data["_grp"] == "", "unit"].nunique():
+            notes.append(
+                f"{spec['name']}: {n_missing} patient(s) without {group_col!r} left out of the mixed model"
+            )
+    else:
+        data = data.assign(_grp="")
+    n_lmm_units = data["unit"].nunique()
+    do_lmm = len(tps) >= 2 and n_lmm_units >= min_per_group
+    if not do_lmm:
+        notes.append(f"{spec['name']}: mixed model skipped — {n_lmm_units} patients / {len(tps)} time points")
+    return data, tps, with_group, do_paired, do_lmm
+
+
+def _paired(xa, xb, da, db, spec, min_detected: int) -> dict:
+    """Paired statistics on the pairs detected at both time points (levels of detected draws only)."""
+    both = da & db
+    out = {"n_pairs": int(both.sum())}
+    if both.sum() < min_detected:
+        out["reason"] = (
+            "not detected at both time points in any patient"
+            if not both.any()
+            else f"fewer than {min_detected} patients detected at both time points ({int(both.sum())})"
+        )
+        return out
+    ya, yb = xa[both], xb[both]
+    pt = stats.paired_t(ya, yb)
+    wx = stats.wilcoxon_signed_rank(ya, yb)
+    fc = stats.fold_change_dcq(pt.mean_diff, pt.ci_low, pt.ci_high)
+    test = {"auto": "paired_t"}.get(spec["test"], spec["test"])
+    if test == "paired_t" and not math.isfinite(pt.p):
+        test = "wilcoxon"
+    prim = pt if test == "paired_t" else wx
+    out.update(
+        {
+            "mean_a": float(ya.mean()),
+            "mean_b": float(yb.mean()),
+            "log2fc": fc.log2fc,
+            "ci_low": fc.log2fc_low,
+            "ci_high": fc.log2fc_high,
+            "statistic": prim.statistic,
+            "p": prim.p,
+            "test": test,
+            "p_paired_t": pt.p,
+            "p_wilcoxon": wx.p,
+        }
+    )
+    return out
+
+
+def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detected: int) -> dict:
+    """Mixed model on the detected draws; every time point needs ≥ ``min_detected`` of them."""
+    keep = det
+    per_tp = np.bincount(tp[keep], minlength=n_tp)
+    out = {
+        "lmm_n_patients": int(np.unique(pt[keep]).size),
+        "p_lmm_time": math.nan,
+        "p_lmm_interaction": math.nan,
+        "lmm_df": math.nan,
+        "lmm_reason": "",
+    }
+    if per_tp.min() < min_detected:
+        out["lmm_reason"] = (
+            "not detected in any sample"
+            if not keep.any()
+            else f"fewer than {min_detected} detected at a time point ({'/'.join(map(str, per_tp))})"
+        )
+        return out
+    if np.unique(y[keep]).size < 3:
+        out["lmm_reason"] = "too little variation"
+        return out
+    frame = pd.DataFrame({"y": y[keep], "tp": tp[keep], "grp": grp[keep], "pt": pt[keep]})
+    use_group = use_group and np.unique(grp[keep]).size >= 2
+    p_time, p_inter, problem, ddf = fit_time_lmm(frame, use_group, engine)
+    out.update({"p_lmm_time": p_time, "p_lmm_interaction": p_inter, "lmm_df": ddf, "lmm_reason": problem})
+    return out
+
+
+def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_detected=3, **_):
+    """Paired test (levels[0] vs levels[1]) and mixed model per gene, on detected values only."""
+    col = spec["column"]
+    a_lvl, b_lvl = spec["levels"]
+    data, tps, with_group, do_paired, do_lmm = _time_setup(data, spec, notes, min_per_group)
+    if not do_paired and not do_lmm:
+        notes.append(f"{spec['name']}: skipped — too few patients")
+        return _empty(EXTRA_TIME)
+    rows, lmm_problems = [], []
+    level = data[col].to_numpy(object)
+    is_a, is_b = level == a_lvl, level == b_lvl
+    unit_code = pd.factorize(data["unit"].astype(str), sort=True)[0]  # code order = string order
+    dcq_all = data["dcq"].to_numpy(float)
+    det_all = data["detected"].to_numpy(bool)
+    on_all = data["on"].to_numpy(bool) if "on" in data else det_all
+    frac_all = data["detected_fraction"].to_numpy(float)
+    tp_all = data[col].map({lvl: i for i, lvl in enumerate(tps)}).to_numpy(int)
+    grp_code = pd.factorize(data["_grp"].astype(str), sort=True)[0]
+    has_grp = data["_grp"].to_numpy(str) != ""
+
+    def first_per_unit(ix: np.ndarray) -> np.ndarray:
+        _, first = np.unique(unit_code[ix], return_index=True)
+        return ix[first]
+
+    for (strategy, gene), idx in data.groupby(["strategy", "gene"], sort=True).indices.items():
+        row = {
+            "gene": gene,
+            "strategy": strategy,
+            "comparison": spec["name"],
+            "level_a": a_lvl,
+            "level_b": b_lvl,
+            "test": "none",
+            "p": math.nan,
+            "reason": "",
+        }
+        ia, ib = first_per_unit(idx[is_a[idx]]), first_per_unit(idx[is_b[idx]])
+        ra, rb = (
+            float(frac_all[ia].mean()) if ia.size else math.nan,
+            float(frac_all[ib].mean()) if ib.size else math.nan,
+        )
+        row.update(
+            {
+                "n_a": len(ia),
+                "n_b": len(ib),
+                "detected_a": int(det_all[ia].sum()),
+                "detected_b": int(det_all[ib].sum()),
+                "detection_rate_a": ra,
+                "detection_rate_b": rb,
+                "detection_diff": ra - rb,
+            }
+        )
+        if do_paired:
+            _, pa, pb = np.intersect1d(unit_code[ia], unit_code[ib], assume_unique=True, return_indices=True)
+            ja, jb = ia[pa], ib[pb]
+            row.update(_paired(dcq_all[ja], dcq_all[jb], on_all[ja], on_all[jb], spec, min_detected))
+        if do_lmm:
+            ix = idx[has_grp[idx]] if with_group else idx
+            row.update(
+                _lmm(
+                    dcq_all[ix],
+                    on_all[ix],
+                    tp_all[ix],
+                    grp_code[ix],
+                    unit_code[ix],
+                    len(tps),
+                    with_group,
+                    lmm_engine,
+                    min_detected,
+                )
+            )
+            if row["lmm_reason"] and not row["lmm_reason"].startswith(("not detected", "fewer than")):
+                lmm_problems.append(
+                    f"{gene} ({strategy}): {row['lmm_reason']}"
+                    if strategy
+                    else f"{gene}: {row['lmm_reason']}"
+                )
+        rows.append(row)
+    if lmm_problems:
+        notes.append(
+            f"{spec['name']}: mixed model gave NaN for {len(lmm_problems)} gene(s): "
+            + "; ".join(lmm_problems[:20])
+            + (" ..." if len(lmm_problems) > 20 else "")
+        )
+    return _finish(
+        rows,
+        EXTRA_TIME,
+        ["strategy"],
+        q_extra=[("p_lmm_time", "q_lmm_time"), ("p_lmm_interaction", "q_lmm_interaction")],
+    )
