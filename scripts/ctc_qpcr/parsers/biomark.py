@@ -233,14 +233,23 @@ def _integers(text: str) -> tuple[np.ndarray, np.ndarray]:
     return np.add.reduceat(values, np.searchsorted(positions, starts)) if len(starts) else values, ends - starts
 
 
+def _inlets(s: np.ndarray, a: np.ndarray, chip: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Sample and assay inlets of one chip's grid (sorted): the chip's block, or the inlets seen."""
+    if chip is None:
+        return np.unique(s), np.unique(a)
+    s0, a0 = (s.min() - 1) // chip[0] * chip[0], (a.min() - 1) // chip[1] * chip[1]
+    return np.arange(s0 + 1, s0 + chip[0] + 1), np.arange(a0 + 1, a0 + chip[1] + 1)
+
+
 def missing_chambers(run: pd.Series, chamber: pd.Series, chip: tuple[int, int] | None) -> list[str]:
     """Chamber ids of the chip grid that the export does not list (docs/methods.md §3.1).
 
     Every chamber of a chip is exported, so each chip (``run``) must list the full
     grid of its sample × assay inlets: the chip format written in the header
-    (``Chip Run Info``, v4 exports), or else every inlet up to the highest sample
-    and assay inlet seen (older exports do not name the format; a file cut off
-    exactly after the last chamber of a sample inlet is then not noticed). In a
+    (``Chip Run Info``, v4 exports), or else every sample inlet seen × every
+    assay inlet seen (older exports do not name the format; an excerpt of a chip
+    is then accepted, and a file cut off exactly after the last chamber of a
+    sample inlet is not noticed — one cut inside an inlet, or a deleted row, is). In a
     Combined Chip Run the inlets of chip n are numbered on from chip n-1, so a
     chip's grid is the block of inlets its chambers fall in. Chamber ids not of
     the ``S01-A01`` form are not checked.
@@ -256,14 +265,17 @@ def missing_chambers(run: pd.Series, chamber: pd.Series, chip: tuple[int, int] |
     missing = []
     for code, name in enumerate(names):
         s_run, a_run = (s, a) if len(names) == 1 else (s[codes == code], a[codes == code])
-        n_s, n_a = chip or (int(s_run.max()), int(a_run.max()))
-        s0, a0 = (s_run.min() - 1) // n_s * n_s, (a_run.min() - 1) // n_a * n_a
-        inside = (s_run > s0) & (s_run <= s0 + n_s) & (a_run > a0) & (a_run <= a0 + n_a)
-        present = np.zeros(n_s * n_a, dtype=bool)
-        present[((s_run - s0 - 1) * n_a + (a_run - a0 - 1))[inside]] = True
+        rows, columns = _inlets(s_run, a_run, chip)
+        present = np.zeros(len(rows) * len(columns), dtype=bool)
+        i, j = np.searchsorted(rows, s_run), np.searchsorted(columns, a_run)
+        inside = (i < len(rows)) & (j < len(columns))
+        inside[inside] &= (rows[i[inside]] == s_run[inside]) & (columns[j[inside]] == a_run[inside])
+        present[(i * len(columns) + j)[inside]] = True
         absent = np.flatnonzero(~present)
         prefix = f"{name}:" if repeated_ids else ""  # ids repeated per chip carry the chip
-        missing += [f"{prefix}S{s0 + 1 + v // n_a:0{ws}d}-A{a0 + 1 + v % n_a:0{wa}d}" for v in absent]
+        missing += [
+            f"{prefix}S{rows[v // len(columns)]:0{ws}d}-A{columns[v % len(columns)]:0{wa}d}" for v in absent
+        ]
     return missing
 
 
