@@ -20,11 +20,18 @@ def main(smk, log):
             lod=smk.params.lod,
             unknown_names=smk.params.unknown_names,
             assay=plate.get("assay", ""),
+            on_incomplete=smk.params.on_incomplete,
         )
         log.info(
             "%s: %d wells read from %s (%s excluded by name/emptiness)",
             plate["plate"], len(wells), plate["path"], int((wells["excluded"] != "").sum()),
         )
+        n_missing = int((wells["excluded"] == "missing").sum())
+        if n_missing:
+            log.warning("%s: %d wells missing from the export (listed in the well audit as 'missing')", plate["plate"], n_missing)
+        n_groups = int(wells["instrument_flags"].str.contains("incomplete_group").sum())
+        if n_groups:
+            log.warning("%s: %d wells in replicate groups that lack wells (flag incomplete_group)", plate["plate"], n_groups)
         write_parquet(wells, pq)
         write_tsv(wells, tsv)
 

@@ -21,11 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctc_qpcr.errors import InputError
-from ctc_qpcr.parsers import biomark, cfx, quantstudio, registry, table
-from ctc_qpcr.parsers.table import to_numbers
+from ctc_qpcr.parsers import biomark, cfx, quantstudio, registry, table, toolkit
+from ctc_qpcr.parsers.toolkit import to_numbers
 from ctc_qpcr.parsers.text import load_text
 
-WELLS = ["plate", *table.WELL_COLUMNS]
+WELLS = ["plate", *toolkit.WELL_COLUMNS]
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -105,7 +105,10 @@ def test_biomark_repeated_chamber_ids_get_chip_prefix(tmp_path, cheese_lines):
     head[0] = head[0].replace("1691204034", "Combined Chip Run")
     body = cheese_lines[12:15]
     path = write(tmp_path / "combined.csv", "\r\n".join(head + body + body) + "\r\n")
-    df = registry.read_export(path)
+    with pytest.raises(InputError, match=r"the 192.24 chip has 9216; 9210 missing: chip1:S001-A01"):
+        registry.read_export(path)
+    df = registry.read_export(path, on_incomplete="flag")
+    assert len(df.attrs["missing_wells"]) == 2 * (4608 - 3) and "chip2:S192-A24" in df.attrs["missing_wells"]
     assert df["run"].tolist() == ["chip1"] * 3 + ["chip2"] * 3
     assert df["well"].tolist()[::3] == ["chip1:S001-A13", "chip2:S001-A13"]
     assert df["line"].tolist() == [13, 14, 15, 16, 17, 18]
@@ -468,13 +471,13 @@ def test_empty_wells_are_kept(tmp_path):
 
 
 def test_formats_and_unknown_file(tmp_path):
-    assert registry.FORMATS == ("biomark", "quantstudio", "cfx", "sds", "lc480", "rdml", "table")
+    assert registry.FORMATS == ("biomark", "quantstudio", "cfx", "sds", "lc480", "rdml", "table", "excel")
     path = write(tmp_path / "notes.txt", "just some notes\nnothing tabular here\n")
     with pytest.raises(InputError) as err:
         registry.detect_format(path)
     assert "biomark" in err.value.problem and "plates.tsv" in err.value.hint
-    with pytest.raises(InputError, match="unknown export format 'excel'"):
-        registry.read_export(path, fmt="excel")
+    with pytest.raises(InputError, match="unknown export format 'word'"):
+        registry.read_export(path, fmt="word")
 
 
 def test_missing_reader_makes_format_unavailable(tmp_path, monkeypatch):
@@ -496,8 +499,13 @@ def test_missing_reader_makes_format_unavailable(tmp_path, monkeypatch):
 def test_binary_file_is_reported(tmp_path):
     path = tmp_path / "plate.xls"
     path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 8)
+    assert registry.detect_format(path) == "excel"  # OLE magic and .xls: a workbook, which is damaged
+    with pytest.raises(InputError, match="the Excel workbook cannot be opened"):
+        registry.read_export(path)
+    other = tmp_path / "plate.bin"
+    other.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 8)
     with pytest.raises(InputError, match="binary"):
-        registry.detect_format(path)
+        registry.detect_format(other)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from ctc_qpcr.errors import InputError
 from ctc_qpcr.parsers import lc480, rdml, sds
-from ctc_qpcr.parsers.sds import NO_VALUE_TOKENS, WELL_COLUMNS, parse_cq_column
+from ctc_qpcr.parsers.toolkit import NO_VALUE_TOKENS, WELL_COLUMNS, parse_cq_column
 from ctc_qpcr.parsers.text import load_text
 
 FIXTURES = Path(__file__).parent / "data" / "parsers_b"
@@ -41,7 +41,7 @@ def _one(frame: pd.DataFrame, **where: str) -> _Row:
 
 
 def _check_contract(frame: pd.DataFrame) -> None:
-    assert list(frame.columns) == WELL_COLUMNS
+    assert list(frame.columns) == list(WELL_COLUMNS)
     assert frame["well"].is_unique
     for column in ("run", "well", "sample", "assay", "cq_raw", "call", "sample_type", "instrument_flags"):
         assert all(isinstance(v, str) for v in frame[column]), column

@@ -57,6 +57,29 @@ def check_names(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame
     return out
 
 
+#: Placeholder Cq text of a missing well between reading and exclusion (never written out).
+MISSING = "\x00missing"
+
+
+def with_missing_wells(wells: pd.DataFrame, missing: list[str], groups: list) -> pd.DataFrame:
+    """Append one row per missing well (empty names, no Cq) and flag the wells of incomplete groups."""
+    out = wells.copy()
+    if groups:
+        keys = pd.MultiIndex.from_tuples([(sample, assay) for sample, assay, _ in groups])
+        hit = pd.MultiIndex.from_frame(out[["sample", "assay"]]).isin(keys)
+        flags = out.loc[hit, "instrument_flags"]
+        out.loc[hit, "instrument_flags"] = flags.where(flags == "", flags + ";") + "incomplete_group"
+    if not missing:
+        return out
+    rows = out.iloc[:0].reindex(range(len(missing)))
+    for column in out.columns:
+        rows[column] = "" if out[column].dtype == object else (0 if column == "line" else float("nan"))
+    ids = pd.Series(missing, dtype=object)
+    rows["plate"], rows["well"], rows["cq_raw"] = out["plate"].iloc[0] if len(out) else "", ids, MISSING
+    rows["run"] = ids.str.extract(r"^([^:]*):", expand=False).fillna("")
+    return pd.concat([out, rows.astype(out.dtypes.to_dict())], ignore_index=True)
+
+
 def read_plate(
     path: str,
     fmt: str,
@@ -68,18 +91,26 @@ def read_plate(
     lod: float = 35.0,
     unknown_names: str = "error",
     assay: str = "",
+    on_incomplete: str = "stop",
 ) -> pd.DataFrame:
     """Read one export into the Wells table (data-model.md §1) with states and exclusions.
 
     ``assay`` (the plates.tsv column of that name) names the assay of every well
     of an export that has no target column (LightCycler 480 Abs Quant exports);
-    it never overrides a name the export gives.
+    it never overrides a name the export gives. ``on_incomplete`` (config
+    ``import.on_incomplete``): ``stop`` refuses an export whose grid of chambers or
+    wells is incomplete; ``flag`` adds each missing well as a row excluded as
+    ``missing`` (so the well audit lists it) and flags the wells of replicate
+    groups that lack wells with ``incomplete_group`` in ``instrument_flags``.
     """
-    wells = read_export(path, fmt=fmt, plate=plate)
+    wells = read_export(path, fmt=fmt, plate=plate, on_incomplete=on_incomplete)
+    missing, groups = wells.attrs.get("missing_wells", []), wells.attrs.get("incomplete_groups", [])
+    wells = with_missing_wells(wells, missing, groups)
     if assay:
-        wells.loc[wells["assay"] == "", "assay"] = assay
+        wells.loc[(wells["assay"] == "") & (wells["cq_raw"] != MISSING), "assay"] = assay
     wells.insert(0, "batch", batch)
     wells = check_names(wells, samples, assays, path=path, unknown_names=unknown_names)
+    wells.loc[wells["cq_raw"] == MISSING, ["excluded", "cq_raw"]] = ["missing", ""]
     assay_lod = {a: float(l) for a, l in zip(assays["assay"], assays["lod"]) if l == l and l != ""}
     wells = assign_states(wells, lod=lod, assay_lod=assay_lod)
     return wells

@@ -228,6 +228,7 @@ def get_final_output():
     targets = [
         "results/preprocessed/cq.tsv",
         "results/qc/wells.tsv",
+        "results/qc/ntc.tsv",
         "results/qc/plots/gdna_fraction.svg",
         "results/reference_genes/genorm.tsv",
         "results/reference_genes/plots/genorm_m.svg",

@@ -2,6 +2,8 @@
 # Each job writes the tidy Wells table of every plate in its batch to
 # results/cq/{plate}.parquet (+ a .tsv a person can open).
 # Rules are generated per batch because their outputs are the batch's plates.
+# The reader refuses a file larger than any results export (64 MB) before
+# loading it, so mem_mb covers the largest file it accepts.
 
 for batch_id in BATCHES:
 
@@ -29,5 +31,34 @@ for batch_id in BATCHES:
             ].to_dict("records"),
             lod=batch_settings(batch_id)["lod"],
             unknown_names=batch_settings(batch_id)["unknown_names"],
+            on_incomplete=config["import"]["on_incomplete"],
         script:
             "../../scripts/read_exports.py"
+
+
+# No-template controls that amplify: a flag per plate and assay (results/qc/ntc.tsv).
+rule check_ntc:
+    input:
+        cq=expand("results/cq/{plate}.parquet", plate=plates["plate"]),
+        samples=config["samples"],
+    output:
+        ntc="results/qc/ntc.tsv",
+    log:
+        "logs/check_ntc.log",
+    conda:
+        "../envs/python.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        max_cq={
+            b: (
+                config["ntc_check"]["max_cq"]
+                if config["ntc_check"]["max_cq"] is not None
+                else batch_settings(b)["lod"]
+            )
+            for b in BATCHES
+        },
+        min_delta_cq=config["ntc_check"]["min_delta_cq"],
+    script:
+        "../../scripts/check_ntc.py"

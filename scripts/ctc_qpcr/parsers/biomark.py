@@ -37,16 +37,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .table import (
+from .text import Text, load_text
+from .toolkit import (
     Block,
     cq_numbers,
     decimal_mark,
+    parse_number,
     read_block,
     split_fields,
     to_numbers,
     wells_frame,
 )
-from .text import Text, load_text, parse_number
 
 REEXPORT = "re-export 'Table Results' from the Fluidigm Real-Time PCR Analysis software"
 
@@ -69,6 +70,7 @@ _REQUIRED = ("well", "sample", "assay", "cq")
 _KNOWN_GROUPS = {"chamber", "sample", "ct", "tm"}
 _SEPARATORS = (",", ";", "\t")
 _CHAMBER = re.compile(r"^S(\d+)-A(\d+)$")
+_CHAMBERS = re.compile(r"S\d+-A\d+(?:\x00S\d+-A\d+)*")
 
 
 def _id_row(text: Text, limit: int | None = None) -> tuple[int, str] | None:
@@ -153,7 +155,7 @@ def parse(text: Text) -> pd.DataFrame:
             text.path, f"this is a BioMark '{export_type}' export", REEXPORT, line=_key_line(text, "Export Type")
         )
     cols = _column_map(text, id_index, sep)
-    block = read_block(text, id_index, len(text.lines), sep, cut_hint=REEXPORT)
+    block = read_block(text, id_index, len(text.lines), sep, cut_hint=REEXPORT, usecols=sorted(cols.values()))
     return _wells(text, block, cols, header)
 
 
@@ -188,6 +190,7 @@ def _wells(text: Text, block: Block, cols: dict[str, int], header: dict[str, lis
     cq_raw = cells[cols["cq"]]
     frame = wells_frame(
         len(cells),
+        stripped=True,
         run=run,
         well=well,
         sample=cells[cols["sample"]],
@@ -203,7 +206,77 @@ def _wells(text: Text, block: Block, cols: dict[str, int], header: dict[str, lis
         **extra,
     )
     frame.attrs["cq_column"] = block.names[cols["cq"]]
+    chip = _geometry(header)
+    frame.attrs["missing_wells"] = missing_chambers(frame["run"], cells[cols["well"]], chip)
+    frame.attrs["grid"] = f"{chip[0]}.{chip[1]} chip" if chip else "chip"
     return frame
+
+
+def _geometry(header: dict[str, list[str]]) -> tuple[int, int] | None:
+    """(sample inlets, assay inlets) from ``Chip Run Info`` (``96.96 (xxx)``), None when not written."""
+    for field in header.get("Chip Run Info") or []:
+        match = re.match(r"^(\d+)\.(\d+)\b", field.strip())
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return None
+
+
+def _integers(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every run of ASCII digits in ``text`` as an integer, and its number of digits (vectorised)."""
+    data = np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8)
+    digit = (data >= 48) & (data <= 57)
+    edges = np.diff(np.concatenate(([0], digit.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    positions = np.flatnonzero(digit)
+    run_end = np.repeat(ends, ends - starts)
+    values = (data[positions] - 48).astype(np.int64) * 10 ** (run_end - positions - 1)
+    return np.add.reduceat(values, np.searchsorted(positions, starts)) if len(starts) else values, ends - starts
+
+
+def _inlets(s: np.ndarray, a: np.ndarray, chip: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Sample and assay inlets of one chip's grid (sorted): the chip's block, or the inlets seen."""
+    if chip is None:
+        return np.unique(s), np.unique(a)
+    s0, a0 = (s.min() - 1) // chip[0] * chip[0], (a.min() - 1) // chip[1] * chip[1]
+    return np.arange(s0 + 1, s0 + chip[0] + 1), np.arange(a0 + 1, a0 + chip[1] + 1)
+
+
+def missing_chambers(run: pd.Series, chamber: pd.Series, chip: tuple[int, int] | None) -> list[str]:
+    """Chamber ids of the chip grid that the export does not list (docs/methods.md §3.1).
+
+    Every chamber of a chip is exported, so each chip (``run``) must list the full
+    grid of its sample × assay inlets: the chip format written in the header
+    (``Chip Run Info``, v4 exports), or else every sample inlet seen × every
+    assay inlet seen (older exports do not name the format; an excerpt of a chip
+    is then accepted, and a file cut off exactly after the last chamber of a
+    sample inlet is not noticed — one cut inside an inlet, or a deleted row, is). In a
+    Combined Chip Run the inlets of chip n are numbered on from chip n-1, so a
+    chip's grid is the block of inlets its chambers fall in. Chamber ids not of
+    the ``S01-A01`` form are not checked.
+    """
+    joined = "\x00".join(chamber.to_numpy())
+    if len(chamber) == 0 or not _CHAMBERS.fullmatch(joined):
+        return []
+    numbers, widths = _integers(joined)
+    s, a = numbers[0::2], numbers[1::2]
+    ws, wa = int(widths[0]), int(widths[1])
+    codes, names = pd.factorize(run.to_numpy())
+    repeated_ids = len(names) > 1 and chamber.duplicated().any()
+    missing = []
+    for code, name in enumerate(names):
+        s_run, a_run = (s, a) if len(names) == 1 else (s[codes == code], a[codes == code])
+        rows, columns = _inlets(s_run, a_run, chip)
+        present = np.zeros(len(rows) * len(columns), dtype=bool)
+        i, j = np.searchsorted(rows, s_run), np.searchsorted(columns, a_run)
+        inside = (i < len(rows)) & (j < len(columns))
+        inside[inside] &= (rows[i[inside]] == s_run[inside]) & (columns[j[inside]] == a_run[inside])
+        present[(i * len(columns) + j)[inside]] = True
+        absent = np.flatnonzero(~present)
+        prefix = f"{name}:" if repeated_ids else ""  # ids repeated per chip carry the chip
+        missing += [
+            f"{prefix}S{rows[v // len(columns)]:0{ws}d}-A{columns[v % len(columns)]:0{wa}d}" for v in absent
+        ]
+    return missing
 
 
 def _chips(well: pd.Series, header: dict[str, list[str]]) -> tuple[pd.Series, pd.Series]:

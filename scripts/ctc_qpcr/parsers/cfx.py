@@ -19,20 +19,23 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import InputError
-from .table import (
+from .text import Text, load_text
+from .toolkit import (
     Block,
     cq_numbers,
     decimal_mark,
-    find_column,
     find_header,
-    multiplex_wells,
     read_block,
-    sample_type_name,
     table_end,
     to_numbers,
     wells_frame,
 )
-from .text import Text, load_text
+from .vocabulary import (
+    find_column,
+    incomplete_groups,
+    multiplex_wells,
+    sample_type_name,
+)
 
 _REQUIRED = (("well",), ("fluor",), ("target",), ("content",), ("sample",), ("cq",))
 QUANTITY_NAMES = ("starting quantity (sq)", "sq", "starting quantity")
@@ -84,6 +87,7 @@ def _wells(text: Text, block: Block) -> pd.DataFrame:
     decimal = decimal_mark(text, numeric, block.line)
     frame = wells_frame(
         len(cells),
+        stripped=True,
         well=multiplex_wells(cells[col["well"]], cells[col["fluor"]]),
         sample=cells[col["sample"]],
         assay=cells[col["target"]],
@@ -94,4 +98,5 @@ def _wells(text: Text, block: Block) -> pd.DataFrame:
         line=block.line,
     )
     frame.attrs["cq_column"] = names[col["cq"]]
+    frame.attrs["incomplete_groups"] = incomplete_groups(frame, block, decimal)
     return frame

@@ -37,8 +37,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .sds import check_unique_wells, parse_cq_column, prefix_wells_with_run, wells_frame
 from .text import Text, load_text
+from .toolkit import (
+    parse_cq_column,
+    to_numbers,
+    wells_frame,
+)
+from .vocabulary import (
+    check_unique_wells,
+    prefix_wells_with_run,
+)
 
 _EXPERIMENT = re.compile(r"^\s*Experiment:\s*(?P<name>.*?)\s*(?:Selected Filter:\s*(?P<filter>.*?))?\s*$")
 _REQUIRED = ("Pos", "Name", "Cp")
@@ -101,7 +109,7 @@ def read(path: str, assay: str = "") -> pd.DataFrame:
             return table[header.index(name)] if name in header else pd.Series([""] * len(table))
 
         cq = parse_cq_column(raw[header.index("Cp")], path, line_numbers, "Cp")
-        standard = pd.to_numeric(col("Standard"), errors="coerce").astype(float)
+        standard = to_numbers(col("Standard"))
         quantity = standard.where(standard > 0)
         excluded = col("Include").str.lower().eq("false").map({True: "excluded", False: ""})
         status = col("Status")
@@ -111,19 +119,17 @@ def read(path: str, assay: str = "") -> pd.DataFrame:
             run = f"{experiment} [{filter_name}]"
         frames.append(
             wells_frame(
-                {
-                    "run": run,
-                    "well": col("Pos"),
-                    "sample": col("Name"),
-                    "assay": assay.strip(),
-                    "cq": cq,
-                    "cq_raw": raw[header.index("Cp")],
-                    "sample_type": quantity.notna().map({True: "Standard", False: ""}),
-                    "quantity": quantity,
-                    "instrument_flags": flags,
-                    "line": line_numbers,
-                },
                 len(table),
+                run=run,
+                well=col("Pos"),
+                sample=col("Name"),
+                assay=assay.strip(),
+                cq=cq,
+                cq_raw=raw[header.index("Cp")],
+                sample_type=quantity.notna().map({True: "Standard", False: ""}),
+                quantity=quantity,
+                instrument_flags=flags,
+                line=line_numbers,
             )
         )
     if not frames:

@@ -27,20 +27,23 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .table import (
+from .text import Text, load_text
+from .toolkit import (
     Block,
     cq_numbers,
     decimal_mark,
-    find_column,
     find_header,
-    multiplex_wells,
     read_block,
-    sample_type_name,
     table_end,
     to_numbers,
     wells_frame,
 )
-from .text import Text, load_text
+from .vocabulary import (
+    find_column,
+    incomplete_groups,
+    multiplex_wells,
+    sample_type_name,
+)
 
 CQ_NAMES = ("ct", "c\u0442", "cq", "crt", "c\u0442 value")
 SAMPLE_NAMES = ("sample name", "sample")
@@ -108,6 +111,7 @@ def _wells(text: Text, block: Block) -> pd.DataFrame:
         well = multiplex_wells(well, cells[col["reporter"]])
     frame = wells_frame(
         n,
+        stripped=True,
         well=well,
         sample=cells[col["sample"]],
         assay=cells[col["assay"]],
@@ -119,6 +123,7 @@ def _wells(text: Text, block: Block) -> pd.DataFrame:
         line=block.line,
     )
     frame.attrs["cq_column"] = names[col["cq"]]
+    frame.attrs["incomplete_groups"] = incomplete_groups(frame, block, decimal)
     return frame
 
 

@@ -50,7 +50,13 @@ import pandas as pd
 from defusedxml import DefusedXmlException
 
 from ..errors import InputError
-from .sds import check_unique_wells, parse_cq_column, wells_frame
+from .toolkit import (
+    parse_cq_column,
+    wells_frame,
+)
+from .vocabulary import (
+    check_unique_wells,
+)
 
 #: Largest RDML XML we read (uncompressed), in bytes.
 MAX_XML_BYTES = 256 * 1024 * 1024
@@ -336,18 +342,16 @@ def read(path: str, max_bytes: int = MAX_XML_BYTES, max_members: int = MAX_ZIP_M
     cq = parse_cq_column(table["cq_raw"], path + (f" ({member})" if member else ""), None, "cq", extra_no_value=(-1.0,))
     info = table["sample_id"].map(lambda s: samples.get(s, (s, "", math.nan)))
     frame = wells_frame(
-        {
-            "run": table["run"],
-            "well": table["well"],
-            "sample": info.map(lambda t: t[0]),
-            "assay": table["assay"],
-            "cq": cq,
-            "cq_raw": table["cq_raw"],
-            "sample_type": info.map(lambda t: t[1]),
-            "quantity": info.map(lambda t: t[2]),
-            "line": 0,
-        },
         len(table),
+        run=table["run"],
+        well=table["well"],
+        sample=info.map(lambda t: t[0]),
+        assay=table["assay"],
+        cq=cq,
+        cq_raw=table["cq_raw"],
+        sample_type=info.map(lambda t: t[1]),
+        quantity=info.map(lambda t: t[2]),
+        line=0,
     )
     check_unique_wells(frame, path, column="react id")
     frame.attrs["cq_column"] = "cq"

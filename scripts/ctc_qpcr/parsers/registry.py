@@ -14,17 +14,25 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from types import ModuleType
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from ..errors import InputError
-from .table import OPTIONAL_COLUMNS, TEXT_COLUMNS, WELL_COLUMNS, invalid_cq
 from .text import load_text
+from .toolkit import (
+    NO_VALUE_WORDS,
+    OPTIONAL_COLUMNS,
+    TEXT_COLUMNS,
+    WELL_COLUMNS,
+    invalid_cq,
+)
 
 #: All formats, in the order auto-detection tries them (the plain table last: it is the loosest).
-FORMATS = ("biomark", "quantstudio", "cfx", "sds", "lc480", "rdml", "table")
+FORMATS = ("biomark", "quantstudio", "cfx", "sds", "lc480", "rdml", "table", "excel")
 _DETECTION_ORDER = ("rdml", "biomark", "quantstudio", "cfx", "sds", "lc480", "table")
 
 
@@ -53,9 +61,17 @@ def _formats_hint() -> str:
 
 def detect_format(path: str | os.PathLike) -> str:
     """The format of the export at ``path``, recognised from its content."""
+    return _detect(path)[0]
+
+
+def _detect(path: str | os.PathLike):
+    """(format, loaded text or None) of the export at ``path``."""
     rdml = reader("rdml")
     if rdml is not None and hasattr(rdml, "sniff_path") and rdml.sniff_path(path):
-        return "rdml"
+        return "rdml", None
+    excel = reader("excel")
+    if excel is not None and excel.sniff_path(path):
+        return "excel", None
     try:
         text = load_text(path)
     except UnicodeDecodeError:
@@ -65,7 +81,7 @@ def detect_format(path: str | os.PathLike) -> str:
         if fmt == "rdml" or module is None or not hasattr(module, "sniff"):
             continue
         if module.sniff(text):
-            return fmt
+            return fmt, text
     raise InputError(
         str(path),
         "the export format was not recognised (formats tried: " + ", ".join(available_formats()) + ")",
@@ -73,16 +89,65 @@ def detect_format(path: str | os.PathLike) -> str:
     )
 
 
-def read_export(path: str | os.PathLike, fmt: str = "auto", plate: str = "P1") -> pd.DataFrame:
+#: What to do with an export whose grid of chambers/wells is incomplete.
+ON_INCOMPLETE = ("stop", "flag")
+
+
+#: Largest results export read, in bytes. A results table has one row per well:
+#: a 96.96 chip is 1.5 MB, four 192.24 chips in one file 3 MB. Files larger than
+#: this are refused before anything is loaded (the reading job declares
+#: ``mem_mb`` for this size; see workflow/rules/import.smk).
+MAX_EXPORT_BYTES = 64 * 1024 * 1024
+_RAW_CURVE_WORDS = ("amplification data", "multicomponent", "raw data", "delta rn", "fluorescence", "melt curve")
+
+
+def check_size(path: str | os.PathLike, fmt: str = "auto", limit: int | None = None) -> None:
+    """Refuse a file larger than any results export, saying what it looks like, before loading it."""
+    limit = MAX_EXPORT_BYTES if limit is None else limit
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return  # the reader says "file not found"
+    if size <= limit:
+        return
+    with open(path, "rb") as handle:
+        head = handle.read(65536)
+    text = head.decode("utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "latin-1", errors="replace").lower()
+    words = [w for w in _RAW_CURVE_WORDS if w in text]
+    cycles = re.search(r"(^|[,;\t\n])\s*\"?cycle", text) is not None
+    looks = (
+        f"; it looks like raw fluorescence curves (one row per well and cycle: {', '.join(words + ['cycle'] * cycles)}), "
+        "not a table of Cq values"
+        if words or cycles
+        else ""
+    )
+    raise InputError(
+        str(path),
+        f"the file is {size / 1e6:.1f} MB, more than the {limit / 1e6:.1f} MB a results export of one plate "
+        f"or chip (format {fmt}) can take{looks}",
+        "export the results table (one Cq per well: BioMark 'Table Results', QuantStudio 'Results', "
+        "CFX 'Quantification Cq Results') and give that file in plates.tsv",
+    )
+
+
+def read_export(
+    path: str | os.PathLike, fmt: str = "auto", plate: str = "P1", on_incomplete: str = "stop"
+) -> pd.DataFrame:
     """Read one plate's export into the Wells table and check it.
 
     ``fmt`` is one of :data:`FORMATS` or ``"auto"``. Adds the ``plate`` column,
-    keeps the rows in file order, and raises InputError for a well listed twice
-    or a Cq text that is neither a number nor a known no-value token.
+    keeps the rows in file order, and raises InputError for a well listed twice,
+    a Cq text that is neither a number nor a known no-value token, an export
+    without a single Cq cell filled, or (``on_incomplete="stop"``) an
+    incomplete grid. With ``"flag"`` the missing wells are in
+    ``attrs["missing_wells"]`` and the incomplete replicate groups in
+    ``attrs["incomplete_groups"]``, for the caller to list.
     """
     fmt = (fmt or "auto").strip().lower()
+    check_size(path, fmt)
+    text = None
     if fmt == "auto":
-        fmt = detect_format(path)
+        fmt, text = _detect(path)
     if fmt not in FORMATS:
         raise InputError(str(path), f"unknown export format '{fmt}'", "use one of: auto, " + ", ".join(FORMATS))
     module = reader(fmt)
@@ -90,23 +155,77 @@ def read_export(path: str | os.PathLike, fmt: str = "auto", plate: str = "P1") -
         raise InputError(
             str(path), f"the reader for format '{fmt}' is not available in this installation", _formats_hint()
         )
-    wells = module.read(path)
+    wells = module.parse(text) if text is not None and hasattr(module, "parse") else module.read(path)
     cq_column = wells.attrs.get("cq_column", "Cq")
+    missing = list(wells.attrs.get("missing_wells", []))
+    groups = list(wells.attrs.get("incomplete_groups", []))
+    grid = wells.attrs.get("grid", "plate")
+    where = str(path) + (f" (sheet '{wells.attrs['sheet']}')" if wells.attrs.get("sheet") else "")
     wells = _standard_columns(wells, plate)
-    _check_duplicate_wells(wells, str(path), plate)
-    _check_cq_text(wells, str(path), cq_column)
+    _check_duplicate_wells(wells, where, plate)
+    _check_cq_text(wells, where, cq_column)
+    _check_some_cq(wells, where, plate, cq_column)
+    if on_incomplete not in ON_INCOMPLETE:
+        raise ValueError(f"on_incomplete must be one of {ON_INCOMPLETE}, not {on_incomplete!r}")
+    if on_incomplete == "stop":
+        _check_complete(where, plate, len(wells), missing, groups, grid)
+    wells.attrs = {"missing_wells": missing, "incomplete_groups": groups}
     return wells
+
+
+def _listed(names: list[str], limit: int = 12) -> str:
+    more = f" … and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _check_complete(path: str, plate: str, n: int, missing: list[str], groups: list, grid: str) -> None:
+    """InputError naming the plate and the missing wells (or the incomplete replicate groups)."""
+    hint = (
+        "re-export the whole results table from the instrument software (the file looks cut off), "
+        "or set import.on_incomplete: flag in config/config.yaml to go on with the wells listed "
+        "(the missing ones are then listed in the well audit as 'missing')"
+    )
+    if missing:
+        raise InputError(
+            path,
+            f"plate {plate}: the export lists {n} chambers but the {grid} has {n + len(missing)}; "
+            f"{len(missing)} missing: {_listed(missing)}",
+            hint,
+        )
+    if groups:
+        raise InputError(
+            path,
+            f"plate {plate}: {len(groups)} replicate group(s) lack wells: {'; '.join(g[2] for g in groups[:5])}"
+            + (f"; … and {len(groups) - 5} more" if len(groups) > 5 else ""),
+            hint,
+        )
+
+
+def _check_some_cq(wells: pd.DataFrame, path: str, plate: str, cq_column) -> None:
+    """An export whose Cq cells are all empty was exported before analysis: nothing to read."""
+    if len(wells) == 0 or wells["cq"].notna().any():
+        return
+    if (wells["cq_raw"].str.strip() != "").any():
+        return  # no-amplification marks (999, Undetermined, ...): a measured result
+    column = cq_column if isinstance(cq_column, str) else "Cq"
+    raise InputError(
+        path,
+        f"plate {plate}: none of the {len(wells)} wells has a Cq value (every {column} cell is empty)",
+        "analyse the run in the instrument software (set the threshold / call Cq) and export the results again",
+        column=column,
+    )
 
 
 def _standard_columns(wells: pd.DataFrame, plate: str) -> pd.DataFrame:
     """``plate`` first, then the Wells columns in contract order; missing ones filled empty."""
-    out = wells.reset_index(drop=True).copy()
+    out = wells.reset_index(drop=True)
     out.attrs = {}
     for column in WELL_COLUMNS:
         if column not in out.columns:
             out[column] = "" if column in TEXT_COLUMNS else (0 if column == "line" else np.nan)
     for column in TEXT_COLUMNS:
-        out[column] = out[column].fillna("").astype(str)
+        if infer_dtype(out[column], skipna=False) != "string":  # readers give str: usually nothing to do
+            out[column] = out[column].fillna("").astype(str)
     out["line"] = out["line"].astype("int64")
     out.insert(0, "plate", str(plate))
     extras = [c for c in OPTIONAL_COLUMNS if c in out.columns]
@@ -139,7 +258,7 @@ def _check_cq_text(wells: pd.DataFrame, path: str, cq_column) -> None:
     raise InputError(
         path,
         f"the Cq value {wells['cq_raw'].iloc[i]!r} of well '{wells['well'].iloc[i]}' is not a number "
-        "(nor a no-value mark: 999, Undetermined, No Ct, N/A, NaN, NA, -, empty)",
+        f"(nor a no-value mark: {NO_VALUE_WORDS})",
         "correct the value in the instrument software and re-export, or leave the cell empty for no amplification",
         line=line or None,
         column=column,

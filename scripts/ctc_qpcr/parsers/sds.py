@@ -24,138 +24,28 @@ the ``Plate`` / ``PlateID`` column. When a file holds several runs the well id
 is prefixed with the run (``john dawes card 2:17``) so that it is unique in the
 file.
 
-This module also holds the small helpers the other readers of part B share
-(:data:`WELL_COLUMNS`, :func:`parse_cq_column`, :func:`wells_frame`).
+The shared building blocks (Wells frame, Cq parsing, unique wells) are those
+of :mod:`.toolkit`.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .table import WELL_COLUMNS as _TABLE_WELL_COLUMNS
 from .text import Text, load_text
-
-#: Columns produced by every reader (data-model.md section 1, without plate/state).
-WELL_COLUMNS = list(_TABLE_WELL_COLUMNS)
-
-#: Cq cell texts that mean "no Cq" (compared stripped and case-insensitively).
-NO_VALUE_TOKENS = frozenset({"", "undetermined", "no ct", "no cq", "n/a", "na", "nan", "-", "999"})
-
-#: BioMark-style "no amplification" number.
-NO_VALUE_NUMBER = 999.0
-
-
-def _to_float(text: str) -> float:
-    if "_" in text:  # float() would accept "1_0" as 10
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
-
-
-def parse_cq_column(
-    raw: pd.Series,
-    path: str,
-    lines: pd.Series | None,
-    column: str,
-    extra_no_value: Iterable[float] = (),
-) -> pd.Series:
-    """Turn Cq cell texts into floats (NaN for the no-value tokens).
-
-    Any text that is neither a number nor a no-value token raises
-    :class:`InputError` naming the first such cell (file, line, column, text).
-    ``extra_no_value`` adds numbers that mean "no Cq" in a format (RDML: -1).
-    """
-    text = raw.astype(str).str.strip().str.strip('"').str.strip()
-    # Python's float() is correctly rounded; pandas' fast parser can be 1 ulp off.
-    values = text.map(_to_float).astype(float)
-    is_token = text.str.lower().isin(NO_VALUE_TOKENS)
-    finite = np.isfinite(values.to_numpy())
-    bad = ~is_token & ~finite
-    if bad.any():
-        first = bad.to_numpy().nonzero()[0][0]
-        line = None if lines is None else int(lines.iloc[first]) or None
-        raise InputError(
-            path,
-            f"the Cq cell holds {raw.iloc[first]!r}, which is neither a number nor a 'no Cq' mark "
-            "(Undetermined, No Ct, N/A, NaN, -, 999 or empty)",
-            "correct the cell or re-export the plate; use a dot as the decimal mark",
-            line=line,
-            column=column,
-        )
-    no_value = is_token | (values == NO_VALUE_NUMBER)
-    for number in extra_no_value:
-        no_value |= values == number
-    return values.mask(no_value)
-
-
-def wells_frame(columns: dict[str, object], n: int) -> pd.DataFrame:
-    """Build a Wells frame of ``n`` rows from the given columns, filling the rest.
-
-    Missing text columns become "", missing float columns NaN; dtypes follow
-    data-model.md.
-    """
-    defaults: dict[str, object] = {
-        "run": "",
-        "well": "",
-        "sample": "",
-        "assay": "",
-        "cq": math.nan,
-        "cq_raw": "",
-        "quality": math.nan,
-        "quality_threshold": math.nan,
-        "call": "",
-        "sample_type": "",
-        "quantity": math.nan,
-        "instrument_flags": "",
-        "line": 0,
-    }
-    data = {}
-    for name in WELL_COLUMNS:
-        value = columns.get(name, defaults[name])
-        if isinstance(value, (pd.Series, np.ndarray, list)):
-            data[name] = pd.Series(list(value) if isinstance(value, list) else np.asarray(value), dtype=object).to_numpy()
-        else:
-            data[name] = [value] * n
-    frame = pd.DataFrame(data, columns=WELL_COLUMNS)
-    for name in ("run", "well", "sample", "assay", "cq_raw", "call", "sample_type", "instrument_flags"):
-        frame[name] = frame[name].astype(str)
-    for name in ("cq", "quality", "quality_threshold", "quantity"):
-        frame[name] = frame[name].astype(float)
-    frame["line"] = frame["line"].astype(int)
-    return frame
-
-
-def prefix_wells_with_run(frame: pd.DataFrame) -> pd.DataFrame:
-    """If the frame holds several runs, make well ids unique as ``run:well``."""
-    if frame["run"].nunique() > 1:
-        frame["well"] = frame["run"] + ":" + frame["well"]
-    return frame
-
-
-def check_unique_wells(frame: pd.DataFrame, path: str, column: str = "well") -> None:
-    """Raise :class:`InputError` when a well id occurs twice in one run."""
-    dup = frame.duplicated(["run", "well"], keep="first")
-    if dup.any():
-        row = frame[dup].iloc[0]
-        first = frame[(frame["run"] == row["run"]) & (frame["well"] == row["well"])].iloc[0]
-        where = f" of run {row['run']!r}" if row["run"] else ""
-        first_at = f" (first seen on line {first['line']})" if first["line"] else ""
-        raise InputError(
-            path,
-            f"well {row['well']!r}{where} occurs twice{first_at}",
-            "each well may appear once per run; re-export the plate or split the file",
-            line=int(row["line"]) or None,
-            column=column,
-        )
-
+from .toolkit import (
+    parse_cq_column,
+    to_numbers,
+    wells_frame,
+)
+from .vocabulary import (
+    check_unique_wells,
+    prefix_wells_with_run,
+)
 
 # --------------------------------------------------------------------------- SDS
 
@@ -302,7 +192,7 @@ def read(path: str) -> pd.DataFrame:
 
     quantity = pd.Series(np.nan, index=table.index)
     if i_quantity is not None:
-        quantity = pd.to_numeric(table[i_quantity], errors="coerce").astype(float)
+        quantity = to_numbers(table[i_quantity])
 
     marks = [
         column(i_flag).str.lower().eq("flagged").map({True: "flagged", False: ""}),
@@ -312,19 +202,17 @@ def read(path: str) -> pd.DataFrame:
     flags = pd.Series([";".join(m for m in parts if m) for parts in zip(*marks)], dtype=str)
 
     frame = wells_frame(
-        {
-            "run": column(i_run),
-            "well": column(i_well),
-            "sample": column(i_sample),
-            "assay": column(i_assay),
-            "cq": cq,
-            "cq_raw": raw_table[i_ct],
-            "sample_type": column(i_task),
-            "quantity": quantity,
-            "instrument_flags": flags,
-            "line": line_numbers,
-        },
         len(table),
+        run=column(i_run),
+        well=column(i_well),
+        sample=column(i_sample),
+        assay=column(i_assay),
+        cq=cq,
+        cq_raw=raw_table[i_ct],
+        sample_type=column(i_task),
+        quantity=quantity,
+        instrument_flags=flags,
+        line=line_numbers,
     )
     check_unique_wells(frame, path, column=header[i_well])
     return prefix_wells_with_run(frame)

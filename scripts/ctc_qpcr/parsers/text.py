@@ -101,22 +101,3 @@ def load_text(path: str | os.PathLike, max_bytes: int = MAX_TEXT_BYTES) -> Text:
     if not any(line.strip(" \t,;\"") for line in lines):
         raise InputError(str(path), "the file has no content (only blank lines or empty cells)", "re-export the plate from the instrument software")
     return Text(path=str(path), lines=lines, encoding=encoding, newline=newline)
-
-
-def parse_number(text: str, decimal: str = ".") -> float | None:
-    """Parse a number as written in an export; ``None`` if it is not a number.
-
-    ``decimal=","`` accepts a decimal comma (European Excel exports). Thousands
-    separators are not accepted: Cq values never have them.
-    """
-    s = text.strip().strip('"').strip()
-    if not s:
-        return None
-    if decimal == ",":
-        if "." in s and "," in s:
-            return None
-        s = s.replace(",", ".")
-    try:
-        return float(s)
-    except ValueError:
-        return None

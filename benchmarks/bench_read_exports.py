@@ -1,0 +1,96 @@
+"""Reading BioMark chips: one chip against pandas read_csv, and the body of a read_exports job.
+
+    .venv/bin/python benchmarks/bench_read_exports.py [--chips 12] [--out SCRATCH]
+
+Simulates N 96.96 chips (9,216 chambers each) with scripts/simulate_study.py --bench
+(reused when present), then prints, in CPU time (best of 15): pandas read_csv of one
+chip's table, read_export of the same chip with all checks, and their ratio (target
+≤ 3, issue 17); and the wall time of what one read_exports job does for the N chips
+(read_plate + Parquet + TSV per chip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from ctc_qpcr import sheets
+from ctc_qpcr.importing import read_plate
+from ctc_qpcr.parsers.registry import read_export
+from ctc_qpcr.tables import write_parquet, write_tsv
+
+
+def table_start(path: str) -> int:
+    with open(path, encoding="ascii", errors="replace") as handle:
+        for i, line in enumerate(handle):
+            if line.startswith("ID,") and i > 0:
+                return i
+    raise SystemExit(f"{path}: no 'ID,...' header")
+
+
+def cpu_best(fn, n: int = 15) -> float:
+    best = float("inf")
+    for _ in range(n):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chips", type=int, default=12)
+    parser.add_argument(
+        "--out", default=str(Path(tempfile.gettempdir()) / "ctc-bench-read")
+    )
+    args = parser.parse_args()
+    out = Path(args.out) / f"chips-{args.chips}"
+    if not (out / "plates.tsv").exists():
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "scripts" / "simulate_study.py"),
+                "--out",
+                str(out),
+                "--seed",
+                "1",
+                "--chips",
+                str(args.chips),
+                "--bench",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    plates = pd.read_csv(out / "plates.tsv", sep="\t")
+    first = plates["path"].iloc[0]
+    skip = table_start(first)
+    floor = cpu_best(lambda: pd.read_csv(first, skiprows=skip, header=0))
+    ours = cpu_best(lambda: read_export(first, fmt="biomark"))
+    print(
+        f"one chip ({len(read_export(first, fmt='biomark'))} chambers): pandas read_csv {floor * 1000:.1f} ms, "
+        f"read_export {ours * 1000:.1f} ms, ratio {ours / floor:.2f} (target <= 3)"
+    )
+    samples = sheets.load_samples(out / "samples.tsv")
+    assays = sheets.assays_frame(sheets.load_assays(out / "assays.tsv"))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        for plate, path, fmt in zip(plates["plate"], plates["path"], plates["format"]):
+            wells = read_plate(path, fmt, plate, "B1", samples, assays)
+            write_parquet(wells, f"{tmp}/{plate}.parquet")
+            write_tsv(wells, f"{tmp}/{plate}.tsv")
+        print(
+            f"read_exports job body, {len(plates)} chips: {time.perf_counter() - start:.2f} s wall"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""No-template controls (NTC) that amplify: a flag on the plate and the assay (docs/methods.md §3.3).
+
+An NTC well is a well whose sample has ``kind`` ``ntc`` in samples.tsv, or whose
+export marks it as a no-template control (``sample_type`` NTC: QuantStudio
+``Task``, CFX ``Content``, RDML ``ntc``). It *amplifies* when its Cq is at most
+``max_cq`` (default: the LOD of the batch) and its curve did not fail (state not
+EXPFAIL). Per plate and assay the table gives the NTC wells, how many amplified,
+the lowest NTC Cq and the median Cq of the other samples' wells, and a flag:
+
+* ``ok`` — no NTC well amplified;
+* ``ntc_amplified`` — an NTC amplified, at least ``min_delta_cq`` cycles after
+  the samples' median (the samples' signal is well above the background);
+* ``ntc_close_to_samples`` — an NTC amplified less than ``min_delta_cq`` cycles
+  after the samples' median (or before it): the samples' signal of that assay on
+  that plate may be contamination. Default 3.32 cycles = log2(10), a tenfold
+  excess, the margin of the NTC censoring rule in the method reference.
+
+Nothing is removed here: the flags are for the person who reads the QC tables
+(``detection.ntc_margin`` is the rule that changes detection calls).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+NTC_COLUMNS = [
+    "batch",
+    "plate",
+    "assay",
+    "ntc_wells",
+    "ntc_amplified",
+    "ntc_min_cq",
+    "samples_median_cq",
+    "delta_cq",
+    "max_cq",
+    "flag",
+    "plate_flag",
+]
+
+
+def ntc_wells(wells: pd.DataFrame, samples: pd.DataFrame) -> pd.Series:
+    """True for the wells of no-template controls (samples.tsv kind ntc, or the export's NTC type)."""
+    ntc_names = set(
+        samples.loc[samples["kind"].astype(str).str.lower() == "ntc", "sample"].astype(
+            str
+        )
+    )
+    return wells["sample"].isin(ntc_names) | wells["sample_type"].astype(
+        str
+    ).str.upper().eq("NTC")
+
+
+def ntc_table(
+    wells: pd.DataFrame, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float
+) -> pd.DataFrame:
+    """One row per batch, plate and assay holding NTC wells; ``max_cq`` maps batch → Cq limit."""
+    kept = wells[(wells["excluded"] == "") & (wells["assay"] != "")].copy()
+    kept["is_ntc"] = ntc_wells(kept, samples).to_numpy()
+    kept["limit"] = kept["batch"].map(max_cq).astype(float)
+    usable = kept["cq"].notna() & kept["state"].ne("EXPFAIL")
+    kept["amplified"] = kept["is_ntc"] & usable & (kept["cq"] <= kept["limit"])
+    keys = ["batch", "plate", "assay"]
+    ntc = kept[kept["is_ntc"]]
+    if ntc.empty:
+        return pd.DataFrame(columns=NTC_COLUMNS)
+    table = ntc.groupby(keys, sort=True).agg(
+        ntc_wells=("well", "size"),
+        ntc_amplified=("amplified", "sum"),
+        max_cq=("limit", "first"),
+    )
+    amplified_cq = (
+        ntc[ntc["amplified"]].groupby(keys, sort=True)["cq"].min().rename("ntc_min_cq")
+    )
+    others = kept[~kept["is_ntc"] & usable]
+    samples_cq = (
+        others.groupby(keys, sort=True)["cq"].median().rename("samples_median_cq")
+    )
+    table = table.join(amplified_cq).join(samples_cq).reset_index()
+    table["delta_cq"] = table["ntc_min_cq"] - table["samples_median_cq"]
+    close = table["ntc_amplified"].gt(0) & ~(table["delta_cq"] >= min_delta_cq)
+    table["flag"] = np.select(
+        [close, table["ntc_amplified"].gt(0)],
+        ["ntc_close_to_samples", "ntc_amplified"],
+        "ok",
+    )
+    worst = table.assign(
+        rank=table["flag"].map({"ok": 0, "ntc_amplified": 1, "ntc_close_to_samples": 2})
+    )
+    plate_rank = worst.groupby(["batch", "plate"])["rank"].transform("max")
+    table["plate_flag"] = plate_rank.map(
+        {0: "ok", 1: "ntc_amplified", 2: "ntc_close_to_samples"}
+    )
+    table["ntc_amplified"] = table["ntc_amplified"].astype(int)
+    return table[NTC_COLUMNS]
