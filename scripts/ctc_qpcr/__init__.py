@@ -1,7 +1,7 @@
 """ctc-qpcr: the science behind the ctc-qpcr Snakemake workflow.
 
 Each module holds one stage of the method in ``docs`` of the project
-(``../shared/docs/algorithms.md`` is the method reference). Snakemake
+(``docs/methods.md`` in the repository is the method reference). Snakemake
 ``script:`` files in ``scripts/`` are thin adapters around these functions.
 """
 

@@ -1,6 +1,6 @@
 """Fluidigm BioMark "Table Results" export (Real-Time PCR Analysis v2.x to v4.x).
 
-Layout (algorithms.md §3.1)::
+Layout (docs/methods.md §3.1)::
 
     Chip Run Info,<path>,<barcode or "Combined Chip Run">,192.24 (169x),...   (v4.x)
     Application Version,4.5.2
