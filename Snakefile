@@ -6,6 +6,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+include: "workflow/rules/config_file.smk"
+
+
 configfile: "config/config.yaml"
 
 
@@ -20,6 +23,7 @@ include: "workflow/rules/differential.smk"
 include: "workflow/rules/classifier.smk"
 include: "workflow/rules/outcome.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/qc_report.smk"
 
 
 localrules:

@@ -9,9 +9,9 @@ from ctc_qpcr.tables import read_tsv
 
 def main(smk, log):
     cells = pd.read_parquet(smk.input.cq)
-    plot_gdna_fraction(cells, smk.output.gdna)
+    plot_gdna_fraction(cells, smk.output.gdna, smk.params.grade_f)
     plot_ipc(read_tsv(smk.input.calibration), smk.output.ipc)
-    plot_replicate_delta(cells, smk.output.replicates, smk.config["replicates"]["max_delta"])
+    plot_replicate_delta(cells, smk.output.replicates, smk.params.max_delta)
     plot_well_fates(read_tsv(smk.input.wells_summary), smk.output.fates)
 
 

@@ -5,7 +5,10 @@ well states and chip-level settings (those of the first training batch), the
 IPC reference of the training study (so its chips are calibrated onto the same
 scale), and the training study's normaliser genes (from
 results/reference_genes/chosen.tsv) — nothing is re-estimated from the new
-samples.
+samples. A sample lacking some genes the model uses is predicted with the
+model's own imputation and flagged (column imputed_genes); above
+predict.max_missing_fraction it is rejected and the status says why
+(docs/methods.md §7).
 """
 
 from dataclasses import replace
@@ -22,14 +25,22 @@ from ctc_qpcr.preprocess import ipc_reference_from, preprocess_batch
 from ctc_qpcr.tables import read_tsv, write_tsv
 
 
-def main(smk, log):
+def new_batch_cells(smk, samples, assays):
+    """Read and preprocess the new batch's exports with the training study's settings."""
     chip = smk.params.chip
     plates = sheets.load_plates(smk.input.plates)
-    samples = sheets.load_samples(smk.input.samples)
-    assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
     wells = pd.concat(
         [
-            read_plate(p.path, p.format, p.plate, p.batch, samples, assays, lod=chip["lod"], unknown_names=chip["unknown_names"])
+            read_plate(
+                p.path,
+                p.format,
+                p.plate,
+                p.batch,
+                samples,
+                assays,
+                lod=chip["lod"],
+                unknown_names=chip["unknown_names"],
+            )
             for p in plates.itertuples(index=False)
         ],
         ignore_index=True,
@@ -40,8 +51,11 @@ def main(smk, log):
     options = chip_options({**chip, "efficiency": {"apply": False, "from_standards": False}})
     options = replace(options, ipc=replace(options.ipc, reference=reference))
     result = preprocess_batch(wells[wells["excluded"] == ""], sheets.samples_frame(samples), assays, options)
-    cells = result["cells"]
-    write_tsv(cells, smk.output.cq)
+    return result["cells"]
+
+
+def new_batch_matrix(smk, log, cells, samples, assays):
+    """ΔCq matrix of the new batch with the training study's normaliser genes."""
     default = smk.params.normalisation["default"]
     chosen = read_tsv(smk.input.chosen)
     row = chosen[chosen["strategy"] == default]
@@ -50,36 +64,37 @@ def main(smk, log):
         strategy, fixed = "none", None
     else:
         strategy, fixed = "reference", genes
-        log.info("normalising the new batch with the training normaliser genes %s (%s strategy)", genes, default)
+        log.info(
+            "normalising the new batch with the training normaliser genes %s (%s strategy)", genes, default
+        )
     normalised = normalise_study(
-        cells, sheets.samples_frame(samples), assays, strategies=(strategy,), reference_genes=fixed,
+        cells,
+        sheets.samples_frame(samples),
+        assays,
+        strategies=(strategy,),
+        reference_genes=fixed,
         normfinder_group=None,
     )
     matrix = normalised["matrices"][strategy]
-    matrix = matrix.reset_index() if "sample" not in matrix.columns else matrix
-    models = load_models(smk.input.model)
-    frames = []
-    for _, bundle in sorted(models.items()):
-        # Samples lacking a ΔCq for a model gene are rejected (predict() refuses
-        # them with a message); they are listed with the genes they lack, so no
-        # sample disappears from the output.
-        features = [g for g in bundle["features"] if g in matrix.columns]
-        missing = matrix[features].isna() if features else pd.DataFrame(index=matrix.index)
-        complete = ~missing.any(axis=1) if len(features) == len(bundle["features"]) else pd.Series(False, index=matrix.index)
-        if complete.any():
-            predicted = predict(bundle, matrix[complete])
-            predicted["status"] = "predicted"
-            frames.append(predicted)
-        for i in matrix.index[~complete]:
-            lacking = sorted(set(bundle["features"]) - set(features)) + [g for g in features if missing.loc[i, g]]
-            reason = "rejected: no ΔCq for model genes " + ", ".join(lacking)
-            log.warning("sample %s, site %s: %s", matrix.loc[i, "sample"], bundle["site"], reason)
-            frames.append(
-                pd.DataFrame(
-                    {"sample": [matrix.loc[i, "sample"]], "site": [bundle["site"]], "estimator": [bundle["estimator"]], "probability": [float("nan")], "status": [reason]}
-                )
-            )
-    out = pd.concat(frames, ignore_index=True).sort_values(["sample", "site", "estimator"], kind="stable")
+    return matrix.reset_index() if "sample" not in matrix.columns else matrix
+
+
+def main(smk, log):
+    samples = sheets.load_samples(smk.input.samples)
+    assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
+    cells = new_batch_cells(smk, samples, assays)
+    write_tsv(cells, smk.output.cq)
+    matrix = new_batch_matrix(smk, log, cells, samples, assays)
+    limit = smk.params.max_missing_fraction
+    out = predict(load_models(smk.input.model), matrix, max_missing_fraction=limit)
+    for r in out[out["status"] != "predicted"].itertuples(index=False):
+        log.warning("sample %s, site %s (%s): %s", r.sample, r.site, r.estimator, r.status)
+    n_samples = out["sample"].nunique()
+    n_with = out.loc[out["probability"].notna(), "sample"].nunique()
+    log.info(
+        "%d of %d samples got site probabilities (predict.max_missing_fraction %g)", n_with, n_samples, limit
+    )
+    out = out.sort_values(["sample", "site", "estimator"], kind="stable")
     write_tsv(out, smk.output.probabilities)
 
 

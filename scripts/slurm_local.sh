@@ -2,6 +2,8 @@
 # Start or stop a throw-away single-node Slurm on localhost (Debian, as root),
 # used by tests/test_slurm.py to run the workflow through a real scheduler.
 #   usage: scripts/slurm_local.sh up | down
+# `down` leaves the machine as `up` found it: it stops the daemons and removes
+# what `up` added (apt packages, munge key, slurm.conf), as listed in $ROOT/added.
 # Written for this project from the recipe in the team's Snakemake notes:
 # config in /etc/slurm/slurm.conf (SLURM_CONF does not reach job steps), no
 # accounting database (so Snakemake must poll with --slurm-status-command
@@ -14,11 +16,24 @@ is_running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 up() {
   export DEBIAN_FRONTEND=noninteractive
+  mkdir -p "$ROOT"
+  touch "$ROOT/added"
   if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+    local pkg missing=()
+    for pkg in slurmctld slurmd slurm-client munge; do
+      dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+    if [ ${#missing[@]} -gt 0 ]; then
+      printf 'apt %s\n' "${missing[@]}" >> "$ROOT/added"
+    fi
+  fi
+  if [ ! -e /etc/slurm/slurm.conf ] && ! grep -qx 'file /etc/slurm/slurm.conf' "$ROOT/added"; then
+    echo "file /etc/slurm/slurm.conf" >> "$ROOT/added"
   fi
   if [ ! -s /etc/munge/munge.key ]; then
+    echo "file /etc/munge/munge.key" >> "$ROOT/added"
     mungekey --create --keyfile=/etc/munge/munge.key --force
     chown munge:munge /etc/munge/munge.key
     chmod 0400 /etc/munge/munge.key
@@ -67,11 +82,25 @@ CONF
 }
 
 down() {
+  local pidfile kind item packages=()
   for pidfile in "$ROOT/run/slurmd.pid" "$ROOT/run/slurmctld.pid" /run/munge/munged.pid; do
     if [ -s "$pidfile" ]; then
       kill "$(cat "$pidfile")" 2>/dev/null || true
     fi
   done
+  [ -s "$ROOT/added" ] || return 0
+  while read -r kind item; do
+    case "$kind" in
+      apt) [ -n "$item" ] && packages+=("$item") ;;
+      file) rm -f "$item" ;;
+    esac
+  done < "$ROOT/added"
+  if [ ${#packages[@]} -gt 0 ]; then
+    # A Slurm client left without a controller makes every `sacct` wait ~9 s.
+    DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${packages[@]}" >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive apt-get autoremove -y -qq >/dev/null || true
+  fi
+  rm -f "$ROOT/added"
 }
 
 "${1:?usage: $0 up|down}"

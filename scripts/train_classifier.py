@@ -4,26 +4,31 @@ import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.classifier import run_classifier, save_models
+from ctc_qpcr.classifier import ClassifierInputError, run_classifier, save_models
+from ctc_qpcr.errors import InputError
 from ctc_qpcr.tables import read_tsv, write_tsv
 
 
 def main(smk, log):
     s = smk.params.settings
-    result = run_classifier(
-        read_tsv(smk.input.matrix),
-        sheets.load_samples(smk.input.samples),
-        strategy=smk.params.strategy,
-        estimators=tuple(s["estimators"]),
-        min_class=s["min_class"],
-        n_splits=s["n_splits"],
-        n_repeats=s["n_repeats"],
-        n_permutations=s["n_permutations"],
-        clinical_columns=tuple(s["clinical_columns"]),
-        one_timepoint=s["one_timepoint"] or None,
-        n_jobs=smk.threads,
-        seed=s["seed"],
-    )
+    try:
+        result = run_classifier(
+            read_tsv(smk.input.matrix),
+            sheets.load_samples(smk.input.samples),
+            strategy=smk.params.strategy,
+            estimators=tuple(s["estimators"]),
+            min_class=s["min_class"],
+            n_splits=s["n_splits"],
+            n_repeats=s["n_repeats"],
+            n_permutations=s["n_permutations"],
+            clinical_columns=tuple(s["clinical_columns"]),
+            one_timepoint=s["one_timepoint"] or None,
+            n_jobs=smk.threads,
+            seed=s["seed"],
+            cells=pd.read_parquet(smk.input.cells, columns=["batch", "sample", "gene"]),
+        )
+    except ClassifierInputError as exc:
+        raise InputError(exc.path or smk.input.samples, exc.problem, exc.hint) from None
     notes = [{"note": n} for n in result.get("notes", [])]
     notes += [{"note": f"skipped: {s}"} for s in result.get("skipped", [])]
     for n in notes:
@@ -32,7 +37,11 @@ def main(smk, log):
     write_tsv(result["predictions"], smk.output.predictions)
     write_tsv(result["features"], smk.output.features)
     write_tsv(pd.DataFrame(notes, columns=["note"]), smk.output.notes)
-    log.warning("the saved model %s is a trusted-source file only: never load model files from sources you do not trust", smk.output.model)
+    log.warning(
+        "the saved model %s is a trusted-source file only: "
+        "never load model files from sources you do not trust",
+        smk.output.model,
+    )
     save_models(result["models"], smk.output.model)
 
 

@@ -109,7 +109,45 @@ def run_sheet(case, tmp_path):
     (path,) = inputs_of(case)
     kind = params_of(case)["kind"]
     df = getattr(sheets, f"load_{kind}")(path)
-    return f"loads {len(df)} rows"
+    text = f"loads {len(df)} rows"
+    if "show" in params_of(case):  # show=<sample>:<column>: the value as read
+        name, col = params_of(case)["show"].split(":")
+        text += f"; {col} of {name} = {df.loc[df[df.columns[0]] == name, col].iloc[0]}"
+    return text
+
+
+def _merged(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = (
+            _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def run_settings(case, tmp_path):
+    """config_check.check_settings: the dry-run checks of settings against the sheets."""
+    from ctc_qpcr.config_check import check_settings
+
+    config_path, sample_path, assay_path = inputs_of(case)
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config = _merged(base, yaml.safe_load(Path(config_path).read_text(encoding="utf-8")))
+    check_settings(
+        config,
+        sheets.load_samples(sample_path),
+        sheets.load_assays(assay_path),
+        sample_path,
+        assay_path,
+        config_path,
+    )
+    return "settings match the sheets"
+
+
+def run_config(case, tmp_path):
+    from ctc_qpcr.config_check import check_yaml_file
+
+    (path,) = inputs_of(case)
+    return f"{len(check_yaml_file(path))} keys"
 
 
 def run_escape(case, tmp_path):
@@ -171,7 +209,10 @@ def run_normalise(case, tmp_path):
     samples, assays = _sheets(sample_path, assay_path)
     cells = read_tsv(cells_path)
     result = normalise_study(
-        cells, sheets.samples_frame(samples), assays, strategies=["reference"],
+        cells,
+        sheets.samples_frame(samples),
+        assays,
+        strategies=["reference"],
         reference_genes=["ACTB", "GAPDH", "B2M", "PPIA"],
     )
     long = result["normalised"]["reference"]
@@ -221,6 +262,8 @@ RUNNERS = {
     "normalise": run_normalise,
     "differential": run_differential,
     "outcome": run_outcome,
+    "settings": run_settings,
+    "config": run_config,
 }
 
 
@@ -235,7 +278,9 @@ def _param(case):
 
 def check(case: dict, kind: str, text: str) -> None:
     assert "Traceback" not in text, f"{case['id']}: a bare traceback:\n{text}"
-    assert kind == ("error" if case["outcome"] == "error" else "ok"), f"{case['id']}: expected {case['outcome']}, got {kind}: {text}"
+    assert kind == ("error" if case["outcome"] == "error" else "ok"), (
+        f"{case['id']}: expected {case['outcome']}, got {kind}: {text}"
+    )
     assert case["expected"] in text, f"{case['id']}: expected {case['expected']!r} in:\n{text}"
     if kind == "error" and case["stage"] != "workflow":
         names = [Path(p).name for p in inputs_of(case)]
@@ -289,8 +334,11 @@ def test_generator_reproduces_the_corpus(tmp_path):
     import subprocess
 
     out = tmp_path / "bad"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_bad_inputs.py"), "--out", str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_bad_inputs.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     mine = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     committed = {p.relative_to(BAD): p.read_bytes() for p in BAD.rglob("*") if p.is_file()}
     assert mine.keys() == committed.keys()

@@ -1,4 +1,4 @@
-"""Tests for the metastatic-site classifier (algorithms.md §7)."""
+"""Tests for the metastatic-site classifier (docs/methods.md §7)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, StratifiedKFold, cross_val_predict
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, StratifiedKFold
 
 from ctc_qpcr import classifier as C
 from ctc_qpcr.plots_classifier import plot_calibration, plot_roc
@@ -26,9 +26,16 @@ def planted(seed=2016, n=45, n_liver=20, shift=1.5, signal=True):
         X[np.ix_(liver, np.arange(10))] += shift
     ids = [f"P{i:02d}" for i in range(n)]
     sites = ["liver" if liver[i] else "bone" for i in range(n)]
-    samples = pd.DataFrame({"sample": ids, "kind": "patient", "patient": ids,
-                            "timepoint": "T0", "sites": sites,
-                            "subtype": rng.choice(["ER+", "HER2+", "TNBC"], n)})
+    samples = pd.DataFrame(
+        {
+            "sample": ids,
+            "kind": "patient",
+            "patient": ids,
+            "timepoint": "T0",
+            "sites": sites,
+            "subtype": rng.choice(["ER+", "HER2+", "TNBC"], n),
+        }
+    )
     matrix = pd.DataFrame(X + 8.0, columns=GENES)
     matrix.insert(0, "sample", ids)
     return matrix, samples
@@ -40,14 +47,15 @@ def noise_data():
     X = rng.normal(size=(45, 46))
     y = np.r_[np.ones(20, int), np.zeros(25, int)]
     ids = [f"N{i:02d}" for i in range(45)]
-    samples = pd.DataFrame({"sample": ids, "kind": "patient", "timepoint": "T0",
-                            "sites": ["liver" if v else "bone" for v in y]})
+    samples = pd.DataFrame(
+        {"sample": ids, "kind": "patient", "timepoint": "T0", "sites": ["liver" if v else "bone" for v in y]}
+    )
     matrix = pd.DataFrame(X, columns=GENES)
     matrix.insert(0, "sample", ids)
     return matrix, samples, X, y
 
 
-FAST = dict(strategy="test", n_repeats=5, n_permutations=100, min_class=8)
+FAST = {"strategy": "test", "n_repeats": 5, "n_permutations": 100, "min_class": 8}
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +79,12 @@ def _row(res, site, estimator="elasticnet"):
 
 
 def test_site_labels_multilabel_and_skips():
-    samples = pd.DataFrame({
-        "sample": [f"S{i}" for i in range(20)],
-        "sites": ["liver;bone"] * 9 + ["bone"] * 9 + ["brain", ""],
-    })
+    samples = pd.DataFrame(
+        {
+            "sample": [f"S{i}" for i in range(20)],
+            "sites": ["liver;bone"] * 9 + ["bone"] * 9 + ["brain", ""],
+        }
+    )
     Y, skipped = C.site_labels(samples, min_class=8)
     assert list(Y.columns) == ["liver"]  # bone: 18 pos / 1 neg, brain: 1 pos
     assert Y.index.name == "sample" and len(Y) == 19 and int(Y["liver"].sum()) == 9
@@ -100,7 +110,9 @@ def test_planted_liver_signal_detected(planted_result):
     assert np.isfinite(row["clinical_auc"])
     assert row["delta_auc"] == pytest.approx(row["auc"] - row["clinical_auc"])
     feats = res["features"]
-    top = feats[(feats.site == "liver") & (feats.estimator == "elasticnet")].nlargest(8, "selection_frequency")
+    top = feats[(feats.site == "liver") & (feats.estimator == "elasticnet")].nlargest(
+        8, "selection_frequency"
+    )
     assert set(top["gene"]) <= set(GENES[:10])  # the planted genes are the stable ones
     preds = res["predictions"]
     assert list(preds.columns) == ["sample", "site", "estimator", "probability", "label"]
@@ -123,7 +135,7 @@ def test_leaky_selection_beats_honest_on_noise(noise_result):
     folds = list(cv.split(Xs, y))
     for r in range(5):
         oof = np.empty(len(y))
-        for train, test in folds[r * 5:(r + 1) * 5]:
+        for train, test in folds[r * 5 : (r + 1) * 5]:
             model = LogisticRegression(class_weight="balanced").fit(Xs[train], y[train])
             oof[test] = model.predict_proba(Xs[test])[:, 1]
         aucs.append(roc_auc_score(y, oof))
@@ -143,7 +155,7 @@ def test_fast_preprocessing_matches_pipeline():
     y = (samples["sites"] == "liver").to_numpy(int)
     train, test = np.arange(36), np.arange(36, 45)
     model = C.make_pipeline("elasticnet").named_steps["model"]
-    fast = C._fast_fold_proba(model, 10, X[train], y[train], X[test])
+    fast = C.fast_fold_proba(model, 10, X[train], y[train], X[test])
     pipe = C.make_pipeline("elasticnet", k=10).fit(X[train], y[train])
     np.testing.assert_allclose(fast, pipe.predict_proba(X[test])[:, 1], rtol=1e-6, atol=1e-8)
     assert C.fast_auc(y[test], fast) == pytest.approx(roc_auc_score(y[test], fast))
@@ -154,11 +166,12 @@ def test_fast_grid_search_matches_gridsearchcv():
     X = matrix[GENES].to_numpy()
     y = (samples["sites"] == "liver").to_numpy(int)
     groups = samples["sample"].to_numpy()
-    grid = C._param_grid("elasticnet", (5, 10, "all"), 46)
+    grid = C.param_grid("elasticnet", (5, 10, "all"), 46)
     for train, _ in list(StratifiedKFold(5, shuffle=True, random_state=1).split(X, y))[:2]:
         fast = C.fast_grid_search("elasticnet", grid, X[train], y[train], groups[train])
-        gs = GridSearchCV(C.make_pipeline("elasticnet"), grid, scoring="roc_auc",
-                          cv=StratifiedKFold(3)).fit(X[train], y[train])
+        gs = GridSearchCV(C.make_pipeline("elasticnet"), grid, scoring="roc_auc", cv=StratifiedKFold(3)).fit(
+            X[train], y[train]
+        )
         assert fast == gs.best_params_
 
 
@@ -172,7 +185,8 @@ def test_predict_reproduces_refitted_model_exactly(planted_result, tmp_path):
     assert bundle["training_samples"] == sorted(matrix["sample"])
     assert "scikit-learn" in bundle["versions"]
     own = bundle["pipeline"].predict_proba(
-        matrix.set_index("sample").loc[bundle["training_samples"], GENES].to_numpy(float))[:, 1]
+        matrix.set_index("sample").loc[bundle["training_samples"], GENES].to_numpy(float)
+    )[:, 1]
     out = C.predict(bundle, matrix.sort_values("sample"))
     assert list(out.columns[:3]) == ["sample", "site", "probability"]
     assert (out["probability"].to_numpy() == own).all()
@@ -186,24 +200,12 @@ def test_predict_reproduces_refitted_model_exactly(planted_result, tmp_path):
     assert (again["probability"].to_numpy() == own).all()
 
 
-def test_predict_rejects_missing_features(planted_result):
-    matrix, _, res = planted_result
-    bundle = res["models"][("liver", "elasticnet")]
-    with pytest.raises(C.MissingFeatureError, match="G03"):
-        C.predict(bundle, matrix.drop(columns=["G03"]))
-    broken = matrix.copy()
-    broken.loc[broken["sample"] == "P07", "G11"] = np.nan
-    with pytest.raises(C.MissingFeatureError, match=r"P07: G11") as err:
-        C.predict(bundle, broken)
-    assert isinstance(err.value, ValueError) and "drop these samples" in str(err.value)
-
-
 # ------------------------------------------------------------ determinism
 
 
 def test_identical_results_for_one_and_two_jobs():
     matrix, samples = planted(seed=7)
-    kw = dict(strategy="test", n_repeats=2, n_permutations=20, k_features=(5, "all"))
+    kw = {"strategy": "test", "n_repeats": 2, "n_permutations": 20, "k_features": (5, "all")}
     one = C.run_classifier(matrix, samples, n_jobs=1, **kw)
     two = C.run_classifier(matrix, samples, n_jobs=2, **kw)
     for key in ("metrics", "predictions", "features"):
@@ -221,16 +223,16 @@ def test_grouped_patients_use_group_folds():
     m1["sample"] = m1["sample"] + "_T1"
     both_s = pd.concat([samples, t1], ignore_index=True)
     both_m = pd.concat([matrix, m1], ignore_index=True)
-    res = C.run_classifier(both_m, both_s, strategy="test", n_repeats=2, n_permutations=10,
-                           one_timepoint=None, k_features=(5,))
+    res = C.run_classifier(
+        both_m, both_s, strategy="test", n_repeats=2, n_permutations=10, one_timepoint=None, k_features=(5,)
+    )
     assert any("StratifiedGroupKFold" in n for n in res["notes"])
     y = (both_s.sort_values("sample")["sites"] == "liver").to_numpy(int)
     groups = both_s.sort_values("sample")["patient"].to_numpy()
     for folds in C.outer_splits(y, groups, 5, 2, 2016):
         for train, test in folds:
             assert not set(groups[train]) & set(groups[test])
-    t0 = C.run_classifier(both_m, both_s, strategy="test", n_repeats=2, n_permutations=0,
-                          k_features=(5,))
+    t0 = C.run_classifier(both_m, both_s, strategy="test", n_repeats=2, n_permutations=0, k_features=(5,))
     assert _row(t0, "liver")["n_pos"] + _row(t0, "liver")["n_neg"] == 45
 
 
@@ -239,10 +241,172 @@ def test_plots_are_deterministic(planted_result, tmp_path):
     for fn, name in ((plot_roc, "roc"), (plot_calibration, "cal")):
         a, b = tmp_path / f"{name}1.svg", tmp_path / f"{name}2.svg"
         if fn is plot_roc:
-            fn(res["predictions"], a, metrics=res["metrics"])
-            fn(res["predictions"], b, metrics=res["metrics"])
+            fn(res["predictions"], a, res["metrics"])
+            fn(res["predictions"], b, res["metrics"])
         else:
             fn(res["predictions"], a)
             fn(res["predictions"], b)
         assert a.read_bytes() == b.read_bytes()
         assert b"<svg" in a.read_bytes()
+
+
+# ------------------------------------------------- metrics per §7 (issue 16.7)
+
+
+def test_fold_auc_worked_example():
+    """Two folds: AUC 0.5 and 1.0 -> reported 0.75; pooled probabilities give 6/9."""
+    y = np.array([1, 0, 1, 0, 1, 0])
+    p = np.array([0.9, 0.2, 0.1, 0.3, 0.8, 0.4])
+    folds = [(np.array([3, 4, 5]), np.array([0, 1, 2])), (np.array([0, 1, 2]), np.array([3, 4, 5]))]
+    assert C.fold_auc(y, p, folds) == pytest.approx(0.75)
+    scores = C.repeat_scores(y, p[None, :], [folds])
+    assert scores["auc"] == pytest.approx(0.75)
+    assert scores["auc_pooled"] == pytest.approx(6 / 9)
+    assert scores["auc_low"] == scores["auc_high"] == pytest.approx(0.75)
+
+
+def test_reported_auc_is_mean_of_outer_fold_aucs(planted_result):
+    """Cross-check with scikit-learn: the clinical baseline refitted fold by fold."""
+    from ctc_qpcr.classifier.inputs import clinical_frame
+    from ctc_qpcr.classifier.pipeline import clinical_pipeline
+
+    _, samples, res = planted_result
+    sheet = samples.sort_values("sample").reset_index(drop=True)
+    y = (sheet["sites"] == "liver").to_numpy(int)
+    X = clinical_frame(sheet, ["subtype"])
+    per_repeat = []
+    for folds in C.outer_splits(y, sheet["sample"].to_numpy(), 5, FAST["n_repeats"], 2016):
+        aucs = []
+        for train, test in folds:
+            model = clinical_pipeline(X, 2016).fit(X.iloc[train], y[train])
+            aucs.append(roc_auc_score(y[test], model.predict_proba(X.iloc[test])[:, 1]))
+        per_repeat.append(np.mean(aucs))
+    row = _row(res, "liver", "clinical")
+    assert row["auc"] == pytest.approx(np.mean(per_repeat), abs=1e-12)
+    assert row["auc_low"] == pytest.approx(np.percentile(per_repeat, 2.5), abs=1e-12)
+
+
+def test_prevalence_baseline_reads_one_half(planted_result):
+    _, _, res = planted_result
+    prev = res["metrics"][res["metrics"]["estimator"] == "prevalence"]
+    assert len(prev) >= 1
+    assert (prev["auc"] == 0.5).all() and (prev["auc_low"] == 0.5).all() and (prev["auc_high"] == 0.5).all()
+
+
+def test_permutation_statistic_is_named(planted_result):
+    _, _, res = planted_result
+    row = _row(res, "liver")
+    assert row["permutation_statistic"] == (
+        "mean outer-fold AUC, 1 repeat(s), fixed hyper-parameters (k=10, C=1.0, l1_ratio=0.5)"
+    )
+    note = next(n for n in res["notes"] if n.startswith("liver/elasticnet: permutation statistic"))
+    assert f"observed {row['permutation_observed']:.4f}" in note
+    assert _row(res, "liver", "prevalence")["permutation_statistic"] == ""
+
+
+def test_roc_legend_shows_metrics_numbers(planted_result, tmp_path):
+    _, _, res = planted_result
+    labels = plot_roc(res["predictions"], tmp_path / "roc.svg", res["metrics"])
+    row = _row(res, "liver")
+    assert labels[("liver", "elasticnet")] == (
+        f"elasticnet: AUC {row['auc']:.2f} ({row['auc_low']:.2f}-{row['auc_high']:.2f})"
+    )
+    assert set(labels) == set(zip(res["metrics"]["site"], res["metrics"]["estimator"], strict=True))
+    with pytest.raises(ValueError, match="no row for bone/elasticnet, liver/elasticnet"):
+        plot_roc(
+            res["predictions"],
+            tmp_path / "roc2.svg",
+            res["metrics"][res["metrics"]["estimator"] != "elasticnet"],
+        )
+
+
+# ------------------------------------- prediction with missing genes (16.10)
+
+
+def _liver_bundle(res):
+    return res["models"][("liver", "elasticnet")]
+
+
+def test_predict_imputes_a_missing_model_gene_with_the_training_median(planted_result):
+    matrix, _, res = planted_result
+    bundle = _liver_bundle(res)
+    used = C.used_genes(bundle)
+    assert 0 < len(used) <= len(GENES)
+    gene = used[0]
+    new = matrix.sort_values("sample").head(3).copy()
+    new.loc[new.index[0], gene] = np.nan
+    out = C.predict(bundle, new)
+    filled = new.set_index("sample")[GENES].copy()
+    filled.iloc[0, GENES.index(gene)] = np.median(matrix[gene])  # median of the 45 training samples
+    expected = bundle["pipeline"].predict_proba(filled.to_numpy(float))[:, 1]
+    np.testing.assert_allclose(out["probability"], expected, rtol=0, atol=1e-12)
+    first = out.iloc[0]
+    assert first["imputed_genes"] == gene
+    assert first["missing_fraction"] == pytest.approx(1 / len(used))
+    assert first["status"] == (
+        f"predicted; 1 of {len(used)} model genes without a ΔCq ({gene}) imputed with the training median"
+    )
+    assert list(out["status"].iloc[1:]) == ["predicted", "predicted"]
+
+
+def test_predict_ignores_genes_the_model_does_not_use(planted_result):
+    matrix, _, res = planted_result
+    bundle = _liver_bundle(res)
+    unused = [g for g in GENES if g not in C.used_genes(bundle)]
+    if not unused:
+        pytest.skip("final model uses every gene")
+    new = matrix.head(2).copy()
+    new[unused[0]] = np.nan
+    out = C.predict(bundle, new)
+    assert list(out["status"]) == ["predicted", "predicted"]
+    assert (out["imputed_genes"] == "").all() and out["probability"].notna().all()
+
+
+def test_predict_rejects_above_the_missing_share_and_says_why(planted_result):
+    matrix, _, res = planted_result
+    bundle = _liver_bundle(res)
+    used = C.used_genes(bundle)
+    n_missing = int(np.floor(0.25 * len(used))) + 1
+    new = matrix.head(2).drop(columns=used[:1])  # first used gene not measured in this batch
+    new.loc[new.index[0], used[1:n_missing]] = np.nan
+    out = C.predict(bundle, new, max_missing_fraction=0.25)
+    first, second = out.iloc[0], out.iloc[1]
+    assert np.isnan(first["probability"])
+    assert first["status"].startswith(f"rejected: {n_missing} of {len(used)} model genes without a ΔCq")
+    assert "1 not measured in this batch" in first["status"]
+    assert "more than predict.max_missing_fraction 0.25" in first["status"]
+    assert first["imputed_genes"] == ";".join(used[:n_missing])
+    assert np.isfinite(second["probability"]) and second["imputed_genes"] == used[0]
+    everything = matrix.head(1).copy()
+    everything[used] = np.nan
+    lost = C.predict(bundle, everything, max_missing_fraction=1.0).iloc[0]
+    assert np.isnan(lost["probability"]) and lost["status"].endswith("nothing to predict from")
+
+
+# ------------------------------------------------ shared panel (issue 13.3)
+
+
+def test_only_genes_measured_in_every_batch_are_modelled():
+    matrix, samples = planted(seed=5)
+    ids = list(matrix["sample"])
+    cells = pd.DataFrame(
+        [
+            (("B1" if i < 30 else "B2"), s, g)
+            for i, s in enumerate(ids)
+            for g in GENES
+            if not (i >= 30 and g in ("G03", "G40"))
+        ],
+        columns=["batch", "sample", "gene"],
+    )
+    shared, lacking = C.shared_panel(cells)
+    assert lacking == {"G03": ["B2"], "G40": ["B2"]} and len(shared) == 44
+    res = C.run_classifier(
+        matrix, samples, strategy="test", n_repeats=1, n_permutations=0, k_features=(5,), cells=cells
+    )
+    assert set(res["features"]["gene"]) == set(GENES) - {"G03", "G40"}
+    assert (res["metrics"]["n_genes"] == 44).all()
+    assert (
+        "shared panel: genes not measured in every batch left out of the model: "
+        "G03 (not in B2); G40 (not in B2)"
+    ) in res["notes"]
+    assert res["models"][("liver", "elasticnet")]["features"] == shared

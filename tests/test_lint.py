@@ -23,10 +23,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["scripts", "tests", "benchmarks"]
 
-# Findings measured on main 1f8f8b9 with ruff 0.17.6 and this ruff.toml. Lower these as the code
-# is fixed; 0 means the tree is clean and must stay so.
-MAX_CHECK_FINDINGS = 449
-MAX_UNFORMATTED_FILES = 72
+# Findings measured with ruff 0.17.6 and this ruff.toml: 449 / 72 on main 1f8f8b9 when the linter came
+# in; 423 / 68 on main 88d14d1 (chip-level and outcome modules cleaned). Lower these as the code is
+# fixed; 0 means the tree is clean and must stay so. New or rewritten modules should be clean from
+# their first commit: `ruff format FILE && ruff check FILE`.
+MAX_CHECK_FINDINGS = 423
+MAX_UNFORMATTED_FILES = 68
 
 # Lines outside tests/ that still point at the method reference outside the repository
 # (``algorithms.md`` / ``algorithms §N`` / ``../shared``), measured on main 1f8f8b9. Issue 14 wants 0:
@@ -115,13 +117,20 @@ def test_config_is_the_projects_and_catches_known_faults(tmp_path):
     assert proc.stdout.count("E501") == 1, proc.stdout
 
 
+def _per_file(concise: str) -> str:
+    """'count path' lines, most findings first, from ruff's concise output."""
+    files = re.findall(r"^(.+?):\d+:\d+: ", concise, flags=re.MULTILINE)
+    counts = {name: files.count(name) for name in set(files)}
+    return "\n".join(f"{n:5d} {name}" for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def test_ruff_check_does_not_regress():
-    proc = _run("check", "--statistics", *TARGETS)
+    proc = _run("check", "--output-format", "concise", *TARGETS)
     assert proc.returncode in (0, 1), proc.stderr  # 2 = ruff could not run (bad config, crash)
     found = _count(r"Found (\d+) error", proc.stdout + proc.stderr)
     assert found <= MAX_CHECK_FINDINGS, (
-        f"`ruff check {' '.join(TARGETS)}` finds {found} problems (allowed: {MAX_CHECK_FINDINGS}):\n"
-        + proc.stdout
+        f"`ruff check {' '.join(TARGETS)}` finds {found} problems (allowed: {MAX_CHECK_FINDINGS}); "
+        "per file:\n" + _per_file(proc.stdout)
     )
     if found == 0:
         assert proc.returncode == 0, proc.stdout + proc.stderr

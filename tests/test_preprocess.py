@@ -379,3 +379,13 @@ def test_design_without_ipc_assay_is_a_note_not_an_error():
     out = preprocess_batch(w[w["assay"].isin(assays["assay"])], SAMPLES, assays)
     assert any("no assay of role 'ipc'" in n for n in out["notes"])
     assert (out["plate_calibration"]["flags"] == "").all()
+
+
+def test_per_assay_calibration_exclude_leaves_out_uncalibrated_assays():
+    o = chip_options({"ipc": {"calibrators": ["IPC"], "on_missing": "exclude"}})
+    out = preprocess_batch(small_batch(), SAMPLES, ASSAYS, o)
+    assert set(out["cells"]["assay"]) == {"IPCa"}  # the only assay the calibrator was run with
+    wf = out["well_flags"]
+    left_out = wf[wf["flag"] == "IRC_MISSING"]
+    assert left_out["excluded"].all() and set(left_out["assay"]) == {"GOI1", "REF1", "VPA"}
+    assert (out["plate_calibration"]["flags"] == "CHIP_EXCLUDED;PER_ASSAY_CALIBRATION").all()

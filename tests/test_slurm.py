@@ -2,6 +2,9 @@
 
 Runs only as root with apt-get available (it installs and starts slurmctld, slurmd and
 munge itself, and stops them by PID afterwards); otherwise it skips with the reason.
+The Slurm executor plugin is not a local requirement (requirements-slurm.txt): the test
+installs it when missing and uninstalls what it installed, so the machine (apt packages,
+Python environment) is left as it was found.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+from importlib.util import find_spec
 
 import pytest
 
@@ -17,8 +22,33 @@ from workflow_helpers import REPO, make_workdir, result_hashes, snakemake_bin
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 
+SLURM_PLUGINS = ("snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep")
+
+
 @pytest.fixture(scope="module")
-def slurm_cluster():
+def slurm_plugin():
+    """requirements-slurm.txt installed for the test, removed again afterwards if it was absent."""
+    missing = [p for p in SLURM_PLUGINS if find_spec(p.replace("-", "_")) is None]
+    if missing:
+        pins = [
+            line
+            for line in (REPO / "requirements-slurm.txt").read_text().splitlines()
+            if line.split("==")[0] in missing
+        ]
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", *pins], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"could not install the Slurm executor plugin: {proc.stderr[-500:]}")
+    yield
+    if missing:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", *missing], capture_output=True
+        )
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(slurm_plugin):
     if os.geteuid() != 0:
         pytest.skip("the Slurm test needs root (it installs and starts slurmctld/slurmd/munge)")
     if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
@@ -35,11 +65,23 @@ def slurm_cluster():
 def test_example_on_slurm_equals_local_run(slurm_cluster, example_run, tmp_path):
     work = make_workdir(tmp_path / "slurm")
     cmd = [
-        "timeout", "-k", "30", "1500",
-        snakemake_bin(), "--workflow-profile", "profiles/slurm",
-        "--slurm-init-seconds-before-status-checks", "2",
+        "timeout",
+        "-k",
+        "30",
+        "1500",
+        snakemake_bin(),
+        "--workflow-profile",
+        "profiles/slurm",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
     ]
-    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0"))
+    proc = subprocess.run(
+        cmd,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0"),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert "slurm" in (proc.stdout + proc.stderr).lower()
     local, cluster = result_hashes(example_run), result_hashes(work)

@@ -9,7 +9,13 @@ Usage in ``scripts/<step>.py``::
 Messages go to the rule's ``log:`` file and to stderr. An
 :class:`~ctc_qpcr.errors.InputError` or :class:`~ctc_qpcr.errors.ConfigError`
 ends the job with its message and exit code 1, without a Python traceback:
-the message names the file, line and column and says what to do.
+the message names the file, line and column and says what to do. A full disk
+(:class:`~ctc_qpcr.errors.OutputError`, or ``OSError`` ENOSPC from any writer)
+ends it the same way, naming the file being written.
+
+Before the step runs, every declared input outside ``results/`` is hashed
+(SHA-256) and listed in the job's log (:mod:`ctc_qpcr.provenance`): the run
+record collects these lines, so it holds the bytes each job actually read.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import sys
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from .errors import ConfigError, InputError  # noqa: E402
+from .errors import DISK_FULL, ConfigError, InputError, OutputError, disk_full  # noqa: E402
+from .provenance import record_inputs  # noqa: E402
 
 
 def get_logger(log_path: str | None) -> logging.Logger:
@@ -44,7 +51,13 @@ def run(main, smk) -> None:
     log_path = smk.log[0] if len(smk.log) else None
     logger = get_logger(log_path)
     try:
+        record_inputs(smk, logger)
         main(smk, logger)
-    except (InputError, ConfigError) as exc:
+    except (InputError, ConfigError, OutputError) as exc:
         logger.error(str(exc))
+        sys.exit(1)
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        logger.error(str(disk_full(exc.filename or ", ".join(map(str, smk.output)))))
         sys.exit(1)

@@ -8,6 +8,7 @@ the closest allowed key ("did you mean"), so a misspelling is fixed in seconds.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 from .errors import ConfigError
 
@@ -26,7 +27,9 @@ def unknown_keys(config: dict, schema: dict, path: str = "") -> list[str]:
         elif closed:
             close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
             hint = f" — did you mean '{(path + '.') if path else ''}{close[0]}'?" if close else ""
-            problems.append(f"unknown config key '{where}'{hint} (allowed here: {', '.join(sorted(allowed))})")
+            problems.append(
+                f"unknown config key '{where}'{hint} (allowed here: {', '.join(sorted(allowed))})"
+            )
         elif isinstance(schema.get("additionalProperties"), dict):
             problems += unknown_keys(value, schema["additionalProperties"], where)
     return problems
@@ -36,4 +39,168 @@ def check_config(config: dict, schema: dict, source: str = "config/config.yaml")
     """Raise :class:`ConfigError` listing every unknown key of ``config``."""
     problems = unknown_keys(config, schema)
     if problems:
-        raise ConfigError(f"{source}: " + "; ".join(problems) + " — fix the spelling (see the comments in config/config.yaml)")
+        raise ConfigError(
+            f"{source}: "
+            + "; ".join(problems)
+            + " — fix the spelling (see the comments in config/config.yaml)"
+        )
+
+
+# --------------------------------------------------------------------------- settings against the sheets
+# Checked at dry-run time (workflow/rules/common.smk), so a setting that names a
+# gene, a group or a time point the sheets do not have stops the run before any
+# job starts, with a did-you-mean for a case or spelling variant.
+
+
+def _missing(wanted, present, what: str, where: str, sheet: str) -> list[str]:
+    """One message per value of ``wanted`` that is not exactly in ``present``."""
+    present = sorted({str(p) for p in present if str(p) != ""})
+    problems = []
+    for value in wanted:
+        value = str(value)
+        if value in present:
+            continue
+        variants = [p for p in present if p.casefold() == value.casefold()]
+        close = variants or difflib.get_close_matches(value, present, n=1, cutoff=0.75)
+        hint = f" — did you mean '{close[0]}'?" if close else ""
+        problems.append(f"{where}: {what} '{value}' is not in {sheet}{hint}")
+    return problems
+
+
+def _comparison_problems(config: dict, samples, sample_sheet: str) -> list[str]:
+    problems = []
+    for spec in config.get("differential", {}).get("comparisons", []) or []:
+        name = spec.get("name", "?")
+        kind = spec.get("type")
+        column = spec.get("column") or {"per_site": "sites", "timepoints": "timepoint"}.get(kind)
+        columns = [column] + list((spec.get("filter") or {}).keys())
+        for col in columns:
+            if col and col not in samples.columns:
+                problems += _missing(
+                    [col],
+                    samples.columns,
+                    "column",
+                    f"differential comparison '{name}'",
+                    f"{sample_sheet} (columns)",
+                )
+        if column in samples.columns and kind != "per_site":
+            problems += _missing(
+                spec.get("levels") or [],
+                samples[column],
+                f"{column}",
+                f"differential comparison '{name}' levels",
+                sample_sheet,
+            )
+        for col, wanted in (spec.get("filter") or {}).items():
+            if col in samples.columns:
+                values = wanted if isinstance(wanted, list) else [wanted]
+                problems += _missing(
+                    values, samples[col], col, f"differential comparison '{name}' filter", sample_sheet
+                )
+    return problems
+
+
+def settings_problems(config: dict, samples, assays, sample_sheet: str, assay_sheet: str) -> list[str]:
+    """Every setting that names a gene, group, column or time point absent from the sheets."""
+    genes = assays["gene"]
+    norm = config.get("normalisation", {})
+    problems = _missing(
+        norm.get("reference_genes") or [],
+        genes,
+        "gene",
+        "normalisation.reference_genes",
+        f"{assay_sheet} (gene)",
+    )
+    problems += _missing(
+        config.get("positivity", {}).get("markers") or [],
+        genes[assays["role"] == "target"],
+        "target gene",
+        "positivity.markers",
+        f"{assay_sheet} (gene, role target)",
+    )
+    if norm.get("normfinder_group"):
+        problems += _missing(
+            [norm["normfinder_group"]],
+            samples.columns,
+            "column",
+            "normalisation.normfinder_group",
+            f"{sample_sheet} (columns)",
+        )
+    problems += _comparison_problems(config, samples, sample_sheet)
+    timepoints = [
+        ("classifier.one_timepoint", config.get("classifier", {}), "one_timepoint", "activate"),
+        ("outcome.expression_timepoint", config.get("outcome", {}), "expression_timepoint", "activate"),
+    ]
+    for where, section, key, active in timepoints:
+        if section.get(active) and section.get(key):
+            problems += _missing(
+                [section[key]], samples["timepoint"], "timepoint", where, f"{sample_sheet} (timepoint)"
+            )
+    problems += _efficiency_problems(config, samples, assays, assay_sheet)
+    return problems
+
+
+def _efficiency_problems(config: dict, samples, assays, assay_sheet: str) -> list[str]:
+    """Efficiency correction on: every target/reference assay needs an efficiency (or standards)."""
+    eff = config.get("efficiency", {})
+    if not eff.get("apply"):
+        return []
+    standards = (samples["kind"] == "standard") & (samples["quantity"] != "")
+    if eff.get("from_standards") and standards.any():
+        return []
+    measured = assays["role"].isin(["target", "reference"])
+    lacking = sorted(assays.loc[measured & (assays["efficiency"].astype(str).isin(["", "nan"])), "assay"])
+    if not lacking:
+        return []
+    return [
+        f"efficiency.apply is true but {len(lacking)} assay(s) in {assay_sheet} have no efficiency: "
+        f"{', '.join(lacking)} — give each its efficiency (2.0 = 100 %), add standard samples "
+        "with a quantity, or set efficiency.apply: false"
+    ]
+
+
+def check_settings(
+    config: dict, samples, assays, sample_sheet: str, assay_sheet: str, source: str = "config/config.yaml"
+) -> None:
+    """Raise :class:`ConfigError` listing every setting that does not match the sheets."""
+    problems = settings_problems(config, samples, assays, sample_sheet, assay_sheet)
+    if problems:
+        raise ConfigError(
+            f"{source}: "
+            + "; ".join(problems)
+            + " — fix the setting or the sheet (names are matched exactly)"
+        )
+
+
+def check_yaml_file(path: str | Path) -> dict:
+    """Parse a config file as YAML, or raise :class:`ConfigError` naming the file, line and problem.
+
+    Snakemake's own message for a broken config file names neither the file nor
+    the line; the Snakefile calls this on config/config.yaml first.
+    """
+    import yaml
+
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: the config file is not UTF-8 text (byte {exc.start}) — save it as UTF-8"
+        ) from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        if mark is None:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        lines = text.splitlines()
+        where = f"{path}, line {mark.line + 1}"
+        tabs = [i for i, line in enumerate(lines[: mark.line + 1]) if "\t" in line]
+        if tabs:
+            raise ConfigError(
+                f"{path}, line {tabs[-1] + 1}: a tab character in the indentation — YAML indents "
+                "with spaces only: replace the tab by spaces"
+            ) from None
+        raise ConfigError(
+            f"{where}, column {mark.column + 1}: not valid YAML ({exc.problem}) — "
+            "check the indentation and the ':' after each key"
+        ) from None

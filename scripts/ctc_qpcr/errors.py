@@ -55,3 +55,27 @@ class InputError(ValueError):
 
 class ConfigError(ValueError):
     """A problem with config/config.yaml or a combination of settings."""
+
+
+class OutputError(RuntimeError):
+    """A result file could not be written (disk full, quota): names the file and what to do."""
+
+    def __init__(self, path: str, problem: str, hint: str = "") -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.hint = hint
+        super().__init__(f"{self.path}: {problem}" + (f" — {hint}" if hint else ""))
+
+
+#: errno values meaning "the disk (or the quota) is full"
+DISK_FULL = (28, 122)  # ENOSPC, EDQUOT (Linux)
+
+
+def disk_full(path: str) -> OutputError:
+    """The error for a write that ran out of space on ``path``'s disk."""
+    return OutputError(
+        path,
+        "no space left on the disk (or quota) while writing this file",
+        "free space on the disk holding results/ (or raise the quota), then re-run: "
+        "finished tables are kept and the partial file was removed",
+    )

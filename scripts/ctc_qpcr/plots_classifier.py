@@ -1,7 +1,8 @@
-"""Figures for the metastatic-site classifier (algorithms.md §7, metrics point 6).
+"""Figures for the metastatic-site classifier (docs/methods.md §7, metrics point 6).
 
 * :func:`plot_roc` — out-of-fold ROC curves (probabilities averaged over CV repeats),
-  one panel per site, one line per estimator (baselines dashed).
+  one panel per site, one line per estimator (baselines dashed); the legend gives the
+  AUC of ``metrics.tsv`` (mean outer-fold AUC, range over repeats).
 * :func:`plot_calibration` — mean predicted probability vs observed fraction per bin.
 
 Both write SVG with deterministic bytes: Agg backend, fixed ``svg.hashsalt``, no
@@ -18,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
 
 from .plotting import save_figure  # noqa: E402
 
@@ -35,36 +36,58 @@ def _panels(n: int):
     return fig, list(axes.flat[:n])
 
 
-def plot_roc(predictions: pd.DataFrame, path: str | os.PathLike,
-             metrics: pd.DataFrame | None = None) -> None:
+def roc_labels(metrics: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """Legend text per (site, estimator): the ``auc`` of ``metrics.tsv`` (mean of the
+    outer-fold AUCs) with its 2.5-97.5 % range over repeats — the numbers of the table."""
+    labels = {}
+    for r in metrics.itertuples(index=False):
+        labels[(str(r.site), str(r.estimator))] = (
+            f"{r.estimator}: AUC {r.auc:.2f} ({r.auc_low:.2f}-{r.auc_high:.2f})"
+        )
+    return labels
+
+
+def plot_roc(
+    predictions: pd.DataFrame, path: str | os.PathLike, metrics: pd.DataFrame
+) -> dict[tuple[str, str], str]:
     """ROC curves per site from out-of-fold ``predictions`` (sample, site, estimator,
-    probability, label).  The legend shows the mean per-repeat AUC and its
-    2.5-97.5 % range when ``metrics`` is given, else the AUC of the averaged
-    probabilities."""
+    probability, label; probabilities averaged over CV repeats).  The legend shows the
+    AUC of ``metrics`` (``metrics.tsv``: mean outer-fold AUC and its range over repeats),
+    never an AUC of its own.  Returns the legend labels."""
     preds = predictions.sort_values(["site", "estimator", "sample"], kind="mergesort")
     sites = sorted(preds["site"].unique())
+    labels = roc_labels(metrics)
+    missing = sorted(
+        set(zip(preds["site"].astype(str), preds["estimator"].astype(str), strict=True)) - set(labels)
+    )
+    if missing:
+        raise ValueError("metrics table has no row for " + ", ".join("/".join(m) for m in missing))
     with plt.rc_context(_RC):
         fig, axes = _panels(max(len(sites), 1))
-        for ax, site in zip(axes, sites):
+        for ax, site in zip(axes, sites, strict=False):
             sub = preds[preds["site"] == site]
             for name in sorted(sub["estimator"].unique()):
                 part = sub[sub["estimator"] == name]
-                y, p = part["label"].to_numpy(int), part["probability"].to_numpy(float)
-                fpr, tpr, _ = roc_curve(y, p)
-                label = f"{name}: AUC {roc_auc_score(y, p):.2f}"
-                if metrics is not None:
-                    row = metrics[(metrics["site"] == site) & (metrics["estimator"] == name)]
-                    if len(row):
-                        r = row.iloc[0]
-                        label = f"{name}: AUC {r['auc']:.2f} ({r['auc_low']:.2f}-{r['auc_high']:.2f})"
-                ax.plot(fpr, tpr, drawstyle="steps-post",
-                        linestyle="--" if name in _BASELINES else "-", label=label)
+                fpr, tpr, _ = roc_curve(part["label"].to_numpy(int), part["probability"].to_numpy(float))
+                ax.plot(
+                    fpr,
+                    tpr,
+                    drawstyle="steps-post",
+                    linestyle="--" if name in _BASELINES else "-",
+                    label=labels[(str(site), str(name))],
+                )
             ax.plot([0, 1], [0, 1], color="0.7", linewidth=0.8)
-            ax.set(title=f"{site} (out-of-fold)", xlabel="1 − specificity",
-                   ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
+            ax.set(
+                title=f"{site} (out-of-fold, mean over repeats)",
+                xlabel="1 − specificity",
+                ylabel="sensitivity",
+                xlim=(0, 1),
+                ylim=(0, 1.02),
+            )
             ax.legend(loc="lower right", fontsize=7, frameon=False)
         fig.tight_layout()
         save_figure(fig, path)
+    return {k: v for k, v in labels.items() if k[0] in set(map(str, sites))}
 
 
 def plot_calibration(predictions: pd.DataFrame, path: str | os.PathLike, n_bins: int = 5) -> None:
@@ -75,7 +98,7 @@ def plot_calibration(predictions: pd.DataFrame, path: str | os.PathLike, n_bins:
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     with plt.rc_context(_RC):
         fig, axes = _panels(max(len(sites), 1))
-        for ax, site in zip(axes, sites):
+        for ax, site in zip(axes, sites, strict=False):
             sub = preds[preds["site"] == site]
             for name in sorted(sub["estimator"].unique()):
                 part = sub[sub["estimator"] == name]
@@ -89,11 +112,22 @@ def plot_calibration(predictions: pd.DataFrame, path: str | os.PathLike, n_bins:
                         xs.append(p[in_bin].mean())
                         ys.append(y[in_bin].mean())
                         ns.append(int(in_bin.sum()))
-                ax.plot(xs, ys, marker="o", markersize=3,
-                        linestyle="--" if name in _BASELINES else "-", label=name)
+                ax.plot(
+                    xs,
+                    ys,
+                    marker="o",
+                    markersize=3,
+                    linestyle="--" if name in _BASELINES else "-",
+                    label=name,
+                )
             ax.plot([0, 1], [0, 1], color="0.7", linewidth=0.8)
-            ax.set(title=f"{site} calibration", xlabel="mean predicted probability",
-                   ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1.02))
+            ax.set(
+                title=f"{site} calibration",
+                xlabel="mean predicted probability",
+                ylabel="observed fraction",
+                xlim=(0, 1),
+                ylim=(0, 1.02),
+            )
             ax.legend(loc="upper left", fontsize=7, frameon=False)
         fig.tight_layout()
         save_figure(fig, path)

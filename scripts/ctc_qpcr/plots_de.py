@@ -1,4 +1,4 @@
-"""Figures for differential expression (algorithms.md §6): volcano and heatmap.
+"""Figures for differential expression (docs/methods.md §6): volcano and heatmap.
 
 Matplotlib with the Agg backend, written as SVG with deterministic bytes
 (fixed ``svg.hashsalt``, no date in the metadata), so reruns do not change files.
@@ -20,6 +20,71 @@ from .plotting import save_figure  # noqa: E402
 plt.rcParams["svg.hashsalt"] = "ctc-qpcr"
 
 
+CONTRAST = ["site", "level_a", "level_b"]
+
+
+def contrasts(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(a, b, rows) per contrast of a differential table: one per site of a
+    per-site comparison, one for a two-group comparison (sorted, deterministic)."""
+    keys = [c for c in CONTRAST if c in table.columns and table[c].notna().any()]
+    if not {"level_a", "level_b"} <= set(keys):
+        return [("a", "b", table)]
+    groups = table.fillna(dict.fromkeys(keys, "")).groupby(keys, sort=True)
+    return [
+        (
+            str(dict(zip(keys, k, strict=True))["level_a"]),
+            str(dict(zip(keys, k, strict=True))["level_b"]),
+            rows,
+        )
+        for k, rows in groups
+    ]
+
+
+def _place_labels(ax, xs, ys, names, fontsize=7) -> None:
+    """Label points without overlaps: greedy, in display space, moving a label
+    down (then up) by its height until it clears the labels already placed."""
+    fig = ax.figure
+    fig.canvas.draw()
+    placed: list[tuple[float, float, float, float]] = []
+    height = fontsize * fig.dpi / 72 * 1.25
+    for x, y, name in zip(xs, ys, names, strict=True):
+        px, py = ax.transData.transform((x, y))
+        width = 0.62 * fontsize * fig.dpi / 72 * len(name)
+        lx, ly = px + 4, py + 4
+        for step in range(60):
+            shift = (step + 1) // 2 * height * (1 if step % 2 else -1)
+            box = (lx, ly + shift, lx + width, ly + shift + height)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        tx, ty = ax.transData.inverted().transform((box[0], box[1]))
+        ax.annotate(
+            name,
+            (x, y),
+            xytext=(tx, ty),
+            textcoords="data",
+            fontsize=fontsize,
+            arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5} if step else None,
+        )
+
+
+def _volcano_panel(ax, data: pd.DataFrame, a: str, b: str, q_threshold: float, label_top: int) -> None:
+    data = data[np.isfinite(data["log2fc"].astype(float)) & np.isfinite(data["p"].astype(float))].copy()
+    data["y"] = -np.log10(data["p"].astype(float).clip(lower=1e-300))
+    sig = data["q"].astype(float) < q_threshold
+    ax.scatter(data.loc[~sig, "log2fc"], data.loc[~sig, "y"], s=14, color="0.6", label="not significant")
+    ax.scatter(
+        data.loc[sig, "log2fc"], data.loc[sig, "y"], s=20, color="tab:red", label=f"q < {q_threshold:g}"
+    )
+    ax.axvline(0, color="0.8", lw=0.8)
+    ax.set_xlabel(f"log2 fold change ({a} relative to {b})")
+    ax.set_ylabel("−log10 p")
+    ax.set_title(f"{a} vs {b} ({len(data)} genes)", fontsize=10)
+    ax.legend(frameon=False, fontsize=8, loc="best")
+    top = data[sig].sort_values(["p", "gene"]).head(label_top)
+    _place_labels(ax, top["log2fc"].astype(float), top["y"], top["gene"].astype(str))
+
+
 def volcano(
     table: pd.DataFrame,
     path: str | os.PathLike,
@@ -28,23 +93,21 @@ def volcano(
     label_top: int = 10,
     title: str | None = None,
 ) -> None:
-    """log2 fold change vs −log10 p; genes with q < ``q_threshold`` highlighted and the
-    ``label_top`` smallest-p of them labelled. One panel (use one strategy / site)."""
-    data = table[np.isfinite(table["log2fc"].astype(float)) & np.isfinite(table["p"].astype(float))].copy()
-    data["y"] = -np.log10(data["p"].astype(float).clip(lower=1e-300))
-    sig = data["q"].astype(float) < q_threshold
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    ax.scatter(data.loc[~sig, "log2fc"], data.loc[~sig, "y"], s=14, color="0.6", label="not significant")
-    ax.scatter(data.loc[sig, "log2fc"], data.loc[sig, "y"], s=20, color="tab:red", label=f"q < {q_threshold:g}")
-    for _, row in data[sig].sort_values(["p", "gene"]).head(label_top).iterrows():
-        ax.annotate(str(row["gene"]), (row["log2fc"], row["y"]), textcoords="offset points", xytext=(3, 3),
-                    fontsize=7)
-    ax.axvline(0, color="0.8", lw=0.8)
-    ax.set_xlabel("log2 fold change (a relative to b)")
-    ax.set_ylabel("−log10 p")
+    """log2 fold change vs −log10 p, one panel per contrast (per site for a
+    per-site comparison) titled with its groups ("liver vs not liver"); genes
+    with q < ``q_threshold`` highlighted and the ``label_top`` smallest-p of
+    them labelled without overlaps. Genes with no fold change (a group with too
+    few detected samples) are left out. Use one normalisation strategy."""
+    panels = contrasts(table)
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.5 * nrows), squeeze=False)
+    for ax, (a, b, rows) in zip(axes.ravel()[: len(panels)], panels, strict=True):
+        _volcano_panel(ax, rows, a, b, q_threshold, label_top)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
     if title:
-        ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8, loc="upper left")
+        fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -84,19 +147,28 @@ def heatmap(
     info = sheet.drop_duplicates("sample").set_index("sample")
     data = data.merge(info[["response", "sites"]].reset_index(), on="sample", how="left")
     order = (
-        data[["sample", "response", "sites"]].drop_duplicates("sample").fillna("")
-        .astype(str).sort_values(["response", "sites", "sample"])["sample"].tolist()
+        data[["sample", "response", "sites"]]
+        .drop_duplicates("sample")
+        .fillna("")
+        .astype(str)
+        .sort_values(["response", "sites", "sample"])["sample"]
+        .tolist()
     )
     expr = -data.pivot_table(index="sample", columns="gene", values="dcq", aggfunc="mean").reindex(
-        index=order, columns=genes)
-    det = data.assign(detected=data["detected"].astype(bool).astype(int)).pivot_table(
-        index="sample", columns="gene", values="detected", aggfunc="max").reindex(index=order, columns=genes)
+        index=order, columns=genes
+    )
+    det = (
+        data.assign(detected=data["detected"].astype(bool).astype(int))
+        .pivot_table(index="sample", columns="gene", values="detected", aggfunc="max")
+        .reindex(index=order, columns=genes)
+    )
     centred = expr - expr.mean(axis=0)
     masked = np.ma.masked_where(~(det.fillna(0).to_numpy() > 0), centred.to_numpy(float))
     height = max(3.0, 0.16 * len(order) + 1.5)
     width = max(4.0, 0.28 * len(genes) + 3.0)
-    fig, (ax_ann, ax) = plt.subplots(1, 2, figsize=(width, height), sharey=True,
-                                      gridspec_kw={"width_ratios": [1, max(len(genes), 2)]})
+    fig, (ax_ann, ax) = plt.subplots(
+        1, 2, figsize=(width, height), sharey=True, gridspec_kw={"width_ratios": [1, max(len(genes), 2)]}
+    )
     lim = float(np.nanmax(np.abs(masked))) if masked.count() else 1.0
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")
     im = ax.imshow(masked, aspect="auto", cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
@@ -106,10 +178,12 @@ def heatmap(
     resp = info.reindex(order)["response"].fillna("").astype(str)
     levels = sorted(resp.unique())
     codes = np.array([levels.index(v) for v in resp])[:, None]
-    ax_ann.imshow(codes, aspect="auto", cmap="Set2", interpolation="nearest", vmin=0, vmax=max(len(levels) - 1, 1))
+    ax_ann.imshow(
+        codes, aspect="auto", cmap="Set2", interpolation="nearest", vmin=0, vmax=max(len(levels) - 1, 1)
+    )
     ax_ann.set_xticks([0], ["response"], rotation=90, fontsize=7)
     sites = info.reindex(order)["sites"].fillna("").astype(str)
-    for y, (r, s) in enumerate(zip(resp, sites)):
+    for y, (r, s) in enumerate(zip(resp, sites, strict=True)):
         ax_ann.text(0, y, f"{r[:1].upper()} {s}"[:18], ha="center", va="center", fontsize=4)
     if title:
         ax.set_title(title)

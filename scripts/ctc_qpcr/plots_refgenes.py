@@ -1,4 +1,4 @@
-"""Reference-gene stability plots (geNorm M and V, NormFinder), algorithms §4.1–§4.2.
+"""Reference-gene stability plots (geNorm M and V, NormFinder), docs/methods.md §4.1–§4.2.
 
 Matplotlib with the Agg backend; output is byte-for-byte deterministic: no dates or
 software version in the metadata, a fixed SVG hash salt, fixed fonts/sizes. The file
@@ -70,7 +70,9 @@ def plot_genorm_v(v: pd.DataFrame, path, cutoff: float = V_CUTOFF) -> Path:
     with plt.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(6.0, 3.6))
         if v is None or len(v) == 0:
-            ax.text(0.5, 0.5, "pairwise variation not available", ha="center", va="center", transform=ax.transAxes)
+            ax.text(
+                0.5, 0.5, "pairwise variation not available", ha="center", va="center", transform=ax.transAxes
+            )
             ax.set_axis_off()
             return save_figure(fig, path)
         v = v.sort_values("n", ascending=False)

@@ -33,7 +33,9 @@ def save_figure(fig, path: str | os.PathLike, *, tight: bool = False) -> Path:
     out = Path(path)
     fmt = out.suffix.lstrip(".").lower() or "svg"
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=fmt, metadata=_STABLE_METADATA.get(fmt), **({"bbox_inches": "tight"} if tight else {}))
+        fig.savefig(
+            tmp, format=fmt, metadata=_STABLE_METADATA.get(fmt), **({"bbox_inches": "tight"} if tight else {})
+        )
     plt.close(fig)
     return out
 

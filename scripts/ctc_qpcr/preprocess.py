@@ -370,14 +370,13 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
         state=np.where((sub["use"] == "nondetect") & (sub["state"] == CALC), "LOWSIGNAL", sub["state"])
     )
     res = vp.apply_validprime(sub, w, mode="replicate", **ctx.kwargs)
-    idx = res.index
-    value = res["use"] == "value"
-    w.loc[idx, "cq"] = np.where(value, res["cq_rna"], np.nan)
-    w.loc[idx, "use"] = res["use"]
-    w.loc[idx, "vp_grade"] = res["vp_grade"]
-    w.loc[idx, "gdna_fraction"] = res["gdna_fraction"]
-    cur, new = w.loc[idx, "vp_flag"], res["vp_flag"]
-    w.loc[idx, "vp_flag"] = np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new))
+    at = sel.to_numpy()  # res rows are the selected wells, in order
+    value = (res["use"] == "value").to_numpy()
+    w.loc[at, "cq"] = np.where(value, res["cq_rna"].to_numpy(), np.nan)
+    for col in ("use", "vp_grade", "gdna_fraction"):
+        w.loc[at, col] = res[col].to_numpy()
+    cur, new = w.loc[at, "vp_flag"].to_numpy(dtype=object), res["vp_flag"].to_numpy(dtype=object)
+    w.loc[at, "vp_flag"] = np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new))
     f = res[res["vp_flag"] != ""]
     pct = (100 * f["gdna_fraction"]).round(2).astype(str)
     reason = "grade " + f["vp_grade"].astype(str) + ", %DNA " + pct + ", VPA " + f["vpa_state"].astype(str)
@@ -412,31 +411,35 @@ def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame,
 
 
 def _cell_attributes(cells: pd.DataFrame, w: pd.DataFrame) -> pd.DataFrame:
-    cells = cells.set_index(KEYS)
-    group = [w[k] for k in KEYS]
-    first = w.drop_duplicates(KEYS).set_index(KEYS)
-    for col in ("batch", "kind", "gene", "role"):
-        cells[col] = first[col].reindex(cells.index)
-    means = (
-        w[["plate_offset", "global_offset", "gdna_fraction"]]
-        .groupby(group, sort=False)
-        .mean()
-        .reindex(cells.index)
-    )
-    for col in means.columns:
-        cells[col] = means[col]
-    sev = w["vp_grade"].map(vp.GRADE_SEVERITY).fillna(0).astype(int)
-    worst = sev.groupby(group, sort=False).max().reindex(cells.index)
-    cells["vp_grade"] = worst.map({v: k for k, v in vp.GRADE_SEVERITY.items()}).fillna("")
+    """Per cell: its wells' batch/kind/gene/role, mean offsets and %gDNA, worst grade, distinct VP flags.
+
+    The wells are grouped once (integer cell ids in order of first appearance, the
+    order :func:`replicates.summarise_replicates` gives the cells).
+    """
+    cid = w.groupby(KEYS, sort=False).ngroup().to_numpy()
+    first = np.zeros(len(w), dtype=bool)
+    first[np.unique(cid, return_index=True)[1]] = True
+    attrs = w.loc[first, [*KEYS, "batch", "kind", "gene", "role"]].reset_index(drop=True)
+    if len(attrs) != len(cells) or not (attrs[KEYS].to_numpy() == cells[KEYS].to_numpy()).all():
+        raise AssertionError("cells and wells disagree on the cell order")  # a programming error, not input
+    by_cell = w[["plate_offset", "global_offset", "gdna_fraction"]].groupby(cid).mean()
+    for col in by_cell.columns:
+        attrs[col] = by_cell[col].to_numpy()
+    worst = w["vp_grade"].map(vp.GRADE_SEVERITY).fillna(0).astype(int).groupby(cid).max()
+    attrs["vp_grade"] = worst.map({v: k for k, v in vp.GRADE_SEVERITY.items()}).fillna("").to_numpy()
     # Cell flags = replicate flags + the distinct ValidPrime flags of its wells (pivoted, no per-group loop).
-    fl = w.loc[w["vp_flag"] != "", [*KEYS, "vp_flag"]].drop_duplicates()
-    parts = {"r": cells["flags"]}
-    if len(fl):
-        fl["_k"] = fl.groupby(KEYS, sort=False).cumcount()
-        wide = fl.pivot(index=KEYS, columns="_k", values="vp_flag").reindex(cells.index).fillna("")
-        parts.update({f"v{c}": wide[c] for c in wide.columns})
-    cells["flags"] = reps.join_flag_columns(pd.DataFrame(parts))
-    return cells.reset_index()
+    has = (w["vp_flag"] != "").to_numpy()
+    parts = {"r": cells["flags"].reset_index(drop=True)}
+    if has.any():
+        fl = pd.DataFrame({"cid": cid[has], "vp_flag": w["vp_flag"].to_numpy()[has]}).drop_duplicates()
+        fl["_k"] = fl.groupby("cid", sort=False).cumcount()
+        wide = fl.pivot(index="cid", columns="_k", values="vp_flag").reindex(range(len(attrs))).fillna("")
+        parts.update({f"v{c}": wide[c].reset_index(drop=True) for c in wide.columns})
+    out = cells.reset_index(drop=True).drop(columns="flags")
+    for col in attrs.columns.drop(KEYS):
+        out[col] = attrs[col]
+    out["flags"] = reps.join_flag_columns(pd.DataFrame(parts))
+    return out
 
 
 def validprime_cells(cells: pd.DataFrame, w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.DataFrame:

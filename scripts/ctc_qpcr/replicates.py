@@ -142,13 +142,17 @@ def join_flag_columns(flags: pd.DataFrame) -> pd.Series:
     """Row-wise ``;``-join of flag columns (each "" or ``;``-joined flags), sorted and unique."""
     if flags.shape[1] == 0:
         return pd.Series("", index=flags.index)
-    joined = flags.iloc[:, 0].astype(str)
-    for c in flags.columns[1:]:
-        joined = joined.str.cat(flags[c].astype(str), sep=";")
-    # Sort/unique only the rows that carry a flag (most rows carry none).
-    has = joined.str.strip(";") != ""
     out = pd.Series("", index=flags.index, dtype=object)
-    if has.any():
-        uniq = {s: ";".join(sorted({x for x in s.split(";") if x})) for s in joined[has].unique()}
-        out[has] = joined[has].map(uniq)
+    # Join only the rows that carry a flag (most rows carry none).
+    has = np.zeros(len(flags), dtype=bool)
+    for c in flags.columns:
+        has |= flags[c].to_numpy(dtype=object) != ""
+    if not has.any():
+        return out
+    sub = flags[has].astype(str)
+    joined = sub.iloc[:, 0]
+    for c in sub.columns[1:]:
+        joined = joined.str.cat(sub[c], sep=";")
+    uniq = {s: ";".join(sorted({x for x in s.split(";") if x})) for s in joined.unique()}
+    out[has] = joined.map(uniq).to_numpy(dtype=object)
     return out

@@ -24,6 +24,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from .errors import DISK_FULL, disk_full
+
 FLOAT_FORMAT = "%.10g"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -58,15 +60,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     # never trusted (the target was not replaced), removed on the next write.
     for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
         stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise disk_full(str(path)) from None
+        raise
     os.close(fd)
     try:
         yield Path(tmp)
         # mkstemp creates the file 0600; give it the permissions of a normally created file.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            # "disk full" names the table, not a hidden temporary file or nothing at all
+            raise disk_full(str(path)) from None
         raise
 
 

@@ -88,7 +88,11 @@ def replicate_key(wells: pd.DataFrame, by: list[str]) -> pd.Series:
     the GOI pairs with replicate k of the VPA.
     """
     well = wells["well"].astype(str)
-    inlet = well.str.extract(r"^(S\d+)-", expand=False)
+    codes, uniques = pd.factorize(well)  # the inlet pattern is read once per distinct well id
+    inlet_of = pd.Series(uniques, dtype=object).str.extract(r"^(S\d+)-", expand=False).to_numpy(dtype=object)
+    inlet = pd.Series(inlet_of[codes], index=wells.index, dtype=object)
+    if inlet.notna().all():
+        return inlet
     order = wells.assign(_w=well).sort_values([*by, "_w"], kind="stable").groupby(by, sort=False).cumcount()
     rank = "r" + order.reindex(wells.index).astype(str)
     return inlet.where(inlet.notna(), rank)
@@ -535,17 +539,10 @@ def apply_validprime(
     )
     res.index = measurements.index
     if mode == "replicate":
-        unpaired = (
-            ~vp["vpa_paired"]
-            & (vp["vpa_state"] != "")
-            & (res["vp_grade"] != "")
-            & ~res["vp_grade"].str.startswith("A+")
-        )
-        res.loc[unpaired, "vp_flag"] = np.where(
-            res.loc[unpaired, "vp_flag"] == "",
-            VPA_UNPAIRED,
-            res.loc[unpaired, "vp_flag"] + ";" + VPA_UNPAIRED,
-        )
+        graded = (res["vp_grade"] != "") & ~res["vp_grade"].isin(["A+", "A++", "A+++"])
+        unpaired = (~vp["vpa_paired"] & (vp["vpa_state"] != "") & graded).to_numpy()
+        current = res.loc[unpaired, "vp_flag"]
+        res.loc[unpaired, "vp_flag"] = np.where(current == "", VPA_UNPAIRED, current + ";" + VPA_UNPAIRED)
     out = measurements.copy()
     out["vpa_cq"] = vp["vpa_cq"]
     out["vpa_state"] = vp["vpa_state"]

@@ -27,9 +27,12 @@ STATES = (CALC, EXPFAIL, LOWSIGNAL, NOAMP)
 
 
 def _text(wells: pd.DataFrame, col: str) -> pd.Series:
+    """``col`` as stripped lower-case text ("" for missing), cleaned once per distinct value."""
     if col not in wells.columns:
         return pd.Series("", index=wells.index, dtype=object)
-    return wells[col].fillna("").astype(str).str.strip().str.lower()
+    codes, uniques = pd.factorize(wells[col])
+    clean = pd.Series(uniques, dtype=object).astype(str).str.strip().str.lower().to_numpy(dtype=object)
+    return pd.Series(np.append(clean, "")[codes], index=wells.index, dtype=object)  # code −1 (missing) → ""
 
 
 def _number(wells: pd.DataFrame, col: str) -> np.ndarray:
@@ -71,7 +74,10 @@ def assign_states(
 
     noamp = ~np.isfinite(cq)
     invalid = ~noamp & (cq <= 0)
-    omitted = flags.str.contains("omit", regex=False).to_numpy()
+    codes, uniques = pd.factorize(flags)  # "omit" looked for once per distinct flag text
+    omitted = np.append(
+        pd.Series(uniques, dtype=object).str.contains("omit", regex=False).to_numpy(bool), False
+    )[codes]
     call_fail = (call == "fail").to_numpy()
     with np.errstate(invalid="ignore"):
         low_quality = np.isfinite(quality) & np.isfinite(threshold) & (quality < threshold)
@@ -90,21 +96,21 @@ def assign_states(
     state[expfail] = EXPFAIL
     state[noamp] = NOAMP
 
-    # Reasons, built column-wise (no per-well Python loop).
-    thr = pd.Series(threshold, index=out.index)
-    labels = {t: f"quality<{t:g}" for t in thr.dropna().unique()}
-    thr_text = thr.map(labels).fillna("quality<threshold")
-    parts = []
-    for name, mask in reasons.items():
-        label = thr_text if name == "quality" else pd.Series(name, index=out.index)
-        parts.append(label.where(mask & expfail, ""))
-    joined = parts[0]
-    for p in parts[1:]:
-        joined = joined.str.cat(p, sep=";")
-    joined = joined.str.replace(r";{2,}", ";", regex=True).str.strip(";")
-
+    # Reasons of the EXPFAIL wells, built column-wise (no per-well Python loop).
     reason = pd.Series("", index=out.index, dtype=object)
-    reason[expfail] = joined[expfail]
+    if expfail.any():
+        thr = pd.Series(threshold[expfail])
+        labels = {t: f"quality<{t:g}" for t in thr.dropna().unique()}
+        thr_text = thr.map(labels).fillna("quality<threshold").to_numpy(dtype=object)
+        parts = [
+            pd.Series(np.where(mask[expfail], thr_text if name == "quality" else name, ""), dtype=object)
+            for name, mask in reasons.items()
+        ]
+        joined = parts[0]
+        for p in parts[1:]:
+            joined = joined.str.cat(p, sep=";")
+        joined = joined.str.replace(r";{2,}", ";", regex=True).str.strip(";")
+        reason[expfail] = joined.to_numpy(dtype=object)
     reason[state == LOWSIGNAL] = "cq>lod"
     reason[noamp] = "no_amplification"
 

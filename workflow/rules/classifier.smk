@@ -1,11 +1,18 @@
 # Metastatic-site classifier: nested CV, permutation test, saved model, and
-# prediction for a new batch.
+# prediction for a new batch (docs/methods.md §7).
+
+
+def predict_ipc_anchor():
+    """The training study's IPC table, read only when ipc.reference is not fixed."""
+    if config["ipc"]["reference"] is not None:
+        return []
+    return f"results/batches/{FIRST_BATCH}/plate_calibration.tsv"
 
 
 rule classifier:
     input:
         matrix=f"results/normalised/{config['normalisation']['default']}.matrix.tsv",
-        normalised=f"results/normalised/{config['normalisation']['default']}.tsv",
+        cells="results/preprocessed/cq.parquet",
         samples=config["samples"],
     output:
         metrics=report(
@@ -63,11 +70,11 @@ rule predict:
     input:
         plates=config["predict"]["plates"] or [],
         samples=config["predict"]["samples"] or [],
+        exports=PREDICT_EXPORTS,
         assays=config["assays"],
         model="results/classifier/model.skops",
         chosen="results/reference_genes/chosen.tsv",
-        calibration=f"results/batches/{FIRST_BATCH}/plate_calibration.tsv",
-        training="results/normalised/{0}.tsv".format(config["normalisation"]["default"]),
+        calibration=predict_ipc_anchor(),
     output:
         probabilities=report(
             "results/predict/probabilities.tsv",
@@ -83,5 +90,6 @@ rule predict:
         chip=batch_settings(FIRST_BATCH),
         normalisation=config["normalisation"],
         ipc_reference=config["ipc"]["reference"],
+        max_missing_fraction=config["predict"]["max_missing_fraction"],
     script:
         "../../scripts/predict_sites.py"

@@ -6,25 +6,62 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+# The repository root from this file's place (workflow.basedir is the *using*
+# workflow's folder when ctc-qpcr runs as a Snakemake module).
+WORKFLOW_ROOT = Path(workflow.current_basedir).parents[1]
+sys.path.insert(0, str(WORKFLOW_ROOT / "scripts"))
 
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from ctc_qpcr.config_check import check_config  # noqa: E402
+from ctc_qpcr.config_check import check_config, check_settings  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
 from ctc_qpcr.outcome import check_outcome_inputs  # noqa: E402
+from ctc_qpcr.provenance import sha256  # noqa: E402
 
-with open(
-    Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-) as handle:
+with open(WORKFLOW_ROOT / "workflow" / "schemas" / "config.schema.yaml") as handle:
     try:
         check_config(config, yaml.safe_load(handle))
     except ConfigError as exc:
         raise WorkflowError(str(exc)) from None
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+
+def validate_sheets():
+    """Schema validation of the three sheets on their distinct constrained values."""
+    for frame, name in ((plates, "plates"), (samples, "samples"), (assays, "assays")):
+        schema = Path(workflow.basedir) / "workflow" / "schemas" / f"{name}.schema.yaml"
+        with open(schema) as handle:
+            view = sheets.schema_view(frame, yaml.safe_load(handle))
+        validate(view, schema=f"../schemas/{name}.schema.yaml")
+
+
+def check_settings_against_sheets():
+    """Dry-run checks of the settings that name genes, groups and time points; the
+    prediction batch's sheets are loaded (and their exports checked) here too.
+    Returns the prediction batch's exports (inputs of the predict rule)."""
+    exports = []
+    try:
+        check_settings(
+            config,
+            samples,
+            assays,
+            config["samples"],
+            config["assays"],
+            ", ".join(map(str, workflow.configfiles)) or "config/config.yaml",
+        )
+        if config["classifier"]["activate"] and config["predict"]["plates"]:
+            new = sheets.load_plates(config["predict"]["plates"])
+            sheets.check_new_exports(plates, new, config["predict"]["plates"])
+            exports = list(new["path"])
+            if config["predict"]["samples"]:
+                sheets.load_samples(config["predict"]["samples"])
+    except (ConfigError, InputError) as exc:
+        raise WorkflowError(str(exc)) from None
+    return exports
+
 
 # A qPCR study names its three sheets; a CellSearch count study (outcome: only)
 # names none of them and plans no qPCR job.
@@ -60,19 +97,12 @@ except InputError as exc:
     raise WorkflowError(str(exc)) from None
 
 # ctc_qpcr.sheets has already checked every row (with its line number); the
-# schemas check the distinct value combinations again. Validating the distinct
-# combinations (ids replaced by a placeholder) keeps start-up fast for sheets of
-# tens of thousands of samples. Plate ids are validated row by row (patterns).
+# schemas see only the distinct combinations of the values they constrain
+# (sheets.schema_view), so start-up stays fast for tens of thousands of samples.
+PREDICT_EXPORTS = []
 if QPCR_ACTIVE:
-    validate(plates, schema="../schemas/plates.schema.yaml")
-    validate(
-        samples.assign(sample="x").drop_duplicates(),
-        schema="../schemas/samples.schema.yaml",
-    )
-    validate(
-        assays.assign(assay="x").drop_duplicates(),
-        schema="../schemas/assays.schema.yaml",
-    )
+    validate_sheets()
+    PREDICT_EXPORTS = check_settings_against_sheets()
 
 # Batches in the order of first appearance in plates.tsv: the first batch
 # anchors the IPC reference (config ipc.reference: null).
@@ -162,6 +192,9 @@ def get_final_output():
         "results/normalised/strategy_agreement.tsv",
         "results/positivity/calls.tsv",
         "results/run_record.json",
+        "results/qc/miqe.tsv",
+        "results/qc/layout",
+        "results/rdml/study.rdml",
     ]
     targets += expand("results/differential/{comparison}.tsv", comparison=COMPARISONS)
     targets += expand(
@@ -177,3 +210,30 @@ def get_final_output():
     if outcome_active():
         targets += outcome_targets()
     return targets
+
+
+def startup_hashes():
+    """SHA-256 of the sheets read at start-up (plates.tsv names the exports; the
+    prediction batch's sheets), taken now, when they are read."""
+    paths = [config["plates"], config["samples"], config["assays"]]
+    if predict_active():
+        paths += [config["predict"]["plates"], config["predict"]["samples"]]
+    return {path: sha256(path) for path in sorted(set(filter(None, paths)))}
+
+
+def run_record_logs():
+    """Logs of the jobs whose results the run record covers (each lists the inputs it read)."""
+    if not QPCR_ACTIVE:
+        return ["logs/outcome.log"] if outcome_active() else []
+    logs = expand("logs/read_exports/{batch}.log", batch=BATCHES)
+    logs += expand("logs/preprocess_batch/{batch}.log", batch=BATCHES)
+    logs += ["logs/merge_batches.log", "logs/normalise.log", "logs/positivity.log"]
+    if COMPARISONS:
+        logs.append("logs/differential.log")
+    if config["classifier"]["activate"]:
+        logs.append("logs/classifier.log")
+    if predict_active():
+        logs.append("logs/predict.log")
+    if outcome_active():
+        logs.append("logs/outcome.log")
+    return logs

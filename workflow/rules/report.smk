@@ -1,11 +1,12 @@
 # The run record: workflow version, package versions, config, input hashes.
+# Each job logs the SHA-256 of its inputs when it starts (ctc_qpcr.provenance);
+# the run record collects those lines from the logs of the jobs behind the results,
+# with the sheets read at start-up (hashed then, passed as a parameter).
 
 
 rule run_record:
     input:
-        sheets=[config["plates"], config["samples"], config["assays"]],
-        exports=list(plates["path"]),
-        cq="results/preprocessed/cq.tsv",
+        logs=run_record_logs(),
     output:
         "results/run_record.json",
     log:
@@ -14,5 +15,6 @@ rule run_record:
         "../envs/python.yaml"
     params:
         config=config,
+        startup=startup_hashes(),
     script:
         "../../scripts/write_run_record.py"

@@ -1,0 +1,292 @@
+"""Nested cross-validation of the site classifier (docs/methods.md §7, protocol 2-3, 6).
+
+* Outer loop: ``RepeatedStratifiedKFold`` (``StratifiedGroupKFold`` reshuffled per
+  repeat when patients contribute several samples); ``n_splits`` is lowered to the
+  minority-class count when needed.
+* Inner loop: grid search with ``StratifiedKFold(3)`` and ROC AUC chooses k and the
+  model's hyper-parameters on the outer training fold only.  By default
+  (``inner="fast"``) the search follows ``GridSearchCV`` semantics but computes
+  imputation, scaling and F-scores once per inner fold (~5× faster, same choices —
+  tested); ``inner="gridsearch"`` uses ``GridSearchCV`` itself.
+* Metrics (§7 protocol 3): the AUC of each outer test fold, averaged over the folds
+  of a repeat, then over repeats; the interval is the 2.5-97.5 % range of the
+  per-repeat means.  A fold whose test samples hold one class only has no AUC and
+  is left out of its repeat's mean.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from joblib import Parallel, delayed
+from scipy.stats import rankdata
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_selection import f_classif
+from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import (
+    GridSearchCV,
+    ParameterGrid,
+    RepeatedStratifiedKFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+)
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+from .errors import ClassifierInputError
+from .pipeline import make_pipeline, rank_scaler, selected_mask
+
+
+def grouped(groups: np.ndarray) -> bool:
+    """True when some patient contributes several samples."""
+    return len(np.unique(groups)) < len(groups)
+
+
+def outer_splits(
+    y: np.ndarray, groups: np.ndarray, n_splits: int, n_repeats: int, seed: int
+) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Outer folds per repeat (§7 protocol 2); same for every estimator of a site."""
+    y = np.asarray(y)
+    if grouped(groups):
+        _, first = np.unique(groups, return_index=True)
+        minority = int(min(y[first].sum(), len(first) - y[first].sum()))
+    else:
+        minority = int(min(y.sum(), len(y) - y.sum()))
+    n_splits = min(n_splits, minority)
+    if n_splits < 2:
+        raise ClassifierInputError("fewer than 2 samples in the minority class: cannot cross-validate")
+    dummy = np.zeros((len(y), 1))
+    if grouped(groups):
+        return [
+            list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed + r).split(dummy, y, groups))
+            for r in range(n_repeats)
+        ]
+    folds = list(
+        RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(dummy, y)
+    )
+    return [folds[r * n_splits : (r + 1) * n_splits] for r in range(n_repeats)]
+
+
+def inner_cv(y: np.ndarray, groups: np.ndarray):
+    """Inner folds of the hyper-parameter search (3, fewer for a tiny minority class)."""
+    minority = int(min(y.sum(), len(y) - y.sum()))
+    n = max(2, min(3, minority))
+    return StratifiedGroupKFold(n) if grouped(groups) else StratifiedKFold(n)
+
+
+def _take(X, idx):
+    return X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
+
+
+class quiet:
+    """One BLAS thread and no convergence chatter inside worker tasks (determinism)."""
+
+    def __enter__(self):
+        self._limits = threadpool_limits(1)
+        self._config = sklearn.config_context(skip_parameter_validation=True)
+        self._config.__enter__()
+        self._warn = warnings.catch_warnings()
+        self._warn.__enter__()
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return self
+
+    def __exit__(self, *exc):
+        self._warn.__exit__(*exc)
+        self._config.__exit__(*exc)
+        self._limits.restore_original_limits()
+        return False
+
+
+def one_blas_thread(function):
+    """Run ``function`` with one BLAS/OpenMP thread, in the main process and in joblib
+    workers alike: floating-point sums then happen in the same order whatever
+    ``n_jobs`` is, so results are identical for any number of jobs."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=1):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+class NestedSearch:
+    """Inner-loop specification of the nested CV (§7 protocol 3).
+
+    ``inner="fast"`` (default) chooses the parameters with :func:`fast_grid_search`
+    (GridSearchCV semantics, shared preprocessing) and refits the real Pipeline with
+    them; ``inner="gridsearch"`` runs scikit-learn's ``GridSearchCV`` literally.
+    Both see the outer training fold only.
+    """
+
+    def __init__(self, name: str, grid: Mapping[str, list], seed: int = 2016, inner: str = "fast"):
+        if inner not in ("fast", "gridsearch"):
+            raise ClassifierInputError(f"inner_search must be 'fast' or 'gridsearch', not {inner!r}")
+        self.name, self.grid, self.seed, self.inner = name, dict(grid), seed, inner
+
+    def fit_best(self, X, y, groups) -> tuple[Pipeline, dict]:
+        """Choose parameters on (X, y) by inner CV, refit the pipeline on all of (X, y)."""
+        pipe = make_pipeline(self.name, seed=self.seed)
+        combos = list(ParameterGrid(self.grid))
+        if len(combos) == 1:
+            params = combos[0]
+        elif self.inner == "fast":
+            params = fast_grid_search(self.name, self.grid, X, y, groups, seed=self.seed)
+        else:
+            search = GridSearchCV(
+                pipe,
+                self.grid,
+                scoring="roc_auc",
+                n_jobs=1,
+                refit=False,
+                error_score="raise",
+                cv=inner_cv(y, groups),
+            )
+            search.fit(X, y, **({"groups": groups} if grouped(groups) else {}))
+            params = search.best_params_
+        return pipe.set_params(**params).fit(X, y), dict(params)
+
+
+def _fold_task(spec, X, y, groups, train, test, n_features):
+    with quiet():
+        if isinstance(spec, NestedSearch):
+            est, _ = spec.fit_best(X[train], y[train], groups[train])
+        else:
+            est = clone(spec).fit(_take(X, train), y[train])
+        proba = est.predict_proba(_take(X, test))[:, 1]
+        mask = (
+            selected_mask(est, n_features)
+            if isinstance(est, Pipeline) and "select" in est.named_steps
+            else np.zeros(n_features, bool)
+        )
+    return proba, mask
+
+
+def cross_validated(spec, X, y, groups, splits, n_jobs: int = 1, parallel=None):
+    """Out-of-fold probabilities (repeats × samples) and gene-selection frequency.
+
+    ``spec`` is a :class:`NestedSearch` (nested CV) or a plain estimator/Pipeline;
+    the same ``splits`` (from :func:`outer_splits`) are used for every model of a site.
+    """
+    n_features = X.shape[1]
+    tasks = [(r, train, test) for r, folds in enumerate(splits) for train, test in folds]
+    run = parallel or Parallel(n_jobs=n_jobs)
+    results = run(
+        delayed(one_blas_thread(_fold_task))(spec, X, y, groups, tr, te, n_features) for _, tr, te in tasks
+    )
+    oof = np.full((len(splits), len(y)), np.nan)
+    counts = np.zeros(n_features)
+    for (r, _, test), (proba, mask) in zip(tasks, results, strict=True):
+        oof[r, test] = proba
+        counts += mask
+    return oof, counts / max(len(tasks), 1)
+
+
+def fast_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic (ties count 1/2) — same value as
+    ``roc_auc_score`` without its input-checking overhead; NaN with one class only."""
+    y = np.asarray(y)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def fold_auc(y: np.ndarray, oof_row: np.ndarray, folds) -> float:
+    """Mean of the outer test folds' AUCs of one repeat (folds with one class skipped)."""
+    aucs = [fast_auc(y[test], oof_row[test]) for _, test in folds]
+    aucs = [a for a in aucs if np.isfinite(a)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def repeat_scores(y: np.ndarray, oof: np.ndarray, splits) -> dict[str, float]:
+    """Metrics of §7: ``auc`` = mean over repeats of the mean outer-fold AUC, with the
+    2.5 and 97.5 percentiles of the per-repeat means; ``auc_pooled`` = mean over repeats
+    of the AUC of the repeat's pooled out-of-fold probabilities (earlier definition,
+    biased low for small n); balanced accuracy (threshold 0.5) and Brier score of the
+    pooled out-of-fold probabilities, mean over repeats."""
+    per_repeat = np.array([fold_auc(y, p, folds) for p, folds in zip(oof, splits, strict=True)])
+    pooled = np.array([roc_auc_score(y, p) for p in oof])
+    bal = np.array([balanced_accuracy_score(y, (p >= 0.5).astype(int)) for p in oof])
+    brier = np.array([brier_score_loss(y, p) for p in oof])
+    return {
+        "auc": float(np.nanmean(per_repeat)),
+        "auc_low": float(np.nanpercentile(per_repeat, 2.5)),
+        "auc_high": float(np.nanpercentile(per_repeat, 97.5)),
+        "balanced_accuracy": float(bal.mean()),
+        "brier": float(brier.mean()),
+        "auc_pooled": float(pooled.mean()),
+    }
+
+
+class Prepared:
+    """Median imputation, scaling and F-scores of one training fold, done once (numpy).
+
+    Same steps and order as the first three steps of :func:`make_pipeline`; used by
+    the fast inner search and the permutation statistic.  Equivalent to the Pipeline
+    up to floating-point rounding (tested).
+    """
+
+    def __init__(self, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray):
+        if np.isnan(Xtr).any() or np.isnan(Xte).any():
+            med = np.nanmedian(Xtr, axis=0)
+            Xtr = np.where(np.isnan(Xtr), med, Xtr)
+            Xte = np.where(np.isnan(Xte), med, Xte)
+        scaler = rank_scaler().fit(Xtr)
+        self.Ztr = scaler.transform(Xtr)
+        self.Zte = scaler.transform(Xte)
+        self.ytr = ytr
+        scores, _ = f_classif(self.Ztr, ytr)
+        self.order = np.argsort(np.where(np.isnan(scores), np.finfo(float).min, scores), kind="mergesort")
+
+    def proba(self, model, k) -> np.ndarray:
+        if k == "all":
+            Ztr, Zte = self.Ztr, self.Zte
+        else:
+            cols = np.sort(self.order[-k:])
+            Ztr, Zte = self.Ztr[:, cols], self.Zte[:, cols]
+        return clone(model).fit(Ztr, self.ytr).predict_proba(Zte)[:, 1]
+
+
+def fast_fold_proba(model, k, Xtr, ytr, Xte) -> np.ndarray:
+    """Test-fold probabilities of ``model`` on the top-k genes (fast path of the Pipeline)."""
+    return Prepared(Xtr, ytr, Xte).proba(model, k)
+
+
+def fast_grid_search(
+    name: str, grid: Mapping[str, list], X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 2016
+) -> dict[str, Any]:
+    """Best parameters as ``GridSearchCV(make_pipeline(name), grid, cv=inner, scoring="roc_auc")``
+    would choose them (same ParameterGrid order, mean inner-fold AUC, first best wins),
+    but with imputation/scaling/F-scores computed once per inner fold instead of once per
+    candidate — about 5× faster on n ≈ 45.  Still fitted on the given (training) data only.
+    """
+    combos = list(ParameterGrid(dict(grid)))
+    base = make_pipeline(name, seed=seed).named_steps["model"]
+    models = [
+        clone(base).set_params(
+            **{key[len("model__") :]: v for key, v in c.items() if key.startswith("model__")}
+        )
+        for c in combos
+    ]
+    split_kw = {"groups": groups} if grouped(groups) else {}
+    scores = []
+    for train, test in inner_cv(y, groups).split(X, y, **split_kw):
+        prep = Prepared(X[train], y[train], X[test])
+        scores.append(
+            [
+                fast_auc(y[test], prep.proba(m, c.get("select__k", "all")))
+                for m, c in zip(models, combos, strict=True)
+            ]
+        )
+    mean = np.asarray(scores).mean(axis=0)
+    return combos[int(np.argmax(mean))]

@@ -1,0 +1,116 @@
+"""Physical layout of a chip or plate: where each well sits, and heat maps on it.
+
+Well ids as the readers write them (docs/data-model.md):
+
+* BioMark dynamic arrays: ``S01-A01`` = sample inlet 1 × assay inlet 1. The
+  layout is sample inlets (rows) × assay inlets (columns); the chip size is the
+  smallest of 24/48/96/192 inlets that holds the largest inlet number (48.48,
+  96.96, 192.24 ...).
+* Plates: ``A1`` / ``A01`` (row letters, column numbers). 96-well (8 × 12),
+  384-well (16 × 24) or 1536-well (32 × 48), the smallest that holds the wells.
+* Anything else (rotor positions, ``run:well``, multiplex ``-target`` ids) has
+  no known geometry: one column, wells in sorted order (``geometry`` "list").
+
+``positions`` returns, per well, the 1-based row and column and the position
+number used as the RDML react id ((row − 1) × columns + column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+_BIOMARK = r"^S(?P<row>\d+)-A(?P<col>\d+)$"
+_PLATE = r"^(?P<row>[A-Za-z]{1,2})(?P<col>\d+)$"
+_INLETS = (24, 48, 96, 192)
+_PLATES = ((8, 12), (16, 24), (32, 48))
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Size and labelling of one chip or plate."""
+
+    kind: str  # "biomark", "plate" or "list"
+    rows: int
+    columns: int
+
+    @property
+    def row_title(self) -> str:
+        return {"biomark": "sample inlet", "plate": "row"}.get(self.kind, "well (sorted)")
+
+    @property
+    def column_title(self) -> str:
+        return {"biomark": "assay inlet", "plate": "column"}.get(self.kind, "")
+
+    @property
+    def name(self) -> str:
+        if self.kind == "biomark":
+            return f"{self.rows}.{self.columns} dynamic array"
+        if self.kind == "plate":
+            return f"{self.rows * self.columns}-well plate"
+        return f"{self.rows} wells without a known layout"
+
+
+def _letters_to_row(letters: pd.Series) -> pd.Series:
+    """A → 1, Z → 26, AA → 27 (vectorised over one- and two-letter rows)."""
+    up = letters.str.upper()
+    number = {}
+    for label in up.unique():  # a plate has at most 32 distinct row labels
+        value = 0
+        for char in label:
+            value = value * 26 + ord(char) - ord("A") + 1
+        number[label] = value
+    return up.map(number).astype(int)
+
+
+def _smallest(size: int, choices) -> int:
+    fitting = [c for c in choices if c >= size]
+    return fitting[0] if fitting else size
+
+
+def positions(wells: pd.Series) -> tuple[pd.DataFrame, Geometry]:
+    """Row, column and position number of each well id of ONE chip or plate."""
+    wells = wells.astype(str).reset_index(drop=True)
+    biomark = wells.str.extract(_BIOMARK)
+    if len(wells) and biomark["row"].notna().all():
+        row, col = biomark["row"].astype(int), biomark["col"].astype(int)
+        geometry = Geometry("biomark", _smallest(int(row.max()), _INLETS), _smallest(int(col.max()), _INLETS))
+    else:
+        plate = wells.str.extract(_PLATE)
+        if len(wells) and plate["row"].notna().all():
+            row, col = _letters_to_row(plate["row"]), plate["col"].astype(int)
+            size = next(
+                ((r, c) for r, c in _PLATES if r >= row.max() and c >= col.max()),
+                (int(row.max()), int(col.max())),
+            )
+            geometry = Geometry("plate", *size)
+        else:
+            order = pd.Series(
+                np.arange(1, len(wells) + 1), index=wells.sort_values(kind="stable").index
+            ).sort_index()
+            row, col = order, pd.Series(1, index=wells.index)
+            geometry = Geometry("list", max(len(wells), 1), 1)
+    frame = pd.DataFrame({"row": row.to_numpy(), "column": col.to_numpy()})
+    frame["position"] = (frame["row"] - 1) * geometry.columns + frame["column"]
+    return frame, geometry
+
+
+def row_label(row: int, geometry: Geometry) -> str:
+    if geometry.kind == "plate":
+        return (
+            chr(ord("A") + (row - 1) // 26 - 1) + chr(ord("A") + (row - 1) % 26)
+            if row > 26
+            else chr(ord("A") + row - 1)
+        )
+    if geometry.kind == "biomark":
+        return f"S{row:02d}"
+    return str(row)
+
+
+def grid(values: pd.Series, where: pd.DataFrame, geometry: Geometry) -> np.ndarray:
+    """A rows × columns array of ``values`` placed at ``where`` (NaN = no well)."""
+    out = np.full((geometry.rows, geometry.columns), np.nan)
+    out[where["row"].to_numpy() - 1, where["column"].to_numpy() - 1] = values.to_numpy(dtype=float)
+    return out

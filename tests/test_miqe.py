@@ -1,0 +1,178 @@
+"""MIQE summary: standard curves against worked numbers and scipy, checklist statuses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ctc_qpcr.miqe import NOT_APPLICABLE, PROVIDED, assay_table, checklist, standard_curves
+
+QUANTITIES = [10.0, 100.0, 1000.0, 10000.0, 100000.0]
+
+
+def _series(
+    slope_by_assay: dict[str, float], noise: float = 0.0, kind: str = "standard"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(7)
+    samples = pd.DataFrame(
+        {"sample": [f"std_{q:g}" for q in QUANTITIES], "kind": kind, "quantity": [str(q) for q in QUANTITIES]}
+    )
+    rows = []
+    for assay, slope in slope_by_assay.items():
+        for sample, q in zip(samples["sample"], QUANTITIES, strict=True):
+            for _ in range(3):
+                rows.append(
+                    {
+                        "sample": sample,
+                        "assay": assay,
+                        "cq": 38 + slope * np.log10(q) + rng.normal(0, noise),
+                        "state": "CALC",
+                        "fate": "kept",
+                    }
+                )
+    return pd.DataFrame(rows), samples
+
+
+def test_perfect_doubling_gives_E_2_and_worked_efficiencies():
+    # slope −3.3219 = −1/log10(2): E = 2.00 (100 %); slope −3.6 → E = 1.8957 (89.6 %).
+    wells, samples = _series({"A": -1 / np.log10(2), "B": -3.6})
+    curves = standard_curves(wells, samples).set_index("assay")
+    assert curves.loc["A", "E"] == pytest.approx(2.0, abs=1e-9)
+    assert curves.loc["B", "E"] == pytest.approx(10 ** (1 / 3.6), abs=1e-9)
+    assert curves.loc["B", "E"] == pytest.approx(1.8957, abs=1e-4)
+    assert curves.loc["A", "r2"] == pytest.approx(1.0)
+    assert curves.loc["A", "n_points"] == 15 and curves.loc["A", "n_quantities"] == 5
+
+
+def test_slope_ci_and_r2_match_scipy_linregress():
+    wells, samples = _series({"A": -3.4}, noise=0.25)
+    curves = standard_curves(wells, samples).iloc[0]
+    x = np.log10(wells["sample"].map(dict(zip(samples["sample"], QUANTITIES, strict=True))))
+    fit = stats.linregress(x, wells["cq"])
+    half = stats.t.ppf(0.975, len(x) - 2) * fit.stderr
+    assert curves["slope"] == pytest.approx(fit.slope, rel=1e-10)
+    assert curves["intercept"] == pytest.approx(fit.intercept, rel=1e-10)
+    assert curves["r2"] == pytest.approx(fit.rvalue**2, rel=1e-10)
+    assert curves["slope_ci_low"] == pytest.approx(fit.slope - half, rel=1e-10)
+    assert curves["slope_ci_high"] == pytest.approx(fit.slope + half, rel=1e-10)
+    # E = 10^(−1/slope) falls as the slope gets steeper: the lower E bound is at slope − t·SE.
+    assert curves["E_ci_low"] == pytest.approx(10 ** (-1 / (fit.slope - half)), rel=1e-10)
+    assert curves["E_ci_high"] == pytest.approx(10 ** (-1 / (fit.slope + half)), rel=1e-10)
+    assert curves["E_ci_low"] < curves["E"] < curves["E_ci_high"]
+
+
+def test_standards_preferred_over_gdna_and_excluded_wells_ignored():
+    std_wells, std_samples = _series({"A": -3.3})
+    gdna_wells, gdna_samples = _series({"A": -3.6, "B": -3.5}, kind="gdna")
+    gdna_wells["sample"] = "g" + gdna_wells["sample"]
+    gdna_samples["sample"] = "g" + gdna_samples["sample"]
+    wells = pd.concat([std_wells, gdna_wells], ignore_index=True)
+    wells.loc[0, ["cq", "fate"]] = [5.0, "excluded"]  # an outlier the workflow excluded
+    curves = standard_curves(wells, pd.concat([std_samples, gdna_samples])).set_index("assay")
+    assert curves.loc["A", "series"] == "standard" and curves.loc["A", "slope"] == pytest.approx(-3.3)
+    assert curves.loc["B", "series"] == "gdna" and curves.loc["B", "slope"] == pytest.approx(-3.5)
+
+
+def test_fewer_than_three_quantities_give_no_curve():
+    wells, samples = _series({"A": -3.3})
+    wells = wells[wells["sample"].isin(["std_10", "std_100"])]
+    assert standard_curves(wells, samples).empty
+
+
+def _checklist(with_ipc: bool):
+    wells, samples = _series({"A": -3.32})
+    curves = standard_curves(wells, samples)
+    assays = pd.DataFrame(
+        {
+            "assay": ["A", "R"],
+            "gene": ["A", "R"],
+            "role": ["target", "reference"],
+            "efficiency": ["", "1.9"],
+            "lod": ["", "33"],
+        }
+    )
+    cells = pd.DataFrame(
+        {
+            "sample": ["p1", "p1", "p2", "p2"],
+            "kind": "patient",
+            "assay": ["A", "R", "A", "R"],
+            "detected": [True, True, False, True],
+            "n_replicates": 2,
+            "flags": "",
+            "vp_grade": "",
+        }
+    )
+    per_assay = assay_table(assays, curves, cells, 35.0)
+    empty = pd.DataFrame(columns=["plate", "ipc_mean", "offset", "flags"])
+    calibration = pd.DataFrame(
+        {"plate": ["c1", "c2"], "ipc_mean": [23.0, 23.4], "offset": [-0.2, 0.2], "flags": ["", "offset"]}
+    )
+    tables = {
+        "wells_summary": pd.DataFrame(
+            {
+                "plate": ["c1"],
+                "read": [10],
+                "kept": [8],
+                "excluded": [2],
+                "non_detected": [1],
+                "excluded_EXPFAIL": [2],
+            }
+        ),
+        "calibration": calibration if with_ipc else empty,
+        "validprime": pd.DataFrame(columns=["plate", "assay", "confidence"]),
+        "genorm": pd.DataFrame({"step": [1, 1], "n_genes": [2, 2], "gene": ["R", "S"], "M": [0.3, 0.3]}),
+        "genorm_v": pd.DataFrame({"n": [2], "V": [0.1]}),
+        "normfinder": pd.DataFrame({"gene": ["R"], "stability": [0.05], "rank": [1]}),
+        "chosen": pd.DataFrame({"strategy": ["reference"], "genes": ["R;S"], "reason": ["geNorm"]}),
+    }
+    settings = {
+        "lod": 35,
+        "replicates": {"max_delta": 0.5},
+        "ipc": {"max_sd": 0.25, "max_offset": 1.0},
+        "normalisation": {"v_cutoff": 0.15},
+    }
+    record = {
+        "workflow": "ctc-qpcr",
+        "workflow_version": "9.9",
+        "packages": {"pandas": "2"},
+        "inputs": {"a.tsv": "ab12"},
+    }
+    return per_assay, checklist(per_assay, cells, tables, record, settings).set_index("item")
+
+
+def test_assay_table_lod_detection_rate_and_efficiency_source():
+    per_assay, _ = _checklist(True)
+    a, r = per_assay.set_index("assay").loc["A"], per_assay.set_index("assay").loc["R"]
+    assert a["efficiency_source"] == "standard series" and a["efficiency_pct"] == pytest.approx(
+        100 * (10 ** (1 / 3.32) - 1)
+    )
+    assert r["efficiency_source"] == "assays sheet" and r["efficiency_pct"] == pytest.approx(90.0)
+    assert (a["lod_used"], r["lod_used"]) == (35.0, 33.0)
+    assert (a["detection_rate"], r["detection_rate"]) == (0.5, 1.0)
+
+
+def test_checklist_marks_items_provided_or_not_applicable():
+    _, items = _checklist(with_ipc=True)
+    assert items.loc["Inter-plate calibration (IPC)", "status"] == PROVIDED
+    assert "1 flagged" in items.loc["Inter-plate calibration (IPC)", "value"]
+    assert items.loc["ValidPrime gDNA correction", "status"] == NOT_APPLICABLE
+    assert items.loc["No-template controls", "status"] == NOT_APPLICABLE
+    assert "EXPFAIL 2" in items.loc["Wells read, kept and excluded by reason", "value"]
+    assert "except 1 with their own LOD" in items.loc["Limit of detection (Cq) used", "value"]
+    assert items.loc["SHA-256 of a.tsv", "value"] == "ab12"
+    _, items = _checklist(with_ipc=False)
+    assert items.loc["Inter-plate calibration (IPC)", "status"] == NOT_APPLICABLE
+    assert set(items["status"]) == {PROVIDED, NOT_APPLICABLE}
+
+
+def test_miqe_page_lists_every_item_escaped():
+    from ctc_qpcr.miqe import miqe_html
+
+    per_assay, items = _checklist(with_ipc=False)
+    page = miqe_html(items.reset_index(), per_assay)
+    assert page.count("<tr>") >= len(items) + len(per_assay)
+    assert "– not applicable" in page and "✓ provided" in page
+    assert "EXPFAIL 2" in page
+    assert "<h2>Software and data</h2>" in page

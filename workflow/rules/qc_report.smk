@@ -1,0 +1,87 @@
+# Report pages that read finished tables: the MIQE 2.0 summary, Cq and well
+# fate on the chip/plate layout, and the RDML 1.3 export of the analysed wells.
+
+
+rule miqe:
+    input:
+        wells=get_batch_tables("wells.parquet"),
+        cq="results/preprocessed/cq.parquet",
+        samples=config["samples"],
+        assays=config["assays"],
+        wells_summary="results/qc/wells_summary.tsv",
+        calibration="results/qc/plate_calibration.tsv",
+        validprime="results/qc/validprime_assays.tsv",
+        genorm="results/reference_genes/genorm.tsv",
+        genorm_v="results/reference_genes/genorm_v.tsv",
+        normfinder="results/reference_genes/normfinder.tsv",
+        chosen="results/reference_genes/chosen.tsv",
+        record="results/run_record.json",
+    output:
+        page=report(
+            "results/qc/miqe.html",
+            caption="../report/miqe.rst",
+            category="0. MIQE 2.0",
+        ),
+        checklist=report(
+            "results/qc/miqe.tsv",
+            caption="../report/miqe.rst",
+            category="0. MIQE 2.0",
+        ),
+        assays=report(
+            "results/qc/miqe_assays.tsv",
+            caption="../report/miqe_assays.rst",
+            category="0. MIQE 2.0",
+        ),
+    log:
+        "logs/miqe.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        settings={
+            "lod": config["lod"],
+            "replicates": config["replicates"],
+            "ipc": config["ipc"],
+            "normalisation": config["normalisation"],
+        },
+    script:
+        "../../scripts/write_miqe.py"
+
+
+rule plot_layout:
+    input:
+        wells=get_batch_tables("wells.parquet"),
+    output:
+        layout=report(
+            directory("results/qc/layout"),
+            patterns=["{plate}.svg"],
+            caption="../report/layout.rst",
+            category="1. Quality control",
+            subcategory="Chip and plate layout",
+            labels={"plate": "{plate}"},
+        ),
+    log:
+        "logs/plot_layout.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        lod=config["lod"],
+    script:
+        "../../scripts/plot_layout.py"
+
+
+rule export_rdml:
+    input:
+        wells=get_batch_tables("wells.parquet"),
+        samples=config["samples"],
+        assays=config["assays"],
+        efficiency="results/qc/efficiency.tsv",
+    output:
+        rdml="results/rdml/study.rdml",
+    log:
+        "logs/export_rdml.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        lod=config["lod"],
+    script:
+        "../../scripts/export_rdml.py"
