@@ -422,7 +422,7 @@ def test_run_all_orders_strategies_and_is_fast():
     assert list(dict.fromkeys(table["strategy"])) == ["global", "alpha", "ref", "zeta"]
     assert table[table["strategy"] == "global"]["gene"].is_monotonic_increasing
     assert len(out["timepoints"][0]) == 4 * 46
-    assert elapsed < 20, elapsed  # 4 strategies x 3 comparisons; ~8 s on an idle core
+    assert elapsed < 30, elapsed  # 4 strategies x 3 comparisons: 14-21 s with 8 jobs sharing 2 cores
 
 
 def test_plots_are_deterministic_svg(tmp_path):

@@ -69,27 +69,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import robust_tests as rt
 from . import stats
-from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_* re-exported: the table contract)
+from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OFF_*: public)
     COLUMNS,
     EXTRA_MULTI,
     EXTRA_TIME,
     EXTRA_TWO_GROUP,
+    OFF_MIN_SD,
+    OFF_Z,
     _empty,
     _finish,
+    _pool,
     _stripped_str,
+    call_on,
 )
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
 from .differential_time import timepoints as _timepoints
+from .differential_two_group import YUEN_TRIM, two_group_gene  # noqa: F401  (public)
 from .errors import ConfigError
-
-#: Trimming of the Yuen test (``test: yuen``, column p_yuen), 10 % from each end.
-YUEN_TRIM = 0.1
-#: "Off" call: a detected ΔCq more than OFF_Z robust SDs above the gene's median (see call_on);
-#: 3.5 = the modified z-score cut-off of Iglewicz & Hoaglin.
-OFF_Z = 3.5
-OFF_MIN_SD = 0.5
 
 TYPES = ("two_group", "per_site", "multi_group", "timepoints")
 TESTS = {
@@ -224,212 +221,6 @@ def _prepare(
         return _pool(data, spec, notes)
     data["detected_fraction"] = data["detected"].astype(float)
     return data
-
-
-def call_on(data: pd.DataFrame, off_z: float | None = OFF_Z) -> pd.Series:
-    """Detected values at the gene's expressed level (not "off"), per strategy × gene, label-blind.
-
-    A CTC sample whose cells do not express a gene can still give a late background
-    signal (8-14 cycles later, often under the LOD, so called detected). A detected ΔCq
-    more than ``off_z`` robust SDs above the median of the gene's detected ΔCq (robust
-    SD = 1.4826 · MAD, at least :data:`OFF_MIN_SD` cycles) is called "off": it counts as
-    detected for the detection rate but is left out of every level statistic. Computed
-    over all units of the comparison without their group labels, so it cannot favour a
-    group. ``off_z`` None or 0: no off calls.
-    """
-    det = data["detected"].to_numpy(bool)
-    if not off_z:
-        return pd.Series(det, index=data.index)
-    level = data["dcq"].where(data["detected"])
-    keys = [data["strategy"], data["gene"]]
-    med = level.groupby(keys).transform("median")
-    mad = (level - med).abs().groupby(keys).transform("median")
-    sd = np.maximum(1.4826 * mad.to_numpy(float), OFF_MIN_SD)
-    with np.errstate(invalid="ignore"):
-        off = det & ((level - med).to_numpy(float) > off_z * sd)
-    return pd.Series(det & ~off, index=data.index)
-
-
-def _pool(data: pd.DataFrame, spec: dict, notes: list[str]) -> pd.DataFrame:
-    """One row per patient: detection = share of its draws detected, level = mean ΔCq of on-level draws."""
-    by = ["strategy", "gene", "unit"]
-    if spec["type"] == "timepoints":
-        by.append(spec["column"])
-    labels = [c for c in data.columns if c not in by + ["sample", "dcq", "detected", "on"]]
-    data = data.assign(_level=data["dcq"].where(data["on"]))
-    grouped = data.groupby(by, sort=True)
-    pooled = grouped.agg(
-        _all=("dcq", "mean"),
-        _level=("_level", "mean"),
-        _n_det=("detected", "sum"),
-        _n_on=("on", "sum"),
-        n_samples=("sample", "size"),
-    )
-    # the imputed mean is kept only for patients with no on-level draw (for the tied-rank test)
-    pooled["detected"] = pooled["_n_det"] > 0
-    pooled["on"] = pooled["_n_on"] > 0
-    pooled["detected_fraction"] = pooled["_n_det"] / pooled["n_samples"]
-    pooled["dcq"] = pooled["_level"].where(pooled["on"], pooled["_all"])
-    pooled = pooled.drop(columns=["_all", "_level", "_n_det", "_n_on"])
-    for col in labels:
-        if col == "_level":
-            continue
-        nunique = grouped[col].nunique(dropna=False)
-        if (nunique > 1).any():
-            bad = sorted({str(k[2]) for k in nunique[nunique > 1].index})
-            notes.append(
-                f"{spec['name']}: patients {', '.join(bad[:10])} have several values of {col!r}; "
-                "the first is used after pooling"
-            )
-        pooled[col] = grouped[col].first()
-    data = pooled.reset_index()
-    if (data["n_samples"] > 1).any():
-        notes.append(
-            f"{spec['name']}: pooled several samples per patient: detection = share of the "
-            "patient's draws detected, level = mean ΔCq of the detected (on-level) draws"
-        )
-    return data
-
-
-# --------------------------------------------------------------------------------------------
-# Two-group core
-
-
-def _bottom_tied(dcq: np.ndarray, detected: np.ndarray, floor: float) -> np.ndarray:
-    """Non-detects replaced by one common value above every detected ΔCq."""
-    return np.where(detected, dcq, floor)
-
-
-def _floor(*arrays: np.ndarray) -> float:
-    values = np.concatenate([a for a in arrays if a.size])
-    return float(values.max()) + 1.0 if values.size else 0.0
-
-
-def _reason(ka: int, na: int, kb: int, nb: int, min_detected: int, labels=("A", "B")) -> str:
-    if ka == 0 and kb == 0:
-        return "not detected in any sample"
-    short = [
-        f"{lab} {k} of {n}" for lab, k, n in zip(labels, (ka, kb), (na, nb), strict=True) if k < min_detected
-    ]
-    return f"fewer than {min_detected} detected: " + ", ".join(short) if short else ""
-
-
-_LEVEL_KEYS = (
-    "mean_a",
-    "mean_b",
-    "log2fc",
-    "ci_low",
-    "ci_high",
-    "p_welch",
-    "p_welch_detected",
-    "p_hurdle",
-    "hl_shift",
-    "p_brunner_munzel",
-    "p_yuen",
-    "p_mannwhitney_detected",
-)
-
-
-def two_group_gene(
-    dcq_a: np.ndarray,
-    det_a: np.ndarray,
-    dcq_b: np.ndarray,
-    det_b: np.ndarray,
-    *,
-    test: str = "auto",
-    min_detected: int = 3,
-    trim: float = YUEN_TRIM,
-    frac_a: np.ndarray | None = None,
-    frac_b: np.ndarray | None = None,
-    on_a: np.ndarray | None = None,
-    on_b: np.ndarray | None = None,
-    nondetect_fisher_threshold: float | None = None,
-) -> dict:
-    """All statistics of one gene for A vs B; ``p``/``statistic``/``test`` = primary test.
-
-    Levels (means, log2fc, CI, every level test) use the detected values at the gene's
-    expressed level only (``on_a/b``, default = detected; "off" values: see
-    :func:`call_on`) and are computed only when both groups have ≥ ``min_detected`` of
-    them; otherwise they are empty and ``reason`` says why. Primary test (``auto``):
-    Welch on those values. Detection is always compared:
-    ``detection_rate_a/b`` (mean of ``frac_a/b``, the per-unit detected fraction; = the
-    detected flags when not pooled), ``detection_diff`` and ``p_fisher`` (Fisher's exact
-    test on detected units; for pooled units ``p_detection`` compares the fractions).
-    ``nondetect_fisher_threshold`` is accepted for old configs and not used.
-    """
-    dcq_a, dcq_b = np.asarray(dcq_a, float), np.asarray(dcq_b, float)
-    det_a, det_b = np.asarray(det_a, bool), np.asarray(det_b, bool)
-    fa = det_a.astype(float) if frac_a is None else np.asarray(frac_a, float)
-    fb = det_b.astype(float) if frac_b is None else np.asarray(frac_b, float)
-    na, nb = dcq_a.size, dcq_b.size
-    ka, kb = int(det_a.sum()), int(det_b.sum())
-    lev_a = det_a if on_a is None else np.asarray(on_a, bool) & det_a
-    lev_b = det_b if on_b is None else np.asarray(on_b, bool) & det_b
-    la, lb = int(lev_a.sum()), int(lev_b.sum())
-    floor = _floor(dcq_a, dcq_b)
-    mw = stats.mann_whitney(_bottom_tied(dcq_a, det_a, floor), _bottom_tied(dcq_b, det_b, floor))
-    fi = stats.fisher_detection(ka, na, kb, nb)
-    rate_a = float(fa.mean()) if na else math.nan
-    rate_b = float(fb.mean()) if nb else math.nan
-    pooled = frac_a is not None and not (np.isin(fa, (0.0, 1.0)).all() and np.isin(fb, (0.0, 1.0)).all())
-    row = {
-        "n_a": na,
-        "n_b": nb,
-        "detected_a": ka,
-        "detected_b": kb,
-        "test": "none",
-        "p": math.nan,
-        "statistic": math.nan,
-        "p_mannwhitney": mw.p,
-        "p_fisher": fi.p,
-        "detection_rate_a": rate_a,
-        "detection_rate_b": rate_b,
-        "detection_diff": rate_a - rate_b,
-        "p_detection": stats.mann_whitney(fa, fb).p if pooled else fi.p,
-        "reason": _reason(la, na, lb, nb, min_detected),
-        "off_a": ka - la,
-        "off_b": kb - lb,
-    }
-    row.update(dict.fromkeys(_LEVEL_KEYS, math.nan))
-    if row["reason"]:
-        return row
-    xa, xb = dcq_a[lev_a], dcq_b[lev_b]
-    w = stats.welch_t(xa, xb)
-    fc = stats.fold_change_dcq(w.diff, w.ci_low, w.ci_high)
-    mwd = rt.mann_whitney(xa, xb)
-    hl = stats.hodges_lehmann(xa, xb)[0]
-    yu, bm = rt.yuen(xa, xb, trim), rt.brunner_munzel(xa, xb)
-    p_yuen, p_bm = float(yu.p[0]), float(bm.p[0])
-    hurdle_p = stats.fisher_combine([fi.p, w.p]) if math.isfinite(fi.p) else math.nan
-    choice = {"auto": "welch"}.get(test, test)
-    primary = {
-        "yuen": (float(yu.statistic[0]), p_yuen),
-        "welch": (w.t, w.p),
-        "brunner_munzel": (float(bm.statistic[0]), p_bm),
-        "mann_whitney": (mw.u, mw.p),
-        "hurdle": (float(-2.0 * np.log(np.clip([fi.p, w.p], 1e-300, 1.0)).sum()), hurdle_p),
-    }[choice]
-    row.update(
-        {
-            "mean_a": w.mean_a,
-            "mean_b": w.mean_b,
-            "log2fc": fc.log2fc,
-            "ci_low": fc.log2fc_low,
-            "ci_high": fc.log2fc_high,
-            "statistic": primary[0],
-            "p": primary[1],
-            "test": choice,
-            "p_welch": w.p,
-            "p_welch_detected": w.p,
-            "p_hurdle": hurdle_p,
-            # HL on the detected ΔCq; reported as a log2 shift of A relative to B (sign as log2fc)
-            "hl_shift": -hl if math.isfinite(hl) else math.nan,
-            "p_brunner_munzel": p_bm,
-            "p_yuen": p_yuen,
-            "p_mannwhitney_detected": float(mwd.p[0]),
-        }
-    )
-    return row
 
 
 def _binary(

@@ -1,4 +1,4 @@
-"""Column contract and table assembly of the differential tables (docs/methods.md §6)."""
+"""Differential tables: column contract, "off" calls, per-patient pooling, assembly (docs/methods.md §6)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+
+#: "Off" call: a detected ΔCq more than OFF_Z robust SDs above the gene's median (see call_on);
+#: 3.5 = the modified z-score cut-off of Iglewicz & Hoaglin.
+OFF_Z = 3.5
+OFF_MIN_SD = 0.5
 
 COLUMNS = [
     "gene",
@@ -110,3 +115,68 @@ def _finish(
     sort = [c for c in ("strategy", "site", "gene") if c in q_groups + ["gene"]]
     table = table.sort_values(sort, kind="mergesort").reset_index(drop=True)
     return table[COLUMNS + extra]
+
+
+def call_on(data: pd.DataFrame, off_z: float | None = OFF_Z) -> pd.Series:
+    """Detected values at the gene's expressed level (not "off"), per strategy × gene, label-blind.
+
+    A CTC sample whose cells do not express a gene can still give a late background
+    signal (8-14 cycles later, often under the LOD, so called detected). A detected ΔCq
+    more than ``off_z`` robust SDs above the median of the gene's detected ΔCq (robust
+    SD = 1.4826 · MAD, at least :data:`OFF_MIN_SD` cycles) is called "off": it counts as
+    detected for the detection rate but is left out of every level statistic. Computed
+    over all units of the comparison without their group labels, so it cannot favour a
+    group. ``off_z`` None or 0: no off calls.
+    """
+    det = data["detected"].to_numpy(bool)
+    if not off_z:
+        return pd.Series(det, index=data.index)
+    level = data["dcq"].where(data["detected"])
+    keys = [data["strategy"], data["gene"]]
+    med = level.groupby(keys).transform("median")
+    mad = (level - med).abs().groupby(keys).transform("median")
+    sd = np.maximum(1.4826 * mad.to_numpy(float), OFF_MIN_SD)
+    with np.errstate(invalid="ignore"):
+        off = det & ((level - med).to_numpy(float) > off_z * sd)
+    return pd.Series(det & ~off, index=data.index)
+
+
+def _pool(data: pd.DataFrame, spec: dict, notes: list[str]) -> pd.DataFrame:
+    """One row per patient: detection = share of its draws detected, level = mean ΔCq of on-level draws."""
+    by = ["strategy", "gene", "unit"]
+    if spec["type"] == "timepoints":
+        by.append(spec["column"])
+    labels = [c for c in data.columns if c not in by + ["sample", "dcq", "detected", "on"]]
+    data = data.assign(_level=data["dcq"].where(data["on"]))
+    grouped = data.groupby(by, sort=True)
+    pooled = grouped.agg(
+        _all=("dcq", "mean"),
+        _level=("_level", "mean"),
+        _n_det=("detected", "sum"),
+        _n_on=("on", "sum"),
+        n_samples=("sample", "size"),
+    )
+    # the imputed mean is kept only for patients with no on-level draw (for the tied-rank test)
+    pooled["detected"] = pooled["_n_det"] > 0
+    pooled["on"] = pooled["_n_on"] > 0
+    pooled["detected_fraction"] = pooled["_n_det"] / pooled["n_samples"]
+    pooled["dcq"] = pooled["_level"].where(pooled["on"], pooled["_all"])
+    pooled = pooled.drop(columns=["_all", "_level", "_n_det", "_n_on"])
+    for col in labels:
+        if col == "_level":
+            continue
+        nunique = grouped[col].nunique(dropna=False)
+        if (nunique > 1).any():
+            bad = sorted({str(k[2]) for k in nunique[nunique > 1].index})
+            notes.append(
+                f"{spec['name']}: patients {', '.join(bad[:10])} have several values of {col!r}; "
+                "the first is used after pooling"
+            )
+        pooled[col] = grouped[col].first()
+    data = pooled.reset_index()
+    if (data["n_samples"] > 1).any():
+        notes.append(
+            f"{spec['name']}: pooled several samples per patient: detection = share of the "
+            "patient's draws detected, level = mean ΔCq of the detected (on-level) draws"
+        )
+    return data

@@ -288,91 +288,68 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
 
 
 def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_detected=3, **_):
-    """Paired test (levels[0] vs levels[1]) and mixed model per gene, on detected values only."""
+    """Paired test (levels[0] vs levels[1]) and mixed model per gene, on on-level detected values only."""
     col = spec["column"]
-    a_lvl, b_lvl = spec["levels"]
     data, tps, with_group, do_paired, do_lmm = _time_setup(data, spec, notes, min_per_group)
     if not do_paired and not do_lmm:
         notes.append(f"{spec['name']}: skipped — too few patients")
         return _empty(EXTRA_TIME)
-    rows, lmm_problems = [], []
     level = data[col].to_numpy(object)
-    is_a, is_b = level == a_lvl, level == b_lvl
-    unit_code = pd.factorize(data["unit"].astype(str), sort=True)[0]  # code order = string order
-    dcq_all = data["dcq"].to_numpy(float)
-    det_all = data["detected"].to_numpy(bool)
-    on_all = data["on"].to_numpy(bool) if "on" in data else det_all
-    frac_all = data["detected_fraction"].to_numpy(float)
-    tp_all = data[col].map({lvl: i for i, lvl in enumerate(tps)}).to_numpy(int)
-    grp_code = pd.factorize(data["_grp"].astype(str), sort=True)[0]
-    has_grp = data["_grp"].to_numpy(str) != ""
+    det = data["detected"].to_numpy(bool)
+    arr = {
+        "is_a": level == spec["levels"][0], "is_b": level == spec["levels"][1],
+        "unit": pd.factorize(data["unit"].astype(str), sort=True)[0],  # code order = string order
+        "dcq": data["dcq"].to_numpy(float), "det": det,
+        "on": data["on"].to_numpy(bool) if "on" in data else det,
+        "frac": data["detected_fraction"].to_numpy(float),
+        "tp": data[col].map({lvl: i for i, lvl in enumerate(tps)}).to_numpy(int),
+        "grp": pd.factorize(data["_grp"].astype(str), sort=True)[0],
+        "has_grp": data["_grp"].to_numpy(str) != "",
+    }  # fmt: skip
+    ctx = {"spec": spec, "n_tp": len(tps), "with_group": with_group, "do_paired": do_paired, "do_lmm": do_lmm,
+           "engine": lmm_engine, "min_detected": min_detected}  # fmt: skip
+    rows, problems = [], []
+    for (strategy, gene), idx in data.groupby(["strategy", "gene"], sort=True).indices.items():
+        row = _time_row(gene, strategy, idx, arr, ctx)
+        if row.get("lmm_reason") and not row["lmm_reason"].startswith(("not detected", "fewer than")):
+            problems.append(
+                f"{gene} ({strategy}): {row['lmm_reason']}" if strategy else f"{gene}: {row['lmm_reason']}"
+            )
+        rows.append(row)
+    if problems:
+        notes.append(
+            f"{spec['name']}: mixed model gave NaN for {len(problems)} gene(s): "
+            + "; ".join(problems[:20])
+            + (" ..." if len(problems) > 20 else "")
+        )
+    q_extra = [("p_lmm_time", "q_lmm_time"), ("p_lmm_interaction", "q_lmm_interaction")]
+    return _finish(rows, EXTRA_TIME, ["strategy"], q_extra=q_extra)
+
+
+def _time_row(gene: str, strategy: str, idx: np.ndarray, arr: dict, ctx: dict) -> dict:
+    """One gene of the time-point table: detection at the two levels, paired test, mixed model."""
+    spec, unit = ctx["spec"], arr["unit"]
 
     def first_per_unit(ix: np.ndarray) -> np.ndarray:
-        _, first = np.unique(unit_code[ix], return_index=True)
+        _, first = np.unique(unit[ix], return_index=True)
         return ix[first]
 
-    for (strategy, gene), idx in data.groupby(["strategy", "gene"], sort=True).indices.items():
-        row = {
-            "gene": gene,
-            "strategy": strategy,
-            "comparison": spec["name"],
-            "level_a": a_lvl,
-            "level_b": b_lvl,
-            "test": "none",
-            "p": math.nan,
-            "reason": "",
-        }
-        ia, ib = first_per_unit(idx[is_a[idx]]), first_per_unit(idx[is_b[idx]])
-        ra, rb = (
-            float(frac_all[ia].mean()) if ia.size else math.nan,
-            float(frac_all[ib].mean()) if ib.size else math.nan,
-        )
+    row = {"gene": gene, "strategy": strategy, "comparison": spec["name"], "level_a": spec["levels"][0],
+           "level_b": spec["levels"][1], "test": "none", "p": math.nan, "reason": ""}  # fmt: skip
+    ia, ib = first_per_unit(idx[arr["is_a"][idx]]), first_per_unit(idx[arr["is_b"][idx]])
+    ra = float(arr["frac"][ia].mean()) if ia.size else math.nan
+    rb = float(arr["frac"][ib].mean()) if ib.size else math.nan
+    row.update({"n_a": len(ia), "n_b": len(ib), "detected_a": int(arr["det"][ia].sum()),
+                "detected_b": int(arr["det"][ib].sum()), "detection_rate_a": ra, "detection_rate_b": rb,
+                "detection_diff": ra - rb})  # fmt: skip
+    if ctx["do_paired"]:
+        _, pa, pb = np.intersect1d(unit[ia], unit[ib], assume_unique=True, return_indices=True)
+        ja, jb = ia[pa], ib[pb]
         row.update(
-            {
-                "n_a": len(ia),
-                "n_b": len(ib),
-                "detected_a": int(det_all[ia].sum()),
-                "detected_b": int(det_all[ib].sum()),
-                "detection_rate_a": ra,
-                "detection_rate_b": rb,
-                "detection_diff": ra - rb,
-            }
+            _paired(arr["dcq"][ja], arr["dcq"][jb], arr["on"][ja], arr["on"][jb], spec, ctx["min_detected"])
         )
-        if do_paired:
-            _, pa, pb = np.intersect1d(unit_code[ia], unit_code[ib], assume_unique=True, return_indices=True)
-            ja, jb = ia[pa], ib[pb]
-            row.update(_paired(dcq_all[ja], dcq_all[jb], on_all[ja], on_all[jb], spec, min_detected))
-        if do_lmm:
-            ix = idx[has_grp[idx]] if with_group else idx
-            row.update(
-                _lmm(
-                    dcq_all[ix],
-                    on_all[ix],
-                    tp_all[ix],
-                    grp_code[ix],
-                    unit_code[ix],
-                    len(tps),
-                    with_group,
-                    lmm_engine,
-                    min_detected,
-                )
-            )
-            if row["lmm_reason"] and not row["lmm_reason"].startswith(("not detected", "fewer than")):
-                lmm_problems.append(
-                    f"{gene} ({strategy}): {row['lmm_reason']}"
-                    if strategy
-                    else f"{gene}: {row['lmm_reason']}"
-                )
-        rows.append(row)
-    if lmm_problems:
-        notes.append(
-            f"{spec['name']}: mixed model gave NaN for {len(lmm_problems)} gene(s): "
-            + "; ".join(lmm_problems[:20])
-            + (" ..." if len(lmm_problems) > 20 else "")
-        )
-    return _finish(
-        rows,
-        EXTRA_TIME,
-        ["strategy"],
-        q_extra=[("p_lmm_time", "q_lmm_time"), ("p_lmm_interaction", "q_lmm_interaction")],
-    )
+    if ctx["do_lmm"]:
+        ix = idx[arr["has_grp"][idx]] if ctx["with_group"] else idx
+        row.update(_lmm(arr["dcq"][ix], arr["on"][ix], arr["tp"][ix], arr["grp"][ix], unit[ix], ctx["n_tp"],
+                        ctx["with_group"], ctx["engine"], ctx["min_detected"]))  # fmt: skip
+    return row

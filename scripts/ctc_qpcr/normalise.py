@@ -20,8 +20,16 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .normalise_cells import _gene_efficiency, _prepare_cells, strategy_agreement  # noqa: F401
-from .refgenes import V_CUTOFF, genorm, normfinder
+from .normalise_cells import (  # noqa: F401  (strategy_agreement: public)
+    _candidates,
+    _choices,
+    _gene_efficiency,
+    _prepare_cells,
+    _run_genorm,
+    _run_normfinder,
+    strategy_agreement,
+)
+from .refgenes import V_CUTOFF
 
 STRATEGIES = ("reference", "normfinder_pair", "global_mean", "none")
 LONG_COLUMNS = [
@@ -275,10 +283,8 @@ def normalise_study(
     efficiency_scaled: bool = False,
     min_reference_genes: int = 1,
 ) -> dict:
-    """Choose normalisers, normalise and compare strategies (docs/methods.md §4).
+    """Choose normalisers, normalise and compare strategies (docs/methods.md §4). Parameters:
 
-    Parameters
-    ----------
     cells:        Cells table (data-model §2). Minimum: ``sample, gene`` (or ``assay``), ``cq``;
                   ``role``/``kind`` are taken from ``assays``/``samples`` if absent;
                   ``detected`` defaults to "cq is a number", ``cq_imputed`` to ``cq``.
@@ -293,12 +299,10 @@ def normalise_study(
     kinds:        sample kinds normalised (patient, healthy); controls are excluded.
     negative_variance: NormFinder rule, ``"original"`` or ``"zero"`` (see refgenes.normfinder).
     global_mean_mode / global_mean_modified: see :func:`global_mean`.
-    min_reference_genes: a sample needs this many detected genes of a reference normaliser
-                  (reference, normfinder_pair); else its ΔCq is NaN (flag ``no_normaliser``) and it
-                  is listed in ``excluded`` with the reason.
+    min_reference_genes: detected genes a sample needs in a reference normaliser; else its ΔCq
+                  is NaN (flag ``no_normaliser``), listed in ``excluded`` with the reason.
     efficiency_scaled: True when the cells' Cq were already scaled by ``log2(E)`` upstream
-                  (config ``efficiency.apply``); E is then taken as 2.0 here so it is not
-                  applied twice.
+                  (config ``efficiency.apply``); E = 2.0 is then used here (not applied twice).
 
     Stability is computed on ``Cq·log2(E)`` (efficiency-scaled Cq, §3.4; = Cq when E = 2)
     of the detected values only, over the normalised samples; samples missing a
@@ -315,8 +319,7 @@ def normalise_study(
     (strategy, sample, kind, reason: samples without a ΔCq), ``notes`` (list of str). Any of
     genorm/normfinder tables is empty when it could not run.
     """
-    unknown = [s for s in strategies if s not in STRATEGIES]
-    if unknown:
+    if unknown := [s for s in strategies if s not in STRATEGIES]:
         raise ConfigError(f"unknown normalisation strategies {unknown}; choose from {list(STRATEGIES)}")
     if candidates not in ("reference", "reference+target"):
         raise ConfigError("candidates must be 'reference' or 'reference+target'")
@@ -336,12 +339,16 @@ def normalise_study(
     hd = list(m["cq"].index[m["kind"].reindex(m["cq"].index).to_numpy() == "healthy"])
     if not hd:
         notes.append("no healthy-donor samples: ddcq is NaN")
-    normalised, matrices, chosen_rows, excluded = {}, {}, [], []
     settings = {
         "global_mean_mode": global_mean_mode,
         "global_mean_modified": global_mean_modified,
         "min_reference_genes": min_reference_genes,
     }
+    return _result(gres, nres, *_all_strategies(strategies, m, choice, settings, eff, hd, notes), notes)
+
+
+def _all_strategies(strategies, m, choice, settings, eff, hd, notes):
+    normalised, matrices, chosen_rows, excluded = {}, {}, [], []
     for strategy in strategies:
         norm, flags, used, filled, row = _strategy_normaliser(strategy, m, choice, settings, notes)
         chosen_rows.append(row)
@@ -351,7 +358,7 @@ def normalise_study(
             {"strategy": strategy, "sample": smp, "kind": m["kind"].get(smp, ""), "reason": why}
             for smp, why in lost
         ]
-    return _result(gres, nres, chosen_rows, normalised, matrices, excluded, notes)
+    return chosen_rows, normalised, matrices, excluded
 
 
 def _wide_matrices(long: pd.DataFrame) -> dict:
@@ -380,103 +387,6 @@ def _wide_matrices(long: pd.DataFrame) -> dict:
         "kind": long.drop_duplicates("sample").set_index("sample")["kind"],
         "ref_genes": [g for g in cols if roles[g] == "reference"],
     }
-
-
-def _candidates(m: dict, candidates: str, notes: list[str]) -> list[str]:
-    """Genes ranked by geNorm / NormFinder."""
-    if candidates == "reference":
-        return list(m["ref_genes"])
-    # targets are often not detected: only genes detected in every sample can be candidates
-    cand = [g for g in m["cq"].columns if m["detected"][g].all()]
-    if len(cand) < 2:
-        notes.append(
-            "reference+target: fewer than 2 genes detected in every sample; reference genes used as "
-            "candidates"
-        )
-        return list(m["ref_genes"])
-    left = sorted(set(m["ref_genes"]) - set(cand))
-    if left:
-        notes.append(
-            f"reference+target: reference genes not detected in every sample are not candidates: {left}"
-        )
-    return cand
-
-
-def _run_genorm(y: pd.DataFrame, cand: list[str], v_cutoff: float, notes: list[str]):
-    if len(cand) < 2:
-        notes.append(f"geNorm not run: {len(cand)} candidate gene(s) (needs ≥ 2)")
-        return None
-    try:
-        gres = genorm(y, v_cutoff=v_cutoff)
-    except ValueError as exc:
-        notes.append(f"geNorm not run: {exc}")
-        return None
-    if gres.dropped_samples:
-        notes.append(
-            f"geNorm: {len(gres.dropped_samples)} sample(s) left out (a candidate gene not detected): "
-            + ", ".join(gres.dropped_samples)
-        )
-    notes.append(f"geNorm on {gres.n_samples} samples × {len(cand)} genes; {gres.optimal_reason}")
-    return gres
-
-
-def _normfinder_groups(y, samples, normfinder_group, notes):
-    if normfinder_group is None:
-        return None
-    if samples is None or normfinder_group not in samples.columns:
-        raise ConfigError(f"NormFinder group column {normfinder_group!r} is not in the samples sheet")
-    smap = samples.assign(sample=samples["sample"].astype(str).str.strip()).drop_duplicates("sample")
-    groups = smap.set_index("sample")[normfinder_group].reindex(y.index)
-    groups = groups.where(groups.astype(str).str.strip().ne("") & groups.notna())
-    # groups with < 2 complete samples cannot enter eq. (9): drop their samples
-    complete = np.isfinite(y.to_numpy(dtype=float)).all(axis=1)
-    counts = groups[complete].value_counts()
-    small = sorted(str(g) for g in counts[counts < 2].index)
-    if small:
-        notes.append(f"NormFinder: group(s) with < 2 complete samples left out: {small}")
-        groups = groups.where(~groups.astype(str).isin(small))
-    return groups
-
-
-def _run_normfinder(y, cand, samples, normfinder_group, negative_variance, notes):
-    if len(cand) < 3:
-        notes.append(f"NormFinder not run: {len(cand)} candidate gene(s) (needs ≥ 3)")
-        return None
-    groups = _normfinder_groups(y, samples, normfinder_group, notes)
-    try:
-        nres = normfinder(y, groups, negative_variance=negative_variance)
-    except ValueError as exc:
-        notes.append(f"NormFinder not run: {exc}")
-        return None
-    if nres.dropped_samples:
-        notes.append(
-            f"NormFinder: {len(nres.dropped_samples)} sample(s) left out (candidate not detected or no "
-            f"group): " + ", ".join(nres.dropped_samples)
-        )
-    notes.append(
-        f"NormFinder on {nres.n_samples} samples, groups {nres.groups}, negative variances: "
-        f"{negative_variance} rule"
-    )
-    return nres
-
-
-def _choices(reference_genes, genes, gres, nres, ref_genes_all) -> dict:
-    """Genes and reason of the reference and normfinder_pair normalisers."""
-    if reference_genes is not None:
-        ref_choice = [str(g).strip() for g in reference_genes]
-        absent = [g for g in ref_choice if g not in genes]
-        if absent:
-            raise ConfigError(f"reference_genes not found among the measured genes: {absent}")
-        ref = (ref_choice, "fixed list from config")
-    elif gres is not None:
-        ref = (list(gres.optimal_genes), gres.optimal_reason)
-    else:
-        ref = (list(ref_genes_all), "geNorm could not run; all reference genes used")
-    if nres is not None:
-        pair = (list(nres.best_pair), f"NormFinder best pair, stability {nres.best_pair_stability:.4f}")
-    else:
-        pair = (list(ref_genes_all), "NormFinder could not run; all reference genes used")
-    return {"reference": ref, "normfinder_pair": pair}
 
 
 def _strategy_normaliser(strategy: str, m: dict, choice: dict, settings: dict, notes: list[str]):

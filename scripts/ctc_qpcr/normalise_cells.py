@@ -1,4 +1,4 @@
-"""Cells table -> wide samples x genes matrices, efficiencies, and agreement between strategies.
+"""Cells table -> wide matrices, efficiencies, reference-gene choice (geNorm, NormFinder), agreement.
 
 Split from :mod:`ctc_qpcr.normalise` (docs/methods.md §4).
 """
@@ -9,6 +9,9 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+
+from .errors import ConfigError
+from .refgenes import genorm, normfinder
 
 
 def _stripped_str(values: pd.Series) -> pd.Series:
@@ -155,3 +158,100 @@ def strategy_agreement(matrices: dict[str, pd.DataFrame]) -> pd.DataFrame:
         n, r = _pearson(Ac.to_numpy().ravel(), Bc.to_numpy().ravel())
         rows.append({"strategy_a": a, "strategy_b": b, "gene": "ALL", "n": n, "r": r})
     return pd.DataFrame(rows, columns=["strategy_a", "strategy_b", "gene", "n", "r"])
+
+
+def _candidates(m: dict, candidates: str, notes: list[str]) -> list[str]:
+    """Genes ranked by geNorm / NormFinder."""
+    if candidates == "reference":
+        return list(m["ref_genes"])
+    # targets are often not detected: only genes detected in every sample can be candidates
+    cand = [g for g in m["cq"].columns if m["detected"][g].all()]
+    if len(cand) < 2:
+        notes.append(
+            "reference+target: fewer than 2 genes detected in every sample; reference genes used as "
+            "candidates"
+        )
+        return list(m["ref_genes"])
+    left = sorted(set(m["ref_genes"]) - set(cand))
+    if left:
+        notes.append(
+            f"reference+target: reference genes not detected in every sample are not candidates: {left}"
+        )
+    return cand
+
+
+def _run_genorm(y: pd.DataFrame, cand: list[str], v_cutoff: float, notes: list[str]):
+    if len(cand) < 2:
+        notes.append(f"geNorm not run: {len(cand)} candidate gene(s) (needs ≥ 2)")
+        return None
+    try:
+        gres = genorm(y, v_cutoff=v_cutoff)
+    except ValueError as exc:
+        notes.append(f"geNorm not run: {exc}")
+        return None
+    if gres.dropped_samples:
+        notes.append(
+            f"geNorm: {len(gres.dropped_samples)} sample(s) left out (a candidate gene not detected): "
+            + ", ".join(gres.dropped_samples)
+        )
+    notes.append(f"geNorm on {gres.n_samples} samples × {len(cand)} genes; {gres.optimal_reason}")
+    return gres
+
+
+def _normfinder_groups(y, samples, normfinder_group, notes):
+    if normfinder_group is None:
+        return None
+    if samples is None or normfinder_group not in samples.columns:
+        raise ConfigError(f"NormFinder group column {normfinder_group!r} is not in the samples sheet")
+    smap = samples.assign(sample=samples["sample"].astype(str).str.strip()).drop_duplicates("sample")
+    groups = smap.set_index("sample")[normfinder_group].reindex(y.index)
+    groups = groups.where(groups.astype(str).str.strip().ne("") & groups.notna())
+    # groups with < 2 complete samples cannot enter eq. (9): drop their samples
+    complete = np.isfinite(y.to_numpy(dtype=float)).all(axis=1)
+    counts = groups[complete].value_counts()
+    small = sorted(str(g) for g in counts[counts < 2].index)
+    if small:
+        notes.append(f"NormFinder: group(s) with < 2 complete samples left out: {small}")
+        groups = groups.where(~groups.astype(str).isin(small))
+    return groups
+
+
+def _run_normfinder(y, cand, samples, normfinder_group, negative_variance, notes):
+    if len(cand) < 3:
+        notes.append(f"NormFinder not run: {len(cand)} candidate gene(s) (needs ≥ 3)")
+        return None
+    groups = _normfinder_groups(y, samples, normfinder_group, notes)
+    try:
+        nres = normfinder(y, groups, negative_variance=negative_variance)
+    except ValueError as exc:
+        notes.append(f"NormFinder not run: {exc}")
+        return None
+    if nres.dropped_samples:
+        notes.append(
+            f"NormFinder: {len(nres.dropped_samples)} sample(s) left out (candidate not detected or no "
+            f"group): " + ", ".join(nres.dropped_samples)
+        )
+    notes.append(
+        f"NormFinder on {nres.n_samples} samples, groups {nres.groups}, negative variances: "
+        f"{negative_variance} rule"
+    )
+    return nres
+
+
+def _choices(reference_genes, genes, gres, nres, ref_genes_all) -> dict:
+    """Genes and reason of the reference and normfinder_pair normalisers."""
+    if reference_genes is not None:
+        ref_choice = [str(g).strip() for g in reference_genes]
+        absent = [g for g in ref_choice if g not in genes]
+        if absent:
+            raise ConfigError(f"reference_genes not found among the measured genes: {absent}")
+        ref = (ref_choice, "fixed list from config")
+    elif gres is not None:
+        ref = (list(gres.optimal_genes), gres.optimal_reason)
+    else:
+        ref = (list(ref_genes_all), "geNorm could not run; all reference genes used")
+    if nres is not None:
+        pair = (list(nres.best_pair), f"NormFinder best pair, stability {nres.best_pair_stability:.4f}")
+    else:
+        pair = (list(ref_genes_all), "NormFinder could not run; all reference genes used")
+    return {"reference": ref, "normfinder_pair": pair}

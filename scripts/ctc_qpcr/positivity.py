@@ -166,27 +166,7 @@ def call_positivity(
     for col in ("patient", "timepoint"):
         if col not in sheet.columns:
             sheet[col] = ""
-    data = normalised[["sample", "gene", "dcq", "detected"]].copy()
-    data["sample"] = data["sample"].astype(str)
-    data = data.merge(sheet[["sample", "kind", "patient", "timepoint"]], on="sample", how="inner")
-    genes = sorted(data["gene"].unique())
-    wanted = genes if markers is None else [g for g in markers if g in genes]
-    if markers is not None and len(wanted) < len(markers):
-        missing = sorted(set(markers) - set(genes))
-        notes.append(f"markers not in the data, ignored: {', '.join(missing)}")
-    dcq = data.pivot_table(index="sample", columns="gene", values="dcq", aggfunc="mean").reindex(
-        columns=genes
-    )
-    data["detected"] = data["detected"].astype(bool).astype(int)
-    det = data.pivot_table(index="sample", columns="gene", values="detected", aggfunc="max").reindex(
-        columns=genes
-    )
-    det = det.fillna(0).astype(int).astype(bool)
-    kinds = sheet.set_index("sample")["kind"].astype(str)
-    hd_ids = sorted(s for s in dcq.index if kinds.get(s) == "healthy")
-    pt_ids = sorted(s for s in dcq.index if kinds.get(s) == "patient")
-    if len(hd_ids) < 2:
-        notes.append(f"only {len(hd_ids)} healthy-donor sample(s): SD-based rules cannot call positives")
+    genes, wanted, dcq, det, hd_ids, pt_ids = _wide(normalised, sheet, markers, notes)
     hd_dcq, hd_det = dcq.loc[hd_ids].to_numpy(float), det.loc[hd_ids].to_numpy(bool)
     pt_dcq, pt_det = dcq.loc[pt_ids].to_numpy(float), det.loc[pt_ids].to_numpy(bool)
     res = _rule_matrix(pt_dcq, pt_det, hd_dcq, hd_det, k, fold)
@@ -212,7 +192,48 @@ def call_positivity(
     calls["positive"] = calls[rule] & calls["in_markers"]
     calls = calls[np.isfinite(calls["dcq"])].reset_index(drop=True)
 
-    n_pos = (res[rule] & in_markers[None, :]).sum(axis=1)
+    sample_calls, summary = _sample_level(res[rule], in_markers, sheet, pt_ids, min_markers)
+    specificity = leave_one_hd_out(hd_dcq, hd_det, in_markers, k=k, fold=fold, min_markers=min_markers)
+    return {
+        "calls": calls,
+        "sample_calls": sample_calls,
+        "summary": summary,
+        "specificity": specificity,
+        "notes": notes,
+    }
+
+
+def _wide(normalised: pd.DataFrame, sheet: pd.DataFrame, markers, notes: list[str]):
+    """(genes, wanted markers, ΔCq and detected samples x genes, healthy ids, patient ids)."""
+    data = normalised[["sample", "gene", "dcq", "detected"]].copy()
+    data["sample"] = data["sample"].astype(str)
+    data = data.merge(sheet[["sample", "kind", "patient", "timepoint"]], on="sample", how="inner")
+    genes = sorted(data["gene"].unique())
+    wanted = genes if markers is None else [g for g in markers if g in genes]
+    if markers is not None and len(wanted) < len(markers):
+        missing = sorted(set(markers) - set(genes))
+        notes.append(f"markers not in the data, ignored: {', '.join(missing)}")
+    dcq = data.pivot_table(index="sample", columns="gene", values="dcq", aggfunc="mean").reindex(
+        columns=genes
+    )
+    data["detected"] = data["detected"].astype(bool).astype(int)
+    det = data.pivot_table(index="sample", columns="gene", values="detected", aggfunc="max").reindex(
+        columns=genes
+    )
+    det = det.fillna(0).astype(int).astype(bool)
+    kinds = sheet.set_index("sample")["kind"].astype(str)
+    hd_ids = sorted(s for s in dcq.index if kinds.get(s) == "healthy")
+    pt_ids = sorted(s for s in dcq.index if kinds.get(s) == "patient")
+    if len(hd_ids) < 2:
+        notes.append(f"only {len(hd_ids)} healthy-donor sample(s): SD-based rules cannot call positives")
+    return genes, wanted, dcq, det, hd_ids, pt_ids
+
+
+def _sample_level(
+    marker_calls: np.ndarray, in_markers: np.ndarray, sheet: pd.DataFrame, pt_ids, min_markers: int
+):
+    """Sample-level calls (≥ ``min_markers`` positive markers) and the positive fraction per time point."""
+    n_pos = (marker_calls & in_markers[None, :]).sum(axis=1)
     info = sheet.drop_duplicates("sample").set_index("sample")
     sample_calls = pd.DataFrame(
         {
@@ -231,14 +252,7 @@ def call_positivity(
     summary["n_positive"] = summary["n_positive"].astype(int)
     summary["fraction"] = summary["n_positive"] / summary["n"]
 
-    specificity = leave_one_hd_out(hd_dcq, hd_det, in_markers, k=k, fold=fold, min_markers=min_markers)
-    return {
-        "calls": calls,
-        "sample_calls": sample_calls,
-        "summary": summary,
-        "specificity": specificity,
-        "notes": notes,
-    }
+    return sample_calls, summary
 
 
 def leave_one_hd_out(

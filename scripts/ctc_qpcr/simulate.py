@@ -146,6 +146,25 @@ def simulate_chip_wells(
     call = np.where(noamp | fail, "Fail", "Pass")
     threshold = rng.uniform(0.02, 0.09, n_as)
 
+    out = _export_columns(samples, assays, inlet_sample, kind, value, quality, call, threshold)
+    if with_truth:
+        out.update(
+            {
+                "rna_cq": r.ravel(),
+                "gdna_cq": np.where(np.isfinite(g), g, np.nan).ravel(),
+                "gdna_fraction": frac.ravel(),
+                "plate_offset": np.full(n_in * n_as, offset),
+                "noise": (noise + shift).ravel(),
+                "event": event.ravel(),
+                "observed_cq": np.where(noamp, np.nan, obs).ravel(),
+            }
+        )
+    return out
+
+
+def _export_columns(samples, assays, inlet_sample, kind, value, quality, call, threshold) -> dict:
+    """The exported columns of every chamber of a chip (row-major: inlet, then assay)."""
+    n_in, n_as = inlet_sample.size, len(assays)
     stype = np.select([kind == "gdna", kind == "ntc"], ["Standard", "NTC"], "Unknown")
     qty = samples["quantity"].to_numpy(float)[inlet_sample]
     rconc = np.where(np.isfinite(qty), qty, 1.0)
@@ -160,18 +179,6 @@ def simulate_chip_wells(
         "call": call.ravel(),
         "threshold": np.tile(threshold, n_in),
     }
-    if with_truth:
-        out.update(
-            {
-                "rna_cq": r.ravel(),
-                "gdna_cq": np.where(np.isfinite(g), g, np.nan).ravel(),
-                "gdna_fraction": frac.ravel(),
-                "plate_offset": np.full(n_in * n_as, offset),
-                "noise": (noise + shift).ravel(),
-                "event": event.ravel(),
-                "observed_cq": np.where(noamp, np.nan, obs).ravel(),
-            }
-        )
     return out
 
 
@@ -314,6 +321,23 @@ def simulate_study(
     layouts.append(_layout(new_idx, 1, ctrl_idx)[0])
     offsets = np.round(rng.uniform(-0.4, 0.5, n_chips + 1), 3)
 
+    plates, wt = _write_chips(
+        rng, out, prefix, layouts, n_chips, chips_per_batch, samples, assays, rna, vpa, offsets
+    )
+    _write_sheets(out, controls, study, new, assays, plates)
+    _write_truth(out / "truth", plates, wt, assays, samples, new, new_pat, vpa, planted)
+    td = out / "truth"
+    summary = _summary(samples, study, new, plates, wt, assays)
+    summary.update(_real_ctc_summary(study, assays, planted, samples))
+    _text(_readme_truth(summary, assays), td / "README.md")
+    _text(_readme(summary, seed), out / "README.md")
+    if outcome:
+        write_outcome_cohort(out, samples, seed)
+    return summary
+
+
+def _write_chips(rng, out, prefix, layouts, n_chips, chips_per_batch, samples, assays, rna, vpa, offsets):
+    """Every chip's export (study chips, then the new-batch chip); returns (plates, wells truth)."""
     plates, truth = [], []
     width = max(2, len(str(n_chips + 1)))
     for k, (inl, rep) in enumerate(layouts):
@@ -336,9 +360,11 @@ def simulate_study(
             }
         )
         truth.append(_truth_frame(plate, wells))
-    plates = pd.DataFrame(plates)
 
-    # sheets
+    return pd.DataFrame(plates), pd.concat(truth, ignore_index=True)
+
+
+def _write_sheets(out, controls, study, new, assays, plates) -> None:
     ctrl_sheet = _sheet(controls)
     _tsv(pd.concat([ctrl_sheet, _sheet(study)], ignore_index=True), out / "samples.tsv")
     _tsv(assays[ASSAY_SHEET_COLUMNS], out / "assays.tsv")
@@ -349,9 +375,8 @@ def simulate_study(
     _tsv(pd.concat([ctrl_sheet, new_sheet], ignore_index=True), out / "new_batch" / "samples.tsv")
     _tsv(plates.loc[plates["new"], pcols], out / "new_batch" / "plates.tsv")
 
-    # truth
-    td = out / "truth"
-    wt = pd.concat(truth, ignore_index=True)
+
+def _write_truth(td, plates, wt, assays, samples, new, new_pat, vpa, planted) -> None:
     _tsv(wt, td / "wells_truth.tsv")
     co = plates[["plate", "batch", "offset"]].copy()
     co["offset_centered_study"] = np.where(
@@ -381,14 +406,6 @@ def simulate_study(
     samp_truth["in_new_batch"] = samples["sample"].isin(new["sample"])
     _tsv(samp_truth[samples["kind"].isin(["patient", "healthy", "gdna"])], td / "samples_truth.tsv")
     _tsv(new_pat[["patient", "response", "sites", "subtype"]], td / "new_batch_labels.tsv")
-
-    summary = _summary(samples, study, new, plates, wt, assays)
-    summary.update(_real_ctc_summary(study, assays, planted, samples))
-    _text(_readme_truth(summary, assays), td / "README.md")
-    _text(_readme(summary, seed), out / "README.md")
-    if outcome:
-        write_outcome_cohort(out, samples, seed)
-    return summary
 
 
 def dcq_truth(samples: pd.DataFrame, assays: pd.DataFrame, planted: dict) -> pd.DataFrame:

@@ -306,13 +306,7 @@ def make_cohort(
         }
     )
     rows = [(p, t) for p in pid for t in timepoints]
-    follow = [i for i, (_, t) in enumerate(rows) if t != timepoints[0]]
-    n_missing = int(round(missing_fraction * len(rows)))
-    only = set(rng.choice(pid, size=n_baseline_only, replace=False).tolist()) if n_baseline_only else set()
-    missing = {i for i in follow if rows[i][0] in only}
-    rest = [i for i in follow if i not in missing]
-    n_rest = min(max(n_missing - len(missing), 0), len(rest))
-    missing |= set(rng.choice(rest, size=n_rest, replace=False).tolist()) if rest else set()
+    missing = _missing_draws(rng, rows, pid, timepoints, missing_fraction, n_baseline_only)
     kept = [r for i, r in enumerate(rows) if i not in missing]
     s = pd.DataFrame(kept, columns=["patient", "timepoint"])
     s.insert(0, "sample", s["patient"] + "_" + s["timepoint"])
@@ -330,6 +324,19 @@ def make_cohort(
     for col in ("liver", "bone", "hr_pos", "her2_pos", "nonresponder"):
         s[col] = s[col].astype("boolean").fillna(False).astype(bool)
     return patients, s
+
+
+def _missing_draws(rng, rows, pid, timepoints, missing_fraction, n_baseline_only) -> set[int]:
+    """Indices of the missing patient x time point draws: every follow-up of ``n_baseline_only``
+    patients, then follow-up draws at random up to ``missing_fraction`` of all draws."""
+    follow = [i for i, (_, t) in enumerate(rows) if t != timepoints[0]]
+    n_missing = int(round(missing_fraction * len(rows)))
+    only = set(rng.choice(pid, size=n_baseline_only, replace=False).tolist()) if n_baseline_only else set()
+    missing = {i for i in follow if rows[i][0] in only}
+    rest = [i for i in follow if i not in missing]
+    n_rest = min(max(n_missing - len(missing), 0), len(rest))
+    missing |= set(rng.choice(rest, size=n_rest, replace=False).tolist()) if rest else set()
+    return missing
 
 
 def control_samples(gdna_copies=GDNA_COPIES) -> pd.DataFrame:
