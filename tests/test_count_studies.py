@@ -306,7 +306,7 @@ def workdir(tmp_path_factory):
 def test_count_only_config_plans_no_qpcr_job(workdir):
     for study in ("breast", "gastric"):
         jobs = _jobs(snakemake(workdir, "-n", "--configfile", f"config/{study}_cellsearch.yaml").stdout)
-        assert "outcome" in jobs and "plot_outcome" in jobs and "plot_outcome_draw" in jobs
+        assert "outcome" in jobs and "plot_outcome" in jobs and "plot_outcome_draw" not in jobs
         assert not jobs & QPCR_RULES and not any(j.startswith("read_exports") for j in jobs), jobs
     # a config holding only an outcome: section (no config/config.yaml underneath)
     only = {"outcome": yaml.safe_load((workdir / "config/gastric_cellsearch.yaml").read_text())["outcome"]}

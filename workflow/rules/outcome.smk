@@ -66,11 +66,24 @@ rule outcome:
         "../../scripts/analyse_outcome.py"
 
 
+# Every outcome figure in ONE job (one Python + matplotlib start-up, not one per
+# draw and endpoint): the headline KM figures, positivity rates, the KM figure of
+# each follow-up draw (status and change, landmark) and the subgroup forest plots.
+OUTCOME_DRAW_PLOTS = [
+    (kind, endpoint, draw)
+    for kind in ("km_draws", "km_change")
+    for endpoint in OUTCOME_ENDPOINTS
+    for draw in OUTCOME["followups"]
+]
+OUTCOME_FOREST_ENDPOINTS = OUTCOME_ENDPOINTS if OUTCOME["subgroups"] else []
+
+
 rule plot_outcome:
     input:
         km="results/outcome/km.tsv",
         logrank="results/outcome/logrank.tsv",
         positivity_rates="results/outcome/positivity_rates.tsv",
+        subgroups="results/outcome/subgroups.tsv" if OUTCOME_FOREST_ENDPOINTS else [],
     output:
         km=report(
             "results/outcome/plots/km.svg",
@@ -87,6 +100,22 @@ rule plot_outcome:
             caption="../report/positivity_plot.rst",
             category=OUTCOME_CATEGORY,
         ),
+        draws=[
+            report(
+                f"results/outcome/plots/{kind}/{endpoint}_{draw}.svg",
+                caption="../report/km_followup_plot.rst",
+                category=OUTCOME_CATEGORY,
+            )
+            for kind, endpoint, draw in OUTCOME_DRAW_PLOTS
+        ],
+        forest=[
+            report(
+                f"results/outcome/plots/forest_{endpoint}.svg",
+                caption="../report/forest.rst",
+                category=OUTCOME_CATEGORY,
+            )
+            for endpoint in OUTCOME_FOREST_ENDPOINTS
+        ],
     log:
         "logs/plot_outcome.log",
     conda:
@@ -94,46 +123,8 @@ rule plot_outcome:
     params:
         baseline=OUTCOME["baseline"],
         main_threshold=OUTCOME["main_threshold"],
+        landmark=OUTCOME["landmark"],
+        draw_plots=OUTCOME_DRAW_PLOTS,
+        forest_endpoints=OUTCOME_FOREST_ENDPOINTS,
     script:
         "../../scripts/plot_outcome.py"
-
-
-rule plot_outcome_draw:
-    input:
-        km="results/outcome/km.tsv",
-        logrank="results/outcome/logrank.tsv",
-    output:
-        report(
-            "results/outcome/plots/{kind}/{endpoint}_{draw}.svg",
-            caption="../report/km_followup_plot.rst",
-            category=OUTCOME_CATEGORY,
-        ),
-    log:
-        "logs/plot_outcome/{kind}_{endpoint}_{draw}.log",
-    wildcard_constraints:
-        kind="km_draws|km_change",
-    conda:
-        "../envs/python.yaml"
-    params:
-        baseline=OUTCOME["baseline"],
-        main_threshold=OUTCOME["main_threshold"],
-        landmark=OUTCOME["landmark"],
-    script:
-        "../../scripts/plot_outcome_draw.py"
-
-
-rule plot_outcome_forest:
-    input:
-        subgroups="results/outcome/subgroups.tsv",
-    output:
-        report(
-            "results/outcome/plots/forest_{endpoint}.svg",
-            caption="../report/forest.rst",
-            category=OUTCOME_CATEGORY,
-        ),
-    log:
-        "logs/plot_outcome/forest_{endpoint}.log",
-    conda:
-        "../envs/python.yaml"
-    script:
-        "../../scripts/plot_outcome_forest.py"
