@@ -14,6 +14,15 @@ def main(smk, log):
     samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
     assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
     group = settings["normfinder_group"] or None
+    outputs = dict(zip(settings["strategies"], zip(smk.output.normalised, smk.output.matrices, strict=False)))
+
+    def write_strategy(strategy, table, wide):
+        # written as soon as the strategy is done: one long table in memory at a time
+        path, matrix_path = outputs[strategy]
+        write_tsv(table, path)
+        write_tsv(wide.reset_index(), matrix_path)
+        log.info("%s: %d rows -> %s", strategy, len(table), path)
+
     result = normalise_study(
         cells,
         samples,
@@ -25,6 +34,7 @@ def main(smk, log):
         v_cutoff=settings["v_cutoff"],
         efficiency_scaled=smk.params.efficiency_scaled,
         min_reference_genes=settings.get("min_reference_genes", 1),
+        on_strategy=write_strategy,
     )
     for note in result.get("notes", []):
         log.info("%s", note)
@@ -32,11 +42,6 @@ def main(smk, log):
     write_tsv(result["genorm_v"], smk.output.genorm_v)
     write_tsv(result["normfinder"], smk.output.normfinder)
     write_tsv(result["chosen"], smk.output.chosen)
-    for strategy, path, matrix_path in zip(
-        settings["strategies"], smk.output.normalised, smk.output.matrices, strict=False
-    ):
-        write_tsv(result["normalised"][strategy], path)
-        write_tsv(result["matrices"][strategy].reset_index(), matrix_path)
     write_tsv(result["agreement"], smk.output.agreement)
     write_tsv(result["excluded"], smk.output.excluded)
 

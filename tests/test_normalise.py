@@ -406,6 +406,32 @@ def test_normalise_study_deterministic():
     pd.testing.assert_frame_equal(a["agreement"], b["agreement"])
 
 
+def test_streamed_strategies_write_the_same_bytes(tmp_path):
+    """on_strategy (the workflow's writer): categorical ids, one strategy at a time, same TSV bytes."""
+    from ctc_qpcr.tables import write_tsv
+
+    cells, samples, assays = make_study()
+    # a formula-like sample name must be escaped in the categorical column too
+    cells = cells.replace({"sample": {"P0": "=HYPERLINK(1)"}})
+    samples = samples.replace({"sample": {"P0": "=HYPERLINK(1)"}})
+    plain = normalise_study(cells, samples, assays)
+    seen = []
+
+    def keep(strategy, table, wide):
+        assert isinstance(table["sample"].dtype, pd.CategoricalDtype)
+        seen.append(strategy)
+        write_tsv(table, tmp_path / f"{strategy}.streamed.tsv")
+
+    streamed = normalise_study(cells, samples, assays, on_strategy=keep)
+    assert seen == list(plain["normalised"]) and streamed["normalised"] == {}
+    pd.testing.assert_frame_equal(plain["agreement"], streamed["agreement"])
+    for strategy, table in plain["normalised"].items():
+        write_tsv(table, tmp_path / f"{strategy}.tsv")
+        text = (tmp_path / f"{strategy}.tsv").read_bytes()
+        assert (tmp_path / f"{strategy}.streamed.tsv").read_bytes() == text
+        assert b"'=HYPERLINK(1)" in text
+
+
 def test_strategy_agreement_identical_matrices():
     m = pd.DataFrame({"A": [1.0, 2.0, 4.0], "B": [3.0, 1.0, 0.0]}, index=["x", "y", "z"])
     agr = strategy_agreement({"s1": m, "s2": m * 2 + 1})

@@ -282,6 +282,7 @@ def normalise_study(
     global_mean_modified: bool = False,
     efficiency_scaled: bool = False,
     min_reference_genes: int = 1,
+    on_strategy=None,
 ) -> dict:
     """Choose normalisers, normalise and compare strategies (docs/methods.md §4). Parameters:
 
@@ -303,6 +304,10 @@ def normalise_study(
                   is NaN (flag ``no_normaliser``), listed in ``excluded`` with the reason.
     efficiency_scaled: True when the cells' Cq were already scaled by ``log2(E)`` upstream
                   (config ``efficiency.apply``); E = 2.0 is then used here (not applied twice).
+    on_strategy:  None, or ``f(strategy, long_table, wide_matrix)`` called as soon as a
+                  strategy is done (e.g. to write it); its long table is then not kept
+                  (``normalised`` is empty) and its ids are categorical: one strategy's long
+                  table in memory at a time, not all of them (issue 17: the 1,000-chip peak).
 
     Stability is computed on ``Cq·log2(E)`` (efficiency-scaled Cq, §3.4; = Cq when E = 2)
     of the detected values only, over the normalised samples; samples missing a
@@ -344,16 +349,23 @@ def normalise_study(
         "global_mean_modified": global_mean_modified,
         "min_reference_genes": min_reference_genes,
     }
-    return _result(gres, nres, *_all_strategies(strategies, m, choice, settings, eff, hd, notes), notes)
+    per_strategy = _all_strategies(strategies, m, choice, settings, eff, hd, notes, on_strategy)
+    return _result(gres, nres, *per_strategy, notes)
 
 
-def _all_strategies(strategies, m, choice, settings, eff, hd, notes):
+def _all_strategies(strategies, m, choice, settings, eff, hd, notes, on_strategy=None):
     normalised, matrices, chosen_rows, excluded = {}, {}, [], []
+    compact = on_strategy is not None
     for strategy in strategies:
         norm, flags, used, filled, row = _strategy_normaliser(strategy, m, choice, settings, notes)
         chosen_rows.append(row)
-        table, wide, lost = _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes)
-        normalised[strategy], matrices[strategy] = table, wide
+        table, wide, lost = _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes, compact)
+        matrices[strategy] = wide
+        if compact:
+            on_strategy(strategy, table, wide)
+            del table
+        else:
+            normalised[strategy] = table
         excluded += [
             {"strategy": strategy, "sample": smp, "kind": m["kind"].get(smp, ""), "reason": why}
             for smp, why in lost
@@ -437,8 +449,11 @@ def _strategy_normaliser(strategy: str, m: dict, choice: dict, settings: dict, n
     )
 
 
-def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes):
-    """Long table (data-model §3) and wide ΔCq matrix of one strategy, and the samples without ΔCq."""
+def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes, compact=False):
+    """Long table (data-model §3) and wide ΔCq matrix of one strategy, and the samples without ΔCq.
+
+    ``compact``: sample, gene, strategy and flags as categorical columns (same values and
+    the same TSV bytes, a fraction of the memory of object columns)."""
     cq, genes = m["cq"], list(m["cq"].columns)
     dcq = delta_cq(cq, norm)
     ddcq = delta_delta_cq(dcq, hd)
@@ -457,22 +472,23 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes):
             f"{strategy}: missing reference gene(s) estimated from the sample's other reference genes "
             "for: " + ", ".join(part)
         )
-    n = len(genes)
+    n, n_samples = len(genes), len(cq.index)
     table = pd.DataFrame(
         {
-            "sample": np.repeat(cq.index.to_numpy(), n),
-            "gene": np.tile(np.array(genes, dtype=object), len(cq.index)),
+            "sample": _id_column(np.repeat(np.arange(n_samples), n), cq.index, compact),
+            "gene": _id_column(np.tile(np.arange(n), n_samples), pd.Index(genes), compact),
             "dcq": dcq.to_numpy().ravel(),
             "detected": m["detected"].to_numpy().ravel(),
             "cq": m["raw"].to_numpy().ravel(),
             "normaliser": np.repeat(norm.to_numpy(dtype=float), n),
             "ddcq": ddcq.to_numpy().ravel(),
             "log2_nrq": nrq.to_numpy().ravel(),
-            "strategy": strategy,
+            "strategy": _id_column(np.zeros(n * n_samples, np.int8), pd.Index([strategy]), compact),
         }
     )
     no_cq = ~np.isfinite(cq.to_numpy(dtype=float).ravel())
-    table["flags"] = _row_flags(flags.to_numpy(dtype=object), n, m["multi_plate"].to_numpy().ravel(), no_cq)
+    row_flags = _row_flags(flags.to_numpy(dtype=object), n, m["multi_plate"].to_numpy().ravel(), no_cq)
+    table["flags"] = pd.Categorical(row_flags) if compact else row_flags
     # keep every sample × gene present in the cells (also when Cq is missing); rows are
     # sample-major over the sorted samples and genes: already in (sample, gene) order
     table = table[m["present"].to_numpy().ravel()].reset_index(drop=True)
@@ -481,6 +497,13 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes):
     wide.index.name = "sample"
     wide.columns.name = None
     return table[LONG_COLUMNS], wide, lost
+
+
+def _id_column(codes: np.ndarray, labels: pd.Index, compact: bool):
+    """An id column (sample, gene, strategy) from integer codes: categorical or object values."""
+    if compact:
+        return pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object))
+    return np.asarray(labels, dtype=object)[codes]
 
 
 def _lost_reason(flags: str) -> str:

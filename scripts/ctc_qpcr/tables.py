@@ -86,6 +86,12 @@ def _safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = df
     for col in df.columns:
         series = df[col]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            safe = _safe_categories(series)
+            if safe is not series:
+                out = df.copy() if out is df else out
+                out[col] = safe
+            continue
         if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
             continue
         text = series.astype(str)
@@ -98,6 +104,19 @@ def _safe_frame(df: pd.DataFrame) -> pd.DataFrame:
         out = out.copy() if out is df else out
         out.columns = [escape_formula(str(c)) for c in df.columns]
     return out
+
+
+def _safe_categories(series: pd.Series) -> pd.Series:
+    """A categorical column with its formula-like text categories escaped (once per category)."""
+    cats = series.cat.categories
+    if not (cats.dtype == object or pd.api.types.is_string_dtype(cats)):
+        return series
+    escaped = [escape_formula(c) for c in cats]
+    if all(e is c for e, c in zip(escaped, cats, strict=True)):
+        return series
+    if len(set(escaped)) < len(escaped):  # an escaped name collides with another: text values
+        return series.astype(object).map(escape_formula)
+    return series.cat.rename_categories(escaped)
 
 
 def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
