@@ -14,7 +14,8 @@ def main(smk, log):
     samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
     assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
     group = settings["normfinder_group"] or None
-    outputs = dict(zip(settings["strategies"], zip(smk.output.normalised, smk.output.matrices, strict=False)))
+    paths = zip(smk.output.normalised, smk.output.matrices, strict=True)
+    outputs = dict(zip(settings["strategies"], paths, strict=False))
 
     def write_strategy(strategy, table, wide):
         # written as soon as the strategy is done: one long table in memory at a time
