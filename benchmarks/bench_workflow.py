@@ -527,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     sheets = scratch / f"chips-{n}"
     scratch.mkdir(parents=True, exist_ok=True)
 
-    res: dict = {"chips": n, "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    res: dict = {"chips": n, "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                 "load_average_start": os.getloadavg()}
     previous = scratch / f"results-{n}.json"
     if previous.exists() and (a.skip_workflow or a.skip_compare):
         # keep what this run does not measure again (e.g. --skip-workflow keeps the last workflow numbers)
@@ -576,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, v in res["profile"].items():
             print(f"\n### cProfile: {name}\n", v.get("error") or v["stats"], file=sys.stderr)
 
+    res["load_average_end"] = os.getloadavg()
     (scratch / f"results-{n}.json").write_text(json.dumps(res, indent=1, default=str))
     results = {}
     for f in sorted(scratch.glob("results-*.json")):
@@ -584,7 +586,11 @@ def main(argv: list[str] | None = None) -> int:
             results[int(d["chips"])] = d
         except (ValueError, KeyError):
             continue
-    text = (f"Measured on {res['machine']}, `--cores {a.cores}`, {time.strftime('%Y-%m-%d')}.\n\n"
+    loads = ", ".join(
+        f"{k} chips {r['load_average_start'][0]:.1f} → {r['load_average_end'][0]:.1f}"
+        for k, r in sorted(results.items()) if r.get("load_average_start") and r.get("load_average_end"))
+    text = (f"Measured on {res['machine']}, `--cores {a.cores}`, {time.strftime('%Y-%m-%d')}"
+            + (f"; 1-minute load average at start → end: {loads}" if loads else "") + ".\n\n"
             + table(results) + "\n" + rules_table(results) + "\n")
     print(text)
     if a.write_readme:
