@@ -49,9 +49,7 @@ def cpu_best(fn, n: int = 15) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chips", type=int, default=12)
-    parser.add_argument(
-        "--out", default=str(Path(tempfile.gettempdir()) / "ctc-bench-read")
-    )
+    parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "ctc-bench-read"))
     args = parser.parse_args()
     out = Path(args.out) / f"chips-{args.chips}"
     if not (out / "plates.tsv").exists():
@@ -87,9 +85,7 @@ def main() -> None:
             wells = read_plate(path, fmt, plate, "B1", samples, assays)
             write_parquet(wells, f"{tmp}/{plate}.parquet")
             write_tsv(wells, f"{tmp}/{plate}.tsv")
-        print(
-            f"read_exports job body, {len(plates)} chips: {time.perf_counter() - start:.2f} s wall"
-        )
+        print(f"read_exports job body, {len(plates)} chips: {time.perf_counter() - start:.2f} s wall")
 
 
 if __name__ == "__main__":

@@ -65,18 +65,26 @@ def main(argv: list[str] | None = None) -> int:
         dct_s += t2 - t1
         rows += len(table)
         values += int(np.isfinite(table.select_dtypes("number").to_numpy(dtype=float)).sum())
-    print(json.dumps({
-        "side": "qpcr",
-        "chips": len(paths),
-        "read_s": read_s,
-        "dcq_s": dct_s,
-        "total_s": read_s + dct_s,
-        "import_s": import_s,
-        "rows": rows,
-        "finite_values": values,
-        "versions": {"qpcr": getattr(qpcr, "__version__", _dist_version("qpcr")), "pandas": pd.__version__,
-                     "numpy": np.__version__, "python": sys.version.split()[0]},
-    }))
+    print(
+        json.dumps(
+            {
+                "side": "qpcr",
+                "chips": len(paths),
+                "read_s": read_s,
+                "dcq_s": dct_s,
+                "total_s": read_s + dct_s,
+                "import_s": import_s,
+                "rows": rows,
+                "finite_values": values,
+                "versions": {
+                    "qpcr": getattr(qpcr, "__version__", _dist_version("qpcr")),
+                    "pandas": pd.__version__,
+                    "numpy": np.__version__,
+                    "python": sys.version.split()[0],
+                },
+            }
+        )
+    )
     return 0
 
 

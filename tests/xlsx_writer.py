@@ -34,9 +34,7 @@ def _sheet_xml(rows: list[list[str]]) -> str:
             if value == "":
                 continue
             ref = f"{_column(c)}{r}"
-            if _NUMBER.match(value) and not (
-                len(value) > 1 and value[0] == "0" and value[1].isdigit()
-            ):
+            if _NUMBER.match(value) and not (len(value) > 1 and value[0] == "0" and value[1].isdigit()):
                 cells.append(f'<c r="{ref}"><v>{value}</v></c>')
             else:
                 cells.append(

@@ -133,7 +133,9 @@ def read(path: str, assay: str = "") -> pd.DataFrame:
             )
         )
     if not frames:
-        raise InputError(path, "the LightCycler 480 table has no rows", "re-export the plate", line=blocks[0][2] + 1)
+        raise InputError(
+            path, "the LightCycler 480 table has no rows", "re-export the plate", line=blocks[0][2] + 1
+        )
     frame = pd.concat(frames, ignore_index=True)
     check_unique_wells(frame, path, column="Pos")
     return prefix_wells_with_run(frame)

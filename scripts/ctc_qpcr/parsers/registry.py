@@ -98,7 +98,14 @@ ON_INCOMPLETE = ("stop", "flag")
 #: this are refused before anything is loaded (the reading job declares
 #: ``mem_mb`` for this size; see workflow/rules/import.smk).
 MAX_EXPORT_BYTES = 64 * 1024 * 1024
-_RAW_CURVE_WORDS = ("amplification data", "multicomponent", "raw data", "delta rn", "fluorescence", "melt curve")
+_RAW_CURVE_WORDS = (
+    "amplification data",
+    "multicomponent",
+    "raw data",
+    "delta rn",
+    "fluorescence",
+    "melt curve",
+)
 
 
 def check_size(path: str | os.PathLike, fmt: str = "auto", limit: int | None = None) -> None:
@@ -112,7 +119,9 @@ def check_size(path: str | os.PathLike, fmt: str = "auto", limit: int | None = N
         return
     with open(path, "rb") as handle:
         head = handle.read(65536)
-    text = head.decode("utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "latin-1", errors="replace").lower()
+    text = head.decode(
+        "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "latin-1", errors="replace"
+    ).lower()
     words = [w for w in _RAW_CURVE_WORDS if w in text]
     cycles = re.search(r"(^|[,;\t\n])\s*\"?cycle", text) is not None
     looks = (
@@ -149,7 +158,9 @@ def read_export(
     if fmt == "auto":
         fmt, text = _detect(path)
     if fmt not in FORMATS:
-        raise InputError(str(path), f"unknown export format '{fmt}'", "use one of: auto, " + ", ".join(FORMATS))
+        raise InputError(
+            str(path), f"unknown export format '{fmt}'", "use one of: auto, " + ", ".join(FORMATS)
+        )
     module = reader(fmt)
     if module is None:
         raise InputError(

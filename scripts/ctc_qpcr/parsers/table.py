@@ -55,7 +55,9 @@ def _header_index(text: Text) -> int:
     for i, line in enumerate(text.lines):
         if line.strip() and not line.lstrip().startswith("#"):
             return i
-    raise InputError(text.path, "no header line found", "the first line must name the columns: sample, assay, cq")
+    raise InputError(
+        text.path, "no header line found", "the first line must name the columns: sample, assay, cq"
+    )
 
 
 def _layout(names: list[str]) -> str | None:
@@ -113,7 +115,9 @@ def parse(text: Text) -> pd.DataFrame:
             "or give one row per sample with a first column 'sample' and one Cq column per assay",
             line=h + 1,
         )
-    block = read_block(text, h, len(text.lines), sep, allow_row_names=True, cut_hint="check the end of the table")
+    block = read_block(
+        text, h, len(text.lines), sep, allow_row_names=True, cut_hint="check the end of the table"
+    )
     return _long(text, block) if layout == "long" else _wide(text, block)
 
 
