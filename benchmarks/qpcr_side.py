@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", required=True, help="file with one converted chip CSV path per line")
     a = ap.parse_args(argv)
-    paths = [p.strip() for p in open(a.manifest, encoding="utf-8") if p.strip()]
+    with open(a.manifest, encoding="utf-8") as manifest:
+        paths = [p.strip() for p in manifest if p.strip()]
 
     t_import = time.perf_counter()
     import numpy as np

@@ -215,7 +215,7 @@ def test_sds_empty_sample_and_omit(tmp_path):
 def test_parse_cq_column_numbers_and_tokens(cells):
     raw = pd.Series([c if isinstance(c, str) else repr(c) for c in cells])
     parsed = parse_cq_column(raw, "x.txt", None, "Ct")
-    for cell, value in zip(cells, parsed):
+    for cell, value in zip(cells, parsed, strict=True):
         if isinstance(cell, str) or cell == 999.0:
             assert math.isnan(value)
         else:
@@ -330,7 +330,7 @@ def _rdml_xml(namespace: str, version: str, react_ids=("1", "13"), cq=("20.5", "
     xmlns = f' xmlns="{namespace}"' if namespace else ""
     reacts = "".join(
         f'<react id="{r}"><sample id="S{i}"/><data><tar id="GAPDH"/><cq>{c}</cq></data></react>'
-        for i, (r, c) in enumerate(zip(react_ids, cq))
+        for i, (r, c) in enumerate(zip(react_ids, cq, strict=True))
     )
     return (
         f'<?xml version="1.0"?><rdml{xmlns} version="{version}">'

@@ -34,7 +34,8 @@ def sheets_for(wells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def chip_9696(template: list[str]) -> list[str]:
-    """A 96.96 chip (9,216 chambers) in the layout of ``template`` (v2 header: no chip format), its rows reused."""
+    """A 96.96 chip (9,216 chambers) in the layout of ``template`` (v2 header: no chip format),
+    its rows reused."""
     head = [
         "Chip Run Filename,C:\\chip.bml",
         "Application Version,2.1.1",
@@ -177,7 +178,8 @@ def test_rdml_with_every_cq_empty_is_refused(tmp_path):
     )
     path = tmp_path / "empty.rdml"
     path.write_text(
-        '<?xml version="1.0"?><rdml xmlns="http://www.rdml.org" version="1.2"><sample id="S"><type>unkn</type></sample>'
+        '<?xml version="1.0"?><rdml xmlns="http://www.rdml.org" version="1.2">'
+        '<sample id="S"><type>unkn</type></sample>'
         f'<experiment id="E"><run id="R">{reacts}</run></experiment></rdml>'
     )
     with pytest.raises(
@@ -275,7 +277,8 @@ def test_ntc_flags_per_plate_and_assay():
 
 
 def test_biomark_chip_reads_within_three_times_pandas(tmp_path, v2_lines):
-    """Reading a 9,216-chamber chip with all checks ≤ 3 × pandas read_csv of the same file (CPU time, best of 9).
+    """Reading a 9,216-chamber chip with all checks ≤ 3 × pandas read_csv of the same file
+    (CPU time, best of 9).
 
     The layout is the simulator's (v2, 10 columns). With the v4 melt columns (14 columns,
     7 of them numbers converted exactly) the ratio measured 3.5.

@@ -18,7 +18,7 @@ SAME = ["well", "sample", "assay", "cq", "sample_type", "quantity", "instrument_
 
 
 def rows_of(path: Path, delimiter: str) -> list[list[str]]:
-    return [row for row in csv.reader(load_text(path).lines, delimiter=delimiter)]
+    return list(csv.reader(load_text(path).lines, delimiter=delimiter))
 
 
 def same_wells(csv_path: Path, book: Path) -> pd.DataFrame:

@@ -195,7 +195,8 @@ PLANTED = {
 
 
 def test_planted_differential_genes_are_found(example_run):
-    """Issue 5: ≥ 80 % of the planted genes at q < 0.1 (default strategy), false-discovery proportion ≤ 0.2."""
+    """Issue 5: ≥ 80 % of the planted genes at q < 0.1 (default strategy),
+    false-discovery proportion ≤ 0.2."""
     truth = pd.read_csv(example_run / "resources/example/truth/de_truth.tsv", sep="\t")
     assert (
         set(truth.loc[(truth["comparison"] == "nonresponder_vs_responder") & (truth["log2fc"] != 0), "gene"])
@@ -265,7 +266,7 @@ def test_shuffled_labels_find_almost_nothing(example_run):
     first = samples[patients].drop_duplicates("patient").set_index("patient")
     rng = np.random.default_rng(11)
     for column in ("response", "sites"):
-        shuffled = dict(zip(first.index, rng.permutation(first[column].to_numpy())))
+        shuffled = dict(zip(first.index, rng.permutation(first[column].to_numpy()), strict=True))
         samples.loc[patients, column] = samples.loc[patients, "patient"].map(shuffled)
     import yaml
 

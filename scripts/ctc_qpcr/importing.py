@@ -55,7 +55,8 @@ def check_names(
             if case_only[rows.index].any():
                 spelled = [k for k in sheet if k.lower() == name.lower()][0]
                 problems.append(
-                    f"{col} '{name}' (first at line {first_line}, {len(rows)} wells) matches '{spelled}' in {sheet_name} only when ignoring upper/lower case"
+                    f"{col} '{name}' (first at line {first_line}, {len(rows)} wells) matches '{spelled}' "
+                    f"in {sheet_name} only when ignoring upper/lower case"
                 )
             else:
                 problems.append(
@@ -66,7 +67,9 @@ def check_names(
         raise InputError(
             path,
             f"{len(problems)} name(s) on this plate are not in the sheets: " + "; ".join(problems),
-            "add them to the sheets with the exact spelling used on the plate, or set unknown_names: exclude in config/config.yaml to exclude their wells (they are then listed in results/qc/wells.tsv)",
+            "add them to the sheets with the exact spelling used on the plate, or set unknown_names: "
+            "exclude in config/config.yaml to exclude their wells (they are then listed in "
+            "results/qc/wells.tsv)",
         )
     return out
 
@@ -125,7 +128,9 @@ def read_plate(
     wells.insert(0, "batch", batch)
     wells = check_names(wells, samples, assays, path=path, unknown_names=unknown_names)
     wells.loc[wells["cq_raw"] == MISSING, ["excluded", "cq_raw"]] = ["missing", ""]
-    assay_lod = {a: float(l) for a, l in zip(assays["assay"], assays["lod"]) if l == l and l != ""}
+    assay_lod = {
+        a: float(l) for a, l in zip(assays["assay"], assays["lod"], strict=True) if l == l and l != ""
+    }
     wells = assign_states(wells, lod=lod, assay_lod=assay_lod)
     return wells
 

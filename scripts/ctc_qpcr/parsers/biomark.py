@@ -27,7 +27,7 @@ occurrence of an id belongs to chip n and the well id gets the chip as prefix
 (``chip2:S001-A01``); when only some ids repeat, it is a duplicated row and an error.
 
 Semicolon-separated exports with decimal commas (European Windows) are read too.
-"""
+"""  # noqa: E501 (the layout above quotes whole export lines)
 
 from __future__ import annotations
 
@@ -81,11 +81,10 @@ def _id_row(text: Text, limit: int | None = None) -> tuple[int, str] | None:
         if not line.startswith("ID"):
             continue
         for sep in _SEPARATORS:
-            if line.startswith("ID" + sep) or line.startswith('ID"' + sep):
-                if lines[i - 1].lstrip('"').startswith("Chamber" + sep) or lines[i - 1].lstrip(
-                    '"'
-                ).startswith('Chamber"' + sep):
-                    return i, sep
+            if line.startswith(("ID" + sep, 'ID"' + sep)) and lines[i - 1].lstrip('"').startswith(
+                ("Chamber" + sep, 'Chamber"' + sep)
+            ):
+                return i, sep
     return None
 
 

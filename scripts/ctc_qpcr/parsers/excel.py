@@ -128,6 +128,7 @@ def read(path) -> pd.DataFrame:
     seen = ", ".join(f"'{n}' ({_looks_like(n, sheets[n])})" for n in names)
     raise InputError(
         path,
-        f"this workbook has no results sheet (a table with Well, Sample, Target and Cq/Ct columns); its sheets: {seen}",
+        "this workbook has no results sheet (a table with Well, Sample, Target and Cq/Ct columns); "
+        f"its sheets: {seen}",
         REEXPORT,
     )

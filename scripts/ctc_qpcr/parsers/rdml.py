@@ -123,7 +123,8 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, lim
     if info.file_size > limit:
         raise InputError(
             path,
-            f"zip member {info.filename!r} would unpack to {info.file_size} bytes, more than the {limit}-byte limit",
+            f"zip member {info.filename!r} would unpack to {info.file_size} bytes, "
+            f"more than the {limit}-byte limit",
             "this is not a normal RDML file (possible zip bomb); re-export it",
         )
     out = io.BytesIO()
@@ -162,7 +163,8 @@ def _xml_from_zip(path: str, max_bytes: int, max_members: int) -> tuple[bytes, s
             if _unsafe_name(info.filename):
                 raise InputError(
                     path,
-                    f"the RDML zip has a member with an unsafe path {info.filename!r} (absolute or with '..')",
+                    f"the RDML zip has a member with an unsafe path {info.filename!r} "
+                    "(absolute or with '..')",
                     "this is not a normal RDML file; re-export it",
                 )
         xml_members = [i for i in infos if not i.is_dir() and i.filename.lower().endswith(".xml")]

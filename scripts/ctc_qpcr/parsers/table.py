@@ -76,7 +76,8 @@ def _layout(names: list[str]) -> str | None:
 
 
 def sniff(text: Text) -> bool:
-    """True if the first header line names a sample column plus assay and Cq columns (or one column per assay)."""
+    """True if the first header line names a sample column plus assay and Cq columns
+    (or one column per assay)."""
     try:
         header = text.lines[_header_index(text)]
     except InputError:
@@ -99,9 +100,11 @@ def parse(text: Text) -> pd.DataFrame:
         seen = sorted({c for c in header if not c.isalnum() and c not in " _-.()[]/\"'"})
         raise InputError(
             text.path,
-            f"the header line has a single column ({header.strip()[:60]!r}); no tab, comma, semicolon or space "
+            f"the header line has a single column ({header.strip()[:60]!r}); "
+            "no tab, comma, semicolon or space "
             f"separates the column names" + (f" (seen: {' '.join(seen)!s})" if seen else ""),
-            "save the table as tab-separated (TSV) or comma-separated (CSV) text with the columns sample, assay, cq",
+            "save the table as tab-separated (TSV) or comma-separated (CSV) text "
+            "with the columns sample, assay, cq",
             line=h + 1,
         )
     names = split_fields(header, sep)

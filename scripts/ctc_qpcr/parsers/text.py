@@ -47,7 +47,8 @@ def _decode(raw: bytes, path: str) -> tuple[str, str]:
             raise InputError(
                 path,
                 f"this is {what}, not a text export",
-                "export the results table as CSV/TXT from the instrument software (RDML files: set format rdml)",
+                "export the results table as CSV/TXT from the instrument software "
+                "(RDML files: set format rdml)",
             )
     if raw.startswith(codecs.BOM_UTF8):
         return raw[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"

@@ -215,8 +215,8 @@ class Block:
 def _line_stats(lines: list[str], sep: str, raw: bytes) -> tuple[np.ndarray, np.ndarray, bool]:
     """(blank, number of fields) of each line, and whether some cell may have outer white space.
 
-    Counted over ``raw``, the bytes of all lines (each ending in a newline), at once. A line is blank when it holds
-    only delimiters, spaces, tabs and quotes (Excel pads rows with commas).
+    Counted over ``raw``, the bytes of all lines (each ending in a newline), at once. A line is blank
+    when it holds only delimiters, spaces, tabs and quotes (Excel pads rows with commas).
     Lines with a double quote are split by :mod:`csv`, so that a quoted
     delimiter is not counted.
     """
@@ -298,7 +298,8 @@ def read_block(
         i = short[0]
         raise InputError(
             text.path,
-            f"this row has {counts[i]} fields but the header on line {header_index + 1} has {width}; the file looks cut off or edited",
+            f"this row has {counts[i]} fields but the header on line {header_index + 1} has {width}; "
+            "the file looks cut off or edited",
             f"{cut_hint} (the whole table, unchanged)",
             line=int(line[i]),
         )
@@ -486,7 +487,9 @@ def parse_cq_column(
     column: str,
     extra_no_value: Iterable[float] = (),
 ) -> pd.Series:
-    """Cq cell texts (decimal point) to floats; InputError naming the first cell that is no number nor mark."""
+    """Cq cell texts (decimal point) to floats.
+
+    InputError naming the first cell that is no number nor mark."""
     values = cq_numbers(raw, ".", extra_no_value)
     bad = invalid_cq(values, raw, decimal=".")
     if len(bad):
@@ -494,7 +497,8 @@ def parse_cq_column(
         line = None if lines is None else int(np.asarray(lines)[first]) or None
         raise InputError(
             path,
-            f"the Cq cell holds {raw.iloc[first]!r}, which is neither a number nor a 'no Cq' mark ({NO_VALUE_WORDS})",
+            f"the Cq cell holds {raw.iloc[first]!r}, "
+            f"which is neither a number nor a 'no Cq' mark ({NO_VALUE_WORDS})",
             "correct the cell or re-export the plate; use a dot as the decimal mark",
             line=line,
             column=column,
