@@ -63,7 +63,7 @@ rule outcome:
     params:
         settings=OUTCOME,
     script:
-        "../../scripts/analyse_outcome.py"
+        "../../scripts/outcome.py"
 
 
 rule plot_outcome:
