@@ -80,13 +80,13 @@ from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OF
     _empty,
     _finish,
     _pool,
-    _stripped_str,
     call_on,
 )
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
 from .differential_time import timepoints as _timepoints
 from .differential_two_group import YUEN_TRIM, two_group_gene  # noqa: F401  (public)
 from .errors import ConfigError
+from .normalise_cells import stripped_str
 
 TYPES = ("two_group", "per_site", "multi_group", "timepoints")
 TESTS = {
@@ -299,7 +299,7 @@ def _two_group(data, spec, notes, *, min_per_group, **opts):
     col = spec["column"]
     a_lvl, b_lvl = spec["levels"]
     in_a, in_b = data[col] == a_lvl, data[col] == b_lvl
-    label = _stripped_str(data[col])
+    label = stripped_str(data[col])
     unlabelled = data.loc[data[col].isna() | label.isin(["", "nan"]), "unit"].nunique()
     if unlabelled:
         notes.append(f"{spec['name']}: {unlabelled} patient(s)/sample(s) without {col!r} excluded")

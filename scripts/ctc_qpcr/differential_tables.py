@@ -84,16 +84,6 @@ EXTRA_TIME = [
 ]
 
 
-def _stripped_str(values: pd.Series) -> pd.Series:
-    """``values.astype(str).str.strip()``, stripping each distinct string once (linear, cheap)."""
-    text = values.astype(str)
-    codes, uniques = pd.factorize(text)
-    stripped = np.array([u.strip() for u in uniques], dtype=object)
-    return pd.Series(
-        stripped[codes] if len(codes) else np.array([], dtype=object), index=values.index, dtype=object
-    )
-
-
 def _empty(extra: list[str]) -> pd.DataFrame:
     return pd.DataFrame(columns=COLUMNS + extra)
 

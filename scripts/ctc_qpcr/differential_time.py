@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .differential_tables import EXTRA_TIME, _empty, _finish, _stripped_str
+from .differential_tables import EXTRA_TIME, _empty, _finish
+from .normalise_cells import stripped_str
 
 # --------------------------------------------------------------------------------------------
 # Time points: paired tests + linear mixed model
@@ -203,7 +204,7 @@ def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group:
     with_group = False
     if group_col:
         data = data.assign(
-            _grp=_stripped_str(data[group_col].astype(object).where(data[group_col].notna(), ""))
+            _grp=stripped_str(data[group_col].astype(object).where(data[group_col].notna(), ""))
         )
         with_group = len([g for g in data["_grp"].unique() if g]) >= 2
         if not with_group:

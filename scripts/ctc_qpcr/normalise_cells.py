@@ -14,7 +14,7 @@ from .errors import ConfigError
 from .refgenes import genorm, normfinder
 
 
-def _stripped_str(values: pd.Series) -> pd.Series:
+def stripped_str(values: pd.Series) -> pd.Series:
     """``values.astype(str).str.strip()``, stripping each distinct string once (linear, cheap)."""
     text = values.astype(str)
     codes, uniques = pd.factorize(text)
@@ -35,12 +35,12 @@ def _prepare_cells(
     df = cells.copy()
     if "sample" not in df.columns or "cq" not in df.columns:
         raise ValueError("cells table needs at least the columns 'sample' and 'cq'")
-    df["sample"] = _stripped_str(df["sample"])
+    df["sample"] = stripped_str(df["sample"])
     if "gene" not in df.columns:
         if "assay" not in df.columns:
             raise ValueError("cells table needs a 'gene' or 'assay' column")
         df["gene"] = df["assay"]
-    df["gene"] = _stripped_str(df["gene"])
+    df["gene"] = stripped_str(df["gene"])
     if "role" not in df.columns:
         if assays is None or "role" not in assays.columns:
             raise ValueError("no 'role' column in cells or assays")
