@@ -23,10 +23,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from ctc_qpcr import sheets
-from ctc_qpcr.importing import read_plate
-from ctc_qpcr.parsers.registry import read_export
-from ctc_qpcr.tables import write_parquet, write_tsv
+from ctc_qpcr import sheets  # noqa: E402 (needs the sys.path entry above)
+from ctc_qpcr.importing import read_plate  # noqa: E402 (needs the sys.path entry above)
+from ctc_qpcr.parsers.registry import read_export  # noqa: E402 (needs the sys.path entry above)
+from ctc_qpcr.tables import write_parquet, write_tsv  # noqa: E402 (needs the sys.path entry above)
 
 
 def table_start(path: str) -> int:
@@ -49,9 +49,7 @@ def cpu_best(fn, n: int = 15) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chips", type=int, default=12)
-    parser.add_argument(
-        "--out", default=str(Path(tempfile.gettempdir()) / "ctc-bench-read")
-    )
+    parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "ctc-bench-read"))
     args = parser.parse_args()
     out = Path(args.out) / f"chips-{args.chips}"
     if not (out / "plates.tsv").exists():
@@ -76,20 +74,19 @@ def main() -> None:
     floor = cpu_best(lambda: pd.read_csv(first, skiprows=skip, header=0))
     ours = cpu_best(lambda: read_export(first, fmt="biomark"))
     print(
-        f"one chip ({len(read_export(first, fmt='biomark'))} chambers): pandas read_csv {floor * 1000:.1f} ms, "
+        f"one chip ({len(read_export(first, fmt='biomark'))} chambers): "
+        f"pandas read_csv {floor * 1000:.1f} ms, "
         f"read_export {ours * 1000:.1f} ms (target < 100), ratio {ours / floor:.2f} (target <= 3)"
     )
     samples = sheets.load_samples(out / "samples.tsv")
     assays = sheets.assays_frame(sheets.load_assays(out / "assays.tsv"))
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        for plate, path, fmt in zip(plates["plate"], plates["path"], plates["format"]):
+        for plate, path, fmt in zip(plates["plate"], plates["path"], plates["format"], strict=True):
             wells = read_plate(path, fmt, plate, "B1", samples, assays)
             write_parquet(wells, f"{tmp}/{plate}.parquet")
             write_tsv(wells, f"{tmp}/{plate}.tsv")
-        print(
-            f"read_exports job body, {len(plates)} chips: {time.perf_counter() - start:.2f} s wall"
-        )
+        print(f"read_exports job body, {len(plates)} chips: {time.perf_counter() - start:.2f} s wall")
 
 
 if __name__ == "__main__":

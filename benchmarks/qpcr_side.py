@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", required=True, help="file with one converted chip CSV path per line")
     a = ap.parse_args(argv)
-    paths = [p.strip() for p in open(a.manifest, encoding="utf-8") if p.strip()]
+    with open(a.manifest, encoding="utf-8") as manifest:
+        paths = [p.strip() for p in manifest if p.strip()]
 
     t_import = time.perf_counter()
     import numpy as np
@@ -65,18 +66,26 @@ def main(argv: list[str] | None = None) -> int:
         dct_s += t2 - t1
         rows += len(table)
         values += int(np.isfinite(table.select_dtypes("number").to_numpy(dtype=float)).sum())
-    print(json.dumps({
-        "side": "qpcr",
-        "chips": len(paths),
-        "read_s": read_s,
-        "dcq_s": dct_s,
-        "total_s": read_s + dct_s,
-        "import_s": import_s,
-        "rows": rows,
-        "finite_values": values,
-        "versions": {"qpcr": getattr(qpcr, "__version__", _dist_version("qpcr")), "pandas": pd.__version__,
-                     "numpy": np.__version__, "python": sys.version.split()[0]},
-    }))
+    print(
+        json.dumps(
+            {
+                "side": "qpcr",
+                "chips": len(paths),
+                "read_s": read_s,
+                "dcq_s": dct_s,
+                "total_s": read_s + dct_s,
+                "import_s": import_s,
+                "rows": rows,
+                "finite_values": values,
+                "versions": {
+                    "qpcr": getattr(qpcr, "__version__", _dist_version("qpcr")),
+                    "pandas": pd.__version__,
+                    "numpy": np.__version__,
+                    "python": sys.version.split()[0],
+                },
+            }
+        )
+    )
     return 0
 
 

@@ -1,6 +1,7 @@
 """Snakemake adapter: the no-template-control table of every plate (results/qc/ntc.tsv)."""
 
 import pandas as pd
+
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
 from ctc_qpcr.ntc import ntc_table
@@ -12,9 +13,7 @@ def main(smk, log):
     wells = pd.concat([pd.read_parquet(p) for p in smk.input.cq], ignore_index=True)
     table = ntc_table(wells, samples, smk.params.max_cq, smk.params.min_delta_cq)
     if table.empty:
-        log.info(
-            "no NTC wells (samples.tsv kind ntc, or NTC in the export) on any plate"
-        )
+        log.info("no NTC wells (samples.tsv kind ntc, or NTC in the export) on any plate")
     for row in table[table["flag"] != "ok"].itertuples():
         log.warning(
             "plate %s, assay %s: %s (%d of %d NTC wells amplified, lowest Cq %.2f; samples' median Cq %s)",
@@ -24,9 +23,7 @@ def main(smk, log):
             row.ntc_amplified,
             row.ntc_wells,
             row.ntc_min_cq,
-            "none"
-            if pd.isna(row.samples_median_cq)
-            else f"{row.samples_median_cq:.2f}",
+            "none" if pd.isna(row.samples_median_cq) else f"{row.samples_median_cq:.2f}",
         )
     write_tsv(table, smk.output.ntc)
 

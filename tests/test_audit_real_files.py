@@ -51,7 +51,9 @@ def _sheets_from(wells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for col in ("patient", "timepoint", "response", "sites"):
         samples[col] = ""
     samples["quantity"] = float("nan")
-    assay_sheet = pd.DataFrame({"assay": assays, "gene": assays, "role": "target", "efficiency": float("nan"), "lod": float("nan")})
+    assay_sheet = pd.DataFrame(
+        {"assay": assays, "gene": assays, "role": "target", "efficiency": float("nan"), "lod": float("nan")}
+    )
     return samples, assay_sheet
 
 
@@ -76,6 +78,10 @@ def test_real_export_audit_reconciles(public_data, name):
     assert (excluded["reason"].astype(str).str.len() > 0).all()
     if len(names := sorted(n for n in wells["sample"].unique() if n)) > 1:
         left_out = names[0]
-        assert audit.loc[audit["sample"] == left_out, "reason"].isin(["sample_not_in_sheet", "no_assay_name"]).all()
+        assert (
+            audit.loc[audit["sample"] == left_out, "reason"]
+            .isin(["sample_not_in_sheet", "no_assay_name"])
+            .all()
+        )
     kept_cells = result["cells"]
     assert set(kept_cells["sample"]) <= set(samples["sample"])

@@ -113,7 +113,8 @@ def test_reference_normaliser_missing_references():
 
 def test_sample_with_a_failed_reference_has_its_twins_dcq():
     """Issue 16 item 3: a sample missing its ACTB (Cq ≈ 15 where GAPDH ≈ 18) gets the ΔCq of its
-    identical twin, not 1.5 cycles off; samples with every reference keep the classic ΔCq = Cq − mean(reference Cq)."""
+    identical twin, not 1.5 cycles off; samples with every reference keep the classic
+    ΔCq = Cq − mean(reference Cq)."""
     rng = np.random.default_rng(3)
     n = 30
     shift = rng.normal(0, 1, n)  # material per sample, shared by every gene
@@ -357,10 +358,24 @@ def test_normalise_study_efficiency_nrq_matches_worked_example():
     rows = []
     for s, vals in NRQ_CQ.iterrows():
         for g, cq in vals.items():
-            rows.append({"sample": s, "gene": g, "assay": g, "cq": cq, "role": "target" if g == "GOI" else "reference",
-                         "kind": "patient" if s != "S3" else "healthy"})  # fmt: skip
-    assays = pd.DataFrame({"assay": list(NRQ_E), "gene": list(NRQ_E), "role": ["target", "reference", "reference"],
-                           "efficiency": list(NRQ_E.values())})  # fmt: skip
+            rows.append(
+                {
+                    "sample": s,
+                    "gene": g,
+                    "assay": g,
+                    "cq": cq,
+                    "role": "target" if g == "GOI" else "reference",
+                    "kind": "patient" if s != "S3" else "healthy",
+                }
+            )
+    assays = pd.DataFrame(
+        {
+            "assay": list(NRQ_E),
+            "gene": list(NRQ_E),
+            "role": ["target", "reference", "reference"],
+            "efficiency": list(NRQ_E.values()),
+        }
+    )
     res = normalise_study(pd.DataFrame(rows), None, assays, strategies=("reference", "normfinder_pair"))
     t = res["normalised"]["reference"].set_index(["sample", "gene"])
     assert [round(t.loc[(s, "GOI"), "log2_nrq"], 4) for s in ("S1", "S2", "S3")] == [-0.1926, 1.7378, -1.5451]

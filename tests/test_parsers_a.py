@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from ctc_qpcr.errors import InputError
 from ctc_qpcr.parsers import biomark, cfx, quantstudio, registry, toolkit
-from ctc_qpcr.parsers.toolkit import to_numbers
 from ctc_qpcr.parsers.text import load_text
+from ctc_qpcr.parsers.toolkit import to_numbers
 
 WELLS = ["plate", *toolkit.WELL_COLUMNS]
 
@@ -137,7 +137,16 @@ def test_biomark_semicolon_decimal_comma_matches_original(tmp_path, cheese_lines
     assert "0,5" in european.read_text() and ";" in european.read_text()
     assert registry.detect_format(european) == "biomark"
     df = biomark.read(european)
-    numeric = ["cq", "quality", "quality_threshold", "quantity", "tm", "tm_out", "peak_ratio", "calibrated_rconc"]
+    numeric = [
+        "cq",
+        "quality",
+        "quality_threshold",
+        "quantity",
+        "tm",
+        "tm_out",
+        "peak_ratio",
+        "calibrated_rconc",
+    ]
     pd.testing.assert_frame_equal(df[numeric], original[numeric])
     assert df["well"].tolist() == original["well"].tolist()
 
@@ -146,7 +155,9 @@ def test_biomark_columns_mapped_by_stacked_header_not_position(tmp_path, cheese_
     header, body = cheese_lines[9:12], cheese_lines[12:20]
     order = [0, 1, 2, 3, 4, 5, 9, 8, 6, 7, 10, 13, 12, 11]  # Call and Quality before Value, Tm block reversed
     shuffle = lambda line: ",".join(line.split(",")[i] for i in order)  # noqa: E731
-    path = write(tmp_path / "shuffled.csv", "\n".join(cheese_lines[:9] + [shuffle(l) for l in header + body]) + "\n")
+    path = write(
+        tmp_path / "shuffled.csv", "\n".join(cheese_lines[:9] + [shuffle(l) for l in header + body]) + "\n"
+    )
     plain = write(tmp_path / "plain.csv", "\n".join(cheese_lines[:20]) + "\n")
     pd.testing.assert_frame_equal(biomark.read(path), biomark.read(plain))
 
@@ -179,7 +190,9 @@ def test_biomark_without_table_header_and_heatmap_export(tmp_path, cheese_lines)
     no_header = write(tmp_path / "noheader.csv", "\n".join(cheese_lines[:9] + cheese_lines[12:20]))
     with pytest.raises(InputError, match="no BioMark column header"):
         biomark.read(no_header)
-    heatmap = write(tmp_path / "heatmap.csv", "\n".join(cheese_lines[:20]).replace("Table Results", "Heatmap Results"))
+    heatmap = write(
+        tmp_path / "heatmap.csv", "\n".join(cheese_lines[:20]).replace("Table Results", "Heatmap Results")
+    )
     with pytest.raises(InputError, match="Heatmap Results") as err:
         biomark.read(heatmap)
     assert err.value.line == 4
@@ -219,7 +232,12 @@ def test_quantstudio_comparative_ct_exp1(public_data):
     df = registry.read_export(path)
     assert len(df) == 192 and df["well"].is_unique and df["line"].max() == 239
     first = row(df, 48)
-    assert (first.well, first.sample, first.assay, first.sample_type) == ("A1", "AiW002-2-D0", "FMR1", "Unknown")
+    assert (first.well, first.sample, first.assay, first.sample_type) == (
+        "A1",
+        "AiW002-2-D0",
+        "FMR1",
+        "Unknown",
+    )
     assert first.cq == pytest.approx(25.934) and first.instrument_flags == ""
     undetermined = row(df, 99)
     assert undetermined.well == "E4" and undetermined.cq_raw == "Undetermined" and math.isnan(undetermined.cq)
@@ -247,7 +265,8 @@ NATIVE_TXT = (
     "* Instrument Type = QuantStudio\u2122 7 Flex System\n"
     "\n"
     "[Results]\n"
-    "Well\tWell Position\tOmit\tSample Name\tTarget Name\tTask\tReporter\tQuencher\tC\u0442\tQuantity\tEXPFAIL\tNOAMP\n"
+    "Well\tWell Position\tOmit\tSample Name\tTarget Name\tTask\tReporter\tQuencher\t"
+    "C\u0442\tQuantity\tEXPFAIL\tNOAMP\n"
     "1\tA1\tfalse\tpatient 1\tKRT19\tUNKNOWN\tFAM\tNFQ-MGB\t27.10\t\tN\tN\n"
     "2\tA2\ttrue\tpatient 1\tKRT19\tUNKNOWN\tFAM\tNFQ-MGB\t27.40\t\tY\tN\n"
     "3\tA3\tfalse\tNTC\tKRT19\tNTC\tFAM\tNFQ-MGB\tUndetermined\t\tN\tY\n"
@@ -305,7 +324,12 @@ def test_cfx_sample(public_data):
     assert (first.well, first.sample, first.assay) == ("A01", "1-SI1", "GLP1")
     assert first.cq == pytest.approx(37.42) and first.quantity == pytest.approx(2.183e-3)
     ntc = row(df, 8)
-    assert ntc.well == "A07" and ntc.cq_raw == "N/A" and math.isnan(ntc.cq) and ntc.sample_type == "Negative Control"
+    assert (
+        ntc.well == "A07"
+        and ntc.cq_raw == "N/A"
+        and math.isnan(ntc.cq)
+        and ntc.sample_type == "Negative Control"
+    )
     assert row(df, 331).cq == pytest.approx(36.14)
     assert df["cq"].isna().sum() == 10
 
@@ -327,7 +351,12 @@ def test_cfx_content_types_nan_and_multiplex(tmp_path):
 
 
 def test_cfx_semicolon_decimal_comma(tmp_path):
-    text = CFX_TEXT.replace(",", ";").replace("27;51", "27,51").replace("20;00", "20,00").replace("18;20", "18,20")
+    text = (
+        CFX_TEXT.replace(",", ";")
+        .replace("27;51", "27,51")
+        .replace("20;00", "20,00")
+        .replace("18;20", "18,20")
+    )
     text = text.replace("1;000E+03", "1,000E+03").replace("0;00", "0,00")
     path = write(tmp_path / "cfx_eu.csv", text)
     assert registry.detect_format(path) == "cfx"

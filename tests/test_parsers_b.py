@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from ctc_qpcr.errors import InputError
 from ctc_qpcr.parsers import lc480, rdml, sds
-from ctc_qpcr.parsers.toolkit import NO_VALUE_TOKENS, WELL_COLUMNS, parse_cq_column
 from ctc_qpcr.parsers.text import load_text
+from ctc_qpcr.parsers.toolkit import NO_VALUE_TOKENS, WELL_COLUMNS, parse_cq_column
 
 FIXTURES = Path(__file__).parent / "data" / "parsers_b"
 
@@ -62,7 +62,13 @@ def test_sds_23_rq_results(public_data):
     _check_contract(wells)
     assert len(wells) == 384
     a1 = _one(wells, well="A1")
-    assert (a1.sample, a1.assay, a1.cq, a1.sample_type, a1.line) == ("Sample01", "Gene1", 11.463166, "Endogenous Control", 18)
+    assert (a1.sample, a1.assay, a1.cq, a1.sample_type, a1.line) == (
+        "Sample01",
+        "Gene1",
+        11.463166,
+        "Endogenous Control",
+        18,
+    )
     assert a1.run == "Control"
     a9 = _one(wells, well="A9")
     assert math.isnan(a9.cq) and a9.cq_raw == "Undetermined" and a9.instrument_flags == "flagged"
@@ -188,7 +194,9 @@ def test_sds_wells_after_blank_line_are_not_dropped(tmp_path):
 def test_sds_empty_sample_and_omit(tmp_path):
     header = "\t".join(["Well", "Sample", "Detector", "Task", "Ct", "Omit"])
     path = tmp_path / "rq.txt"
-    path.write_text(f"SDS 2.3 RQ Results\t1.2\n\n{header}\n1\t\tGAPDH\tTarget\t20.1\tTRUE\n2\tS2\t\tNTC\t\tFALSE\n")
+    path.write_text(
+        f"SDS 2.3 RQ Results\t1.2\n\n{header}\n1\t\tGAPDH\tTarget\t20.1\tTRUE\n2\tS2\t\tNTC\t\tFALSE\n"
+    )
     wells = sds.read(path)
     assert wells["sample"].tolist() == ["", "S2"] and wells["assay"].tolist() == ["GAPDH", ""]
     assert wells["instrument_flags"].tolist() == ["omitted", ""]
@@ -197,11 +205,17 @@ def test_sds_empty_sample_and_omit(tmp_path):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.floats(min_value=-50, max_value=60, allow_nan=False) | st.sampled_from(sorted(NO_VALUE_TOKENS)), min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.floats(min_value=-50, max_value=60, allow_nan=False) | st.sampled_from(sorted(NO_VALUE_TOKENS)),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_parse_cq_column_numbers_and_tokens(cells):
     raw = pd.Series([c if isinstance(c, str) else repr(c) for c in cells])
     parsed = parse_cq_column(raw, "x.txt", None, "Ct")
-    for cell, value in zip(cells, parsed):
+    for cell, value in zip(cells, parsed, strict=True):
         if isinstance(cell, str) or cell == 999.0:
             assert math.isnan(value)
         else:
@@ -242,7 +256,9 @@ def test_lc480_include_false_and_assay_argument():
 
 def test_lc480_bad_cp(tmp_path):
     path = tmp_path / "lc.txt"
-    path.write_text("Experiment: X\nInclude\tColor\tPos\tName\tCp\nTrue\t1\tA1\ts\t16.1\nTrue\t1\tA2\ts\t>40\n")
+    path.write_text(
+        "Experiment: X\nInclude\tColor\tPos\tName\tCp\nTrue\t1\tA1\ts\t16.1\nTrue\t1\tA2\ts\t>40\n"
+    )
     with pytest.raises(InputError) as caught:
         lc480.read(path)
     assert caught.value.line == 4 and caught.value.column == "Cp"
@@ -280,7 +296,12 @@ def test_rdml_values(public_data):
     absolute = rdml.read(public_data / "rdml_tools" / "absolute.rdml")
     a1 = _one(absolute, well="A1")
     assert (a1.run, a1.sample, a1.assay, a1.cq, a1.sample_type) == (
-        "Reference Sample/Vermeulen Merge", "1826", "BIRC5_20080229", 23.403, "Unknown")
+        "Reference Sample/Vermeulen Merge",
+        "1826",
+        "BIRC5_20080229",
+        23.403,
+        "Unknown",
+    )
     assert _one(absolute, well="A4").cq == 27.635
     standard = absolute[absolute["sample"] == "STD_150000"]
     assert set(standard["quantity"]) == {18750.0} and set(standard["sample_type"]) == {"Standard"}
@@ -309,7 +330,7 @@ def _rdml_xml(namespace: str, version: str, react_ids=("1", "13"), cq=("20.5", "
     xmlns = f' xmlns="{namespace}"' if namespace else ""
     reacts = "".join(
         f'<react id="{r}"><sample id="S{i}"/><data><tar id="GAPDH"/><cq>{c}</cq></data></react>'
-        for i, (r, c) in enumerate(zip(react_ids, cq))
+        for i, (r, c) in enumerate(zip(react_ids, cq, strict=True))
     )
     return (
         f'<?xml version="1.0"?><rdml{xmlns} version="{version}">'
@@ -320,7 +341,10 @@ def _rdml_xml(namespace: str, version: str, react_ids=("1", "13"), cq=("20.5", "
     )
 
 
-@pytest.mark.parametrize("namespace, version", [("http://www.rdml.org", "1.1"), ("http://www.rdml.org/rdml1.0", "1.0"), ("", "1.2")])
+@pytest.mark.parametrize(
+    "namespace, version",
+    [("http://www.rdml.org", "1.1"), ("http://www.rdml.org/rdml1.0", "1.0"), ("", "1.2")],
+)
 def test_rdml_namespace_agnostic_plain_xml(tmp_path, namespace, version):
     path = tmp_path / "plate.rdml"
     path.write_text(_rdml_xml(namespace, version))

@@ -26,15 +26,14 @@ def write(path: Path, lines: list[str], newline: str = "\r\n") -> Path:
 
 
 def sheets_for(wells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    samples = pd.DataFrame(
-        {"sample": sorted(set(wells["sample"]) - {""}), "kind": "patient"}
-    )
+    samples = pd.DataFrame({"sample": sorted(set(wells["sample"]) - {""}), "kind": "patient"})
     assays = pd.DataFrame({"assay": sorted(set(wells["assay"]) - {""}), "lod": np.nan})
     return samples, assays
 
 
 def chip_9696(template: list[str]) -> list[str]:
-    """A 96.96 chip (9,216 chambers) in the layout of ``template`` (v2 header: no chip format), its rows reused."""
+    """A 96.96 chip (9,216 chambers) in the layout of ``template`` (v2 header: no chip format),
+    its rows reused."""
     head = [
         "Chip Run Filename,C:\\chip.bml",
         "Application Version,2.1.1",
@@ -65,9 +64,7 @@ def v2_lines(public_data) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cheese(public_data) -> list[str]:
-    return load_text(
-        public_data / "biomark_biologger" / "CheeseSamples_validation_rawdata.csv"
-    ).lines
+    return load_text(public_data / "biomark_biologger" / "CheeseSamples_validation_rawdata.csv").lines
 
 
 # --------------------------------------------------------------------------- BioMark grid
@@ -83,9 +80,7 @@ def test_biomark_cut_at_line_end_names_plate_and_missing_chambers(tmp_path, chee
         "plate chip7: the export lists 3108 chambers but the 192.24 chip has 4608; 1500 missing: "
     )
     missing = biomark.read(path).attrs["missing_wells"]
-    assert (
-        len(missing) == 1500 and missing[0] in problem and "… and 1488 more" in problem
-    )
+    assert len(missing) == 1500 and missing[0] in problem and "… and 1488 more" in problem
     assert "import.on_incomplete: flag" in err.value.hint
     full = registry.read_export(public_data_file(cheese, tmp_path))
     assert len(full) == 4608 and full.attrs["missing_wells"] == []
@@ -112,16 +107,10 @@ def test_biomark_without_chip_format_checks_the_rectangle_of_inlets(tmp_path, v2
 def test_flag_mode_lists_missing_chambers_in_the_audit(tmp_path, cheese):
     path = write(tmp_path / "cut.csv", cheese[:12] + cheese[12 : 12 + 3108])
     samples, assays = sheets_for(biomark.read(path))
-    wells = read_plate(
-        str(path), "biomark", "chip7", "B1", samples, assays, on_incomplete="flag"
-    )
+    wells = read_plate(str(path), "biomark", "chip7", "B1", samples, assays, on_incomplete="flag")
     assert len(wells) == 4608
     missing = wells[wells["excluded"] == "missing"]
-    assert (
-        len(missing) == 1500
-        and (missing["cq_raw"] == "").all()
-        and missing["cq"].isna().all()
-    )
+    assert len(missing) == 1500 and (missing["cq_raw"] == "").all() and missing["cq"].isna().all()
     assert missing["well"].iloc[-1] == "S192-A24" and (missing["line"] == 0).all()
     audit = build_audit(wells)
     summary = summarise_audit(audit).iloc[0]
@@ -135,17 +124,11 @@ def test_flag_mode_lists_missing_chambers_in_the_audit(tmp_path, cheese):
 
 def test_quantstudio_cut_off_names_the_group_and_its_wells(tmp_path, public_data):
     lines = load_text(public_data / "autoqpcr" / "2019-09-10_120614_exp1.csv").lines
-    registry.read_export(
-        public_data / "autoqpcr" / "2019-09-10_120614_exp1.csv"
-    )  # complete: reads
+    registry.read_export(public_data / "autoqpcr" / "2019-09-10_120614_exp1.csv")  # complete: reads
     start = next(i for i, line in enumerate(lines) if line.startswith("Well,"))
-    table = registry.read_export(
-        public_data / "autoqpcr" / "2019-09-10_120614_exp1.csv"
-    )
+    table = registry.read_export(public_data / "autoqpcr" / "2019-09-10_120614_exp1.csv")
     last = table.iloc[-1]
-    group = table[
-        (table["sample"] == last["sample"]) & (table["assay"] == last["assay"])
-    ]
+    group = table[(table["sample"] == last["sample"]) & (table["assay"] == last["assay"])]
     assert len(group) >= 2 and group["cq"].nunique() > 1
     cut = lines[: start + 1 + len(table) - 1]  # the last well line is gone
     path = write(tmp_path / "cut.csv", cut)
@@ -161,9 +144,7 @@ def test_quantstudio_cut_off_names_the_group_and_its_wells(tmp_path, public_data
         in err.value.problem
     )
     samples, assays = sheets_for(table)
-    wells = read_plate(
-        str(path), "quantstudio", "QS1", "B1", samples, assays, on_incomplete="flag"
-    )
+    wells = read_plate(str(path), "quantstudio", "QS1", "B1", samples, assays, on_incomplete="flag")
     flagged = wells[wells["instrument_flags"].str.contains("incomplete_group")]
     assert flagged["well"].tolist() == group["well"].iloc[:-1].tolist()
 
@@ -191,12 +172,12 @@ def test_cfx_missing_replicate_is_refused(tmp_path, public_data):
 
 def test_rdml_with_every_cq_empty_is_refused(tmp_path):
     reacts = "".join(
-        f'<react id="{i}"><sample id="S"/><data><tar id="GAPDH"/></data></react>'
-        for i in (1, 2, 3)
+        f'<react id="{i}"><sample id="S"/><data><tar id="GAPDH"/></data></react>' for i in (1, 2, 3)
     )
     path = tmp_path / "empty.rdml"
     path.write_text(
-        '<?xml version="1.0"?><rdml xmlns="http://www.rdml.org" version="1.2"><sample id="S"><type>unkn</type></sample>'
+        '<?xml version="1.0"?><rdml xmlns="http://www.rdml.org" version="1.2">'
+        '<sample id="S"><type>unkn</type></sample>'
         f'<experiment id="E"><run id="R">{reacts}</run></experiment></rdml>'
     )
     with pytest.raises(
@@ -207,10 +188,7 @@ def test_rdml_with_every_cq_empty_is_refused(tmp_path):
 
 
 def test_all_999_chip_is_a_result_not_an_error(tmp_path, cheese):
-    rows = [
-        ",".join(f if i != 6 else "999" for i, f in enumerate(line.split(",")))
-        for line in cheese[12:]
-    ]
+    rows = [",".join(f if i != 6 else "999" for i, f in enumerate(line.split(","))) for line in cheese[12:]]
     wells = registry.read_export(write(tmp_path / "noamp.csv", cheese[:12] + rows))
     assert len(wells) == 4608 and wells["cq"].isna().all()
 
@@ -220,9 +198,7 @@ def test_all_999_chip_is_a_result_not_an_error(tmp_path, cheese):
 
 def test_oversized_raw_curve_file_refused_before_loading(tmp_path, monkeypatch):
     lines = ["Well,Well Position,Cycle,Target Name,Rn,Delta Rn"] + [
-        f"{w},A{w},{c},GAPDH,{0.1 * c:.3f},{0.09 * c:.3f}"
-        for w in range(1, 97)
-        for c in range(1, 41)
+        f"{w},A{w},{c},GAPDH,{0.1 * c:.3f},{0.09 * c:.3f}" for w in range(1, 97) for c in range(1, 41)
     ]
     path = write(tmp_path / "amplification.csv", lines)
     assert path.stat().st_size > 100_000
@@ -237,19 +213,14 @@ def test_oversized_raw_curve_file_refused_before_loading(tmp_path, monkeypatch):
     assert err.value.problem.startswith(
         f"the file is {path.stat().st_size / 1e6:.1f} MB, more than the 0.1 MB"
     )
-    assert (
-        "raw fluorescence curves (one row per well and cycle: delta rn, cycle)"
-        in err.value.problem
-    )
+    assert "raw fluorescence curves (one row per well and cycle: delta rn, cycle)" in err.value.problem
     with pytest.raises(InputError, match="raw fluorescence curves"):
         registry.read_export(path)  # auto-detection would load it: refused first
 
 
 def test_size_limit_default_covers_real_exports_with_margin(public_data):
     largest = max(
-        p.stat().st_size
-        for p in public_data.rglob("*")
-        if p.is_file() and p.suffix in {".csv", ".txt"}
+        p.stat().st_size for p in public_data.rglob("*") if p.is_file() and p.suffix in {".csv", ".txt"}
     )
     assert largest * 4 < registry.MAX_EXPORT_BYTES
 
@@ -280,9 +251,7 @@ def _plate_wells() -> pd.DataFrame:
         )
     rows.append(("P2", "x", "S1", "A1", 25.0, "CALC", ""))
     rows.append(("P2", "y", "water", "A1", 20.0, "EXPFAIL", "NTC"))
-    wells = pd.DataFrame(
-        rows, columns=["plate", "well", "sample", "assay", "cq", "state", "sample_type"]
-    )
+    wells = pd.DataFrame(rows, columns=["plate", "well", "sample", "assay", "cq", "state", "sample_type"])
     return wells.assign(batch="B1", excluded="")
 
 
@@ -290,24 +259,15 @@ def test_ntc_flags_per_plate_and_assay():
     samples = pd.DataFrame({"sample": ["S1", "NTC1"], "kind": ["patient", "ntc"]})
     table = ntc_table(_plate_wells(), samples, {"B1": 35.0}, 3.32)
     got = table.set_index(["plate", "assay"])
-    assert (
-        got.loc[("P1", "A1"), "flag"] == "ntc_close_to_samples"
-    )  # 27.0 - median 25.0 = 2.0 < 3.32
+    assert got.loc[("P1", "A1"), "flag"] == "ntc_close_to_samples"  # 27.0 - median 25.0 = 2.0 < 3.32
     assert got.loc[("P1", "A1"), "delta_cq"] == pytest.approx(2.0)
     assert got.loc[("P1", "A2"), "flag"] == "ntc_amplified"  # 33.0 - 22.5 = 10.5
     assert got.loc[("P1", "A2"), "samples_median_cq"] == pytest.approx(22.5)
-    assert (
-        got.loc[("P1", "A3"), "flag"] == "ok" and got.loc[("P1", "A4"), "flag"] == "ok"
-    )  # none; 38 > 35
+    assert got.loc[("P1", "A3"), "flag"] == "ok" and got.loc[("P1", "A4"), "flag"] == "ok"  # none; 38 > 35
     assert set(got.loc["P1", "plate_flag"]) == {"ntc_close_to_samples"}
-    assert (
-        got.loc[("P2", "A1"), "flag"] == "ok"
-        and got.loc[("P2", "A1"), "ntc_wells"] == 1
-    )  # EXPFAIL curve
+    assert got.loc[("P2", "A1"), "flag"] == "ok" and got.loc[("P2", "A1"), "ntc_wells"] == 1  # EXPFAIL curve
     assert list(table.columns[:4]) == ["batch", "plate", "assay", "ntc_wells"]
-    stricter = ntc_table(_plate_wells(), samples, {"B1": 30.0}, 3.32).set_index(
-        ["plate", "assay"]
-    )
+    stricter = ntc_table(_plate_wells(), samples, {"B1": 30.0}, 3.32).set_index(["plate", "assay"])
     assert stricter.loc[("P1", "A2"), "flag"] == "ok"
 
 

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from xlsx_writer import write_xlsx
 
 from ctc_qpcr.errors import InputError
 from ctc_qpcr.parsers import excel, registry
 from ctc_qpcr.parsers.text import load_text
+from xlsx_writer import write_xlsx
 
 SAME = ["well", "sample", "assay", "cq", "sample_type", "quantity", "instrument_flags"]
 
 
 def rows_of(path: Path, delimiter: str) -> list[list[str]]:
-    return [row for row in csv.reader(load_text(path).lines, delimiter=delimiter)]
+    return list(csv.reader(load_text(path).lines, delimiter=delimiter))
 
 
 def same_wells(csv_path: Path, book: Path) -> pd.DataFrame:
@@ -26,9 +26,7 @@ def same_wells(csv_path: Path, book: Path) -> pd.DataFrame:
     from_book = registry.read_export(book, plate="P1")
     assert len(from_book) == len(from_csv) > 0
     pd.testing.assert_frame_equal(from_book[SAME], from_csv[SAME], check_exact=True)
-    assert (
-        from_book["line"] == from_csv["line"]
-    ).all()  # Excel row numbers = CSV line numbers
+    assert (from_book["line"] == from_csv["line"]).all()  # Excel row numbers = CSV line numbers
     return from_book
 
 
@@ -59,16 +57,11 @@ def test_cfx_quantification_cq_results_sheet(tmp_path, public_data):
         },
     )
     wells = same_wells(source, book)
-    assert (
-        len(wells) == 330
-        and excel.read(book).attrs["sheet"] == "Quantification Cq Results_0"
-    )
+    assert len(wells) == 330 and excel.read(book).attrs["sheet"] == "Quantification Cq Results_0"
 
 
 def test_plain_table_sheet(tmp_path, public_data):
-    source = (
-        public_data / "easyqpcr" / "qPCR_run1.csv"
-    )  # R write.table: space-separated, row names
+    source = public_data / "easyqpcr" / "qPCR_run1.csv"  # R write.table: space-separated, row names
     rows = rows_of(source, " ")
     book = write_xlsx(tmp_path / "plain.xlsx", {"Sheet1": rows})
     from_book = registry.read_export(book)
@@ -98,10 +91,7 @@ def test_workbooks_without_results_sheet_are_refused_naming_their_sheets(public_
     )
     with pytest.raises(InputError) as err:
         registry.read_export(public_data / "rdml_rpkg" / "BioRad.xlsx")
-    assert (
-        "its sheets: 'description' (17 rows), 'adp' (amplification/fluorescence data)"
-        in err.value.problem
-    )
+    assert "its sheets: 'description' (17 rows), 'adp' (amplification/fluorescence data)" in err.value.problem
 
 
 def test_damaged_workbook(tmp_path):

@@ -1,6 +1,5 @@
 """Per-batch orchestrator (data-model.md §2 Cells; algorithms §0.1 order)."""
 
-
 import numpy as np
 import pandas as pd
 import pytest

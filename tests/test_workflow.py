@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_helpers import REPO, make_workdir, result_hashes, snakemake, snakemake_bin
+from workflow_helpers import REPO, make_workdir, snakemake, snakemake_bin
 
 pytestmark = pytest.mark.workflow
 
@@ -22,7 +22,9 @@ pytestmark = pytest.mark.workflow
 def test_snakefmt_clean():
     proc = subprocess.run(
         [str(Path(snakemake_bin()).with_name("snakefmt")), "--check", "Snakefile", "workflow"],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -174,7 +176,12 @@ def test_shuffled_site_labels_give_chance_auc(example_run):
 def test_planted_hazard_ratio_is_recovered(example_run):
     """Issue 7: the planted HR ≈ 2 for ≥ 5 CTC/7.5 ml at baseline lies in the estimated 95 % CI (PFS)."""
     cox = pd.read_csv(example_run / "results/outcome/cox.tsv", sep="\t")
-    row = cox[(cox["endpoint"] == "pfs") & cox["model"].str.startswith("univariate") & cox["model"].str.contains("baseline") & cox["term"].str.contains(">=5")]
+    row = cox[
+        (cox["endpoint"] == "pfs")
+        & cox["model"].str.startswith("univariate")
+        & cox["model"].str.contains("baseline")
+        & cox["term"].str.contains(">=5")
+    ]
     assert len(row) >= 1, cox[["model", "endpoint", "term"]].to_string()
     row = row.iloc[0]
     assert row["ci_low"] <= 2.0 <= row["ci_high"], row.to_dict()
@@ -188,10 +195,17 @@ PLANTED = {
 
 
 def test_planted_differential_genes_are_found(example_run):
-    """Issue 5: ≥ 80 % of the planted genes at q < 0.1 (default strategy), false-discovery proportion ≤ 0.2."""
+    """Issue 5: ≥ 80 % of the planted genes at q < 0.1 (default strategy),
+    false-discovery proportion ≤ 0.2."""
     truth = pd.read_csv(example_run / "resources/example/truth/de_truth.tsv", sep="\t")
-    assert set(truth.loc[(truth["comparison"] == "nonresponder_vs_responder") & (truth["log2fc"] != 0), "gene"]) == PLANTED["response"]
-    assert set(truth.loc[(truth["comparison"] == "liver_vs_no_liver") & (truth["log2fc"] != 0), "gene"]) == PLANTED["liver"]
+    assert (
+        set(truth.loc[(truth["comparison"] == "nonresponder_vs_responder") & (truth["log2fc"] != 0), "gene"])
+        == PLANTED["response"]
+    )
+    assert (
+        set(truth.loc[(truth["comparison"] == "liver_vs_no_liver") & (truth["log2fc"] != 0), "gene"])
+        == PLANTED["liver"]
+    )
     response = pd.read_csv(example_run / "results/differential/response.tsv", sep="\t")
     sites = pd.read_csv(example_run / "results/differential/sites.tsv", sep="\t")
     found_r = set(response.query("strategy == 'reference' and q < 0.1")["gene"])
@@ -252,11 +266,15 @@ def test_shuffled_labels_find_almost_nothing(example_run):
     first = samples[patients].drop_duplicates("patient").set_index("patient")
     rng = np.random.default_rng(11)
     for column in ("response", "sites"):
-        shuffled = dict(zip(first.index, rng.permutation(first[column].to_numpy())))
+        shuffled = dict(zip(first.index, rng.permutation(first[column].to_numpy()), strict=True))
         samples.loc[patients, column] = samples.loc[patients, "patient"].map(shuffled)
     import yaml
 
-    comparisons = yaml.safe_load((example_run / "config/config.yaml").read_text())["differential"]["comparisons"]
-    results = run_differential(normalised, samples, [c for c in comparisons if c["name"] in ("response", "sites")], "reference")
+    comparisons = yaml.safe_load((example_run / "config/config.yaml").read_text())["differential"][
+        "comparisons"
+    ]
+    results = run_differential(
+        normalised, samples, [c for c in comparisons if c["name"] in ("response", "sites")], "reference"
+    )
     for name, (table, _) in results.items():
         assert (table["q"] < 0.1).mean() <= 0.10, name

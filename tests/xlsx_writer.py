@@ -34,16 +34,17 @@ def _sheet_xml(rows: list[list[str]]) -> str:
             if value == "":
                 continue
             ref = f"{_column(c)}{r}"
-            if _NUMBER.match(value) and not (
-                len(value) > 1 and value[0] == "0" and value[1].isdigit()
-            ):
+            if _NUMBER.match(value) and not (len(value) > 1 and value[0] == "0" and value[1].isdigit()):
                 cells.append(f'<c r="{ref}"><v>{value}</v></c>')
             else:
                 cells.append(
                     f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">{escape(value)}</t></is></c>'
                 )
         out.append(f'<row r="{r}">{"".join(cells)}</row>')
-    return f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{_MAIN}"><sheetData>{"".join(out)}</sheetData></worksheet>'
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{_MAIN}">'
+        f"<sheetData>{''.join(out)}</sheetData></worksheet>"
+    )
 
 
 def write_xlsx(path: Path, sheets: dict[str, list[list[str]]]) -> Path:
@@ -57,8 +58,10 @@ def write_xlsx(path: Path, sheets: dict[str, list[list[str]]]) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
         book.writestr(
             "[Content_Types].xml",
-            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
             '<Default Extension="xml" ContentType="application/xml"/>'
             '<Override PartName="/xl/workbook.xml" '
             'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
@@ -67,7 +70,8 @@ def write_xlsx(path: Path, sheets: dict[str, list[list[str]]]) -> Path:
         book.writestr(
             "_rels/.rels",
             f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{_PKG}">'
-            f'<Relationship Id="rId1" Type="{_REL}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+            f'<Relationship Id="rId1" Type="{_REL}/officeDocument" Target="xl/workbook.xml"/>'
+            "</Relationships>",
         )
         entries = "".join(
             f'<sheet name="{escape(name)}" sheetId="{i}" r:id="rId{i}"/>'
@@ -75,7 +79,8 @@ def write_xlsx(path: Path, sheets: dict[str, list[list[str]]]) -> Path:
         )
         book.writestr(
             "xl/workbook.xml",
-            f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{_MAIN}" xmlns:r="{_REL}"><sheets>{entries}</sheets></workbook>',
+            f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{_MAIN}" xmlns:r="{_REL}">'
+            f"<sheets>{entries}</sheets></workbook>",
         )
         rels = "".join(
             f'<Relationship Id="rId{i}" Type="{_REL}/worksheet" Target="worksheets/sheet{i}.xml"/>'

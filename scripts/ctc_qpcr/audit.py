@@ -14,9 +14,24 @@ from __future__ import annotations
 import pandas as pd
 
 #: Preprocessing flags that remove a well's value from the cells table.
-EXCLUDING_FLAGS = frozenset({"HIGHDNA", "HIGHSD", "VPA_EXPFAIL", "VPA_MISSING", "VP_NO_GDNA_REF", "GRUBBS_OUTLIER", "ND"})
+EXCLUDING_FLAGS = frozenset(
+    {"HIGHDNA", "HIGHSD", "VPA_EXPFAIL", "VPA_MISSING", "VP_NO_GDNA_REF", "GRUBBS_OUTLIER", "ND"}
+)
 
-AUDIT_COLUMNS = ["batch", "plate", "well", "line", "sample", "assay", "cq", "state", "state_reason", "fate", "reason", "flags"]
+AUDIT_COLUMNS = [
+    "batch",
+    "plate",
+    "well",
+    "line",
+    "sample",
+    "assay",
+    "cq",
+    "state",
+    "state_reason",
+    "fate",
+    "reason",
+    "flags",
+]
 
 
 def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -42,9 +57,17 @@ def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> 
         if "reason" in wf.columns:
             wf["flag"] = wf["flag"] + wf["reason"].fillna("").map(lambda r: f" ({r})" if r else "")
         exclusions = (
-            wf[wf["excluded"]].groupby(["plate", "well"], sort=True)["flag"].agg(lambda s: ";".join(sorted(set(s)))).rename("pre_reason")
+            wf[wf["excluded"]]
+            .groupby(["plate", "well"], sort=True)["flag"]
+            .agg(lambda s: ";".join(sorted(set(s))))
+            .rename("pre_reason")
         )
-        flags = wf[~wf["excluded"]].groupby(["plate", "well"], sort=True)["flag"].agg(lambda s: ";".join(sorted(set(s)))).rename("pre_flags")
+        flags = (
+            wf[~wf["excluded"]]
+            .groupby(["plate", "well"], sort=True)["flag"]
+            .agg(lambda s: ";".join(sorted(set(s))))
+            .rename("pre_flags")
+        )
         audit = audit.join(exclusions, on=["plate", "well"]).join(flags, on=["plate", "well"])
         use = (audit["reason"] == "") & audit["pre_reason"].notna()
         audit.loc[use, "reason"] = audit.loc[use, "pre_reason"]
@@ -62,9 +85,20 @@ def summarise_audit(audit: pd.DataFrame) -> pd.DataFrame:
         excluded = int((grp["fate"] == "excluded").sum())
         if kept + excluded != len(grp):
             raise AssertionError(f"well audit does not reconcile for plate {plate}")
-        row = {"batch": batch, "plate": plate, "read": len(grp), "kept": kept, "excluded": excluded,
-               "non_detected": int(((grp["fate"] == "kept") & grp["state"].isin(["NOAMP", "LOWSIGNAL"])).sum())}
-        reasons = grp.loc[grp["fate"] == "excluded", "reason"].str.extract(r"^([A-Za-z_*]+)", expand=False).fillna("other").value_counts()
+        row = {
+            "batch": batch,
+            "plate": plate,
+            "read": len(grp),
+            "kept": kept,
+            "excluded": excluded,
+            "non_detected": int(((grp["fate"] == "kept") & grp["state"].isin(["NOAMP", "LOWSIGNAL"])).sum()),
+        }
+        reasons = (
+            grp.loc[grp["fate"] == "excluded", "reason"]
+            .str.extract(r"^([A-Za-z_*]+)", expand=False)
+            .fillna("other")
+            .value_counts()
+        )
         for reason, n in sorted(reasons.items()):
             row[f"excluded_{reason}"] = int(n)
         rows.append(row)

@@ -25,7 +25,14 @@ def _match(names: pd.Series, known: pd.Series) -> tuple[pd.Series, pd.Series]:
     return matched, case_only
 
 
-def check_names(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame, *, path: str, unknown_names: str = "error") -> pd.DataFrame:
+def check_names(
+    wells: pd.DataFrame,
+    samples: pd.DataFrame,
+    assays: pd.DataFrame,
+    *,
+    path: str,
+    unknown_names: str = "error",
+) -> pd.DataFrame:
     """Add an ``excluded`` column ("" = kept) after matching names with the sheets."""
     out = wells.copy()
     out["excluded"] = ""
@@ -35,7 +42,10 @@ def check_names(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame
     out.loc[no_assay & ~no_sample, "excluded"] = "no_assay_name"
     out.loc[no_sample & no_assay, "excluded"] = "empty_well"
     problems: list[str] = []
-    for col, sheet, sheet_name in (("sample", samples["sample"], "samples.tsv"), ("assay", assays["assay"], "assays.tsv")):
+    for col, sheet, sheet_name in (
+        ("sample", samples["sample"], "samples.tsv"),
+        ("assay", assays["assay"], "assays.tsv"),
+    ):
         matched, case_only = _match(out[col], sheet)
         bad = ~matched & ~empty
         if not bad.any():
@@ -44,15 +54,22 @@ def check_names(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame
             first_line = int(rows["line"].min())
             if case_only[rows.index].any():
                 spelled = [k for k in sheet if k.lower() == name.lower()][0]
-                problems.append(f"{col} '{name}' (first at line {first_line}, {len(rows)} wells) matches '{spelled}' in {sheet_name} only when ignoring upper/lower case")
+                problems.append(
+                    f"{col} '{name}' (first at line {first_line}, {len(rows)} wells) matches '{spelled}' "
+                    f"in {sheet_name} only when ignoring upper/lower case"
+                )
             else:
-                problems.append(f"{col} '{name}' (first at line {first_line}, {len(rows)} wells) is not in {sheet_name}")
+                problems.append(
+                    f"{col} '{name}' (first at line {first_line}, {len(rows)} wells) is not in {sheet_name}"
+                )
         out.loc[bad & (out["excluded"] == ""), "excluded"] = f"{col}_not_in_sheet"
     if problems and unknown_names == "error":
         raise InputError(
             path,
             f"{len(problems)} name(s) on this plate are not in the sheets: " + "; ".join(problems),
-            "add them to the sheets with the exact spelling used on the plate, or set unknown_names: exclude in config/config.yaml to exclude their wells (they are then listed in results/qc/wells.tsv)",
+            "add them to the sheets with the exact spelling used on the plate, or set unknown_names: "
+            "exclude in config/config.yaml to exclude their wells (they are then listed in "
+            "results/qc/wells.tsv)",
         )
     return out
 
@@ -111,12 +128,16 @@ def read_plate(
     wells.insert(0, "batch", batch)
     wells = check_names(wells, samples, assays, path=path, unknown_names=unknown_names)
     wells.loc[wells["cq_raw"] == MISSING, ["excluded", "cq_raw"]] = ["missing", ""]
-    assay_lod = {a: float(l) for a, l in zip(assays["assay"], assays["lod"]) if l == l and l != ""}
+    assay_lod = {
+        a: float(l) for a, l in zip(assays["assay"], assays["lod"], strict=True) if l == l and l != ""
+    }
     wells = assign_states(wells, lod=lod, assay_lod=assay_lod)
     return wells
 
 
-def unplated_names(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame, *, limit: int = 20) -> list[str]:
+def unplated_names(
+    wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFrame, *, limit: int = 20
+) -> list[str]:
     """Notes for sheet entries that no plate of ``wells`` holds (the reverse of :func:`check_names`).
 
     Not an error: a study's sheets list every batch's samples, and a batch holds
@@ -124,14 +145,18 @@ def unplated_names(wells: pd.DataFrame, samples: pd.DataFrame, assays: pd.DataFr
     (sorted) so the log shows a misspelt or forgotten entry.
     """
     notes = []
-    for col, sheet, sheet_name in (("sample", samples["sample"], "samples.tsv"), ("assay", assays["assay"], "assays.tsv")):
+    for col, sheet, sheet_name in (
+        ("sample", samples["sample"], "samples.tsv"),
+        ("assay", assays["assay"], "assays.tsv"),
+    ):
         on_plates = set(wells[col].astype(str).str.strip()) if len(wells) else set()
         missing = sorted(set(sheet.astype(str).str.strip()) - on_plates - {""})
         if missing:
             more = f" (and {len(missing) - limit} more)" if len(missing) > limit else ""
             notes.append(
                 f"{len(missing)} {col}(s) in {sheet_name} are on no plate of this batch: "
-                + ", ".join(missing[:limit]) + more
+                + ", ".join(missing[:limit])
+                + more
                 + " — fine if another batch holds them; otherwise check the spelling on the plate"
             )
     return notes

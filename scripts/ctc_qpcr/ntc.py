@@ -41,19 +41,11 @@ NTC_COLUMNS = [
 
 def ntc_wells(wells: pd.DataFrame, samples: pd.DataFrame) -> pd.Series:
     """True for the wells of no-template controls (samples.tsv kind ntc, or the export's NTC type)."""
-    ntc_names = set(
-        samples.loc[samples["kind"].astype(str).str.lower() == "ntc", "sample"].astype(
-            str
-        )
-    )
-    return wells["sample"].isin(ntc_names) | wells["sample_type"].astype(
-        str
-    ).str.upper().eq("NTC")
+    ntc_names = set(samples.loc[samples["kind"].astype(str).str.lower() == "ntc", "sample"].astype(str))
+    return wells["sample"].isin(ntc_names) | wells["sample_type"].astype(str).str.upper().eq("NTC")
 
 
-def ntc_table(
-    wells: pd.DataFrame, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float
-) -> pd.DataFrame:
+def ntc_table(wells: pd.DataFrame, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float) -> pd.DataFrame:
     """One row per batch, plate and assay holding NTC wells; ``max_cq`` maps batch → Cq limit."""
     kept = wells[(wells["excluded"] == "") & (wells["assay"] != "")].copy()
     kept["is_ntc"] = ntc_wells(kept, samples).to_numpy()
@@ -69,13 +61,9 @@ def ntc_table(
         ntc_amplified=("amplified", "sum"),
         max_cq=("limit", "first"),
     )
-    amplified_cq = (
-        ntc[ntc["amplified"]].groupby(keys, sort=True)["cq"].min().rename("ntc_min_cq")
-    )
+    amplified_cq = ntc[ntc["amplified"]].groupby(keys, sort=True)["cq"].min().rename("ntc_min_cq")
     others = kept[~kept["is_ntc"] & usable]
-    samples_cq = (
-        others.groupby(keys, sort=True)["cq"].median().rename("samples_median_cq")
-    )
+    samples_cq = others.groupby(keys, sort=True)["cq"].median().rename("samples_median_cq")
     table = table.join(amplified_cq).join(samples_cq).reset_index()
     table["delta_cq"] = table["ntc_min_cq"] - table["samples_median_cq"]
     close = table["ntc_amplified"].gt(0) & ~(table["delta_cq"] >= min_delta_cq)
@@ -84,12 +72,8 @@ def ntc_table(
         ["ntc_close_to_samples", "ntc_amplified"],
         "ok",
     )
-    worst = table.assign(
-        rank=table["flag"].map({"ok": 0, "ntc_amplified": 1, "ntc_close_to_samples": 2})
-    )
+    worst = table.assign(rank=table["flag"].map({"ok": 0, "ntc_amplified": 1, "ntc_close_to_samples": 2}))
     plate_rank = worst.groupby(["batch", "plate"])["rank"].transform("max")
-    table["plate_flag"] = plate_rank.map(
-        {0: "ok", 1: "ntc_amplified", 2: "ntc_close_to_samples"}
-    )
+    table["plate_flag"] = plate_rank.map({0: "ok", 1: "ntc_amplified", 2: "ntc_close_to_samples"})
     table["ntc_amplified"] = table["ntc_amplified"].astype(int)
     return table[NTC_COLUMNS]

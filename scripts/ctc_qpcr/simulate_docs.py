@@ -151,4 +151,4 @@ Code: `scripts/ctc_qpcr/simulate.py` (`simulate_study`, `simulate_chips`); tests
   Target chambers detected (Cq <= 35) from RNA alone / as observed: patients
   {s["pct_patient_target_rna"]} % / {s["pct_patient_target_observed"]} %, healthy donors
   {s["pct_healthy_target_rna"]} % / {s["pct_healthy_target_observed"]} %.
-"""
+"""  # noqa: E501 (the README text keeps its lines)

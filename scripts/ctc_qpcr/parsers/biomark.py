@@ -27,7 +27,7 @@ occurrence of an id belongs to chip n and the well id gets the chip as prefix
 (``chip2:S001-A01``); when only some ids repeat, it is a duplicated row and an error.
 
 Semicolon-separated exports with decimal commas (European Windows) are read too.
-"""
+"""  # noqa: E501 (the layout above quotes whole export lines)
 
 from __future__ import annotations
 
@@ -81,11 +81,10 @@ def _id_row(text: Text, limit: int | None = None) -> tuple[int, str] | None:
         if not line.startswith("ID"):
             continue
         for sep in _SEPARATORS:
-            if line.startswith("ID" + sep) or line.startswith('ID"' + sep):
-                if lines[i - 1].lstrip('"').startswith("Chamber" + sep) or lines[i - 1].lstrip('"').startswith(
-                    'Chamber"' + sep
-                ):
-                    return i, sep
+            if line.startswith(("ID" + sep, 'ID"' + sep)) and lines[i - 1].lstrip('"').startswith(
+                ("Chamber" + sep, 'Chamber"' + sep)
+            ):
+                return i, sep
     return None
 
 
@@ -152,7 +151,10 @@ def parse(text: Text) -> pd.DataFrame:
     export_type = (header.get("Export Type") or [""])[0]
     if export_type and export_type.lower() != "table results":
         raise InputError(
-            text.path, f"this is a BioMark '{export_type}' export", REEXPORT, line=_key_line(text, "Export Type")
+            text.path,
+            f"this is a BioMark '{export_type}' export",
+            REEXPORT,
+            line=_key_line(text, "Export Type"),
         )
     cols = _column_map(text, id_index, sep)
     block = read_block(text, id_index, len(text.lines), sep, cut_hint=REEXPORT, usecols=sorted(cols.values()))
@@ -169,7 +171,9 @@ def _key_line(text: Text, key: str) -> int | None:
 def _wells(text: Text, block: Block, cols: dict[str, int], header: dict[str, list[str]]) -> pd.DataFrame:
     cells = block.cells
     numeric = ("cq", "quality", "quantity", "calibrated_rconc", "tm", "tm_out", "peak_ratio")
-    decimal = decimal_mark(text, {block.names[cols[c]]: cells[cols[c]] for c in numeric if c in cols}, block.line)
+    decimal = decimal_mark(
+        text, {block.names[cols[c]]: cells[cols[c]] for c in numeric if c in cols}, block.line
+    )
     threshold_text = (header.get("Quality Threshold") or [""])[0]
     threshold = parse_number(threshold_text, decimal) if threshold_text else None
     well = cells[cols["well"]]
@@ -230,7 +234,9 @@ def _integers(text: str) -> tuple[np.ndarray, np.ndarray]:
     positions = np.flatnonzero(digit)
     run_end = np.repeat(ends, ends - starts)
     values = (data[positions] - 48).astype(np.int64) * 10 ** (run_end - positions - 1)
-    return np.add.reduceat(values, np.searchsorted(positions, starts)) if len(starts) else values, ends - starts
+    return np.add.reduceat(values, np.searchsorted(positions, starts)) if len(
+        starts
+    ) else values, ends - starts
 
 
 def _inlets(s: np.ndarray, a: np.ndarray, chip: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:

@@ -66,9 +66,7 @@ def _cell(value) -> str:
     if isinstance(value, bool):
         text = "TRUE" if value else "FALSE"
     elif isinstance(value, float):
-        text = (
-            str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-        )
+        text = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
         text = "" if math.isnan(value) else text
     elif isinstance(value, (dt.datetime, dt.date, dt.time, dt.timedelta)):
         text = value.isoformat() if hasattr(value, "isoformat") else str(value)
@@ -89,9 +87,7 @@ def sheet_text(path: str, name: str, rows: list[list]) -> Text:
     lines = ["\t".join(row[:width] + [""] * (width - len(row))) for row in cells]
     while lines and not lines[-1].strip("\t"):
         lines.pop()
-    return Text(
-        path=f"{path} (sheet '{name}')", lines=lines, encoding="xlsx", newline="\n"
-    )
+    return Text(path=f"{path} (sheet '{name}')", lines=lines, encoding="xlsx", newline="\n")
 
 
 def _workbook(path: str):
@@ -100,17 +96,11 @@ def _workbook(path: str):
     try:
         return CalamineWorkbook.from_path(path)
     except Exception as error:  # noqa: BLE001 - calamine raises its own error types for damaged workbooks
-        raise InputError(
-            path, f"the Excel workbook cannot be opened ({error})", REEXPORT
-        ) from None
+        raise InputError(path, f"the Excel workbook cannot be opened ({error})", REEXPORT) from None
 
 
 def _looks_like(name: str, rows: list[list]) -> str:
-    head = (
-        name.lower()
-        + " "
-        + " ".join(str(v).lower() for row in rows[:60] for v in row[:20])
-    )
+    head = name.lower() + " " + " ".join(str(v).lower() for row in rows[:60] for v in row[:20])
     if any(word in head for word in _CURVE_WORDS):
         return "amplification/fluorescence data"
     return f"{len(rows)} rows"
@@ -125,9 +115,7 @@ def read(path) -> pd.DataFrame:
     names = list(book.sheet_names)
     sheets = {name: book.get_sheet_by_name(name).to_python() for name in names}
     by_name = [n for n in names if n.strip().lower() == "results"]
-    by_name += [
-        n for n in names if n.strip().lower().startswith("quantification cq results")
-    ]
+    by_name += [n for n in names if n.strip().lower().startswith("quantification cq results")]
     for name in by_name + [n for n in names if n not in by_name]:
         text = sheet_text(path, name, sheets[name])
         if not text.lines:
@@ -140,6 +128,7 @@ def read(path) -> pd.DataFrame:
     seen = ", ".join(f"'{n}' ({_looks_like(n, sheets[n])})" for n in names)
     raise InputError(
         path,
-        f"this workbook has no results sheet (a table with Well, Sample, Target and Cq/Ct columns); its sheets: {seen}",
+        "this workbook has no results sheet (a table with Well, Sample, Target and Cq/Ct columns); "
+        f"its sheets: {seen}",
         REEXPORT,
     )

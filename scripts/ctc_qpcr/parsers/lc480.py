@@ -32,6 +32,7 @@ Mapping to the Wells table:
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,11 @@ _REQUIRED = ("Pos", "Name", "Cp")
 
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.split("\t")]
+
+
+def _column(table: pd.DataFrame, header: list[str], name: str) -> pd.Series:
+    """Column ``name`` of one block's ``table`` (blank cells when the block has no such column)."""
+    return table[header.index(name)] if name in header else pd.Series([""] * len(table))
 
 
 def _is_header(line: str) -> bool:
@@ -104,16 +110,15 @@ def read(path: str, assay: str = "") -> pd.DataFrame:
         raw = pd.DataFrame([r + [""] * (width - len(r)) for r in rows], dtype=str)
         table = raw.apply(lambda col: col.str.strip())
         line_numbers = pd.Series(np.arange(header_at + 2, header_at + 2 + len(rows)), dtype=int)
-
-        def col(name: str) -> pd.Series:
-            return table[header.index(name)] if name in header else pd.Series([""] * len(table))
-
+        col = partial(_column, table, header)
         cq = parse_cq_column(raw[header.index("Cp")], path, line_numbers, "Cp")
         standard = to_numbers(col("Standard"))
         quantity = standard.where(standard > 0)
         excluded = col("Include").str.lower().eq("false").map({True: "excluded", False: ""})
         status = col("Status")
-        flags = pd.Series([";".join(p for p in parts if p) for parts in zip(excluded, status)], dtype=str)
+        flags = pd.Series(
+            [";".join(p for p in parts if p) for parts in zip(excluded, status, strict=True)], dtype=str
+        )
         run = experiment
         if several and filter_name:
             run = f"{experiment} [{filter_name}]"
@@ -133,7 +138,9 @@ def read(path: str, assay: str = "") -> pd.DataFrame:
             )
         )
     if not frames:
-        raise InputError(path, "the LightCycler 480 table has no rows", "re-export the plate", line=blocks[0][2] + 1)
+        raise InputError(
+            path, "the LightCycler 480 table has no rows", "re-export the plate", line=blocks[0][2] + 1
+        )
     frame = pd.concat(frames, ignore_index=True)
     check_unique_wells(frame, path, column="Pos")
     return prefix_wells_with_run(frame)

@@ -17,7 +17,7 @@ become ``instrument_flags`` (names with Y, ``;``-joined); an ``Omit`` value of
 true/1 adds ``omit``. ``Task`` gives the sample type, ``Quantity`` the quantity.
 Wells holding several reporters (multiplex) get the reporter appended to the
 well id (``A1-FAM``) so ids stay unique.
-"""
+"""  # noqa: E501 (the header above is quoted whole)
 
 from __future__ import annotations
 

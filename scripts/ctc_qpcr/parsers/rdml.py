@@ -123,7 +123,8 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, lim
     if info.file_size > limit:
         raise InputError(
             path,
-            f"zip member {info.filename!r} would unpack to {info.file_size} bytes, more than the {limit}-byte limit",
+            f"zip member {info.filename!r} would unpack to {info.file_size} bytes, "
+            f"more than the {limit}-byte limit",
             "this is not a normal RDML file (possible zip bomb); re-export it",
         )
     out = io.BytesIO()
@@ -154,13 +155,16 @@ def _xml_from_zip(path: str, max_bytes: int, max_members: int) -> tuple[bytes, s
         infos = archive.infolist()
         if len(infos) > max_members:
             raise InputError(
-                path, f"the RDML zip holds {len(infos)} members, more than {max_members}", "this is not a normal RDML file; re-export it"
+                path,
+                f"the RDML zip holds {len(infos)} members, more than {max_members}",
+                "this is not a normal RDML file; re-export it",
             )
         for info in infos:
             if _unsafe_name(info.filename):
                 raise InputError(
                     path,
-                    f"the RDML zip has a member with an unsafe path {info.filename!r} (absolute or with '..')",
+                    f"the RDML zip has a member with an unsafe path {info.filename!r} "
+                    "(absolute or with '..')",
                     "this is not a normal RDML file; re-export it",
                 )
         xml_members = [i for i in infos if not i.is_dir() and i.filename.lower().endswith(".xml")]
@@ -174,23 +178,37 @@ def _xml_from_zip(path: str, max_bytes: int, max_members: int) -> tuple[bytes, s
                         chosen = [info]
                         break
         if not chosen:
-            raise InputError(path, "the zip holds no RDML XML (no rdml_data.xml, no XML with an <rdml> root)", _HINT_REEXPORT)
+            raise InputError(
+                path,
+                "the zip holds no RDML XML (no rdml_data.xml, no XML with an <rdml> root)",
+                _HINT_REEXPORT,
+            )
         info = chosen[0]
         try:
             return _read_member(archive, info, path, max_bytes), info.filename
         except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise InputError(path, f"zip member {info.filename!r} cannot be read ({error})", _HINT_REEXPORT) from None
+            raise InputError(
+                path, f"zip member {info.filename!r} cannot be read ({error})", _HINT_REEXPORT
+            ) from None
 
 
 def _load_xml_bytes(path: str, max_bytes: int, max_members: int) -> tuple[bytes, str]:
     p = Path(path)
     if not p.is_file():
-        raise InputError(path, "file not found", "check the path column of plates.tsv (paths are relative to the working directory)")
+        raise InputError(
+            path,
+            "file not found",
+            "check the path column of plates.tsv (paths are relative to the working directory)",
+        )
     if zipfile.is_zipfile(p):
         return _xml_from_zip(path, max_bytes, max_members)
     size = p.stat().st_size
     if size > max_bytes:
-        raise InputError(path, f"the file is {size} bytes, larger than the {max_bytes}-byte limit", "split the export or raise the limit")
+        raise InputError(
+            path,
+            f"the file is {size} bytes, larger than the {max_bytes}-byte limit",
+            "split the export or raise the limit",
+        )
     return p.read_bytes(), ""
 
 
@@ -207,7 +225,12 @@ def _parse(data: bytes, path: str, member: str) -> Element:
         ) from None
     except ParseError as error:
         line = error.position[0] if getattr(error, "position", None) else None
-        raise InputError(path, f"the RDML XML{inside} is malformed ({error.msg if hasattr(error, 'msg') else error})", _HINT_REEXPORT, line=line) from None
+        raise InputError(
+            path,
+            f"the RDML XML{inside} is malformed ({error.msg if hasattr(error, 'msg') else error})",
+            _HINT_REEXPORT,
+            line=line,
+        ) from None
 
 
 # --------------------------------------------------------------------------- XML helpers (namespace-agnostic)
@@ -307,7 +330,11 @@ def read(path: str, max_bytes: int = MAX_XML_BYTES, max_members: int = MAX_ZIP_M
     data, member = _load_xml_bytes(path, max_bytes, max_members)
     root = _parse(data, path, member)
     if _local(root.tag) != "rdml":
-        raise InputError(path, f"the XML root element is <{_local(root.tag)}>, not <rdml>", "give an RDML file for format rdml")
+        raise InputError(
+            path,
+            f"the XML root element is <{_local(root.tag)}>, not <rdml>",
+            "give an RDML file for format rdml",
+        )
     samples = _sample_table(root)
 
     records: list[tuple[str, str, str, str, str]] = []  # run, well, react sample id, target, cq text
@@ -332,14 +359,20 @@ def read(path: str, max_bytes: int = MAX_XML_BYTES, max_members: int = MAX_ZIP_M
                     cq_text = _child_text(data_element, "cq")
                     records.append((run_name, well, sample_id, target_id, "" if cq_text is None else cq_text))
     if not records:
-        raise InputError(path, "the RDML file holds no reactions (no experiment/run/react)", "export an RDML file with Cq data")
+        raise InputError(
+            path,
+            "the RDML file holds no reactions (no experiment/run/react)",
+            "export an RDML file with Cq data",
+        )
 
     table = pd.DataFrame(records, columns=["run", "well", "sample_id", "assay", "cq_raw"])
     if table["run"].nunique() > 1:
         table["well"] = table["run"] + ":" + table["well"]
     if multiplex:
         table["well"] = table["well"] + "-" + table["assay"]
-    cq = parse_cq_column(table["cq_raw"], path + (f" ({member})" if member else ""), None, "cq", extra_no_value=(-1.0,))
+    cq = parse_cq_column(
+        table["cq_raw"], path + (f" ({member})" if member else ""), None, "cq", extra_no_value=(-1.0,)
+    )
     info = table["sample_id"].map(lambda s: samples.get(s, (s, "", math.nan)))
     frame = wells_frame(
         len(table),

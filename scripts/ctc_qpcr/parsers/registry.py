@@ -98,7 +98,14 @@ ON_INCOMPLETE = ("stop", "flag")
 #: this are refused before anything is loaded (the reading job declares
 #: ``mem_mb`` for this size; see workflow/rules/import.smk).
 MAX_EXPORT_BYTES = 64 * 1024 * 1024
-_RAW_CURVE_WORDS = ("amplification data", "multicomponent", "raw data", "delta rn", "fluorescence", "melt curve")
+_RAW_CURVE_WORDS = (
+    "amplification data",
+    "multicomponent",
+    "raw data",
+    "delta rn",
+    "fluorescence",
+    "melt curve",
+)
 
 
 def check_size(path: str | os.PathLike, fmt: str = "auto", limit: int | None = None) -> None:
@@ -112,11 +119,14 @@ def check_size(path: str | os.PathLike, fmt: str = "auto", limit: int | None = N
         return
     with open(path, "rb") as handle:
         head = handle.read(65536)
-    text = head.decode("utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "latin-1", errors="replace").lower()
+    text = head.decode(
+        "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "latin-1", errors="replace"
+    ).lower()
     words = [w for w in _RAW_CURVE_WORDS if w in text]
     cycles = re.search(r"(^|[,;\t\n])\s*\"?cycle", text) is not None
     looks = (
-        f"; it looks like raw fluorescence curves (one row per well and cycle: {', '.join(words + ['cycle'] * cycles)}), "
+        "; it looks like raw fluorescence curves "
+        f"(one row per well and cycle: {', '.join(words + ['cycle'] * cycles)}), "
         "not a table of Cq values"
         if words or cycles
         else ""
@@ -149,7 +159,9 @@ def read_export(
     if fmt == "auto":
         fmt, text = _detect(path)
     if fmt not in FORMATS:
-        raise InputError(str(path), f"unknown export format '{fmt}'", "use one of: auto, " + ", ".join(FORMATS))
+        raise InputError(
+            str(path), f"unknown export format '{fmt}'", "use one of: auto, " + ", ".join(FORMATS)
+        )
     module = reader(fmt)
     if module is None:
         raise InputError(
@@ -195,7 +207,8 @@ def _check_complete(path: str, plate: str, n: int, missing: list[str], groups: l
     if groups:
         raise InputError(
             path,
-            f"plate {plate}: {len(groups)} replicate group(s) lack wells: {'; '.join(g[2] for g in groups[:5])}"
+            f"plate {plate}: {len(groups)} replicate group(s) lack wells: "
+            f"{'; '.join(g[2] for g in groups[:5])}"
             + (f"; … and {len(groups) - 5} more" if len(groups) > 5 else ""),
             hint,
         )
@@ -211,7 +224,8 @@ def _check_some_cq(wells: pd.DataFrame, path: str, plate: str, cq_column) -> Non
     raise InputError(
         path,
         f"plate {plate}: none of the {len(wells)} wells has a Cq value (every {column} cell is empty)",
-        "analyse the run in the instrument software (set the threshold / call Cq) and export the results again",
+        "analyse the run in the instrument software (set the threshold / call Cq) "
+        "and export the results again",
         column=column,
     )
 
@@ -242,7 +256,8 @@ def _check_duplicate_wells(wells: pd.DataFrame, path: str, plate: str) -> None:
     raise InputError(
         path,
         f"well '{first_well}' appears twice on plate {plate} ({where})",
-        "each well must be listed once: remove the repeated row, or give each plate or run its own file / plate id",
+        "each well must be listed once: remove the repeated row, "
+        "or give each plate or run its own file / plate id",
         line=int(lines[1]) if lines[1] else None,
         column="well",
     )
@@ -259,7 +274,8 @@ def _check_cq_text(wells: pd.DataFrame, path: str, cq_column) -> None:
         path,
         f"the Cq value {wells['cq_raw'].iloc[i]!r} of well '{wells['well'].iloc[i]}' is not a number "
         f"(nor a no-value mark: {NO_VALUE_WORDS})",
-        "correct the value in the instrument software and re-export, or leave the cell empty for no amplification",
+        "correct the value in the instrument software and re-export, "
+        "or leave the cell empty for no amplification",
         line=line or None,
         column=column,
     )

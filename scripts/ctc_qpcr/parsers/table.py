@@ -55,7 +55,9 @@ def _header_index(text: Text) -> int:
     for i, line in enumerate(text.lines):
         if line.strip() and not line.lstrip().startswith("#"):
             return i
-    raise InputError(text.path, "no header line found", "the first line must name the columns: sample, assay, cq")
+    raise InputError(
+        text.path, "no header line found", "the first line must name the columns: sample, assay, cq"
+    )
 
 
 def _layout(names: list[str]) -> str | None:
@@ -74,7 +76,8 @@ def _layout(names: list[str]) -> str | None:
 
 
 def sniff(text: Text) -> bool:
-    """True if the first header line names a sample column plus assay and Cq columns (or one column per assay)."""
+    """True if the first header line names a sample column plus assay and Cq columns
+    (or one column per assay)."""
     try:
         header = text.lines[_header_index(text)]
     except InputError:
@@ -97,9 +100,11 @@ def parse(text: Text) -> pd.DataFrame:
         seen = sorted({c for c in header if not c.isalnum() and c not in " _-.()[]/\"'"})
         raise InputError(
             text.path,
-            f"the header line has a single column ({header.strip()[:60]!r}); no tab, comma, semicolon or space "
+            f"the header line has a single column ({header.strip()[:60]!r}); "
+            "no tab, comma, semicolon or space "
             f"separates the column names" + (f" (seen: {' '.join(seen)!s})" if seen else ""),
-            "save the table as tab-separated (TSV) or comma-separated (CSV) text with the columns sample, assay, cq",
+            "save the table as tab-separated (TSV) or comma-separated (CSV) text "
+            "with the columns sample, assay, cq",
             line=h + 1,
         )
     names = split_fields(header, sep)
@@ -113,7 +118,9 @@ def parse(text: Text) -> pd.DataFrame:
             "or give one row per sample with a first column 'sample' and one Cq column per assay",
             line=h + 1,
         )
-    block = read_block(text, h, len(text.lines), sep, allow_row_names=True, cut_hint="check the end of the table")
+    block = read_block(
+        text, h, len(text.lines), sep, allow_row_names=True, cut_hint="check the end of the table"
+    )
     return _long(text, block) if layout == "long" else _wide(text, block)
 
 

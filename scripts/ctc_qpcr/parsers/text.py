@@ -47,7 +47,8 @@ def _decode(raw: bytes, path: str) -> tuple[str, str]:
             raise InputError(
                 path,
                 f"this is {what}, not a text export",
-                "export the results table as CSV/TXT from the instrument software (RDML files: set format rdml)",
+                "export the results table as CSV/TXT from the instrument software "
+                "(RDML files: set format rdml)",
             )
     if raw.startswith(codecs.BOM_UTF8):
         return raw[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
@@ -55,7 +56,11 @@ def _decode(raw: bytes, path: str) -> tuple[str, str]:
         try:
             return raw.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
-            raise InputError(path, "the file starts like UTF-16 text but is not valid UTF-16", "re-export it as UTF-8 or UTF-16 text") from None
+            raise InputError(
+                path,
+                "the file starts like UTF-16 text but is not valid UTF-16",
+                "re-export it as UTF-8 or UTF-16 text",
+            ) from None
     # UTF-16 without BOM: every other byte is NUL in mostly-ASCII text.
     head = raw[:4000]
     if head and head.count(b"\x00") > len(head) // 3:
@@ -63,7 +68,11 @@ def _decode(raw: bytes, path: str) -> tuple[str, str]:
         try:
             return raw.decode(enc), enc
         except UnicodeDecodeError:
-            raise InputError(path, "this is a binary file, not a text export", "export the results as CSV/TXT from the instrument software") from None
+            raise InputError(
+                path,
+                "this is a binary file, not a text export",
+                "export the results as CSV/TXT from the instrument software",
+            ) from None
     if b"\x00" in head:
         raise InputError(
             path,
@@ -80,12 +89,20 @@ def load_text(path: str | os.PathLike, max_bytes: int = MAX_TEXT_BYTES) -> Text:
     """Read ``path`` and return its lines with the encoding and line ending normalised."""
     p = Path(path)
     if not p.exists():
-        raise InputError(str(path), "file not found", "check the path column of plates.tsv (paths are relative to the working directory)")
+        raise InputError(
+            str(path),
+            "file not found",
+            "check the path column of plates.tsv (paths are relative to the working directory)",
+        )
     size = p.stat().st_size
     if size == 0:
         raise InputError(str(path), "the file is empty", "re-export the plate from the instrument software")
     if size > max_bytes:
-        raise InputError(str(path), f"the file is {size} bytes, larger than the {max_bytes}-byte limit", "split the export or raise the limit")
+        raise InputError(
+            str(path),
+            f"the file is {size} bytes, larger than the {max_bytes}-byte limit",
+            "split the export or raise the limit",
+        )
     raw = p.read_bytes()
     text, encoding = _decode(raw, str(path))
     if "\r\n" in text:
@@ -98,6 +115,10 @@ def load_text(path: str | os.PathLike, max_bytes: int = MAX_TEXT_BYTES) -> Text:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    if not any(line.strip(" \t,;\"") for line in lines):
-        raise InputError(str(path), "the file has no content (only blank lines or empty cells)", "re-export the plate from the instrument software")
+    if not any(line.strip(' \t,;"') for line in lines):
+        raise InputError(
+            str(path),
+            "the file has no content (only blank lines or empty cells)",
+            "re-export the plate from the instrument software",
+        )
     return Text(path=str(path), lines=lines, encoding=encoding, newline=newline)

@@ -67,9 +67,7 @@ FLOAT_COLUMNS = ("cq", "quality", "quality_threshold", "quantity") + OPTIONAL_CO
 
 #: Cell texts (compared stripped, without quotes, lower case) that mean "no value":
 #: no amplification, not analysed, not calculated. The one vocabulary of every reader.
-NO_VALUE_TOKENS = frozenset(
-    {"", "999", "undetermined", "no ct", "no cq", "n/a", "nan", "na", "-"}
-)
+NO_VALUE_TOKENS = frozenset({"", "999", "undetermined", "no ct", "no cq", "n/a", "nan", "na", "-"})
 #: How the no-value marks are listed in messages.
 NO_VALUE_WORDS = "999, Undetermined, No Ct, No Cq, N/A, NaN, NA, -, empty"
 #: BioMark (and some others) write this number when there is no amplification.
@@ -104,9 +102,7 @@ def wells_frame(n: int, *, stripped: bool = False, **columns) -> pd.DataFrame:
             continue
         value = value.to_numpy() if isinstance(value, pd.Series) else np.asarray(value)
         if text:
-            out[name] = (
-                value.astype(object, copy=False) if stripped else _stripped_text(value)
-            )
+            out[name] = value.astype(object, copy=False) if stripped else _stripped_text(value)
         else:
             out[name] = value.astype(dtype)
     return pd.DataFrame(out, index=pd.RangeIndex(n))
@@ -141,9 +137,7 @@ def split_fields(line: str, sep: str) -> list[str]:
     """Split one line into stripped fields, honouring double quotes."""
     if sep == SPACES:
         return [f.strip('"').strip() for f in _SPACE_FIELDS.findall(line)]
-    return (
-        [f.strip() for f in next(csv.reader([line], delimiter=sep))] if line else [""]
-    )
+    return [f.strip() for f in next(csv.reader([line], delimiter=sep))] if line else [""]
 
 
 def guess_delimiter(line: str) -> str | None:
@@ -218,13 +212,11 @@ class Block:
         return self.cells[position]
 
 
-def _line_stats(
-    lines: list[str], sep: str, raw: bytes
-) -> tuple[np.ndarray, np.ndarray, bool]:
+def _line_stats(lines: list[str], sep: str, raw: bytes) -> tuple[np.ndarray, np.ndarray, bool]:
     """(blank, number of fields) of each line, and whether some cell may have outer white space.
 
-    Counted over ``raw``, the bytes of all lines (each ending in a newline), at once. A line is blank when it holds
-    only delimiters, spaces, tabs and quotes (Excel pads rows with commas).
+    Counted over ``raw``, the bytes of all lines (each ending in a newline), at once. A line is blank
+    when it holds only delimiters, spaces, tabs and quotes (Excel pads rows with commas).
     Lines with a double quote are split by :mod:`csv`, so that a quoted
     delimiter is not counted.
     """
@@ -242,15 +234,11 @@ def _line_stats(
     def per_line(positions: np.ndarray) -> np.ndarray:
         return np.searchsorted(positions, ends) - np.searchsorted(positions, starts)
 
-    spaces = np.flatnonzero(
-        (data == 32) | (data == 9) | (data == 11) | (data == 12) | (data == 0xA0)
-    )
+    spaces = np.flatnonzero((data == 32) | (data == 9) | (data == 11) | (data == 12) | (data == 0xA0))
     separators = per_line(np.flatnonzero(data == ord(sep)))
     quotes = per_line(np.flatnonzero(data == 34))
     counts = separators + 1
-    blank = (
-        separators + quotes + per_line(spaces[data[spaces] != 0xA0]) == ends - starts
-    )
+    blank = separators + quotes + per_line(spaces[data[spaces] != 0xA0]) == ends - starts
     for i in np.flatnonzero((quotes > 0) & ~blank):
         counts[i] = len(next(csv.reader([lines[i]], delimiter=sep)))
     return blank, counts, _padded(data, spaces, sep)
@@ -262,16 +250,10 @@ def _padded(data: np.ndarray, spaces: np.ndarray, sep: str) -> bool:
         return False
     boundary = np.zeros(256, dtype=bool)
     boundary[[ord(sep), 10, 34]] = True
-    before = (
-        spaces
-        - 1
-        - ((data[spaces] == 0xA0) & (data[np.maximum(spaces - 1, 0)] == 0xC2))
-    )
+    before = spaces - 1 - ((data[spaces] == 0xA0) & (data[np.maximum(spaces - 1, 0)] == 0xC2))
     after = np.minimum(spaces + 1, len(data) - 1)
     return bool(
-        (before < 0).any()
-        or boundary[data[np.maximum(before, 0)]].any()
-        or boundary[data[after]].any()
+        (before < 0).any() or boundary[data[np.maximum(before, 0)]].any() or boundary[data[after]].any()
     )
 
 
@@ -300,9 +282,7 @@ def read_block(
     rows = text.lines[header_index + 1 : end_index]
     raw = ("\n".join(rows) + "\n").encode("utf-8", "surrogatepass")
     blank, counts, padded = (
-        _line_stats(rows, sep, raw)
-        if rows
-        else (np.zeros(0, dtype=bool), np.zeros(0, dtype=int), False)
+        _line_stats(rows, sep, raw) if rows else (np.zeros(0, dtype=bool), np.zeros(0, dtype=int), False)
     )
     kept = np.flatnonzero(~blank)
     if len(kept) < len(rows):
@@ -311,16 +291,15 @@ def read_block(
     line = kept.astype("int64") + header_index + 2
     counts = counts[kept]
     n = len(names)
-    skip_row_name = (
-        allow_row_names and len(counts) > 0 and bool((counts == n + 1).all())
-    )
+    skip_row_name = allow_row_names and len(counts) > 0 and bool((counts == n + 1).all())
     width = n + 1 if skip_row_name else n
     short = np.flatnonzero(counts < width)
     if len(short):
         i = short[0]
         raise InputError(
             text.path,
-            f"this row has {counts[i]} fields but the header on line {header_index + 1} has {width}; the file looks cut off or edited",
+            f"this row has {counts[i]} fields but the header on line {header_index + 1} has {width}; "
+            "the file looks cut off or edited",
             f"{cut_hint} (the whole table, unchanged)",
             line=int(line[i]),
         )
@@ -356,9 +335,7 @@ def read_block(
     return Block(names, cells, line, sep)
 
 
-def _check_extra_fields(
-    text: Text, cells: pd.DataFrame, n: int, line: np.ndarray
-) -> None:
+def _check_extra_fields(text: Text, cells: pd.DataFrame, n: int, line: np.ndarray) -> None:
     extra = [c for c in cells.columns if c >= n]
     if not extra:
         return
@@ -388,9 +365,7 @@ def decimal_mark(text: Text, columns: dict[str, pd.Series], line: np.ndarray) ->
     """
     if not any("," in _joined(cells) for cells in columns.values()):
         return "."
-    values = {
-        name: [str(v) for v in cells.to_numpy()] for name, cells in columns.items()
-    }
+    values = {name: [str(v) for v in cells.to_numpy()] for name, cells in columns.items()}
     first_point = first_comma = None
     for name, cells in values.items():
         point = [i for i, v in enumerate(cells) if _POINT_NUMBER.match(v)]
@@ -407,9 +382,7 @@ def decimal_mark(text: Text, columns: dict[str, pd.Series], line: np.ndarray) ->
         max(first_point, first_comma),
         min(first_point, first_comma),
     )
-    later_mark, earlier_mark = (
-        ("point", "comma") if first_point[0] > first_comma[0] else ("comma", "point")
-    )
+    later_mark, earlier_mark = ("point", "comma") if first_point[0] > first_comma[0] else ("comma", "point")
     raise InputError(
         text.path,
         f"this number ({columns[name].iloc[row]!r}) uses a decimal {later_mark}, but line "
@@ -436,32 +409,19 @@ def to_numbers(cells: pd.Series, decimal: str = ".") -> pd.Series:
     a decimal comma instead of the point; surrounding spaces and double quotes are
     ignored. Anything else (a no-value token, ``1_0``, ``1.234,5``, inf, text) is NaN.
     """
-    values = np.asarray(
-        cells.to_numpy() if isinstance(cells, pd.Series) else cells, dtype=object
-    )
+    values = np.asarray(cells.to_numpy() if isinstance(cells, pd.Series) else cells, dtype=object)
     index = cells.index if isinstance(cells, pd.Series) else None
     try:
         joined = "\x00".join(values)
     except TypeError:
         joined = None
-    if (
-        decimal == "."
-        and joined is not None
-        and "_" not in joined
-        and '"' not in joined
-    ):
+    if decimal == "." and joined is not None and "_" not in joined and '"' not in joined:
         try:  # fast path: every cell is a number
             out = values.astype("float64")
             return pd.Series(np.where(np.isfinite(out), out, np.nan), index=index)
         except (ValueError, TypeError):
             pass
-    text = (
-        pd.Series(values, dtype=object)
-        .astype(str)
-        .str.strip()
-        .str.strip('"')
-        .str.strip()
-    )
+    text = pd.Series(values, dtype=object).astype(str).str.strip().str.strip('"').str.strip()
     if decimal == ",":
         text = text.str.replace(",", ".", regex=False)
     out = np.array([_float_or_nan(v) for v in text.to_numpy()], dtype="float64")
@@ -484,9 +444,7 @@ def parse_number(text: str, decimal: str = ".") -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def cq_numbers(
-    cq_raw: pd.Series, decimal: str = ".", extra_no_value: Iterable[float] = ()
-) -> pd.Series:
+def cq_numbers(cq_raw: pd.Series, decimal: str = ".", extra_no_value: Iterable[float] = ()) -> pd.Series:
     """Cq text to float: NaN for 999 (no amplification), no-value tokens and anything non-numeric.
 
     ``extra_no_value`` adds numbers that mean "no Cq" in a format (RDML: -1).
@@ -499,9 +457,7 @@ def cq_numbers(
     return values.mask(no_value)
 
 
-def invalid_cq(
-    cq: pd.Series, cq_raw: pd.Series, decimal: str | None = None
-) -> np.ndarray:
+def invalid_cq(cq: pd.Series, cq_raw: pd.Series, decimal: str | None = None) -> np.ndarray:
     """Positions of rows without a Cq number whose text is neither a number nor a no-value token.
 
     ``decimal=None`` accepts a number with either mark (a reader may map a number
@@ -515,13 +471,7 @@ def invalid_cq(
     rest = np.flatnonzero(~token)
     if len(rest):
         token[rest] = (
-            raw.iloc[rest]
-            .str.strip()
-            .str.strip('"')
-            .str.strip()
-            .str.lower()
-            .isin(NO_VALUE_TOKENS)
-            .to_numpy()
+            raw.iloc[rest].str.strip().str.strip('"').str.strip().str.lower().isin(NO_VALUE_TOKENS).to_numpy()
         )
     rest = np.flatnonzero(~token)
     number = np.zeros(len(rest), dtype=bool)
@@ -537,7 +487,9 @@ def parse_cq_column(
     column: str,
     extra_no_value: Iterable[float] = (),
 ) -> pd.Series:
-    """Cq cell texts (decimal point) to floats; InputError naming the first cell that is no number nor mark."""
+    """Cq cell texts (decimal point) to floats.
+
+    InputError naming the first cell that is no number nor mark."""
     values = cq_numbers(raw, ".", extra_no_value)
     bad = invalid_cq(values, raw, decimal=".")
     if len(bad):
@@ -545,7 +497,8 @@ def parse_cq_column(
         line = None if lines is None else int(np.asarray(lines)[first]) or None
         raise InputError(
             path,
-            f"the Cq cell holds {raw.iloc[first]!r}, which is neither a number nor a 'no Cq' mark ({NO_VALUE_WORDS})",
+            f"the Cq cell holds {raw.iloc[first]!r}, "
+            f"which is neither a number nor a 'no Cq' mark ({NO_VALUE_WORDS})",
             "correct the cell or re-export the plate; use a dot as the decimal mark",
             line=line,
             column=column,

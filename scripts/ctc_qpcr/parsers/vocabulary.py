@@ -88,9 +88,7 @@ MEAN_NAMES = ("cq mean", "ct mean", "c\u0442 mean", "crt mean")
 MEAN_TOLERANCE = 0.006
 
 
-def incomplete_groups(
-    frame: pd.DataFrame, block: Block, decimal: str = "."
-) -> list[tuple[str, str, str]]:
+def incomplete_groups(frame: pd.DataFrame, block: Block, decimal: str = ".") -> list[tuple[str, str, str]]:
     """Replicate groups whose exported Cq mean is not the mean of the wells the export lists.
 
     QuantStudio (``Ct Mean``) and CFX (``Cq Mean``) write, on every well, the mean
@@ -110,12 +108,8 @@ def incomplete_groups(
     listed = groups["cq"].transform("mean")
     off = (table["exported"] - listed).abs() > MEAN_TOLERANCE
     out = []
-    for (sample, assay), rows in table[off.to_numpy()].groupby(
-        ["sample", "assay"], sort=True
-    ):
-        wells = table.loc[
-            (table["sample"] == sample) & (table["assay"] == assay), "well"
-        ]
+    for (sample, assay), rows in table[off.to_numpy()].groupby(["sample", "assay"], sort=True):
+        wells = table.loc[(table["sample"] == sample) & (table["assay"] == assay), "well"]
         said = (
             f"sample '{sample}', assay '{assay}': the export's {block.names[position]} is "
             f"{rows['exported'].iloc[0]:g} but the {len(wells)} well(s) listed ({', '.join(wells)}) "
