@@ -402,9 +402,8 @@ def test_pooling_more_draws_does_not_make_a_null_gene_significant():
     assert hits / 40 <= 0.15
 
 
-def test_run_all_orders_strategies_and_is_fast():
-    import time
-
+def test_run_differential_orders_strategies():
+    """Order of strategies and genes (its speed is timed by benchmarks/bench_stages.py)."""
     rng = np.random.default_rng(5)
     norm, samples = make_cohort(
         rng,
@@ -414,15 +413,12 @@ def test_run_all_orders_strategies_and_is_fast():
         sites={f"P{i:03d}": ("bone;liver" if i % 3 else "bone") if i % 2 else "lung" for i in range(1, 46)},
     )
     by = {s: norm.assign(dcq=norm["dcq"] + k) for k, s in enumerate(["zeta", "global", "alpha", "ref"])}
-    start = time.perf_counter()
-    out = de.run_all(by, samples, de.default_comparisons(), "global")
-    elapsed = time.perf_counter() - start
+    out = de.run_differential(by, samples, de.default_comparisons(), "global")
     assert set(out) == {"response_T0", "sites_T0", "timepoints"}
     table = out["response_T0"][0]
     assert list(dict.fromkeys(table["strategy"])) == ["global", "alpha", "ref", "zeta"]
     assert table[table["strategy"] == "global"]["gene"].is_monotonic_increasing
     assert len(out["timepoints"][0]) == 4 * 46
-    assert elapsed < 30, elapsed  # 4 strategies x 3 comparisons: 14-21 s with 8 jobs sharing 2 cores
 
 
 def test_plots_are_deterministic_svg(tmp_path):

@@ -7,7 +7,6 @@ import codecs
 import errno
 import logging
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -140,17 +139,13 @@ def _big_sheet(tmp_path, n=44_000) -> Path:
     return path
 
 
-def test_a_44000_sample_sheet_loads_in_about_a_second(tmp_path):
-    """Issue 17: the per-row checks were the dry run's cost; vectorised they scale with pandas' parse."""
+def test_a_44000_sample_sheet_loads(tmp_path):
+    """Issue 17: a 44,000-row sheet loads whole (its speed against pandas' parse is timed by
+    benchmarks/bench_stages.py)."""
     path = _big_sheet(tmp_path)
-    start = time.process_time()
     df = sheets.load_samples(path)
-    spent = time.process_time() - start
-    assert len(df) == 44_000
-    parse = time.process_time()
-    pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    parse = time.process_time() - parse
-    assert spent < max(1.5, 12 * parse), (spent, parse)
+    assert len(df) == 44_000 and df["sample"].is_unique
+    assert df["sample"].iloc[-1].startswith("S43999_")
 
 
 def test_duplicate_in_a_big_sheet_names_both_lines(tmp_path):

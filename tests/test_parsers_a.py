@@ -10,7 +10,6 @@ real files or from a few hand-made lines.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -207,12 +206,9 @@ def test_biomark_missing_ct_value_column(tmp_path, cheese_lines):
     assert err.value.line == 12 and "Ct/Value" in err.value.problem
 
 
-def test_biomark_96_96_chip_parses_fast(tmp_path, cheese_lines):
-    """A 96.96 chip has 9,216 chambers; parsing must stay well under 0.1 s.
-
-    Measured as CPU time of this process (best of 5) so that other jobs on a
-    busy machine do not make the test flaky.
-    """
+def test_biomark_96_96_chip_parses_whole(tmp_path, cheese_lines):
+    """A 96.96 chip has 9,216 chambers, one row each (its speed is timed by
+    benchmarks/bench_read_exports.py)."""
     rows = cheese_lines[12:]
     body = []
     for s in range(1, 97):
@@ -221,13 +217,8 @@ def test_biomark_96_96_chip_parses_fast(tmp_path, cheese_lines):
             fields[0] = f"S{s:02d}-A{a:02d}"
             body.append(",".join(fields))
     path = write(tmp_path / "chip9696.csv", "\r\n".join(cheese_lines[:12] + body) + "\r\n")
-    best = math.inf
-    for _ in range(5):
-        start = time.process_time()
-        df = biomark.read(path)
-        best = min(best, time.process_time() - start)
+    df = biomark.read(path)
     assert len(df) == 9216 and df["well"].is_unique
-    assert best < 0.1, f"9,216 chambers took {best:.3f} s"
 
 
 # ---------------------------------------------------------------------------

@@ -6,8 +6,6 @@ Issue 13 (items 2 and 6) and issue 17 (reading one chip ≤ 3 × pandas).
 from __future__ import annotations
 
 import math
-import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -273,31 +271,14 @@ def test_ntc_flags_per_plate_and_assay():
     assert stricter.loc[("P1", "A2"), "flag"] == "ok"
 
 
-# --------------------------------------------------------------------------- speed (issue 17)
+# --------------------------------------------------------------------------- a full chip (issue 17)
 
 
-def test_biomark_chip_reads_within_three_times_pandas(tmp_path, v2_lines):
-    """Reading a 9,216-chamber chip with all checks ≤ 3 × pandas read_csv of the same file
-    (CPU time, best of 9).
-
-    The layout is the simulator's (v2, 10 columns). With the v4 melt columns (14 columns,
-    7 of them numbers converted exactly) the ratio measured 3.5.
-    """
-    if os.getloadavg()[0] > 2 * (os.cpu_count() or 1):
-        pytest.skip(
-            f"load average {os.getloadavg()[0]:.0f} on {os.cpu_count()} cores: CPU timings are not comparable"
-        )
+def test_biomark_chip_reads_every_chamber_as_pandas_does(tmp_path, v2_lines):
+    """A 9,216-chamber chip read with all checks gives pandas' rows, in order (its speed against
+    pandas read_csv, target ≤ 3 ×, is timed by benchmarks/bench_read_exports.py)."""
     path = write(tmp_path / "chip.csv", chip_9696(v2_lines))
-    floor, ours = math.inf, math.inf
-    for _ in range(11):  # interleaved, so that a busy machine slows both alike
-        start = time.process_time()
-        pd.read_csv(path, skiprows=8, header=0)
-        floor = min(floor, time.process_time() - start)
-        start = time.process_time()
-        registry.read_export(path, fmt="biomark")  # as plates.tsv gives it
-        ours = min(ours, time.process_time() - start)
-    print(
-        f"pandas read_csv {floor * 1000:.1f} ms, read_export {ours * 1000:.1f} ms, ratio {ours / floor:.2f}"
-    )
-    # Target 3 (issue 17), measured 2.2-2.9 on a quiet machine; 3.5 leaves room for a loaded one.
-    assert ours <= 3.5 * floor
+    plain = pd.read_csv(path, skiprows=8, header=0)
+    ours = registry.read_export(path, fmt="biomark")  # as plates.tsv gives it
+    assert len(ours) == len(plain) == 9216
+    assert list(ours["well"]) == list(plain["ID"])

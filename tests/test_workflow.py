@@ -258,7 +258,7 @@ def test_failed_reference_samples_get_the_planted_dcq(example_run):
 def test_shuffled_labels_find_almost_nothing(example_run):
     """Issue 5: with response and site labels shuffled between patients, ≤ 10 % of genes at q < 0.1."""
     from ctc_qpcr import sheets
-    from ctc_qpcr.differential import run_all
+    from ctc_qpcr.differential import run_differential
 
     samples = sheets.load_samples(example_run / "resources/example/samples.tsv")
     normalised = {"reference": pd.read_csv(example_run / "results/normalised/reference.tsv", sep="\t")}
@@ -273,7 +273,7 @@ def test_shuffled_labels_find_almost_nothing(example_run):
     comparisons = yaml.safe_load((example_run / "config/config.yaml").read_text())["differential"][
         "comparisons"
     ]
-    results = run_all(
+    results = run_differential(
         normalised, samples, [c for c in comparisons if c["name"] in ("response", "sites")], "reference"
     )
     for name, (table, _) in results.items():

@@ -513,7 +513,7 @@ def run_comparison(
     return table, notes
 
 
-def run_all(
+def run_differential(
     normalised_by_strategy: dict[str, pd.DataFrame],
     samples: pd.DataFrame,
     comparisons: list[dict],
@@ -540,3 +540,6 @@ def run_all(
         table = pd.concat(nonempty, ignore_index=True) if nonempty else tables[0]
         out[spec["name"]] = (table, notes)
     return out
+
+
+run_all = run_differential  # the name before issue 14 (rule, script and function now share one)

@@ -135,6 +135,34 @@ def genorm(matrix, *, v_cutoff: float = V_CUTOFF) -> GenormResult:
             f"values"
         )
 
+    step_rows, mean_rows, ranking = _genorm_exclusion(complete)
+    final_pair = (ranking[0], ranking[1])
+    final_m = float(genorm_m(complete[list(final_pair)]).iloc[0])
+    pairwise_v = _pairwise_variation(complete, ranking)
+    optimal_n, reason = _optimal_number(pairwise_v, ranking, v_cutoff)
+    return GenormResult(
+        steps=pd.DataFrame(step_rows, columns=["step", "n_genes", "gene", "M"]),
+        mean_m=pd.DataFrame(mean_rows, columns=["step", "n_genes", "mean_M", "excluded"]),
+        pairwise_v=pairwise_v,
+        final_pair=final_pair,
+        final_m=final_m,
+        ranking=ranking,
+        optimal_n=optimal_n,
+        optimal_genes=ranking[:optimal_n],
+        optimal_reason=reason,
+        v_cutoff=v_cutoff,
+        dropped_samples=dropped,
+        n_samples=int(complete.shape[0]),
+    )
+
+
+def _genorm_exclusion(complete: pd.DataFrame) -> tuple[list[dict], list[dict], list[str]]:
+    """Stepwise exclusion (docs/methods.md §4.1): M on the current set, drop the gene with the
+    largest M (ties: the first in column order), until two genes remain.
+
+    Returns the per-step M rows, the per-step mean M rows and the ranking (final pair first,
+    then the excluded genes, last excluded first).
+    """
     current = list(complete.columns)
     step_rows: list[dict] = []
     mean_rows: list[dict] = []
@@ -154,46 +182,33 @@ def genorm(matrix, *, v_cutoff: float = V_CUTOFF) -> GenormResult:
         )
         excluded.append(worst)
         current = [g for g in current if g != worst]
+    return step_rows, mean_rows, current + excluded[::-1]
 
-    final_pair = (current[0], current[1])
-    final_m = float(genorm_m(complete[current]).iloc[0])
-    ranking = list(final_pair) + excluded[::-1]
 
-    # pairwise variation V_{n/n+1} from the ranking (identical to computing it at each step)
+def _pairwise_variation(complete: pd.DataFrame, ranking: list[str]) -> pd.DataFrame:
+    """``V_{n/n+1} = SD_i(NF_n − NF_{n+1})`` with ``NF_n`` the mean log2 value of the n best
+    genes (docs/methods.md §4.1); from the ranking, identical to computing it at each step."""
     y = complete[ranking].to_numpy(dtype=float)
     v_rows = []
     for n in range(2, len(ranking)):
         nf_n = y[:, :n].mean(axis=1)
         nf_n1 = y[:, : n + 1].mean(axis=1)
         v_rows.append({"n": n, "V": float(np.std(nf_n - nf_n1, ddof=1))})
-    pairwise_v = pd.DataFrame(v_rows, columns=["n", "V"])
+    return pd.DataFrame(v_rows, columns=["n", "V"])
 
+
+def _optimal_number(pairwise_v: pd.DataFrame, ranking: list[str], v_cutoff: float) -> tuple[int, str]:
+    """Smallest n ≥ 2 with ``V_{n/n+1} < v_cutoff``, else all candidate genes
+    (docs/methods.md §4.1); returns (n, the reason in words)."""
     below = pairwise_v.loc[pairwise_v["V"] < v_cutoff, "n"]
     if len(ranking) == 2:
-        optimal_n = 2
-        reason = "only two candidate genes: both used (no pairwise variation)"
-    elif len(below):
+        return 2, "only two candidate genes: both used (no pairwise variation)"
+    if len(below):
         optimal_n = int(below.min())
         v = float(pairwise_v.loc[pairwise_v["n"] == optimal_n, "V"].iloc[0])
-        reason = f"geNorm: V{optimal_n}/{optimal_n + 1} = {v:.4f} < {v_cutoff}"
-    else:
-        optimal_n = len(ranking)
-        reason = f"geNorm: no V_n/n+1 below {v_cutoff}; all {len(ranking)} candidate genes used"
-
-    return GenormResult(
-        steps=pd.DataFrame(step_rows, columns=["step", "n_genes", "gene", "M"]),
-        mean_m=pd.DataFrame(mean_rows, columns=["step", "n_genes", "mean_M", "excluded"]),
-        pairwise_v=pairwise_v,
-        final_pair=final_pair,
-        final_m=final_m,
-        ranking=ranking,
-        optimal_n=optimal_n,
-        optimal_genes=ranking[:optimal_n],
-        optimal_reason=reason,
-        v_cutoff=v_cutoff,
-        dropped_samples=dropped,
-        n_samples=int(complete.shape[0]),
-    )
+        return optimal_n, f"geNorm: V{optimal_n}/{optimal_n + 1} = {v:.4f} < {v_cutoff}"
+    n = len(ranking)
+    return n, f"geNorm: no V_n/n+1 below {v_cutoff}; all {n} candidate genes used"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,54 +308,83 @@ def normfinder(
     if negative_variance not in ("original", "zero"):
         raise ValueError("negative_variance must be 'original' or 'zero'")
     df = _as_matrix(matrix)
-    if groups is not None:
-        if isinstance(groups, pd.Series):
-            g = groups.copy()
-            g.index = [str(i) for i in g.index]
-            g = g.reindex(df.index)
-        else:
-            g = pd.Series(list(groups), index=df.index)
-            if len(g) != len(df):
-                raise ValueError("groups must have one label per sample")
-        labels = g.astype(object).where(g.notna(), None)
-    else:
-        labels = None
-
+    labels = _group_labels(df, groups)
     complete, dropped = complete_samples(df)
     if labels is not None:
         missing_group = [s for s in complete.index if labels[s] is None]
         dropped = dropped + missing_group
         complete = complete.drop(index=missing_group)
-    genes = list(complete.columns)
-    k = len(genes)
-    if k < 3:
+    if complete.shape[1] < 3:
         raise ValueError("NormFinder needs at least 3 candidate genes")
-
     if labels is None:
         return _normfinder_one_group(complete, negative_variance, dropped)
-
     lab = labels.loc[complete.index].astype(str)
+    group_names = _checked_groups(lab)
+    if len(group_names) < 2:
+        return _normfinder_one_group(complete, negative_variance, dropped)
+
+    terms = _grouped_terms(complete, lab, group_names, negative_variance)
+    genes = list(complete.columns)
+    stability = terms["rho"].mean(axis=1)
+    table = pd.DataFrame({"gene": genes, "stability": stability, "group_dif": terms["group_dif"]})
+    table = _rank(table.assign(group_sd=terms["group_sd"]))
+    candidates = _pair_candidates(table, pair_limit)
+    pairs = _grouped_pairs(candidates, genes, terms["d_hat"], terms["w_hat"])
+    best = pairs.iloc[0]
+    return NormfinderResult(
+        table=table,
+        terms=_terms_frame(genes, group_names, terms),
+        gamma2=terms["gamma2"],
+        pairs=pairs,
+        best_pair=(str(best["gene_a"]), str(best["gene_b"])),
+        best_pair_stability=float(best["stability"]),
+        candidates=candidates,
+        groups=group_names,
+        negative_variance=negative_variance,
+        dropped_samples=dropped,
+        n_samples=complete.shape[0],
+    )
+
+
+def _group_labels(df: pd.DataFrame, groups) -> pd.Series | None:
+    """One group label per sample of ``df`` (None where missing), or None for the one-group
+    model (docs/methods.md §4.2)."""
+    if groups is None:
+        return None
+    if isinstance(groups, pd.Series):
+        g = groups.copy()
+        g.index = [str(i) for i in g.index]
+        g = g.reindex(df.index)
+    else:
+        g = pd.Series(list(groups), index=df.index)
+        if len(g) != len(df):
+            raise ValueError("groups must have one label per sample")
+    return g.astype(object).where(g.notna(), None)
+
+
+def _checked_groups(lab: pd.Series) -> list[str]:
+    """The sorted group names; every group needs ≥ 2 complete samples (docs/methods.md §4.2)."""
     group_names = sorted(lab.unique())
     for name in group_names:
         if (lab == name).sum() < 2:
             raise ValueError(f"NormFinder group {name!r} has fewer than 2 complete samples")
-    if len(group_names) < 2:
-        return _normfinder_one_group(complete, negative_variance, dropped)
+    return group_names
 
-    G = len(group_names)
-    N = complete.shape[0]
+
+def _grouped_terms(
+    complete: pd.DataFrame, lab: pd.Series, group_names: list[str], negative_variance: str
+) -> dict:
+    """Genes × groups arrays of the grouped model (docs/methods.md §4.2): intragroup variance
+    (eq. 9), ``d_ig``, ``v_ig = σ̂²_ig/n_g``, γ² (eq. 10), shrunken ``d̂`` and ``ŵ``, and
+    ``ρ_ig = |d̂_ig| + sqrt(ŵ_ig)`` (eq. 11); plus GroupDif and GroupSD per gene."""
+    k, G, N = complete.shape[1], len(group_names), complete.shape[0]
     y_all = complete.to_numpy(dtype=float)
     n_g = np.array([(lab == name).sum() for name in group_names], dtype=float)
-    s2 = np.zeros((k, G))
-    raw = np.zeros((k, G))
-    sigma2 = np.zeros((k, G))
-    means = np.zeros((k, G))  # ȳ_ig
+    s2, raw, sigma2, means = (np.zeros((k, G)) for _ in range(4))  # means: ȳ_ig
     for gi, name in enumerate(group_names):
         y = y_all[(lab == name).to_numpy()]
         s2[:, gi], raw[:, gi], sigma2[:, gi] = _intragroup_variance(y, negative_variance)
         means[:, gi] = y.mean(axis=0)
-
-    # intergroup variation, eq. (10)-(11)
     d = means - means.mean(axis=1, keepdims=True) - means.mean(axis=0, keepdims=True) + means.mean()
     v = sigma2 / n_g[None, :]
     gamma2 = max(0.0, float((d**2).sum() / ((G - 1) * (k - 1)) - v.mean()))
@@ -349,35 +393,41 @@ def normfinder(
         shrink = np.where(denom > 0, gamma2 / denom, 0.0)
         d_hat = d * shrink
         w_hat = v + np.where(denom > 0, gamma2 * v / denom, 0.0)
-    rho_ig = np.abs(d_hat) + np.sqrt(w_hat)
-    rho = rho_ig.mean(axis=1)
-    group_dif = 2.0 * np.abs(d).max(axis=1)
-    group_sd = np.sqrt((sigma2 * (n_g - 1)[None, :]).sum(axis=1) / (N - G))
+    return {
+        "n": np.broadcast_to(n_g.astype(int)[None, :], (k, G)),
+        "s2": s2,
+        "sigma2_raw": raw,
+        "sigma2": sigma2,
+        "d": d,
+        "v": v,
+        "d_hat": d_hat,
+        "w_hat": w_hat,
+        "rho": np.abs(d_hat) + np.sqrt(w_hat),
+        "gamma2": gamma2,
+        "group_dif": 2.0 * np.abs(d).max(axis=1),
+        "group_sd": np.sqrt((sigma2 * (n_g - 1)[None, :]).sum(axis=1) / (N - G)),
+    }
 
-    table = pd.DataFrame({"gene": genes, "stability": rho, "group_dif": group_dif, "group_sd": group_sd})
-    table = _rank(table)
 
-    term_rows = []
-    for i, gene in enumerate(genes):
-        for gi, name in enumerate(group_names):
-            term_rows.append(
-                {
-                    "gene": gene,
-                    "group": name,
-                    "n": int(n_g[gi]),
-                    "s2": s2[i, gi],
-                    "sigma2_raw": raw[i, gi],
-                    "sigma2": sigma2[i, gi],
-                    "d": d[i, gi],
-                    "v": v[i, gi],
-                    "d_hat": d_hat[i, gi],
-                    "w_hat": w_hat[i, gi],
-                    "rho": rho_ig[i, gi],
-                }
-            )
-    terms = pd.DataFrame(term_rows)
+TERM_COLUMNS = ["n", "s2", "sigma2_raw", "sigma2", "d", "v", "d_hat", "w_hat", "rho"]
 
-    candidates = _pair_candidates(table, pair_limit)
+
+def _terms_frame(genes: list[str], group_names: list[str], terms: dict) -> pd.DataFrame:
+    """The long gene × group table of the grouped terms, genes in column order, groups sorted."""
+    frame = pd.DataFrame(
+        {"gene": np.repeat(genes, len(group_names)), "group": np.tile(group_names, len(genes))}
+    ).astype(object)
+    for column in TERM_COLUMNS:
+        frame[column] = np.asarray(terms[column]).ravel()
+    return frame
+
+
+def _grouped_pairs(
+    candidates: list[str], genes: list[str], d_hat: np.ndarray, w_hat: np.ndarray
+) -> pd.DataFrame:
+    """Stability of the average of each candidate pair (docs/methods.md §4.2):
+    ``mean_g(|d̂_ig + d̂_lg|/2·sqrt(k/(k−2)) + sqrt(ŵ_ig + ŵ_lg)/2)``, best first."""
+    k = len(genes)
     idx = {g: i for i, g in enumerate(genes)}
     pair_rows = []
     for a, b in combinations(candidates, 2):
@@ -386,21 +436,7 @@ def normfinder(
             np.abs(d_hat[i] + d_hat[l]) / 2.0 * np.sqrt(k / (k - 2.0)) + np.sqrt(w_hat[i] + w_hat[l]) / 2.0
         ).mean()
         pair_rows.append({"gene_a": a, "gene_b": b, "stability": float(val)})
-    pairs = _sort_pairs(pd.DataFrame(pair_rows, columns=["gene_a", "gene_b", "stability"]))
-    best = pairs.iloc[0]
-    return NormfinderResult(
-        table=table,
-        terms=terms,
-        gamma2=gamma2,
-        pairs=pairs,
-        best_pair=(str(best["gene_a"]), str(best["gene_b"])),
-        best_pair_stability=float(best["stability"]),
-        candidates=candidates,
-        groups=group_names,
-        negative_variance=negative_variance,
-        dropped_samples=dropped,
-        n_samples=N,
-    )
+    return _sort_pairs(pd.DataFrame(pair_rows, columns=["gene_a", "gene_b", "stability"]))
 
 
 def _rank(table: pd.DataFrame) -> pd.DataFrame:

@@ -43,41 +43,12 @@ def simulate_outcome(
     """
     rng = np.random.default_rng(seed)
     n = int(n_patients)
-    given = list(patient_ids or [])[:n]
-    ids = list(given)
-    k = 1
-    while len(ids) < n:
-        cand = f"SIM{k:03d}"
-        if cand not in given:
-            ids.append(cand)
-        k += 1
+    ids = _cohort_ids(patient_ids, n)
     arm = rng.choice(["A", "B", "C"], size=n)
     subtype = rng.choice(["HR+/HER2-", "HER2+", "TNBC"], size=n, p=[0.6, 0.2, 0.2])
     ecog = rng.choice([0, 1, 2], size=n, p=[0.5, 0.4, 0.1])
-
-    def low_count(size):
-        return rng.choice([0, 0, 0, 1, 1, 2, 3, 4], size=size)
-
-    def high_count(size):
-        return 5 + rng.poisson(np.exp(rng.normal(2.3, 1.2, size=size)))
-
-    high0 = rng.random(n) < 0.5
-    b = np.where(high0, high_count(n), low_count(n))
-    conv_p = np.select([arm == "A", arm == "B"], [0.53, 0.64], 0.83)
-    high_c2 = np.where(high0, rng.random(n) >= conv_p, rng.random(n) < 0.08)
-    c2 = np.where(high_c2, high_count(n), low_count(n))
-    high_c3 = np.where(high_c2, rng.random(n) >= 0.3, rng.random(n) < 0.1)
-    c3 = np.where(high_c3, high_count(n), low_count(n))
-
-    lam0 = np.log(2) / 7.0
-    pfs_true = rng.exponential(1 / (lam0 * np.where(high0, hr, 1.0)))
-    post = rng.exponential(1 / ((np.log(2) / 10.0) * np.where(high0, 1.5, 1.0)))
-    os_true = pfs_true + post
-    cens = np.minimum(rng.uniform(12, 36, size=n), rng.exponential(1 / (0.05 / 12), size=n))
-    pfs = np.maximum(np.round(np.minimum(pfs_true, cens), 2), 0.01)
-    pfs_event = (pfs_true <= cens).astype(int)
-    os_ = np.maximum(np.round(np.minimum(os_true, cens), 2), pfs)
-    os_event = (os_true <= cens).astype(int)
+    high0, b, c2, c3 = _breast_counts(rng, n, arm)
+    pfs, pfs_event, os_, os_event = _breast_survival(rng, n, high0, hr)
     lm2 = np.round(rng.uniform(0.6, 0.9, size=n), 2)
     lm3 = np.round(rng.uniform(2.2, 2.8, size=n), 2)
     resp = np.where(
@@ -105,6 +76,57 @@ def simulate_outcome(
         }
     )
     return counts, clinical
+
+
+def _cohort_ids(patient_ids: Sequence[str] | None, n: int) -> list[str]:
+    """``patient_ids`` first (at most n), then ``SIM001``… skipping names already given."""
+    given = list(patient_ids or [])[:n]
+    ids = list(given)
+    k = 1
+    while len(ids) < n:
+        cand = f"SIM{k:03d}"
+        if cand not in given:
+            ids.append(cand)
+        k += 1
+    return ids
+
+
+def _breast_counts(rng, n: int, arm: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Baseline, cycle 2 and cycle 3 counts (docs/methods.md §8.1): zero-inflated low counts
+    (< 5) or 5 + Poisson–log-normal; half the patients high at baseline; conversion
+    high→low at cycle 2 with the arm's probability. Returns (high at baseline, b, c2, c3)."""
+
+    def low_count(size):
+        return rng.choice([0, 0, 0, 1, 1, 2, 3, 4], size=size)
+
+    def high_count(size):
+        return 5 + rng.poisson(np.exp(rng.normal(2.3, 1.2, size=size)))
+
+    high0 = rng.random(n) < 0.5
+    b = np.where(high0, high_count(n), low_count(n))
+    conv_p = np.select([arm == "A", arm == "B"], [0.53, 0.64], 0.83)
+    high_c2 = np.where(high0, rng.random(n) >= conv_p, rng.random(n) < 0.08)
+    c2 = np.where(high_c2, high_count(n), low_count(n))
+    high_c3 = np.where(high_c2, rng.random(n) >= 0.3, rng.random(n) < 0.1)
+    c3 = np.where(high_c3, high_count(n), low_count(n))
+    return high0, b, c2, c3
+
+
+def _breast_survival(rng, n: int, high0: np.ndarray, hr: float) -> tuple[np.ndarray, ...]:
+    """PFS exponential (median 7 months, hazard × ``hr`` if high at baseline), OS = PFS +
+    post-progression survival (median 10 months, × 1.5 if high), censored uniformly at
+    12–36 months and by 5 %/year dropout (docs/methods.md §8.1).
+    Returns (pfs, pfs_event, os, os_event)."""
+    lam0 = np.log(2) / 7.0
+    pfs_true = rng.exponential(1 / (lam0 * np.where(high0, hr, 1.0)))
+    post = rng.exponential(1 / ((np.log(2) / 10.0) * np.where(high0, 1.5, 1.0)))
+    os_true = pfs_true + post
+    cens = np.minimum(rng.uniform(12, 36, size=n), rng.exponential(1 / (0.05 / 12), size=n))
+    pfs = np.maximum(np.round(np.minimum(pfs_true, cens), 2), 0.01)
+    pfs_event = (pfs_true <= cens).astype(int)
+    os_ = np.maximum(np.round(np.minimum(os_true, cens), 2), pfs)
+    os_event = (os_true <= cens).astype(int)
+    return pfs, pfs_event, os_, os_event
 
 
 def _example_draws(rng, ids, counts, pfs, landmarks) -> pd.DataFrame:
@@ -301,57 +323,11 @@ def simulate_gastric(
     rng = np.random.default_rng(seed)
     n = int(n_patients)
     ids = np.array([f"AGC{i:02d}" for i in range(1, n + 1)])
-    high0 = rng.random(n) < t["p_baseline_ge4"]
-    b = np.where(
-        high0, 4 + rng.poisson(np.exp(rng.normal(1.8, 1.0, n))), rng.choice([0, 0, 0, 1, 1, 2, 3], n)
-    )
-    high2 = np.where(high0, rng.random(n) < t["p_persist_week2"], rng.random(n) < t["p_low_to_high_week2"])
-    high4 = np.where(high2, rng.random(n) < t["p_persist_week4"], rng.random(n) < 0.05)
-    low = rng.choice([0, 0, 0, 1, 1, 2, 3], (2, n))
-    w2 = np.where(high2, 4 + rng.poisson(np.exp(rng.normal(1.5, 1.0, n))), low[0])
-    w4 = np.where(high4, 4 + rng.poisson(np.exp(rng.normal(1.5, 1.0, n))), low[1])
-    lam = np.log(2) / t["pfs_median_low_months"] * np.where(high2, t["hr_pfs_week2_high"], 1.0)
-    pfs_true = rng.exponential(1 / lam)
-    post = rng.exponential(
-        t["os_postprogression_median_months"]
-        / np.log(2)
-        / np.where(high2, t["hr_os_postprogression_week2_high"], 1.0)
-    )
-    cens = rng.uniform(10, 24, n)
+    high0, high2, high4, draws = _gastric_counts(rng, n, t)
+    pfs_true, post, cens = _gastric_survival(rng, n, t, high2)
     pfs = np.maximum(np.round(np.minimum(pfs_true, cens), 2), 0.03)
     os_ = np.maximum(np.round(np.minimum(pfs_true + post, cens), 2), pfs)
-    start = pd.Timestamp("2008-04-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")
-    d2 = start + pd.to_timedelta(14 + rng.integers(-2, 3, n), unit="D")
-    d4 = start + pd.to_timedelta(28 + rng.integers(-3, 4, n), unit="D")
-    months = lambda d: (d - start).days.to_numpy() / (365.25 / 12)  # noqa: E731
-    has2 = (pfs > months(d2)) & (rng.random(n) > 0.05)
-    has4 = (pfs > months(d4)) & (rng.random(n) > 0.05)
-    fmt = lambda d: d.strftime("%Y-%m-%d").to_numpy()  # noqa: E731
-    counts = pd.concat(
-        [
-            pd.DataFrame({"patient": ids, "timepoint": "baseline", "ctc_count": b, "draw_date": fmt(start)}),
-            pd.DataFrame(
-                {
-                    "patient": ids[has2],
-                    "timepoint": "week2",
-                    "ctc_count": w2[has2],
-                    "draw_date": fmt(d2)[has2],
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "patient": ids[has4],
-                    "timepoint": "week4",
-                    "ctc_count": w4[has4],
-                    "draw_date": fmt(d4)[has4],
-                }
-            ),
-        ]
-    )
-    order = {"baseline": 0, "week2": 1, "week4": 2}
-    counts = counts.sort_values(
-        ["patient", "timepoint"], key=lambda s: s.map(order) if s.name == "timepoint" else s
-    )
+    counts = _gastric_draw_table(rng, ids, draws, pfs)
     clinical = pd.DataFrame(
         {
             "patient": ids,
@@ -373,3 +349,60 @@ def simulate_gastric(
         }
     )
     return counts.reset_index(drop=True), clinical, truth
+
+
+def _gastric_counts(rng, n: int, t: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """High (≥ 4 CTC) at baseline, week 2 and week 4 with the design's persistence
+    probabilities, and the counts (4 + Poisson–log-normal when high), docs/methods.md §8.1.
+    Returns (high0, high2, high4, [baseline, week2, week4 counts])."""
+    high0 = rng.random(n) < t["p_baseline_ge4"]
+    b = np.where(
+        high0, 4 + rng.poisson(np.exp(rng.normal(1.8, 1.0, n))), rng.choice([0, 0, 0, 1, 1, 2, 3], n)
+    )
+    high2 = np.where(high0, rng.random(n) < t["p_persist_week2"], rng.random(n) < t["p_low_to_high_week2"])
+    high4 = np.where(high2, rng.random(n) < t["p_persist_week4"], rng.random(n) < 0.05)
+    low = rng.choice([0, 0, 0, 1, 1, 2, 3], (2, n))
+    w2 = np.where(high2, 4 + rng.poisson(np.exp(rng.normal(1.5, 1.0, n))), low[0])
+    w4 = np.where(high4, 4 + rng.poisson(np.exp(rng.normal(1.5, 1.0, n))), low[1])
+    return high0, high2, high4, [b, w2, w4]
+
+
+def _gastric_survival(rng, n: int, t: dict, high2: np.ndarray) -> tuple[np.ndarray, ...]:
+    """True PFS (hazard × ``hr_pfs_week2_high`` when high at week 2), post-progression
+    survival and censoring at 10–24 months (docs/methods.md §8.1)."""
+    lam = np.log(2) / t["pfs_median_low_months"] * np.where(high2, t["hr_pfs_week2_high"], 1.0)
+    pfs_true = rng.exponential(1 / lam)
+    post = rng.exponential(
+        t["os_postprogression_median_months"]
+        / np.log(2)
+        / np.where(high2, t["hr_os_postprogression_week2_high"], 1.0)
+    )
+    cens = rng.uniform(10, 24, n)
+    return pfs_true, post, cens
+
+
+def _gastric_draw_table(rng, ids: np.ndarray, draws: list[np.ndarray], pfs: np.ndarray) -> pd.DataFrame:
+    """The counts table with draw dates: baseline for everyone; week 2 and week 4 (±2–3 days)
+    only while progression-free, 5 % missing at random; sorted by patient and time point."""
+    n = len(ids)
+    start = pd.Timestamp("2008-04-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    d2 = start + pd.to_timedelta(14 + rng.integers(-2, 3, n), unit="D")
+    d4 = start + pd.to_timedelta(28 + rng.integers(-3, 4, n), unit="D")
+    months = lambda d: (d - start).days.to_numpy() / (365.25 / 12)  # noqa: E731
+    has2 = (pfs > months(d2)) & (rng.random(n) > 0.05)
+    has4 = (pfs > months(d4)) & (rng.random(n) > 0.05)
+    fmt = lambda d: d.strftime("%Y-%m-%d").to_numpy()  # noqa: E731
+    frames = [
+        pd.DataFrame({"patient": ids[has], "timepoint": name, "ctc_count": x[has], "draw_date": fmt(d)[has]})
+        for name, x, d, has in zip(
+            ("baseline", "week2", "week4"),
+            draws,
+            (start, d2, d4),
+            (np.ones(n, bool), has2, has4),
+            strict=True,
+        )
+    ]
+    order = {"baseline": 0, "week2": 1, "week4": 2}
+    return pd.concat(frames).sort_values(
+        ["patient", "timepoint"], key=lambda s: s.map(order) if s.name == "timepoint" else s
+    )

@@ -179,42 +179,62 @@ def _pairwise_order_stats(a: np.ndarray, b: np.ndarray, ranks: list[int], cap: i
     groups: difference 0) is detected and returned directly. Memory O(n_a + n_b + cap);
     the values are those of sorting all differences.
     """
-    a = np.sort(a)
-    b_asc = np.sort(b)
-    c = b_asc[::-1].copy()
-    na, nb = a.size, c.size
-    n_pairs = na * nb
-    # brackets known so far: threshold -> (count ≤ threshold, per-row counts)
-    lo0 = float(np.nextafter(a[0] - c[0], -np.inf))
-    known: dict[float, tuple[int, np.ndarray]] = {
-        lo0: (0, np.zeros(na, dtype=np.intp)),
-        float(a[-1] - c[-1]): (n_pairs, np.full(na, nb, dtype=np.intp)),
-    }
-
-    def count(t: float) -> int:
-        if t not in known:
-            p = _row_counts(a, b_asc, c, t)
-            known[t] = (int(p.sum()), p)
-        return known[t][0]
-
-    # warm start: quantiles of the differences of a strided subsample (≤ 128 × 128)
-    m = 128
-    sa = a[np.linspace(0, na - 1, min(m, na)).round().astype(int)]
-    sb = b_asc[np.linspace(0, nb - 1, min(m, nb)).round().astype(int)]
-    sub = np.sort((sa[:, None] - sb[None, :]).ravel())
-    for r in ranks:
-        q = (r + 0.5) / n_pairs
-        for qq in (q - 0.03, q + 0.03):
-            if 0.0 < qq < 1.0:
-                count(float(sub[int(qq * (sub.size - 1))]))
-
+    diffs = _SortedDifferences(a, b)
+    diffs.warm_start(ranks)
     out: dict[int, float] = {}
     for r in ranks:
         k = r + 1
+        L, H, result = diffs.narrow(k, cap)
+        out[r] = diffs.kth_in_band(L, H, k) if result is None else result
+    return out
+
+
+class _SortedDifferences:
+    """The ``n_a·n_b`` differences ``a_i − b_j`` as a sorted matrix, never materialised
+    (Hodges–Lehmann CI, docs/methods.md §6): counts ``≤ t`` per row, memoised by threshold in ``known``
+    (threshold -> (count ≤ threshold, per-row counts))."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray):
+        self.a = np.sort(a)
+        self.b_asc = np.sort(b)
+        self.c = self.b_asc[::-1].copy()
+        na, nb = self.a.size, self.c.size
+        self.n_pairs = na * nb
+        lo0 = float(np.nextafter(self.a[0] - self.c[0], -np.inf))
+        self.known: dict[float, tuple[int, np.ndarray]] = {
+            lo0: (0, np.zeros(na, dtype=np.intp)),
+            float(self.a[-1] - self.c[-1]): (self.n_pairs, np.full(na, nb, dtype=np.intp)),
+        }
+
+    def count(self, t: float) -> int:
+        """Number of differences ≤ ``t`` (and remember the per-row counts)."""
+        if t not in self.known:
+            p = _row_counts(self.a, self.b_asc, self.c, t)
+            self.known[t] = (int(p.sum()), p)
+        return self.known[t][0]
+
+    def warm_start(self, ranks: list[int]) -> None:
+        """Count at the quantiles of the differences of a strided subsample (≤ 128 × 128)."""
+        m = 128
+        na, nb = self.a.size, self.b_asc.size
+        sa = self.a[np.linspace(0, na - 1, min(m, na)).round().astype(int)]
+        sb = self.b_asc[np.linspace(0, nb - 1, min(m, nb)).round().astype(int)]
+        sub = np.sort((sa[:, None] - sb[None, :]).ravel())
+        for r in ranks:
+            q = (r + 0.5) / self.n_pairs
+            for qq in (q - 0.03, q + 0.03):
+                if 0.0 < qq < 1.0:
+                    self.count(float(sub[int(qq * (sub.size - 1))]))
+
+    def narrow(self, k: int, cap: int) -> tuple[float, float, float | None]:
+        """Thresholds ``L < H`` with ``count(≤ L) < k ≤ count(≤ H)`` and at most ``cap``
+        differences in ``(L, H]``: interpolation on the counts alternating with bisection.
+        The third value is the k-th difference itself when a tie larger than ``cap`` (or
+        adjacent doubles) settles it."""
+        known = self.known
         ts = sorted(known)
         L = max(t for t in ts if known[t][0] < k)
         H = min(t for t in ts if known[t][0] >= k)
-        result = None
         for step in range(4000):
             cL, cH = known[L][0], known[H][0]
             if cH - cL <= cap:
@@ -227,13 +247,12 @@ def _pairwise_order_stats(a: np.ndarray, b: np.ndarray, ranks: list[int], cap: i
             if not (L < t < H):
                 t = L + (H - L) / 2.0
                 if not (L < t < H):  # adjacent doubles: every difference in (L, H] equals H
-                    result = H
-                    break
+                    return L, H, H
             before = known[H][0] - known[L][0]
-            if count(t) >= k:
+            if self.count(t) >= k:
                 p = known[t][1]
                 rows = p > 0
-                top = float((a[rows] - c[p[rows] - 1]).max())  # the largest difference ≤ t
+                top = float((self.a[rows] - self.c[p[rows] - 1]).max())  # the largest difference ≤ t
                 known.setdefault(top, known[t])
                 H = top
             else:
@@ -242,20 +261,20 @@ def _pairwise_order_stats(a: np.ndarray, b: np.ndarray, ranks: list[int], cap: i
                 # slow progress: maybe a large tie at H (bottom-tied non-detects); count the
                 # differences < H: if fewer than k, the k-th difference is H itself
                 below = float(np.nextafter(H, -np.inf))
-                if count(below) < k:
-                    result = H
-                    break
+                if self.count(below) < k:
+                    return L, H, H
                 H = below if below > L else H
-        if result is None:
-            (cL, pL), (_, pH) = known[L], known[H]
-            lengths = pH - pL
-            rows = np.repeat(np.arange(na), lengths)
-            starts = np.repeat(pL - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-            band = a[rows] - c[starts + np.arange(int(lengths.sum()))]
-            j = k - cL - 1
-            result = float(np.partition(band, j)[j])
-        out[r] = result
-    return out
+        return L, H, None
+
+    def kth_in_band(self, L: float, H: float, k: int) -> float:
+        """Materialise only the differences in ``(L, H]`` and ``np.partition`` them."""
+        (cL, pL), (_, pH) = self.known[L], self.known[H]
+        lengths = pH - pL
+        rows = np.repeat(np.arange(self.a.size), lengths)
+        starts = np.repeat(pL - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+        band = self.a[rows] - self.c[starts + np.arange(int(lengths.sum()))]
+        j = k - cL - 1
+        return float(np.partition(band, j)[j])
 
 
 def hodges_lehmann(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> tuple[float, float, float]:

@@ -33,7 +33,7 @@ rule classifier:
         settings=config["classifier"],
         strategy=config["normalisation"]["default"],
     script:
-        "../../scripts/train_classifier.py"
+        "../../scripts/classifier.py"
 
 
 rule plot_classifier:
@@ -90,4 +90,4 @@ rule predict:
         ipc_reference=config["ipc"]["reference"],
         max_missing_fraction=config["predict"]["max_missing_fraction"],
     script:
-        "../../scripts/predict_sites.py"
+        "../../scripts/predict.py"

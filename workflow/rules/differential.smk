@@ -29,7 +29,7 @@ rule positivity:
     params:
         settings=config["positivity"],
     script:
-        "../../scripts/call_positivity.py"
+        "../../scripts/positivity.py"
 
 
 rule differential:
@@ -54,7 +54,7 @@ rule differential:
         default=config["normalisation"]["default"],
         settings=config["differential"],
     script:
-        "../../scripts/differential_expression.py"
+        "../../scripts/differential.py"
 
 
 rule plot_differential:

@@ -63,7 +63,7 @@ rule outcome:
     params:
         settings=OUTCOME,
     script:
-        "../../scripts/analyse_outcome.py"
+        "../../scripts/outcome.py"
 
 
 # Every outcome figure in ONE job (one Python + matplotlib start-up, not one per

@@ -44,7 +44,7 @@ rule miqe:
             "normalisation": config["normalisation"],
         },
     script:
-        "../../scripts/write_miqe.py"
+        "../../scripts/miqe.py"
 
 
 rule plot_layout:

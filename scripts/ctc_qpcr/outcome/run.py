@@ -223,31 +223,8 @@ def run_outcome(
     dyn = dynamics_table(cnt, s["thresholds"], s["main_threshold"], baseline, fus)
     rates = positivity_rates(dyn, s["thresholds"], draw_order(dyn["timepoint"], baseline, fus))
     base = dyn[dyn["timepoint"] == baseline].merge(clin, on="patient", how="inner")
-    no_base = sorted(set(clin["patient"]) - set(base["patient"]))
-    if no_base:
-        col.notes.append(
-            f"patients without a {baseline} count (left out of baseline analyses): {', '.join(no_base)}"
-        )
-    for ep in endpoints:
-        b = base.dropna(subset=[f"{ep}_months", f"{ep}_event"])
-        if len(b) < len(base):
-            col.notes.append(f"{ep}: {len(base) - len(b)} patient(s) without {ep} data left out")
-        _baseline_block(col, b, ep, s)
-        for fu in fus:
-            f = dyn[dyn["timepoint"] == fu].merge(clin, on="patient", how="inner")
-            _followup_block(col, f.dropna(subset=[f"{ep}_months", f"{ep}_event"]), ep, fu, s)
-    assoc = associations_table(
-        base,
-        s["variables"],
-        s["categorical"],
-        s["ordinal"],
-        s["thresholds"],
-        arm_column,
-        dyn,
-        clin,
-        fus,
-        s["main_threshold"],
-    )
+    _survival_analyses(col, dyn, clin, base, fus, s)
+    assoc = _associations(base, dyn, clin, fus, s)
     expr_cox, assoc = _join(
         col,
         assoc,
@@ -262,6 +239,47 @@ def run_outcome(
         samples_path,
         min_detected,
     )
+    return _result_tables(col, dyn, rates, assoc, expr_cox)
+
+
+def _survival_analyses(col, dyn, clin, base, fus, s) -> None:
+    """KM, log-rank and Cox per endpoint (docs/methods.md §8): at baseline on the patients with
+    a baseline count, then at each follow-up draw (landmark); notes say who was left out."""
+    baseline = s["baseline"]
+    no_base = sorted(set(clin["patient"]) - set(base["patient"]))
+    if no_base:
+        col.notes.append(
+            f"patients without a {baseline} count (left out of baseline analyses): {', '.join(no_base)}"
+        )
+    for ep in s["endpoints"]:
+        b = base.dropna(subset=[f"{ep}_months", f"{ep}_event"])
+        if len(b) < len(base):
+            col.notes.append(f"{ep}: {len(base) - len(b)} patient(s) without {ep} data left out")
+        _baseline_block(col, b, ep, s)
+        for fu in fus:
+            f = dyn[dyn["timepoint"] == fu].merge(clin, on="patient", how="inner")
+            _followup_block(col, f.dropna(subset=[f"{ep}_months", f"{ep}_event"]), ep, fu, s)
+
+
+def _associations(base, dyn, clin, fus, s) -> pd.DataFrame:
+    """Baseline counts against the clinical variables, and dynamics against the arm
+    (docs/methods.md §8)."""
+    return associations_table(
+        base,
+        s["variables"],
+        s["categorical"],
+        s["ordinal"],
+        s["thresholds"],
+        s["arm_column"],
+        dyn,
+        clin,
+        fus,
+        s["main_threshold"],
+    )
+
+
+def _result_tables(col, dyn, rates, assoc, expr_cox) -> dict[str, pd.DataFrame]:
+    """The stage's tables from the collected rows, each with its columns and sort order."""
     return {
         "dynamics": dyn,
         "positivity_rates": rates,

@@ -132,40 +132,89 @@ def _pick(header: list[str], *names: str) -> int | None:
 
 def read(path: str) -> pd.DataFrame:
     """Read an SDS 2.x RQ Results or headerless TLDA export into Wells rows."""
-    text = load_text(path)
-    lines = text.lines
+    lines = load_text(path).lines
+    header, header_at, first_row = _locate_table(lines, path)
+    raw_table, line_numbers = _table_cells(lines, header, first_row, path)
+    table = raw_table.apply(lambda col: col.str.strip())
+    at = _column_indices(header, header_at, raw_table.shape[1], path)
+
+    def column(name: str) -> pd.Series:
+        i = at[name]
+        return table[i] if i is not None else pd.Series([""] * len(table))
+
+    cq = parse_cq_column(table[at["ct"]], path, line_numbers, header[at["ct"]])
+    quantity = pd.Series(np.nan, index=table.index)
+    if at["quantity"] is not None:
+        quantity = to_numbers(table[at["quantity"]])
+    marks = [
+        column("flag").str.lower().eq("flagged").map({True: "flagged", False: ""}),
+        column("omit").str.upper().eq("TRUE").map({True: "omitted", False: ""}),
+        column("outlier").ne("").map({True: "outlier", False: ""}),
+    ]
+    flags = (marks[0] + ";" + marks[1] + ";" + marks[2]).str.replace(r";+", ";", regex=True).str.strip(";")
+    frame = wells_frame(
+        len(table),
+        run=column("run"),
+        well=column("well"),
+        sample=column("sample"),
+        assay=column("assay"),
+        cq=cq,
+        cq_raw=raw_table[at["ct"]],
+        sample_type=column("task"),
+        quantity=quantity,
+        instrument_flags=flags,
+        line=line_numbers,
+    )
+    check_unique_wells(frame, path, column=header[at["well"]])
+    return prefix_wells_with_run(frame)
+
+
+def _locate_table(lines: list[str], path: str) -> tuple[list[str], int | None, int]:
+    """(header, index of the header line or None for a headerless TLDA export, index of the
+    first well line)."""
     header_at = _find_header(lines)
     if header_at is not None:
-        header = _cells(lines[header_at])
-        first_row = header_at + 1
-    else:
-        start = next((i for i, line in enumerate(lines) if line.strip()), 0)
-        if not _is_tlda_row(lines[start]):
-            raise InputError(
-                path,
-                "no SDS well table found: no header line with Well/Pos, Detector and Ct, "
-                "and the first line is not a TLDA well line (number, plate, position, Passed/Flagged, ...)",
-                "export 'RQ Results' from SDS 2.x, or give the plate's format explicitly",
-                line=start + 1,
-            )
-        header = list(TLDA_COLUMNS)
-        first_row = start
+        return _cells(lines[header_at]), header_at, header_at + 1
+    start = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    if not _is_tlda_row(lines[start]):
+        raise InputError(
+            path,
+            "no SDS well table found: no header line with Well/Pos, Detector and Ct, "
+            "and the first line is not a TLDA well line (number, plate, position, Passed/Flagged, ...)",
+            "export 'RQ Results' from SDS 2.x, or give the plate's format explicitly",
+            line=start + 1,
+        )
+    return list(TLDA_COLUMNS), None, start
+
+
+def _table_cells(
+    lines: list[str], header: list[str], first_row: int, path: str
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The well lines split on tabs (as text, padded to the widest line) and their 1-based
+    line numbers; refuses an empty table and wells after a gap."""
     rows = _table_rows(lines, first_row)
     if not rows:
         raise InputError(path, "the SDS well table has no rows", "re-export the plate", line=first_row + 1)
     _refuse_wells_after_gap(lines, first_row + len(rows), len(header), path)
-
     width = max(len(header), max(len(r.split("\t")) for r in rows))
     cells = [r.split("\t") for r in rows]
     raw_table = pd.DataFrame([c + [""] * (width - len(c)) for c in cells], dtype=str)
-    table = raw_table.apply(lambda col: col.str.strip())
     line_numbers = pd.Series(np.arange(first_row + 1, first_row + 1 + len(rows)), dtype=int)
+    return raw_table, line_numbers
 
-    i_well = _pick(header, "Pos", "Well", "#")
-    i_sample = _pick(header, "Sample", "Sample Name")
-    i_assay = _pick(header, "Detector", "Detector Name", "Target Name")
-    i_ct = _pick(header, "Ct", "CT", "Cq")
-    missing = [name for name, i in (("Well/Pos", i_well), ("Detector", i_assay), ("Ct", i_ct)) if i is None]
+
+def _column_indices(header: list[str], header_at: int | None, width: int, path: str) -> dict:
+    """Position of each Wells field in the SDS table (None when the export lacks it);
+    Well/Pos, Detector and Ct are required."""
+    at = {
+        "well": _pick(header, "Pos", "Well", "#"),
+        "sample": _pick(header, "Sample", "Sample Name"),
+        "assay": _pick(header, "Detector", "Detector Name", "Target Name"),
+        "ct": _pick(header, "Ct", "CT", "Cq"),
+    }
+    missing = [
+        name for name, key in (("Well/Pos", "well"), ("Detector", "assay"), ("Ct", "ct")) if at[key] is None
+    ]
     if missing:
         raise InputError(
             path,
@@ -173,46 +222,14 @@ def read(path: str) -> pd.DataFrame:
             "export 'RQ Results' with the default columns",
             line=header_at + 1 if header_at is not None else None,
         )
-    i_task = _pick(header, "Task")
-    i_quantity = _pick(header, "Quantity", "Qty")
-    i_flag = _pick(header, "Flag")
-    i_omit = _pick(header, "Omit")
+    at["task"] = _pick(header, "Task")
+    at["quantity"] = _pick(header, "Quantity", "Qty")
+    at["flag"] = _pick(header, "Flag")
+    at["omit"] = _pick(header, "Omit")
     if header_at is None and width > _TLDA_OMIT_INDEX:
-        i_omit = _TLDA_OMIT_INDEX
-    i_outlier = _pick(header, "Outlier")
-    i_run = _pick(header, "Filename")
-    if i_run is None:
-        i_run = _pick(header, "Plate", "PlateID")
-
-    def column(i: int | None) -> pd.Series:
-        return table[i] if i is not None else pd.Series([""] * len(table))
-
-    ct_name = header[i_ct]
-    cq = parse_cq_column(table[i_ct], path, line_numbers, ct_name)
-
-    quantity = pd.Series(np.nan, index=table.index)
-    if i_quantity is not None:
-        quantity = to_numbers(table[i_quantity])
-
-    marks = [
-        column(i_flag).str.lower().eq("flagged").map({True: "flagged", False: ""}),
-        column(i_omit).str.upper().eq("TRUE").map({True: "omitted", False: ""}),
-        column(i_outlier).ne("").map({True: "outlier", False: ""}),
-    ]
-    flags = pd.Series([";".join(m for m in parts if m) for parts in zip(*marks)], dtype=str)
-
-    frame = wells_frame(
-        len(table),
-        run=column(i_run),
-        well=column(i_well),
-        sample=column(i_sample),
-        assay=column(i_assay),
-        cq=cq,
-        cq_raw=raw_table[i_ct],
-        sample_type=column(i_task),
-        quantity=quantity,
-        instrument_flags=flags,
-        line=line_numbers,
-    )
-    check_unique_wells(frame, path, column=header[i_well])
-    return prefix_wells_with_run(frame)
+        at["omit"] = _TLDA_OMIT_INDEX
+    at["outlier"] = _pick(header, "Outlier")
+    at["run"] = _pick(header, "Filename")
+    if at["run"] is None:
+        at["run"] = _pick(header, "Plate", "PlateID")
+    return at

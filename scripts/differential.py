@@ -4,7 +4,7 @@ import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.differential import run_all
+from ctc_qpcr.differential import run_differential
 from ctc_qpcr.tables import read_tsv, write_tsv
 
 
@@ -14,7 +14,7 @@ def main(smk, log):
         strategy: read_tsv(path)
         for strategy, path in zip(smk.params.strategies, smk.input.normalised, strict=True)
     }
-    results = run_all(
+    results = run_differential(
         normalised,
         sheets.load_samples(smk.input.samples),
         s["comparisons"],
