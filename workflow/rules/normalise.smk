@@ -47,7 +47,7 @@ rule normalise:
         settings=config["normalisation"],
         efficiency_scaled=config["efficiency"]["apply"],
     script:
-        "../../scripts/normalise_study.py"
+        "../../scripts/normalise.py"
 
 
 rule plot_reference_genes:

@@ -17,4 +17,4 @@ rule run_record:
         config=config,
         startup=startup_hashes(),
     script:
-        "../../scripts/write_run_record.py"
+        "../../scripts/run_record.py"
