@@ -40,6 +40,20 @@ def batches_of(work):
     return plates, list(dict.fromkeys(plates["batch"]))
 
 
+def rerun_exports(work, new: pd.DataFrame) -> pd.DataFrame:
+    """Give each added plate its own export: the same chambers re-exported under another run
+    file name, so the copy is not byte-identical (two plates on one file, or on identical
+    bytes, are refused at start-up)."""
+    new = new.copy()
+    for i, row in new.iterrows():
+        source = work / row["path"]
+        lines = source.read_bytes().split(b"\n", 1)
+        dest = source.with_name(f"{row['plate']}.csv")
+        dest.write_bytes(lines[0].replace(b".bml", b"_rerun.bml") + b"\n" + lines[1])
+        new.loc[i, "path"] = str(dest.relative_to(work))
+    return new
+
+
 def test_per_batch_override_reruns_only_that_batch(finished):
     plates, batches = batches_of(finished)
     last = batches[-1]
@@ -59,6 +73,7 @@ def test_adding_a_batch_runs_only_the_new_batch_and_study_level(finished):
     new = plates.iloc[[0]].copy()
     new["plate"] = "added_chip"
     new["batch"] = "B9"
+    new = rerun_exports(finished, new)
     pd.concat([plates, new]).to_csv(finished / "resources/example/plates.tsv", sep="\t", index=False)
     counts = job_counts(snakemake(finished, "-n", "--cores", "2").stdout)
     assert counts.get("read_exports_B9") == 1
@@ -85,6 +100,7 @@ def test_ipc_reference_does_not_move_when_a_batch_is_added(finished):
     new = plates[plates["batch"] == batches[-1]].copy()
     new["plate"] = new["plate"] + "_again"
     new["batch"] = "B9"
+    new = rerun_exports(finished, new)
     pd.concat([plates, new]).to_csv(finished / "resources/example/plates.tsv", sep="\t", index=False)
     snakemake(finished, "--cores", "2", "results/batches/B9/plate_calibration.tsv")
     after = pd.read_csv(finished / f"results/batches/{batches[0]}/plate_calibration.tsv", sep="\t")
