@@ -57,11 +57,19 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 GB = 1024**3
 
 
+def _within(wall, limit, workflow) -> bool | None:
+    """True/False when the wall time can be judged against its limit, None when it cannot."""
+    if wall is not None and limit:
+        return wall <= limit
+    return False if workflow.get("ok") is False else None
+
+
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- 1. simulate
+
 
 def simulate(n: int, out: Path, seed: int, regen: bool) -> dict:
     plates_tsv = out / "plates.tsv"
@@ -73,8 +81,21 @@ def simulate(n: int, out: Path, seed: int, regen: bool) -> dict:
     if out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
-    subprocess.run([str(VENV_PY), str(REPO / "scripts" / "simulate_study.py"), "--out", str(out),
-                    "--seed", str(seed), "--chips", str(n), "--bench"], check=True, stdout=sys.stderr)
+    subprocess.run(
+        [
+            str(VENV_PY),
+            str(REPO / "scripts" / "simulate_study.py"),
+            "--out",
+            str(out),
+            "--seed",
+            str(seed),
+            "--chips",
+            str(n),
+            "--bench",
+        ],
+        check=True,
+        stdout=sys.stderr,
+    )
     return {"seconds": time.perf_counter() - t0, "reused": False}
 
 
@@ -96,6 +117,7 @@ def sheet_summary(out: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- 2. floor
+
 
 def table_start(path: str) -> int:
     """0-based line index of the ``ID,Name,...`` header of a BioMark Table Results export."""
@@ -122,6 +144,7 @@ def floor(paths: list[str]) -> dict:
 
 
 # --------------------------------------------------------------------------- 3. workflow
+
 
 def write_config(workdir: Path, sheets: Path) -> dict:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -165,7 +188,7 @@ class TreeRSS(threading.Thread):
             try:
                 with open(f"/proc/{d}/stat", encoding="ascii", errors="replace") as fh:
                     stat = fh.read()
-                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+                ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
             children.setdefault(ppid, []).append(int(d))
@@ -223,7 +246,13 @@ def run_workflow(n: int, sheets: Path, workdir: Path, cores: int, dry_only: bool
     workdir.mkdir(parents=True)
     cfg = write_config(workdir, sheets)
     targets = targets_of(cfg)
-    smk = [str(VENV_PY.parent / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    smk = [
+        str(VENV_PY.parent / "snakemake"),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+    ]
     res: dict = {"targets": targets, "cores": cores}
 
     t0 = time.perf_counter()
@@ -248,7 +277,7 @@ def run_workflow(n: int, sheets: Path, workdir: Path, cores: int, dry_only: bool
     cmd = smk + ["--cores", str(cores), *targets]
     if time_v:
         cmd = [time_v, "-v", "-o", str(workdir / "time-v.txt")] + cmd
-    logf = open(workdir / "run.log", "w")
+    logf = open(workdir / "run.log", "w")  # noqa: SIM115 (closed after the timed run)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
     poll = TreeRSS(proc.pid)
@@ -273,6 +302,7 @@ def run_workflow(n: int, sheets: Path, workdir: Path, cores: int, dry_only: bool
 
 
 # --------------------------------------------------------------------------- 4. in-process comparison
+
 
 def ensure_qpcr_venv() -> Path:
     py = QPCR_VENV / "bin" / "python"
@@ -299,7 +329,7 @@ def convert_for_qpcr(plates: pd.DataFrame, sheets: Path, out: Path) -> list[str]
     kind = samples.set_index("sample")["kind"]
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for plate, path in zip(plates["plate"], plates["path"]):
+    for plate, path in zip(plates["plate"], plates["path"], strict=True):
         dest = out / f"{plate}.csv"
         paths.append(str(dest))
         if dest.exists() and dest.stat().st_mtime >= Path(path).stat().st_mtime:
@@ -328,22 +358,31 @@ def ours_inprocess(plates: pd.DataFrame, sheets: Path, with_study: bool = False)
     assays = sh.assays_frame(sh.load_assays(str(sheets / "assays.tsv")))
     refs = sorted(assays.loc[assays["role"] == "reference", "gene"].unique())
     t0 = time.perf_counter()
-    wells = [read_export(p, fmt="biomark", plate=pl) for pl, p in zip(plates["plate"], plates["path"])]
+    wells = [
+        read_export(p, fmt="biomark", plate=pl) for pl, p in zip(plates["plate"], plates["path"], strict=True)
+    ]
     t1 = time.perf_counter()
     w = pd.concat(wells, ignore_index=True)
     role = assays.drop_duplicates("assay").set_index("assay")
     kind = samples.drop_duplicates("sample").set_index("sample")["kind"]
     w["gene"] = w["assay"].map(role["gene"])
     keep = w["assay"].map(role["role"]).isin(["target", "reference"]) & w["sample"].map(kind).isin(
-        ["patient", "healthy"])
+        ["patient", "healthy"]
+    )
     cq = w[keep].groupby(["sample", "gene"])["cq"].mean().unstack("gene")  # replicate mean (NaN = none)
     detected = cq.notna()
     norm, _flags, _used = reference_normaliser(cq, detected, refs)
     dcq = delta_cq(cq, norm)
     t2 = time.perf_counter()
-    res = {"read_s": t1 - t0, "dcq_s": t2 - t1, "total_s": t2 - t0, "chips": len(plates),
-           "samples": int(dcq.shape[0]), "genes": int(dcq.shape[1]),
-           "finite_dcq": int(np.isfinite(dcq.to_numpy(dtype=float)).sum())}
+    res = {
+        "read_s": t1 - t0,
+        "dcq_s": t2 - t1,
+        "total_s": t2 - t0,
+        "chips": len(plates),
+        "samples": int(dcq.shape[0]),
+        "genes": int(dcq.shape[1]),
+        "finite_dcq": int(np.isfinite(dcq.to_numpy(dtype=float)).sum()),
+    }
     if with_study:
         # the workflow's own study-level call (geNorm + NormFinder + reference strategy), for information
         cells = w[keep][["plate", "sample", "assay", "cq"]]
@@ -359,8 +398,9 @@ def compare(plates: pd.DataFrame, sheets: Path, scratch: Path, n: int, with_stud
     manifest = scratch / f"qpcr-{n}.txt"
     manifest.write_text("\n".join(conv) + "\n")
     ours = ours_inprocess(plates, sheets, with_study)
-    p = subprocess.run([str(py), str(HERE / "qpcr_side.py"), "--manifest", str(manifest)],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [str(py), str(HERE / "qpcr_side.py"), "--manifest", str(manifest)], capture_output=True, text=True
+    )
     if p.returncode != 0:
         return {"ours": ours, "qpcr": None, "error": p.stderr[-3000:]}
     theirs = json.loads(p.stdout.strip().splitlines()[-1])
@@ -369,11 +409,11 @@ def compare(plates: pd.DataFrame, sheets: Path, scratch: Path, n: int, with_stud
 
 # --------------------------------------------------------------------------- profiling
 
+
 def profile_hotspots(plates: pd.DataFrame, sheets: Path, top: int = 12) -> dict:
     """cProfile of the chip-level read job of the first batch and of normalise_study (informative)."""
     from ctc_qpcr import sheets as sh
     from ctc_qpcr.importing import read_plate
-    from ctc_qpcr.normalise import normalise_study
     from ctc_qpcr.tables import write_parquet, write_tsv
 
     samples = sh.load_samples(str(sheets / "samples.tsv"))
@@ -399,7 +439,7 @@ def profile_hotspots(plates: pd.DataFrame, sheets: Path, top: int = 12) -> dict:
         out[name] = {"seconds": time.perf_counter() - t0, "stats": s.getvalue()}
 
     def read_job():
-        for pl, p, fmt in zip(first["plate"], first["path"], first["format"]):
+        for pl, p, fmt in zip(first["plate"], first["path"], first["format"], strict=True):
             wl = read_plate(p, fmt, pl, str(first["batch"].iloc[0]), samples, assays)
             write_parquet(wl, tmp / f"{pl}.parquet")
             write_tsv(wl, tmp / f"{pl}.tsv")
@@ -410,6 +450,7 @@ def profile_hotspots(plates: pd.DataFrame, sheets: Path, top: int = 12) -> dict:
 
 
 # --------------------------------------------------------------------------- report
+
 
 def fmt_s(x) -> str:
     return "—" if x is None else f"{x:.1f} s" if x >= 10 else f"{x:.2f} s"
@@ -427,48 +468,69 @@ def table(results: dict[int, dict]) -> str:
         fl = r.get("floor", {}).get("seconds")
         wf = r.get("workflow", {})
         wall = wf.get("wall_s") if wf.get("ok") else None
-        shown = fmt_s(wall) if wall is not None else (
-            f"> {fmt_s(wf['wall_s'])} (stopped)" if wf.get("wall_s") else "—")
+        shown = (
+            fmt_s(wall)
+            if wall is not None
+            else (f"> {fmt_s(wf['wall_s'])} (stopped)" if wf.get("wall_s") else "—")
+        )
         sim = r.get("simulate", {}).get("seconds")
         if sim is not None:
             rows.append(f"| simulate chips (not part of any target) | {n} | {fmt_s(sim)} | — | — |")
         rows.append(f"| floor: pandas read_csv of every export, one process | {n} | {fmt_s(fl)} | — | — |")
         if wf:
-            rows.append(f"| dry run `snakemake -n` ({wf.get('jobs')} jobs) | {n} | {fmt_s(wf.get('dry_run_s'))} "
-                        f"| ≤ 5 s | {verdict(wf['dry_run_s'] <= 5 if wf.get('dry_run_ok') else False)} |")
+            rows.append(
+                f"| dry run `snakemake -n` ({wf.get('jobs')} jobs) | {n} | {fmt_s(wf.get('dry_run_s'))} "
+                f"| ≤ 5 s | {verdict(wf['dry_run_s'] <= 5 if wf.get('dry_run_ok') else False)} |"
+            )
             status = "" if wf.get("ok") else (" (not run)" if wf.get("skipped") else " (run FAILED)")
             if n == 1000 or n > 96:
                 b = base96.get("wall_s") if base96.get("ok") else None
                 lim = 11 * b if b else None
-                rows.append(f"| `snakemake --cores {wf.get('cores')}` raw → normalised + differential{status} | {n} "
-                            f"| {shown} | ≤ 11 × 96-chip time"
-                            f"{' = ' + fmt_s(lim) if lim else ''} | "
-                            f"{verdict(wall <= lim if (wall is not None and lim) else (False if wf.get('ok') is False else None))} |")
+                rows.append(
+                    f"| `snakemake --cores {wf.get('cores')}` raw → normalised + differential{status} | {n} "
+                    f"| {shown} | ≤ 11 × 96-chip time"
+                    f"{' = ' + fmt_s(lim) if lim else ''} | "
+                    f"{verdict(_within(wall, lim, wf))} |"
+                )
             else:
                 lim = 3 * fl + 10 if fl is not None else None
-                rows.append(f"| `snakemake --cores {wf.get('cores')}` raw → normalised + differential{status} | {n} "
-                            f"| {shown} | ≤ 3 × floor + 10 s = {fmt_s(lim)} | "
-                            f"{verdict(wall <= lim if (wall is not None and lim) else (False if wf.get('ok') is False else None))} |")
+                rows.append(
+                    f"| `snakemake --cores {wf.get('cores')}` raw → normalised + differential{status} | {n} "
+                    f"| {shown} | ≤ 3 × floor + 10 s = {fmt_s(lim)} | "
+                    f"{verdict(_within(wall, lim, wf))} |"
+                )
             if wf.get("peak_rss_tree_bytes"):
                 peak = wf.get("peak_rss_tree_bytes", 0) / GB
                 single = wf.get("max_rss_single_time_v_bytes", wf.get("peak_rss_single_polled_bytes", 0)) / GB
-                rows.append(f"| peak RSS, whole process tree (largest single process) | {n} | {peak:.2f} GB "
-                            f"({single:.2f} GB) | ≤ 2 GB{' (1,000 chips)' if n != 1000 else ''} | "
-                            f"{verdict(peak <= 2) if n >= 1000 else verdict(peak <= 2) + ' (target is for 1,000)'} |")
+                rows.append(
+                    f"| peak RSS, whole process tree (largest single process) | {n} | {peak:.2f} GB "
+                    f"({single:.2f} GB) | ≤ 2 GB{' (1,000 chips)' if n != 1000 else ''} | "
+                    f"{verdict(peak <= 2) if n >= 1000 else verdict(peak <= 2) + ' (target is for 1,000)'} |"
+                )
         c = r.get("compare")
         if c and c.get("qpcr"):
             o, q = c["ours"], c["qpcr"]
-            rows.append(f"| in-process read + ΔCq, ctc-qpcr library | {o['chips']} | {fmt_s(o['total_s'])} "
-                        f"(read {fmt_s(o['read_s'])}, ΔCq {fmt_s(o['dcq_s'])}) | — | — |")
-            rows.append(f"| in-process read + ΔCq, PyPI qpcr {q['versions']['qpcr']} | {q['chips']} | "
-                        f"{fmt_s(q['total_s'])} (read {fmt_s(q['read_s'])}, ΔCq {fmt_s(q['dcq_s'])}) | — | — |")
-            rows.append(f"| speed-up over qpcr on the shared steps | {o['chips']} | {c['speedup']:.1f}× | ≥ 10× | "
-                        f"{verdict(c['speedup'] >= 10)} |")
+            rows.append(
+                f"| in-process read + ΔCq, ctc-qpcr library | {o['chips']} | {fmt_s(o['total_s'])} "
+                f"(read {fmt_s(o['read_s'])}, ΔCq {fmt_s(o['dcq_s'])}) | — | — |"
+            )
+            rows.append(
+                f"| in-process read + ΔCq, PyPI qpcr {q['versions']['qpcr']} | {q['chips']} | "
+                f"{fmt_s(q['total_s'])} (read {fmt_s(q['read_s'])}, ΔCq {fmt_s(q['dcq_s'])}) | — | — |"
+            )
+            rows.append(
+                f"| speed-up over qpcr on the shared steps | {o['chips']} | {c['speedup']:.1f}× | ≥ 10× | "
+                f"{verdict(c['speedup'] >= 10)} |"
+            )
             if o.get("normalise_study_s") is not None:
-                rows.append(f"| (info) library `normalise_study`, reference strategy, incl. geNorm/NormFinder | "
-                            f"{o['chips']} | {fmt_s(o['normalise_study_s'])} | — | — |")
+                rows.append(
+                    f"| (info) library `normalise_study`, reference strategy, incl. geNorm/NormFinder | "
+                    f"{o['chips']} | {fmt_s(o['normalise_study_s'])} | — | — |"
+                )
         elif c:
-            rows.append(f"| in-process comparison with qpcr | — | failed: see results-{n}.json | ≥ 10× | **missed** |")
+            rows.append(
+                f"| in-process comparison with qpcr | — | failed: see results-{n}.json | ≥ 10× | **missed** |"
+            )
     return "\n".join(rows)
 
 
@@ -478,8 +540,11 @@ def rules_table(results: dict[int, dict]) -> str:
         rules = results[n].get("workflow", {}).get("rules") or {}
         if not rules:
             continue
-        lines += [f"\nTime per rule, {n} chips (jobs; sum of job wall times; longest job):\n",
-                  "| rule | jobs | sum | longest |", "|---|---:|---:|---:|"]
+        lines += [
+            f"\nTime per rule, {n} chips (jobs; sum of job wall times; longest job):\n",
+            "| rule | jobs | sum | longest |",
+            "|---|---:|---:|---:|",
+        ]
         for name, v in rules.items():
             lines.append(f"| {name} | {v['jobs']} | {fmt_s(v['sum_s'])} | {fmt_s(v['max_s'])} |")
     return "\n".join(lines)
@@ -487,11 +552,21 @@ def rules_table(results: dict[int, dict]) -> str:
 
 def machine() -> str:
     try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+        cpu = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            "?",
+        )
     except OSError:
         cpu = "?"
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), {mem:.0f} GB RAM, Python {platform.python_version()}"
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), "
+        f"{mem:.0f} GB RAM, Python {platform.python_version()}"
+    )
 
 
 def write_readme(text: str) -> None:
@@ -505,21 +580,35 @@ def write_readme(text: str) -> None:
 
 # --------------------------------------------------------------------------- main
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chips", type=int, default=96, help="number of 96.96 chips (96 or 1000; default 96)")
-    ap.add_argument("--scratch", default=str(HERE / "out"), help="scratch folder (default benchmarks/out, git-ignored)")
+    ap.add_argument(
+        "--scratch", default=str(HERE / "out"), help="scratch folder (default benchmarks/out, git-ignored)"
+    )
     ap.add_argument("--seed", type=int, default=2016)
     ap.add_argument("--cores", type=int, default=2)
-    ap.add_argument("--compare-chips", type=int, default=None,
-                    help="chips for the in-process comparison with qpcr (default: min(N, 96))")
+    ap.add_argument(
+        "--compare-chips",
+        type=int,
+        default=None,
+        help="chips for the in-process comparison with qpcr (default: min(N, 96))",
+    )
     ap.add_argument("--regen", action="store_true", help="simulate again even if the chips are there")
     ap.add_argument("--skip-workflow", action="store_true")
     ap.add_argument("--skip-compare", action="store_true")
-    ap.add_argument("--dry-run-only", action="store_true", help="workflow step: the dry run only, no real run")
-    ap.add_argument("--with-normalise-study", action="store_true",
-                    help="comparison: also time the library's normalise_study on the same wells (information)")
-    ap.add_argument("--profile", action="store_true", help="also cProfile the chip-level read job (informative)")
+    ap.add_argument(
+        "--dry-run-only", action="store_true", help="workflow step: the dry run only, no real run"
+    )
+    ap.add_argument(
+        "--with-normalise-study",
+        action="store_true",
+        help="comparison: also time the library's normalise_study on the same wells (information)",
+    )
+    ap.add_argument(
+        "--profile", action="store_true", help="also cProfile the chip-level read job (informative)"
+    )
     ap.add_argument("--write-readme", action="store_true", help="write the table into benchmarks/README.md")
     a = ap.parse_args(argv)
     n = a.chips
@@ -527,8 +616,12 @@ def main(argv: list[str] | None = None) -> int:
     sheets = scratch / f"chips-{n}"
     scratch.mkdir(parents=True, exist_ok=True)
 
-    res: dict = {"chips": n, "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                 "load_average_start": os.getloadavg()}
+    res: dict = {
+        "chips": n,
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_average_start": os.getloadavg(),
+    }
     previous = scratch / f"results-{n}.json"
     if previous.exists() and (a.skip_workflow or a.skip_compare):
         # keep what this run does not measure again (e.g. --skip-workflow keeps the last workflow numbers)
@@ -544,7 +637,10 @@ def main(argv: list[str] | None = None) -> int:
     res["sheets"] = sheet_summary(sheets)
     log(f"   {res['sheets']}")
     if not res["sheets"]["with_response"] or not res["sheets"]["with_timepoint"]:
-        log("   warning: the simulated samples sheet lacks response/timepoint: differential comparisons will be skipped")
+        log(
+            "   warning: the simulated samples sheet lacks response/timepoint: "
+            "differential comparisons will be skipped"
+        )
     plates = pd.read_csv(sheets / "plates.tsv", sep="\t", dtype=str)
 
     log("2. floor: pandas read_csv of every export")
@@ -556,8 +652,14 @@ def main(argv: list[str] | None = None) -> int:
         res["workflow"] = run_workflow(n, sheets, scratch / f"wd-{n}", a.cores, a.dry_run_only)
         wf = res["workflow"]
         state = {True: "ok", False: "FAILED", None: "not done"}[wf.get("ok")]
-        log(f"   dry run {wf['dry_run_s']:.2f} s; run {state}"
-            + (f" {wf['wall_s']:.1f} s, peak RSS {wf['peak_rss_tree_bytes'] / GB:.2f} GB" if wf.get("wall_s") else ""))
+        log(
+            f"   dry run {wf['dry_run_s']:.2f} s; run {state}"
+            + (
+                f" {wf['wall_s']:.1f} s, peak RSS {wf['peak_rss_tree_bytes'] / GB:.2f} GB"
+                if wf.get("wall_s")
+                else ""
+            )
+        )
         if wf.get("ok") is False:
             log("   error tail:\n" + wf.get("error", "")[-1500:])
 
@@ -566,8 +668,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"4. in-process read + ΔCq on {k} chips: ctc-qpcr library vs PyPI {QPCR_SPEC}")
         res["compare"] = compare(plates.iloc[:k], sheets, scratch, k, a.with_normalise_study)
         if res["compare"].get("qpcr"):
-            log(f"   ours {res['compare']['ours']['total_s']:.2f} s, qpcr {res['compare']['qpcr']['total_s']:.2f} s,"
-                f" speed-up {res['compare']['speedup']:.1f}x")
+            log(
+                f"   ours {res['compare']['ours']['total_s']:.2f} s, "
+                f"qpcr {res['compare']['qpcr']['total_s']:.2f} s,"
+                f" speed-up {res['compare']['speedup']:.1f}x"
+            )
         else:
             log("   qpcr side failed:\n" + res["compare"].get("error", ""))
 
@@ -588,10 +693,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
     loads = ", ".join(
         f"{k} chips {r['load_average_start'][0]:.1f} → {r['load_average_end'][0]:.1f}"
-        for k, r in sorted(results.items()) if r.get("load_average_start") and r.get("load_average_end"))
-    text = (f"Measured on {res['machine']}, `--cores {a.cores}`, {time.strftime('%Y-%m-%d')}"
-            + (f"; 1-minute load average at start → end: {loads}" if loads else "") + ".\n\n"
-            + table(results) + "\n" + rules_table(results) + "\n")
+        for k, r in sorted(results.items())
+        if r.get("load_average_start") and r.get("load_average_end")
+    )
+    text = (
+        f"Measured on {res['machine']}, `--cores {a.cores}`, {time.strftime('%Y-%m-%d')}"
+        + (f"; 1-minute load average at start → end: {loads}" if loads else "")
+        + ".\n\n"
+        + table(results)
+        + "\n"
+        + rules_table(results)
+        + "\n"
+    )
     print(text)
     if a.write_readme:
         write_readme(text)

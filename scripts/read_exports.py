@@ -9,7 +9,7 @@ from ctc_qpcr.tables import write_parquet, write_tsv
 def main(smk, log):
     samples = sheets.load_samples(smk.input.samples)
     assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
-    for plate, pq, tsv in zip(smk.params.plates, smk.output.parquet, smk.output.tsv):
+    for plate, pq, tsv in zip(smk.params.plates, smk.output.parquet, smk.output.tsv, strict=True):
         wells = read_plate(
             plate["path"],
             plate["format"],
@@ -24,14 +24,25 @@ def main(smk, log):
         )
         log.info(
             "%s: %d wells read from %s (%s excluded by name/emptiness)",
-            plate["plate"], len(wells), plate["path"], int((wells["excluded"] != "").sum()),
+            plate["plate"],
+            len(wells),
+            plate["path"],
+            int((wells["excluded"] != "").sum()),
         )
         n_missing = int((wells["excluded"] == "missing").sum())
         if n_missing:
-            log.warning("%s: %d wells missing from the export (listed in the well audit as 'missing')", plate["plate"], n_missing)
+            log.warning(
+                "%s: %d wells missing from the export (listed in the well audit as 'missing')",
+                plate["plate"],
+                n_missing,
+            )
         n_groups = int(wells["instrument_flags"].str.contains("incomplete_group").sum())
         if n_groups:
-            log.warning("%s: %d wells in replicate groups that lack wells (flag incomplete_group)", plate["plate"], n_groups)
+            log.warning(
+                "%s: %d wells in replicate groups that lack wells (flag incomplete_group)",
+                plate["plate"],
+                n_groups,
+            )
         write_parquet(wells, pq)
         write_tsv(wells, tsv)
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -158,22 +158,21 @@ def concat_tsv_files(paths, path: str | os.PathLike, block_size: int = 1 << 22) 
     """
     header = None
     rows = 0
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as out:
-            for source in paths:
-                with open(source, "rb") as handle:
-                    first = handle.readline()
-                    if header is None:
-                        header = first
-                        out.write(first)
-                    elif first != header:
-                        raise ValueError(f"{source}: its header differs from {paths[0]}'s; cannot concatenate")
-                    last = b"\n"
-                    for block in iter(lambda: handle.read(block_size), b""):
-                        rows += block.count(b"\n")
-                        out.write(block)
-                        last = block[-1:]
-                    if last != b"\n":  # a file without a final line end
-                        out.write(b"\n")
-                        rows += 1
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        for source in paths:
+            with open(source, "rb") as handle:
+                first = handle.readline()
+                if header is None:
+                    header = first
+                    out.write(first)
+                elif first != header:
+                    raise ValueError(f"{source}: its header differs from {paths[0]}'s; cannot concatenate")
+                last = b"\n"
+                for block in iter(lambda: handle.read(block_size), b""):
+                    rows += block.count(b"\n")
+                    out.write(block)
+                    last = block[-1:]
+                if last != b"\n":  # a file without a final line end
+                    out.write(b"\n")
+                    rows += 1
     return rows
