@@ -547,3 +547,19 @@ def test_within_df_and_f_reference_match_repeated_measures_anova():
     assert p_time == pytest.approx(float(rm["Pr > F"].iloc[0]), rel=1e-5)
     p_wald = dt.fit_time_lmm(frame, with_group=False, reference="wald")[0]
     assert p_wald < p_time  # the χ² reference is the liberal one
+
+
+def test_within_df_equals_the_rank_of_the_full_patient_design():
+    """N − rank([X | Z]) computed from the within-patient-centred X equals the explicit rank."""
+    from ctc_qpcr.differential_time import _time_design, within_df
+
+    rng = np.random.default_rng(7)
+    for n_patients in (4, 10, 25):
+        draws = rng.integers(1, 4, n_patients)
+        patients = np.repeat(np.arange(n_patients), draws)
+        tp = np.concatenate([rng.choice(3, d, replace=False) for d in draws])
+        grp = np.repeat(rng.integers(0, 2, n_patients), draws)
+        X, _, _ = _time_design(pd.DataFrame({"tp": tp, "grp": grp}), with_group=True)
+        Z = (patients[:, None] == np.arange(n_patients)).astype(float)
+        explicit = len(patients) - np.linalg.matrix_rank(np.column_stack([X, Z]))
+        assert within_df(X, patients) == explicit
