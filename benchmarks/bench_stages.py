@@ -12,7 +12,7 @@ Prints, for each, the time and the target it used to be asserted against in the 
    wall time; target < 15 s (1-3 s on a developer machine).
 3. ``differential.run_differential`` with 4 normalisation strategies × the 3 default
    comparisons on 45 patients × 3 time points (tests/test_differential.py
-   ``make_cohort``), wall time; target < 30 s (14-21 s with 8 jobs sharing 2 cores).
+   ``four_strategy_cohort``), wall time; target < 30 s (14-21 s with 8 jobs sharing 2 cores).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +32,7 @@ from ctc_qpcr import differential as de  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
 from ctc_qpcr.chip_options import chip_options  # noqa: E402
 from ctc_qpcr.preprocess import preprocess_batch  # noqa: E402
-from test_differential import make_cohort  # noqa: E402
+from test_differential import four_strategy_cohort  # noqa: E402
 from test_inputs import _big_sheet  # noqa: E402
 from test_preprocess import big_batch  # noqa: E402
 
@@ -68,15 +67,7 @@ def bench_preprocess() -> str:
 
 def bench_differential() -> str:
     """Wall time of run_differential: 4 strategies × 3 default comparisons."""
-    rng = np.random.default_rng(5)
-    norm, samples = make_cohort(
-        rng,
-        n_a=22,
-        n_b=23,
-        timepoints=("T0", "T1", "T2"),
-        sites={f"P{i:03d}": ("bone;liver" if i % 3 else "bone") if i % 2 else "lung" for i in range(1, 46)},
-    )
-    by = {s: norm.assign(dcq=norm["dcq"] + k) for k, s in enumerate(["zeta", "global", "alpha", "ref"])}
+    by, samples = four_strategy_cohort()
     start = time.perf_counter()
     de.run_differential(by, samples, de.default_comparisons(), "global")
     elapsed = time.perf_counter() - start

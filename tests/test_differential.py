@@ -402,8 +402,9 @@ def test_pooling_more_draws_does_not_make_a_null_gene_significant():
     assert hits / 40 <= 0.15
 
 
-def test_run_differential_orders_strategies():
-    """Order of strategies and genes (its speed is timed by benchmarks/bench_stages.py)."""
+def four_strategy_cohort():
+    """45 patients × T0–T2 with sites, under four strategy names (also timed by
+    benchmarks/bench_stages.py)."""
     rng = np.random.default_rng(5)
     norm, samples = make_cohort(
         rng,
@@ -413,6 +414,12 @@ def test_run_differential_orders_strategies():
         sites={f"P{i:03d}": ("bone;liver" if i % 3 else "bone") if i % 2 else "lung" for i in range(1, 46)},
     )
     by = {s: norm.assign(dcq=norm["dcq"] + k) for k, s in enumerate(["zeta", "global", "alpha", "ref"])}
+    return by, samples
+
+
+def test_run_differential_orders_strategies():
+    """Order of strategies and genes (its speed is timed by benchmarks/bench_stages.py)."""
+    by, samples = four_strategy_cohort()
     out = de.run_differential(by, samples, de.default_comparisons(), "global")
     assert set(out) == {"response_T0", "sites_T0", "timepoints"}
     table = out["response_T0"][0]
