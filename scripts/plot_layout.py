@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from ctc_qpcr.adapter import run
-from ctc_qpcr.plots_qc import plot_layout
+from ctc_qpcr.plots_layout import plot_layout
 
 COLUMNS = ["batch", "plate", "well", "cq", "state", "fate", "reason"]
 
