@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .plotting import save_figure  # noqa: E402
+from .plotting import empty_figure, save_figure  # noqa: E402
 
 plt.rcParams["svg.hashsalt"] = "ctc-qpcr"
 
@@ -68,7 +68,9 @@ def _place_labels(ax, xs, ys, names, fontsize=7) -> None:
         )
 
 
-def _volcano_panel(ax, data: pd.DataFrame, a: str, b: str, q_threshold: float, label_top: int) -> None:
+def _volcano_panel(
+    ax, data: pd.DataFrame, a: str, b: str, q_threshold: float, label_top: int, context: str = ""
+) -> None:
     data = data[np.isfinite(data["log2fc"].astype(float)) & np.isfinite(data["p"].astype(float))].copy()
     data["y"] = -np.log10(data["p"].astype(float).clip(lower=1e-300))
     sig = data["q"].astype(float) < q_threshold
@@ -79,7 +81,7 @@ def _volcano_panel(ax, data: pd.DataFrame, a: str, b: str, q_threshold: float, l
     ax.axvline(0, color="0.8", lw=0.8)
     ax.set_xlabel(f"log2 fold change ({a} relative to {b})")
     ax.set_ylabel("−log10 p")
-    ax.set_title(f"{a} vs {b} ({len(data)} genes)", fontsize=10)
+    ax.set_title(f"{a} vs {b}{context} ({len(data)} genes)", fontsize=10)
     ax.legend(frameon=False, fontsize=8, loc="best")
     top = data[sig].sort_values(["p", "gene"]).head(label_top)
     _place_labels(ax, top["log2fc"].astype(float), top["y"], top["gene"].astype(str))
@@ -110,6 +112,38 @@ def volcano(
         fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def site_volcanoes(
+    table: pd.DataFrame,
+    paths: dict[str, str | os.PathLike],
+    *,
+    comparison: str,
+    strategy: str,
+    q_threshold: float = 0.1,
+    label_top: int = 10,
+) -> None:
+    """One volcano per metastatic site of a per-site comparison, ``paths`` =
+    {site: SVG path} (the sites of the samples sheet, known before the run).
+    Each is titled with its groups ("liver vs not liver"); a site the table has
+    no rows for (too few patients with or without it) gets a figure saying so,
+    so every declared file exists."""
+    tested = {}
+    if "site" in table.columns and table["site"].notna().any():
+        tested = {str(rows["site"].iloc[0]): (a, b, rows) for a, b, rows in contrasts(table)}
+    for site, path in sorted(paths.items()):
+        if site not in tested:
+            fig = empty_figure(
+                f"{comparison}: {site} vs not {site} was not tested "
+                "(too few patients with or without the site; see results/differential/notes.tsv)"
+            )
+            save_figure(fig, path)
+            continue
+        a, b, rows = tested[site]
+        fig, ax = plt.subplots(figsize=(6, 5))
+        _volcano_panel(ax, rows, a, b, q_threshold, label_top, f": {comparison}, {strategy}")
+        fig.tight_layout()
+        save_figure(fig, path)
 
 
 def heatmap(

@@ -79,11 +79,25 @@ rule plot_differential:
             caption="../report/heatmap.rst",
             category="4. Differential expression",
         ),
+        sites=[
+            report(
+                path,
+                caption="../report/volcano_site.rst",
+                category="4. Differential expression",
+                subcategory=f"{comparison}: one volcano per site",
+                labels={"comparison": comparison, "site": site},
+            )
+            for comparison, files in site_volcano_files().items()
+            for site, path in files.items()
+        ],
     log:
         "logs/plot_differential.log",
     conda:
         "../envs/python.yaml"
     params:
         default=config["normalisation"]["default"],
+        comparisons=COMPARISONS,
+        site_volcanoes=site_volcano_files(),
+        min_site_patients=config["differential"]["min_site_patients"],
     script:
         "../../scripts/plot_differential.py"
