@@ -98,3 +98,34 @@ def test_every_chip_is_shown_when_the_study_is_small():
     calibration = pd.DataFrame({"plate": ["chip01", "chip02", "chip03"], "flags": [np.nan] * 3})
     index = report_selection(summary, calibration, max_chips=24)
     assert index["in_report"].all() and (index["flagged"] == "").all()
+
+
+def test_heatmap_of_a_large_study_has_bounded_size_and_no_sample_labels(tmp_path):
+    from ctc_qpcr.plots_de import heatmap
+
+    n = 600
+    samples = pd.DataFrame(
+        {
+            "sample": [f"S{i:04d}" for i in range(n)],
+            "response": np.where(np.arange(n) % 2, "responder", "non-responder"),
+            "sites": "liver",
+        }
+    )
+    genes = ["G00", "G01", "G02"]
+    normalised = pd.DataFrame(
+        {
+            "sample": np.repeat(samples["sample"], len(genes)).to_numpy(),
+            "gene": genes * n,
+            "dcq": np.random.default_rng(4).normal(5, 2, n * len(genes)),
+            "detected": True,
+        }
+    )
+    table = pd.DataFrame({"gene": genes, "p": [1e-6, 1e-4, 1e-3], "q": [1e-5, 1e-3, 0.01]})
+    heatmap(normalised, samples, table, tmp_path / "big.svg")
+    text = (tmp_path / "big.svg").read_text()
+    height_pt = float(text.split('height="', 1)[1].split("pt", 1)[0])
+    assert height_pt <= 14 * 72 + 1
+    assert "S0123" not in text and "600 samples" in text
+    heatmap(
+        normalised, samples[samples["sample"] < "S0020"], table, tmp_path / "small.svg", sample_subset=None
+    )

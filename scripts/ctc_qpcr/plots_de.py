@@ -154,12 +154,15 @@ def heatmap(
     *,
     q_threshold: float = 0.1,
     max_genes: int = 40,
+    label_rows: int = 150,
     sample_subset: list[str] | None = None,
     title: str | None = None,
 ) -> None:
     """Samples × significant genes (q < ``q_threshold``, at most ``max_genes`` by p),
     colour = −ΔCq centred per gene (higher = more expression), non-detects hatched
-    grey; rows annotated with ``response`` and ``sites``. With no significant gene a
+    grey; rows annotated with ``response`` and ``sites`` (named when there are at
+    most ``label_rows`` samples; more are drawn unlabelled at a bounded height, so
+    the figure stays readable and small at any study size). With no significant gene a
     figure saying so is written (the workflow always has an output file)."""
     sig = table[table["q"].astype(float) < q_threshold].sort_values(["p", "gene"])
     genes = sorted(sig["gene"].drop_duplicates().head(max_genes))
@@ -198,7 +201,10 @@ def heatmap(
     )
     centred = expr - expr.mean(axis=0)
     masked = np.ma.masked_where(~(det.fillna(0).to_numpy() > 0), centred.to_numpy(float))
-    height = max(3.0, 0.16 * len(order) + 1.5)
+    # Sample names and annotations only when they can be read; a large study is
+    # drawn at a bounded height (one raster row per sample, no per-sample text).
+    labelled = len(order) <= label_rows
+    height = min(max(3.0, 0.16 * len(order) + 1.5), 14.0)
     width = max(4.0, 0.28 * len(genes) + 3.0)
     fig, (ax_ann, ax) = plt.subplots(
         1, 2, figsize=(width, height), sharey=True, gridspec_kw={"width_ratios": [1, max(len(genes), 2)]}
@@ -207,7 +213,11 @@ def heatmap(
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")
     im = ax.imshow(masked, aspect="auto", cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
     ax.set_xticks(range(len(genes)), genes, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(order)), order, fontsize=6)
+    if labelled:
+        ax.set_yticks(range(len(order)), order, fontsize=6)
+    else:
+        ax.set_yticks([])
+        ax_ann.set_ylabel(f"{len(order)} samples, sorted by response, sites and name")
     fig.colorbar(im, ax=ax, shrink=0.6, label="−ΔCq, centred (grey = not detected)")
     resp = info.reindex(order)["response"].fillna("").astype(str)
     levels = sorted(resp.unique())
@@ -217,8 +227,9 @@ def heatmap(
     )
     ax_ann.set_xticks([0], ["response"], rotation=90, fontsize=7)
     sites = info.reindex(order)["sites"].fillna("").astype(str)
-    for y, (r, s) in enumerate(zip(resp, sites, strict=True)):
-        ax_ann.text(0, y, f"{r[:1].upper()} {s}"[:18], ha="center", va="center", fontsize=4)
+    if labelled:
+        for y, (r, s) in enumerate(zip(resp, sites, strict=True)):
+            ax_ann.text(0, y, f"{r[:1].upper()} {s}"[:18], ha="center", va="center", fontsize=4)
     if title:
         ax.set_title(title)
     fig.tight_layout()
