@@ -129,3 +129,30 @@ def test_heatmap_of_a_large_study_has_bounded_size_and_no_sample_labels(tmp_path
     few = list(samples["sample"][:20])
     heatmap(normalised, samples, table, tmp_path / "small.svg", sample_subset=few)
     assert "S0010" in (tmp_path / "small.svg").read_text()
+
+
+def test_cq_plate_summary_counts_per_plate():
+    from ctc_qpcr.report_tables import PLATE_SUMMARY_COLUMNS, cq_plate_summary
+
+    cq = pd.DataFrame(
+        {
+            "plate": ["p2", "p2", "p1", "p1", "p1", "p1"],
+            "batch": ["B1"] * 6,
+            "sample": ["s3", "s3", "s1", "s1", "s2", "s2"],
+            "assay": ["A", "B", "A", "B", "A", "B"],
+            "detected": [True, False, True, True, False, True],
+            "replicate_delta": [0.1, np.nan, 0.2, 0.4, np.nan, 0.6],
+            "gdna_fraction": [0.0, np.nan, 0.1, 0.3, np.nan, 0.2],
+            "plate_offset": [0.5, 0.5, -0.2, -0.2, -0.2, -0.2],
+            "flags": ["", "VPA_LOWSIGNAL", None, "", "HIGHSD", ""],
+        }
+    )
+    out = cq_plate_summary(cq)
+    assert list(out.columns) == PLATE_SUMMARY_COLUMNS
+    p1 = out.iloc[0].to_dict()
+    assert out["plate"].tolist() == ["p1", "p2"]
+    assert (p1["samples"], p1["assays"], p1["cells"], p1["detected"]) == (2, 2, 4, 3)
+    assert p1["detection_rate"] == 0.75 and p1["flagged_cells"] == 1
+    assert p1["median_replicate_delta"] == 0.4 and p1["max_replicate_delta"] == 0.6
+    assert p1["median_gdna_fraction"] == 0.2 and p1["plate_offset"] == -0.2
+    assert out.iloc[1]["flagged_cells"] == 1 and out.iloc[1]["detection_rate"] == 0.5

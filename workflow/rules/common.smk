@@ -238,6 +238,7 @@ def get_final_output():
         "results/qc/miqe.tsv",
         "results/qc/layout",
         "results/rdml/study.rdml",
+        "results/preprocessed/cq_plate_summary.tsv",
     ]
     targets += expand("results/differential/{comparison}.tsv", comparison=COMPARISONS)
     targets += expand(

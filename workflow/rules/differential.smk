@@ -6,12 +6,13 @@ rule positivity:
         normalised=f"results/normalised/{config['normalisation']['default']}.tsv",
         samples=config["samples"],
     output:
-        calls=report(
-            "results/positivity/calls.tsv",
+        # Per sample × marker on disk; the report carries the per-sample calls.
+        calls="results/positivity/calls.tsv",
+        samples=report(
+            "results/positivity/sample_calls.tsv",
             caption="../report/positivity_calls.rst",
             category="3. CTC positivity",
         ),
-        samples="results/positivity/sample_calls.tsv",
         summary=report(
             "results/positivity/summary.tsv",
             caption="../report/positivity_summary.rst",
