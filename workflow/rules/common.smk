@@ -17,7 +17,7 @@ import yaml  # noqa: E402
 from ctc_qpcr.config_check import check_config, check_settings  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
-from ctc_qpcr.outcome import check_outcome_inputs  # noqa: E402
+from ctc_qpcr.outcome import check_outcome_inputs, outcome_options  # noqa: E402
 from ctc_qpcr.provenance import sha256  # noqa: E402
 
 with open(WORKFLOW_ROOT / "workflow" / "schemas" / "config.schema.yaml") as handle:
@@ -92,8 +92,8 @@ try:
         plates = pd.DataFrame(columns=["plate", "batch", "path", "format", "assay"])
         samples = pd.DataFrame(columns=[*sheets.REQUIRED["samples"], "patient"])
         assays = pd.DataFrame(columns=list(sheets.REQUIRED["assays"]))
-    outcome_inputs = check_outcome_inputs(config["outcome"])
-except InputError as exc:
+    outcome_inputs = check_outcome_inputs(outcome_options(config["outcome"]))
+except (ConfigError, InputError) as exc:
     raise WorkflowError(str(exc)) from None
 
 # ctc_qpcr.sheets has already checked every row (with its line number); the
