@@ -6,6 +6,7 @@ import pytest
 
 from ctc_qpcr import detection as det
 from ctc_qpcr import replicates as reps
+from ctc_qpcr.chip_options import chip_options
 
 
 def cells_of(groups, states=None):
@@ -21,8 +22,10 @@ def cells_of(groups, states=None):
     return pd.DataFrame(rows)
 
 
-def summary(groups, states=None, **kw):
-    cells, out = reps.summarise_replicates(cells_of(groups, states), **kw)
+def summary(groups, states=None, **settings):
+    """Cells of ``groups`` with the ``replicates:`` options (schema defaults and ``settings``)."""
+    options = chip_options({"replicates": settings}).replicates
+    cells, out = reps.summarise_replicates(cells_of(groups, states), options)
     return cells.set_index("sample"), out
 
 
@@ -53,14 +56,16 @@ def test_sd_flag_for_triplicates_and_median():
     c, _ = summary({"t": [25.0, 25.3, 25.9]})
     assert c.loc["t", "replicate_sd"] > 0.5 / np.sqrt(2)
     assert c.loc["t", "flags"] == "replicate_sd>0.354"
-    c, _ = summary({"t": [25.0, 25.3, 25.9]}, method="median")
+    c, _ = summary({"t": [25.0, 25.3, 25.9]}, outliers="median")
     assert c.loc["t", "cq"] == 25.3
 
 
 def test_grubbs():
     assert reps.grubbs_critical(3) == pytest.approx(1.1543, abs=1e-4)
     assert reps.grubbs_critical(10) == pytest.approx(2.2900, abs=1e-4)
-    c, out = summary({"g": [25.0, 25.02, 24.98, 25.01, 24.99, 27.0], "h": [25.0, 25.1, 25.2]}, grubbs=True)
+    c, out = summary(
+        {"g": [25.0, 25.02, 24.98, 25.01, 24.99, 27.0], "h": [25.0, 25.1, 25.2]}, outliers="grubbs"
+    )
     assert len(out) == 1
     assert c.loc["g", "cq"] == pytest.approx(25.0) and "grubbs_outlier_removed" in c.loc["g", "flags"]
     assert c.loc["h", "n_detected"] == 3

@@ -314,10 +314,7 @@ def validprime_setup(
         gdna_samples=gdna_samples,
         goi_assays=goi_assays,
         lod=vpa_lod,
-        sd_max=o.sd_max,
-        min_gdna=int(o.min_gdna),
-        loo=bool(o.loo),
-        loo_sd=o.loo_sd,
+        options=o,
         gdna_unit="sample",
         gdna_copies=copies,
     )
@@ -335,16 +332,7 @@ def validprime_setup(
         w.loc[hit, "vp_flag"] = np.where(
             w.loc[hit, "vp_flag"] == "", "VP_NO_GDNA_ON_PLATE", w.loc[hit, "vp_flag"] + ";VP_NO_GDNA_ON_PLATE"
         )
-    kwargs = {
-        "vpa_assay": vpa,
-        "assay_table": table,
-        "vpa_lod": vpa_lod,
-        "grade_a": o.grade_a,
-        "grade_b": o.grade_b,
-        "grade_c": o.grade_c,
-        "correct_a": bool(o.correct_a),
-        "vpa_noamp_upper_bound": bool(o.vpa_noamp_upper_bound),
-    }
+    kwargs = {"vpa_assay": vpa, "assay_table": table, "vpa_lod": vpa_lod, "options": o}
     return ValidPrimeContext(
         options=o,
         table=table[VP_COLUMNS].reset_index(drop=True),
@@ -392,14 +380,7 @@ def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame,
     %gDNA, worst ValidPrime grade and distinct ValidPrime flags.
     """
     w.loc[w["use"] != "value", "cq"] = np.nan
-    cells, outliers = reps.summarise_replicates(
-        w,
-        max_delta=o.max_delta,
-        max_sd=o.max_sd,
-        method="median" if o.outliers == "median" else "mean",
-        grubbs=o.outliers == "grubbs",
-        grubbs_alpha=GRUBBS_ALPHA,
-    )
+    cells, outliers = reps.summarise_replicates(w, o, grubbs_alpha=GRUBBS_ALPHA)
     flags = None
     if len(outliers):
         ow = w.loc[outliers]

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .chip_options import ReplicateOptions
+from .errors import ConfigError
 from .wells import CALC, LOWSIGNAL, NOAMP
 
 CELL_KEYS = ["plate", "sample", "assay"]
@@ -76,29 +78,32 @@ def use_from_state(state: pd.Series) -> pd.Series:
 
 def summarise_replicates(
     measurements: pd.DataFrame,
+    options: ReplicateOptions,
     *,
     by=CELL_KEYS,
     value_col: str = "cq",
-    max_delta: float = 0.5,
-    max_sd: float | None = None,
-    method: str = "mean",
-    grubbs: bool = False,
     grubbs_alpha: float = 0.05,
 ) -> tuple[pd.DataFrame, pd.Index]:
     """Average technical replicates per cell (§3.2).
 
     ``measurements`` needs the ``by`` columns, ``value_col`` and ``use`` (or
-    ``state``, from which ``use`` is derived). Returns ``(cells, outliers)``:
+    ``state``, from which ``use`` is derived). ``options``: flags above
+    ``max_delta`` / ``max_sd``; ``outliers`` ``median`` averages by the median,
+    ``grubbs`` removes Grubbs outliers (level ``grubbs_alpha``) first.
+    Returns ``(cells, outliers)``:
     ``cells`` has the ``by`` columns, ``cq`` (mean or median of the used values;
     NaN if none), ``n_wells``, ``n_replicates``, ``n_detected``,
     ``replicate_delta`` (max − min of the used values), ``replicate_sd`` (SD,
     n − 1) and ``flags`` (``;``-joined, sorted); ``outliers`` holds the index
     labels of wells removed by Grubbs.
     """
-    if method not in ("mean", "median"):
-        raise ValueError(f"replicates method must be 'mean' or 'median', not {method!r}")
-    if max_sd is None:
-        max_sd = max_delta / np.sqrt(2.0)
+    if options.outliers not in ("none", "grubbs", "median"):
+        raise ConfigError(
+            f"config replicates.outliers: {options.outliers!r} is not one of none, grubbs, median"
+        )
+    max_delta, max_sd = options.max_delta, options.max_sd
+    method = "median" if options.outliers == "median" else "mean"
+    grubbs = options.outliers == "grubbs"
     by = list(by)
     m = measurements
     use = m["use"] if "use" in m.columns else use_from_state(m["state"])
