@@ -352,6 +352,39 @@ def _check_extra_fields(text: Text, cells: pd.DataFrame, n: int, line: np.ndarra
         )
 
 
+def results_block(text: Text, found: tuple[int, str, list[str]] | None, problem: str, hint: str) -> Block:
+    """The table under the header :func:`find_header` ``found``, to :func:`table_end`.
+
+    No header found: :class:`InputError` with ``problem`` (what was looked for) and
+    ``hint`` (how to re-export); ``hint`` also says what to do with a cut-off row.
+    """
+    if found is None:
+        raise InputError(text.path, problem, hint)
+    index, sep, _ = found
+    return read_block(text, index, table_end(text, index, sep), sep, cut_hint=hint)
+
+
+def cq_and_quantity(text: Text, block: Block, cq: int, quantity: int | None) -> tuple[dict, str]:
+    """The Cq and (when there is one) quantity columns at positions ``cq`` and ``quantity``,
+    read with the file's decimal mark (judged on both).
+
+    Returns the Wells columns ``cq``, ``cq_raw`` and ``quantity`` (None when absent), and
+    the decimal mark.
+    """
+    names, cells = block.names, block.cells
+    cq_raw = cells[cq]
+    numeric = {names[cq]: cq_raw}
+    if quantity is not None:
+        numeric[names[quantity]] = cells[quantity]
+    decimal = decimal_mark(text, numeric, block.line)
+    columns = {
+        "cq": cq_numbers(cq_raw, decimal),
+        "cq_raw": cq_raw,
+        "quantity": to_numbers(cells[quantity], decimal) if quantity is not None else None,
+    }
+    return columns, decimal
+
+
 # ---------------------------------------------------------------------------
 # Numbers
 # ---------------------------------------------------------------------------
