@@ -1,10 +1,10 @@
 """Snakemake adapter: CTC counts against outcome (KM, log-rank, Cox, dynamics, associations)."""
 
 from ctc_qpcr import sheets
-from ctc_qpcr.adapter import run
+from ctc_qpcr.adapter import run, write_tables
 from ctc_qpcr.outcome import outcome_options, run_outcome
 from ctc_qpcr.outcome.inputs import read_table
-from ctc_qpcr.tables import read_tsv, write_tsv
+from ctc_qpcr.tables import read_tsv
 
 TABLES = (
     "km",
@@ -36,8 +36,7 @@ def main(smk, log):
         "outcome stage: %s and %s; joined with qPCR: %s", smk.input.counts, smk.input.clinical, bool(joined)
     )
     result = run_outcome(read_table(smk.input.counts), read_table(smk.input.clinical), options, **joined)
-    for key in TABLES:
-        write_tsv(result[key], getattr(smk.output, key))
+    write_tables(result, smk.output, TABLES)
 
 
 run(main, snakemake)  # noqa: F821
