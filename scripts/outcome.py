@@ -6,20 +6,6 @@ from ctc_qpcr.outcome import outcome_options, run_outcome
 from ctc_qpcr.outcome.inputs import read_table
 from ctc_qpcr.tables import read_tsv
 
-TABLES = (
-    "km",
-    "logrank",
-    "cox",
-    "dynamics",
-    "associations",
-    "positivity_rates",
-    "subgroups",
-    "medians",
-    "cox_models",
-    "expression_cox",
-    "notes",
-)
-
 
 def main(smk, log):
     options = outcome_options(smk.params.settings)
@@ -36,7 +22,7 @@ def main(smk, log):
         "outcome stage: %s and %s; joined with qPCR: %s", smk.input.counts, smk.input.clinical, bool(joined)
     )
     result = run_outcome(read_table(smk.input.counts), read_table(smk.input.clinical), options, **joined)
-    write_tables(result, smk.output, TABLES)
+    write_tables(result, smk.output, smk.output.keys())  # every named output is a table of the stage
 
 
 run(main, snakemake)  # noqa: F821

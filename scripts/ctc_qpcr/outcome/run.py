@@ -72,16 +72,7 @@ def _baseline_block(col: Collector, b: pd.DataFrame, ep: str, s: Plan) -> None:
     col.status_analyses(bl + " CTC>={thr}", ep, b, s.thresholds)
     d = b.assign(**{"log(CTC+1)": np.log(b["ctc_per_7_5ml"] + 1)})
     col.cox_model(f"univariate: {bl} log(CTC+1)", ep, d, tcol, ecol, ["log(CTC+1)"])
-    if s.covariates:
-        col.cox_model(
-            f"multivariate: {bl} CTC>={thr_label(main)}",
-            ep,
-            with_status(b, main),
-            tcol,
-            ecol,
-            [status_term(main), *s.covariates],
-            s.categorical,
-        )
+    _multivariate(col, f"{bl} CTC>={thr_label(main)}", ep, b, s)
     if s.subgroups:
         subgroup_analyses(col, f"{bl} CTC>={thr_label(main)}", ep, b, s.subgroups, main)
 
@@ -107,14 +98,21 @@ def _followup_block(col: Collector, f: pd.DataFrame, ep: str, fu: str, s: Plan) 
     ref = {"change": "low→low"} if "low→low" in set(ch["change"]) else None
     col.cox_model(f"univariate: {name}", ep, ch, tcol, ecol, ["change"], ["change"], ref)
     col.cox_model(f"univariate: {bl}→{fu} log2((F+1)/(B+1)) ({suffix})", ep, ch, tcol, ecol, ["log2_change"])
+    _multivariate(col, f"{fu} CTC>={thr_label(main)} ({suffix})", ep, f, s)
+
+
+def _multivariate(col: Collector, analysis: str, ep: str, d: pd.DataFrame, s: Plan) -> None:
+    """Cox model of CTC status at the main threshold adjusted for the covariates (when there are any)."""
     if s.covariates:
+        main = s.main_threshold
+        terms = [status_term(main), *s.covariates]
         col.cox_model(
-            f"multivariate: {fu} CTC>={thr_label(main)} ({suffix})",
+            f"multivariate: {analysis}",
             ep,
-            with_status(f, main),
-            tcol,
-            ecol,
-            [status_term(main), *s.covariates],
+            with_status(d, main),
+            f"{ep}_months",
+            f"{ep}_event",
+            terms,
             s.categorical,
         )
 
