@@ -62,6 +62,8 @@ class ReplicateOptions:
     max_delta: float
     max_sd: float
     outliers: str  # none | grubbs | median
+    expected: int | None = None  # replicate wells per sample × assay; None = the plate's most common count
+    on_extra: str = "stop"  # stop | flag (more wells than expected: two samples under one name)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,9 @@ def chip_options(config: dict | None = None) -> ChipOptions:
     k = parts["detection"]["min_detected"]
     if k != "all" and not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
         raise ConfigError(f"config detection.min_detected: {k!r} must be 'all' or a whole number ≥ 1")
+    n = parts["replicates"]["expected"]
+    if n is not None and not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+        raise ConfigError(f"config replicates.expected: {n!r} must be null or a whole number ≥ 1")
     lod = config.get("lod", _schema().get("lod", {}).get("default"))
     if lod is None:
         raise ConfigError("config key lod is not set — set it (cycles)")
