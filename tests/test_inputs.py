@@ -227,3 +227,62 @@ def test_disk_full_in_a_step_ends_it_with_the_message(tmp_path, capsys):
         run(main, smk)
     assert stop.value.code == 1
     assert "out.tsv: no space left on the disk" in (tmp_path / "job.log").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- odd characters inside exports
+
+
+def _chip_with(tmp_path, old: str, new: str, nth: int) -> tuple[Path, int]:
+    """chip_a.csv with the ``nth`` data line's ``old`` replaced by ``new``; (path, that line)."""
+    lines = (REPO / "tests" / "data" / "bad" / "_base" / "chip_a.csv").read_bytes().decode().split("\r\n")
+    hits = [i for i, line in enumerate(lines) if f",{old}," in line]
+    i = hits[nth]
+    lines[i] = lines[i].replace(f",{old},", f",{new},", 1)
+    path = tmp_path / "chip.csv"
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))
+    return path, i + 1
+
+
+def test_a_cyrillic_letter_in_an_export_sample_name_is_named(tmp_path):
+    from ctc_qpcr.parsers.registry import read_export
+
+    name = "P02_T2"
+    path, line = _chip_with(tmp_path, name, name.replace("T", "\u0422"), 3)
+    with pytest.raises(InputError) as err:
+        read_export(path, fmt="biomark", plate="P1")
+    assert err.value.line == line and err.value.column == "sample"
+    assert "U+0422 CYRILLIC CAPITAL LETTER TE at position 5" in str(err.value)
+    assert str(err.value).startswith(f"{path}, line {line}, column sample: the sample name '")
+
+
+def test_a_zero_width_space_in_an_export_assay_name_is_named(tmp_path):
+    from ctc_qpcr.parsers.registry import read_export
+
+    path, line = _chip_with(tmp_path, "ESR1", "ESR1\u200b", 0)
+    with pytest.raises(InputError) as err:
+        read_export(path, fmt="biomark", plate="P1")
+    assert (err.value.line, err.value.column) == (line, "assay")
+    assert "invisible character U+200B ZERO WIDTH SPACE at position 5" in str(err.value)
+
+
+def test_plain_and_accented_export_names_pass_and_the_check_is_the_sheets(tmp_path):
+    from ctc_qpcr.parsers import toolkit
+
+    # an accented Latin name is neither invisible nor a look-alike: read as written
+    wells = pd.DataFrame({"sample": ["Zürich_1", "P1"], "assay": ["KRT19", "KRT19"], "well": ["A1", "A2"]})
+    wells["line"] = [5, 6]
+    toolkit.check_well_names(wells, "x.csv")
+    # one function for sheets and exports: the message text is odd_character's
+    wells.loc[1, "sample"] = "P\u04151"  # Cyrillic Е
+    with pytest.raises(InputError) as err:
+        toolkit.check_well_names(wells, "x.csv")
+    assert str(err.value) == (
+        "x.csv, line 6, column sample: the sample name 'P\u04151' (well A2) "
+        + odd_character("P\u04151", name_like=True)
+        + " — retype the sample name with plain characters in the instrument software and export again "
+        "(or edit it in the export), so that it matches the samples sheet"
+    )
+    wells["line"] = 0  # RDML: no line
+    with pytest.raises(InputError) as err:
+        toolkit.check_well_names(wells, "x.rdml")
+    assert err.value.line is None
