@@ -286,3 +286,67 @@ def test_plain_and_accented_export_names_pass_and_the_check_is_the_sheets(tmp_pa
     with pytest.raises(InputError) as err:
         toolkit.check_well_names(wells, "x.rdml")
     assert err.value.line is None
+
+
+# --------------------------------------------------------------------------- a tab in a --configfile
+
+TABBED = "lod: 35\ndifferential:\n  comparisons:\n    - name: a\n\t  type: two_group\n"
+
+
+def test_snakemake_reads_a_configfile_before_the_workflow_and_names_no_line(tmp_path):
+    """What the user sees for a tab in a --configfile: Snakemake's CLI loads the file before the
+    Snakefile runs, so no check of ours can run first. If Snakemake starts naming the file, this
+    test fails and docs/methods.md §12 / config/README.md can drop the check_config.py advice."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.settings.types import ConfigSettings
+
+    path = tmp_path / "other.yaml"
+    path.write_text(TABBED, encoding="utf-8")
+    with pytest.raises(WorkflowError) as err:
+        ConfigSettings(configfiles=[path])
+    assert "Config file is not valid JSON or YAML" in str(err.value)
+    assert "other.yaml" not in str(err.value)
+
+
+def test_check_config_names_the_configfile_and_the_tab_line(tmp_path):
+    import subprocess
+
+    path = tmp_path / "other.yaml"
+    path.write_text(TABBED, encoding="utf-8")
+    good = tmp_path / "good.yaml"
+    good.write_text("lod: 30\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "check_config.py"), str(good), str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == f"{good}: ok\n"
+    assert proc.stderr == (
+        f"{path}, line 5: a tab character in the indentation — YAML indents with spaces only: "
+        "replace the tab by spaces\n"
+    )
+
+
+def test_configfiles_checked_one_by_one_name_their_own_file(tmp_path):
+    from ctc_qpcr.config_check import check_config_files
+    from ctc_qpcr.errors import ConfigError
+
+    schema = yaml.safe_load(
+        (REPO / "workflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8")
+    )
+    other = tmp_path / "other.yaml"
+    other.write_text("ipc:\n  max_sd: 0.3\n  on_mising: exclude\n", encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"^.*other\.yaml: unknown config key 'ipc\.on_mising' — did you mean"
+    ):
+        check_config_files([REPO / "config" / "config.yaml", other], schema)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("lod: 35\nipc:\n  max_sd: 0.3\n  max_sd: 0.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        check_config_files([twice], schema)
+    assert str(err.value) == (
+        f"{twice}, line 4: the key 'max_sd' is given twice in one section (first on line 3); "
+        "YAML would keep the last one — delete one"
+    )
+    check_config_files([REPO / "config" / "config.yaml"], schema)  # the shipped config passes
