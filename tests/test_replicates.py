@@ -214,8 +214,11 @@ def test_expected_must_be_a_positive_whole_number():
     from ctc_qpcr.chip_options import chip_options
     from ctc_qpcr.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"replicates\.expected: 0 must be null or a whole number"):
+    # the schema's type and minimum (ctc_qpcr.options)
+    with pytest.raises(ConfigError, match=r"replicates\.expected: 0 is less than the minimum of 1"):
         chip_options({"replicates": {"expected": 0}})
+    with pytest.raises(ConfigError, match=r"replicates\.expected: 2\.5 must be of type integer or null"):
+        chip_options({"replicates": {"expected": 2.5}})
     with pytest.raises(ConfigError, match=r"replicates\.on_extra: 'warn' is not one of stop, flag"):
         chip_options({"replicates": {"on_extra": "warn"}})
     assert chip_options().replicates.expected is None and chip_options().replicates.on_extra == "stop"

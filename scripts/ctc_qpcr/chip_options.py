@@ -114,9 +114,6 @@ def chip_options(config: dict | None = None) -> ChipOptions:
     k = parts["detection"]["min_detected"]
     if k != "all" and not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
         raise ConfigError(f"config detection.min_detected: {k!r} must be 'all' or a whole number ≥ 1")
-    n = parts["replicates"]["expected"]
-    if n is not None and not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
-        raise ConfigError(f"config replicates.expected: {n!r} must be null or a whole number ≥ 1")
     lod = config.get("lod", schema_default("lod"))
     if lod is None:
         raise ConfigError("config key lod is not set — set it (cycles)")
