@@ -229,6 +229,7 @@ def get_final_output():
         "results/preprocessed/cq.tsv",
         "results/qc/wells.tsv",
         "results/qc/ntc.tsv",
+        "results/qc/ntc.html",
         "results/qc/plots/gdna_fraction.svg",
         "results/reference_genes/genorm.tsv",
         "results/reference_genes/plots/genorm_m.svg",
