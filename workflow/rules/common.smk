@@ -239,6 +239,7 @@ def get_final_output():
         "results/qc/miqe.tsv",
         "results/qc/layout",
         "results/rdml/study.rdml",
+        "results/preprocessed/cq_plate_summary.tsv",
     ]
     targets += expand("results/differential/{comparison}.tsv", comparison=COMPARISONS)
     targets += expand(
@@ -281,3 +282,38 @@ def run_record_logs():
     if outcome_active():
         logs.append("logs/outcome.log")
     return logs
+
+
+def site_volcano_files():
+    """{comparison: {site: SVG path}} of the per_site comparisons: one volcano per
+    site named in the samples sheet (or in the comparison's levels), known at
+    parse time, all written by the one plot_differential job."""
+    import re
+
+    out = {}
+    for spec in config["differential"].get("comparisons", []):
+        if spec.get("type") != "per_site" or not QPCR_ACTIVE:
+            continue
+        column = spec.get("column") or "sites"
+        values = samples[column] if column in samples.columns else []
+        sites = spec.get("levels") or sorted(
+            {
+                part.strip().lower()
+                for value in pd.unique(pd.Series(values, dtype=object).dropna())
+                for part in str(value).split(";")
+                if part.strip() and part.strip().lower() not in ("nan", "na")
+            }
+        )
+        files, taken = {}, set()
+        for site in sites:
+            stem = (
+                re.sub(r"[^a-z0-9_.-]+", "_", str(site).lower()).strip("_.") or "site"
+            )
+            while stem in taken:
+                stem += "_"
+            taken.add(stem)
+            files[str(site)] = (
+                f"results/differential/plots/{spec['name']}/{stem}.volcano.svg"
+            )
+        out[spec["name"]] = files
+    return out

@@ -48,17 +48,28 @@ rule miqe:
         "../../scripts/miqe.py"
 
 
+# Every chip's layout SVG is written to results/qc/layout; the report shows at
+# most report.layout_chips of them (flagged chips first, copies in
+# results/qc/layout_report) and lists every chip in layout_index.tsv.
 rule plot_layout:
     input:
         wells=get_batch_tables("wells.parquet"),
+        calibration="results/qc/plate_calibration.tsv",
     output:
-        layout=report(
-            directory("results/qc/layout"),
-            patterns=["{plate}.svg"],
+        layout=directory("results/qc/layout"),
+        report_layout=report(
+            directory("results/qc/layout_report"),
+            patterns=["{rank,\\d+}_{plate}.svg"],
             caption="../report/layout.rst",
             category="1. Quality control",
             subcategory="Chip and plate layout",
-            labels={"plate": "{plate}"},
+            labels={"rank": "{rank}", "plate": "{plate}"},
+        ),
+        index=report(
+            "results/qc/layout_index.tsv",
+            caption="../report/layout_index.rst",
+            category="1. Quality control",
+            subcategory="Chip and plate layout",
         ),
     log:
         "logs/plot_layout.log",
@@ -66,6 +77,7 @@ rule plot_layout:
         "../envs/python.yaml"
     params:
         lod=config["lod"],
+        max_chips=config["report"]["layout_chips"],
     script:
         "../../scripts/plot_layout.py"
 
