@@ -1,0 +1,81 @@
+"""``tables.write_tsv`` writes the bytes pandas ``to_csv`` writes, by its fast Arrow path
+or by pandas when a cell needs quoting (issue 17: the writer was most of a read job)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctc_qpcr import tables
+
+FLOATS = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-5, 1e10, 1234567890123.0, 0.1, 1 / 3, 5e-324, -2.5]
+TEXTS = ["", "a", "=1+2", "-3", "+x", "@a", "-", "x y", " lead", "é", "'q", "1e5", "-1.5e3", "="]
+
+
+def pandas_bytes(df: pd.DataFrame, path) -> bytes:
+    tables._safe_frame(df).to_csv(
+        path, sep="\t", index=False, float_format=tables.FLOAT_FORMAT, na_rep="", lineterminator="\n"
+    )
+    return path.read_bytes()
+
+
+def frame(seed: int, extra: dict | None = None) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = 300
+    text = pd.Series(rng.choice(np.array(TEXTS, dtype=object), n))
+    return pd.DataFrame(
+        {
+            "cq": rng.choice(FLOATS, n),
+            "scaled": rng.normal(size=n) * 10.0 ** rng.integers(-6, 12, n),
+            "f32": rng.normal(size=n).astype(np.float32),
+            "line": rng.integers(-5, 10**12, n),
+            "small": rng.integers(0, 9, n).astype(np.uint8),
+            "flag": rng.random(n) < 0.5,
+            "sample": text,
+            "assay": text.where(rng.random(n) < 0.7, None),
+            "note": text.where(rng.random(n) < 0.7, np.nan),
+            "state": pd.Categorical(rng.choice(["CALC", "=x", "NOAMP"], n)),
+            **(extra or {}),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        None,
+        {"mixed": [3, "a", "=b"] * 100},  # text and numbers in one column: pandas path
+        {"tabbed": ["a\tb", 'q"', "l\nx", "ok"] * 75},  # cells pandas quotes: pandas path
+        {"=name": ["x"] * 300},  # a formula-like column name
+    ],
+)
+def test_write_tsv_same_bytes_as_pandas(tmp_path, extra):
+    for seed in range(5):
+        df = frame(seed, extra)
+        tables.write_tsv(df, tmp_path / "fast.tsv")
+        assert (tmp_path / "fast.tsv").read_bytes() == pandas_bytes(df, tmp_path / "ref.tsv")
+
+
+def test_write_tsv_edge_frames(tmp_path):
+    for df in (
+        frame(1).iloc[:0],  # header only
+        pd.DataFrame({"note": ["", "a", None]}),  # one column: the csv module quotes a lone empty cell
+        pd.DataFrame({"x": [1.5, np.nan], "y": ["=1", "-1"]}),
+    ):
+        tables.write_tsv(df, tmp_path / "fast.tsv")
+        assert (tmp_path / "fast.tsv").read_bytes() == pandas_bytes(df, tmp_path / "ref.tsv")
+
+
+def test_write_tsv_known_bytes(tmp_path):
+    df = pd.DataFrame({"cq": [31.8985988195554, -0.0, np.nan], "sample": ["=HYPERLINK()", "-5", None]})
+    tables.write_tsv(df, tmp_path / "t.tsv")
+    assert (tmp_path / "t.tsv").read_bytes() == b"cq\tsample\n31.89859882\t'=HYPERLINK()\n-0\t-5\n\t\n"
+
+
+def test_arrow_path_taken_for_plain_tables(tmp_path, monkeypatch):
+    used = []
+    real = tables._write_arrow
+    monkeypatch.setattr(tables, "_write_arrow", lambda *a: used.append(real(*a)) or used[-1])
+    tables.write_tsv(frame(0), tmp_path / "t.tsv")
+    assert used == [True]
