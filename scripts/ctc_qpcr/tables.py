@@ -156,7 +156,9 @@ def _arrow_text(df: pd.DataFrame) -> pa.Table | None:
         dtype = series.dtype
         if isinstance(dtype, pd.CategoricalDtype) and dtype.categories.dtype == object:
             series, dtype = series.astype(object), np.dtype(object)
-        if dtype == object:
+        if not isinstance(dtype, np.dtype):
+            return None  # pandas extension types (nullable, categorical of numbers): pandas writes them
+        if dtype.kind == "O":
             try:
                 columns.append(pa.array(series.to_numpy(), type=pa.string(), from_pandas=True))
             except (pa.ArrowInvalid, pa.ArrowTypeError):
