@@ -79,3 +79,33 @@ def test_arrow_path_taken_for_plain_tables(tmp_path, monkeypatch):
     monkeypatch.setattr(tables, "_write_arrow", lambda *a: used.append(real(*a)) or used[-1])
     tables.write_tsv(frame(0), tmp_path / "t.tsv")
     assert used == [True]
+
+
+def test_parts_equal_the_whole_table(tmp_path):
+    frames = [frame(seed) for seed in range(3)]
+    frames.insert(1, frames[0].iloc[:0])  # an empty part adds nothing
+    frames.append(frame(9, {"tabbed": ["a\tb", "ok", "x"] * 100}).drop(columns="tabbed"))
+    whole = pd.concat(frames, ignore_index=True)
+    with (
+        tables.tsv_parts(tmp_path / "parts.tsv") as add_tsv,
+        tables.parquet_parts(tmp_path / "p.parquet") as add_pq,
+    ):
+        for part in frames:
+            add_tsv(part)
+            add_pq(part)
+    tables.write_tsv(whole, tmp_path / "whole.tsv")
+    assert (tmp_path / "parts.tsv").read_bytes() == (tmp_path / "whole.tsv").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "p.parquet"), whole, check_exact=True)
+
+
+def test_tsv_parts_quoted_cells_as_pandas(tmp_path):
+    parts = [
+        pd.DataFrame({"a": ["x\ty", "=1"], "b": [1.5, np.nan]}),
+        pd.DataFrame({"a": ['q"', "z"], "b": [2.0, 3.0]}),
+    ]
+    with tables.tsv_parts(tmp_path / "parts.tsv") as add:
+        for part in parts:
+            add(part)
+    assert (tmp_path / "parts.tsv").read_bytes() == pandas_bytes(
+        pd.concat(parts, ignore_index=True), tmp_path / "r.tsv"
+    )

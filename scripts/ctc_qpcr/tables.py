@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 
 from .errors import DISK_FULL, disk_full
 
@@ -208,6 +210,76 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` as Parquet (values unescaped: Parquet is not a spreadsheet)."""
     with atomic_path(path) as tmp:
         df.reset_index(drop=True).to_parquet(tmp, index=False, compression="zstd")
+
+
+def _tsv_body(df: pd.DataFrame) -> bytes:
+    """The data lines :func:`write_tsv` writes for ``df`` (no header)."""
+    safe = _safe_frame(df)
+    table = _arrow_text(safe)
+    if table is not None:
+        buffer = io.BytesIO()
+        try:
+            pcsv.write_csv(
+                table, buffer, pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+            )
+            return buffer.getvalue()
+        except pa.ArrowInvalid:
+            pass  # a cell pandas quotes
+    text = safe.to_csv(
+        None, sep="\t", index=False, header=False, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n"
+    )
+    return text.encode("utf-8")
+
+
+@contextmanager
+def tsv_parts(path: str | os.PathLike) -> Iterator:
+    """Yield ``add(df)``: frames with the same columns and dtypes, added in order, become
+    one table whose bytes are :func:`write_tsv` of their concatenation (atomic; one
+    frame in memory at a time). The first frame added gives the header."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        started = []
+
+        def add(df: pd.DataFrame) -> None:
+            if not started:
+                header = io.StringIO()
+                csv.writer(header, delimiter="\t", lineterminator="\n").writerow(
+                    [str(c) for c in _safe_frame(df.iloc[:0]).columns]
+                )
+                handle.write(header.getvalue().encode("utf-8"))
+                started.append(True)
+            if len(df):
+                handle.write(_tsv_body(df))
+
+        yield add
+
+
+@contextmanager
+def parquet_parts(path: str | os.PathLike) -> Iterator:
+    """Yield ``add(df)``: frames with the same columns and types, added in order, become
+    one Parquet table (a row group or more per frame; read back it equals
+    :func:`write_parquet` of their concatenation). The first non-empty frame gives the
+    schema; empty frames add nothing (all of them empty: the first is written)."""
+    with atomic_path(path) as tmp:
+        writer, empty = [], []
+
+        def add(df: pd.DataFrame) -> None:
+            if not len(df):
+                empty.append(df.iloc[:0])
+                return
+            table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+            if not writer:
+                writer.append(pq.ParquetWriter(tmp, table.schema, compression="zstd"))
+            writer[0].write_table(table.cast(writer[0].schema))
+
+        try:
+            yield add
+        finally:
+            if writer:
+                writer[0].close()
+        if not writer:
+            if not empty:
+                raise ValueError(f"{path}: no table was added")
+            empty[0].reset_index(drop=True).to_parquet(tmp, index=False, compression="zstd")
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:
