@@ -17,6 +17,9 @@ def main(smk, log):
     samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
     assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
     wells = pd.concat([pd.read_parquet(p) for p in smk.input.cq], ignore_index=True)
+    # The reader's notes (missing wells, ...) come back as DataFrame.attrs, which pandas
+    # deep-copies on every operation; they are used only while reading.
+    wells.attrs = {}
     usable = wells[wells["excluded"] == ""]
 
     if options.ipc.reference is None and smk.input.ipc_anchor:
