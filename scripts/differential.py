@@ -11,7 +11,7 @@ from ctc_qpcr.tables import read_tsv, write_tsv
 def main(smk, log):
     s = smk.params.settings
     normalised = {
-        strategy: read_tsv(path)
+        strategy: read_tsv(path, usecols=["sample", "gene", "dcq", "detected"])
         for strategy, path in zip(smk.params.strategies, smk.input.normalised, strict=True)
     }
     results = run_differential(

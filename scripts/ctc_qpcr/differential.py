@@ -182,14 +182,35 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
+#: the columns of a normalised table the comparisons read (``strategy`` optional)
+NEEDED_COLUMNS = ("sample", "gene", "dcq", "detected", "strategy")
+
+
+def _join_sheet(data: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
+    """``data.merge(sheet, on="sample", how="inner")`` (rows in data's order), by position.
+
+    With one sheet row per sample (the samples sheet's rule) the join is a lookup of each
+    row's sample in the sheet: no hash join of sample × gene × strategy string keys."""
+    if not sheet["sample"].is_unique:
+        return data.merge(sheet, on="sample", how="inner")
+    where = pd.Index(sheet["sample"]).get_indexer(data["sample"])
+    keep = where >= 0
+    out = data[keep].reset_index(drop=True)
+    rows = where[keep]
+    for col in sheet.columns:
+        if col != "sample":
+            out[col] = sheet[col].to_numpy()[rows]
+    return out
+
+
 def _prepare(
     normalised: pd.DataFrame, samples: pd.DataFrame, spec: dict, notes: list[str], off_z: float | None = OFF_Z
 ) -> pd.DataFrame:
     """Join, filter, call "off" values and (optionally) pool; one row per unit × gene × strategy."""
-    data = normalised.copy()
+    data = normalised[[c for c in NEEDED_COLUMNS if c in normalised.columns]].copy()
     if "strategy" not in data.columns:
         data["strategy"] = ""
-    data = data[["sample", "gene", "dcq", "detected", "strategy"]]
+    data = data[list(NEEDED_COLUMNS)]
     data["sample"] = data["sample"].astype(str)
     data["detected"] = data["detected"].astype(bool)
     sheet = samples.copy()
@@ -212,7 +233,7 @@ def _prepare(
     sheet["unit"] = np.where(missing, sheet["sample"], patient.astype(str))
     sheet[spec["column"]] = sheet[spec["column"]].astype(object).where(sheet[spec["column"]].notna(), "")
     sheet[spec["column"]] = sheet[spec["column"]].astype(str).str.strip()
-    data = data.merge(sheet, on="sample", how="inner")
+    data = _join_sheet(data, sheet)
     data = data[np.isfinite(data["dcq"].astype(float))]
     if "patient" not in data.columns:
         data["patient"] = data["sample"]
