@@ -2,21 +2,13 @@
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.positivity import call_positivity
+from ctc_qpcr.positivity import call_positivity, positivity_options
 from ctc_qpcr.tables import read_tsv, write_tsv
 
 
 def main(smk, log):
-    s = smk.params.settings
-    result = call_positivity(
-        read_tsv(smk.input.normalised),
-        sheets.load_samples(smk.input.samples),
-        markers=list(s["markers"]) or None,
-        k=s["k"],
-        fold=s["fold"],
-        min_markers=s["min_markers"],
-        rule=s["rule"],
-    )
+    options = positivity_options(smk.params.settings)
+    result = call_positivity(read_tsv(smk.input.normalised), sheets.load_samples(smk.input.samples), options)
     for note in result.get("notes", []):
         log.info("%s", note)
     write_tsv(result["calls"], smk.output.calls)
