@@ -26,6 +26,7 @@ rule preprocess_batch:
     params:
         settings=lambda wc: batch_settings(wc.batch),
         efficiency=config["efficiency"],
+        exports=dict(zip(plates["plate"], plates["path"])),
     script:
         "../../scripts/preprocess_batch.py"
 
