@@ -27,7 +27,9 @@ def main(smk, log):
         log.info("IPC reference %.4f taken from the first batch (%s)", reference, smk.input.ipc_anchor)
         options = replace(options, ipc=replace(options.ipc, reference=reference))
 
-    result = preprocess_batch(usable, samples, assays, options, batch=smk.wildcards.batch)
+    result = preprocess_batch(
+        usable, samples, assays, options, batch=smk.wildcards.batch, exports=dict(smk.params.exports)
+    )
     for note in result.get("notes", []):
         log.info("%s", note)
     cells = result["cells"].copy()

@@ -93,10 +93,10 @@ try:
         assays = pd.DataFrame(columns=list(sheets.REQUIRED["assays"]))
     if config["outcome"]["activate"] and config["outcome"]["ctc_counts"]:
         # imported only when used: ctc_qpcr.outcome loads scipy.stats (~1 s of every dry run)
-        from ctc_qpcr.outcome import check_outcome_inputs
+        from ctc_qpcr.outcome import check_outcome_inputs, outcome_options
 
-        check_outcome_inputs(config["outcome"])
-except InputError as exc:
+        check_outcome_inputs(outcome_options(config["outcome"]))
+except (ConfigError, InputError) as exc:
     raise WorkflowError(str(exc)) from None
 
 # ctc_qpcr.sheets has already checked every row (with its line number); the
@@ -251,6 +251,7 @@ def get_final_output():
         "results/preprocessed/cq.tsv",
         "results/qc/wells.tsv",
         "results/qc/ntc.tsv",
+        "results/qc/ntc.html",
         "results/qc/plots/gdna_fraction.svg",
         "results/reference_genes/genorm.tsv",
         "results/reference_genes/plots/genorm_m.svg",
@@ -260,6 +261,7 @@ def get_final_output():
         "results/qc/miqe.tsv",
         "results/qc/layout",
         "results/rdml/study.rdml",
+        "results/preprocessed/cq_plate_summary.tsv",
     ]
     targets += expand("results/differential/{comparison}.tsv", comparison=COMPARISONS)
     targets += expand(
@@ -302,3 +304,38 @@ def run_record_logs():
     if outcome_active():
         logs.append("logs/outcome.log")
     return logs
+
+
+def site_volcano_files():
+    """{comparison: {site: SVG path}} of the per_site comparisons: one volcano per
+    site named in the samples sheet (or in the comparison's levels), known at
+    parse time, all written by the one plot_differential job."""
+    import re
+
+    out = {}
+    for spec in config["differential"].get("comparisons", []):
+        if spec.get("type") != "per_site" or not QPCR_ACTIVE:
+            continue
+        column = spec.get("column") or "sites"
+        values = samples[column] if column in samples.columns else []
+        sites = spec.get("levels") or sorted(
+            {
+                part.strip().lower()
+                for value in pd.unique(pd.Series(values, dtype=object).dropna())
+                for part in str(value).split(";")
+                if part.strip() and part.strip().lower() not in ("nan", "na")
+            }
+        )
+        files, taken = {}, set()
+        for site in sites:
+            stem = (
+                re.sub(r"[^a-z0-9_.-]+", "_", str(site).lower()).strip("_.") or "site"
+            )
+            while stem in taken:
+                stem += "_"
+            taken.add(stem)
+            files[str(site)] = (
+                f"results/differential/plots/{spec['name']}/{stem}.volcano.svg"
+            )
+        out[spec["name"]] = files
+    return out
