@@ -54,3 +54,25 @@ def test_bad_values_name_the_key_as_written(given, words):
 def test_a_section_that_is_not_a_mapping_is_refused():
     with pytest.raises(ConfigError, match="config ipc: 'off' is not a section"):
         from_config(Ipc, "ipc", "off")
+
+
+def test_stage_options_name_the_stage_key():
+    from ctc_qpcr.classifier import classifier_options
+    from ctc_qpcr.outcome import outcome_options
+    from ctc_qpcr.positivity import positivity_options
+
+    with pytest.raises(ConfigError, match=r"classifier\.estimators\[0\]: 'svm' is not one of elasticnet"):
+        classifier_options({"estimators": ["svm"]})
+    with pytest.raises(ConfigError, match=r"outcome\.on_unmatched: 'drop' is not one of error, exclude"):
+        outcome_options({"on_unmatched": "drop"})
+    with pytest.raises(ConfigError, match=r"positivity\.min_markers: 0 is less than the minimum of 1"):
+        positivity_options({"min_markers": 0})
+    with pytest.raises(ConfigError, match=r"config key\(s\) outcome\.treshold unknown"):
+        outcome_options({"treshold": 5})
+    # the defaults are the schema's
+    o = outcome_options()
+    assert (o.thresholds, o.main_threshold, o.followups, o.associations) == ((1, 5), 5, (), None)
+    assert (
+        classifier_options().n_permutations
+        == schema()["classifier"]["properties"]["n_permutations"]["default"]
+    )

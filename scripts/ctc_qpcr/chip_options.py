@@ -58,6 +58,8 @@ class ReplicateOptions:
     max_delta: float
     max_sd: float
     outliers: str  # none | grubbs | median
+    expected: int | None = None  # replicate wells per sample × assay; None = the plate's most common count
+    on_extra: str = "stop"  # stop | flag (more wells than expected: two samples under one name)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ API (small and stable)::
 * :func:`from_config` — user keys over the schema's defaults; a key the class
   does not have, a value of the wrong type, outside its range or not one of
   its choices raises :class:`~ctc_qpcr.errors.ConfigError` naming the key as
-  the user wrote it (``positivity.rule``). Lists become tuples.
+  the user wrote it (``positivity.rule``). Lists (or tuples) become tuples.
 * :func:`section` — the same checks, returning a plain dict (for a stage that
   converts some values itself before building its object).
 * :func:`schema_default` — the default of a top-level key (``lod``).
@@ -47,6 +47,14 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "co
 
 T = TypeVar("T")
 
+# a library caller may give a tuple where the config has a list
+_VALIDATOR = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "array", lambda _checker, value: isinstance(value, list | tuple)
+    ),
+)
+
 
 @functools.lru_cache(maxsize=1)
 def schema() -> dict:
@@ -64,7 +72,7 @@ def schema_default(key: str) -> Any:
 
 def _checked(name: str, key: str, value: Any, spec: dict) -> Any:
     """``value`` if it satisfies the key's schema (type, range, choices); else a ConfigError."""
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(spec).iter_errors(value))
+    error = jsonschema.exceptions.best_match(_VALIDATOR(spec).iter_errors(value))
     if error is None:
         return value
     where = "".join(f"[{p}]" for p in error.absolute_path)
@@ -113,7 +121,7 @@ def section(name: str, given: dict | None, keys) -> dict[str, Any]:
 
 
 def _frozen(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+    return tuple(value) if isinstance(value, list | tuple) else value
 
 
 def from_config(cls: type[T], name: str, given: dict | None, **overrides: Any) -> T:
