@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ctc_qpcr import sheets
-from ctc_qpcr.adapter import run
+from ctc_qpcr.adapter import run, write_tables
 from ctc_qpcr.normalise import normalise_study
 from ctc_qpcr.normalise_cells import CELLS_COLUMNS
 from ctc_qpcr.study_options import normalisation_options
@@ -46,12 +46,7 @@ def main(smk, log):
     )
     for note in result.get("notes", []):
         log.info("%s", note)
-    write_tsv(result["genorm"], smk.output.genorm)
-    write_tsv(result["genorm_v"], smk.output.genorm_v)
-    write_tsv(result["normfinder"], smk.output.normfinder)
-    write_tsv(result["chosen"], smk.output.chosen)
-    write_tsv(result["agreement"], smk.output.agreement)
-    write_tsv(result["excluded"], smk.output.excluded)
+    write_tables(result, smk.output, ["genorm", "genorm_v", "normfinder", "chosen", "agreement", "excluded"])
 
 
 run(main, snakemake)  # noqa: F821
