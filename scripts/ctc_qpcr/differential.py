@@ -367,8 +367,8 @@ def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
     need = max(min_site_patients, min_per_group)
     rows: list[dict] = []
     skipped = []
+    codes, uniq = pd.factorize(site_sets)  # the distinct site sets, once for every site
     for site in wanted:
-        codes, uniq = pd.factorize(site_sets)
         present = pd.Series(np.array([site in u for u in uniq], dtype=bool)[codes], index=site_sets.index)
         n_yes, n_no = _count_units(data, present), _count_units(data, ~present)
         if n_yes < need or n_no < need:
