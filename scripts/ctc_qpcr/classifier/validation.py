@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import sklearn
 from joblib import Parallel, delayed
-from scipy.stats import rankdata
 from sklearn.base import clone
+from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import f_classif
 from sklearn.linear_model import LogisticRegression
@@ -34,7 +34,6 @@ from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_s
 from sklearn.model_selection import (
     GridSearchCV,
     ParameterGrid,
-    RepeatedStratifiedKFold,
     StratifiedGroupKFold,
     StratifiedKFold,
 )
@@ -70,10 +69,34 @@ def outer_splits(
             list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed + r).split(dummy, y, groups))
             for r in range(n_repeats)
         ]
-    folds = list(
-        RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(dummy, y)
-    )
-    return [folds[r * n_splits : (r + 1) * n_splits] for r in range(n_repeats)]
+    return stratified_folds(y, n_splits, n_repeats, seed)
+
+
+def stratified_folds(y: np.ndarray, n_splits: int, n_repeats: int, seed: int) -> list[list[tuple]]:
+    """The folds of ``RepeatedStratifiedKFold(n_splits, n_repeats, random_state=seed)`` for
+    binary ``y`` (tested equal), computed directly: the permutation test asks for them
+    thousands of times and the splitter's input checks cost more than the folds.
+
+    Per repeat and per class (in order of first appearance in ``y``) the fold numbers
+    0..n_splits−1, dealt to the class in the proportions of the sorted labels, are shuffled
+    by one RandomState(seed) shared by all repeats; fold i tests the samples numbered i.
+    """
+    rng = np.random.RandomState(seed)
+    _, first, inverse = np.unique(y, return_index=True, return_inverse=True)
+    encoded = np.argsort(np.argsort(first))[inverse]  # classes by first appearance
+    ordered = np.sort(encoded)
+    allocation = np.array([np.bincount(ordered[i::n_splits], minlength=len(first)) for i in range(n_splits)])
+    members = [np.flatnonzero(encoded == k) for k in range(len(first))]
+    index = np.arange(len(y))
+    out = []
+    for _ in range(n_repeats):
+        test_folds = np.empty(len(y), dtype=int)
+        for k, rows in enumerate(members):
+            fold_of = np.arange(n_splits).repeat(allocation[:, k])
+            rng.shuffle(fold_of)
+            test_folds[rows] = fold_of
+        out.append([(index[test_folds != i], index[test_folds == i]) for i in range(n_splits)])
+    return out
 
 
 def inner_cv(y: np.ndarray, groups: np.ndarray):
@@ -157,6 +180,10 @@ class NestedSearch:
 
 
 def _fold_task(spec, X, y, groups, train, test, n_features):
+    if isinstance(spec, DummyClassifier) and spec.strategy == "prior":
+        # the prevalence baseline: the training fold's share of positives, as the
+        # fitted DummyClassifier predicts it (n_pos / n), without a fit per fold
+        return np.full(len(test), np.count_nonzero(y[train] == 1) / len(train)), np.zeros(n_features, bool)
     with quiet():
         if isinstance(spec, NestedSearch):
             est, _ = spec.fit_best(X[train], y[train], groups[train])
@@ -269,15 +296,18 @@ def cross_validated(spec, X, y, groups, splits, n_jobs: int = 1, parallel=None):
 
 
 def fast_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic (ties count 1/2) — same value as
-    ``roc_auc_score`` without its input-checking overhead; NaN with one class only."""
+    """ROC AUC as the Mann-Whitney statistic: the share of (positive, negative) pairs
+    ordered correctly, ties 1/2 — same value as ``roc_auc_score`` without its
+    input-checking overhead; NaN with one class only."""
     y = np.asarray(y)
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    score = np.asarray(score)
+    pos, neg = score[y == 1][:, None], score[y == 0][None, :]
+    wins = np.count_nonzero(pos > neg) + 0.5 * np.count_nonzero(pos == neg)
+    return float(wins / (n_pos * n_neg))
 
 
 def fold_auc(y: np.ndarray, oof_row: np.ndarray, folds) -> float:
