@@ -301,6 +301,53 @@ def run_workflow(n: int, sheets: Path, workdir: Path, cores: int, dry_only: bool
     return res
 
 
+# --------------------------------------------------------------------------- 3b. report
+
+
+def report_step(workdir: Path, cores: int) -> dict:
+    """The rest of the workflow (every default target: QC figures, MIQE, layout,
+    RDML), then ``snakemake --report`` as report.html and report.zip: wall and
+    CPU time (user + sys of the child) and size of each."""
+    import resource
+
+    smk = [
+        str(VENV_PY.parent / "snakemake"),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+    ]
+    t0 = time.perf_counter()
+    rest = subprocess.run(smk + ["--cores", str(cores)], capture_output=True, text=True)
+    out: dict = {"rest_s": time.perf_counter() - t0, "rest_ok": rest.returncode == 0}
+    (workdir / "rest.log").write_text(rest.stdout + rest.stderr)
+    if rest.returncode != 0:
+        out["error"] = (rest.stdout + rest.stderr)[-3000:]
+        return out
+    for name in ("report.html", "report.zip"):
+        target = workdir / name
+        target.unlink(missing_ok=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run(smk + ["--report", str(target)], capture_output=True, text=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out[name] = {
+            "ok": proc.returncode == 0 and target.exists(),
+            "wall_s": time.perf_counter() - t0,
+            "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            "bytes": target.stat().st_size if target.exists() else None,
+            "load_average": os.getloadavg(),
+        }
+        (workdir / f"{name}.log").write_text(proc.stdout + proc.stderr)
+    built = {k: v for k, v in out.items() if k.startswith("report.") and v["ok"]}
+    out["row"] = "`snakemake --report`: wall (CPU), size"
+    out["measured"] = "; ".join(
+        f"{k} {v['wall_s']:.1f} s ({v['cpu_s']:.1f} s), {v['bytes'] / 1e6:.1f} MB" for k, v in built.items()
+    )
+    out["met"] = len(built) == 2 and all(v["wall_s"] <= 60 and v["bytes"] < 50e6 for v in built.values())
+    return out
+
+
 # --------------------------------------------------------------------------- 4. in-process comparison
 
 
@@ -507,6 +554,12 @@ def table(results: dict[int, dict]) -> str:
                     f"({single:.2f} GB) | ≤ 2 GB{' (1,000 chips)' if n != 1000 else ''} | "
                     f"{verdict(peak <= 2) if n >= 1000 else verdict(peak <= 2) + ' (target is for 1,000)'} |"
                 )
+        rep = r.get("report") or {}
+        if rep.get("row"):
+            rows.append(
+                f"| {rep['row']} | {n} | {rep['measured']} | ≤ 60 s (1,000 chips); < 50 MB (96) | "
+                f"{verdict(rep['met'])} |"
+            )
         c = r.get("compare")
         if c and c.get("qpcr"):
             o, q = c["ours"], c["qpcr"]
@@ -662,6 +715,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         if wf.get("ok") is False:
             log("   error tail:\n" + wf.get("error", "")[-1500:])
+
+    if res.get("workflow", {}).get("ok") and not a.skip_workflow:
+        log(f"3b. the rest of the workflow, then snakemake --report (html and zip) in {scratch / f'wd-{n}'}")
+        res["report"] = report_step(scratch / f"wd-{n}", a.cores)
+        log(f"   {res['report']}")
 
     if not a.skip_compare:
         k = min(n, a.compare_chips or 96)

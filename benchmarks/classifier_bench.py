@@ -30,7 +30,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from ctc_qpcr.classifier import make_pipeline, mask_genes, outer_splits, run_classifier, used_genes  # noqa: E402
+from ctc_qpcr.classifier import (  # noqa: E402
+    classifier_options,
+    make_pipeline,
+    mask_genes,
+    outer_splits,
+    run_classifier,
+    used_genes,
+)
 from ctc_qpcr.classifier.inputs import prepare, site_labels  # noqa: E402
 from ctc_qpcr.classifier.validation import fold_auc, quiet  # noqa: E402
 
@@ -108,15 +115,12 @@ def main() -> None:
         print(missing_genes(matrix, samples, args.site).round(3).to_string(index=False))
         return
     start = time.perf_counter()
-    res = run_classifier(
-        matrix,
-        samples,
-        strategy="bench",
-        estimators=(args.estimator,),
-        n_repeats=args.repeats,
-        n_permutations=args.permutations,
-        n_jobs=args.jobs,
-    )
+    settings = {
+        "estimators": [args.estimator],
+        "n_repeats": args.repeats,
+        "n_permutations": args.permutations,
+    }
+    res = run_classifier(matrix, samples, classifier_options(settings), strategy="bench", n_jobs=args.jobs)
     wall = time.perf_counter() - start
     cols = ["site", "estimator", "n_pos", "n_neg", "auc", "auc_low", "auc_high", "permutation_p"]
     print(res["metrics"][cols].to_string(index=False))

@@ -3,28 +3,21 @@
 import pandas as pd
 
 from ctc_qpcr import sheets
-from ctc_qpcr.adapter import run
-from ctc_qpcr.classifier import ClassifierInputError, run_classifier, save_models
+from ctc_qpcr.adapter import run, write_tables
+from ctc_qpcr.classifier import ClassifierInputError, classifier_options, run_classifier, save_models
 from ctc_qpcr.errors import InputError
-from ctc_qpcr.tables import read_tsv, write_tsv
+from ctc_qpcr.tables import read_tsv
 
 
 def main(smk, log):
-    s = smk.params.settings
+    options = classifier_options(smk.params.settings)
     try:
         result = run_classifier(
             read_tsv(smk.input.matrix),
             sheets.load_samples(smk.input.samples),
+            options,
             strategy=smk.params.strategy,
-            estimators=tuple(s["estimators"]),
-            min_class=s["min_class"],
-            n_splits=s["n_splits"],
-            n_repeats=s["n_repeats"],
-            n_permutations=s["n_permutations"],
-            clinical_columns=tuple(s["clinical_columns"]),
-            one_timepoint=s["one_timepoint"] or None,
             n_jobs=smk.threads,
-            seed=s["seed"],
             cells=pd.read_parquet(smk.input.cells, columns=["batch", "sample", "gene"]),
         )
     except ClassifierInputError as exc:
@@ -33,10 +26,8 @@ def main(smk, log):
     notes += [{"note": f"skipped: {s}"} for s in result.get("skipped", [])]
     for n in notes:
         log.info("%s", n["note"])
-    write_tsv(result["metrics"], smk.output.metrics)
-    write_tsv(result["predictions"], smk.output.predictions)
-    write_tsv(result["features"], smk.output.features)
-    write_tsv(pd.DataFrame(notes, columns=["note"]), smk.output.notes)
+    result["notes"] = pd.DataFrame(notes, columns=["note"])
+    write_tables(result, smk.output, ("metrics", "predictions", "features", "notes"))
     log.warning(
         "the saved model %s is a trusted-source file only: "
         "never load model files from sources you do not trust",

@@ -12,7 +12,7 @@ row of ``tests/data/bad/cases.tsv``:
 * ``stage``    — what reads it: ``export`` (parsers.registry.read_export),
   ``plate`` (importing.read_plate with the sheets), ``names`` (importing.unplated_names),
   ``sheet`` (sheets.load_*), ``preprocess`` (preprocess.preprocess_batch + audit),
-  ``normalise`` (normalise.normalise_study), ``differential`` (differential.run_comparison),
+  ``ntc`` (ntc.ntc_table on one plate), ``normalise`` (normalise.normalise_study), ``differential`` (differential.run_comparison),
   ``outcome`` (outcome.validate_counts / validate_clinical / match_patients),
   ``escape`` (tables.write_tsv / write_parquet), ``workflow`` (``snakemake -n``);
 * ``inputs``   — the files, ``;``-separated, relative to ``tests/data/bad/``
@@ -385,6 +385,111 @@ def settings_cases(d) -> None:
         "config.yaml, line 3: a tab character in the indentation — YAML indents with spaces only",
         "a tab in config.yaml (Snakemake's message named neither file nor line)",
     )
+
+
+def inputs_left_cases(d, head1, rows1, mini2, head2, small, S, A) -> None:  # noqa: PLR0913
+    """Issue 13's last classes: two samples under one name, NTC flags, a --configfile tab, odd letters in exports."""
+    p = patients_on(rows1, 4)  # one name on 4 inlets, two patients on 2: the design is 2
+    rows = [
+        [r[0], p[0], *r[2:]] if r[1] == p[1] else r
+        for r in select(rows1, set(GDNA) | {"IPC", "NTC", "HD03", *p})
+    ]
+    for id_, params, outcome, expected, tests in (
+        (
+            "two_samples_one_name",
+            "",
+            "error",
+            f"two_samples_one_name/chip_a.csv (plate chip_a), line 112, column sample: sample '{p[0]}' has 4 wells "
+            "for each of 9 assay(s) where the plate's replicate design is 2 (the most common count) — on inlets "
+            "S10, S11, S12, S13: two samples seem to carry one name",
+            "a second sample labelled with the first one's name: 4 inlets instead of 2 (was averaged into one sample)",
+        ),
+        (
+            "two_samples_one_name_flag",
+            "replicates_on_extra=flag",
+            "flag",
+            "1 sample(s) with more replicate wells than the plate's design (the most common count), kept and "
+            f"flagged extra_replicates (replicates.on_extra: flag): chip_a/{p[0]}",
+            "the same with replicates.on_extra: flag: kept, cells flagged, wells listed in the audit",
+        ),
+    ):
+        write(d(id_) / "chip_a.csv", render(head1, rows))
+        write(d(id_) / "chip_b.csv", render(head2, mini2))
+        case(
+            id_, "preprocess", f"{id_}/chip_a.csv;{id_}/chip_b.csv;{S};{A}", outcome, expected, tests, params
+        )
+
+    ntc = [
+        [*r[:6], "26.5", "0.95", "Pass", r[9]] if r[1] == "NTC" and r[4] == "KRT19" else r
+        for r in select(rows1, set(GDNA) | {"IPC", "NTC", "HD03", *p[:2]})
+    ]
+    write(d("ntc_amplifies") / "chip.csv", render(head1, ntc))
+    case(
+        "ntc_amplifies",
+        "ntc",
+        f"ntc_amplifies/chip.csv;{S};{A}",
+        "flag",
+        "chip/KRT19: ntc_close_to_samples (1 of 1 NTC wells amplified, lowest Cq 26.50; samples' median Cq 24.80)",
+        "an NTC amplifying in KRT19: flagged on the plate and the assay (results/qc/ntc.tsv, the report, MIQE)",
+    )
+
+    tab = "lod: 35\ndifferential:\n  comparisons:\n    - name: a\n\t  type: two_group\n"
+    write(d("configfile_yaml_tab") / "other.yaml", tab)
+    case(
+        "configfile_yaml_tab",
+        "config",
+        "configfile_yaml_tab/other.yaml",
+        "error",
+        "other.yaml, line 5: a tab character in the indentation — YAML indents with spaces only",
+        "a tab in a --configfile: what python scripts/check_config.py says (Snakemake stops before the workflow)",
+    )
+    write(d("configfile_yaml_tab_snakemake") / "config.yaml", tab)
+    case(
+        "configfile_yaml_tab_snakemake",
+        "workflow",
+        "configfile_yaml_tab_snakemake/config.yaml",
+        "error",
+        "Config file is not valid JSON or YAML. In case of YAML, make sure to not mix whitespace and tab indentation.",
+        "a tab in a --configfile: Snakemake's own message, before our code runs (names no file: see check_config.py)",
+    )
+    write(d("configfile_key_twice") / "other.yaml", "lod: 35\nipc:\n  max_sd: 0.3\n  max_sd: 0.5\n")
+    case(
+        "configfile_key_twice",
+        "config",
+        "configfile_key_twice/other.yaml",
+        "error",
+        "other.yaml, line 4: the key 'max_sd' is given twice in one section (first on line 3)",
+        "a key given twice in a config file (YAML keeps the last one in silence)",
+    )
+
+    odd = {
+        "export_lookalike_sample": (
+            1,
+            lambda r: [r[0], r[1].replace("T", "\u0422"), *r[2:]],
+            "sample",
+            "U+0422 CYRILLIC CAPITAL LETTER TE",
+        ),
+        "export_zero_width_assay": (
+            4,
+            lambda r: [*r[:4], r[4] + "\u200b", *r[5:]],
+            "assay",
+            "U+200B ZERO WIDTH SPACE",
+        ),
+    }
+    for id_, (col, edit, what, char) in odd.items():
+        rows_odd = [edit(r) if i == 7 else r for i, r in enumerate(small)]
+        write(d(id_) / "chip.csv", render(head1, rows_odd))
+        case(
+            id_,
+            "export",
+            f"{id_}/chip.csv",
+            "error",
+            f"chip.csv, line 20, column {what}: the {what} name '{rows_odd[7][col]}' (well {rows_odd[7][0]}) holds "
+            + ("a look-alike" if what == "sample" else "an invisible")
+            + f" character {char}",
+            f"a {char.split(' ', 1)[1].lower()} in an export's {what} name (was an unknown {what})",
+            "format=biomark",
+        )
 
 
 # --------------------------------------------------------------------------- corpus
@@ -1028,8 +1133,8 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
         "workflow",
         "config_key_misspelt_hint/config.yaml",
         "error",
-        "validprime.sd_maxx",
-        "misspelt config key: the message gives its full path (and a near miss: did you mean sd_max), "
+        "config_key_misspelt_hint/config.yaml: unknown config key 'validprime.sd_maxx' — did you mean 'validprime.sd_max'?",
+        "misspelt config key: the message names the --configfile it is in and gives its full path (and a near miss: did you mean sd_max), "
         "not only a JSON-schema dump",
     )
 
@@ -1361,6 +1466,8 @@ def build(out: Path) -> None:  # noqa: C901 (one long, flat list of cases)
         "patients in one table but not the other",
         "table=match",
     )
+
+    inputs_left_cases(d, head1, rows1, mini2, head2, small, S, A)
 
     # ---- index --------------------------------------------------------------------------------------------
     cols = ["id", "stage", "inputs", "params", "outcome", "expected", "xfail", "tests"]

@@ -1,12 +1,30 @@
-"""Snakemake adapter: merge per-batch results into the study tables and the well audit."""
+"""Snakemake adapter: merge per-batch results into the study tables and the well audit.
+
+At 1,000 chips the study holds millions of cells and ~9 M audited wells, so the
+cells are written batch by batch (each batch sorted, batches in sorted order: the
+same rows in the same order as sorting the whole study) and the audit is never
+loaded whole; only when the batches' tables differ in their column types, or the
+panel check has to flag cells, is the study loaded in one frame.
+"""
 
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
 from ctc_qpcr.importing import unplated_names
-from ctc_qpcr.panel import check_panel
-from ctc_qpcr.tables import concat_tsv_files, read_tsv, write_parquet, write_tsv
+from ctc_qpcr.panel import check_panel, panel_gaps
+from ctc_qpcr.tables import (
+    concat_tsv_files,
+    parquet_parts,
+    read_tsv,
+    tsv_parts,
+    write_parquet,
+    write_tsv,
+)
+
+CELL_ORDER = ["batch", "plate", "sample", "assay"]
 
 
 def _concat_tsv(paths):
@@ -15,14 +33,72 @@ def _concat_tsv(paths):
     return pd.concat(frames, ignore_index=True) if frames else read_tsv(paths[0])
 
 
+def _batch_plan(paths):
+    """(batch, path) of each batch's cells in study order, or None when the batches
+    cannot be streamed (a file with several batch ids, differing column types)."""
+    plan, schema = [], None
+    for path in paths:
+        batch = pc.unique(pq.read_table(path, columns=["batch"])["batch"]).to_pylist()
+        if len(batch) > 1:
+            return None
+        if not batch:
+            continue
+        stored = pq.read_schema(path).remove_metadata()
+        if schema is not None and not stored.equals(schema):
+            return None
+        schema = stored
+        plan.append((str(batch[0]), path))
+    names = [b for b, _ in plan]
+    if not plan or len(set(names)) < len(names):
+        return None
+    return sorted(plan, key=lambda item: item[0])
+
+
+def _panel_complete(paths) -> bool:
+    """True when every assay was measured in every batch (from the (batch, assay) pairs only)."""
+    pairs = pd.concat(
+        [pd.read_parquet(p, columns=["batch", "assay"]).drop_duplicates() for p in paths], ignore_index=True
+    )
+    return panel_gaps(pairs).empty
+
+
+def write_cells(smk, log):
+    """results/preprocessed/cq.{parquet,tsv}: the batches' cells sorted by batch, plate, sample, assay."""
+    plan = _batch_plan(list(smk.input.cells))
+    if plan is None or not _panel_complete(smk.input.cells):
+        # the whole study in one frame: the panel check may stop or flag cells
+        cells = pd.concat([pd.read_parquet(p) for p in smk.input.cells], ignore_index=True)
+        cells = cells.sort_values(CELL_ORDER, kind="stable").reset_index(drop=True)
+        cells, notes = check_panel(cells, smk.params.on_panel_mismatch)
+        for note in notes:
+            log.warning("%s", note)
+        write_parquet(cells, smk.output.cq_parquet)
+        write_tsv(cells, smk.output.cq)
+        return
+    check_panel(pd.DataFrame(columns=["batch", "assay"]), smk.params.on_panel_mismatch)  # its config check
+    with parquet_parts(smk.output.cq_parquet) as add_parquet, tsv_parts(smk.output.cq) as add_tsv:
+        for _, path in plan:
+            cells = pd.read_parquet(path).sort_values(CELL_ORDER, kind="stable")
+            add_parquet(cells)
+            add_tsv(cells)
+
+
+def plated_names(paths) -> pd.DataFrame:
+    """The distinct sample and assay names of the audited wells (read one batch file at a
+    time), as a frame whose columns hold the same sets of names as the whole audit's."""
+    names = {"sample": set(), "assay": set()}
+    for path in paths:
+        table = pq.read_table(path, columns=list(names))
+        for col, seen in names.items():
+            seen.update(pc.unique(table[col]).to_pylist())
+    values = {col: sorted(map(str, seen)) for col, seen in names.items()}
+    width = max(map(len, values.values()))
+    # the shorter column is padded with its own first name: its set of names is unchanged
+    return pd.DataFrame({col: v + v[:1] * (width - len(v)) for col, v in values.items()})
+
+
 def main(smk, log):
-    cells = pd.concat([pd.read_parquet(p) for p in smk.input.cells], ignore_index=True)
-    cells = cells.sort_values(["batch", "plate", "sample", "assay"], kind="stable").reset_index(drop=True)
-    cells, notes = check_panel(cells, smk.params.on_panel_mismatch)
-    for note in notes:
-        log.warning("%s", note)
-    write_parquet(cells, smk.output.cq_parquet)
-    write_tsv(cells, smk.output.cq)
+    write_cells(smk, log)
 
     # The audit of every well (millions of rows at scale) is concatenated from the
     # per-batch files as bytes; batches come in plates.tsv order.
@@ -46,13 +122,12 @@ def main(smk, log):
         int(summary["kept"].sum()),
         int(summary["excluded"].sum()),
     )
-    audit = pd.concat(
-        [pd.read_parquet(p, columns=["sample", "assay"]) for p in smk.input.wells], ignore_index=True
-    )
     # Sheet entries on no plate of the study: not an error (a sheet may list
     # samples still to be run), but reported so a misspelling is seen.
     notes = unplated_names(
-        audit, sheets.load_samples(smk.input.samples), sheets.load_assays(smk.input.assays)
+        plated_names(smk.input.wells),
+        sheets.load_samples(smk.input.samples),
+        sheets.load_assays(smk.input.assays),
     )
     for note in notes:
         log.warning("%s", note)

@@ -10,7 +10,7 @@ from ctc_qpcr.miqe import assay_table, checklist, miqe_html, standard_curves
 from ctc_qpcr.tables import read_tsv, write_text, write_tsv
 
 WELL_COLUMNS = ["sample", "assay", "cq", "state", "fate"]
-TABLES = ("wells_summary", "calibration", "validprime", "genorm", "genorm_v", "normfinder", "chosen")
+TABLES = ("wells_summary", "calibration", "validprime", "genorm", "genorm_v", "normfinder", "chosen", "ntc")
 
 
 def main(smk, log):

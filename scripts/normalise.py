@@ -5,17 +5,17 @@ import pandas as pd
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
 from ctc_qpcr.normalise import normalise_study
+from ctc_qpcr.study_options import normalisation_options
 from ctc_qpcr.tables import write_tsv
 
 
 def main(smk, log):
-    settings = smk.params.settings
+    options = normalisation_options(smk.params.settings)
     cells = pd.read_parquet(smk.input.cq)
     samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
     assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
-    group = settings["normfinder_group"] or None
     paths = zip(smk.output.normalised, smk.output.matrices, strict=True)
-    outputs = dict(zip(settings["strategies"], paths, strict=False))
+    outputs = dict(zip(options.strategies, paths, strict=False))
 
     def write_strategy(strategy, table, wide):
         # written as soon as the strategy is done: one long table in memory at a time
@@ -28,13 +28,8 @@ def main(smk, log):
         cells,
         samples,
         assays,
-        strategies=tuple(settings["strategies"]),
-        reference_genes=list(settings["reference_genes"]) or None,
-        candidates=settings["candidates"],
-        normfinder_group=group,
-        v_cutoff=settings["v_cutoff"],
+        options,
         efficiency_scaled=smk.params.efficiency_scaled,
-        min_reference_genes=settings.get("min_reference_genes", 1),
         on_strategy=write_strategy,
     )
     for note in result.get("notes", []):

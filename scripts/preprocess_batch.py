@@ -17,6 +17,9 @@ def main(smk, log):
     samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
     assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
     wells = pd.concat([pd.read_parquet(p) for p in smk.input.cq], ignore_index=True)
+    # The reader's notes (missing wells, ...) come back as DataFrame.attrs, which pandas
+    # deep-copies on every operation; they are used only while reading.
+    wells.attrs = {}
     usable = wells[wells["excluded"] == ""]
 
     if options.ipc.reference is None and smk.input.ipc_anchor:
@@ -24,7 +27,9 @@ def main(smk, log):
         log.info("IPC reference %.4f taken from the first batch (%s)", reference, smk.input.ipc_anchor)
         options = replace(options, ipc=replace(options.ipc, reference=reference))
 
-    result = preprocess_batch(usable, samples, assays, options, batch=smk.wildcards.batch)
+    result = preprocess_batch(
+        usable, samples, assays, options, batch=smk.wildcards.batch, exports=dict(smk.params.exports)
+    )
     for note in result.get("notes", []):
         log.info("%s", note)
     cells = result["cells"].copy()

@@ -180,8 +180,16 @@ def run_preprocess(case, tmp_path):
     wells = pd.concat([_plate(c, samples, assays, plate=Path(c).stem) for c in chips], ignore_index=True)
     usable = wells[wells["excluded"] == ""]
     # ipc.on_missing (default stop, tests/test_preprocess.py): the corpus checks the flags of each chip
-    options = chip_options({"ipc": {"on_missing": params_of(case).get("ipc_on_missing", "uncalibrated")}})
-    result = preprocess_batch(usable, sheets.samples_frame(samples), assays, options, batch="B1")
+    options = chip_options(
+        {
+            "ipc": {"on_missing": params_of(case).get("ipc_on_missing", "uncalibrated")},
+            "replicates": {"on_extra": params_of(case).get("replicates_on_extra", "stop")},
+        }
+    )
+    exports = {Path(c).stem: c for c in chips}
+    result = preprocess_batch(
+        usable, sheets.samples_frame(samples), assays, options, batch="B1", exports=exports
+    )
     parts = list(result["notes"])
     for row in result["plate_calibration"].itertuples():
         parts.append(f"calibration {row.plate}: {row.flags}")
@@ -199,6 +207,22 @@ def run_preprocess(case, tmp_path):
     cells = result["cells"]
     parts.append(f"cells={len(cells)} detected={int(cells['detected'].astype(bool).sum())}")
     return " | ".join(parts)
+
+
+def run_ntc(case, tmp_path):
+    """ntc.ntc_table on one plate: the flagged plate × assay rows as check_ntc logs them."""
+    from ctc_qpcr.ntc import ntc_table
+
+    chip, sample_path, assay_path = inputs_of(case)
+    samples, assays = _sheets(sample_path, assay_path)
+    wells = _plate(chip, samples, assays, plate=Path(chip).stem)
+    table = ntc_table(wells, samples, {"B1": 35.0}, 3.32)
+    rows = [
+        f"{r.plate}/{r.assay}: {r.flag} ({r.ntc_amplified} of {r.ntc_wells} NTC wells amplified, lowest Cq "
+        f"{r.ntc_min_cq:.2f}; samples' median Cq {r.samples_median_cq:.2f})"
+        for r in table[table["flag"] != "ok"].itertuples()
+    ]
+    return f"{len(table)} plate × assay with NTC wells; " + " | ".join(rows or ["no NTC amplified"])
 
 
 def run_normalise(case, tmp_path):
@@ -259,6 +283,7 @@ RUNNERS = {
     "sheet": run_sheet,
     "escape": run_escape,
     "preprocess": run_preprocess,
+    "ntc": run_ntc,
     "normalise": run_normalise,
     "differential": run_differential,
     "outcome": run_outcome,

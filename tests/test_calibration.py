@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from ctc_qpcr import calibration as cal
 from ctc_qpcr import validprime as vp
+from ctc_qpcr.chip_options import chip_options
 
 
 def ipc_wells():
@@ -159,9 +160,12 @@ def test_validprime_commutes_with_global_ipc(goi, vpa, gdna_goi, gdna_vpa, offse
                 },
             ]
         w = pd.DataFrame(rows)
-        table = vp.validate_assays(w, vpa_assay="V", gdna_samples=[f"g{k}" for k in range(4)], sd_max=1e9)
+        o = chip_options({"validprime": {"sd_max": 1e9}})
+        gdna = [f"g{k}" for k in range(4)]
+        table = vp.validate_assays(w, vpa_assay="V", gdna_samples=gdna, lod=o.lod, options=o.validprime)
         goi_w = w[(w["assay"] == "G") & w["sample"].str.startswith("s")]
-        return vp.apply_validprime(goi_w, w, vpa_assay="V", assay_table=table)
+        kw = {"vpa_assay": "V", "mode": "replicate", "vpa_lod": o.lod, "options": o.validprime}
+        return vp.apply_validprime(goi_w, w, assay_table=table, **kw)
 
     before = build(0.0)
     after_vp = before["cq_rna"].to_numpy() - offset  # ValidPrime, then IPC offset

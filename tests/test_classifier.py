@@ -55,19 +55,27 @@ def noise_data():
     return matrix, samples, X, y
 
 
-FAST = {"strategy": "test", "n_repeats": 5, "n_permutations": 100, "min_class": 8}
+FAST = {"n_repeats": 5, "n_permutations": 100, "min_class": 8}
+
+
+def fit(matrix, samples, *, strategy="test", n_jobs=1, k_features=(5, 10, "all"), cells=None, **settings):
+    """run_classifier with ``classifier:`` settings given in the config's words."""
+    options = C.classifier_options(settings)
+    return C.run_classifier(
+        matrix, samples, options, strategy=strategy, n_jobs=n_jobs, k_features=k_features, cells=cells
+    )
 
 
 @pytest.fixture(scope="module")
 def planted_result():
     matrix, samples = planted()
-    return matrix, samples, C.run_classifier(matrix, samples, clinical_columns=("subtype",), **FAST)
+    return matrix, samples, fit(matrix, samples, clinical_columns=("subtype",), **FAST)
 
 
 @pytest.fixture(scope="module")
 def noise_result():
     matrix, samples, X, y = noise_data()
-    return X, y, C.run_classifier(matrix, samples, **FAST)
+    return X, y, fit(matrix, samples, **FAST)
 
 
 def _row(res, site, estimator="elasticnet"):
@@ -206,8 +214,8 @@ def test_predict_reproduces_refitted_model_exactly(planted_result, tmp_path):
 def test_identical_results_for_one_and_two_jobs():
     matrix, samples = planted(seed=7)
     kw = {"strategy": "test", "n_repeats": 2, "n_permutations": 20, "k_features": (5, "all")}
-    one = C.run_classifier(matrix, samples, n_jobs=1, **kw)
-    two = C.run_classifier(matrix, samples, n_jobs=2, **kw)
+    one = fit(matrix, samples, n_jobs=1, **kw)
+    two = fit(matrix, samples, n_jobs=2, **kw)
     for key in ("metrics", "predictions", "features"):
         pd.testing.assert_frame_equal(one[key], two[key], check_exact=True)
     assert one["notes"] == two["notes"]
@@ -223,16 +231,14 @@ def test_grouped_patients_use_group_folds():
     m1["sample"] = m1["sample"] + "_T1"
     both_s = pd.concat([samples, t1], ignore_index=True)
     both_m = pd.concat([matrix, m1], ignore_index=True)
-    res = C.run_classifier(
-        both_m, both_s, strategy="test", n_repeats=2, n_permutations=10, one_timepoint=None, k_features=(5,)
-    )
+    res = fit(both_m, both_s, n_repeats=2, n_permutations=10, one_timepoint="", k_features=(5,))
     assert any("StratifiedGroupKFold" in n for n in res["notes"])
     y = (both_s.sort_values("sample")["sites"] == "liver").to_numpy(int)
     groups = both_s.sort_values("sample")["patient"].to_numpy()
     for folds in C.outer_splits(y, groups, 5, 2, 2016):
         for train, test in folds:
             assert not set(groups[train]) & set(groups[test])
-    t0 = C.run_classifier(both_m, both_s, strategy="test", n_repeats=2, n_permutations=0, k_features=(5,))
+    t0 = fit(both_m, both_s, n_repeats=2, n_permutations=0, k_features=(5,))
     assert _row(t0, "liver")["n_pos"] + _row(t0, "liver")["n_neg"] == 45
 
 
@@ -400,9 +406,7 @@ def test_only_genes_measured_in_every_batch_are_modelled():
     )
     shared, lacking = C.shared_panel(cells)
     assert lacking == {"G03": ["B2"], "G40": ["B2"]} and len(shared) == 44
-    res = C.run_classifier(
-        matrix, samples, strategy="test", n_repeats=1, n_permutations=0, k_features=(5,), cells=cells
-    )
+    res = fit(matrix, samples, n_repeats=1, n_permutations=0, k_features=(5,), cells=cells)
     assert set(res["features"]["gene"]) == set(GENES) - {"G03", "G40"}
     assert (res["metrics"]["n_genes"] == 44).all()
     assert (

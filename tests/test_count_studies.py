@@ -14,10 +14,10 @@ from ctc_qpcr.errors import InputError
 from ctc_qpcr.outcome import (
     clopper_pearson,
     cochran_armitage,
-    config_arguments,
     expression_cox,
     interaction_test,
     landmark_times,
+    outcome_options,
     run_outcome,
     validate_clinical,
     validate_counts,
@@ -33,9 +33,8 @@ def _study(name):
     cfg = yaml.safe_load((REPO / f"config/{name}_cellsearch.yaml").read_text())["outcome"]
     counts = read_table(REPO / cfg["ctc_counts"])
     clinical = read_table(REPO / cfg["clinical"])
-    args = config_arguments(cfg)
-    args.update(counts_path=str(REPO / cfg["ctc_counts"]), clinical_path=str(REPO / cfg["clinical"]))
-    return run_outcome(counts, clinical, **args)
+    paths = {"counts_path": str(REPO / cfg["ctc_counts"]), "clinical_path": str(REPO / cfg["clinical"])}
+    return run_outcome(counts, clinical, outcome_options(cfg), **paths)
 
 
 @pytest.fixture(scope="module")

@@ -227,3 +227,126 @@ def test_disk_full_in_a_step_ends_it_with_the_message(tmp_path, capsys):
         run(main, smk)
     assert stop.value.code == 1
     assert "out.tsv: no space left on the disk" in (tmp_path / "job.log").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- odd characters inside exports
+
+
+def _chip_with(tmp_path, old: str, new: str, nth: int) -> tuple[Path, int]:
+    """chip_a.csv with the ``nth`` data line's ``old`` replaced by ``new``; (path, that line)."""
+    lines = (REPO / "tests" / "data" / "bad" / "_base" / "chip_a.csv").read_bytes().decode().split("\r\n")
+    hits = [i for i, line in enumerate(lines) if f",{old}," in line]
+    i = hits[nth]
+    lines[i] = lines[i].replace(f",{old},", f",{new},", 1)
+    path = tmp_path / "chip.csv"
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))
+    return path, i + 1
+
+
+def test_a_cyrillic_letter_in_an_export_sample_name_is_named(tmp_path):
+    from ctc_qpcr.parsers.registry import read_export
+
+    name = "P02_T2"
+    path, line = _chip_with(tmp_path, name, name.replace("T", "\u0422"), 3)
+    with pytest.raises(InputError) as err:
+        read_export(path, fmt="biomark", plate="P1")
+    assert err.value.line == line and err.value.column == "sample"
+    assert "U+0422 CYRILLIC CAPITAL LETTER TE at position 5" in str(err.value)
+    assert str(err.value).startswith(f"{path}, line {line}, column sample: the sample name '")
+
+
+def test_a_zero_width_space_in_an_export_assay_name_is_named(tmp_path):
+    from ctc_qpcr.parsers.registry import read_export
+
+    path, line = _chip_with(tmp_path, "ESR1", "ESR1\u200b", 0)
+    with pytest.raises(InputError) as err:
+        read_export(path, fmt="biomark", plate="P1")
+    assert (err.value.line, err.value.column) == (line, "assay")
+    assert "invisible character U+200B ZERO WIDTH SPACE at position 5" in str(err.value)
+
+
+def test_plain_and_accented_export_names_pass_and_the_check_is_the_sheets(tmp_path):
+    from ctc_qpcr.parsers import toolkit
+
+    # an accented Latin name is neither invisible nor a look-alike: read as written
+    wells = pd.DataFrame({"sample": ["Zürich_1", "P1"], "assay": ["KRT19", "KRT19"], "well": ["A1", "A2"]})
+    wells["line"] = [5, 6]
+    toolkit.check_well_names(wells, "x.csv")
+    # one function for sheets and exports: the message text is odd_character's
+    wells.loc[1, "sample"] = "P\u04151"  # Cyrillic Е
+    with pytest.raises(InputError) as err:
+        toolkit.check_well_names(wells, "x.csv")
+    assert str(err.value) == (
+        "x.csv, line 6, column sample: the sample name 'P\u04151' (well A2) "
+        + odd_character("P\u04151", name_like=True)
+        + " — retype the sample name with plain characters in the instrument software and export again "
+        "(or edit it in the export), so that it matches the samples sheet"
+    )
+    wells["line"] = 0  # RDML: no line
+    with pytest.raises(InputError) as err:
+        toolkit.check_well_names(wells, "x.rdml")
+    assert err.value.line is None
+
+
+# --------------------------------------------------------------------------- a tab in a --configfile
+
+TABBED = "lod: 35\ndifferential:\n  comparisons:\n    - name: a\n\t  type: two_group\n"
+
+
+def test_snakemake_reads_a_configfile_before_the_workflow_and_names_no_line(tmp_path):
+    """What the user sees for a tab in a --configfile: Snakemake's CLI loads the file before the
+    Snakefile runs, so no check of ours can run first. If Snakemake starts naming the file, this
+    test fails and docs/methods.md §12 / config/README.md can drop the check_config.py advice."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.settings.types import ConfigSettings
+
+    path = tmp_path / "other.yaml"
+    path.write_text(TABBED, encoding="utf-8")
+    with pytest.raises(WorkflowError) as err:
+        ConfigSettings(configfiles=[path])
+    assert "Config file is not valid JSON or YAML" in str(err.value)
+    assert "other.yaml" not in str(err.value)
+
+
+def test_check_config_names_the_configfile_and_the_tab_line(tmp_path):
+    import subprocess
+
+    path = tmp_path / "other.yaml"
+    path.write_text(TABBED, encoding="utf-8")
+    good = tmp_path / "good.yaml"
+    good.write_text("lod: 30\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "check_config.py"), str(good), str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == f"{good}: ok\n"
+    assert proc.stderr == (
+        f"{path}, line 5: a tab character in the indentation — YAML indents with spaces only: "
+        "replace the tab by spaces\n"
+    )
+
+
+def test_configfiles_checked_one_by_one_name_their_own_file(tmp_path):
+    from ctc_qpcr.config_check import check_config_files
+    from ctc_qpcr.errors import ConfigError
+
+    schema = yaml.safe_load(
+        (REPO / "workflow" / "schemas" / "config.schema.yaml").read_text(encoding="utf-8")
+    )
+    other = tmp_path / "other.yaml"
+    other.write_text("ipc:\n  max_sd: 0.3\n  on_mising: exclude\n", encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"^.*other\.yaml: unknown config key 'ipc\.on_mising' — did you mean"
+    ):
+        check_config_files([REPO / "config" / "config.yaml", other], schema)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("lod: 35\nipc:\n  max_sd: 0.3\n  max_sd: 0.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        check_config_files([twice], schema)
+    assert str(err.value) == (
+        f"{twice}, line 4: the key 'max_sd' is given twice in one section (first on line 3); "
+        "YAML would keep the last one — delete one"
+    )
+    check_config_files([REPO / "config" / "config.yaml"], schema)  # the shipped config passes

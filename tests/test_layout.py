@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ctc_qpcr.layout import grid, positions
-from ctc_qpcr.plots_qc import plot_layout, well_fate_labels
+from ctc_qpcr.plots_layout import plot_layout, well_fate_labels
 
 
 def _chip() -> pd.DataFrame:
@@ -42,3 +42,28 @@ def test_layout_svg_is_deterministic(tmp_path):
     first = (tmp_path / "a.svg").read_bytes()
     assert first == (tmp_path / "b.svg").read_bytes()
     assert b"48.48 dynamic array" in first and b"excluded: HIGHDNA" in first
+
+
+def _boxes(fig):
+    return [ax.get_position().bounds for ax in fig.axes]
+
+
+def test_cq_and_fate_panels_align():
+    """Same heat-map size; stacked panels share x (same left edge), the colour
+    bar sits right of the Cq panel, not inside its width."""
+    from ctc_qpcr.plots_layout import layout_figure
+    from ctc_qpcr.plotting import plt
+
+    chip = _chip()
+    fig = layout_figure(chip, "chip01", 35)
+    (x0, y0, w0, h0), (x1, y1, w1, h1), (xc, _, _, _) = _boxes(fig)
+    assert (x0, w0, h0) == (x1, w1, h1) and y0 > y1 + h1
+    assert fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[1])
+    assert xc >= x0 + w0
+    plt.close(fig)
+    # 8 × 12 plate: wider than tall too; a list of wells (no geometry): side by side
+    tall = chip.head(10).assign(well=[f"rotor{i}" for i in range(10)])
+    fig = layout_figure(tall, "run1", 35)
+    (x0, y0, w0, h0), (x1, y1, w1, h1), (xc, _, _, _) = _boxes(fig)
+    assert (y0, w0, h0) == (y1, w1, h1) and x1 > xc > x0 + w0 - 1e-9
+    plt.close(fig)

@@ -81,7 +81,7 @@ def test_fewer_than_three_quantities_give_no_curve():
     assert standard_curves(wells, samples).empty
 
 
-def _checklist(with_ipc: bool):
+def _checklist(with_ipc: bool, ntc: pd.DataFrame | None = None):
     wells, samples = _series({"A": -3.32})
     curves = standard_curves(wells, samples)
     assays = pd.DataFrame(
@@ -127,6 +127,8 @@ def _checklist(with_ipc: bool):
         "normfinder": pd.DataFrame({"gene": ["R"], "stability": [0.05], "rank": [1]}),
         "chosen": pd.DataFrame({"strategy": ["reference"], "genes": ["R;S"], "reason": ["geNorm"]}),
     }
+    if ntc is not None:
+        tables["ntc"] = ntc
     settings = {
         "lod": 35,
         "replicates": {"max_delta": 0.5},
@@ -176,3 +178,69 @@ def test_miqe_page_lists_every_item_escaped():
     assert "– not applicable" in page and "✓ provided" in page
     assert "EXPFAIL 2" in page
     assert "<h2>Software and data</h2>" in page
+
+
+def _ntc_tsv(flags: list[str]) -> pd.DataFrame:
+    """results/qc/ntc.tsv rows (as ntc.ntc_table writes them) for plates c1, c2 and assays A, R."""
+    from ctc_qpcr.ntc import NTC_COLUMNS
+
+    keys = [("c1", "A"), ("c1", "R"), ("c2", "A"), ("c2", "R")][: len(flags)]
+    rank = {"ok": 0, "ntc_amplified": 1, "ntc_close_to_samples": 2}
+    table = pd.DataFrame(
+        {
+            "batch": "B1",
+            "plate": [p for p, _ in keys],
+            "assay": [a for _, a in keys],
+            "ntc_wells": 1,
+            "ntc_amplified": [int(f != "ok") for f in flags],
+            "ntc_min_cq": [np.nan if f == "ok" else 30.0 for f in flags],
+            "samples_median_cq": 25.0,
+            "max_cq": 35.0,
+            "flag": flags,
+        }
+    )
+    table["delta_cq"] = table["ntc_min_cq"] - table["samples_median_cq"]
+    worst = table.groupby("plate")["flag"].transform(lambda f: max(f, key=rank.get))
+    return table.assign(plate_flag=worst)[NTC_COLUMNS]
+
+
+def test_ntc_item_provided_flagged_or_not_applicable_from_the_ntc_table():
+    from ctc_qpcr.miqe import FLAGGED
+
+    item = "No-template controls"
+    _, items = _checklist(True, ntc=_ntc_tsv(["ok", "ok", "ok", "ok"]))
+    assert items.loc[item, "status"] == PROVIDED and items.loc[item, "source"] == "results/qc/ntc.tsv"
+    assert items.loc[item, "value"] == (
+        "4 plate × assay with NTC wells on 2 plate(s): 4 ok, 0 ntc_amplified, 0 ntc_close_to_samples"
+    )
+    _, items = _checklist(True, ntc=_ntc_tsv(["ok", "ntc_amplified", "ok", "ntc_close_to_samples"]))
+    assert items.loc[item, "status"] == FLAGGED
+    assert items.loc[item, "value"] == (
+        "4 plate × assay with NTC wells on 2 plate(s): 2 ok, 1 ntc_amplified, 1 ntc_close_to_samples"
+        " — c1/R (ntc_amplified), c2/R (ntc_close_to_samples)"
+    )
+    _, items = _checklist(True, ntc=_ntc_tsv([]))
+    assert items.loc[item, "status"] == NOT_APPLICABLE and items.loc[item, "value"] == ""
+
+
+def test_ntc_page_gives_the_plate_verdict_and_the_flagged_rows():
+    from ctc_qpcr.miqe import miqe_html
+    from ctc_qpcr.ntc import ntc_html, plate_summary
+
+    table = _ntc_tsv(["ok", "ntc_amplified", "ok", "ntc_close_to_samples"])
+    summary = plate_summary(table).set_index("plate")
+    assert summary.loc["c1", ["assays", "ntc_amplified", "ntc_close_to_samples", "plate_flag"]].tolist() == [
+        2,
+        1,
+        0,
+        "ntc_amplified",
+    ]
+    assert summary.loc["c2", "plate_flag"] == "ntc_close_to_samples"
+    page = ntc_html(table, "the LOD (35 cycles, or the batch's own)", 3.32)
+    assert "Cq ≤ the LOD (35 cycles, or the batch's own)" in page and "less than 3.32 cycles" in page
+    assert (
+        "Flagged plate × assay (2 of 4)" in page and page.count("<tr") == 1 + 2 + 1 + 2
+    )  # header + rows of both tables
+    assert "No NTC wells on any plate" in ntc_html(table.iloc[:0], "30", 3.32)
+    per_assay, items = _checklist(True, ntc=table)
+    assert "⚠ flagged" in miqe_html(items.reset_index(), per_assay)

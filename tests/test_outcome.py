@@ -10,10 +10,16 @@ from ctc_qpcr.errors import InputError
 from ctc_qpcr.outcome import (
     COX_COLUMNS,
     landmark_cohort,
+    outcome_options,
     run_outcome,
     simulate_outcome,
 )
 from ctc_qpcr.plots_outcome import at_risk_from_km, plot_all, plot_km
+
+
+def opts(**settings):
+    """``outcome:`` settings of these tests: the simulated cohort's two follow-up draws."""
+    return outcome_options({"followups": ["cycle2", "cycle3"], "expression_timepoint": "", **settings})
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,7 @@ def cohort():
 @pytest.fixture(scope="module")
 def result(cohort):
     counts, clinical = cohort
-    return run_outcome(counts, clinical, covariates=("subtype", "ecog"), categorical=("ecog",))
+    return run_outcome(counts, clinical, opts(covariates=("subtype", "ecog"), categorical=("ecog",)))
 
 
 def small():
@@ -150,8 +156,7 @@ def test_deterministic(cohort, result):
     again = run_outcome(
         counts.sample(frac=1, random_state=1),
         clinical.sample(frac=1, random_state=2),
-        covariates=("subtype", "ecog"),
-        categorical=("ecog",),
+        opts(covariates=("subtype", "ecog"), categorical=("ecog",)),
     )
     for key in result:
         pd.testing.assert_frame_equal(result[key], again[key], obj=key)
@@ -160,7 +165,7 @@ def test_deterministic(cohort, result):
 def test_dynamics_categories_and_normalisation():
     counts, clinical = small()
     counts["blood_volume_ml"] = [7.5] * 10 + [3.75]  # P6 cycle2: 6 cells in 3.75 ml = 12 / 7.5 ml
-    r = run_outcome(counts, clinical, followups=("cycle2",))
+    r = run_outcome(counts, clinical, opts(followups=("cycle2",)))
     d = r["dynamics"].set_index(["patient", "timepoint"])
     assert d.loc[("P1", "cycle2"), "change"] == "high→low"
     assert d.loc[("P2", "cycle2"), "change"] == "low→low"
@@ -173,7 +178,7 @@ def test_dynamics_categories_and_normalisation():
 
 def test_gastric_threshold():
     counts, clinical = small()
-    r = run_outcome(counts, clinical, thresholds=[4], main_threshold=4, followups=("cycle2",))
+    r = run_outcome(counts, clinical, opts(thresholds=[4], main_threshold=4, followups=("cycle2",)))
     assert "status_ge4" in r["dynamics"].columns and "status_ge5" not in r["dynamics"].columns
     assert (r["logrank"]["analysis"] == "baseline CTC>=4").any()
 
@@ -185,7 +190,7 @@ def test_landmark_excludes_event_before_landmark():
     counts, clinical = small()
     # P5 progressed at 0.5 months, before its cycle-2 draw at 0.7 months, yet has a cycle-2 count
     clinical.loc[clinical["patient"] == "P5", "pfs_months"] = 0.5
-    r = run_outcome(counts, clinical, followups=("cycle2",))
+    r = run_outcome(counts, clinical, opts(followups=("cycle2",)))
     lr = r["logrank"].set_index(["analysis", "endpoint"])
     # cycle-2 samples: P1, P2, P3, P5, P6; P5 excluded for PFS only
     assert lr.loc[("cycle2 CTC>=5 (landmark)", "pfs"), "n"] == 4
@@ -197,7 +202,7 @@ def test_landmark_excludes_event_before_landmark():
     # time zero at the draw: P1 5.0 − 0.7
     assert 4.3 in set(np.round(lm["time"], 10))
     # the "from baseline" variant keeps P5 and warns
-    r2 = run_outcome(counts, clinical, followups=("cycle2",), landmark=False)
+    r2 = run_outcome(counts, clinical, opts(followups=("cycle2",), landmark=False))
     lr2 = r2["logrank"].set_index(["analysis", "endpoint"])
     assert lr2.loc[("cycle2 CTC>=5 (from baseline)", "pfs"), "n"] == 5
     assert any("guarantee-time bias" in n for n in r2["notes"]["note"])
@@ -223,7 +228,7 @@ def test_landmark_column_required():
         run_outcome(
             counts,
             clinical.drop(columns="landmark_cycle2_months"),
-            followups=("cycle2",),
+            opts(followups=("cycle2",)),
         )
 
 
@@ -235,10 +240,9 @@ def _err(counts, clinical, **kw) -> InputError:
         run_outcome(
             counts,
             clinical,
+            opts(followups=("cycle2",), **kw),
             counts_path="counts.tsv",
             clinical_path="clinical.tsv",
-            followups=("cycle2",),
-            **kw,
         )
     return info.value
 
@@ -312,7 +316,7 @@ def test_unmatched_listed_together_or_excluded():
     clinical = clinical[clinical["patient"] != "P4"]
     e = _err(counts, clinical)
     assert "P8, P9" in e.problem and "P4" in e.problem
-    r = run_outcome(counts, clinical, followups=("cycle2",), on_unmatched="exclude")
+    r = run_outcome(counts, clinical, opts(followups=("cycle2",), on_unmatched="exclude"))
     note = " ".join(r["notes"]["note"])
     assert "P8, P9" in note and "P4" in note
     assert "P9" not in set(r["dynamics"]["patient"])
@@ -343,7 +347,7 @@ def test_expression_join(cohort):
             rows.append((f"S{i}", gene, dcq, True))
     expr = pd.DataFrame(rows, columns=["sample", "gene", "dcq", "detected"])
     pos = pd.DataFrame({"sample": samples["sample"], "positive": high})
-    r = run_outcome(counts, clinical, expression=expr, samples=samples, positivity=pos)
+    r = run_outcome(counts, clinical, opts(), expression=expr, samples=samples, positivity=pos)
     ex = r["expression_cox"]
     assert len(ex) == 6 and list(ex["gene"].unique()) == ["ERBB2", "KRT19", "MUC1"]
     assert (ex["q"] >= ex["p"] - 1e-12).all() and (ex["n"] == 45).all()
@@ -373,7 +377,7 @@ def test_at_risk_from_km_matches_raw(cohort, result):
 
 def test_plot_all(tmp_path):
     counts, clinical = small()
-    r = run_outcome(counts, clinical, followups=("cycle2",))
+    r = run_outcome(counts, clinical, opts(followups=("cycle2",)))
     paths = plot_all(r, tmp_path)
     assert len(paths) == r["km"][["analysis", "endpoint"]].drop_duplicates().shape[0]
     assert all(p.exists() for p in paths)

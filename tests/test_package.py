@@ -44,11 +44,27 @@ def test_licence_changelog_and_catalog_file():
     assert usage["report"] is True
 
 
-def test_conda_env_installs_dependencies_not_snakemake():
-    env = yaml.safe_load((REPO / "workflow" / "envs" / "python.yaml").read_text())
-    text = yaml.safe_dump(env)
-    assert "snakemake" not in text
-    assert any(str(d).startswith("pandas") for d in env["dependencies"])
+def test_conda_env_installs_the_package_not_snakemake(tmp_path):
+    """The env file parses, names no Snakemake, and its pip entry is this
+    repository's pyproject both from workflow/envs/ and from the copy Snakemake
+    creates the environment from (.snakemake/conda/<hash>.yaml, run from the
+    repository root). Not tested with conda itself (no conda on the test machine)."""
+    env_file = REPO / "workflow" / "envs" / "python.yaml"
+    env = yaml.safe_load(env_file.read_text())
+    assert "snakemake" not in yaml.safe_dump(env).lower()
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert any(d.startswith("python") for d in conda) and "pip" in conda
+    assert not any(d.split()[0] in ("pandas", "numpy", "scipy") for d in conda), "deps come from pyproject"
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert len(pip) == 1 and pip[0].startswith("-e ")
+    target = pip[0].split(maxsplit=1)[1]
+    for folder in (env_file.parent, REPO / ".snakemake" / "conda"):
+        project = (folder / target).resolve() / "pyproject.toml"
+        assert project == (REPO / "pyproject.toml").resolve(), folder
+        assert tomllib.loads(project.read_text())["project"]["name"] == "ctc-qpcr"
+    # the package the env installs has no Snakemake among its dependencies
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not any(d.lower().startswith("snakemake") for d in deps)
 
 
 def test_local_requirements_leave_out_the_slurm_plugin():

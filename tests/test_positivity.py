@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from ctc_qpcr import positivity as pos
+from ctc_qpcr.errors import ConfigError
 
 HD = [12.4, 13.1, 11.8, 12.9, 13.5]
 PATIENTS = {"P1": 11.5, "P2": 10.6, "P3": 12.2}
@@ -24,7 +25,7 @@ def _example():
 
 
 def test_hd_thresholds_worked_example():
-    t = pos.hd_thresholds(HD)
+    t = pos.hd_thresholds(HD, pos.positivity_options().k)
     assert round(t["mean"], 2) == 12.74
     assert round(t["sd"], 3) == 0.658
     assert t["min"] == 11.8
@@ -49,7 +50,7 @@ def test_calls_worked_example():
     assert out["summary"].to_dict("records") == [
         {"timepoint": "T0", "n": 3, "n_positive": 1, "fraction": 1 / 3}
     ]
-    out_max = pos.call_positivity(norm, sheet, rule="max_healthy")
+    out_max = pos.call_positivity(norm, sheet, pos.positivity_options({"rule": "max_healthy"}))
     assert out_max["sample_calls"]["positive"].sum() == 2
 
 
@@ -64,7 +65,7 @@ def test_hd_absent_rule_and_non_detects():
         {"sample": "P3", "gene": "KRT19x", "dcq": 1.0, "detected": False},
     ]
     norm = pd.concat([norm, pd.DataFrame(extra)], ignore_index=True)
-    out = pos.call_positivity(norm, sheet, markers=["MUC1"], rule="mean_ksd")
+    out = pos.call_positivity(norm, sheet, pos.positivity_options({"markers": ["MUC1"], "rule": "mean_ksd"}))
     calls = out["calls"].set_index(["sample", "gene"])
     assert calls.loc[("P1", "MUC1"), "healthy_absent"] and calls.loc[("P1", "MUC1"), "mean_ksd"]
     assert not calls.loc[("P2", "MUC1"), "positive"]  # not detected → never positive
@@ -91,7 +92,9 @@ def test_min_markers_and_specificity():
             for i, g in enumerate(genes)
         ]
     norm, sheet = pd.DataFrame(rows), pd.DataFrame(sheet)
-    out = pos.call_positivity(norm, sheet, markers=genes[:3], min_markers=2, rule="mean_3sd")
+    out = pos.call_positivity(
+        norm, sheet, pos.positivity_options({"markers": genes[:3], "min_markers": 2, "rule": "mean_3sd"})
+    )
     assert out["sample_calls"]["positive"].tolist() == [True] * 5 + [False] * 5
     spec = out["specificity"].set_index("rule")
     assert list(spec.index) == list(pos.RULES)
@@ -99,11 +102,15 @@ def test_min_markers_and_specificity():
     # the max rule is the least specific (expected per-marker FP rate 1/n_HD)
     assert spec.loc["max_healthy", "mean_marker_fp_rate"] >= spec.loc["mean_3sd", "mean_marker_fp_rate"]
     assert spec.loc["mean_3sd", "specificity"] == 1.0
-    all_markers = pos.call_positivity(norm, sheet, rule="max_healthy")["specificity"].set_index("rule")
+    all_markers = pos.call_positivity(norm, sheet, pos.positivity_options({"rule": "max_healthy"}))[
+        "specificity"
+    ].set_index("rule")
     assert all_markers.loc["max_healthy", "specificity"] < 1.0
 
 
 def test_bad_rule():
     norm, sheet = _example()
-    with pytest.raises(ValueError):
-        pos.call_positivity(norm, sheet, rule="bogus")
+    with pytest.raises(ConfigError, match=r"positivity\.rule: 'bogus' is not one of max_healthy"):
+        pos.call_positivity(norm, sheet, pos.positivity_options({"rule": "bogus"}))
+    with pytest.raises(ConfigError, match=r"positivity\.k: '2' must be of type number"):
+        pos.positivity_options({"k": "2"})

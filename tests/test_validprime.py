@@ -5,6 +5,18 @@ import pandas as pd
 import pytest
 
 from ctc_qpcr import validprime as vp
+from ctc_qpcr.chip_options import chip_options
+
+LOD = chip_options().lod  # the config's default LOD (35 cycles)
+
+
+def vpo(**settings):
+    """``validprime:`` options: the schema's defaults and ``settings``."""
+    return chip_options({"validprime": settings}).validprime
+
+
+REPLICATE = {"vpa_assay": "V", "mode": "replicate", "vpa_lod": LOD, "options": vpo()}
+
 
 # resources/demo1.txt of jiaco/gh-validprime (mouse kidney cDNA spiked with gDNA; mVPA1 = VPA).
 DEMO1 = {
@@ -41,9 +53,11 @@ def demo_wells(plate="P1"):
 
 def run_demo(wells=None, **kw):
     wells = demo_wells() if wells is None else wells
-    table = vp.validate_assays(wells, vpa_assay="mVPA1", gdna_samples=GDNA, lod=45.0)
+    table = vp.validate_assays(wells, vpa_assay="mVPA1", gdna_samples=GDNA, lod=45.0, options=vpo())
     goi = wells[~wells["sample"].isin(GDNA) & (wells["assay"] != "mVPA1")]
-    res = vp.apply_validprime(goi, wells, vpa_assay="mVPA1", assay_table=table, vpa_lod=45.0, **kw)
+    res = vp.apply_validprime(
+        goi, wells, vpa_assay="mVPA1", assay_table=table, mode="replicate", vpa_lod=45.0, options=vpo(**kw)
+    )
     return table, res.set_index(["sample", "assay"])
 
 
@@ -102,12 +116,18 @@ def test_correct_a_option():
 
 
 def test_grade_bounds_strict():
-    g = vp.grade_from_percent([2.999999, 3.0, 24.99999, 25.0, 59.9999, 60.0, 100.0])
+    o = vpo()
+    g = vp.grade_from_percent(
+        [2.999999, 3.0, 24.99999, 25.0, 59.9999, 60.0, 100.0], o.grade_a, o.grade_b, o.grade_c
+    )
     assert g.tolist() == ["A", "B", "B", "C", "C", "F", "F"]
 
 
 def _one(cq_na, vpa_cq, dcq=0.0, goi_state="CALC", vpa_state="CALC", confidence="High", **kw):
-    return vp.correct([cq_na], [goi_state], [vpa_cq], [vpa_state], [dcq], [confidence], **kw).iloc[0]
+    lod = kw.pop("vpa_lod", LOD)
+    return vp.correct(
+        [cq_na], [goi_state], [vpa_cq], [vpa_state], [dcq], [confidence], vpa_lod=lod, options=vpo(**kw)
+    ).iloc[0]
 
 
 @pytest.mark.parametrize("pct, grade", [(3.0, "B"), (25.0, "C"), (60.0, "F")])
@@ -187,8 +207,9 @@ def test_leave_one_out():
     extra.loc[extra["assay"] == "GOI1", "cq"] += 2.0  # an outlying concentration
     w = pd.concat([w, extra], ignore_index=True)
     gd = GDNA + ["gDNA 5000"]
-    no = vp.validate_assays(w, vpa_assay="mVPA1", gdna_samples=gd).set_index("assay")
-    yes = vp.validate_assays(w, vpa_assay="mVPA1", gdna_samples=gd, loo=True).set_index("assay")
+    no = vp.validate_assays(w, vpa_assay="mVPA1", gdna_samples=gd, lod=LOD, options=vpo()).set_index("assay")
+    yes = vp.validate_assays(w, vpa_assay="mVPA1", gdna_samples=gd, lod=LOD, options=vpo(loo=True))
+    yes = yes.set_index("assay")
     assert no.loc["GOI1", "confidence"] == "Low" and no.loc["GOI1", "n"] == 5
     assert yes.loc["GOI1", "loo_outlier"] == "gDNA 5000"
     assert yes.loc["GOI1", "sd_loo"] == pytest.approx(0.2597, abs=5e-5)
@@ -211,11 +232,11 @@ def test_replicate_pairing_by_sample_inlet():
     table = pd.DataFrame(
         {"plate": ["P"], "assay": ["G"], "dcq_gdna": [1.0], "confidence": ["High"], "score_grade": [""]}
     )
-    res = vp.apply_validprime(w[w["assay"] == "G"], w, vpa_assay="V", assay_table=table)
+    res = vp.apply_validprime(w[w["assay"] == "G"], w, assay_table=table, **REPLICATE)
     assert res["vp_grade"].tolist() == ["B", "ND"]
     assert res["cq_dna"].iloc[0] == 28.0
     # unpaired replicate (its VPA well absent from the export) uses the sample's VPA summary
-    res = vp.apply_validprime(w[w["assay"] == "G"], w.iloc[:3], vpa_assay="V", assay_table=table)
+    res = vp.apply_validprime(w[w["assay"] == "G"], w.iloc[:3], assay_table=table, **REPLICATE)
     assert res["vp_grade"].tolist() == ["B", "B"] and "VPA_UNPAIRED" in res["vp_flag"].iloc[1]
 
 
@@ -229,13 +250,13 @@ def test_rt_minus():
             "state": ["CALC", "NOAMP", "EXPFAIL"],
         }
     )
-    res = vp.rt_minus_correction(plus, minus)
+    res = vp.rt_minus_correction(plus, minus, lod=LOD, options=vpo())
     assert res["vp_grade"].tolist() == ["C", "A*", "ND"]
     assert res["cq_rna"].iloc[0] == pytest.approx(25.0 - np.log2(0.75))
     # QIAGEN FAQ: ΔCq 5 -> 3 % (grade B at the strict bound 3.125 %)
-    assert 100 * vp.rt_minus_correction(plus.iloc[:1], minus.iloc[:1].assign(cq=30.0))["gdna_fraction"].iloc[
-        0
-    ] == pytest.approx(3.125)
+    assert 100 * vp.rt_minus_correction(
+        plus.iloc[:1], minus.iloc[:1].assign(cq=30.0), lod=LOD, options=vpo()
+    )["gdna_fraction"].iloc[0] == pytest.approx(3.125)
 
 
 # --------------------------------------------------------------------------- A+ per §1.3 (issue 16 item 9)
@@ -273,9 +294,9 @@ def series_wells(goi_cq: dict) -> pd.DataFrame:
 
 
 def score_of(wells, copies=SERIES):
-    t = vp.validate_assays(wells, vpa_assay="VPA", gdna_samples=list(SERIES), gdna_copies=copies).set_index(
-        "assay"
-    )
+    t = vp.validate_assays(
+        wells, vpa_assay="VPA", gdna_samples=list(SERIES), gdna_copies=copies, lod=LOD, options=vpo()
+    ).set_index("assay")
     return t.loc["GOI", "score"], t.loc["GOI", "score_grade"], t.loc["GOI", "confidence"]
 
 
@@ -294,9 +315,9 @@ def test_noamp_below_20_copies_earns_one_point():
     assert score_of(never)[:2] == (1 + 2 * 4, "A+++")
     four = never[never["sample"] != "g5000"]
     copies = {k: v for k, v in SERIES.items() if k != "g5000"}
-    t = vp.validate_assays(four, vpa_assay="VPA", gdna_samples=list(copies), gdna_copies=copies).set_index(
-        "assay"
-    )
+    t = vp.validate_assays(
+        four, vpa_assay="VPA", gdna_samples=list(copies), gdna_copies=copies, lod=LOD, options=vpo()
+    ).set_index("assay")
     assert (t.loc["GOI", "score"], t.loc["GOI", "score_grade"]) == (
         7,
         "A++",

@@ -160,14 +160,15 @@ def test_planted_liver_signature_is_classified(example_run):
 def test_shuffled_site_labels_give_chance_auc(example_run):
     """Issue 6: the same study with shuffled site labels: AUC in [0.35, 0.65] and p > 0.05."""
     from ctc_qpcr import sheets
-    from ctc_qpcr.classifier import run_classifier
+    from ctc_qpcr.classifier import classifier_options, run_classifier
 
     matrix = pd.read_csv(example_run / "results/normalised/reference.matrix.tsv", sep="\t")
     samples = sheets.load_samples(example_run / "resources/example/samples.tsv")
     t0 = (samples["kind"] == "patient") & (samples["timepoint"] == "T0")
     rng = np.random.default_rng(7)
     samples.loc[t0, "sites"] = rng.permutation(samples.loc[t0, "sites"].to_numpy())
-    result = run_classifier(matrix, samples, strategy="reference", n_repeats=10, n_permutations=200, n_jobs=2)
+    options = classifier_options({"n_repeats": 10, "n_permutations": 200})
+    result = run_classifier(matrix, samples, options, strategy="reference", n_jobs=2)
     liver = result["metrics"].query("site == 'liver' and estimator == 'elasticnet'").iloc[0]
     assert 0.35 <= liver["auc"] <= 0.65, liver.to_dict()
     assert liver["permutation_p"] > 0.05, liver.to_dict()

@@ -2,8 +2,10 @@
 
 Usage in ``scripts/<step>.py``::
 
-    from ctc_qpcr.adapter import run
-    def main(smk, log): ...
+    from ctc_qpcr.adapter import run, write_tables
+    def main(smk, log):
+        result = ...  # a dict of tables
+        write_tables(result, smk.output, {"calls": "calls", "sample_calls": "samples"})
     run(main, snakemake)
 
 Messages go to the rule's ``log:`` file and to stderr. An
@@ -28,6 +30,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 from .errors import DISK_FULL, ConfigError, InputError, OutputError, disk_full  # noqa: E402
 from .provenance import record_inputs  # noqa: E402
+from .tables import write_tsv  # noqa: E402
 
 
 def get_logger(log_path: str | None) -> logging.Logger:
@@ -61,3 +64,13 @@ def run(main, smk) -> None:
             raise
         logger.error(str(disk_full(exc.filename or ", ".join(map(str, smk.output)))))
         sys.exit(1)
+
+
+def write_tables(tables: dict, output, names) -> None:
+    """Write ``tables[key]`` (TSV) to the rule's output ``names[key]`` for each key of ``names``.
+
+    ``names``: {table key: output name}, or the keys alone where the output has the same name.
+    """
+    pairs = names.items() if isinstance(names, dict) else ((key, key) for key in names)
+    for key, name in pairs:
+        write_tsv(tables[key], getattr(output, name))

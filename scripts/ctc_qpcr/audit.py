@@ -34,6 +34,14 @@ AUDIT_COLUMNS = [
 ]
 
 
+def _joined_flags(wf: pd.DataFrame) -> pd.Series:
+    """Per (plate, well): its distinct flags, sorted and ``;``-joined (one grouped
+    string sum in Cython, not a Python function per well)."""
+    flags = wf[["plate", "well", "flag"]].drop_duplicates().sort_values(["plate", "well", "flag"])
+    joined = (";" + flags["flag"]).groupby([flags["plate"], flags["well"]], sort=True).sum()
+    return joined.str[1:] if len(joined) else joined.astype(object)
+
+
 def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> pd.DataFrame:
     """Return the audit rows for ``wells`` (one per well, same count).
 
@@ -55,19 +63,10 @@ def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> 
             wf["excluded"] = wf["flag"].isin(EXCLUDING_FLAGS)
         wf["excluded"] = wf["excluded"].astype(bool)
         if "reason" in wf.columns:
-            wf["flag"] = wf["flag"] + wf["reason"].fillna("").map(lambda r: f" ({r})" if r else "")
-        exclusions = (
-            wf[wf["excluded"]]
-            .groupby(["plate", "well"], sort=True)["flag"]
-            .agg(lambda s: ";".join(sorted(set(s))))
-            .rename("pre_reason")
-        )
-        flags = (
-            wf[~wf["excluded"]]
-            .groupby(["plate", "well"], sort=True)["flag"]
-            .agg(lambda s: ";".join(sorted(set(s))))
-            .rename("pre_flags")
-        )
+            reason = wf["reason"].fillna("").astype(str)
+            wf["flag"] = wf["flag"] + (" (" + reason + ")").where(reason != "", "")
+        exclusions = _joined_flags(wf[wf["excluded"]]).rename("pre_reason")
+        flags = _joined_flags(wf[~wf["excluded"]]).rename("pre_flags")
         audit = audit.join(exclusions, on=["plate", "well"]).join(flags, on=["plate", "well"])
         use = (audit["reason"] == "") & audit["pre_reason"].notna()
         audit.loc[use, "reason"] = audit.loc[use, "pre_reason"]

@@ -4,22 +4,18 @@ The field names are the words of ``config/config.yaml`` (``activate``, ``apply``
 ``calibrators``, ``on_missing``, ...), so every message names a key the user
 wrote. The defaults live in one place: ``workflow/schemas/config.schema.yaml``.
 Snakemake's ``validate`` fills them in for the workflow; :func:`chip_options`
-does the same for a library caller that passes only some keys (or none).
+does the same for a library caller that passes only some keys (or none), with
+the checks of :mod:`ctc_qpcr.options`.
 Library functions take these objects (or plain arguments), never config dicts.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
-from dataclasses import dataclass, fields
-from pathlib import Path
-
-import yaml
+from dataclasses import dataclass
 
 from .errors import ConfigError
+from .options import schema_default, section
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 #: Config sections of the chip-level stage, in the order of config/config.yaml.
 SECTIONS = ("validprime", "ipc", "replicates", "detection", "efficiency")
 ON_MISSING = ("stop", "exclude", "uncalibrated")
@@ -62,6 +58,8 @@ class ReplicateOptions:
     max_delta: float
     max_sd: float
     outliers: str  # none | grubbs | median
+    expected: int | None = None  # replicate wells per sample × assay; None = the plate's most common count
+    on_extra: str = "stop"  # stop | flag (more wells than expected: two samples under one name)
 
 
 @dataclass(frozen=True)
@@ -101,58 +99,22 @@ _CLASSES = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def _schema() -> dict:
-    if not SCHEMA_PATH.is_file():
-        return {}
-    with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["properties"]
-
-
-def _section(name: str, given: dict | None) -> dict:
-    """The user's keys of one section over the schema defaults; unknown keys and bad choices refused."""
-    spec = _schema().get(name, {}).get("properties", {})
-    given = dict(given or {})
-    wanted = [f.name for f in fields(_CLASSES[name])]
-    unknown = sorted(set(given) - set(wanted))
-    if unknown:
-        raise ConfigError(
-            f"config key(s) {', '.join(f'{name}.{k}' for k in unknown)} unknown "
-            f"(allowed in '{name}': {', '.join(wanted)})"
-        )
-    out = {}
-    for key in wanted:
-        if key in given:
-            value = given[key]
-        elif "default" in spec.get(key, {}):
-            value = copy.deepcopy(spec[key]["default"])
-        else:
-            raise ConfigError(
-                f"config key {name}.{key} is not set and has no default ({SCHEMA_PATH} not found) — set it"
-            )
-        choices = spec.get(key, {}).get("enum")
-        if choices and value not in choices:
-            raise ConfigError(f"config {name}.{key}: {value!r} is not one of {', '.join(map(str, choices))}")
-        out[key] = value
-    return out
-
-
 def chip_options(config: dict | None = None) -> ChipOptions:
     """Parse the chip-level keys of a config (``lod`` and the five sections) into :class:`ChipOptions`.
 
     Missing keys take the schema's defaults. ``detection.min_detected`` must be
     ``all`` or a positive whole number; ``ipc.on_missing`` one of stop, exclude,
-    uncalibrated (the schema's enums are checked here too).
+    uncalibrated (the schema's types, ranges and enums are checked too).
     """
     config = config or {}
-    parts = {name: _section(name, config.get(name)) for name in SECTIONS}
+    parts = {name: section(name, config.get(name), _CLASSES[name]) for name in SECTIONS}
     ipc = parts["ipc"]
     ipc["calibrators"] = tuple(str(c) for c in (ipc["calibrators"] or ()))
     ipc["reference"] = None if ipc["reference"] is None else float(ipc["reference"])
     k = parts["detection"]["min_detected"]
     if k != "all" and not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
         raise ConfigError(f"config detection.min_detected: {k!r} must be 'all' or a whole number ≥ 1")
-    lod = config.get("lod", _schema().get("lod", {}).get("default"))
+    lod = config.get("lod", schema_default("lod"))
     if lod is None:
         raise ConfigError("config key lod is not set — set it (cycles)")
     return ChipOptions(lod=float(lod), **{name: _CLASSES[name](**parts[name]) for name in SECTIONS})

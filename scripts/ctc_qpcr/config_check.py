@@ -176,7 +176,11 @@ def check_yaml_file(path: str | Path) -> dict:
     """Parse a config file as YAML, or raise :class:`ConfigError` naming the file, line and problem.
 
     Snakemake's own message for a broken config file names neither the file nor
-    the line; the Snakefile calls this on config/config.yaml first.
+    the line; the Snakefile calls this on config/config.yaml and on every
+    ``--configfile`` first (a ``--configfile`` that is not valid YAML stops
+    Snakemake before the Snakefile runs: ``python scripts/check_config.py FILE``
+    gives the line). A key given twice in one mapping is refused too (YAML
+    would keep the last one in silence).
     """
     import yaml
 
@@ -187,7 +191,7 @@ def check_yaml_file(path: str | Path) -> dict:
             f"{path}: the config file is not UTF-8 text (byte {exc.start}) — save it as UTF-8"
         ) from None
     try:
-        return yaml.safe_load(text) or {}
+        return yaml.load(text, Loader=_loader(str(path))) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         if mark is None:
@@ -204,3 +208,32 @@ def check_yaml_file(path: str | Path) -> dict:
             f"{where}, column {mark.column + 1}: not valid YAML ({exc.problem}) — "
             "check the indentation and the ':' after each key"
         ) from None
+
+
+def _loader(path: str):
+    """A SafeLoader that refuses a key given twice in one mapping, naming both lines."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise ConfigError(
+                    f"{path}, line {key_node.start_mark.line + 1}: the key '{key}' is given twice in one "
+                    f"section (first on line {seen[key] + 1}); YAML would keep the last one — delete one"
+                )
+            seen[key] = key_node.start_mark.line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
+def check_config_files(paths, schema: dict) -> None:
+    """Every config file on its own: valid YAML, no key twice, no unknown key — each named by its file."""
+    for path in paths:
+        check_config(check_yaml_file(path), schema, source=str(path))

@@ -87,6 +87,7 @@ from .differential_time import timepoints as _timepoints
 from .differential_two_group import YUEN_TRIM, two_group_gene  # noqa: F401  (public)
 from .errors import ConfigError
 from .normalise_cells import stripped_str
+from .study_options import DifferentialOptions, differential_options, with_words
 
 TYPES = ("two_group", "per_site", "multi_group", "timepoints")
 TESTS = {
@@ -182,14 +183,35 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
+#: the columns of a normalised table the comparisons read (``strategy`` optional)
+NEEDED_COLUMNS = ("sample", "gene", "dcq", "detected", "strategy")
+
+
+def _join_sheet(data: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
+    """``data.merge(sheet, on="sample", how="inner")`` (rows in data's order), by position.
+
+    With one sheet row per sample (the samples sheet's rule) the join is a lookup of each
+    row's sample in the sheet: no hash join of sample × gene × strategy string keys."""
+    if not sheet["sample"].is_unique:
+        return data.merge(sheet, on="sample", how="inner")
+    where = pd.Index(sheet["sample"]).get_indexer(data["sample"])
+    keep = where >= 0
+    out = data[keep].reset_index(drop=True)
+    rows = where[keep]
+    for col in sheet.columns:
+        if col != "sample":
+            out[col] = sheet[col].to_numpy()[rows]
+    return out
+
+
 def _prepare(
     normalised: pd.DataFrame, samples: pd.DataFrame, spec: dict, notes: list[str], off_z: float | None = OFF_Z
 ) -> pd.DataFrame:
     """Join, filter, call "off" values and (optionally) pool; one row per unit × gene × strategy."""
-    data = normalised.copy()
+    data = normalised[[c for c in NEEDED_COLUMNS if c in normalised.columns]].copy()
     if "strategy" not in data.columns:
         data["strategy"] = ""
-    data = data[["sample", "gene", "dcq", "detected", "strategy"]]
+    data = data[list(NEEDED_COLUMNS)]
     data["sample"] = data["sample"].astype(str)
     data["detected"] = data["detected"].astype(bool)
     sheet = samples.copy()
@@ -212,7 +234,7 @@ def _prepare(
     sheet["unit"] = np.where(missing, sheet["sample"], patient.astype(str))
     sheet[spec["column"]] = sheet[spec["column"]].astype(object).where(sheet[spec["column"]].notna(), "")
     sheet[spec["column"]] = sheet[spec["column"]].astype(str).str.strip()
-    data = data.merge(sheet, on="sample", how="inner")
+    data = _join_sheet(data, sheet)
     data = data[np.isfinite(data["dcq"].astype(float))]
     if "patient" not in data.columns:
         data["patient"] = data["sample"]
@@ -277,8 +299,8 @@ def _binary(
                     frac_b=frac[ib],
                     on_a=on[ia],
                     on_b=on[ib],
-                    min_detected=opts.get("min_detected", 3),
-                    trim=opts.get("trim", YUEN_TRIM),
+                    min_detected=opts["min_detected"],
+                    trim=opts["trim"],
                 )
             )
         rows.append(row)
@@ -388,7 +410,7 @@ def _multi_group(data, spec, notes, *, min_per_group, **opts):
         notes.append(f"{spec['name']}: skipped — fewer than two groups with ≥ {min_per_group}")
         return _empty(EXTRA_MULTI)
     rows = []
-    min_det = opts.get("min_detected", 3)
+    min_det = opts["min_detected"]
     for (strategy, gene), sub in data.groupby(["strategy", "gene"], sort=True):
         parts = [sub[sub[col] == lvl] for lvl in used]
         levels_det = [p.loc[p["on"].astype(bool), "dcq"].to_numpy(float) for p in parts]
@@ -467,33 +489,33 @@ def run_comparison(
     normalised: pd.DataFrame,
     samples: pd.DataFrame,
     spec: dict,
+    options: DifferentialOptions | None = None,
     *,
-    min_per_group: int = 3,
-    min_detected: int = 3,
-    nondetect_fisher_threshold: float | None = None,
     alpha: float = 0.05,
-    min_site_patients: int = 5,
     lmm_engine: str = "profile",
-    trim: float = YUEN_TRIM,
-    off_z: float | None = OFF_Z,
+    nondetect_fisher_threshold: float | None = None,
+    **words: Any,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Run one comparison spec on a normalised table (one or several strategies).
 
     Returns ``(table, notes)``: ``table`` has :data:`COLUMNS` first, then the
     type's extra columns; BH q-values are computed within each strategy (and
     site). ``notes`` lists every skipped comparison/gene/site and why.
+    ``options``: the ``differential:`` settings (:func:`differential_options`; None = the
+    schema's defaults), or their words as keywords (checked the same way, over ``options``):
+    ``min_per_group``; ``min_detected`` (levels — fold changes, CIs, level tests, mixed
+    model — need this many detected units in every group / time point; else the row's
+    ``reason`` says why); ``trim`` (Yuen test, ``test: yuen``); ``off_z`` (robust z above
+    which a detected ΔCq is "off", :func:`call_on`; None/0 = no calls);
+    ``min_site_patients`` (per_site needs this many patients with and without a site).
     ``alpha`` only sets the reported count of significant genes in the notes.
-    ``min_detected``: levels (fold changes, CIs, level tests, mixed model) need this many
-    detected units in every group / time point; else the row's ``reason`` says why.
     ``nondetect_fisher_threshold``: no longer used (accepted for old configs).
-    ``trim``: trimming fraction of the Yuen test (``test: yuen``).
-    ``off_z``: robust z above which a detected ΔCq is "off" (:func:`call_on`); None/0 = no calls.
-    ``min_site_patients``: per_site needs this many patients with and without a site.
     ``lmm_engine``: "profile" (fast closed-form REML) or "statsmodels" (MixedLM).
     """
+    o = with_words(options, differential_options, _no_calls_as_zero(words))
     spec = validate_spec(spec)
     notes: list[str] = []
-    data = _prepare(normalised, samples, spec, notes, off_z)
+    data = _prepare(normalised, samples, spec, notes, o.off_z or None)
     if data.empty:
         notes.append(f"{spec['name']}: skipped — no samples left after the filter {spec['filter']}")
         return _empty(_extra_for(spec["type"])), notes
@@ -501,10 +523,10 @@ def run_comparison(
         data,
         spec,
         notes,
-        min_per_group=min_per_group,
-        min_detected=min_detected,
-        trim=trim,
-        min_site_patients=min_site_patients,
+        min_per_group=o.min_per_group,
+        min_detected=o.min_detected,
+        trim=o.trim,
+        min_site_patients=o.min_site_patients,
         lmm_engine=lmm_engine,
     )
     if len(table):
@@ -513,15 +535,22 @@ def run_comparison(
     return table, notes
 
 
+def _no_calls_as_zero(words: dict[str, Any]) -> dict[str, Any]:
+    """``off_z=None`` (a library caller's "no off calls") is the config's 0."""
+    return {**words, "off_z": 0.0} if "off_z" in words and words["off_z"] is None else words
+
+
 def run_differential(
     normalised_by_strategy: dict[str, pd.DataFrame],
     samples: pd.DataFrame,
-    comparisons: list[dict],
+    comparisons: list[dict] | tuple[dict, ...],
     default_strategy: str,
+    options: DifferentialOptions | None = None,
     **params: Any,
 ) -> dict[str, tuple[pd.DataFrame, list[str]]]:
     """Every comparison on every strategy; default strategy rows first, then the
-    others in name order, genes sorted within each (and sites, for per_site)."""
+    others in name order, genes sorted within each (and sites, for per_site).
+    ``options`` and ``params``: as in :func:`run_comparison`."""
     order = [default_strategy] + sorted(s for s in normalised_by_strategy if s != default_strategy)
     order = [s for s in order if s in normalised_by_strategy]
     names = [c.get("name") for c in comparisons]
@@ -533,7 +562,7 @@ def run_differential(
         tables, notes = [], []
         for strategy in order:
             frame = normalised_by_strategy[strategy].assign(strategy=strategy)
-            table, strategy_notes = run_comparison(frame, samples, spec, **params)
+            table, strategy_notes = run_comparison(frame, samples, spec, options, **params)
             tables.append(table)
             notes += [f"[{strategy}] {n}" for n in strategy_notes]
         nonempty = [t for t in tables if len(t)]

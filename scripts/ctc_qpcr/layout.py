@@ -114,3 +114,86 @@ def grid(values: pd.Series, where: pd.DataFrame, geometry: Geometry) -> np.ndarr
     out = np.full((geometry.rows, geometry.columns), np.nan)
     out[where["row"].to_numpy() - 1, where["column"].to_numpy() - 1] = values.to_numpy(dtype=float)
     return out
+
+
+# --------------------------------------------------------------------------- report selection
+
+#: Columns of results/qc/layout_index.tsv (one row per chip/plate, report order).
+INDEX_COLUMNS = [
+    "rank",
+    "plate",
+    "batch",
+    "wells",
+    "excluded",
+    "excluded_fraction",
+    "detected_fraction",
+    "ipc_flags",
+    "flagged",
+    "in_report",
+    "svg",
+]
+
+
+def chip_summary(wells: pd.DataFrame) -> pd.DataFrame:
+    """Per chip/plate of an audit table (``batch, plate, state, fate``): wells,
+    excluded wells and the excluded and detected (CALC) fractions."""
+    frame = pd.DataFrame(
+        {
+            "batch": wells["batch"].astype(str),
+            "plate": wells["plate"].astype(str),
+            "excluded": wells["fate"].ne("kept"),
+            "detected": wells["state"].eq("CALC") & wells["fate"].eq("kept"),
+        }
+    )
+    out = frame.groupby(["plate", "batch"], sort=True).agg(
+        wells=("excluded", "size"), excluded=("excluded", "sum"), detected=("detected", "sum")
+    )
+    out = out.reset_index()
+    out["excluded_fraction"] = out["excluded"] / out["wells"]
+    out["detected_fraction"] = out["detected"] / out["wells"]
+    return out.drop(columns="detected")
+
+
+def _outlier_high(values: pd.Series, z: float) -> pd.Series:
+    """Above the median by more than ``z`` robust SDs (1.4826 MAD; docs/methods.md §2)."""
+    median = values.median()
+    scale = 1.4826 * (values - median).abs().median()
+    return values > median + z * scale if scale > 0 else values > median
+
+
+def report_selection(
+    summary: pd.DataFrame, calibration: pd.DataFrame, max_chips: int, *, z: float = 3.5
+) -> pd.DataFrame:
+    """Order chips for the report, flagged ones first, and mark the first
+    ``max_chips`` as shown in it (every SVG stays on disk).
+
+    Flagged: an IPC flag in the plate calibration, or an excluded fraction (or a
+    not-detected fraction) more than ``z`` robust SDs above the study's median.
+    Then by excluded fraction (highest first) and plate name.
+    """
+    ipc = calibration.set_index(calibration["plate"].astype(str))["flags"].fillna("").astype(str)
+    out = summary.copy()
+    out["ipc_flags"] = out["plate"].map(ipc).fillna("")
+    reasons = pd.DataFrame(
+        {
+            "ipc": np.where(out["ipc_flags"] != "", "IPC " + out["ipc_flags"], ""),
+            "excluded": np.where(_outlier_high(out["excluded_fraction"], z), "many exclusions", ""),
+            "detected": np.where(_outlier_high(1 - out["detected_fraction"], z), "few detected", ""),
+        }
+    )
+    out["flagged"] = reasons.apply(lambda r: "; ".join(v for v in r if v), axis=1) if len(out) else ""
+    out = out.sort_values(
+        ["flagged", "excluded_fraction", "plate"],
+        key=lambda col: col.eq("") if col.name == "flagged" else col,
+        ascending=[True, False, True],
+        kind="stable",
+    ).reset_index(drop=True)
+    out["rank"] = np.arange(1, len(out) + 1)
+    out["in_report"] = out["rank"] <= max_chips
+    out["svg"] = "results/qc/layout/" + out["plate"] + ".svg"
+    return out[INDEX_COLUMNS]
+
+
+def report_name(rank: int, plate: str) -> str:
+    """File name of a chip's layout in results/qc/layout_report (report order)."""
+    return f"{rank:04d}_{plate}.svg"

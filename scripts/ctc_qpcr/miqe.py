@@ -7,7 +7,8 @@ the standard-curve regressions) and writes
   from a dilution series (slope, its 95 % CI, r², E = 10^(−1/slope) with CI),
   the LOD used and the detection rate in patient and healthy-donor samples;
 * ``results/qc/miqe.tsv`` — the checklist: section, item, status
-  (``provided`` or ``not applicable``), value, source table;
+  (``provided``, ``flagged`` — provided, with a QC flag to read — or
+  ``not applicable``), value, source table;
 * ``results/qc/miqe.html`` — both as one page for the report.
 
 Efficiency (docs/methods.md §3.4): Cq of the kept, detected wells against
@@ -26,7 +27,7 @@ import pandas as pd
 from scipy import stats
 
 SERIES = ("standard", "gdna")
-PROVIDED, NOT_APPLICABLE = "provided", "not applicable"
+PROVIDED, NOT_APPLICABLE, FLAGGED = "provided", "not applicable", "flagged"
 
 
 def standard_curves(wells: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +134,9 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}" if pd.notna(x) else "NA"
 
 
-def _assay_rows(per_assay: pd.DataFrame, cells: pd.DataFrame, lod: float) -> list[dict]:
+def _assay_rows(
+    per_assay: pd.DataFrame, cells: pd.DataFrame, lod: float, ntc_table: pd.DataFrame | None = None
+) -> list[dict]:
     section, src = "Assay validation", "results/qc/miqe_assays.tsv"
     curve = per_assay[per_assay["slope"].notna()]
     sheet = per_assay[per_assay["slope"].isna() & per_assay["efficiency_sheet"].notna()]
@@ -171,14 +174,30 @@ def _assay_rows(per_assay: pd.DataFrame, cells: pd.DataFrame, lod: float) -> lis
             src,
             len(rate) > 0,
         ),
-        _row(
-            section,
-            "No-template controls",
-            f"{len(ntc)} NTC cells, {int(ntc['detected'].sum())} detected",
-            "results/preprocessed/cq.tsv",
-            len(ntc) > 0,
-        ),
+        _ntc_row(section, ntc, ntc_table),
     ]
+
+
+def _ntc_row(section: str, ntc_cells: pd.DataFrame, table: pd.DataFrame | None) -> dict:
+    """The NTC verdict: from results/qc/ntc.tsv (flagged when an NTC amplified), else the NTC cells."""
+    item = "No-template controls"
+    if table is None:
+        value = f"{len(ntc_cells)} NTC cells, {int(ntc_cells['detected'].sum())} detected"
+        return _row(section, item, value, "results/preprocessed/cq.tsv", len(ntc_cells) > 0)
+    source = "results/qc/ntc.tsv"
+    if table.empty:
+        return _row(section, item, "", source, applicable=False)
+    counts = table["flag"].value_counts()
+    flagged = table[table["flag"] != "ok"]
+    value = f"{len(table)} plate × assay with NTC wells on {table['plate'].nunique()} plate(s): " + ", ".join(
+        f"{counts.get(f, 0)} {f}" for f in ("ok", "ntc_amplified", "ntc_close_to_samples")
+    )
+    if len(flagged):
+        shown = [f"{p}/{a} ({f})" for p, a, f in flagged[["plate", "assay", "flag"]].head(8).to_numpy()]
+        value += " — " + ", ".join(shown) + (" …" if len(flagged) > 8 else "")
+    row = _row(section, item, value, source)
+    row["status"] = FLAGGED if len(flagged) else PROVIDED
+    return row
 
 
 def _reference_rows(genorm, genorm_v, normfinder, chosen, v_cutoff: float) -> list[dict]:
@@ -322,7 +341,10 @@ def _software_rows(record: dict) -> list[dict]:
 
 
 def checklist(per_assay, cells, tables: dict, record: dict, settings: dict) -> pd.DataFrame:
-    """miqe.tsv: every item with its status, value and the table it comes from."""
+    """miqe.tsv: every item with its status, value and the table it comes from.
+
+    ``tables`` may hold ``ntc`` (results/qc/ntc.tsv) for the no-template-control verdict.
+    """
     kinds = cells.drop_duplicates("sample")["kind"].value_counts().sort_index()
     roles = per_assay["role"].value_counts().sort_index()
     rows = [
@@ -339,7 +361,7 @@ def checklist(per_assay, cells, tables: dict, record: dict, settings: dict) -> p
             "assays sheet",
         ),
     ]
-    rows += _assay_rows(per_assay, cells, float(settings["lod"]))
+    rows += _assay_rows(per_assay, cells, float(settings["lod"]), tables.get("ntc"))
     rows += _reference_rows(
         tables["genorm"],
         tables["genorm_v"],
@@ -375,7 +397,11 @@ ASSAY_COLUMNS = [
 
 def miqe_html(items: pd.DataFrame, per_assay: pd.DataFrame) -> str:
     """One readable page for the report: the checklist by section, then the assay table."""
-    shown = items.assign(status=np.where(items["status"].eq(PROVIDED), "✓ provided", "– not applicable"))
+    shown = items.assign(
+        status=items["status"].map(
+            {PROVIDED: "✓ provided", FLAGGED: "⚠ flagged", NOT_APPLICABLE: "– not applicable"}
+        )
+    )
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{_CSS}</style></head><body>",
         "<h1>MIQE 2.0 summary</h1>",

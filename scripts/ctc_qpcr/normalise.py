@@ -29,7 +29,7 @@ from .normalise_cells import (  # noqa: F401  (strategy_agreement: public)
     _run_normfinder,
     strategy_agreement,
 )
-from .refgenes import V_CUTOFF
+from .study_options import NormalisationOptions, normalisation_options, with_words
 
 STRATEGIES = ("reference", "normfinder_pair", "global_mean", "none")
 LONG_COLUMNS = [
@@ -270,19 +270,15 @@ def normalise_study(
     cells: pd.DataFrame,
     samples: pd.DataFrame | None = None,
     assays: pd.DataFrame | None = None,
+    options: NormalisationOptions | None = None,
     *,
-    strategies=STRATEGIES,
-    reference_genes: list[str] | None = None,
-    candidates: str = "reference",
-    normfinder_group: str | None = None,
-    v_cutoff: float = V_CUTOFF,
     kinds=("patient", "healthy"),
     negative_variance: str = "original",
     global_mean_mode: str = "common",
     global_mean_modified: bool = False,
     efficiency_scaled: bool = False,
-    min_reference_genes: int = 1,
     on_strategy=None,
+    **words,
 ) -> dict:
     """Choose normalisers, normalise and compare strategies (docs/methods.md §4). Parameters:
 
@@ -291,17 +287,21 @@ def normalise_study(
                   ``detected`` defaults to "cq is a number", ``cq_imputed`` to ``cq``.
     samples:      samples sheet (``sample, kind`` and e.g. ``response``).
     assays:       assays sheet (``assay, gene, role``, optional ``efficiency``).
-    strategies:   subset of ``reference, normfinder_pair, global_mean, none``.
-    reference_genes: fixed reference list for ``reference``; None = geNorm optimal set.
-    candidates:   ``"reference"`` (genes with role reference) or ``"reference+target"``
-                  (then only genes detected in every sample can be candidates).
-    normfinder_group: samples column giving NormFinder groups (e.g. ``"response"``); None = one group.
-    v_cutoff:     geNorm pairwise-variation cut-off (0.15).
+    options:      the ``normalisation:`` settings (:func:`normalisation_options`; None = the
+                  schema's defaults), or their words as keywords (``words``, checked the same
+                  way, over ``options``):
+                  ``strategies`` (subset of ``reference, normfinder_pair, global_mean, none``),
+                  ``reference_genes`` (fixed list for ``reference``; empty/None = geNorm optimal
+                  set), ``candidates`` (``"reference"``: genes with role reference;
+                  ``"reference+target"``: then only genes detected in every sample),
+                  ``normfinder_group`` (samples column giving NormFinder groups; empty/None =
+                  one group), ``v_cutoff`` (geNorm pairwise-variation cut-off),
+                  ``min_reference_genes`` (detected genes a sample needs in a reference
+                  normaliser; else its ΔCq is NaN, flag ``no_normaliser``, listed in
+                  ``excluded`` with the reason).
     kinds:        sample kinds normalised (patient, healthy); controls are excluded.
     negative_variance: NormFinder rule, ``"original"`` or ``"zero"`` (see refgenes.normfinder).
     global_mean_mode / global_mean_modified: see :func:`global_mean`.
-    min_reference_genes: detected genes a sample needs in a reference normaliser; else its ΔCq
-                  is NaN (flag ``no_normaliser``), listed in ``excluded`` with the reason.
     efficiency_scaled: True when the cells' Cq were already scaled by ``log2(E)`` upstream
                   (config ``efficiency.apply``); E = 2.0 is then used here (not applied twice).
     on_strategy:  None, or ``f(strategy, long_table, wide_matrix)`` called as soon as a
@@ -324,6 +324,9 @@ def normalise_study(
     (strategy, sample, kind, reason: samples without a ΔCq), ``notes`` (list of str). Any of
     genorm/normfinder tables is empty when it could not run.
     """
+    o = with_words(options, normalisation_options, words)
+    strategies, candidates = o.strategies, o.candidates
+    reference_genes = list(o.reference_genes) or None
     if unknown := [s for s in strategies if s not in STRATEGIES]:
         raise ConfigError(f"unknown normalisation strategies {unknown}; choose from {list(STRATEGIES)}")
     if candidates not in ("reference", "reference+target"):
@@ -338,8 +341,8 @@ def normalise_study(
         eff = _gene_efficiency(assays, genes, notes)
     cand = _candidates(m, candidates, notes)
     y = (m["cq"][cand] * np.log2(eff[cand])).where(m["detected"][cand]) if cand else m["cq"].iloc[:, :0]
-    gres = _run_genorm(y, cand, v_cutoff, notes)
-    nres = _run_normfinder(y, cand, samples, normfinder_group, negative_variance, notes)
+    gres = _run_genorm(y, cand, o.v_cutoff, notes)
+    nres = _run_normfinder(y, cand, samples, o.normfinder_group or None, negative_variance, notes)
     choice = _choices(reference_genes, genes, gres, nres, m["ref_genes"])
     hd = list(m["cq"].index[m["kind"].reindex(m["cq"].index).to_numpy() == "healthy"])
     if not hd:
@@ -347,7 +350,7 @@ def normalise_study(
     settings = {
         "global_mean_mode": global_mean_mode,
         "global_mean_modified": global_mean_modified,
-        "min_reference_genes": min_reference_genes,
+        "min_reference_genes": o.min_reference_genes,
     }
     per_strategy = _all_strategies(strategies, m, choice, settings, eff, hd, notes, on_strategy)
     return _result(gres, nres, *per_strategy, notes)

@@ -5,6 +5,7 @@ Split from :mod:`ctc_qpcr.normalise` (docs/methods.md §4).
 
 from __future__ import annotations
 
+import functools
 from itertools import combinations
 
 import numpy as np
@@ -180,21 +181,30 @@ def _candidates(m: dict, candidates: str, notes: list[str]) -> list[str]:
     return cand
 
 
-def _run_genorm(y: pd.DataFrame, cand: list[str], v_cutoff: float, notes: list[str]):
-    if len(cand) < 2:
-        notes.append(f"geNorm not run: {len(cand)} candidate gene(s) (needs ≥ 2)")
+def _run_stability(method: str, needs: int, cand: list[str], fit, left_out: str, notes: list[str]):
+    """``fit()`` (geNorm or NormFinder) when there are ≥ ``needs`` candidate genes; a failure and
+    the samples the method left out (``left_out``: why) become notes, never an exception."""
+    if len(cand) < needs:
+        notes.append(f"{method} not run: {len(cand)} candidate gene(s) (needs ≥ {needs})")
         return None
     try:
-        gres = genorm(y, v_cutoff=v_cutoff)
+        res = fit()
     except ValueError as exc:
-        notes.append(f"geNorm not run: {exc}")
+        notes.append(f"{method} not run: {exc}")
         return None
-    if gres.dropped_samples:
+    if res.dropped_samples:
         notes.append(
-            f"geNorm: {len(gres.dropped_samples)} sample(s) left out (a candidate gene not detected): "
-            + ", ".join(gres.dropped_samples)
+            f"{method}: {len(res.dropped_samples)} sample(s) left out ({left_out}): "
+            + ", ".join(res.dropped_samples)
         )
-    notes.append(f"geNorm on {gres.n_samples} samples × {len(cand)} genes; {gres.optimal_reason}")
+    return res
+
+
+def _run_genorm(y: pd.DataFrame, cand: list[str], v_cutoff: float, notes: list[str]):
+    fit = functools.partial(genorm, y, v_cutoff=v_cutoff)
+    gres = _run_stability("geNorm", 2, cand, fit, "a candidate gene not detected", notes)
+    if gres is not None:
+        notes.append(f"geNorm on {gres.n_samples} samples × {len(cand)} genes; {gres.optimal_reason}")
     return gres
 
 
@@ -217,24 +227,14 @@ def _normfinder_groups(y, samples, normfinder_group, notes):
 
 
 def _run_normfinder(y, cand, samples, normfinder_group, negative_variance, notes):
-    if len(cand) < 3:
-        notes.append(f"NormFinder not run: {len(cand)} candidate gene(s) (needs ≥ 3)")
-        return None
-    groups = _normfinder_groups(y, samples, normfinder_group, notes)
-    try:
-        nres = normfinder(y, groups, negative_variance=negative_variance)
-    except ValueError as exc:
-        notes.append(f"NormFinder not run: {exc}")
-        return None
-    if nres.dropped_samples:
+    groups = _normfinder_groups(y, samples, normfinder_group, notes) if len(cand) >= 3 else None
+    fit = functools.partial(normfinder, y, groups, negative_variance=negative_variance)
+    nres = _run_stability("NormFinder", 3, cand, fit, "candidate not detected or no group", notes)
+    if nres is not None:
         notes.append(
-            f"NormFinder: {len(nres.dropped_samples)} sample(s) left out (candidate not detected or no "
-            f"group): " + ", ".join(nres.dropped_samples)
+            f"NormFinder on {nres.n_samples} samples, groups {nres.groups}, negative variances: "
+            f"{negative_variance} rule"
         )
-    notes.append(
-        f"NormFinder on {nres.n_samples} samples, groups {nres.groups}, negative variances: "
-        f"{negative_variance} rule"
-    )
     return nres
 
 

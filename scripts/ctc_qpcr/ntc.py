@@ -77,3 +77,63 @@ def ntc_table(wells: pd.DataFrame, samples: pd.DataFrame, max_cq: dict, min_delt
     table["plate_flag"] = plate_rank.map({0: "ok", 1: "ntc_amplified", 2: "ntc_close_to_samples"})
     table["ntc_amplified"] = table["ntc_amplified"].astype(int)
     return table[NTC_COLUMNS]
+
+
+_CSS = (
+    "body{font-family:sans-serif;font-size:13px;margin:1em}table{border-collapse:collapse;margin-bottom:1.5em}"
+    "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#eef}h2{font-size:15px}"
+)
+
+
+def plate_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per batch and plate: assays with NTC wells, how many amplified or close to the samples, the verdict."""
+    keys = ["batch", "plate"]
+    if table.empty:
+        return pd.DataFrame(columns=[*keys, "assays", "ntc_amplified", "ntc_close_to_samples", "plate_flag"])
+    flags = table.assign(
+        amplified=table["flag"].eq("ntc_amplified"), close=table["flag"].eq("ntc_close_to_samples")
+    )
+    out = flags.groupby(keys, sort=True).agg(
+        assays=("assay", "size"),
+        ntc_amplified=("amplified", "sum"),
+        ntc_close_to_samples=("close", "sum"),
+        plate_flag=("plate_flag", "first"),
+    )
+    return out.reset_index()
+
+
+def ntc_html(table: pd.DataFrame, max_cq: str, min_delta_cq: float) -> str:
+    """The report page of results/qc/ntc.tsv: the verdict per plate, then the flagged assays.
+
+    ``max_cq`` is the amplification limit as the config words it (e.g. "the LOD, 35").
+    """
+    rule = (
+        f"An NTC well amplified when its Cq ≤ {max_cq} and its curve did not fail; "
+        f"<b>ntc_close_to_samples</b> when its Cq is less than {min_delta_cq:g} cycles after the samples' "
+        "median Cq of that assay on that plate (docs/methods.md §3.3). Nothing is removed: "
+        "<code>detection.ntc_margin</code> is the rule that changes detection calls."
+    )
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{_CSS}</style></head><body>",
+        "<h1>No-template controls</h1>",
+        f"<p>{rule}</p>",
+    ]
+    if table.empty:
+        parts.append(
+            "<p>No NTC wells on any plate (samples.tsv kind <code>ntc</code>, or NTC in the export).</p>"
+        )
+    else:
+        parts.append("<h2>Per plate</h2>")
+        parts.append(plate_summary(table).to_html(index=False, escape=True, border=0))
+        flagged = table[table["flag"] != "ok"]
+        parts.append(f"<h2>Flagged plate × assay ({len(flagged)} of {len(table)})</h2>")
+        if flagged.empty:
+            parts.append("<p>No NTC well amplified.</p>")
+        else:
+            parts.append(
+                flagged.to_html(
+                    index=False, escape=True, border=0, float_format=lambda v: f"{v:.2f}", na_rep=""
+                )
+            )
+    parts.append("<p>Full table: results/qc/ntc.tsv</p></body></html>\n")
+    return "\n".join(parts)

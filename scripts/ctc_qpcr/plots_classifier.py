@@ -36,6 +36,23 @@ def _panels(n: int):
     return fig, list(axes.flat[:n])
 
 
+def _per_site_figure(preds: pd.DataFrame, path, draw, title: str, xlabel: str, ylabel: str, legend: str):
+    """One panel per site (``title`` with ``{site}``), one line per estimator drawn by
+    ``draw(ax, site, estimator, rows, linestyle)`` (baselines dashed), the diagonal, both axes 0–1."""
+    sites = sorted(preds["site"].unique())
+    with plt.rc_context(_RC):
+        fig, axes = _panels(max(len(sites), 1))
+        for ax, site in zip(axes, sites, strict=False):
+            sub = preds[preds["site"] == site]
+            for name in sorted(sub["estimator"].unique()):
+                draw(ax, site, name, sub[sub["estimator"] == name], "--" if name in _BASELINES else "-")
+            ax.plot([0, 1], [0, 1], color="0.7", linewidth=0.8)
+            ax.set(title=title.format(site=site), xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1.02))
+            ax.legend(loc=legend, fontsize=7, frameon=False)
+        fig.tight_layout()
+        save_figure(fig, path)
+
+
 def roc_labels(metrics: pd.DataFrame) -> dict[tuple[str, str], str]:
     """Legend text per (site, estimator): the ``auc`` of ``metrics.tsv`` (mean of the
     outer-fold AUCs) with its 2.5-97.5 % range over repeats — the numbers of the table."""
@@ -62,72 +79,39 @@ def plot_roc(
     )
     if missing:
         raise ValueError("metrics table has no row for " + ", ".join("/".join(m) for m in missing))
-    with plt.rc_context(_RC):
-        fig, axes = _panels(max(len(sites), 1))
-        for ax, site in zip(axes, sites, strict=False):
-            sub = preds[preds["site"] == site]
-            for name in sorted(sub["estimator"].unique()):
-                part = sub[sub["estimator"] == name]
-                fpr, tpr, _ = roc_curve(part["label"].to_numpy(int), part["probability"].to_numpy(float))
-                ax.plot(
-                    fpr,
-                    tpr,
-                    drawstyle="steps-post",
-                    linestyle="--" if name in _BASELINES else "-",
-                    label=labels[(str(site), str(name))],
-                )
-            ax.plot([0, 1], [0, 1], color="0.7", linewidth=0.8)
-            ax.set(
-                title=f"{site} (out-of-fold, mean over repeats)",
-                xlabel="1 − specificity",
-                ylabel="sensitivity",
-                xlim=(0, 1),
-                ylim=(0, 1.02),
-            )
-            ax.legend(loc="lower right", fontsize=7, frameon=False)
-        fig.tight_layout()
-        save_figure(fig, path)
+
+    def curve(ax, site, name, part, linestyle):
+        fpr, tpr, _ = roc_curve(part["label"].to_numpy(int), part["probability"].to_numpy(float))
+        ax.plot(
+            fpr,
+            tpr,
+            drawstyle="steps-post",
+            linestyle=linestyle,
+            label=labels[(str(site), str(name))],
+        )
+
+    axes = ("{site} (out-of-fold, mean over repeats)", "1 − specificity", "sensitivity", "lower right")
+    _per_site_figure(preds, path, curve, *axes)
     return {k: v for k, v in labels.items() if k[0] in set(map(str, sites))}
 
 
 def plot_calibration(predictions: pd.DataFrame, path: str | os.PathLike, n_bins: int = 5) -> None:
     """Calibration per site: equal-width probability bins, mean predicted vs observed
-    fraction of positives (points sized by bin count)."""
+    fraction of positives (empty bins left out)."""
     preds = predictions.sort_values(["site", "estimator", "sample"], kind="mergesort")
-    sites = sorted(preds["site"].unique())
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    with plt.rc_context(_RC):
-        fig, axes = _panels(max(len(sites), 1))
-        for ax, site in zip(axes, sites, strict=False):
-            sub = preds[preds["site"] == site]
-            for name in sorted(sub["estimator"].unique()):
-                part = sub[sub["estimator"] == name]
-                p = part["probability"].to_numpy(float)
-                y = part["label"].to_numpy(int)
-                bins = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
-                xs, ys, ns = [], [], []
-                for b in range(n_bins):
-                    in_bin = bins == b
-                    if in_bin.any():
-                        xs.append(p[in_bin].mean())
-                        ys.append(y[in_bin].mean())
-                        ns.append(int(in_bin.sum()))
-                ax.plot(
-                    xs,
-                    ys,
-                    marker="o",
-                    markersize=3,
-                    linestyle="--" if name in _BASELINES else "-",
-                    label=name,
-                )
-            ax.plot([0, 1], [0, 1], color="0.7", linewidth=0.8)
-            ax.set(
-                title=f"{site} calibration",
-                xlabel="mean predicted probability",
-                ylabel="observed fraction",
-                xlim=(0, 1),
-                ylim=(0, 1.02),
-            )
-            ax.legend(loc="upper left", fontsize=7, frameon=False)
-        fig.tight_layout()
-        save_figure(fig, path)
+
+    def points(ax, site, name, part, linestyle):
+        p = part["probability"].to_numpy(float)
+        y = part["label"].to_numpy(int)
+        bins = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
+        xs, ys = [], []
+        for b in range(n_bins):
+            in_bin = bins == b
+            if in_bin.any():
+                xs.append(p[in_bin].mean())
+                ys.append(y[in_bin].mean())
+        ax.plot(xs, ys, marker="o", markersize=3, linestyle=linestyle, label=name)
+
+    axes = ("{site} calibration", "mean predicted probability", "observed fraction", "upper left")
+    _per_site_figure(preds, path, points, *axes)

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .plotting import save_figure  # noqa: E402
+from .plotting import empty_figure, save_figure  # noqa: E402
 
 plt.rcParams["svg.hashsalt"] = "ctc-qpcr"
 
@@ -68,7 +68,9 @@ def _place_labels(ax, xs, ys, names, fontsize=7) -> None:
         )
 
 
-def _volcano_panel(ax, data: pd.DataFrame, a: str, b: str, q_threshold: float, label_top: int) -> None:
+def _volcano_panel(
+    ax, data: pd.DataFrame, a: str, b: str, q_threshold: float, label_top: int, context: str = ""
+) -> None:
     data = data[np.isfinite(data["log2fc"].astype(float)) & np.isfinite(data["p"].astype(float))].copy()
     data["y"] = -np.log10(data["p"].astype(float).clip(lower=1e-300))
     sig = data["q"].astype(float) < q_threshold
@@ -79,7 +81,7 @@ def _volcano_panel(ax, data: pd.DataFrame, a: str, b: str, q_threshold: float, l
     ax.axvline(0, color="0.8", lw=0.8)
     ax.set_xlabel(f"log2 fold change ({a} relative to {b})")
     ax.set_ylabel("−log10 p")
-    ax.set_title(f"{a} vs {b} ({len(data)} genes)", fontsize=10)
+    ax.set_title(f"{a} vs {b}{context} ({len(data)} genes)", fontsize=10)
     ax.legend(frameon=False, fontsize=8, loc="best")
     top = data[sig].sort_values(["p", "gene"]).head(label_top)
     _place_labels(ax, top["log2fc"].astype(float), top["y"], top["gene"].astype(str))
@@ -112,6 +114,38 @@ def volcano(
     save_figure(fig, path)
 
 
+def site_volcanoes(
+    table: pd.DataFrame,
+    paths: dict[str, str | os.PathLike],
+    *,
+    comparison: str,
+    strategy: str,
+    q_threshold: float = 0.1,
+    label_top: int = 10,
+) -> None:
+    """One volcano per metastatic site of a per-site comparison, ``paths`` =
+    {site: SVG path} (the sites of the samples sheet, known before the run).
+    Each is titled with its groups ("liver vs not liver"); a site the table has
+    no rows for (too few patients with or without it) gets a figure saying so,
+    so every declared file exists."""
+    tested = {}
+    if "site" in table.columns and table["site"].notna().any():
+        tested = {str(rows["site"].iloc[0]): (a, b, rows) for a, b, rows in contrasts(table)}
+    for site, path in sorted(paths.items()):
+        if site not in tested:
+            fig = empty_figure(
+                f"{comparison}: {site} vs not {site} was not tested "
+                "(too few patients with or without the site; see results/differential/notes.tsv)"
+            )
+            save_figure(fig, path)
+            continue
+        a, b, rows = tested[site]
+        fig, ax = plt.subplots(figsize=(6, 5))
+        _volcano_panel(ax, rows, a, b, q_threshold, label_top, f": {comparison}, {strategy}")
+        fig.tight_layout()
+        save_figure(fig, path)
+
+
 def heatmap(
     normalised: pd.DataFrame,
     samples: pd.DataFrame,
@@ -120,12 +154,15 @@ def heatmap(
     *,
     q_threshold: float = 0.1,
     max_genes: int = 40,
+    label_rows: int = 150,
     sample_subset: list[str] | None = None,
     title: str | None = None,
 ) -> None:
     """Samples × significant genes (q < ``q_threshold``, at most ``max_genes`` by p),
     colour = −ΔCq centred per gene (higher = more expression), non-detects hatched
-    grey; rows annotated with ``response`` and ``sites``. With no significant gene a
+    grey; rows annotated with ``response`` and ``sites`` (named when there are at
+    most ``label_rows`` samples; more are drawn unlabelled at a bounded height, so
+    the figure stays readable and small at any study size). With no significant gene a
     figure saying so is written (the workflow always has an output file)."""
     sig = table[table["q"].astype(float) < q_threshold].sort_values(["p", "gene"])
     genes = sorted(sig["gene"].drop_duplicates().head(max_genes))
@@ -164,7 +201,10 @@ def heatmap(
     )
     centred = expr - expr.mean(axis=0)
     masked = np.ma.masked_where(~(det.fillna(0).to_numpy() > 0), centred.to_numpy(float))
-    height = max(3.0, 0.16 * len(order) + 1.5)
+    # Sample names and annotations only when they can be read; a large study is
+    # drawn at a bounded height (one raster row per sample, no per-sample text).
+    labelled = len(order) <= label_rows
+    height = min(max(3.0, 0.16 * len(order) + 1.5), 14.0)
     width = max(4.0, 0.28 * len(genes) + 3.0)
     fig, (ax_ann, ax) = plt.subplots(
         1, 2, figsize=(width, height), sharey=True, gridspec_kw={"width_ratios": [1, max(len(genes), 2)]}
@@ -173,7 +213,11 @@ def heatmap(
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")
     im = ax.imshow(masked, aspect="auto", cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
     ax.set_xticks(range(len(genes)), genes, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(order)), order, fontsize=6)
+    if labelled:
+        ax.set_yticks(range(len(order)), order, fontsize=6)
+    else:
+        ax.set_yticks([])
+        ax_ann.set_ylabel(f"{len(order)} samples, sorted by response, sites and name")
     fig.colorbar(im, ax=ax, shrink=0.6, label="−ΔCq, centred (grey = not detected)")
     resp = info.reindex(order)["response"].fillna("").astype(str)
     levels = sorted(resp.unique())
@@ -183,8 +227,9 @@ def heatmap(
     )
     ax_ann.set_xticks([0], ["response"], rotation=90, fontsize=7)
     sites = info.reindex(order)["sites"].fillna("").astype(str)
-    for y, (r, s) in enumerate(zip(resp, sites, strict=True)):
-        ax_ann.text(0, y, f"{r[:1].upper()} {s}"[:18], ha="center", va="center", fontsize=4)
+    if labelled:
+        for y, (r, s) in enumerate(zip(resp, sites, strict=True)):
+            ax_ann.text(0, y, f"{r[:1].upper()} {s}"[:18], ha="center", va="center", fontsize=4)
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -32,14 +32,34 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .errors import ConfigError
+from .options import from_config
+
 RULES = ("max_healthy", "mean_ksd", "mean_3sd", "fold", "healthy_absent")
 
 
-def hd_thresholds(hd: np.ndarray, k: float = 2.0) -> dict:
+@dataclass(frozen=True)
+class PositivityOptions:
+    """``positivity:`` (methods §5). ``markers`` empty = every target gene."""
+
+    markers: tuple[str, ...]
+    rule: str  # one of RULES
+    k: float
+    fold: float
+    min_markers: int
+
+
+def positivity_options(given: dict | None = None) -> PositivityOptions:
+    """The ``positivity:`` section (missing keys: the schema's defaults), checked."""
+    return from_config(PositivityOptions, "positivity", given)
+
+
+def hd_thresholds(hd: np.ndarray, k: float) -> dict:
     """Summary of HD ΔCq values of one marker (NaNs dropped): mean, SD, min, mean − k·SD,
     mean − 3·SD (§5 worked example: 12.74, 0.658, 11.8, 11.4239, 10.7659)."""
     x = np.asarray(hd, dtype=float)
@@ -136,17 +156,13 @@ def _leave_one_out_rules(
 def call_positivity(
     normalised: pd.DataFrame,
     samples: pd.DataFrame,
-    *,
-    markers: list[str] | None = None,
-    k: float = 2.0,
-    fold: float = 1.0,
-    min_markers: int = 1,
-    rule: str = "mean_ksd",
+    options: PositivityOptions | None = None,
 ) -> dict:
     """Positivity calls per marker and per sample, plus leave-one-HD-out specificity (§5).
 
     ``normalised``: long ``sample, gene, dcq, detected`` (one strategy). ``samples``:
     the samples sheet (``kind`` = patient / healthy; ``patient``, ``timepoint`` optional).
+    ``options``: :func:`positivity_options` (None: the schema's defaults).
 
     Returns a dict of DataFrames (and ``notes``, a list of strings):
 
@@ -158,15 +174,17 @@ def call_positivity(
     * ``specificity``: per rule n_healthy, n_false_positive, specificity (sample-level
       rule with ``markers``/``min_markers``), mean_marker_fp_rate.
     """
+    o = options if options is not None else positivity_options()
+    rule, k, fold, min_markers = o.rule, o.k, o.fold, o.min_markers
     if rule not in RULES:
-        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+        raise ConfigError(f"config positivity.rule: {rule!r} is not one of {', '.join(RULES)}")
     notes: list[str] = []
     sheet = samples.copy()
     sheet["sample"] = sheet["sample"].astype(str)
     for col in ("patient", "timepoint"):
         if col not in sheet.columns:
             sheet[col] = ""
-    genes, wanted, dcq, det, hd_ids, pt_ids = _wide(normalised, sheet, markers, notes)
+    genes, wanted, dcq, det, hd_ids, pt_ids = _wide(normalised, sheet, list(o.markers) or None, notes)
     hd_dcq, hd_det = dcq.loc[hd_ids].to_numpy(float), det.loc[hd_ids].to_numpy(bool)
     pt_dcq, pt_det = dcq.loc[pt_ids].to_numpy(float), det.loc[pt_ids].to_numpy(bool)
     res = _rule_matrix(pt_dcq, pt_det, hd_dcq, hd_det, k, fold)
@@ -260,9 +278,9 @@ def leave_one_hd_out(
     hd_det: np.ndarray,
     in_markers: np.ndarray,
     *,
-    k: float = 2.0,
-    fold: float = 1.0,
-    min_markers: int = 1,
+    k: float,
+    fold: float,
+    min_markers: int,
 ) -> pd.DataFrame:
     """Each HD is called against the other HDs as if it were a patient sample (§5).
 

@@ -3,7 +3,8 @@
 :func:`preprocess_batch` is a short pipeline of named steps, each below with the
 formula it applies:
 
-1. :func:`annotate_wells` — sample kind, assay gene/role and LOD from the sheets.
+1. :func:`annotate_wells` — sample kind, assay gene/role and LOD from the sheets;
+   :func:`replicate_design_rule` — more wells per cell than the plate's design: stop or flag (§12).
 2. :func:`well_states` — CALC / EXPFAIL / LOWSIGNAL / NOAMP (§3.1).
 3. :func:`ntc_margin_rule` — Cq ≤ min NTC Cq − margin (§3.3 rule 3, optional).
 4. :func:`calibration.chip_offsets` — IPC offsets per chip (§2.1) or per chip × assay (§2.2).
@@ -104,6 +105,7 @@ def preprocess_batch(
     options: ChipOptions | None = None,
     *,
     batch: str = "",
+    exports: dict | None = None,
 ) -> dict:
     """Preprocess one batch of plates (steps in the module docstring).
 
@@ -111,7 +113,8 @@ def preprocess_batch(
     recomputed). ``options``: :func:`~ctc_qpcr.chip_options.chip_options` (the
     schema's defaults when None); ``options.ipc.reference`` carries the first
     batch's IPC level for later batches. ``batch`` fills the ``batch`` column
-    unless ``wells`` has one.
+    unless ``wells`` has one. ``exports`` (plate → export path, as in plates.tsv)
+    lets messages name the file.
 
     Returns ``cells`` (data-model §2), ``validprime_assays``, ``plate_calibration``,
     ``assay_calibration``, ``well_flags``, ``efficiency``, ``wells`` (working
@@ -121,8 +124,9 @@ def preprocess_batch(
     o = options if options is not None else chip_options()
     notes: list[str] = []
     w, design = annotate_wells(wells, samples, assays, batch, notes)
+    extra_flags, extra = replicate_design_rule(w, o.replicates, exports or {}, notes)
     w = well_states(w, o.lod, design.assay_lod, notes)
-    flags = [_state_flags(w)]
+    flags = [_state_flags(w), extra_flags]
     flags.append(ntc_margin_rule(w, o.detection, notes))
     w, plate_cal, assay_cal = calibration.chip_offsets(w, o.ipc, design.ipc_assays, notes)
     w, plate_cal, ipc_flags, uncalibrated = calibration.ipc_policy(
@@ -134,6 +138,7 @@ def preprocess_batch(
     w = calibration.apply_chip_offsets(w, plate_cal, o.ipc)
     cells, rep_flags = replicate_cells(w, o.replicates)
     flags.append(rep_flags)
+    cells = reps.flag_extra_cells(cells, extra)
     cells = calibration.flag_uncalibrated(cells, uncalibrated)
     cells = validprime_cells(cells, w, ctx)
     cells = det.call_cells(
@@ -228,6 +233,37 @@ def well_states(w: pd.DataFrame, lod: float, assay_lod: dict, notes: list) -> pd
     return w
 
 
+def replicate_design_rule(
+    w: pd.DataFrame, o: ReplicateOptions, exports: dict, notes: list
+) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """§3.2/§12: a patient or healthy cell with more wells than its plate's replicate design.
+
+    The design is ``replicates.expected`` or, when null, the plate's most common
+    count among patient and healthy cells. More wells = two samples under one
+    name (averaged into one): ``replicates.on_extra: stop`` raises InputError
+    naming plate, sample and inlets/wells; ``flag`` returns ``EXTRA_REPLICATES``
+    well flags (kept, listed in the audit) and the cells to flag ``extra_replicates``.
+    """
+    over = reps.extra_replicates(w, o.expected)
+    if over.empty:
+        return None, over
+    key = f"replicates.expected: {o.expected}" if o.expected is not None else "the most common count"
+    if o.on_extra == "stop":
+        raise reps.extra_replicates_error(w, over, exports, key)
+    hit = reps.extra_wells_mask(w, over)
+    per_cell = over.set_index(KEYS)
+    at = per_cell.reindex(pd.MultiIndex.from_frame(w.loc[hit, KEYS]))
+    reason = at["n_wells"].astype(str).to_numpy() + " wells, design " + at["expected"].astype(str).to_numpy()
+    pairs = over[["plate", "sample"]].drop_duplicates()
+    notes.append(
+        f"{len(pairs)} sample(s) with more replicate wells than the plate's design ({key}), kept and "
+        "flagged extra_replicates (replicates.on_extra: flag): "
+        + ", ".join(f"{p}/{s}" for p, s in pairs.head(10).itertuples(index=False))
+    )
+    flagged = w.loc[hit, ["plate", "well", "sample", "assay"]].assign(flag="EXTRA_REPLICATES", reason=reason)
+    return flagged, over
+
+
 def _state_flags(w: pd.DataFrame) -> pd.DataFrame:
     bad = w["state"] != CALC
     return w.loc[bad, ["plate", "well", "sample", "assay"]].assign(
@@ -314,10 +350,7 @@ def validprime_setup(
         gdna_samples=gdna_samples,
         goi_assays=goi_assays,
         lod=vpa_lod,
-        sd_max=o.sd_max,
-        min_gdna=int(o.min_gdna),
-        loo=bool(o.loo),
-        loo_sd=o.loo_sd,
+        options=o,
         gdna_unit="sample",
         gdna_copies=copies,
     )
@@ -335,16 +368,7 @@ def validprime_setup(
         w.loc[hit, "vp_flag"] = np.where(
             w.loc[hit, "vp_flag"] == "", "VP_NO_GDNA_ON_PLATE", w.loc[hit, "vp_flag"] + ";VP_NO_GDNA_ON_PLATE"
         )
-    kwargs = {
-        "vpa_assay": vpa,
-        "assay_table": table,
-        "vpa_lod": vpa_lod,
-        "grade_a": o.grade_a,
-        "grade_b": o.grade_b,
-        "grade_c": o.grade_c,
-        "correct_a": bool(o.correct_a),
-        "vpa_noamp_upper_bound": bool(o.vpa_noamp_upper_bound),
-    }
+    kwargs = {"vpa_assay": vpa, "assay_table": table, "vpa_lod": vpa_lod, "options": o}
     return ValidPrimeContext(
         options=o,
         table=table[VP_COLUMNS].reset_index(drop=True),
@@ -392,14 +416,7 @@ def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame,
     %gDNA, worst ValidPrime grade and distinct ValidPrime flags.
     """
     w.loc[w["use"] != "value", "cq"] = np.nan
-    cells, outliers = reps.summarise_replicates(
-        w,
-        max_delta=o.max_delta,
-        max_sd=o.max_sd,
-        method="median" if o.outliers == "median" else "mean",
-        grubbs=o.outliers == "grubbs",
-        grubbs_alpha=GRUBBS_ALPHA,
-    )
+    cells, outliers = reps.summarise_replicates(w, o, grubbs_alpha=GRUBBS_ALPHA)
     flags = None
     if len(outliers):
         ow = w.loc[outliers]

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
+from .chip_options import ReplicateOptions
+from .errors import ConfigError
 from .wells import CALC, LOWSIGNAL, NOAMP
 
 CELL_KEYS = ["plate", "sample", "assay"]
@@ -33,7 +35,9 @@ def grubbs_critical(n, alpha: float = 0.05) -> np.ndarray:
     """Two-sided Grubbs critical value G(n, α) = (n−1)/√n · √(t²/(n−2+t²)), t = t_{α/(2n), n−2}."""
     n = np.asarray(n, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = stats.t.ppf(1.0 - alpha / (2.0 * n), n - 2.0)
+        # Student-t quantile (what scipy.stats.t.ppf computes, bit for bit; scipy.special
+        # loads in a fraction of scipy.stats' import time, paid by every preprocess job)
+        t = np.where(n > 2.0, special.stdtrit(n - 2.0, 1.0 - alpha / (2.0 * n)), np.nan)
         return (n - 1.0) / np.sqrt(n) * np.sqrt(t * t / (n - 2.0 + t * t))
 
 
@@ -76,29 +80,32 @@ def use_from_state(state: pd.Series) -> pd.Series:
 
 def summarise_replicates(
     measurements: pd.DataFrame,
+    options: ReplicateOptions,
     *,
     by=CELL_KEYS,
     value_col: str = "cq",
-    max_delta: float = 0.5,
-    max_sd: float | None = None,
-    method: str = "mean",
-    grubbs: bool = False,
     grubbs_alpha: float = 0.05,
 ) -> tuple[pd.DataFrame, pd.Index]:
     """Average technical replicates per cell (§3.2).
 
     ``measurements`` needs the ``by`` columns, ``value_col`` and ``use`` (or
-    ``state``, from which ``use`` is derived). Returns ``(cells, outliers)``:
+    ``state``, from which ``use`` is derived). ``options``: flags above
+    ``max_delta`` / ``max_sd``; ``outliers`` ``median`` averages by the median,
+    ``grubbs`` removes Grubbs outliers (level ``grubbs_alpha``) first.
+    Returns ``(cells, outliers)``:
     ``cells`` has the ``by`` columns, ``cq`` (mean or median of the used values;
     NaN if none), ``n_wells``, ``n_replicates``, ``n_detected``,
     ``replicate_delta`` (max − min of the used values), ``replicate_sd`` (SD,
     n − 1) and ``flags`` (``;``-joined, sorted); ``outliers`` holds the index
     labels of wells removed by Grubbs.
     """
-    if method not in ("mean", "median"):
-        raise ValueError(f"replicates method must be 'mean' or 'median', not {method!r}")
-    if max_sd is None:
-        max_sd = max_delta / np.sqrt(2.0)
+    if options.outliers not in ("none", "grubbs", "median"):
+        raise ConfigError(
+            f"config replicates.outliers: {options.outliers!r} is not one of none, grubbs, median"
+        )
+    max_delta, max_sd = options.max_delta, options.max_sd
+    method = "median" if options.outliers == "median" else "mean"
+    grubbs = options.outliers == "grubbs"
     by = list(by)
     m = measurements
     use = m["use"] if "use" in m.columns else use_from_state(m["state"])
@@ -156,3 +163,109 @@ def join_flag_columns(flags: pd.DataFrame) -> pd.Series:
     uniq = {s: ";".join(sorted({x for x in s.split(";") if x})) for s in joined.unique()}
     out[has] = joined.map(uniq).to_numpy(dtype=object)
     return out
+
+
+# --------------------------------------------------------------------------- replicate design
+#: Sample kinds whose replicate count defines (and is held to) a plate's design. Controls
+#: (IPC, NTC, gDNA, standards) legitimately sit on other numbers of wells.
+DESIGN_KINDS = ("patient", "healthy")
+
+
+def replicate_design(wells: pd.DataFrame, expected: int | None = None) -> pd.Series:
+    """Replicate wells per sample × assay each plate is designed for (§3.2, §12).
+
+    ``expected`` given: that number on every plate. ``None``: per plate, the most
+    common count among its patient and healthy cells (a tie goes to the larger
+    count). Plates without such cells are absent.
+    """
+    counts = _design_counts(wells)
+    if expected is not None:
+        plates = pd.Index(sorted(set(counts["plate"])), name="plate")
+        return pd.Series(int(expected), index=plates, name="expected", dtype="int64")
+    tally = counts.groupby(["plate", "n_wells"], sort=False).size().rename("k").reset_index()
+    tally = tally.sort_values(["plate", "k", "n_wells"], ascending=[True, False, False])
+    mode = tally.drop_duplicates("plate").set_index("plate")["n_wells"]
+    return mode.rename("expected").astype("int64")
+
+
+def _design_counts(wells: pd.DataFrame) -> pd.DataFrame:
+    study = wells[wells["kind"].isin(DESIGN_KINDS).to_numpy()]
+    return study.groupby(CELL_KEYS, sort=True).size().rename("n_wells").reset_index()
+
+
+def extra_replicates(wells: pd.DataFrame, expected: int | None = None) -> pd.DataFrame:
+    """Patient/healthy cells with more wells than their plate's design (two samples under one name?).
+
+    ``wells`` needs plate, sample, assay, kind. Returns one row per such cell:
+    plate, sample, assay, n_wells, expected (sorted).
+    """
+    counts = _design_counts(wells)
+    design = replicate_design(wells, expected)
+    counts["expected"] = counts["plate"].map(design).to_numpy()
+    over = counts[counts["n_wells"] > counts["expected"]]
+    return over.reset_index(drop=True)
+
+
+def extra_wells_mask(wells: pd.DataFrame, over: pd.DataFrame) -> np.ndarray:
+    """True for the wells of the cells in ``over`` (from :func:`extra_replicates`)."""
+    if over.empty:
+        return np.zeros(len(wells), dtype=bool)
+    return pd.MultiIndex.from_frame(wells[CELL_KEYS]).isin(pd.MultiIndex.from_frame(over[CELL_KEYS]))
+
+
+def _places(wells: pd.Series, limit: int = 12) -> str:
+    """'inlets S03, S04' (BioMark chambers S..-A..) or 'wells A1, A2' of one sample, in order."""
+    inlet = wells.str.extract(r"^(S\d+)-", expand=False)
+    names, word = (inlet, "inlets") if inlet.notna().all() else (wells, "wells")
+    names = sorted(set(names), key=lambda n: (len(n), n))
+    more = f" … and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{word} {', '.join(names[:limit])}{more}"
+
+
+def extra_replicates_error(wells: pd.DataFrame, over: pd.DataFrame, exports: dict, expected_key: str):
+    """The :class:`~ctc_qpcr.errors.InputError` for the first plate × sample of ``over``.
+
+    Names the export (``exports``: plate → path; else the plate), the line of the
+    first well beyond the design, the sample, its inlets or wells and what to do.
+    """
+    from .errors import InputError
+
+    plate, sample = over.iloc[0]["plate"], over.iloc[0]["sample"]
+    mine = over[(over["plate"] == plate) & (over["sample"] == sample)]
+    n, e = int(mine["n_wells"].max()), int(mine["expected"].iloc[0])
+    sub = wells[((wells["plate"] == plate) & (wells["sample"] == sample)).to_numpy()]
+    sub = sub.sort_values(["line", "well"], kind="stable")
+    beyond = sub[(sub.groupby("assay", sort=False).cumcount() >= e).to_numpy()]
+    line = int(beyond["line"].min()) if "line" in beyond.columns and len(beyond) else 0
+    pairs = over[["plate", "sample"]].drop_duplicates()
+    others = (
+        f" ({len(pairs) - 1} more sample(s) like it: "
+        + ", ".join(f"{p}/{s}" for p, s in pairs.iloc[1:6].itertuples(index=False))
+        + (" …" if len(pairs) > 6 else "")
+        + ")"
+        if len(pairs) > 1
+        else ""
+    )
+    where = f"{exports[plate]} (plate {plate})" if exports.get(plate) else f"plate {plate}"
+    return InputError(
+        where,
+        f"sample '{sample}' has {n} wells for each of {len(mine)} assay(s) where the "
+        f"plate's replicate design is {e} ({expected_key}) — on {_places(sub['well'])}: two samples seem "
+        f"to carry one name and would be averaged into one{others}",
+        "give each sample its own name in the export (or rename it in the samples sheet); if this sample "
+        f"really was run on {n} wells, set replicates.expected: {n}; or set replicates.on_extra: flag to go "
+        "on with its cells flagged extra_replicates",
+        line=line or None,
+        column="sample",
+    )
+
+
+def flag_extra_cells(cells: pd.DataFrame, over: pd.DataFrame) -> pd.DataFrame:
+    """Add ``extra_replicates`` to the flags of the cells in ``over``."""
+    hit = extra_wells_mask(cells, over)
+    if not hit.any():
+        return cells
+    cells = cells.copy()
+    mark = pd.Series(np.where(hit, "extra_replicates", ""), index=cells.index)
+    cells["flags"] = join_flag_columns(pd.DataFrame({"f": cells["flags"].fillna(""), "x": mark}))
+    return cells

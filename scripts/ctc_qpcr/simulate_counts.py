@@ -59,23 +59,17 @@ def simulate_outcome(
     ca153 = np.round(np.exp(rng.normal(3.5 + 0.4 * high0, 1.0)), 1)
 
     counts = _example_draws(rng, ids, (b, c2, c3), pfs, (lm2, lm3))
-    clinical = pd.DataFrame(
-        {
-            "patient": ids,
-            "pfs_months": pfs,
-            "pfs_event": pfs_event,
-            "os_months": os_,
-            "os_event": os_event,
-            "best_response": resp,
-            "landmark_cycle2_months": lm2,
-            "landmark_cycle3_months": lm3,
-            "arm": arm,
-            "subtype": subtype,
-            "ecog": ecog,
-            "ca15_3": ca153,
-        }
-    )
+    landmarks = {"landmark_cycle2_months": lm2, "landmark_cycle3_months": lm3}
+    extra = {"arm": arm, "subtype": subtype, "ecog": ecog, "ca15_3": ca153}
+    clinical = _clinical_table(ids, (pfs, pfs_event, os_, os_event), best_response=resp, **landmarks, **extra)
     return counts, clinical
+
+
+def _clinical_table(ids, endpoints: tuple, **columns) -> pd.DataFrame:
+    """A simulated cohort's clinical table: patient, pfs_months, pfs_event, os_months,
+    os_event (``endpoints`` in that order), then ``columns`` in the order given."""
+    names = ("pfs_months", "pfs_event", "os_months", "os_event")
+    return pd.DataFrame({"patient": ids, **dict(zip(names, endpoints, strict=True)), **columns})
 
 
 def _cohort_ids(patient_ids: Sequence[str] | None, n: int) -> list[str]:
@@ -269,19 +263,8 @@ def simulate_breast(n_patients: int = 267, seed: int = 7) -> tuple[pd.DataFrame,
     counts = counts.sort_values(
         ["patient", "timepoint"], key=lambda s: s.map(order) if s.name == "timepoint" else s
     )
-    clinical = pd.DataFrame(
-        {
-            "patient": ids,
-            "pfs_months": pfs,
-            "pfs_event": pfs_event,
-            "os_months": os_,
-            "os_event": os_event,
-            "best_response": resp,
-            "landmark_C2_months": lm2,
-            "landmark_C3-4_months": lm34,
-            **cov,
-        }
-    )
+    landmarks = {"landmark_C2_months": lm2, "landmark_C3-4_months": lm34}
+    clinical = _clinical_table(ids, (pfs, pfs_event, os_, os_event), best_response=resp, **landmarks, **cov)
     truth = pd.DataFrame(
         {
             "patient": ids,
@@ -328,17 +311,13 @@ def simulate_gastric(
     pfs = np.maximum(np.round(np.minimum(pfs_true, cens), 2), 0.03)
     os_ = np.maximum(np.round(np.minimum(pfs_true + post, cens), 2), pfs)
     counts = _gastric_draw_table(rng, ids, draws, pfs)
-    clinical = pd.DataFrame(
-        {
-            "patient": ids,
-            "pfs_months": pfs,
-            "pfs_event": (pfs_true <= cens).astype(int),
-            "os_months": os_,
-            "os_event": (pfs_true + post <= cens).astype(int),
-            "ecog": rng.choice([0, 1, 2], n, p=[0.5, 0.4, 0.1]),
-            "histology": rng.choice(["intestinal", "diffuse"], n),
-            "peritoneal": rng.choice(["yes", "no"], n, p=[0.35, 0.65]),
-        }
+    endpoints = (pfs, (pfs_true <= cens).astype(int), os_, (pfs_true + post <= cens).astype(int))
+    clinical = _clinical_table(
+        ids,
+        endpoints,
+        ecog=rng.choice([0, 1, 2], n, p=[0.5, 0.4, 0.1]),
+        histology=rng.choice(["intestinal", "diffuse"], n),
+        peritoneal=rng.choice(["yes", "no"], n, p=[0.35, 0.65]),
     )
     truth = pd.DataFrame(
         {

@@ -13,9 +13,10 @@ the linear fold change ``2^−Δ`` (:func:`fold_change_dcq`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special as _sp
@@ -127,16 +128,35 @@ def fold_change_dcq(diff: float, ci_low: float, ci_high: float) -> FoldChange:
 
 @dataclass(frozen=True)
 class MannWhitneyResult:
-    """Mann–Whitney U for group A (``u`` = U_A) with Hodges–Lehmann shift (A − B)."""
+    """Mann–Whitney U for group A (``u`` = U_A) with Hodges–Lehmann shift (A − B).
+
+    ``hl_shift``, ``hl_low``, ``hl_high`` are computed on first use (the differential
+    stage asks for the U test's p of every gene but never for its shift: issue 17)."""
 
     n_a: int
     n_b: int
     u: float
     p: float
     method: str  # "exact" or "asymptotic"
-    hl_shift: float
-    hl_low: float
-    hl_high: float
+    _a: np.ndarray = field(repr=False, compare=False)
+    _b: np.ndarray = field(repr=False, compare=False)
+    _conf: float = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def _shift(self) -> tuple[float, float, float]:
+        return hodges_lehmann(self._a, self._b, self._conf)
+
+    @property
+    def hl_shift(self) -> float:
+        return self._shift[0]
+
+    @property
+    def hl_low(self) -> float:
+        return self._shift[1]
+
+    @property
+    def hl_high(self) -> float:
+        return self._shift[2]
 
 
 # Above this many pairwise differences the Hodges–Lehmann order statistics are found by
@@ -320,7 +340,7 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyR
     O(n_a·n_b·min(n)) and is numerically unusable for hundreds of values; at n ≥ 50 the
     approximation is accurate to well below the precision that matters for a p-value."""
     a, b = _clean(a), _clean(b)
-    hl = hodges_lehmann(a, b, conf)
+    hl = (a, b, conf)  # the shift is computed when asked for (MannWhitneyResult)
     if a.size == 0 or b.size == 0:
         return MannWhitneyResult(a.size, b.size, math.nan, math.nan, "", *hl)
     both = np.concatenate([a, b])

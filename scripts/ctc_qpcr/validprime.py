@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .chip_options import ValidPrimeOptions
 from .wells import CALC, EXPFAIL, LOWSIGNAL, NOAMP
 
 # Cell-level outcome labels (vp_grade column of the Cells table and flags).
@@ -122,17 +123,15 @@ def validate_assays(
     vpa_assay: str,
     gdna_samples,
     goi_assays=None,
-    lod: float = 35.0,
-    sd_max: float = 0.3,
-    min_gdna: int = 4,
-    loo: bool = False,
-    loo_sd: float = 0.2,
+    lod: float,
+    options: ValidPrimeOptions,
     gdna_unit: str = "sample",
     gdna_copies: dict | None = None,
 ) -> pd.DataFrame:
     """Validate every GOI on the gDNA references of each chip (§1.3).
 
-    ``wells`` needs plate, well, sample, assay, cq, state. ``gdna_unit``:
+    ``wells`` needs plate, well, sample, assay, cq, state. ``lod``: the VPA's LOD;
+    ``options``: ``sd_max``, ``min_gdna``, ``loo``, ``loo_sd`` are used. ``gdna_unit``:
 
     ``"sample"`` (default): one gDNA row per gDNA sample = mean Cq of its CALC wells
     (``n`` counts concentrations, as gh-validprime's rows); ``"well"``: one row per
@@ -173,10 +172,10 @@ def validate_assays(
     score = _aplus_scores(g, unit, vpa_assay, lod, gdna_copies)
     goi, stats = _gdna_dcq(g, unit, vpa_assay)
     out = _assay_table(all_assays, stats, score)
-    enough = out["n"] >= min_gdna
-    high = enough & (out["sd"] <= sd_max)
-    if loo:
-        out, high = _leave_one_out(out, goi, high, enough, min_gdna, loo_sd)
+    enough = out["n"] >= int(options.min_gdna)
+    high = enough & (out["sd"] <= options.sd_max)
+    if options.loo:
+        out, high = _leave_one_out(out, goi, high, enough, int(options.min_gdna), options.loo_sd)
     out["confidence"] = np.where(high, "High", "Low")
     # A+ GOIs are not validated/corrected (confidence NotUsed in the code).
     aplus = out["score_grade"] != ""
@@ -285,7 +284,7 @@ def _leave_one_out(out, goi, high, enough, min_gdna: int, loo_sd: float):
     return out, high
 
 
-def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str = "replicate") -> pd.DataFrame:
+def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str) -> pd.DataFrame:
     """VPA Cq and state for every GOI measurement (same index as ``measurements``).
 
     ``mode="replicate"`` (§1.6 default): each GOI well takes the VPA of its own
@@ -333,7 +332,7 @@ def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str =
     return out
 
 
-def grade_from_percent(pct, grade_a: float = 3.0, grade_b: float = 25.0, grade_c: float = 60.0) -> np.ndarray:
+def grade_from_percent(pct, grade_a: float, grade_b: float, grade_c: float) -> np.ndarray:
     """A (< grade_a), B (< grade_b), C (< grade_c), else F — strict bounds as in the code (§1.4)."""
     pct = np.asarray(pct, dtype=float)
     return np.select(
@@ -350,12 +349,8 @@ def correct(
     confidence,
     score_grade=None,
     *,
-    vpa_lod: float = 35.0,
-    grade_a: float = 3.0,
-    grade_b: float = 25.0,
-    grade_c: float = 60.0,
-    correct_a: bool = False,
-    vpa_noamp_upper_bound: bool = False,
+    vpa_lod: float,
+    options: ValidPrimeOptions,
     base: float = 2.0,
 ) -> pd.DataFrame:
     """Grade and correct GOI measurements (§1.2 eqs. 2–4, §1.4, §1.5); inputs are aligned arrays.
@@ -363,6 +358,7 @@ def correct(
     Precedence as in ``vpstore.cpp::run``/``calc``: A+ GOI → unchanged; VPA EXPFAIL or
     no VPA well → ND; VPA NOAMP → A* unchanged (with ``vpa_noamp_upper_bound``, §1.5
     extension, VPA Cq := LOD + 1 like LOWSIGNAL); VPA LOWSIGNAL → VPA Cq := ``vpa_lod`` + 1;
+    ``options``: ``grade_a/b/c``, ``correct_a`` and ``vpa_noamp_upper_bound`` are used;
     GOI not CALC → no correction; then by %DNA: A unchanged (eq. 4 with ``correct_a`` and
     High confidence), B/C eq. (4) if High confidence else HIGHSD, F → HIGHDNA (no value).
     Eq. (4) takes the mean Cq_DNA of eq. (2) as in §1.8 (gh-validprime averages eq. 4 over
@@ -394,7 +390,7 @@ def correct(
     cq_rna = np.full(n, np.nan)
 
     aplus, nd, astar, upper = _vpa_rules(
-        cq_na, goi_calc, vpa_state, score_grade, vpa_noamp_upper_bound, grade, flag, use, cq_rna
+        cq_na, goi_calc, vpa_state, score_grade, bool(options.vpa_noamp_upper_bound), grade, flag, use, cq_rna
     )
     vpa_cq[upper] = float(vpa_lod) + 1.0
     vpa_low, vpa_noamp = ~aplus & (vpa_state == LOWSIGNAL), ~aplus & (vpa_state == NOAMP)
@@ -407,8 +403,9 @@ def correct(
     use[no_ref] = "excluded"
 
     arrays = {"grade": grade, "flag": flag, "use": use, "cq_rna": cq_rna}
+    bounds = (options.grade_a, options.grade_b, options.grade_c)
     cq_dna, f, ok = _grade_and_correct(
-        cq_na, vpa_cq, dcq, high, path, arrays, (grade_a, grade_b, grade_c), correct_a, float(base)
+        cq_na, vpa_cq, dcq, high, path, arrays, bounds, bool(options.correct_a), float(base)
     )
 
     return pd.DataFrame(
@@ -496,20 +493,17 @@ def apply_validprime(
     *,
     vpa_assay: str,
     assay_table: pd.DataFrame,
-    mode: str = "replicate",
-    vpa_lod: float = 35.0,
-    grade_a: float = 3.0,
-    grade_b: float = 25.0,
-    grade_c: float = 60.0,
-    correct_a: bool = False,
-    vpa_noamp_upper_bound: bool = False,
+    mode: str,
+    vpa_lod: float,
+    options: ValidPrimeOptions,
     base: float = 2.0,
 ) -> pd.DataFrame:
     """Correct GOI ``measurements`` (wells, or replicate-averaged cells with ``mode="averaged"``).
 
     ``measurements`` needs plate, sample, assay, cq, state (and ``well`` in
     replicate mode); ``wells`` supplies the VPA wells of the samples; ``assay_table``
-    is :func:`validate_assays` output. Returns ``measurements`` with the columns of
+    is :func:`validate_assays` output; ``mode``: "replicate" or "averaged"; ``vpa_lod``,
+    ``options`` and ``base`` as in :func:`correct`. Returns ``measurements`` with the columns of
     :func:`correct` added, plus ``vpa_cq``, ``vpa_state``; ``VPA_UNPAIRED`` is added
     to ``vp_flag`` where a replicate had no VPA well of its own.
     """
@@ -530,11 +524,7 @@ def apply_validprime(
         ref["confidence"].fillna("Low").to_numpy(dtype=object),
         ref["score_grade"].fillna("").to_numpy(dtype=object),
         vpa_lod=vpa_lod,
-        grade_a=grade_a,
-        grade_b=grade_b,
-        grade_c=grade_c,
-        correct_a=correct_a,
-        vpa_noamp_upper_bound=vpa_noamp_upper_bound,
+        options=options,
         base=base,
     )
     res.index = measurements.index
@@ -555,12 +545,8 @@ def rt_minus_correction(
     rt_plus: pd.DataFrame,
     rt_minus: pd.DataFrame,
     *,
-    lod: float = 35.0,
-    grade_a: float = 3.0,
-    grade_b: float = 25.0,
-    grade_c: float = 60.0,
-    correct_a: bool = False,
-    noamp_upper_bound: bool = False,
+    lod: float,
+    options: ValidPrimeOptions,
     base: float = 2.0,
 ) -> pd.DataFrame:
     """RT(−) alternative (§1.7): Cq_DNA := Cq of the RT(−) reaction of the same sample × GOI.
@@ -582,11 +568,7 @@ def rt_minus_correction(
         np.full(len(rt_plus), "High", dtype=object),
         None,
         vpa_lod=lod,
-        grade_a=grade_a,
-        grade_b=grade_b,
-        grade_c=grade_c,
-        correct_a=correct_a,
-        vpa_noamp_upper_bound=noamp_upper_bound,
+        options=options,
         base=base,
     )
     res.index = rt_plus.index

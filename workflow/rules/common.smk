@@ -17,7 +17,6 @@ import yaml  # noqa: E402
 from ctc_qpcr.config_check import check_config, check_settings  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
-from ctc_qpcr.outcome import check_outcome_inputs  # noqa: E402
 from ctc_qpcr.provenance import sha256  # noqa: E402
 
 with open(WORKFLOW_ROOT / "workflow" / "schemas" / "config.schema.yaml") as handle:
@@ -92,8 +91,12 @@ try:
         plates = pd.DataFrame(columns=["plate", "batch", "path", "format", "assay"])
         samples = pd.DataFrame(columns=[*sheets.REQUIRED["samples"], "patient"])
         assays = pd.DataFrame(columns=list(sheets.REQUIRED["assays"]))
-    outcome_inputs = check_outcome_inputs(config["outcome"])
-except InputError as exc:
+    if config["outcome"]["activate"] and config["outcome"]["ctc_counts"]:
+        # imported only when used: ctc_qpcr.outcome loads scipy.stats (~1 s of every dry run)
+        from ctc_qpcr.outcome import check_outcome_inputs, outcome_options
+
+        check_outcome_inputs(outcome_options(config["outcome"]))
+except (ConfigError, InputError) as exc:
     raise WorkflowError(str(exc)) from None
 
 # ctc_qpcr.sheets has already checked every row (with its line number); the
@@ -107,7 +110,12 @@ if QPCR_ACTIVE:
 # Batches in the order of first appearance in plates.tsv: the first batch
 # anchors the IPC reference (config ipc.reference: null).
 BATCHES = list(dict.fromkeys(plates["batch"]))
-PLATES_OF = {b: list(plates.loc[plates["batch"] == b, "plate"]) for b in BATCHES}
+# Each batch's plates.tsv rows, grouped once (not one scan of the sheet per batch).
+PLATE_ROWS = {
+    b: rows[["plate", "path", "format", "assay"]]
+    for b, rows in plates.groupby("batch", sort=False)
+}
+PLATES_OF = {b: list(PLATE_ROWS[b]["plate"]) for b in BATCHES}
 FIRST_BATCH = BATCHES[0] if BATCHES else ""
 
 for unknown in set(config["batches"]) - set(BATCHES):
@@ -140,7 +148,10 @@ CHIP_KEYS = ("lod", "unknown_names", "validprime", "ipc", "replicates", "detecti
 
 
 def batch_settings(batch):
-    """Chip-level settings of one batch: the global ones with its overrides."""
+    """Chip-level settings of one batch: the global ones with its overrides (the global ones are copied once)."""
+    # a batch without overrides: the global settings, deep-copied once (not once per batch)
+    if batch not in config["batches"]:
+        return dict(_global_chip_settings())  # callers read it; none changes it
     merged = {key: copy.deepcopy(config[key]) for key in CHIP_KEYS}
     for key, value in config["batches"].get(batch, {}).items():
         if isinstance(value, dict):
@@ -148,6 +159,17 @@ def batch_settings(batch):
         else:
             merged[key] = value
     return merged
+
+
+_GLOBAL_CHIP_SETTINGS = []
+
+
+def _global_chip_settings():
+    if not _GLOBAL_CHIP_SETTINGS:
+        _GLOBAL_CHIP_SETTINGS.append(
+            {key: copy.deepcopy(config[key]) for key in CHIP_KEYS}
+        )
+    return _GLOBAL_CHIP_SETTINGS[0]
 
 
 def get_batch_cq(wildcards):
@@ -229,6 +251,7 @@ def get_final_output():
         "results/preprocessed/cq.tsv",
         "results/qc/wells.tsv",
         "results/qc/ntc.tsv",
+        "results/qc/ntc.html",
         "results/qc/plots/gdna_fraction.svg",
         "results/reference_genes/genorm.tsv",
         "results/reference_genes/plots/genorm_m.svg",
@@ -238,6 +261,7 @@ def get_final_output():
         "results/qc/miqe.tsv",
         "results/qc/layout",
         "results/rdml/study.rdml",
+        "results/preprocessed/cq_plate_summary.tsv",
     ]
     targets += expand("results/differential/{comparison}.tsv", comparison=COMPARISONS)
     targets += expand(
@@ -280,3 +304,38 @@ def run_record_logs():
     if outcome_active():
         logs.append("logs/outcome.log")
     return logs
+
+
+def site_volcano_files():
+    """{comparison: {site: SVG path}} of the per_site comparisons: one volcano per
+    site named in the samples sheet (or in the comparison's levels), known at
+    parse time, all written by the one plot_differential job."""
+    import re
+
+    out = {}
+    for spec in config["differential"].get("comparisons", []):
+        if spec.get("type") != "per_site" or not QPCR_ACTIVE:
+            continue
+        column = spec.get("column") or "sites"
+        values = samples[column] if column in samples.columns else []
+        sites = spec.get("levels") or sorted(
+            {
+                part.strip().lower()
+                for value in pd.unique(pd.Series(values, dtype=object).dropna())
+                for part in str(value).split(";")
+                if part.strip() and part.strip().lower() not in ("nan", "na")
+            }
+        )
+        files, taken = {}, set()
+        for site in sites:
+            stem = (
+                re.sub(r"[^a-z0-9_.-]+", "_", str(site).lower()).strip("_.") or "site"
+            )
+            while stem in taken:
+                stem += "_"
+            taken.add(stem)
+            files[str(site)] = (
+                f"results/differential/plots/{spec['name']}/{stem}.volcano.svg"
+            )
+        out[spec["name"]] = files
+    return out

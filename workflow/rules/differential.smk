@@ -6,12 +6,13 @@ rule positivity:
         normalised=f"results/normalised/{config['normalisation']['default']}.tsv",
         samples=config["samples"],
     output:
-        calls=report(
-            "results/positivity/calls.tsv",
+        # Per sample × marker on disk; the report carries the per-sample calls.
+        calls="results/positivity/calls.tsv",
+        samples=report(
+            "results/positivity/sample_calls.tsv",
             caption="../report/positivity_calls.rst",
             category="3. CTC positivity",
         ),
-        samples="results/positivity/sample_calls.tsv",
         summary=report(
             "results/positivity/summary.tsv",
             caption="../report/positivity_summary.rst",
@@ -79,11 +80,25 @@ rule plot_differential:
             caption="../report/heatmap.rst",
             category="4. Differential expression",
         ),
+        sites=[
+            report(
+                path,
+                caption="../report/volcano_site.rst",
+                category="4. Differential expression",
+                subcategory=f"{comparison}: one volcano per site",
+                labels={"comparison": comparison, "site": site},
+            )
+            for comparison, files in site_volcano_files().items()
+            for site, path in files.items()
+        ],
     log:
         "logs/plot_differential.log",
     conda:
         "../envs/python.yaml"
     params:
         default=config["normalisation"]["default"],
+        comparisons=COMPARISONS,
+        site_volcanoes=site_volcano_files(),
+        min_site_patients=config["differential"]["min_site_patients"],
     script:
         "../../scripts/plot_differential.py"

@@ -11,7 +11,7 @@ for batch_id in BATCHES:
         name:
             f"read_exports_{batch_id}"
         input:
-            exports=list(plates.loc[plates["batch"] == batch_id, "path"]),
+            exports=list(PLATE_ROWS[batch_id]["path"]),
             samples=config["samples"],
             assays=config["assays"],
         output:
@@ -26,9 +26,7 @@ for batch_id in BATCHES:
             runtime=20,
         params:
             batch=batch_id,
-            plates=plates.loc[
-                plates["batch"] == batch_id, ["plate", "path", "format", "assay"]
-            ].to_dict("records"),
+            plates=PLATE_ROWS[batch_id].to_dict("records"),
             lod=batch_settings(batch_id)["lod"],
             unknown_names=batch_settings(batch_id)["unknown_names"],
             on_incomplete=config["import"]["on_incomplete"],

@@ -16,6 +16,7 @@ rule miqe:
         normfinder="results/reference_genes/normfinder.tsv",
         chosen="results/reference_genes/chosen.tsv",
         record="results/run_record.json",
+        ntc="results/qc/ntc.tsv",
     output:
         page=report(
             "results/qc/miqe.html",
@@ -47,17 +48,28 @@ rule miqe:
         "../../scripts/miqe.py"
 
 
+# Every chip's layout SVG is written to results/qc/layout; the report shows at
+# most report.layout_chips of them (flagged chips first, copies in
+# results/qc/layout_report) and lists every chip in layout_index.tsv.
 rule plot_layout:
     input:
         wells=get_batch_tables("wells.parquet"),
+        calibration="results/qc/plate_calibration.tsv",
     output:
-        layout=report(
-            directory("results/qc/layout"),
-            patterns=["{plate}.svg"],
+        layout=directory("results/qc/layout"),
+        report_layout=report(
+            directory("results/qc/layout_report"),
+            patterns=["{rank,\\d+}_{plate}.svg"],
             caption="../report/layout.rst",
             category="1. Quality control",
             subcategory="Chip and plate layout",
-            labels={"plate": "{plate}"},
+            labels={"rank": "{rank}", "plate": "{plate}"},
+        ),
+        index=report(
+            "results/qc/layout_index.tsv",
+            caption="../report/layout_index.rst",
+            category="1. Quality control",
+            subcategory="Chip and plate layout",
         ),
     log:
         "logs/plot_layout.log",
@@ -65,6 +77,7 @@ rule plot_layout:
         "../envs/python.yaml"
     params:
         lod=config["lod"],
+        max_chips=config["report"]["layout_chips"],
     script:
         "../../scripts/plot_layout.py"
 
@@ -85,3 +98,28 @@ rule export_rdml:
         lod=config["lod"],
     script:
         "../../scripts/export_rdml.py"
+
+
+# No-template controls in the report: the verdict per plate and the flagged assays.
+rule ntc_report:
+    input:
+        ntc="results/qc/ntc.tsv",
+    output:
+        page=report(
+            "results/qc/ntc.html",
+            caption="../report/ntc.rst",
+            category="1. Quality control",
+        ),
+    log:
+        "logs/ntc_report.log",
+    conda:
+        "../envs/python.yaml"
+    params:
+        max_cq=(
+            f"the LOD ({config['lod']:g} cycles, or the batch's own)"
+            if config["ntc_check"]["max_cq"] is None
+            else f"{config['ntc_check']['max_cq']:g}"
+        ),
+        min_delta_cq=config["ntc_check"]["min_delta_cq"],
+    script:
+        "../../scripts/ntc_report.py"

@@ -23,7 +23,7 @@ from .permutation import permutation_orders, permutation_test
 from .persistence import MODEL_FORMAT, TRUSTED_TYPES, load_models, save_models
 from .pipeline import BASELINES, ESTIMATORS, RankGauss, make_pipeline, param_grid
 from .predict import MAX_MISSING_FRACTION, mask_genes, predict, used_genes
-from .run import METRIC_COLUMNS, run_classifier
+from .run import METRIC_COLUMNS, ClassifierOptions, classifier_options, run_classifier
 from .validation import (
     NestedSearch,
     cross_validated,
@@ -40,6 +40,7 @@ __all__ = [
     "ESTIMATORS",
     "MAX_MISSING_FRACTION",
     "METRIC_COLUMNS",
+    "ClassifierOptions",
     "MODEL_FORMAT",
     "TRUSTED_TYPES",
     "ClassifierInputError",
@@ -60,6 +61,7 @@ __all__ = [
     "permutation_test",
     "predict",
     "repeat_scores",
+    "classifier_options",
     "run_classifier",
     "save_models",
     "shared_panel",

@@ -8,6 +8,7 @@ all samples → sorted tables.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,8 @@ import pandas as pd
 from joblib import Parallel
 from sklearn.dummy import DummyClassifier
 
-from .errors import ClassifierInputError
+from ..errors import ConfigError
+from ..options import from_config
 from .inputs import TrainingData, clinical_frame, prepare, shared_panel, site_labels
 from .permutation import permutation_test
 from .persistence import MODEL_FORMAT, versions
@@ -44,6 +46,38 @@ METRIC_COLUMNS = [
 ]
 PREDICTION_COLUMNS = ["sample", "site", "estimator", "probability", "label"]
 FEATURE_COLUMNS = ["site", "estimator", "gene", "selection_frequency", "coefficient"]
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """``classifier:`` (methods §7), field names as in the config."""
+
+    activate: bool
+    estimators: tuple[str, ...]
+    min_class: int
+    n_splits: int
+    n_repeats: int
+    n_permutations: int
+    one_timepoint: str  # "" = every time point (patients as CV groups)
+    clinical_columns: tuple[str, ...]
+    seed: int
+
+
+def classifier_options(given: dict | None = None) -> ClassifierOptions:
+    """The ``classifier:`` section (missing keys: the schema's defaults), checked."""
+    return from_config(ClassifierOptions, "classifier", given)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the per-site steps use: the options and this run's computing choices."""
+
+    options: ClassifierOptions
+    k_features: tuple
+    n_jobs: int
+    permutation_mode: str
+    permutation_repeats: int
+    inner_search: str
 
 
 class _Collector:
@@ -113,33 +147,31 @@ def _baselines(out: _Collector, base_row, data: TrainingData, y, splits, clinica
 
 
 def _gene_model(
-    out: _Collector, base_row, name, data: TrainingData, y, splits, clinical_auc, opts, parallel, notes
+    out: _Collector, base_row, name, data: TrainingData, y, splits, clinical_auc, run: _Run, parallel, notes
 ) -> None:
     """Nested CV, permutation test and final model of one estimator for one site."""
     site = base_row["site"]
+    o = run.options
     search = NestedSearch(
-        name,
-        param_grid(name, opts["k_features"], data.X.shape[1]),
-        seed=opts["seed"],
-        inner=opts["inner_search"],
+        name, param_grid(name, run.k_features, data.X.shape[1]), seed=o.seed, inner=run.inner_search
     )
     oof, freq = cross_validated(search, data.X, y, data.groups, splits, parallel=parallel)
     perm = {"p": np.nan, "n": 0, "statistic": "", "observed": np.nan}
-    if opts["n_permutations"] > 0:
+    if o.n_permutations > 0:
         perm = permutation_test(
             data.X,
             y,
             data.groups,
             estimator=name,
-            k_features=opts["k_features"],
-            n_splits=opts["n_splits"],
-            n_permutations=opts["n_permutations"],
-            mode=opts["permutation_mode"],
-            repeats=opts["permutation_repeats"],
-            seed=opts["seed"],
+            k_features=run.k_features,
+            n_splits=o.n_splits,
+            n_permutations=o.n_permutations,
+            mode=run.permutation_mode,
+            repeats=run.permutation_repeats,
+            seed=o.seed,
             parallel=parallel,
-            n_jobs=opts["n_jobs"],
-            inner_search=opts["inner_search"],
+            n_jobs=run.n_jobs,
+            inner_search=run.inner_search,
         )
         notes.append(
             f"{site}/{name}: permutation statistic ({perm['statistic']}) observed "
@@ -170,11 +202,12 @@ def _gene_model(
     ]
 
 
-def _site(out, site, Y, data: TrainingData, clinical, strategy, opts, parallel, notes) -> None:
+def _site(out, site, Y, data: TrainingData, clinical, strategy, run: _Run, parallel, notes) -> None:
+    o = run.options
     y = Y[site].to_numpy(dtype=int)
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-    splits = outer_splits(y, data.groups, opts["n_splits"], opts["n_repeats"], opts["seed"])
-    if len(splits[0]) < opts["n_splits"]:
+    splits = outer_splits(y, data.groups, o.n_splits, o.n_repeats, o.seed)
+    if len(splits[0]) < o.n_splits:
         notes.append(f"{site}: n_splits lowered to {len(splits[0])} (minority class)")
     base_row = {
         "site": site,
@@ -189,9 +222,9 @@ def _site(out, site, Y, data: TrainingData, clinical, strategy, opts, parallel, 
         "permutation_observed": np.nan,
         "n_genes": len(data.genes),
     }
-    clinical_auc = _baselines(out, base_row, data, y, splits, clinical, opts["seed"], parallel)
-    for name in opts["estimators"]:
-        _gene_model(out, base_row, name, data, y, splits, clinical_auc, opts, parallel, notes)
+    clinical_auc = _baselines(out, base_row, data, y, splits, clinical, o.seed, parallel)
+    for name in o.estimators:
+        _gene_model(out, base_row, name, data, y, splits, clinical_auc, run, parallel, notes)
 
 
 def _labelled(data: TrainingData, min_class: int) -> tuple[TrainingData, pd.DataFrame, list]:
@@ -206,18 +239,11 @@ def _labelled(data: TrainingData, min_class: int) -> tuple[TrainingData, pd.Data
 def run_classifier(
     matrix: pd.DataFrame,
     samples: pd.DataFrame,
+    options: ClassifierOptions | None = None,
     *,
     strategy: str,
-    estimators: Sequence[str] = ("elasticnet",),
-    min_class: int = 8,
-    n_splits: int = 5,
-    n_repeats: int = 20,
-    n_permutations: int = 1000,
-    clinical_columns: Sequence[str] = (),
-    one_timepoint: str | None = "T0",
     k_features: Sequence = (5, 10, "all"),
     n_jobs: int = 1,
-    seed: int = 2016,
     permutation_mode: str = "fixed",
     permutation_repeats: int = 1,
     inner_search: str = "fast",
@@ -225,6 +251,8 @@ def run_classifier(
 ) -> dict[str, Any]:
     """Nested-CV site classifiers with permutation test and baselines (§7).
 
+    ``options``: :func:`classifier_options` (None: the schema's defaults); the other
+    arguments are computing choices the config does not expose.
     Returns a dict with ``metrics``, ``predictions`` (out-of-fold, averaged over
     repeats), ``features`` (selection frequency over outer folds, coefficient in the
     final model), ``models`` ({(site, estimator): bundle}), ``skipped``, ``notes``.
@@ -232,39 +260,32 @@ def run_classifier(
     ``clinical_columns`` given) use the same outer folds.  With ``cells`` (the Cells
     table, column ``batch``) only genes measured in every batch are used (issue 13.3).
     """
-    for name in estimators:
+    o = options if options is not None else classifier_options()
+    for name in o.estimators:
         if name not in ESTIMATORS:
-            raise ClassifierInputError(f"unknown estimator {name!r}", f"choose from {', '.join(ESTIMATORS)}")
+            raise ConfigError(
+                f"config classifier.estimators: unknown estimator {name!r} — "
+                f"choose from {', '.join(ESTIMATORS)}"
+            )
     panel = (
         None
         if cells is None
         else shared_panel(cells, matrix["sample"] if "sample" in matrix.columns else matrix.index)
     )
-    data, Y, skipped = _labelled(prepare(matrix, samples, one_timepoint, panel), min_class)
+    data, Y, skipped = _labelled(prepare(matrix, samples, o.one_timepoint or None, panel), o.min_class)
     notes = data.notes
-    clinical = clinical_frame(data.sheet, clinical_columns) if clinical_columns else None
+    clinical = clinical_frame(data.sheet, o.clinical_columns) if o.clinical_columns else None
     notes.append(
-        f"AUC = mean over repeats of the mean outer-fold AUC ({n_repeats} repeats); "
+        f"AUC = mean over repeats of the mean outer-fold AUC ({o.n_repeats} repeats); "
         "auc_low/auc_high = 2.5-97.5 % range of the per-repeat means"
     )
     notes.append(
         f"permutation test: mode={permutation_mode}, repeats={permutation_repeats}, "
-        f"{n_permutations} permutations, p=(C+1)/(n+1)"
+        f"{o.n_permutations} permutations, p=(C+1)/(n+1)"
     )
-    opts = {
-        "estimators": tuple(estimators),
-        "n_splits": n_splits,
-        "n_repeats": n_repeats,
-        "n_permutations": n_permutations,
-        "k_features": tuple(k_features),
-        "n_jobs": n_jobs,
-        "seed": seed,
-        "permutation_mode": permutation_mode,
-        "permutation_repeats": permutation_repeats,
-        "inner_search": inner_search,
-    }
+    run = _Run(o, tuple(k_features), n_jobs, permutation_mode, permutation_repeats, inner_search)
     out = _Collector()
     with Parallel(n_jobs=n_jobs) as parallel:
         for site in Y.columns:
-            _site(out, site, Y, data, clinical, strategy, opts, parallel, notes)
+            _site(out, site, Y, data, clinical, strategy, run, parallel, notes)
     return {**out.tables(), "models": out.models, "skipped": skipped, "notes": notes}

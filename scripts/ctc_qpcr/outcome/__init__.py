@@ -8,6 +8,7 @@
 * :mod:`.associations` — baseline positivity against characteristics, conversion by arm,
   persistence against response.
 * :mod:`.expression` — the join with a qPCR study (expression Cox, qPCR positivity).
+* :mod:`.options` — the ``outcome:`` settings, parsed once (:func:`outcome_options`).
 * :mod:`.run` — :func:`run_outcome`, the stage in order.
 
 All tables are sorted deterministically. Input problems raise
@@ -43,7 +44,8 @@ from .inputs import (
     validate_clinical,
     validate_counts,
 )
-from .run import check_outcome_inputs, config_arguments, run_outcome
+from .options import OutcomeOptions, outcome_options
+from .run import check_outcome_inputs, run_outcome
 
 __all__ = [
     "ASSOC_COLUMNS",
@@ -54,6 +56,7 @@ __all__ = [
     "KM_COLUMNS",
     "LOGRANK_COLUMNS",
     "MEDIAN_COLUMNS",
+    "OutcomeOptions",
     "RATE_COLUMNS",
     "RESPONSES",
     "STANDARD_VOLUME_ML",
@@ -61,7 +64,6 @@ __all__ = [
     "associations_table",
     "change_category",
     "check_outcome_inputs",
-    "config_arguments",
     "clopper_pearson",
     "cochran_armitage",
     "dynamics_table",
@@ -70,6 +72,7 @@ __all__ = [
     "landmark_cohort",
     "landmark_times",
     "match_patients",
+    "outcome_options",
     "positivity_rates",
     "run_outcome",
     "simulate_outcome",

@@ -75,8 +75,28 @@ def with_status(d: pd.DataFrame, thr: float) -> pd.DataFrame:
     return d.assign(**{status_term(thr): (d["ctc_per_7_5ml"] >= thr).astype(int)})
 
 
+#: The tables a :class:`Collector` fills: their columns and sort order.
+COLLECTED = {
+    "km": (KM_COLUMNS, ["analysis", "endpoint", "group", "time"]),
+    "logrank": (LOGRANK_COLUMNS, ["analysis", "endpoint"]),
+    "cox": (COX_COLUMNS, ["model", "endpoint"]),
+    "cox_models": (COX_MODEL_COLUMNS, ["model", "endpoint"]),
+    "medians": (MEDIAN_COLUMNS, ["analysis", "endpoint", "group"]),
+    "subgroups": (SUBGROUP_COLUMNS, ["endpoint", "analysis", "variable"]),
+}
+
+
+def _frame(rows, columns, sort) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    df = pd.concat(rows, ignore_index=True) if isinstance(rows[0], pd.DataFrame) else pd.DataFrame(rows)
+    df = df.reindex(columns=columns)
+    # stable sort: within a model, terms keep their model-matrix order
+    return df.sort_values(sort, kind="mergesort").reset_index(drop=True)
+
+
 class Collector:
-    """Accumulates the rows of the km / logrank / medians / cox / cox_models tables."""
+    """Accumulates the rows of the km / logrank / medians / cox / cox_models / subgroups tables."""
 
     def __init__(self) -> None:
         self.km: list[pd.DataFrame] = []
@@ -86,6 +106,10 @@ class Collector:
         self.medians: list[dict] = []
         self.subgroups: list[dict] = []
         self.notes: list[str] = []
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The collected tables (:data:`COLLECTED`), each with its columns and sort order."""
+        return {name: _frame(getattr(self, name), *spec) for name, spec in COLLECTED.items()}
 
     def group_analysis(self, analysis: str, endpoint: str, time, event, group) -> None:
         """KM per group, medians with CI and the k-group log-rank test."""

@@ -39,7 +39,6 @@ EXPR_COLUMNS = [
     "ph_p",
     "reason",
 ]
-DEFAULT_MIN_DETECTED = 3
 
 
 def sample_patients(samples: pd.DataFrame, timepoint: str, path: str) -> pd.Series:
@@ -114,7 +113,7 @@ def expression_cox(
     endpoints: Sequence[str],
     timepoint: str,
     path: str,
-    min_detected: int = DEFAULT_MIN_DETECTED,
+    min_detected: int,
 ) -> pd.DataFrame:
     """Univariate Cox of each gene's −ΔCq (detected values only), BH across tested genes."""
     require_columns(expression, ["sample", "gene", "dcq"], path, "normalised expression")

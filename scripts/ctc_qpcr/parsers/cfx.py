@@ -18,24 +18,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..errors import InputError
 from .text import Text, load_text
-from .toolkit import (
-    Block,
-    cq_numbers,
-    decimal_mark,
-    find_header,
-    read_block,
-    table_end,
-    to_numbers,
-    wells_frame,
-)
-from .vocabulary import (
-    find_column,
-    incomplete_groups,
-    multiplex_wells,
-    sample_type_name,
-)
+from .toolkit import Block, cq_and_quantity, find_header, results_block, wells_frame
+from .vocabulary import find_column, incomplete_groups, multiplex_wells, sample_type_name
 
 _REQUIRED = (("well",), ("fluor",), ("target",), ("content",), ("sample",), ("cq",))
 QUANTITY_NAMES = ("starting quantity (sq)", "sq", "starting quantity")
@@ -55,15 +40,8 @@ def read(path) -> pd.DataFrame:
 def parse(text: Text) -> pd.DataFrame:
     """Wells table from a loaded CFX export."""
     found = find_header(text, _REQUIRED, limit=60)
-    if found is None:
-        raise InputError(
-            text.path,
-            "no CFX results header found (a line with Well, Fluor, Target, Content, Sample and Cq)",
-            REEXPORT,
-        )
-    index, sep, _ = found
-    block = read_block(text, index, table_end(text, index, sep), sep, cut_hint=REEXPORT)
-    return _wells(text, block)
+    problem = "no CFX results header found (a line with Well, Fluor, Target, Content, Sample and Cq)"
+    return _wells(text, results_block(text, found, problem, REEXPORT))
 
 
 def _wells(text: Text, block: Block) -> pd.DataFrame:
@@ -80,22 +58,16 @@ def _wells(text: Text, block: Block) -> pd.DataFrame:
             ("quantity", QUANTITY_NAMES),
         )
     }
-    cq_raw = cells[col["cq"]]
-    numeric = {names[col["cq"]]: cq_raw}
-    if col["quantity"] is not None:
-        numeric[names[col["quantity"]]] = cells[col["quantity"]]
-    decimal = decimal_mark(text, numeric, block.line)
+    numbers, decimal = cq_and_quantity(text, block, col["cq"], col["quantity"])
     frame = wells_frame(
         len(cells),
         stripped=True,
         well=multiplex_wells(cells[col["well"]], cells[col["fluor"]]),
         sample=cells[col["sample"]],
         assay=cells[col["target"]],
-        cq=cq_numbers(cq_raw, decimal),
-        cq_raw=cq_raw,
         sample_type=sample_type_name(cells[col["content"]]),
-        quantity=to_numbers(cells[col["quantity"]], decimal) if col["quantity"] is not None else None,
         line=block.line,
+        **numbers,
     )
     frame.attrs["cq_column"] = names[col["cq"]]
     frame.attrs["incomplete_groups"] = incomplete_groups(frame, block, decimal)

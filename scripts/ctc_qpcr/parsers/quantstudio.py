@@ -26,24 +26,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
 from .text import Text, load_text
-from .toolkit import (
-    Block,
-    cq_numbers,
-    decimal_mark,
-    find_header,
-    read_block,
-    table_end,
-    to_numbers,
-    wells_frame,
-)
-from .vocabulary import (
-    find_column,
-    incomplete_groups,
-    multiplex_wells,
-    sample_type_name,
-)
+from .toolkit import Block, cq_and_quantity, find_header, results_block, wells_frame
+from .vocabulary import find_column, incomplete_groups, multiplex_wells, sample_type_name
 
 CQ_NAMES = ("ct", "c\u0442", "cq", "crt", "c\u0442 value")
 SAMPLE_NAMES = ("sample name", "sample")
@@ -75,16 +60,8 @@ def read(path) -> pd.DataFrame:
 
 def parse(text: Text) -> pd.DataFrame:
     """Wells table from a loaded QuantStudio export."""
-    found = _header(text)
-    if found is None:
-        raise InputError(
-            text.path,
-            "no results table header found (a line with Well, Sample Name, Target Name and CT/Cq columns)",
-            REEXPORT,
-        )
-    index, sep, _ = found
-    block = read_block(text, index, table_end(text, index, sep), sep, cut_hint=REEXPORT)
-    return _wells(text, block)
+    problem = "no results table header found (a line with Well, Sample Name, Target Name and CT/Cq columns)"
+    return _wells(text, results_block(text, _header(text), problem, REEXPORT))
 
 
 def _wells(text: Text, block: Block) -> pd.DataFrame:
@@ -101,11 +78,7 @@ def _wells(text: Text, block: Block) -> pd.DataFrame:
         "omit": find_column(names, ("omit",)),
         "reporter": find_column(names, ("reporter", "reporter dye", "dye")),
     }
-    cq_raw = cells[col["cq"]]
-    numeric = {names[col["cq"]]: cq_raw}
-    if col["quantity"] is not None:
-        numeric[names[col["quantity"]]] = cells[col["quantity"]]
-    decimal = decimal_mark(text, numeric, block.line)
+    numbers, decimal = cq_and_quantity(text, block, col["cq"], col["quantity"])
     well = cells[col["position"] if col["position"] is not None else col["well"]]
     if col["reporter"] is not None:
         well = multiplex_wells(well, cells[col["reporter"]])
@@ -115,12 +88,10 @@ def _wells(text: Text, block: Block) -> pd.DataFrame:
         well=well,
         sample=cells[col["sample"]],
         assay=cells[col["assay"]],
-        cq=cq_numbers(cq_raw, decimal),
-        cq_raw=cq_raw,
         sample_type=sample_type_name(cells[col["task"]]) if col["task"] is not None else None,
-        quantity=to_numbers(cells[col["quantity"]], decimal) if col["quantity"] is not None else None,
         instrument_flags=_flags(names, cells, col["omit"]),
         line=block.line,
+        **numbers,
     )
     frame.attrs["cq_column"] = names[col["cq"]]
     frame.attrs["incomplete_groups"] = incomplete_groups(frame, block, decimal)

@@ -28,6 +28,7 @@ from .toolkit import (
     OPTIONAL_COLUMNS,
     TEXT_COLUMNS,
     WELL_COLUMNS,
+    check_well_names,
     invalid_cq,
 )
 
@@ -175,6 +176,7 @@ def read_export(
     where = str(path) + (f" (sheet '{wells.attrs['sheet']}')" if wells.attrs.get("sheet") else "")
     wells = _standard_columns(wells, plate)
     _check_duplicate_wells(wells, where, plate)
+    check_well_names(wells, where)
     _check_cq_text(wells, where, cq_column)
     _check_some_cq(wells, where, plate, cq_column)
     if on_incomplete not in ON_INCOMPLETE:

@@ -17,6 +17,7 @@ from .text import Text, load_text
 from .toolkit import (
     DELIMITER_NAMES,
     Block,
+    cq_and_quantity,
     cq_numbers,
     decimal_mark,
     guess_delimiter,
@@ -140,11 +141,7 @@ def _long(text: Text, block: Block) -> pd.DataFrame:
     }
     cells = block.cells
     n = len(cells)
-    cq_raw = cells[col["cq"]]
-    numeric = {names[col["cq"]]: cq_raw}
-    if col["quantity"] is not None:
-        numeric[names[col["quantity"]]] = cells[col["quantity"]]
-    decimal = decimal_mark(text, numeric, block.line)
+    numbers, _ = cq_and_quantity(text, block, col["cq"], col["quantity"])
     run = cells[col["plate"]] if col["plate"] is not None else pd.Series([""] * n, dtype=object)
     if col["well"] is not None:
         well = unique_wells(cells[col["well"]], run)
@@ -157,11 +154,9 @@ def _long(text: Text, block: Block) -> pd.DataFrame:
         well=well,
         sample=cells[col["sample"]],
         assay=cells[col["assay"]],
-        cq=cq_numbers(cq_raw, decimal),
-        cq_raw=cq_raw,
         sample_type=sample_type_name(cells[col["type"]]) if col["type"] is not None else None,
-        quantity=to_numbers(cells[col["quantity"]], decimal) if col["quantity"] is not None else None,
         line=block.line,
+        **numbers,
     )
     frame.attrs["cq_column"] = names[col["cq"]]
     return frame

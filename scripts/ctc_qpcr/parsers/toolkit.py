@@ -10,6 +10,8 @@
 * delimited tables: splitting a header line, finding a header, reading a table
   body with pandas' C engine while keeping each row's line number and checking
   that no row was cut off (:func:`read_block`), the decimal mark of a file;
+* :func:`check_well_names`: the sample and assay names of a Wells table hold no
+  invisible or look-alike character (the sheets' check, reused);
 * (the lab vocabulary readers share — sample types, well ids unique per plate,
   replicate groups — is in :mod:`.vocabulary`).
 
@@ -29,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..sheet_text import odd_character
 from .text import Text
 
 # ---------------------------------------------------------------------------
@@ -106,6 +109,39 @@ def wells_frame(n: int, *, stripped: bool = False, **columns) -> pd.DataFrame:
         else:
             out[name] = value.astype(dtype)
     return pd.DataFrame(out, index=pd.RangeIndex(n))
+
+
+_NAME_COLUMNS = ("sample", "assay")
+
+
+def check_well_names(wells: pd.DataFrame, path: str) -> None:
+    """InputError for the first sample or assay name holding an invisible or look-alike character.
+
+    The check of the sheets (:func:`ctc_qpcr.sheet_text.odd_character`), on the
+    distinct names only: a ``P01_T0`` typed with a Cyrillic ``Т`` in the
+    instrument software would otherwise be an unknown sample. Names the file,
+    the line of the first well carrying the name (RDML: none), the column, the
+    character and its code point.
+    """
+    for column in _NAME_COLUMNS:
+        names = pd.unique(wells[column].to_numpy(dtype=object))
+        plain = pd.Series(names, dtype=object).str.match(r"^[\x20-\x7e]*$").to_numpy(dtype=bool)
+        for name in names[~plain]:
+            odd = odd_character(str(name), name_like=True)
+            if not odd:
+                continue
+            first = int(np.argmax(wells[column].to_numpy(dtype=object) == name))
+            line = int(wells["line"].iloc[first]) if "line" in wells.columns else 0
+            raise InputError(
+                path,
+                f"the {column} name '{name}' (well {wells['well'].iloc[first]}) {odd}",
+                f"retype the {column} name with plain characters in the instrument software and export "
+                "again (or edit it in the export), so that it matches the "
+                + ("samples" if column == "sample" else "assays")
+                + " sheet",
+                line=line or None,
+                column=column,
+            )
 
 
 def _stripped_text(values: np.ndarray) -> np.ndarray:
@@ -350,6 +386,39 @@ def _check_extra_fields(text: Text, cells: pd.DataFrame, n: int, line: np.ndarra
             "check that no cell contains the delimiter unquoted, or re-export the table",
             line=int(line[i]),
         )
+
+
+def results_block(text: Text, found: tuple[int, str, list[str]] | None, problem: str, hint: str) -> Block:
+    """The table under the header :func:`find_header` ``found``, to :func:`table_end`.
+
+    No header found: :class:`InputError` with ``problem`` (what was looked for) and
+    ``hint`` (how to re-export); ``hint`` also says what to do with a cut-off row.
+    """
+    if found is None:
+        raise InputError(text.path, problem, hint)
+    index, sep, _ = found
+    return read_block(text, index, table_end(text, index, sep), sep, cut_hint=hint)
+
+
+def cq_and_quantity(text: Text, block: Block, cq: int, quantity: int | None) -> tuple[dict, str]:
+    """The Cq and (when there is one) quantity columns at positions ``cq`` and ``quantity``,
+    read with the file's decimal mark (judged on both).
+
+    Returns the Wells columns ``cq``, ``cq_raw`` and ``quantity`` (None when absent), and
+    the decimal mark.
+    """
+    names, cells = block.names, block.cells
+    cq_raw = cells[cq]
+    numeric = {names[cq]: cq_raw}
+    if quantity is not None:
+        numeric[names[quantity]] = cells[quantity]
+    decimal = decimal_mark(text, numeric, block.line)
+    columns = {
+        "cq": cq_numbers(cq_raw, decimal),
+        "cq_raw": cq_raw,
+        "quantity": to_numbers(cells[quantity], decimal) if quantity is not None else None,
+    }
+    return columns, decimal
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,111 @@
+"""``tables.write_tsv`` writes the bytes pandas ``to_csv`` writes, by its fast Arrow path
+or by pandas when a cell needs quoting (issue 17: the writer was most of a read job)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctc_qpcr import tables
+
+FLOATS = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-5, 1e10, 1234567890123.0, 0.1, 1 / 3, 5e-324, -2.5]
+TEXTS = ["", "a", "=1+2", "-3", "+x", "@a", "-", "x y", " lead", "é", "'q", "1e5", "-1.5e3", "="]
+
+
+def pandas_bytes(df: pd.DataFrame, path) -> bytes:
+    tables._safe_frame(df).to_csv(
+        path, sep="\t", index=False, float_format=tables.FLOAT_FORMAT, na_rep="", lineterminator="\n"
+    )
+    return path.read_bytes()
+
+
+def frame(seed: int, extra: dict | None = None) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = 300
+    text = pd.Series(rng.choice(np.array(TEXTS, dtype=object), n))
+    return pd.DataFrame(
+        {
+            "cq": rng.choice(FLOATS, n),
+            "scaled": rng.normal(size=n) * 10.0 ** rng.integers(-6, 12, n),
+            "f32": rng.normal(size=n).astype(np.float32),
+            "line": rng.integers(-5, 10**12, n),
+            "small": rng.integers(0, 9, n).astype(np.uint8),
+            "flag": rng.random(n) < 0.5,
+            "sample": text,
+            "assay": text.where(rng.random(n) < 0.7, None),
+            "note": text.where(rng.random(n) < 0.7, np.nan),
+            "state": pd.Categorical(rng.choice(["CALC", "=x", "NOAMP"], n)),
+            **(extra or {}),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        None,
+        {"mixed": [3, "a", "=b"] * 100},  # text and numbers in one column: pandas path
+        {"tabbed": ["a\tb", 'q"', "l\nx", "ok"] * 75},  # cells pandas quotes: pandas path
+        {"=name": ["x"] * 300},  # a formula-like column name
+    ],
+)
+def test_write_tsv_same_bytes_as_pandas(tmp_path, extra):
+    for seed in range(5):
+        df = frame(seed, extra)
+        tables.write_tsv(df, tmp_path / "fast.tsv")
+        assert (tmp_path / "fast.tsv").read_bytes() == pandas_bytes(df, tmp_path / "ref.tsv")
+
+
+def test_write_tsv_edge_frames(tmp_path):
+    for df in (
+        frame(1).iloc[:0],  # header only
+        pd.DataFrame({"note": ["", "a", None]}),  # one column: the csv module quotes a lone empty cell
+        pd.DataFrame({"x": [1.5, np.nan], "y": ["=1", "-1"]}),
+    ):
+        tables.write_tsv(df, tmp_path / "fast.tsv")
+        assert (tmp_path / "fast.tsv").read_bytes() == pandas_bytes(df, tmp_path / "ref.tsv")
+
+
+def test_write_tsv_known_bytes(tmp_path):
+    df = pd.DataFrame({"cq": [31.8985988195554, -0.0, np.nan], "sample": ["=HYPERLINK()", "-5", None]})
+    tables.write_tsv(df, tmp_path / "t.tsv")
+    assert (tmp_path / "t.tsv").read_bytes() == b"cq\tsample\n31.89859882\t'=HYPERLINK()\n-0\t-5\n\t\n"
+
+
+def test_arrow_path_taken_for_plain_tables(tmp_path, monkeypatch):
+    used = []
+    real = tables._write_arrow
+    monkeypatch.setattr(tables, "_write_arrow", lambda *a: used.append(real(*a)) or used[-1])
+    tables.write_tsv(frame(0), tmp_path / "t.tsv")
+    assert used == [True]
+
+
+def test_parts_equal_the_whole_table(tmp_path):
+    frames = [frame(seed) for seed in range(3)]
+    frames.insert(1, frames[0].iloc[:0])  # an empty part adds nothing
+    frames.append(frame(9, {"tabbed": ["a\tb", "ok", "x"] * 100}).drop(columns="tabbed"))
+    whole = pd.concat(frames, ignore_index=True)
+    with (
+        tables.tsv_parts(tmp_path / "parts.tsv") as add_tsv,
+        tables.parquet_parts(tmp_path / "p.parquet") as add_pq,
+    ):
+        for part in frames:
+            add_tsv(part)
+            add_pq(part)
+    tables.write_tsv(whole, tmp_path / "whole.tsv")
+    assert (tmp_path / "parts.tsv").read_bytes() == (tmp_path / "whole.tsv").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "p.parquet"), whole, check_exact=True)
+
+
+def test_tsv_parts_quoted_cells_as_pandas(tmp_path):
+    parts = [
+        pd.DataFrame({"a": ["x\ty", "=1"], "b": [1.5, np.nan]}),
+        pd.DataFrame({"a": ['q"', "z"], "b": [2.0, 3.0]}),
+    ]
+    with tables.tsv_parts(tmp_path / "parts.tsv") as add:
+        for part in parts:
+            add(part)
+    assert (tmp_path / "parts.tsv").read_bytes() == pandas_bytes(
+        pd.concat(parts, ignore_index=True), tmp_path / "r.tsv"
+    )
