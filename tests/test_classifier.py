@@ -533,7 +533,7 @@ def test_identical_results_for_one_and_two_jobs_across_chunks():
     """More outer folds and permutations than one batch holds: still the same bytes."""
     matrix, samples = planted(seed=11)
     kw = {"strategy": "test", "n_repeats": 3, "n_permutations": 120, "k_features": (5, "all")}
-    one = C.run_classifier(matrix, samples, n_jobs=1, **kw)
-    two = C.run_classifier(matrix, samples, n_jobs=2, **kw)
+    one = fit(matrix, samples, n_jobs=1, **kw)
+    two = fit(matrix, samples, n_jobs=2, **kw)
     for key in ("metrics", "predictions", "features"):
         pd.testing.assert_frame_equal(one[key], two[key], check_exact=True)
