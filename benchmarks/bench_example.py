@@ -108,7 +108,7 @@ class Monitor:
                 return f"{q.pid}:{m.group(1)}"
             if q.pid == self.root.pid:
                 break
-        return "snakemake-helper"
+        return "other (not a job script)"
 
 
 def startup_cpu() -> float:
@@ -182,6 +182,8 @@ def report(rows, wall, cpu, root_cpu, load, startup) -> None:
     print("| rule | jobs | wall sum | longest | CPU | CPU share |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
+        if r["rule"].startswith("other") and r["cpu"] < 0.05:
+            continue  # Snakemake's idle helper processes
         share = r["cpu"] / job_cpu if job_cpu else float("nan")
         print(
             f"| {r['rule']} | {r['jobs']} | {r['wall']:.1f} s | {r['longest']:.1f} s "

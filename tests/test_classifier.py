@@ -537,3 +537,20 @@ def test_identical_results_for_one_and_two_jobs_across_chunks():
     two = fit(matrix, samples, n_jobs=2, **kw)
     for key in ("metrics", "predictions", "features"):
         pd.testing.assert_frame_equal(one[key], two[key], check_exact=True)
+
+
+def test_repeat_scores_equal_the_sklearn_metrics():
+    from sklearn.metrics import balanced_accuracy_score, brier_score_loss
+
+    rng = np.random.default_rng(9)
+    n = 30
+    y = (rng.random(n) < 0.4).astype(int)
+    y[:2] = [0, 1]
+    oof = rng.random((4, n)).round(2)
+    oof[0, :3] = 0.5  # on the threshold
+    folds = [(np.flatnonzero(np.arange(n) % 3 != i), np.flatnonzero(np.arange(n) % 3 == i)) for i in range(3)]
+    scores = C.repeat_scores(y, oof, [folds] * 4)
+    assert scores["auc_pooled"] == pytest.approx(np.mean([roc_auc_score(y, p) for p in oof]), abs=1e-12)
+    expected = np.mean([balanced_accuracy_score(y, (p >= 0.5).astype(int)) for p in oof])
+    assert scores["balanced_accuracy"] == pytest.approx(expected, abs=1e-12)
+    assert scores["brier"] == pytest.approx(np.mean([brier_score_loss(y, p) for p in oof]), abs=1e-12)
