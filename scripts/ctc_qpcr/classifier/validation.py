@@ -7,7 +7,9 @@
   model's hyper-parameters on the outer training fold only.  By default
   (``inner="fast"``) the search follows ``GridSearchCV`` semantics but computes
   imputation, scaling and F-scores once per inner fold (~5× faster, same choices —
-  tested); ``inner="gridsearch"`` uses ``GridSearchCV`` itself.
+  tested); ``inner="gridsearch"`` uses ``GridSearchCV`` itself.  For the elastic net
+  the fast search and the outer refits solve all folds of a batch at once
+  (:mod:`.batched`, the exact optimum where saga stops at tol 1e-4; docs/methods.md §7).
 * Metrics (§7 protocol 3): the AUC of each outer test fold, averaged over the folds
   of a repeat, then over repeats; the interval is the 2.5-97.5 % range of the
   per-repeat means.  A fold whose test samples hold one class only has no AUC and
