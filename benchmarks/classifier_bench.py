@@ -21,6 +21,7 @@ two modelled sites.  Prints wall time.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -114,20 +115,21 @@ def main() -> None:
     if args.missing:
         print(missing_genes(matrix, samples, args.site).round(3).to_string(index=False))
         return
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     settings = {
         "estimators": [args.estimator],
         "n_repeats": args.repeats,
         "n_permutations": args.permutations,
     }
     res = run_classifier(matrix, samples, classifier_options(settings), strategy="bench", n_jobs=args.jobs)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
     cols = ["site", "estimator", "n_pos", "n_neg", "auc", "auc_low", "auc_high", "permutation_p"]
     print(res["metrics"][cols].to_string(index=False))
     print(f"skipped: {[s['site'] for s in res['skipped']]}")
     print(
         f"wall time: {wall:.1f} s ({args.permutations} permutations, n_jobs={args.jobs}, "
-        f"{args.repeats} repeats, estimator {args.estimator})"
+        f"{args.repeats} repeats, estimator {args.estimator}); CPU {cpu:.1f} s in this process "
+        f"(all of it with --jobs 1); 1-minute load average {os.getloadavg()[0]:.1f}"
     )
 
 

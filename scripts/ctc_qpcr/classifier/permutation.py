@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 from joblib import Parallel, delayed
+from sklearn.linear_model import LogisticRegression
 
+from .batched import FoldDesign, fit_folds
 from .errors import ClassifierInputError
 from .pipeline import PERMUTATION_PARAMS, make_pipeline, param_grid, permutation_k
 from .validation import (
@@ -44,6 +46,8 @@ from .validation import (
     quiet,
 )
 
+PERMUTATION_CHUNK = 50
+
 
 def _fixed_statistic(model, k, X, y, groups, n_splits, n_repeats, seed) -> float:
     splits = outer_splits(y, groups, n_splits, n_repeats, seed)
@@ -56,6 +60,28 @@ def _fixed_statistic(model, k, X, y, groups, n_splits, n_repeats, seed) -> float
     return float(np.mean(aucs))
 
 
+def _batched_statistics(model, k, X, perms_y, groups, n_splits, n_repeats, seed) -> list[float]:
+    """:func:`_fixed_statistic` of every permuted label vector at once (elastic net): all
+    outer folds of all permutations in one batch of the batched solver."""
+    designs, where = [], []
+    for i, yp in enumerate(perms_y):
+        for r, folds in enumerate(outer_splits(yp, groups, n_splits, n_repeats, seed)):
+            for train, test in folds:
+                designs.append(FoldDesign(X[train], yp[train], X[test]))
+                where.append((i, r, train, test))
+    n = len(designs)
+    probas, _ = fit_folds(designs, [k] * n, [model.C] * n, [model.l1_ratio] * n, X.shape[0], X.shape[1])
+    oof = np.full((len(perms_y), n_repeats, X.shape[0]), np.nan)
+    folds: dict = {}
+    for (i, r, train, test), proba in zip(where, probas, strict=True):
+        oof[i, r, test] = proba
+        folds.setdefault((i, r), []).append((train, test))
+    return [
+        float(np.mean([fold_auc(yp, oof[i, r], folds[(i, r)]) for r in range(n_repeats)]))
+        for i, yp in enumerate(perms_y)
+    ]
+
+
 def _nested_statistic(search, X, y, groups, n_splits, n_repeats, seed) -> float:
     splits = outer_splits(y, groups, n_splits, n_repeats, seed)
     oof, _ = cross_validated(search, X, y, groups, splits, n_jobs=1)
@@ -63,6 +89,8 @@ def _nested_statistic(search, X, y, groups, n_splits, n_repeats, seed) -> float:
 
 
 def _permutation_chunk(kind, spec, X, perms_y, groups, n_splits, n_repeats, seed):
+    if kind == "fixed" and isinstance(spec[0], LogisticRegression) and spec[0].class_weight == "balanced":
+        return _batched_statistics(*spec, X, perms_y, groups, n_splits, n_repeats, seed)
     with quiet():
         out = []
         for yp in perms_y:
@@ -145,8 +173,9 @@ def permutation_test(
         raise ClassifierInputError(f"permutation_mode must be 'fixed' or 'nested', not {mode!r}")
     observed = _permutation_chunk(mode, spec, X, [y], groups, n_splits, repeats, seed)[0]
     perms = [_permuted_labels(y, groups, o) for o in permutation_orders(groups, n_permutations, seed)]
-    n_chunks = max(1, min(len(perms), 4 * max(1, n_jobs)))
-    chunks = [c for c in np.array_split(np.arange(len(perms)), n_chunks) if len(c)]
+    # chunks of a fixed size (not a function of n_jobs): same batches, same bytes for any n_jobs
+    step = PERMUTATION_CHUNK
+    chunks = [np.arange(i, min(i + step, len(perms))) for i in range(0, len(perms), step)]
     run = parallel or Parallel(n_jobs=n_jobs)
     results = run(
         delayed(one_blas_thread(_permutation_chunk))(

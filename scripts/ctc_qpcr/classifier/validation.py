@@ -7,7 +7,9 @@
   model's hyper-parameters on the outer training fold only.  By default
   (``inner="fast"``) the search follows ``GridSearchCV`` semantics but computes
   imputation, scaling and F-scores once per inner fold (~5× faster, same choices —
-  tested); ``inner="gridsearch"`` uses ``GridSearchCV`` itself.
+  tested); ``inner="gridsearch"`` uses ``GridSearchCV`` itself.  For the elastic net
+  the fast search and the outer refits solve all folds of a batch at once
+  (:mod:`.batched`, the exact optimum where saga stops at tol 1e-4; docs/methods.md §7).
 * Metrics (§7 protocol 3): the AUC of each outer test fold, averaged over the folds
   of a repeat, then over repeats; the interval is the 2.5-97.5 % range of the
   per-repeat means.  A fold whose test samples hold one class only has no AUC and
@@ -25,22 +27,21 @@ import numpy as np
 import pandas as pd
 import sklearn
 from joblib import Parallel, delayed
-from scipy.stats import rankdata
 from sklearn.base import clone
+from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import f_classif
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_score
 from sklearn.model_selection import (
     GridSearchCV,
     ParameterGrid,
-    RepeatedStratifiedKFold,
     StratifiedGroupKFold,
     StratifiedKFold,
 )
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from .batched import FoldDesign, fit_folds
 from .errors import ClassifierInputError
 from .pipeline import make_pipeline, rank_scaler, selected_mask
 
@@ -69,10 +70,34 @@ def outer_splits(
             list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed + r).split(dummy, y, groups))
             for r in range(n_repeats)
         ]
-    folds = list(
-        RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed).split(dummy, y)
-    )
-    return [folds[r * n_splits : (r + 1) * n_splits] for r in range(n_repeats)]
+    return stratified_folds(y, n_splits, n_repeats, seed)
+
+
+def stratified_folds(y: np.ndarray, n_splits: int, n_repeats: int, seed: int) -> list[list[tuple]]:
+    """The folds of ``RepeatedStratifiedKFold(n_splits, n_repeats, random_state=seed)`` for
+    binary ``y`` (tested equal), computed directly: the permutation test asks for them
+    thousands of times and the splitter's input checks cost more than the folds.
+
+    Per repeat and per class (in order of first appearance in ``y``) the fold numbers
+    0..n_splits−1, dealt to the class in the proportions of the sorted labels, are shuffled
+    by one RandomState(seed) shared by all repeats; fold i tests the samples numbered i.
+    """
+    rng = np.random.RandomState(seed)
+    _, first, inverse = np.unique(y, return_index=True, return_inverse=True)
+    encoded = np.argsort(np.argsort(first))[inverse]  # classes by first appearance
+    ordered = np.sort(encoded)
+    allocation = np.array([np.bincount(ordered[i::n_splits], minlength=len(first)) for i in range(n_splits)])
+    members = [np.flatnonzero(encoded == k) for k in range(len(first))]
+    index = np.arange(len(y))
+    out = []
+    for _ in range(n_repeats):
+        test_folds = np.empty(len(y), dtype=int)
+        for k, rows in enumerate(members):
+            fold_of = np.arange(n_splits).repeat(allocation[:, k])
+            rng.shuffle(fold_of)
+            test_folds[rows] = fold_of
+        out.append([(index[test_folds != i], index[test_folds == i]) for i in range(n_splits)])
+    return out
 
 
 def inner_cv(y: np.ndarray, groups: np.ndarray):
@@ -156,6 +181,10 @@ class NestedSearch:
 
 
 def _fold_task(spec, X, y, groups, train, test, n_features):
+    if isinstance(spec, DummyClassifier) and spec.strategy == "prior":
+        # the prevalence baseline: the training fold's share of positives, as the
+        # fitted DummyClassifier predicts it (n_pos / n), without a fit per fold
+        return np.full(len(test), np.count_nonzero(y[train] == 1) / len(train)), np.zeros(n_features, bool)
     with quiet():
         if isinstance(spec, NestedSearch):
             est, _ = spec.fit_best(X[train], y[train], groups[train])
@@ -170,6 +199,72 @@ def _fold_task(spec, X, y, groups, train, test, n_features):
     return proba, mask
 
 
+def batched_search(spec) -> bool:
+    """True when the nested CV of ``spec`` runs on the batched elastic-net solver."""
+    return isinstance(spec, NestedSearch) and spec.inner == "fast" and spec.name == "elasticnet"
+
+
+def _grid_models(spec: NestedSearch):
+    """ParameterGrid order, and the elastic-net (k, C, l1_ratio) of each combination."""
+    combos = list(ParameterGrid(spec.grid))
+    base = make_pipeline(spec.name, seed=spec.seed).named_steps["model"]
+    C = [c.get("model__C", base.C) for c in combos]
+    l1 = [c.get("model__l1_ratio", base.l1_ratio) for c in combos]
+    return combos, [c.get("select__k", "all") for c in combos], C, l1
+
+
+def _best_combos(spec: NestedSearch, X, y, groups, trains) -> list[int]:
+    """Grid index chosen on each training set: every inner fold × grid combination in one
+    batch of the batched solver; same choice rule as :func:`fast_grid_search`
+    (ParameterGrid order, mean inner-fold AUC, first best wins)."""
+    combos, ks, C, l1 = _grid_models(spec)
+    designs, owner, inner_tests = [], [], []
+    for f, train in enumerate(trains):
+        ytr, gtr = y[train], groups[train]
+        split_kw = {"groups": gtr} if grouped(gtr) else {}
+        for itr, ite in inner_cv(ytr, gtr).split(X[train], ytr, **split_kw):
+            designs.append(FoldDesign(X[train][itr], ytr[itr], X[train][ite]))
+            inner_tests.append(ytr[ite])
+            owner.append(f)
+    problems = [(d, j) for d in designs for j in range(len(combos))]
+    probas, _ = fit_folds(
+        [d for d, _ in problems],
+        [ks[j] for _, j in problems],
+        [C[j] for _, j in problems],
+        [l1[j] for _, j in problems],
+        len(y),
+        X.shape[1],
+    )
+    auc = np.array([fast_auc(inner_tests[i // len(combos)], p) for i, p in enumerate(probas)])
+    auc = auc.reshape(len(designs), len(combos))
+    owner = np.asarray(owner)
+    return [int(np.argmax(auc[owner == f].mean(axis=0))) for f in range(len(trains))]
+
+
+def _batched_fold_chunk(spec: NestedSearch, X, y, groups, chunk) -> list:
+    """Nested CV of a chunk of outer folds with the batched solver (docs/methods.md §7):
+    the inner search of every fold in one batch, then the outer refits in a second one."""
+    _, ks, C, l1 = _grid_models(spec)
+    best = _best_combos(spec, X, y, groups, [train for train, _ in chunk])
+    outer = [FoldDesign(X[train], y[train], X[test]) for train, test in chunk]
+    probas, used = fit_folds(
+        outer, [ks[j] for j in best], [C[j] for j in best], [l1[j] for j in best], len(y), X.shape[1]
+    )
+    masks = []
+    for u in used:
+        mask = np.zeros(X.shape[1], bool)
+        mask[u] = True
+        masks.append(mask)
+    return list(zip(probas, masks, strict=True))
+
+
+FOLD_CHUNK = 10  # outer folds per batch: fixed, so results do not depend on n_jobs
+
+
+def _fold_chunk(spec, X, y, groups, chunk, n_features) -> list:
+    return [_fold_task(spec, X, y, groups, train, test, n_features) for train, test in chunk]
+
+
 def cross_validated(spec, X, y, groups, splits, n_jobs: int = 1, parallel=None):
     """Out-of-fold probabilities (repeats × samples) and gene-selection frequency.
 
@@ -179,9 +274,20 @@ def cross_validated(spec, X, y, groups, splits, n_jobs: int = 1, parallel=None):
     n_features = X.shape[1]
     tasks = [(r, train, test) for r, folds in enumerate(splits) for train, test in folds]
     run = parallel or Parallel(n_jobs=n_jobs)
-    results = run(
-        delayed(one_blas_thread(_fold_task))(spec, X, y, groups, tr, te, n_features) for _, tr, te in tasks
-    )
+    if batched_search(spec):
+        chunks = [tasks[i : i + FOLD_CHUNK] for i in range(0, len(tasks), FOLD_CHUNK)]
+        done = run(
+            delayed(one_blas_thread(_batched_fold_chunk))(spec, X, y, groups, [(tr, te) for _, tr, te in c])
+            for c in chunks
+        )
+        results = [r for part in done for r in part]
+    else:
+        chunks = [tasks[i : i + FOLD_CHUNK] for i in range(0, len(tasks), FOLD_CHUNK)]
+        done = run(
+            delayed(one_blas_thread(_fold_chunk))(spec, X, y, groups, [(a, b) for _, a, b in c], n_features)
+            for c in chunks
+        )
+        results = [r for part in done for r in part]
     oof = np.full((len(splits), len(y)), np.nan)
     counts = np.zeros(n_features)
     for (r, _, test), (proba, mask) in zip(tasks, results, strict=True):
@@ -191,15 +297,18 @@ def cross_validated(spec, X, y, groups, splits, n_jobs: int = 1, parallel=None):
 
 
 def fast_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic (ties count 1/2) — same value as
-    ``roc_auc_score`` without its input-checking overhead; NaN with one class only."""
+    """ROC AUC as the Mann-Whitney statistic: the share of (positive, negative) pairs
+    ordered correctly, ties 1/2 — same value as ``roc_auc_score`` without its
+    input-checking overhead; NaN with one class only."""
     y = np.asarray(y)
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    score = np.asarray(score)
+    pos, neg = score[y == 1][:, None], score[y == 0][None, :]
+    wins = np.count_nonzero(pos > neg) + 0.5 * np.count_nonzero(pos == neg)
+    return float(wins / (n_pos * n_neg))
 
 
 def fold_auc(y: np.ndarray, oof_row: np.ndarray, folds) -> float:
@@ -216,9 +325,13 @@ def repeat_scores(y: np.ndarray, oof: np.ndarray, splits) -> dict[str, float]:
     biased low for small n); balanced accuracy (threshold 0.5) and Brier score of the
     pooled out-of-fold probabilities, mean over repeats."""
     per_repeat = np.array([fold_auc(y, p, folds) for p, folds in zip(oof, splits, strict=True)])
-    pooled = np.array([roc_auc_score(y, p) for p in oof])
-    bal = np.array([balanced_accuracy_score(y, (p >= 0.5).astype(int)) for p in oof])
-    brier = np.array([brier_score_loss(y, p) for p in oof])
+    # numpy forms of roc_auc_score, balanced_accuracy_score and brier_score_loss (same values
+    # to 1e-12, tested): 9 rows × 20 repeats of sklearn input checks cost seconds per run
+    pooled = np.array([fast_auc(y, p) for p in oof])
+    hit = oof >= 0.5
+    pos, neg = y == 1, y == 0
+    bal = np.array([np.mean([np.mean(h[pos]), np.mean(~h[neg])]) for h in hit])
+    brier = np.mean((y[None, :] - oof) ** 2, axis=1)
     return {
         "auc": float(np.nanmean(per_repeat)),
         "auc_low": float(np.nanpercentile(per_repeat, 2.5)),
@@ -284,6 +397,9 @@ def fast_grid_search(
     candidate — about 5× faster on n ≈ 45.  Still fitted on the given (training) data only.
     """
     combos = list(ParameterGrid(dict(grid)))
+    if name == "elasticnet":
+        spec = NestedSearch(name, grid, seed=seed)
+        return combos[_best_combos(spec, X, y, groups, [np.arange(len(y))])[0]]
     base = make_pipeline(name, seed=seed).named_steps["model"]
     models = [
         clone(base).set_params(
