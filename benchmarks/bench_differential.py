@@ -10,10 +10,11 @@ section "Differential tests"):
 1. Two groups, per gene: rejection rate at α 0.05 and 0.01 over ``--reps`` null
    replicates in every scenario (8 vs 25 and 15 vs 15 samples; 0, 30, 60 %
    non-detects; normal, on/off mixture, unequal variances), then power on planted
-   effects. Tests: the chosen primary test "Welch on" (Welch on the detected values
+   effects. Tests: the chosen primary test "Welch cal on" (Welch on the detected values
    left after the label-blind "off" call, robust z > 3.5 above the gene's median, as
-   ``differential.call_on``), Yuen 10 % on the same values, the candidates on all
-   detected values (Yuen 10 % and 20 %, Brunner–Munzel, Mann–Whitney, Welch), and
+   ``differential.call_on``, its p size-calibrated for small groups,
+   ``robust_tests.welch_calibrated``), plain Welch and Yuen 10 % on the same values,
+   the candidates on all detected values (Yuen 10 % and 20 %, Brunner–Munzel, Mann–Whitney, Welch), and
    the old ones on every sample
    (Welch on imputed values, Mann–Whitney with non-detects tied below every
    detected value, the two-part Fisher + Welch-on-detected test).
@@ -93,6 +94,7 @@ def new_tests(a, b, min_detected: int) -> dict[str, np.ndarray]:
     a_on = np.where(off[:, : a.shape[1]], np.nan, a)
     b_on = np.where(off[:, a.shape[1] :], np.nan, b)
     enough = (np.isfinite(a_on).sum(1) >= min_detected) & (np.isfinite(b_on).sum(1) >= min_detected)
+    out["welch_cal_on"] = np.where(enough, rt.welch_calibrated(a_on, b_on).p, np.nan)
     out["welch_on"] = np.where(enough, rt.welch(a_on, b_on)[0].p, np.nan)
     out["yuen_on"] = np.where(enough, rt.yuen(a_on, b_on, 0.1).p, np.nan)
     return out
@@ -116,6 +118,7 @@ def rates(pvals: dict[str, np.ndarray], alpha: float) -> dict[str, tuple[float, 
 
 
 ORDER = [
+    "welch_cal_on",
     "welch_on",
     "yuen_on",
     "yuen_detected",
@@ -128,7 +131,8 @@ ORDER = [
     "hurdle",
 ]
 SHORT = {
-    "welch_on": "**Welch on**",
+    "welch_cal_on": "**Welch cal on**",
+    "welch_on": "Welch on",
     "yuen_on": "Yuen 10 % on",
     "brunner_munzel_detected": "BM det",
     "mann_whitney_detected": "MW det",
@@ -154,7 +158,7 @@ def null_table(rng, reps: int, min_detected: int) -> tuple[str, dict]:
                 for t in ORDER:
                     cells.append(f"{r05[t][0]:.3f} / {r01[t][0]:.3f}")
                     worst[t] += [r05[t][0], r01[t][0]]
-                ran = r05["welch_on"][1]
+                ran = r05["welch_cal_on"][1]
                 lines.append(
                     f"| {na} vs {nb} | {int(nd * 100)} % | {dist} | " + " | ".join(cells) + f" | {ran:.2f} |"
                 )
@@ -205,6 +209,57 @@ def lmm_table(rng, reps: int) -> str:
     return "\n".join(lines)
 
 
+def example_power(n_studies: int, first_seed: int = 10000) -> str:
+    """Power of the example's design per planted gene (docs/methods.md §15), at the planted-truth level.
+
+    New studies from the generator's model (``make_cohort`` + ``sample_truth`` with the example's
+    settings); ΔCq = RNA Cq − mean of the detected reference Cq (LOD 35); the workflow's off call and
+    primary test at T0; BH q < 0.1 per comparison. No replicate noise, gDNA or chip offsets: an upper bound.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    from ctc_qpcr import differential_two_group as d2
+    from ctc_qpcr import simulate_model as sm
+
+    planted = {"response": sm.NONRESPONDER_EFFECTS, "liver": sm.LIVER_EFFECTS}
+    found = {(c, g): 0 for c, eff in planted.items() for g in eff}
+    all_found, fdp = 0, []
+    for seed in range(first_seed, first_seed + n_studies):
+        rng = np.random.default_rng(seed)
+        assays = sm.make_assays(rng)
+        _, study = sm.make_cohort(rng, 45, 1, ("T0", "T1", "T2"), 0.15, 20, 1, 20, n_baseline_only=3)
+        rna = sm.sample_truth(rng, study.assign(quantity=np.nan), assays)[0]
+        role, genes = assays["role"].to_numpy(), assays["gene"].to_numpy()
+        det = np.isfinite(rna) & (rna < sm.LOD)
+        dcq = rna - np.nanmean(np.where(det, rna, np.nan)[:, role == "reference"], axis=1)[:, None]
+        t0 = ((study["kind"] == "patient") & (study["timepoint"] == "T0")).to_numpy()
+        tp = fp = 0
+        for comp, flag in (("response", "nonresponder"), ("liver", "liver")):
+            g = study[flag].to_numpy(bool)[t0]
+            p = []
+            for j in np.flatnonzero(role == "target"):
+                x, d = dcq[t0, j], det[t0, j]
+                on = d & ~rt.off_mask(np.where(d, x, np.nan))[0]
+                p.append(d2.two_group_gene(x[g], d[g], x[~g], d[~g], on_a=on[g], on_b=on[~g])["p"])
+            p, q = np.array(p), np.full(len(p), np.nan)
+            q[np.isfinite(p)] = multipletests(p[np.isfinite(p)], method="fdr_bh")[1]
+            hits = set(genes[role == "target"][q < 0.1])
+            for gene in planted[comp]:
+                found[(comp, gene)] += gene in hits
+            tp += len(hits & set(planted[comp]))
+            fp += len(hits - set(planted[comp]))
+        all_found += tp == len(found)
+        fdp.append(fp / max(tp + fp, 1))
+    lines = ["| comparison | gene | planted effect (cycles) | power (q < 0.1) |", "|---|---|---|---|"]
+    for (comp, gene), k in found.items():
+        lines.append(f"| {comp} | {gene} | {planted[comp][gene]} | {k / n_studies:.3f} |")
+    lines.append(
+        f"\nAll {len(found)} planted genes in one study: {all_found} of {n_studies}; "
+        f"false-discovery proportion > 0.2 in {np.mean(np.array(fdp) > 0.2):.3f} of the studies."
+    )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=4000, help="null replicates per scenario (default 4000)")
@@ -218,9 +273,27 @@ def main(argv=None) -> int:
         "--min-detected", type=int, default=3, help="detected samples needed per group (default 3)"
     )
     ap.add_argument("--seed", type=int, default=2016)
+    ap.add_argument(
+        "--calibrate-below",
+        type=int,
+        default=rt.CALIBRATE_BELOW,
+        help=f"calibrate Welch's p when a group has fewer values (default {rt.CALIBRATE_BELOW})",
+    )
     ap.add_argument("--skip-lmm", action="store_true")
+    ap.add_argument(
+        "--example-power",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only: power of the example design per planted gene over N generator studies (seeds 10000+)",
+    )
     a = ap.parse_args(argv)
     rng = np.random.default_rng(a.seed)
+    rt.CALIBRATE_BELOW = a.calibrate_below
+    if a.example_power:
+        print(f"## Power of the example design ({a.example_power} studies, planted-truth level)\n")
+        print(example_power(a.example_power))
+        return 0
     t0 = time.perf_counter()
     table, worst = null_table(rng, a.reps, a.min_detected)
     print(f"## Type-I error, two groups ({a.reps} null replicates per row; cell = rate at α 0.05 / 0.01)\n")

@@ -1,5 +1,7 @@
 """Snakemake adapter: every configured comparison on every normalisation strategy."""
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from ctc_qpcr import sheets
@@ -12,12 +14,25 @@ from ctc_qpcr.tables import read_tsv, write_tsv
 COLUMNS = ["sample", "gene", "dcq", "detected"]
 
 
+class NormalisedTables(Mapping):
+    """strategy -> its normalised table, read when asked for (one strategy in memory at a time)."""
+
+    def __init__(self, paths: dict):
+        self.paths = paths
+
+    def __getitem__(self, strategy):
+        return read_tsv(self.paths[strategy], usecols=COLUMNS)
+
+    def __iter__(self):
+        return iter(self.paths)
+
+    def __len__(self):
+        return len(self.paths)
+
+
 def main(smk, log):
     options = differential_options(smk.params.settings)
-    normalised = {
-        strategy: read_tsv(path, usecols=COLUMNS)
-        for strategy, path in zip(smk.params.strategies, smk.input.normalised, strict=True)
-    }
+    normalised = NormalisedTables(dict(zip(smk.params.strategies, smk.input.normalised, strict=True)))
     results = run_differential(
         normalised,
         sheets.load_samples(smk.input.samples),

@@ -1,17 +1,29 @@
 """Snakemake adapter: reference genes (geNorm, NormFinder) and every normalisation strategy."""
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ctc_qpcr import sheets
-from ctc_qpcr.adapter import run
+from ctc_qpcr.adapter import run, write_tables
 from ctc_qpcr.normalise import normalise_study
+from ctc_qpcr.normalise_cells import CELLS_COLUMNS
 from ctc_qpcr.study_options import normalisation_options
 from ctc_qpcr.tables import write_tsv
 
 
+def read_cells(path):
+    """The Cells table's columns normalisation reads, text ids as categoricals (one string per
+    distinct id, not per row: issue 17, the 1,000-chip peak)."""
+    schema = pq.read_schema(path)
+    columns = [c for c in CELLS_COLUMNS if c in schema.names]
+    is_text = (pa.types.is_string, pa.types.is_large_string)
+    text = [c for c in columns if any(is_text_type(schema.field(c).type) for is_text_type in is_text)]
+    return pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
+
+
 def main(smk, log):
     options = normalisation_options(smk.params.settings)
-    cells = pd.read_parquet(smk.input.cq)
+    cells = read_cells(smk.input.cq)
     samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
     assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
     paths = zip(smk.output.normalised, smk.output.matrices, strict=True)
@@ -34,12 +46,7 @@ def main(smk, log):
     )
     for note in result.get("notes", []):
         log.info("%s", note)
-    write_tsv(result["genorm"], smk.output.genorm)
-    write_tsv(result["genorm_v"], smk.output.genorm_v)
-    write_tsv(result["normfinder"], smk.output.normfinder)
-    write_tsv(result["chosen"], smk.output.chosen)
-    write_tsv(result["agreement"], smk.output.agreement)
-    write_tsv(result["excluded"], smk.output.excluded)
+    write_tables(result, smk.output, ["genorm", "genorm_v", "normfinder", "chosen", "agreement", "excluded"])
 
 
 run(main, snakemake)  # noqa: F821

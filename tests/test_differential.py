@@ -84,9 +84,10 @@ def test_output_columns_and_worked_example():
     table, notes = de.run_comparison(norm, samples, SPEC)
     assert list(table.columns[:15]) == de.COLUMNS
     row = table.iloc[0]
-    assert row["test"] == "welch" and row["reason"] == "" and row["off_a"] == row["off_b"] == 0
+    assert row["test"] == "welch_calibrated" and row["reason"] == "" and row["off_a"] == row["off_b"] == 0
     assert round(row["log2fc"], 4) == 1.4933
     assert (round(row["ci_low"], 4), round(row["ci_high"], 4)) == (0.7983, 2.1884)
+    # 5 vs 6 values: no group below CALIBRATE_BELOW (5), so the primary p is Welch's
     assert round(row["p"], 6) == 0.000897 and row["q"] == row["p"]
     assert round(row["p_welch"], 6) == 0.000897
     assert round(row["p_mannwhitney"], 6) == 0.004329
@@ -116,7 +117,7 @@ def test_off_sample_is_left_out_of_the_levels():
     table, _ = de.run_comparison(norm, samples, SPEC)
     row = table.iloc[0]
     assert (row["off_a"], row["off_b"], row["detected_a"], row["detection_rate_a"]) == (1, 0, 11, 1.0)
-    assert row["test"] == "welch"
+    assert row["test"] == "welch_calibrated"  # 10 on-level values per group: Welch's own p
     assert row["p"] == pytest.approx(sps.ttest_ind(a[:-1], b, equal_var=False).pvalue, rel=1e-10)
     assert row["p"] < 1e-6 and row["mean_a"] == pytest.approx(a[:-1].mean())
     # without off calls the off value wrecks Welch; Yuen (10 % trim) is the robust alternative
@@ -570,3 +571,40 @@ def test_within_df_equals_the_rank_of_the_full_patient_design():
         Z = (patients[:, None] == np.arange(n_patients)).astype(float)
         explicit = len(patients) - np.linalg.matrix_rank(np.column_stack([X, Z]))
         assert within_df(X, patients) == explicit
+
+
+def test_welch_size_matches_simulation_and_t_limit():
+    """The quadrature behind the calibrated Welch p: P(Welch p ≤ u) for 3 vs 10 normal values."""
+    from ctc_qpcr import robust_tests as rt
+
+    # one group carries all the variance: T is exactly t(k − 1), so P(p ≤ u) = u
+    assert rt.welch_size(3, 10, [1 - 1e-9, 1e-9], 0.05) == pytest.approx([0.05, 0.05], abs=1e-6)
+    # equal variances (share of A = (1/3)/(1/3 + 1/10)): Welch is liberal; simulation agrees
+    share = 10 / 13
+    exact05, exact01 = rt.welch_size(3, 10, [share], 0.05)[0], rt.welch_size(3, 10, [share], 0.01)[0]
+    assert (round(exact05, 4), round(exact01, 4)) == (0.0642, 0.0198)
+    rng = np.random.default_rng(1)
+    p = rt.welch(rng.normal(size=(40000, 3)), rng.normal(size=(40000, 10)))[0].p
+    assert abs((p < 0.05).mean() - exact05) < 4 * np.sqrt(exact05 / 40000)
+    assert abs((p < 0.01).mean() - exact01) < 4 * np.sqrt(exact01 / 40000)
+
+
+def test_welch_calibrated_holds_alpha_where_welch_does_not():
+    """3 vs 17 values, the small group with SD 2: Welch 0.07 / 0.03 at α 0.05 / 0.01; calibrated ≤ α."""
+    from ctc_qpcr import robust_tests as rt
+
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0, 2, (20000, 3)), rng.normal(0, 1, (20000, 17))
+    plain, cal = rt.welch(a, b)[0].p, rt.welch_calibrated(a, b).p
+    assert (plain < 0.01).mean() > 0.02 and (plain < 0.05).mean() > 0.065
+    assert (cal < 0.01).mean() < 0.01 + 3 * np.sqrt(0.01 / 20000)
+    assert 0.04 < (cal < 0.05).mean() < 0.05 + 3 * np.sqrt(0.05 / 20000)
+    assert (cal >= plain).all()
+    # worked example (3 of the §6 responders vs the 6 non-responders): Welch p 0.02615 -> 0.04415
+    row = de.two_group_gene(np.array([5.1, 4.6, 5.8]), np.ones(3, bool),
+                            np.array([6.4, 7.1, 5.9, 6.8, 7.4, 6.2]), np.ones(6, bool))  # fmt: skip
+    assert row["test"] == "welch_calibrated"
+    assert (round(row["p_welch"], 5), round(row["p"], 5)) == (0.02615, 0.04415)
+    # groups of CALIBRATE_BELOW or more values keep Welch's p
+    x = rng.normal(size=(5, rt.CALIBRATE_BELOW))
+    assert np.array_equal(rt.welch_calibrated(x, b[:5]).p, rt.welch(x, b[:5])[0].p)

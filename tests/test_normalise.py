@@ -535,3 +535,21 @@ def test_prepare_cells_vectorised_multi_plate_and_non_detects():
         assert bool(row["multi_plate"]) is multi, key
         assert (row["kind"], row["role"]) == (kind, role), key
     assert notes == ["1 sample(s) measured on several plates; Cq averaged over plates: S1"]
+
+
+def test_categorical_cells_give_the_same_tables_as_text_cells():
+    """The workflow reads the Cells table's ids as categoricals (issue 17: memory): same results,
+    also with untidy names (spaces, a sample on two plates, no kind/role columns)."""
+    cells, samples, assays = make_study()
+    cells = cells.drop(columns=["kind", "role"])
+    cells.loc[cells["sample"] == "P1", "sample"] = " P1 "  # stripped like any other id
+    twice = cells[cells["sample"] == "P2"].assign(plate="p2", cq=lambda d: d["cq"] + 0.5)
+    cells = pd.concat([cells, twice], ignore_index=True)
+    ids = ["sample", "gene", "assay", "plate"]
+    as_text = normalise_study(cells, samples, assays)
+    as_codes = normalise_study(cells.astype(dict.fromkeys(ids, "category")), samples, assays)
+    assert any("several plates" in n for n in as_codes["notes"])
+    assert as_text["notes"] == as_codes["notes"]
+    for strategy, table in as_text["normalised"].items():
+        pd.testing.assert_frame_equal(table, as_codes["normalised"][strategy])
+    pd.testing.assert_frame_equal(as_text["genorm"], as_codes["genorm"])

@@ -137,6 +137,26 @@ def test_report_builds_with_every_stage(example_run, tmp_path):
         assert caption_word in text, caption_word
 
 
+def test_report_zip_carries_summaries_layouts_and_one_volcano_per_site(example_run, tmp_path):
+    """What the report carries at scale: per-plate/per-sample summaries instead of the
+    full tables, the capped layout figures in rank order, one volcano per site."""
+    import zipfile
+
+    out = tmp_path / "report.zip"
+    snakemake(example_run, "--report", str(out))
+    names = {Path(n).name for n in zipfile.ZipFile(out).namelist()}
+    assert {"cq_plate_summary.tsv", "sample_calls.tsv", "wells_summary.tsv", "layout_index.tsv"} <= names
+    assert not {"cq.tsv", "calls.tsv", "wells.tsv"} & names
+    index = pd.read_csv(example_run / "results/qc/layout_index.tsv", sep="\t")
+    shown = sorted(n for n in names if n.endswith(".svg") and n[:4].isdigit())
+    assert shown == [
+        f"{r:04d}_{p}.svg" for r, p in zip(index["rank"], index["plate"], strict=True) if r <= 24
+    ]
+    sites = sorted(p.name for p in (example_run / "results/differential/plots/sites").glob("*.volcano.svg"))
+    assert sites == ["bone.volcano.svg", "brain.volcano.svg", "liver.volcano.svg", "lung.volcano.svg"]
+    assert set(sites) <= names
+
+
 def test_run_record_lists_versions_config_and_input_hashes(example_run):
     import json
 

@@ -64,6 +64,7 @@ never-detected genes "significant". So:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -367,8 +368,8 @@ def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
     need = max(min_site_patients, min_per_group)
     rows: list[dict] = []
     skipped = []
+    codes, uniq = pd.factorize(site_sets)  # the distinct site sets, once for every site
     for site in wanted:
-        codes, uniq = pd.factorize(site_sets)
         present = pd.Series(np.array([site in u for u in uniq], dtype=bool)[codes], index=site_sets.index)
         n_yes, n_no = _count_units(data, present), _count_units(data, ~present)
         if n_yes < need or n_no < need:
@@ -541,7 +542,7 @@ def _no_calls_as_zero(words: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_differential(
-    normalised_by_strategy: dict[str, pd.DataFrame],
+    normalised_by_strategy: Mapping[str, pd.DataFrame],
     samples: pd.DataFrame,
     comparisons: list[dict] | tuple[dict, ...],
     default_strategy: str,
@@ -550,6 +551,8 @@ def run_differential(
 ) -> dict[str, tuple[pd.DataFrame, list[str]]]:
     """Every comparison on every strategy; default strategy rows first, then the
     others in name order, genes sorted within each (and sites, for per_site).
+    ``normalised_by_strategy``: any mapping strategy -> normalised table; each table is taken
+    once (a mapping that reads on access keeps one strategy in memory at a time).
     ``options`` and ``params``: as in :func:`run_comparison`."""
     order = [default_strategy] + sorted(s for s in normalised_by_strategy if s != default_strategy)
     order = [s for s in order if s in normalised_by_strategy]
@@ -557,17 +560,19 @@ def run_differential(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"comparison names must be unique: {', '.join(map(str, dupes))}")
-    out = {}
-    for spec in comparisons:
-        tables, notes = [], []
-        for strategy in order:
-            frame = normalised_by_strategy[strategy].assign(strategy=strategy)
+    parts: dict[str, tuple[list, list]] = {spec["name"]: ([], []) for spec in comparisons}
+    for strategy in order:  # each strategy's table taken once: one in memory at a time (issue 17)
+        frame = normalised_by_strategy[strategy].assign(strategy=strategy)
+        for spec in comparisons:
             table, strategy_notes = run_comparison(frame, samples, spec, options, **params)
+            tables, notes = parts[spec["name"]]
             tables.append(table)
             notes += [f"[{strategy}] {n}" for n in strategy_notes]
+        del frame
+    out = {}
+    for name, (tables, notes) in parts.items():
         nonempty = [t for t in tables if len(t)]
-        table = pd.concat(nonempty, ignore_index=True) if nonempty else tables[0]
-        out[spec["name"]] = (table, notes)
+        out[name] = (pd.concat(nonempty, ignore_index=True) if nonempty else tables[0], notes)
     return out
 
 

@@ -122,7 +122,12 @@ def call_on(data: pd.DataFrame, off_z: float | None = OFF_Z) -> pd.Series:
     if not off_z:
         return pd.Series(det, index=data.index)
     level = data["dcq"].where(data["detected"])
-    keys = [data["strategy"], data["gene"]]
+    # one number per strategy × gene: the groups of the two text columns, each hashed once
+    # (a missing id stays out of every group, as in a groupby on the text columns)
+    s_codes = pd.factorize(data["strategy"])[0].astype(np.int64)
+    g_codes, g_uniques = pd.factorize(data["gene"])
+    pair = (s_codes * max(len(g_uniques), 1) + g_codes).astype(float)
+    keys = pd.Series(np.where((s_codes < 0) | (g_codes < 0), np.nan, pair), index=data.index)
     med = level.groupby(keys).transform("median")
     mad = (level - med).abs().groupby(keys).transform("median")
     sd = np.maximum(1.4826 * mad.to_numpy(float), OFF_MIN_SD)

@@ -72,7 +72,9 @@ def two_group_gene(
     expressed level only (``on_a/b``, default = detected; "off" values: see
     ``differential.call_on``) and are computed only when both groups have ≥ ``min_detected``
     of them; otherwise they are empty and ``reason`` says why. Primary test (``auto``):
-    Welch on those values. Detection is always compared (:func:`_detection`).
+    Welch on those values, its p size-calibrated when a group is small
+    (:func:`ctc_qpcr.robust_tests.welch_calibrated`; ``test`` reads ``welch_calibrated``).
+    Detection is always compared (:func:`_detection`).
     ``nondetect_fisher_threshold`` is accepted for old configs and not used.
     """
     dcq_a, dcq_b = np.asarray(dcq_a, float), np.asarray(dcq_b, float)
@@ -126,8 +128,10 @@ def _levels(xa: np.ndarray, xb: np.ndarray, test: str, trim: float, fisher_p: fl
     hl = stats.hodges_lehmann(xa, xb)[0]
     yu, bm = rt.yuen(xa, xb, trim), rt.brunner_munzel(xa, xb)
     hurdle_p = stats.fisher_combine([fisher_p, w.p]) if math.isfinite(fisher_p) else math.nan
-    choice = {"auto": "welch"}.get(test, test)
+    choice = {"auto": "welch_calibrated"}.get(test, test)
+    calibrated = float(rt.welch_calibrated(xa, xb).p[0]) if choice == "welch_calibrated" else math.nan
     primary = {
+        "welch_calibrated": (w.t, calibrated),
         "yuen": (float(yu.statistic[0]), float(yu.p[0])),
         "welch": (w.t, w.p),
         "brunner_munzel": (float(bm.statistic[0]), float(bm.p[0])),

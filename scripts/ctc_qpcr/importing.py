@@ -18,10 +18,11 @@ from .wells import assign_states
 
 def _match(names: pd.Series, known: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Return (matched, case_only) boolean Series for ``names`` against ``known``."""
-    exact = set(known)
-    folded = {k.lower() for k in known}
-    matched = names.isin(exact)
-    case_only = ~matched & names.str.lower().isin(folded)
+    matched = names.isin(known)
+    case_only = pd.Series(False, index=names.index)
+    unmatched = ~matched
+    if unmatched.any():  # the sheet folded to lower case only when a name is not found as spelled
+        case_only[unmatched] = names[unmatched].str.lower().isin(set(known.str.lower()))
     return matched, case_only
 
 

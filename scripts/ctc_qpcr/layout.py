@@ -155,7 +155,7 @@ def chip_summary(wells: pd.DataFrame) -> pd.DataFrame:
 
 
 def _outlier_high(values: pd.Series, z: float) -> pd.Series:
-    """Above the median by more than ``z`` robust SDs (1.4826 MAD; docs/methods.md §2)."""
+    """Above the median by more than ``z`` robust SDs (1.4826 MAD; docs/methods.md §11.1)."""
     median = values.median()
     scale = 1.4826 * (values - median).abs().median()
     return values > median + z * scale if scale > 0 else values > median

@@ -476,30 +476,31 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes, com
             "for: " + ", ".join(part)
         )
     n, n_samples = len(genes), len(cq.index)
+    # keep every sample × gene present in the cells (also when Cq is missing); rows are
+    # sample-major over the sorted samples and genes: already in (sample, gene) order. Each
+    # column is cut to those rows as it is built: one long table in memory, never a full copy.
+    keep = m["present"].to_numpy().ravel()
+    no_cq = ~np.isfinite(cq.to_numpy(dtype=float).ravel())
+    row_flags = _row_flags(flags.to_numpy(dtype=object), n, m["multi_plate"].to_numpy().ravel(), no_cq)[keep]
     table = pd.DataFrame(
         {
-            "sample": _id_column(np.repeat(np.arange(n_samples), n), cq.index, compact),
-            "gene": _id_column(np.tile(np.arange(n), n_samples), pd.Index(genes), compact),
-            "dcq": dcq.to_numpy().ravel(),
-            "detected": m["detected"].to_numpy().ravel(),
-            "cq": m["raw"].to_numpy().ravel(),
-            "normaliser": np.repeat(norm.to_numpy(dtype=float), n),
-            "ddcq": ddcq.to_numpy().ravel(),
-            "log2_nrq": nrq.to_numpy().ravel(),
-            "strategy": _id_column(np.zeros(n * n_samples, np.int8), pd.Index([strategy]), compact),
-        }
+            "sample": _id_column(np.repeat(np.arange(n_samples), n)[keep], cq.index, compact),
+            "gene": _id_column(np.tile(np.arange(n), n_samples)[keep], pd.Index(genes), compact),
+            "dcq": dcq.to_numpy().ravel()[keep],
+            "detected": m["detected"].to_numpy().ravel()[keep].astype(bool),
+            "cq": m["raw"].to_numpy().ravel()[keep],
+            "normaliser": np.repeat(norm.to_numpy(dtype=float), n)[keep],
+            "ddcq": ddcq.to_numpy().ravel()[keep],
+            "log2_nrq": nrq.to_numpy().ravel()[keep],
+            "strategy": _id_column(np.zeros(int(keep.sum()), np.int8), pd.Index([strategy]), compact),
+            "flags": pd.Categorical(row_flags) if compact else row_flags,
+        },
+        columns=LONG_COLUMNS,
     )
-    no_cq = ~np.isfinite(cq.to_numpy(dtype=float).ravel())
-    row_flags = _row_flags(flags.to_numpy(dtype=object), n, m["multi_plate"].to_numpy().ravel(), no_cq)
-    table["flags"] = pd.Categorical(row_flags) if compact else row_flags
-    # keep every sample × gene present in the cells (also when Cq is missing); rows are
-    # sample-major over the sorted samples and genes: already in (sample, gene) order
-    table = table[m["present"].to_numpy().ravel()].reset_index(drop=True)
-    table["detected"] = table["detected"].astype(bool)
     wide = dcq.copy()
     wide.index.name = "sample"
     wide.columns.name = None
-    return table[LONG_COLUMNS], wide, lost
+    return table, wide, lost
 
 
 def _id_column(codes: np.ndarray, labels: pd.Index, compact: bool):

@@ -28,31 +28,49 @@ def stripped_str(values: pd.Series) -> pd.Series:
 # ---------------------------------------------------------------------------------------------
 # Cells → wide matrices
 
+#: the columns of the Cells table (docs/data-model.md §2) normalisation reads; the others are
+#: not read from the Parquet file nor copied (issue 17: memory at 1,000 chips)
+CELLS_COLUMNS = ("sample", "gene", "assay", "role", "kind", "cq", "detected", "cq_imputed", "plate")
 
-def _prepare_cells(
-    cells: pd.DataFrame, samples: pd.DataFrame | None, assays: pd.DataFrame | None, kinds, notes
-):
-    """Select target/reference rows of the wanted kinds and average samples on several plates."""
-    df = cells.copy()
+
+def _stripped_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``stripped_str(values)`` as (codes, labels): labels sorted as ``groupby(sort=True)`` sorts them.
+
+    A categorical column (the Cells table read with dictionary-encoded ids) is stripped once per
+    category, never materialised as one string per row."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        raw = values.cat.codes.to_numpy().astype(np.int64)
+        distinct = [str(c) for c in values.cat.categories] + ["nan"]  # code -1 (missing) -> "nan"
+        raw = np.where(raw < 0, len(distinct) - 1, raw)
+    else:
+        raw, uniques = pd.factorize(values.astype(str))
+        distinct = list(uniques)
+    codes, labels = pd.factorize(np.array([d.strip() for d in distinct], dtype=object), sort=True)
+    return codes[raw] if len(raw) else raw, np.asarray(labels, dtype=object)
+
+
+def _cells_frame(cells: pd.DataFrame, samples, assays) -> pd.DataFrame:
+    """The columns normalisation reads; ``role`` (from assays) and ``kind`` (from samples) when absent."""
+    df = cells[[c for c in CELLS_COLUMNS if c in cells.columns]].copy()
     if "sample" not in df.columns or "cq" not in df.columns:
         raise ValueError("cells table needs at least the columns 'sample' and 'cq'")
-    df["sample"] = stripped_str(df["sample"])
     if "gene" not in df.columns:
         if "assay" not in df.columns:
             raise ValueError("cells table needs a 'gene' or 'assay' column")
         df["gene"] = df["assay"]
-    df["gene"] = stripped_str(df["gene"])
     if "role" not in df.columns:
         if assays is None or "role" not in assays.columns:
             raise ValueError("no 'role' column in cells or assays")
         key = "assay" if "assay" in df.columns and "assay" in assays.columns else "gene"
-        roles = assays.drop_duplicates(key).set_index(key)["role"]
-        df["role"] = df[key].map(roles)
+        keys = df[key] if key == "assay" else pd.Series(stripped_str(df["gene"]), index=df.index)
+        df["role"] = keys.map(assays.drop_duplicates(key).set_index(key)["role"])
     if "kind" not in df.columns:
         if samples is None or "kind" not in samples.columns:
             raise ValueError("no 'kind' column in cells or samples")
         kmap = samples.assign(sample=samples["sample"].astype(str).str.strip()).drop_duplicates("sample")
-        df["kind"] = df["sample"].map(kmap.set_index("sample")["kind"])
+        s_codes, s_labels = _stripped_codes(df["sample"])
+        kinds = kmap.set_index("sample")["kind"].reindex(s_labels).to_numpy(object)
+        df["kind"] = kinds[s_codes]
     df["cq"] = pd.to_numeric(df["cq"], errors="coerce")
     if "detected" not in df.columns:
         df["detected"] = np.isfinite(df["cq"])
@@ -62,41 +80,52 @@ def _prepare_cells(
     df["cq_imputed"] = pd.to_numeric(df["cq_imputed"], errors="coerce")
     if "plate" not in df.columns:
         df["plate"] = ""
+    return df
 
-    df = df[df["role"].isin(["target", "reference"]) & df["kind"].isin(list(kinds))]
-    if df.empty:
+
+def _prepare_cells(
+    cells: pd.DataFrame, samples: pd.DataFrame | None, assays: pd.DataFrame | None, kinds, notes
+):
+    """Select target/reference rows of the wanted kinds and average samples on several plates.
+
+    A patient/healthy sample on several plates: its Cq is averaged (mean over the plates where
+    it was detected if any, else over all) and noted. Sample × gene pairs are integer codes
+    (sorted ids, as a sorted groupby numbers them), so the work is linear in cells and no
+    string is hashed per row: per pair, sums and counts of the finite Cq among the detected
+    rows and among all rows; the mean uses the detected rows when there is one.
+    """
+    df = _cells_frame(cells, samples, assays)
+    keep = (df["role"].isin(["target", "reference"]) & df["kind"].isin(list(kinds))).to_numpy(bool)
+    if not keep.any():
         raise ValueError(f"no target/reference cells for samples of kind {list(kinds)}")
-
-    # a patient/healthy sample on several plates: average its Cq (mean over the plates where
-    # it was detected if any, else over all) and note it. One groupby over sample × gene
-    # (linear in cells): per pair, sums and counts of the finite Cq among the detected rows
-    # and among all rows; the mean uses the detected rows when there is one.
-    grouped = df.groupby(["sample", "gene"], sort=True)
-    gid = grouped.ngroup().to_numpy()
-    n_groups = int(grouped.ngroups)
-    keys = grouped.size().index  # (sample, gene) in group order
-    det = df["detected"].to_numpy(bool)
+    s_codes, s_labels = _stripped_codes(df["sample"])
+    g_codes, g_labels = _stripped_codes(df["gene"])
+    pair = s_codes[keep] * len(g_labels) + g_codes[keep]
+    pairs, first, gid = np.unique(pair, return_index=True, return_inverse=True)
+    gid, n_groups = gid.reshape(-1), len(pairs)
+    det = df["detected"].to_numpy(bool)[keep]
     any_det = np.bincount(gid, weights=det, minlength=n_groups) > 0
-    first = np.unique(gid, return_index=True)[1]  # first row of every group (groups 0..n-1 all present)
     out = pd.DataFrame(
         {
-            "sample": keys.get_level_values(0).to_numpy(object),
-            "gene": keys.get_level_values(1).to_numpy(object),
-            "kind": df["kind"].to_numpy(object)[first],
-            "role": df["role"].to_numpy(object)[first],
+            "sample": s_labels[pairs // len(g_labels)],
+            "gene": g_labels[pairs % len(g_labels)],
+            "kind": df["kind"].to_numpy(object)[keep][first],
+            "role": df["role"].to_numpy(object)[keep][first],
         }
     )
     use_row = np.where(any_det[gid], det, True)  # detected rows if the pair has one, else all rows
     for col in ("cq", "cq_imputed"):
-        v = df[col].to_numpy(float)
+        v = df[col].to_numpy(float)[keep]
         ok = use_row & np.isfinite(v)
         total = np.bincount(gid, weights=np.where(ok, v, 0.0), minlength=n_groups)
         count = np.bincount(gid, weights=ok, minlength=n_groups)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[col] = np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
     out["detected"] = any_det
-    plates = pd.DataFrame({"g": gid, "p": df["plate"].to_numpy(object)}).dropna().drop_duplicates()
-    out["multi_plate"] = np.bincount(plates["g"].to_numpy(), minlength=n_groups) > 1
+    plate = pd.factorize(df["plate"])[0][keep]  # -1 = no plate (not counted)
+    n_plates = max(int(plate.max(initial=-1)) + 1, 1)
+    on_plate = np.unique(gid[plate >= 0].astype(np.int64) * n_plates + plate[plate >= 0])
+    out["multi_plate"] = np.bincount(on_plate // n_plates, minlength=n_groups) > 1
     multi_samples = sorted(set(out.loc[out["multi_plate"].to_numpy(bool), "sample"]))
     if multi_samples:
         notes.append(

@@ -146,26 +146,9 @@ def site_volcanoes(
         save_figure(fig, path)
 
 
-def heatmap(
-    normalised: pd.DataFrame,
-    samples: pd.DataFrame,
-    table: pd.DataFrame,
-    path: str | os.PathLike,
-    *,
-    q_threshold: float = 0.1,
-    max_genes: int = 40,
-    label_rows: int = 150,
-    sample_subset: list[str] | None = None,
-    title: str | None = None,
-) -> None:
-    """Samples × significant genes (q < ``q_threshold``, at most ``max_genes`` by p),
-    colour = −ΔCq centred per gene (higher = more expression), non-detects hatched
-    grey; rows annotated with ``response`` and ``sites`` (named when there are at
-    most ``label_rows`` samples; more are drawn unlabelled at a bounded height, so
-    the figure stays readable and small at any study size). With no significant gene a
-    figure saying so is written (the workflow always has an output file)."""
-    sig = table[table["q"].astype(float) < q_threshold].sort_values(["p", "gene"])
-    genes = sorted(sig["gene"].drop_duplicates().head(max_genes))
+def _heatmap_matrices(normalised, samples, genes, sample_subset):
+    """(sheet info by sample, row order, −ΔCq centred per gene masked where not
+    detected) for the heat map, or None when there is nothing to draw."""
     sheet = samples.copy()
     sheet["sample"] = sheet["sample"].astype(str)
     for col in ("response", "sites"):
@@ -176,11 +159,7 @@ def heatmap(
     if sample_subset is not None:
         data = data[data["sample"].isin(sample_subset)]
     if not genes or data.empty:
-        fig, ax = plt.subplots(figsize=(4, 2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, f"no gene with q < {q_threshold:g}", ha="center", va="center")
-        save_figure(fig, path)
-        return
+        return None
     info = sheet.drop_duplicates("sample").set_index("sample")
     data = data.merge(info[["response", "sites"]].reset_index(), on="sample", how="left")
     order = (
@@ -201,6 +180,52 @@ def heatmap(
     )
     centred = expr - expr.mean(axis=0)
     masked = np.ma.masked_where(~(det.fillna(0).to_numpy() > 0), centred.to_numpy(float))
+    return info, order, masked
+
+
+def _annotate_rows(ax_ann, info, order, labelled) -> None:
+    """The response colour strip beside the heat map (+ response/sites text when labelled)."""
+    resp = info.reindex(order)["response"].fillna("").astype(str)
+    levels = sorted(resp.unique())
+    codes = np.array([levels.index(v) for v in resp])[:, None]
+    ax_ann.imshow(
+        codes, aspect="auto", cmap="Set2", interpolation="nearest", vmin=0, vmax=max(len(levels) - 1, 1)
+    )
+    ax_ann.set_xticks([0], ["response"], rotation=90, fontsize=7)
+    sites = info.reindex(order)["sites"].fillna("").astype(str)
+    if labelled:
+        for y, (r, s) in enumerate(zip(resp, sites, strict=True)):
+            ax_ann.text(0, y, f"{r[:1].upper()} {s}"[:18], ha="center", va="center", fontsize=4)
+
+
+def heatmap(
+    normalised: pd.DataFrame,
+    samples: pd.DataFrame,
+    table: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    q_threshold: float = 0.1,
+    max_genes: int = 40,
+    label_rows: int = 150,
+    sample_subset: list[str] | None = None,
+    title: str | None = None,
+) -> None:
+    """Samples × significant genes (q < ``q_threshold``, at most ``max_genes`` by p),
+    colour = −ΔCq centred per gene (higher = more expression), non-detects hatched
+    grey; rows annotated with ``response`` and ``sites`` (named when there are at
+    most ``label_rows`` samples; more are drawn unlabelled at a bounded height, so
+    the figure stays readable and small at any study size). With no significant gene a
+    figure saying so is written (the workflow always has an output file)."""
+    sig = table[table["q"].astype(float) < q_threshold].sort_values(["p", "gene"])
+    genes = sorted(sig["gene"].drop_duplicates().head(max_genes))
+    matrices = _heatmap_matrices(normalised, samples, genes, sample_subset)
+    if matrices is None:
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no gene with q < {q_threshold:g}", ha="center", va="center")
+        save_figure(fig, path)
+        return
+    info, order, masked = matrices
     # Sample names and annotations only when they can be read; a large study is
     # drawn at a bounded height (one raster row per sample, no per-sample text).
     labelled = len(order) <= label_rows
@@ -219,17 +244,7 @@ def heatmap(
         ax.set_yticks([])
         ax_ann.set_ylabel(f"{len(order)} samples, sorted by response, sites and name")
     fig.colorbar(im, ax=ax, shrink=0.6, label="−ΔCq, centred (grey = not detected)")
-    resp = info.reindex(order)["response"].fillna("").astype(str)
-    levels = sorted(resp.unique())
-    codes = np.array([levels.index(v) for v in resp])[:, None]
-    ax_ann.imshow(
-        codes, aspect="auto", cmap="Set2", interpolation="nearest", vmin=0, vmax=max(len(levels) - 1, 1)
-    )
-    ax_ann.set_xticks([0], ["response"], rotation=90, fontsize=7)
-    sites = info.reindex(order)["sites"].fillna("").astype(str)
-    if labelled:
-        for y, (r, s) in enumerate(zip(resp, sites, strict=True)):
-            ax_ann.text(0, y, f"{r[:1].upper()} {s}"[:18], ha="center", va="center", fontsize=4)
+    _annotate_rows(ax_ann, info, order, labelled)
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -1,4 +1,4 @@
-"""Cq and well fate of a chip/plate on its physical layout (docs/methods.md §2).
+"""Cq and well fate of a chip/plate on its physical layout (docs/methods.md §11.1).
 
 Two heat maps with the same axes size and the same x axis (stacked for a chip
 or plate wider than tall, side by side otherwise), the colour bar and the fate

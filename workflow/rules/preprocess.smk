@@ -26,7 +26,10 @@ rule preprocess_batch:
     params:
         settings=lambda wc: batch_settings(wc.batch),
         efficiency=config["efficiency"],
-        exports=dict(zip(plates["plate"], plates["path"])),
+        # this batch's plates only: adding a batch must not change (and re-run) the others
+        exports=lambda wc: dict(
+            zip(PLATE_ROWS[wc.batch]["plate"], PLATE_ROWS[wc.batch]["path"])
+        ),
     script:
         "../../scripts/preprocess_batch.py"
 

@@ -1,0 +1,132 @@
+"""scripts/merge_batches.py: the study cells written batch by batch equal the whole-study sort,
+and the whole-frame fallback (panel gaps, differing column types) still stops or flags."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctc_qpcr.tables import write_parquet, write_tsv
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "resources" / "example"
+
+
+class Named(list):
+    def __init__(self, items: dict):
+        flat = []
+        for key, value in items.items():
+            setattr(self, key, value)
+            flat += value if isinstance(value, list) else [value]
+        super().__init__(flat)
+
+
+class Job:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def batch_tables(root: Path, batch: str, assays: list[str], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    samples = ["S2", "S10", "S1"]  # unsorted on purpose
+    plates = [f"{batch}_p2", f"{batch}_p1"]
+    cells = pd.DataFrame(
+        [(batch, p, s, a) for p in plates for s in samples for a in assays],
+        columns=["batch", "plate", "sample", "assay"],
+    )
+    cells["cq"] = rng.normal(25, 3, len(cells)).round(6)
+    cells["detected"] = rng.random(len(cells)) < 0.8
+    cells["flags"] = np.where(rng.random(len(cells)) < 0.2, "HIGHSD", "")
+    cells = cells.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    out = root / "results" / "batches" / batch
+    write_parquet(cells, out / "cells.parquet")
+    wells = cells[["batch", "plate", "sample", "assay"]].assign(well=[f"w{i}" for i in range(len(cells))])
+    write_parquet(wells, out / "wells.parquet")
+    write_tsv(wells, out / "wells.tsv")
+    summary = wells.groupby(["batch", "plate"]).size().rename("read").reset_index()
+    summary = summary.assign(kept=summary["read"], excluded=0, non_detected=0)
+    write_tsv(summary, out / "wells_summary.tsv")
+    for name in ("validprime_assays", "plate_calibration", "efficiency"):
+        write_tsv(pd.DataFrame({"batch": [batch], "value": [1.5]}), out / f"{name}.tsv")
+
+
+def run_merge(root: Path, batches: list[str], on_panel_mismatch: str = "stop") -> pd.DataFrame:
+    def tables(name):
+        return [str(root / "results" / "batches" / b / name) for b in batches]
+
+    job = Job(
+        input=Named(
+            {
+                "cells": tables("cells.parquet"),
+                "wells": tables("wells.parquet"),
+                "audit": tables("wells.tsv"),
+                "audit_summary": tables("wells_summary.tsv"),
+                "validprime": tables("validprime_assays.tsv"),
+                "calibration": tables("plate_calibration.tsv"),
+                "efficiency": tables("efficiency.tsv"),
+                "samples": str(EXAMPLE / "samples.tsv"),
+                "assays": str(EXAMPLE / "assays.tsv"),
+            }
+        ),
+        output=Named(
+            {
+                name: str(root / "out" / f"{name}.{'parquet' if name == 'cq_parquet' else 'tsv'}")
+                for name in (
+                    "cq",
+                    "cq_parquet",
+                    "wells",
+                    "wells_summary",
+                    "validprime",
+                    "calibration",
+                    "efficiency",
+                    "unplated",
+                )
+            }
+        ),
+        params=Job(on_panel_mismatch=on_panel_mismatch),
+        log=[str(root / "merge.log")],
+        wildcards=Job(),
+    )
+    runpy.run_path(str(REPO / "scripts" / "merge_batches.py"), init_globals={"snakemake": job})
+    return pd.read_parquet(job.output.cq_parquet)
+
+
+def expected(root: Path, batches: list[str]) -> pd.DataFrame:
+    cells = pd.concat([pd.read_parquet(root / "results" / "batches" / b / "cells.parquet") for b in batches])
+    return cells.sort_values(["batch", "plate", "sample", "assay"], kind="stable").reset_index(drop=True)
+
+
+def test_streamed_cells_equal_the_whole_study_sort(tmp_path):
+    batches = ["B2", "B10", "B1"]  # plates.tsv order; the study table sorts them as text
+    for i, b in enumerate(batches):
+        batch_tables(tmp_path, b, ["ESR1", "ABCC1", "KRT19"], seed=i)
+    got = run_merge(tmp_path, batches)
+    want = expected(tmp_path, batches)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    written = (tmp_path / "out" / "cq.tsv").read_bytes()
+    write_tsv(want, tmp_path / "whole.tsv")
+    assert written == (tmp_path / "whole.tsv").read_bytes()
+    assert list(got["batch"].drop_duplicates()) == ["B1", "B10", "B2"]
+
+
+def test_panel_gap_stops_or_flags_as_before(tmp_path):
+    batch_tables(tmp_path, "B1", ["ESR1", "ABCC1", "KRT19"], seed=1)
+    batch_tables(tmp_path, "B2", ["ESR1", "ABCC1"], seed=2)
+    with pytest.raises(SystemExit):  # the adapter ends the job with the ConfigError's message
+        run_merge(tmp_path, ["B1", "B2"], "stop")
+    assert "KRT19 (missing from batch B2" in (tmp_path / "merge.log").read_text()
+    got = run_merge(tmp_path, ["B1", "B2"], "restrict")
+    flagged = got["flags"].str.contains("panel_partial")
+    assert flagged.equals(got["assay"] == "KRT19")
+    assert len(got) == len(expected(tmp_path, ["B1", "B2"]))
+
+
+def test_config_value_checked_on_the_streamed_path(tmp_path):
+    batch_tables(tmp_path, "B1", ["ESR1"], seed=1)
+    with pytest.raises(SystemExit):
+        run_merge(tmp_path, ["B1"], "drop")
+    assert "not one of stop, restrict" in (tmp_path / "merge.log").read_text()  # panel.py's ConfigError
