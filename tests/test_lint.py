@@ -209,3 +209,35 @@ def test_no_new_reference_outside_the_repository():
         f"{len(hits)} lines cite a method reference outside the repository "
         f"(allowed {MAX_EXTERNAL_REFERENCES}); cite docs/methods.md §N instead:\n" + "\n".join(hits)
     )
+
+
+# Issue 14: a function reads at once (≤ 80 lines, docstring included), a module does one job
+# (≤ 600 lines). The corpus generator scripts/make_bad_inputs.py is not in the package.
+MAX_FUNCTION_LINES, MAX_MODULE_LINES = 80, 600
+
+
+def _too_long(path: Path) -> list[str]:
+    import ast
+
+    text = path.read_text(encoding="utf-8")
+    found = [f"{path.name}: {text.count(chr(10))} lines"] if text.count("\n") > MAX_MODULE_LINES else []
+    for node in ast.walk(ast.parse(text)):
+        lines = getattr(node, "end_lineno", 0) - getattr(node, "lineno", 0) + 1
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and lines > MAX_FUNCTION_LINES:
+            found.append(f"{path.name}:{node.lineno} {node.name}(): {lines} lines")
+    return found
+
+
+def test_package_units_are_short():
+    too_long = [
+        hit for path in sorted((REPO / "scripts" / "ctc_qpcr").rglob("*.py")) for hit in _too_long(path)
+    ]
+    assert not too_long, f"longer than {MAX_FUNCTION_LINES}/{MAX_MODULE_LINES} lines:\n" + "\n".join(too_long)
+
+
+def test_size_check_can_fail(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("def short():\n    return 1\n\n\ndef long():\n" + "    x = 1\n" * 90)
+    assert _too_long(probe) == ["probe.py:5 long(): 91 lines"]
+    probe.write_text("x = 1\n" * 601)
+    assert _too_long(probe) == ["probe.py: 601 lines"]

@@ -266,6 +266,21 @@ def _row_flags(
 # orchestrator
 
 
+def _check_words(strategies, candidates) -> None:
+    if unknown := [s for s in strategies if s not in STRATEGIES]:
+        raise ConfigError(f"unknown normalisation strategies {unknown}; choose from {list(STRATEGIES)}")
+    if candidates not in ("reference", "reference+target"):
+        raise ConfigError("candidates must be 'reference' or 'reference+target'")
+
+
+def _study_efficiency(assays, genes, efficiency_scaled: bool, notes: list[str]) -> pd.Series:
+    """E per gene (§3.4); 2.0 when the Cq were already scaled by log2(E) upstream."""
+    if efficiency_scaled:
+        notes.append("Cq already efficiency-scaled upstream: E = 2 used for stability and NRQ")
+        return pd.Series(2.0, index=genes, dtype=float)
+    return _gene_efficiency(assays, genes, notes)
+
+
 def normalise_study(
     cells: pd.DataFrame,
     samples: pd.DataFrame | None = None,
@@ -325,21 +340,13 @@ def normalise_study(
     genorm/normfinder tables is empty when it could not run.
     """
     o = with_words(options, normalisation_options, words)
-    strategies, candidates = o.strategies, o.candidates
     reference_genes = list(o.reference_genes) or None
-    if unknown := [s for s in strategies if s not in STRATEGIES]:
-        raise ConfigError(f"unknown normalisation strategies {unknown}; choose from {list(STRATEGIES)}")
-    if candidates not in ("reference", "reference+target"):
-        raise ConfigError("candidates must be 'reference' or 'reference+target'")
+    _check_words(o.strategies, o.candidates)
     notes: list[str] = []
     m = _wide_matrices(_prepare_cells(cells, samples, assays, kinds, notes))
     genes = list(m["cq"].columns)
-    if efficiency_scaled:
-        eff = pd.Series(2.0, index=genes, dtype=float)
-        notes.append("Cq already efficiency-scaled upstream: E = 2 used for stability and NRQ")
-    else:
-        eff = _gene_efficiency(assays, genes, notes)
-    cand = _candidates(m, candidates, notes)
+    eff = _study_efficiency(assays, genes, efficiency_scaled, notes)
+    cand = _candidates(m, o.candidates, notes)
     y = (m["cq"][cand] * np.log2(eff[cand])).where(m["detected"][cand]) if cand else m["cq"].iloc[:, :0]
     gres = _run_genorm(y, cand, o.v_cutoff, notes)
     nres = _run_normfinder(y, cand, samples, o.normfinder_group or None, negative_variance, notes)
@@ -352,7 +359,7 @@ def normalise_study(
         "global_mean_modified": global_mean_modified,
         "min_reference_genes": o.min_reference_genes,
     }
-    per_strategy = _all_strategies(strategies, m, choice, settings, eff, hd, notes, on_strategy)
+    per_strategy = _all_strategies(o.strategies, m, choice, settings, eff, hd, notes, on_strategy)
     return _result(gres, nres, *per_strategy, notes)
 
 
