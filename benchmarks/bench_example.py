@@ -36,21 +36,16 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
-COPY = ("Snakefile", "workflow", "scripts", "config", "resources", "profiles", "requirements.txt")
 SCRIPT = re.compile(r"\.snakemake/scripts/tmp[^/.]+\.(\w+)\.py")
+sys.path.insert(0, str(REPO / "tests"))
+from workflow_helpers import make_workdir as _copy_repository  # noqa: E402  (one copy rule for tests and benchmarks)
 
 
 def make_workdir(dest: Path) -> Path:
+    """A fresh copy of the workflow and the example in ``dest`` (as the workflow tests make it)."""
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for name in COPY:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    return dest
+    return _copy_repository(dest)
 
 
 def script_rules(workdir: Path) -> dict[str, str]:

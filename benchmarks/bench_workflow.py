@@ -58,6 +58,17 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 GB = 1024**3
 
 
+def snakemake_command(workdir: Path) -> list[str]:
+    """This venv's snakemake on the repository's Snakefile, run in ``workdir``."""
+    return [
+        str(VENV_PY.parent / "snakemake"),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+    ]
+
+
 def _within(wall, limit, workflow) -> bool | None:
     """True/False when the wall time can be judged against its limit, None when it cannot."""
     if wall is not None and limit:
@@ -247,13 +258,7 @@ def run_workflow(n: int, sheets: Path, workdir: Path, cores: int, dry_only: bool
     workdir.mkdir(parents=True)
     cfg = write_config(workdir, sheets)
     targets = targets_of(cfg)
-    smk = [
-        str(VENV_PY.parent / "snakemake"),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-    ]
+    smk = snakemake_command(workdir)
     res: dict = {"targets": targets, "cores": cores}
 
     t0, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -318,13 +323,7 @@ def report_step(workdir: Path, cores: int) -> dict:
     CPU time (user + sys of the child) and size of each."""
     import resource
 
-    smk = [
-        str(VENV_PY.parent / "snakemake"),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-    ]
+    smk = snakemake_command(workdir)
     t0 = time.perf_counter()
     rest = subprocess.run(smk + ["--cores", str(cores)], capture_output=True, text=True)
     out: dict = {"rest_s": time.perf_counter() - t0, "rest_ok": rest.returncode == 0}
