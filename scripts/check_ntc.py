@@ -1,11 +1,11 @@
-"""Snakemake adapter: the no-template-control table of every plate (results/qc/ntc.tsv)."""
+"""Snakemake adapter: the no-template-control table of every plate (results/qc/ntc.tsv) and its report page."""
 
 import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.ntc import ntc_table
-from ctc_qpcr.tables import write_tsv
+from ctc_qpcr.ntc import ntc_html, ntc_table
+from ctc_qpcr.tables import write_text, write_tsv
 
 
 def main(smk, log):
@@ -26,6 +26,8 @@ def main(smk, log):
             "none" if pd.isna(row.samples_median_cq) else f"{row.samples_median_cq:.2f}",
         )
     write_tsv(table, smk.output.ntc)
+    page = ntc_html(table, smk.params.max_cq_text, float(smk.params.min_delta_cq))
+    write_text(page, smk.output.page)
 
 
 run(main, snakemake)  # noqa: F821

@@ -41,6 +41,11 @@ rule check_ntc:
         samples=config["samples"],
     output:
         ntc="results/qc/ntc.tsv",
+        page=report(
+            "results/qc/ntc.html",
+            caption="../report/ntc.rst",
+            category="1. Quality control",
+        ),
     log:
         "logs/check_ntc.log",
     conda:
@@ -58,5 +63,10 @@ rule check_ntc:
             for b in BATCHES
         },
         min_delta_cq=config["ntc_check"]["min_delta_cq"],
+        max_cq_text=(
+            f"the LOD ({config['lod']:g} cycles, or the batch's own)"
+            if config["ntc_check"]["max_cq"] is None
+            else f"{config['ntc_check']['max_cq']:g}"
+        ),
     script:
         "../../scripts/check_ntc.py"

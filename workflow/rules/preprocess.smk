@@ -108,6 +108,12 @@ rule plot_qc:
             caption="../report/well_fates.rst",
             category="1. Quality control",
         ),
+        # per-plate summary of the Cells table: the report carries it, not cq.tsv
+        cq_plates=report(
+            "results/preprocessed/cq_plate_summary.tsv",
+            caption="../report/preprocessed.rst",
+            category="1. Quality control",
+        ),
     log:
         "logs/plot_qc.log",
     conda:

@@ -98,28 +98,3 @@ rule export_rdml:
         lod=config["lod"],
     script:
         "../../scripts/export_rdml.py"
-
-
-# No-template controls in the report: the verdict per plate and the flagged assays.
-rule ntc_report:
-    input:
-        ntc="results/qc/ntc.tsv",
-    output:
-        page=report(
-            "results/qc/ntc.html",
-            caption="../report/ntc.rst",
-            category="1. Quality control",
-        ),
-    log:
-        "logs/ntc_report.log",
-    conda:
-        "../envs/python.yaml"
-    params:
-        max_cq=(
-            f"the LOD ({config['lod']:g} cycles, or the batch's own)"
-            if config["ntc_check"]["max_cq"] is None
-            else f"{config['ntc_check']['max_cq']:g}"
-        ),
-        min_delta_cq=config["ntc_check"]["min_delta_cq"],
-    script:
-        "../../scripts/ntc_report.py"

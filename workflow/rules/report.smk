@@ -18,22 +18,3 @@ rule run_record:
         startup=startup_hashes(),
     script:
         "../../scripts/run_record.py"
-
-
-# The report carries summaries whose size grows with plates, not with
-# samples × assays: the full preprocessed table (tens of MB at 96 chips) stays on disk.
-rule report_tables:
-    input:
-        cq="results/preprocessed/cq.parquet",
-    output:
-        cq_plates=report(
-            "results/preprocessed/cq_plate_summary.tsv",
-            caption="../report/preprocessed.rst",
-            category="1. Quality control",
-        ),
-    log:
-        "logs/report_tables.log",
-    conda:
-        "../envs/python.yaml"
-    script:
-        "../../scripts/report_tables.py"
