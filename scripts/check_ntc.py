@@ -1,4 +1,4 @@
-"""Snakemake adapter: the no-template-control table of every plate (results/qc/ntc.tsv) and its report page."""
+"""Snakemake adapter: the no-template-control table of every plate (results/qc/ntc.tsv) and its page."""
 
 import pandas as pd
 
