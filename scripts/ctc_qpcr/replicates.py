@@ -178,7 +178,10 @@ def replicate_design(wells: pd.DataFrame, expected: int | None = None) -> pd.Ser
     common count among its patient and healthy cells (a tie goes to the larger
     count). Plates without such cells are absent.
     """
-    counts = _design_counts(wells)
+    return _design_of(_design_counts(wells), expected)
+
+
+def _design_of(counts: pd.DataFrame, expected: int | None) -> pd.Series:
     if expected is not None:
         plates = pd.Index(sorted(set(counts["plate"])), name="plate")
         return pd.Series(int(expected), index=plates, name="expected", dtype="int64")
@@ -200,7 +203,7 @@ def extra_replicates(wells: pd.DataFrame, expected: int | None = None) -> pd.Dat
     plate, sample, assay, n_wells, expected (sorted).
     """
     counts = _design_counts(wells)
-    design = replicate_design(wells, expected)
+    design = _design_of(counts, expected)  # one grouping of the wells, not two
     counts["expected"] = counts["plate"].map(design).to_numpy()
     over = counts[counts["n_wells"] > counts["expected"]]
     return over.reset_index(drop=True)
