@@ -8,10 +8,8 @@ from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
 from ctc_qpcr.differential import run_differential
 from ctc_qpcr.study_options import differential_options
-from ctc_qpcr.tables import read_tsv, write_tsv
-
-#: the columns of a normalised table the comparisons read
-COLUMNS = ["sample", "gene", "dcq", "detected"]
+from ctc_qpcr.differential_tables import read_normalised
+from ctc_qpcr.tables import write_tsv
 
 
 class NormalisedTables(Mapping):
@@ -21,7 +19,10 @@ class NormalisedTables(Mapping):
         self.paths = paths
 
     def __getitem__(self, strategy):
-        return read_tsv(self.paths[strategy], usecols=COLUMNS)
+        return read_normalised(self.paths[strategy])
+
+    def __contains__(self, strategy):  # Mapping's default reads the table to answer (issue 17)
+        return strategy in self.paths
 
     def __iter__(self):
         return iter(self.paths)

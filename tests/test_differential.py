@@ -608,3 +608,29 @@ def test_welch_calibrated_holds_alpha_where_welch_does_not():
     # groups of CALIBRATE_BELOW or more values keep Welch's p
     x = rng.normal(size=(5, rt.CALIBRATE_BELOW))
     assert np.array_equal(rt.welch_calibrated(x, b[:5]).p, rt.welch(x, b[:5])[0].p)
+
+
+def test_read_normalised_is_pandas_read_to_the_bit(tmp_path):
+    """The pyarrow reader of the differential job = tables.read_tsv of the same columns (issue 17)."""
+    from ctc_qpcr.differential_tables import NORMALISED_COLUMNS, read_normalised
+    from ctc_qpcr.tables import read_tsv, write_tsv
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    frame = pd.DataFrame(
+        {
+            "sample": [f"S{i % 97:03d}" for i in range(n)],
+            "gene": rng.choice(["ACTB", "EPCAM", "KRT19", "-cmd", "NA1"], n),
+            "dcq": np.where(
+                rng.random(n) < 0.2, np.nan, rng.normal(0, 5, n) * 10.0 ** rng.integers(-6, 4, n)
+            ),
+            "detected": rng.random(n) < 0.7,
+            "strategy": "reference",
+        }
+    )
+    path = tmp_path / "reference.tsv"
+    write_tsv(frame, path)
+    ours, ref = read_normalised(path), read_tsv(path, usecols=list(NORMALISED_COLUMNS))
+    assert ours.equals(ref)
+    assert (ours["dcq"].to_numpy().view(np.int64) == ref["dcq"].to_numpy().view(np.int64)).all()
+    assert list(ours.columns) == list(NORMALISED_COLUMNS)

@@ -188,3 +188,29 @@ def test_mann_whitney_exact_only_below_50_per_group():
     large = st.mann_whitney(rng.normal(size=600), rng.normal(0.1, 1.0, size=650))
     assert small.method == "exact"
     assert large.method == "asymptotic" and 0.0 <= large.p <= 1.0
+
+
+def test_signed_rank_normal_is_scipy_approx_to_the_bit():
+    """The written-out normal approximation (no scipy.stats import) = scipy wilcoxon(method="approx")."""
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(17)
+    checked = 0
+    for i in range(400):
+        n = int(rng.integers(2, 300))
+        d = rng.normal(size=n)
+        if i % 2:  # ties among |d| (and signs), as rounded ΔCq give
+            d = rng.integers(-6, 7, size=n) / 4.0
+        d = d[d != 0]
+        if d.size < 2:
+            continue
+        ref = wilcoxon(d, zero_method="wilcox", method="approx")
+        assert stats._signed_rank_normal(d) == (float(ref.statistic), float(ref.pvalue))
+        checked += 1
+    assert checked > 300
+    # the public test takes it for ≥ 50 pairs or ties (the rest stays scipy's exact test)
+    a = rng.normal(size=80)
+    b = a + rng.normal(0.3, 1.0, size=80)
+    ref = wilcoxon(a - b, zero_method="wilcox", method="approx")
+    w = stats.wilcoxon_signed_rank(a, b)
+    assert (w.statistic, w.p) == (float(ref.statistic), float(ref.pvalue))

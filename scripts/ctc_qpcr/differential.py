@@ -554,8 +554,9 @@ def run_differential(
     ``normalised_by_strategy``: any mapping strategy -> normalised table; each table is taken
     once (a mapping that reads on access keeps one strategy in memory at a time).
     ``options`` and ``params``: as in :func:`run_comparison`."""
-    order = [default_strategy] + sorted(s for s in normalised_by_strategy if s != default_strategy)
-    order = [s for s in order if s in normalised_by_strategy]
+    present = list(normalised_by_strategy)  # the keys only: a mapping that reads on access reads nothing here
+    order = [default_strategy] + sorted(s for s in present if s != default_strategy)
+    order = [s for s in order if s in present]
     names = [c.get("name") for c in comparisons]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -89,13 +89,13 @@ def _wald_p(beta: np.ndarray, cov: np.ndarray, idx: list[int], ddf: float | None
         stat = float(b @ np.linalg.solve(v, b))
     except np.linalg.LinAlgError:
         return math.nan
-    from scipy.stats import chi2, f
+    from scipy.special import chdtrc, fdtrc  # = scipy.stats chi2.sf / f.sf, without importing scipy.stats
 
     if not (math.isfinite(stat) and stat >= 0):
         return math.nan
     if ddf is None:
-        return float(chi2.sf(stat, len(idx)))
-    return float(f.sf(stat / len(idx), len(idx), ddf)) if ddf > 0 else math.nan
+        return float(chdtrc(len(idx), stat))
+    return float(fdtrc(len(idx), ddf, stat / len(idx))) if ddf > 0 else math.nan
 
 
 def within_df(X: np.ndarray, patients: np.ndarray) -> float:

@@ -20,10 +20,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special as _sp
-from scipy import stats as _ss
-from statsmodels.stats.oneway import anova_oneway
 
 ArrayLike = Sequence[float] | np.ndarray
+
+
+def _scipy_stats():
+    """``scipy.stats``, imported on first use: 1-2 s of CPU that only the exact tests and the
+    multi-group tests need (issue 17: the differential job's imports)."""
+    from scipy import stats
+
+    return stats
 
 
 def _clean(x: ArrayLike) -> np.ndarray:
@@ -347,7 +353,7 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyR
     if np.unique(both).size == 1:  # all tied: no information
         return MannWhitneyResult(a.size, b.size, a.size * b.size / 2.0, 1.0, "asymptotic", *hl)
     if a.size < MW_EXACT_MAX_N and b.size < MW_EXACT_MAX_N and not _has_ties(both):
-        res = _ss.mannwhitneyu(a, b, alternative="two-sided", method="exact")
+        res = _scipy_stats().mannwhitneyu(a, b, alternative="two-sided", method="exact")
         return MannWhitneyResult(a.size, b.size, float(res.statistic), float(res.pvalue), "exact", *hl)
     # normal approximation with tie and continuity correction (same as scipy
     # method="asymptotic", use_continuity=True; written out because it is called per gene)
@@ -432,7 +438,7 @@ def anova_oneway_classic(groups: Sequence[ArrayLike]) -> OmnibusResult:
     g = _groups(groups, 1)
     if g is None or sum(x.size for x in g) <= len(g):
         return _NAN_OMNIBUS
-    res = _ss.f_oneway(*g)
+    res = _scipy_stats().f_oneway(*g)
     n = sum(x.size for x in g)
     return OmnibusResult(float(res.statistic), float(res.pvalue), len(g) - 1.0, float(n - len(g)))
 
@@ -445,6 +451,8 @@ def welch_anova(groups: Sequence[ArrayLike]) -> OmnibusResult:
     g = _groups(groups, 2)
     if g is None or any(np.var(x) == 0.0 for x in g):
         return _NAN_OMNIBUS
+    from statsmodels.stats.oneway import anova_oneway
+
     res = anova_oneway(g, use_var="unequal")
     return OmnibusResult(float(res.statistic), float(res.pvalue), float(res.df_num), float(res.df_denom))
 
@@ -456,7 +464,7 @@ def kruskal_wallis(groups: Sequence[ArrayLike]) -> OmnibusResult:
         return _NAN_OMNIBUS
     if np.unique(np.concatenate(g)).size == 1:
         return OmnibusResult(0.0, 1.0, len(g) - 1.0, math.nan)
-    res = _ss.kruskal(*g)
+    res = _scipy_stats().kruskal(*g)
     return OmnibusResult(float(res.statistic), float(res.pvalue), len(g) - 1.0, math.nan)
 
 
@@ -519,8 +527,31 @@ def wilcoxon_signed_rank(a: ArrayLike, b: ArrayLike) -> PairedResult:
     if nonzero.size == 0:
         return PairedResult(n, m, 0.0, 1.0 if n else math.nan, math.nan, math.nan, "wilcoxon")
     exact = nonzero.size == n and n < MW_EXACT_MAX_N and not _has_ties(np.abs(d))
-    res = _ss.wilcoxon(d, zero_method="wilcox", method="exact" if exact else "approx")
+    if nonzero.size == n and not exact:
+        statistic, p = _signed_rank_normal(d)
+        return PairedResult(n, m, statistic, p, math.nan, math.nan, "wilcoxon")
+    res = _scipy_stats().wilcoxon(d, zero_method="wilcox", method="exact" if exact else "approx")
     return PairedResult(n, m, float(res.statistic), float(res.pvalue), math.nan, math.nan, "wilcoxon")
+
+
+def _signed_rank_normal(d: np.ndarray) -> tuple[float, float]:
+    """Signed-rank statistic min(R+, R−) and its two-sided normal p (tie-corrected variance, no
+    continuity correction) for differences without zeros: scipy ``wilcoxon(d, method="approx")``
+    to the bit (ranks, rank sums and tie terms are exact in floating point; the few divisions and
+    the square root are the same operations), without importing ``scipy.stats`` (issue 17).
+
+    ``E[R+] = n(n + 1)/4``, ``var = (n(n + 1)(2n + 1) − Σ(t³ − t)/2) / 24`` over the tie groups t of |d|.
+    """
+    ranks, ties = _average_ranks(np.abs(d))
+    count = float(d.size)
+    r_plus = float(ranks[d > 0].sum())
+    r_minus = float(ranks[d < 0].sum())
+    mean = count * (count + 1.0) * 0.25
+    var = count * (count + 1.0) * (2.0 * count + 1.0)
+    tie_correct = float(np.sum(ties.astype(float) ** 3 - ties))
+    se = math.sqrt((var - tie_correct / 2) / 24)
+    z = (r_plus - mean) / se
+    return min(r_plus, r_minus), float(2 * _sp.ndtr(-abs(z)))
 
 
 # --------------------------------------------------------------------------------------------
