@@ -7,8 +7,8 @@ import pandas as pd
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
 from ctc_qpcr.differential import run_differential
-from ctc_qpcr.study_options import differential_options
 from ctc_qpcr.differential_tables import read_normalised
+from ctc_qpcr.study_options import differential_options
 from ctc_qpcr.tables import write_tsv
 
 

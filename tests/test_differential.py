@@ -617,13 +617,12 @@ def test_read_normalised_is_pandas_read_to_the_bit(tmp_path):
 
     rng = np.random.default_rng(3)
     n = 2000
+    scale = 10.0 ** rng.integers(-6, 4, n)
     frame = pd.DataFrame(
         {
             "sample": [f"S{i % 97:03d}" for i in range(n)],
             "gene": rng.choice(["ACTB", "EPCAM", "KRT19", "-cmd", "NA1"], n),
-            "dcq": np.where(
-                rng.random(n) < 0.2, np.nan, rng.normal(0, 5, n) * 10.0 ** rng.integers(-6, 4, n)
-            ),
+            "dcq": np.where(rng.random(n) < 0.2, np.nan, rng.normal(0, 5, n) * scale),
             "detected": rng.random(n) < 0.7,
             "strategy": "reference",
         }
