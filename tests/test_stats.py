@@ -214,3 +214,36 @@ def test_signed_rank_normal_is_scipy_approx_to_the_bit():
     ref = wilcoxon(a - b, zero_method="wilcox", method="approx")
     w = stats.wilcoxon_signed_rank(a, b)
     assert (w.statistic, w.p) == (float(ref.statistic), float(ref.pvalue))
+
+
+@pytest.mark.parametrize("direct_max", [0, 10**9])
+def test_hodges_lehmann_shift_is_the_full_estimate(monkeypatch, direct_max):
+    """The estimate-only HL (differential tables) = hodges_lehmann(...)[0], ties and NaN included."""
+    from ctc_qpcr import stats as st
+
+    monkeypatch.setattr(st, "HL_DIRECT_MAX", direct_max)
+    rng = np.random.default_rng(11)
+    for i in range(60):
+        a = rng.normal(0.0, 2.0, int(rng.integers(1, 700)))
+        b = rng.normal(0.5, 2.0, int(rng.integers(1, 700)))
+        if i % 3 == 1:
+            a, b = np.round(a, 1), np.round(b, 1)
+        if i % 3 == 2:  # bottom-tied non-detects and missing values
+            a[: a.size // 2], b[: b.size // 3] = 40.0, 40.0
+            a[-1:] = np.nan
+        assert st.hodges_lehmann_shift(a, b) == st.hodges_lehmann(a, b)[0]
+    assert math.isnan(st.hodges_lehmann_shift([], [1.0]))
+
+
+def test_one_row_ranks_are_the_general_ranks():
+    """robust_tests: the 1-D path for one finite row (a gene) = the 2-D path, ranks and tie sizes."""
+    from ctc_qpcr import robust_tests as rt
+
+    rng = np.random.default_rng(8)
+    for i in range(200):
+        x = rng.normal(size=int(rng.integers(1, 400)))
+        if i % 2:
+            x = np.round(x, 1)
+        row = rt._ranks_and_ties_row(x)
+        both = rt._ranks_and_ties(np.vstack([x, x]))  # two rows: the general path
+        assert np.array_equal(row[0][0], both[0][0]) and np.array_equal(row[1][0], both[1][0])

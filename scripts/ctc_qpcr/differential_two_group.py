@@ -125,7 +125,7 @@ def _levels(xa: np.ndarray, xb: np.ndarray, test: str, trim: float, fisher_p: fl
     """Level statistics on the on-level detected ΔCq of both groups, and the primary test."""
     w = stats.welch_t(xa, xb)
     fc = stats.fold_change_dcq(w.diff, w.ci_low, w.ci_high)
-    hl = stats.hodges_lehmann(xa, xb)[0]
+    hl = stats.hodges_lehmann_shift(xa, xb)
     yu, bm = rt.yuen(xa, xb, trim), rt.brunner_munzel(xa, xb)
     hurdle_p = stats.fisher_combine([fisher_p, w.p]) if math.isfinite(fisher_p) else math.nan
     choice = {"auto": "welch_calibrated"}.get(test, test)

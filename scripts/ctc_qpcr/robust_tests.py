@@ -152,6 +152,8 @@ def _ranks_and_ties(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The mid-rank of a tie group at sorted positions f..l is (f + l) / 2, the mean
     of its positions (a multiple of ½, exact in floating point).
     """
+    if x.shape[0] == 1 and np.isfinite(x).all():
+        return _ranks_and_ties_row(x[0])
     order = np.argsort(x, axis=1, kind="stable")  # NaN sorts last
     xs = np.take_along_axis(x, order, axis=1)
     start = np.ones(xs.shape, dtype=bool)
@@ -165,6 +167,27 @@ def _ranks_and_ties(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     np.put_along_axis(ranks, order, mid[group].reshape(xs.shape), axis=1)
     np.put_along_axis(ties, order, size[group].reshape(xs.shape).astype(float), axis=1)
     return np.where(ok, ranks, np.nan), np.where(ok, ties, 0.0)
+
+
+def _ranks_and_ties_row(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_ranks_and_ties` of one row of finite values (one gene of the workflow), 1-D work only.
+
+    A tie group at 0-based sorted positions f..f+s−1 has mid-rank f + (s + 1)/2: the same
+    multiples of ½ as the general path's mean of positions, so the same numbers (issue 17:
+    the per-gene tests spent most of their time in the 2-D bookkeeping)."""
+    n = v.size
+    order = np.argsort(v, kind="stable")
+    xs = v[order]
+    start = np.empty(n, dtype=bool)
+    start[:1] = True
+    np.not_equal(xs[1:], xs[:-1], out=start[1:])
+    first = np.flatnonzero(start)
+    size = np.diff(np.append(first, n))
+    group = np.cumsum(start) - 1
+    ranks, ties = np.empty(n), np.empty(n)
+    ranks[order] = (first + (size + 1) / 2.0)[group]
+    ties[order] = size[group]
+    return ranks[None, :], ties[None, :]
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
