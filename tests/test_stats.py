@@ -247,3 +247,16 @@ def test_one_row_ranks_are_the_general_ranks():
         row = rt._ranks_and_ties_row(x)
         both = rt._ranks_and_ties(np.vstack([x, x]))  # two rows: the general path
         assert np.array_equal(row[0][0], both[0][0]) and np.array_equal(row[1][0], both[1][0])
+
+
+def test_signed_rank_exact_is_scipy_exact_to_the_bit():
+    """Exact signed-rank p (n < 50, no zeros or ties) from counts / 2ⁿ = scipy's exact test, bit for bit."""
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(23)
+    for i in range(300):
+        d = rng.normal(0.25 * (i % 4), 1.0, size=int(rng.integers(1, 50)))
+        ref = wilcoxon(d, zero_method="wilcox", method="exact")
+        assert stats._signed_rank_exact(d) == (float(ref.statistic), float(ref.pvalue))
+        w = stats.wilcoxon_signed_rank(d, np.zeros_like(d))
+        assert (w.statistic, w.p) == (float(ref.statistic), float(ref.pvalue))

@@ -547,11 +547,35 @@ def wilcoxon_signed_rank(a: ArrayLike, b: ArrayLike) -> PairedResult:
     if nonzero.size == 0:
         return PairedResult(n, m, 0.0, 1.0 if n else math.nan, math.nan, math.nan, "wilcoxon")
     exact = nonzero.size == n and n < MW_EXACT_MAX_N and not _has_ties(np.abs(d))
-    if nonzero.size == n and not exact:
-        statistic, p = _signed_rank_normal(d)
+    if nonzero.size == n:
+        statistic, p = _signed_rank_exact(d) if exact else _signed_rank_normal(d)
         return PairedResult(n, m, statistic, p, math.nan, math.nan, "wilcoxon")
     res = _scipy_stats().wilcoxon(d, zero_method="wilcox", method="exact" if exact else "approx")
     return PairedResult(n, m, float(res.statistic), float(res.pvalue), math.nan, math.nan, "wilcoxon")
+
+
+@functools.lru_cache(maxsize=64)
+def _signed_rank_counts(n: int) -> tuple[int, ...]:
+    """Number of subsets of {1..n} with each sum 0..n(n+1)/2 (the exact null of R+ is this / 2ⁿ)."""
+    counts = np.zeros(n * (n + 1) // 2 + 1, dtype=np.int64)  # ≤ 2⁴⁹ for n < 50: exact
+    counts[0] = 1
+    for i in range(1, n + 1):
+        counts[i:] = counts[i:] + counts[:-i]
+    return tuple(int(c) for c in counts)
+
+
+def _signed_rank_exact(d: np.ndarray) -> tuple[float, float]:
+    """Exact signed-rank test for n < 50 differences without zeros or ties: min(R+, R−) and
+    ``2·min(P(R+ ≥ r), P(R+ ≤ r))`` capped at 1. Every probability is a count / 2ⁿ, exact in
+    floating point, so this is scipy ``wilcoxon(d, method="exact")`` to the bit without
+    importing ``scipy.stats``."""
+    ranks, _ = _average_ranks(np.abs(d))
+    r_plus = float(ranks[d > 0].sum())
+    r_minus = float(ranks[d < 0].sum())
+    counts = _signed_rank_counts(d.size)
+    k = int(r_plus)
+    tail = min(sum(counts[k:]), sum(counts[: k + 1]))
+    return min(r_plus, r_minus), min(1.0, float(2 * tail) / 2.0**d.size)
 
 
 def _signed_rank_normal(d: np.ndarray) -> tuple[float, float]:
