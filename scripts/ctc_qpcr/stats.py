@@ -204,8 +204,8 @@ def _pairwise_order_stats(
     interpolation on the counts alternating with bisection until at most ``cap``
     differences lie in ``(L, H]``, then materialise only those and ``np.partition``
     them (``warm``: subsample size per group and the quantile half-width of the start; they
-    change the path, not the values). A value tied more than ``cap`` times (e.g. bottom-tied non-detects in both
-    groups: difference 0) is detected and returned directly. Memory O(n_a + n_b + cap);
+    change the path, not the values). A value tied more than ``cap`` times (e.g. bottom-tied
+    non-detects in both groups: difference 0) is detected and returned directly. Memory O(n_a + n_b + cap);
     the values are those of sorting all differences.
     """
     diffs = _SortedDifferences(a, b)
