@@ -633,3 +633,42 @@ def test_read_normalised_is_pandas_read_to_the_bit(tmp_path):
     assert ours.equals(ref)
     assert (ours["dcq"].to_numpy().view(np.int64) == ref["dcq"].to_numpy().view(np.int64)).all()
     assert list(ours.columns) == list(NORMALISED_COLUMNS)
+
+
+def test_level_tests_are_robust_tests_to_the_bit():
+    """differential_rows.level_tests (one pass per gene) = robust_tests' Welch-calibrated, Yuen,
+    Brunner–Munzel and Mann–Whitney on the same row, bit for bit: ties, constant and separated
+    groups, small groups (calibrated Welch) and NaN (general path) included."""
+    from ctc_qpcr import robust_tests as rt
+    from ctc_qpcr.differential_rows import level_tests
+
+    def same(x, y):
+        return x == y or (math.isnan(x) and math.isnan(y))
+
+    rng = np.random.default_rng(29)
+    for i in range(600):
+        small = i % 2 == 0
+        # small groups: a few sizes, each pair's Welch size curve is computed once (slow)
+        na, nb = (int(rng.choice([1, 3, 9])), int(rng.choice([3, 8]))) if small else rng.integers(2, 500, 2)
+        a = rng.normal(0.0, 1.5, na)
+        b = rng.normal(0.4 * (i % 3), 1.5 * (1 + i % 2), nb)
+        if i % 4 == 1:
+            a, b = a.round(1), b.round(1)
+        if i % 4 == 2:
+            a, b = a.round(0), b.round(0)
+        if i % 7 == 3:  # constant groups, equal or separated
+            a, b = np.ones(na), np.full(nb, float(i % 2))
+        if i % 13 == 5:
+            a[0] = np.nan
+        fast = level_tests(a, b, 0.1)
+        yu, bm = rt.yuen(a, b, 0.1), rt.brunner_munzel(a, b)
+        ref = (
+            rt.welch_calibrated(a, b).p[0],
+            yu.statistic[0],
+            yu.p[0],
+            bm.statistic[0],
+            bm.p[0],
+            rt.mann_whitney(a, b).p[0],
+        )
+        got = (fast.welch_calibrated_p, fast.yuen_t, fast.yuen_p, fast.bm_w, fast.bm_p, fast.mw_p)
+        assert all(same(x, float(y)) for x, y in zip(got, ref, strict=True)), (i, got, ref)

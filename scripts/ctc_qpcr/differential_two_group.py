@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from . import robust_tests as rt
 from . import stats
+from .differential_rows import level_tests
 
 #: Trimming of the Yuen test (``test: yuen``, column p_yuen), 10 % from each end.
 YUEN_TRIM = 0.1
@@ -126,15 +126,15 @@ def _levels(xa: np.ndarray, xb: np.ndarray, test: str, trim: float, fisher_p: fl
     w = stats.welch_t(xa, xb)
     fc = stats.fold_change_dcq(w.diff, w.ci_low, w.ci_high)
     hl = stats.hodges_lehmann_shift(xa, xb)
-    yu, bm = rt.yuen(xa, xb, trim), rt.brunner_munzel(xa, xb)
     hurdle_p = stats.fisher_combine([fisher_p, w.p]) if math.isfinite(fisher_p) else math.nan
     choice = {"auto": "welch_calibrated"}.get(test, test)
-    calibrated = float(rt.welch_calibrated(xa, xb).p[0]) if choice == "welch_calibrated" else math.nan
+    # Yuen, Brunner–Munzel, Mann–Whitney and the calibrated Welch p in one pass: robust_tests' numbers
+    lt = level_tests(xa, xb, trim, calibrate=choice == "welch_calibrated")
     primary = {
-        "welch_calibrated": (w.t, calibrated),
-        "yuen": (float(yu.statistic[0]), float(yu.p[0])),
+        "welch_calibrated": (w.t, lt.welch_calibrated_p),
+        "yuen": (lt.yuen_t, lt.yuen_p),
         "welch": (w.t, w.p),
-        "brunner_munzel": (float(bm.statistic[0]), float(bm.p[0])),
+        "brunner_munzel": (lt.bm_w, lt.bm_p),
         "mann_whitney": (mw.u, mw.p),
         "hurdle": (float(-2.0 * np.log(np.clip([fisher_p, w.p], 1e-300, 1.0)).sum()), hurdle_p),
     }[choice]
@@ -145,6 +145,6 @@ def _levels(xa: np.ndarray, xb: np.ndarray, test: str, trim: float, fisher_p: fl
         "p_welch": w.p, "p_welch_detected": w.p, "p_hurdle": hurdle_p,
         # HL on the detected ΔCq; reported as a log2 shift of A relative to B (sign as log2fc)
         "hl_shift": -hl if math.isfinite(hl) else math.nan,
-        "p_brunner_munzel": float(bm.p[0]), "p_yuen": float(yu.p[0]),
-        "p_mannwhitney_detected": float(rt.mann_whitney(xa, xb).p[0]),
+        "p_brunner_munzel": lt.bm_p, "p_yuen": lt.yuen_p,
+        "p_mannwhitney_detected": lt.mw_p,
     }  # fmt: skip
