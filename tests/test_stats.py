@@ -208,7 +208,14 @@ def test_signed_rank_normal_is_scipy_approx_to_the_bit():
         assert stats._signed_rank_normal(d) == (float(ref.statistic), float(ref.pvalue))
         checked += 1
     assert checked > 300
-    # the public test takes it for ≥ 50 pairs or ties (the rest stays scipy's exact test)
+    for i in range(200):  # zero differences are dropped, as scipy's zero_method="wilcox"
+        d = np.round(rng.normal(0.2, 1.0, size=int(rng.integers(2, 200))), i % 3)
+        d[rng.random(d.size) < 0.15] = 0.0
+        if np.count_nonzero(d) and np.count_nonzero(d) < d.size:
+            ref = wilcoxon(d, zero_method="wilcox", method="approx")
+            w = stats.wilcoxon_signed_rank(d, np.zeros_like(d))
+            assert (w.statistic, w.p) == (float(ref.statistic), float(ref.pvalue))
+    # the public test takes it for ≥ 50 pairs or ties (the exact test below that)
     a = rng.normal(size=80)
     b = a + rng.normal(0.3, 1.0, size=80)
     ref = wilcoxon(a - b, zero_method="wilcox", method="approx")

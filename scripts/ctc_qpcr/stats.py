@@ -370,16 +370,17 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyR
     if a.size == 0 or b.size == 0:
         return MannWhitneyResult(a.size, b.size, math.nan, math.nan, "", *hl)
     both = np.concatenate([a, b])
-    if np.unique(both).size == 1:  # all tied: no information
+    _, inverse, ties = np.unique(both, return_inverse=True, return_counts=True)  # once for every use
+    if ties.size == 1:  # all tied: no information
         return MannWhitneyResult(a.size, b.size, a.size * b.size / 2.0, 1.0, "asymptotic", *hl)
-    if a.size < MW_EXACT_MAX_N and b.size < MW_EXACT_MAX_N and not _has_ties(both):
+    if a.size < MW_EXACT_MAX_N and b.size < MW_EXACT_MAX_N and ties.size == both.size:
         res = _scipy_stats().mannwhitneyu(a, b, alternative="two-sided", method="exact")
         return MannWhitneyResult(a.size, b.size, float(res.statistic), float(res.pvalue), "exact", *hl)
     # normal approximation with tie and continuity correction (same as scipy
     # method="asymptotic", use_continuity=True; written out because it is called per gene)
     n1, n2 = a.size, b.size
     n = n1 + n2
-    ranks, ties = _average_ranks(both)
+    ranks = (np.cumsum(ties) - (ties - 1) / 2.0)[inverse]  # mid-ranks (_average_ranks)
     u1 = float(ranks[:n1].sum()) - n1 * (n1 + 1) / 2.0
     mu = n1 * n2 / 2.0
     var = n1 * n2 / 12.0 * ((n + 1) - float(np.sum(ties**3 - ties)) / (n * (n - 1)))
@@ -547,11 +548,9 @@ def wilcoxon_signed_rank(a: ArrayLike, b: ArrayLike) -> PairedResult:
     if nonzero.size == 0:
         return PairedResult(n, m, 0.0, 1.0 if n else math.nan, math.nan, math.nan, "wilcoxon")
     exact = nonzero.size == n and n < MW_EXACT_MAX_N and not _has_ties(np.abs(d))
-    if nonzero.size == n:
-        statistic, p = _signed_rank_exact(d) if exact else _signed_rank_normal(d)
-        return PairedResult(n, m, statistic, p, math.nan, math.nan, "wilcoxon")
-    res = _scipy_stats().wilcoxon(d, zero_method="wilcox", method="exact" if exact else "approx")
-    return PairedResult(n, m, float(res.statistic), float(res.pvalue), math.nan, math.nan, "wilcoxon")
+    # scipy wilcoxon(d, zero_method="wilcox", method="exact" / "approx") to the bit, without scipy.stats
+    statistic, p = _signed_rank_exact(d) if exact else _signed_rank_normal(nonzero)
+    return PairedResult(n, m, statistic, p, math.nan, math.nan, "wilcoxon")
 
 
 @functools.lru_cache(maxsize=64)
@@ -580,9 +579,10 @@ def _signed_rank_exact(d: np.ndarray) -> tuple[float, float]:
 
 def _signed_rank_normal(d: np.ndarray) -> tuple[float, float]:
     """Signed-rank statistic min(R+, R−) and its two-sided normal p (tie-corrected variance, no
-    continuity correction) for differences without zeros: scipy ``wilcoxon(d, method="approx")``
-    to the bit (ranks, rank sums and tie terms are exact in floating point; the few divisions and
-    the square root are the same operations), without importing ``scipy.stats`` (issue 17).
+    continuity correction) of the non-zero differences: scipy ``wilcoxon(d, zero_method="wilcox",
+    method="approx")`` of all of them (zeros dropped) to the bit (ranks, rank sums and tie terms
+    are exact in floating point; the few divisions and the square root are the same operations),
+    without importing ``scipy.stats`` (issue 17).
 
     ``E[R+] = n(n + 1)/4``, ``var = (n(n + 1)(2n + 1) − Σ(t³ − t)/2) / 24`` over the tie groups t of |d|.
     """
