@@ -188,33 +188,56 @@ def _as_list(value: Any) -> list[str]:
 NEEDED_COLUMNS = ("sample", "gene", "dcq", "detected", "strategy")
 
 
-def _join_sheet(data: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
-    """``data.merge(sheet, on="sample", how="inner")`` (rows in data's order), by position.
+class _Rows:
+    """A normalised table's columns the comparisons read, as arrays, with the work every
+    comparison of a strategy shares done once (issue 17): ids as text, ``detected`` as bool,
+    which ΔCq are finite, and the distinct samples (each row's sample as a code into them)."""
+
+    def __init__(self, normalised: pd.DataFrame):
+        data = normalised[[c for c in NEEDED_COLUMNS if c in normalised.columns]].copy()
+        if "strategy" not in data.columns:
+            data["strategy"] = ""
+        data = data[list(NEEDED_COLUMNS)]
+        data["sample"] = data["sample"].astype(str)
+        data["detected"] = data["detected"].astype(bool)
+        self.frame = data
+        self.finite = np.isfinite(data["dcq"].to_numpy(float))
+        codes, uniques = pd.factorize(data["sample"])
+        self.sample_codes, self.samples = codes, pd.Index(uniques)
+
+
+def _join_sheet(rows: _Rows, sheet: pd.DataFrame) -> pd.DataFrame:
+    """``rows.frame.merge(sheet, on="sample", how="inner")`` (rows in the table's order), then the
+    rows with a finite ΔCq; the index is the row's position in the join, as filtering the merged
+    frame gives.
 
     With one sheet row per sample (the samples sheet's rule) the join is a lookup of each
-    row's sample in the sheet: no hash join of sample × gene × strategy string keys."""
+    distinct sample in the sheet: no hash join of sample × gene × strategy string keys."""
+    data = rows.frame
     if not sheet["sample"].is_unique:
-        return data.merge(sheet, on="sample", how="inner")
-    where = pd.Index(sheet["sample"]).get_indexer(data["sample"])
+        joined = data.merge(sheet, on="sample", how="inner")
+        return joined[np.isfinite(joined["dcq"].astype(float))]
+    where = pd.Index(sheet["sample"]).get_indexer(rows.samples)[rows.sample_codes]
     keep = where >= 0
-    out = data[keep].reset_index(drop=True)
-    rows = where[keep]
+    take = np.flatnonzero(keep & rows.finite)
+    index = pd.Index(np.flatnonzero(rows.finite[keep]))
+    out = pd.DataFrame({col: data[col].to_numpy()[take] for col in data.columns}, index=index)
+    sheet_rows = where[take]
     for col in sheet.columns:
         if col != "sample":
-            out[col] = sheet[col].to_numpy()[rows]
+            out[col] = sheet[col].to_numpy()[sheet_rows]
     return out
 
 
 def _prepare(
-    normalised: pd.DataFrame, samples: pd.DataFrame, spec: dict, notes: list[str], off_z: float | None = OFF_Z
+    normalised: pd.DataFrame | _Rows,
+    samples: pd.DataFrame,
+    spec: dict,
+    notes: list[str],
+    off_z: float | None = OFF_Z,
 ) -> pd.DataFrame:
     """Join, filter, call "off" values and (optionally) pool; one row per unit × gene × strategy."""
-    data = normalised[[c for c in NEEDED_COLUMNS if c in normalised.columns]].copy()
-    if "strategy" not in data.columns:
-        data["strategy"] = ""
-    data = data[list(NEEDED_COLUMNS)]
-    data["sample"] = data["sample"].astype(str)
-    data["detected"] = data["detected"].astype(bool)
+    rows = normalised if isinstance(normalised, _Rows) else _Rows(normalised)
     sheet = samples.copy()
     sheet["sample"] = sheet["sample"].astype(str)
     for col, wanted in spec["filter"].items():
@@ -235,8 +258,7 @@ def _prepare(
     sheet["unit"] = np.where(missing, sheet["sample"], patient.astype(str))
     sheet[spec["column"]] = sheet[spec["column"]].astype(object).where(sheet[spec["column"]].notna(), "")
     sheet[spec["column"]] = sheet[spec["column"]].astype(str).str.strip()
-    data = _join_sheet(data, sheet)
-    data = data[np.isfinite(data["dcq"].astype(float))]
+    data = _join_sheet(rows, sheet)
     if "patient" not in data.columns:
         data["patient"] = data["sample"]
     data["on"] = call_on(data, off_z)
@@ -487,7 +509,7 @@ def _extra_for(kind: str) -> list[str]:
 
 
 def run_comparison(
-    normalised: pd.DataFrame,
+    normalised: pd.DataFrame | _Rows,
     samples: pd.DataFrame,
     spec: dict,
     options: DifferentialOptions | None = None,
@@ -563,7 +585,7 @@ def run_differential(
         raise ConfigError(f"comparison names must be unique: {', '.join(map(str, dupes))}")
     parts: dict[str, tuple[list, list]] = {spec["name"]: ([], []) for spec in comparisons}
     for strategy in order:  # each strategy's table taken once: one in memory at a time (issue 17)
-        frame = normalised_by_strategy[strategy].assign(strategy=strategy)
+        frame = _Rows(normalised_by_strategy[strategy].assign(strategy=strategy))  # shared by the comparisons
         for spec in comparisons:
             table, strategy_notes = run_comparison(frame, samples, spec, options, **params)
             tables, notes = parts[spec["name"]]
