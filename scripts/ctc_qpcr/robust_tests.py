@@ -103,6 +103,7 @@ def welch_calibrated(a, b) -> RowTest:
     return RowTest(test.statistic, test.df, p)
 
 
+@lru_cache(maxsize=256)
 def _chi2_nodes(df: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of E[f(X/df)], X ~ χ²(df); df > 200: X/df = 1.
 
@@ -110,11 +111,17 @@ def _chi2_nodes(df: int) -> tuple[np.ndarray, np.ndarray]:
     behaviour of the integrand near X = 0, which drives the tail of Welch's T, is smooth in w.
     """
     if df > 200:
-        return np.ones(1), np.ones(1)
+        return _read_only(np.ones(1)), _read_only(np.ones(1))
     w, weight = np.polynomial.legendre.leggauss(_NODES)
     w, weight = (w + 1.0) / 2.0, weight / 2.0
     r = min(df, 8)
-    return 2.0 * gammaincinv(df / 2.0, w**r) / df, weight * r * w ** (r - 1)
+    return _read_only(2.0 * gammaincinv(df / 2.0, w**r) / df), _read_only(weight * r * w ** (r - 1))
+
+
+def _read_only(x: np.ndarray) -> np.ndarray:
+    """A cached array, write-protected (the nodes of one df serve every size curve: issue 17)."""
+    x.flags.writeable = False
+    return x
 
 
 def welch_size(k_a: int, k_b: int, share_a, u: float) -> np.ndarray:
