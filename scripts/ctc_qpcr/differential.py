@@ -71,16 +71,19 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OFF_*: public)
+from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OFF_*, NEEDED_COLUMNS: public)
     COLUMNS,
     EXTRA_MULTI,
     EXTRA_TIME,
     EXTRA_TWO_GROUP,
+    NEEDED_COLUMNS,
     OFF_MIN_SD,
     OFF_Z,
     _empty,
     _finish,
+    _join_sheet,
     _pool,
+    _Rows,
     call_on,
 )
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
@@ -184,51 +187,6 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
-#: the columns of a normalised table the comparisons read (``strategy`` optional)
-NEEDED_COLUMNS = ("sample", "gene", "dcq", "detected", "strategy")
-
-
-class _Rows:
-    """A normalised table's columns the comparisons read, as arrays, with the work every
-    comparison of a strategy shares done once (issue 17): ids as text, ``detected`` as bool,
-    which ΔCq are finite, and the distinct samples (each row's sample as a code into them)."""
-
-    def __init__(self, normalised: pd.DataFrame):
-        data = normalised[[c for c in NEEDED_COLUMNS if c in normalised.columns]].copy()
-        if "strategy" not in data.columns:
-            data["strategy"] = ""
-        data = data[list(NEEDED_COLUMNS)]
-        data["sample"] = data["sample"].astype(str)
-        data["detected"] = data["detected"].astype(bool)
-        self.frame = data
-        self.finite = np.isfinite(data["dcq"].to_numpy(float))
-        codes, uniques = pd.factorize(data["sample"])
-        self.sample_codes, self.samples = codes, pd.Index(uniques)
-
-
-def _join_sheet(rows: _Rows, sheet: pd.DataFrame) -> pd.DataFrame:
-    """``rows.frame.merge(sheet, on="sample", how="inner")`` (rows in the table's order), then the
-    rows with a finite ΔCq; the index is the row's position in the join, as filtering the merged
-    frame gives.
-
-    With one sheet row per sample (the samples sheet's rule) the join is a lookup of each
-    distinct sample in the sheet: no hash join of sample × gene × strategy string keys."""
-    data = rows.frame
-    if not sheet["sample"].is_unique:
-        joined = data.merge(sheet, on="sample", how="inner")
-        return joined[np.isfinite(joined["dcq"].astype(float))]
-    where = pd.Index(sheet["sample"]).get_indexer(rows.samples)[rows.sample_codes]
-    keep = where >= 0
-    take = np.flatnonzero(keep & rows.finite)
-    index = pd.Index(np.flatnonzero(rows.finite[keep]))
-    out = pd.DataFrame({col: data[col].to_numpy()[take] for col in data.columns}, index=index)
-    sheet_rows = where[take]
-    for col in sheet.columns:
-        if col != "sample":
-            out[col] = sheet[col].to_numpy()[sheet_rows]
-    return out
-
-
 def _prepare(
     normalised: pd.DataFrame | _Rows,
     samples: pd.DataFrame,
@@ -278,8 +236,13 @@ def _binary(
     *,
     min_per_group: int,
     site: str = "",
+    groups: dict | None = None,
     **opts,
 ) -> list[dict]:
+    """One row per strategy × gene: A (``in_a``) vs B (``in_b``). ``groups``: the row positions of
+    each (strategy, gene), sorted (``data.groupby([...], sort=True).indices``; computed if None)."""
+    if groups is None:
+        groups = data.groupby(["strategy", "gene"], sort=True).indices
     rows = []
     short_genes = []
     dcq = data["dcq"].to_numpy(float)
@@ -288,7 +251,7 @@ def _binary(
     on = data["on"].to_numpy(bool) if "on" in data else det
     mask_a = in_a.reindex(data.index).to_numpy(bool)
     mask_b = in_b.reindex(data.index).to_numpy(bool)
-    for (strategy, gene), idx in data.groupby(["strategy", "gene"], sort=True).indices.items():
+    for (strategy, gene), idx in groups.items():
         ia, ib = idx[mask_a[idx]], idx[mask_b[idx]]
         row = {
             "gene": gene,
@@ -334,6 +297,17 @@ def _binary(
             f"not tested: {', '.join(short_genes[:20])}{' ...' if len(short_genes) > 20 else ''}"
         )
     return rows
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """Integer codes of the values (missing: −1) and how many distinct values there are."""
+    codes, uniques = pd.factorize(values)
+    return codes, len(uniques)
+
+
+def _distinct(codes: np.ndarray, n: int) -> int:
+    """Number of distinct non-missing codes (= ``nunique()`` of the values they code)."""
+    return int(np.count_nonzero(np.bincount(codes[codes >= 0], minlength=n)))
 
 
 def _count_units(data: pd.DataFrame, mask: pd.Series) -> int:
@@ -391,12 +365,17 @@ def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
     rows: list[dict] = []
     skipped = []
     codes, uniq = pd.factorize(site_sets)  # the distinct site sets, once for every site
+    units, n_units = _codes(data["unit"])
+    groups = None  # the rows of each strategy × gene: the same for every site
     for site in wanted:
-        present = pd.Series(np.array([site in u for u in uniq], dtype=bool)[codes], index=site_sets.index)
-        n_yes, n_no = _count_units(data, present), _count_units(data, ~present)
+        has_site = np.array([site in u for u in uniq], dtype=bool)[codes]
+        present = pd.Series(has_site, index=site_sets.index)
+        n_yes, n_no = _distinct(units[has_site], n_units), _distinct(units[~has_site], n_units)
         if n_yes < need or n_no < need:
             skipped.append(f"{site} ({n_yes} with / {n_no} without)")
             continue
+        if groups is None:
+            groups = data.groupby(["strategy", "gene"], sort=True).indices
         rows += _binary(
             data,
             present,
@@ -406,6 +385,7 @@ def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
             notes,
             min_per_group=min_per_group,
             site=site,
+            groups=groups,
             **opts,
         )
     if skipped:

@@ -120,6 +120,51 @@ def read_normalised(path) -> pd.DataFrame:
     return table.to_pandas()
 
 
+#: the columns of a normalised table the comparisons read (``strategy`` optional)
+NEEDED_COLUMNS = ("sample", "gene", "dcq", "detected", "strategy")
+
+
+class _Rows:
+    """A normalised table's columns the comparisons read, as arrays, with the work every
+    comparison of a strategy shares done once (issue 17): ids as text, ``detected`` as bool,
+    which ΔCq are finite, and the distinct samples (each row's sample as a code into them)."""
+
+    def __init__(self, normalised: pd.DataFrame):
+        data = normalised[[c for c in NEEDED_COLUMNS if c in normalised.columns]].copy()
+        if "strategy" not in data.columns:
+            data["strategy"] = ""
+        data = data[list(NEEDED_COLUMNS)]
+        data["sample"] = data["sample"].astype(str)
+        data["detected"] = data["detected"].astype(bool)
+        self.frame = data
+        self.finite = np.isfinite(data["dcq"].to_numpy(float))
+        codes, uniques = pd.factorize(data["sample"])
+        self.sample_codes, self.samples = codes, pd.Index(uniques)
+
+
+def _join_sheet(rows: _Rows, sheet: pd.DataFrame) -> pd.DataFrame:
+    """``rows.frame.merge(sheet, on="sample", how="inner")`` (rows in the table's order), then the
+    rows with a finite ΔCq; the index is the row's position in the join, as filtering the merged
+    frame gives.
+
+    With one sheet row per sample (the samples sheet's rule) the join is a lookup of each
+    distinct sample in the sheet: no hash join of sample × gene × strategy string keys."""
+    data = rows.frame
+    if not sheet["sample"].is_unique:
+        joined = data.merge(sheet, on="sample", how="inner")
+        return joined[np.isfinite(joined["dcq"].astype(float))]
+    where = pd.Index(sheet["sample"]).get_indexer(rows.samples)[rows.sample_codes]
+    keep = where >= 0
+    take = np.flatnonzero(keep & rows.finite)
+    index = pd.Index(np.flatnonzero(rows.finite[keep]))
+    out = pd.DataFrame({col: data[col].to_numpy()[take] for col in data.columns}, index=index)
+    sheet_rows = where[take]
+    for col in sheet.columns:
+        if col != "sample":
+            out[col] = sheet[col].to_numpy()[sheet_rows]
+    return out
+
+
 def _empty(extra: list[str]) -> pd.DataFrame:
     return pd.DataFrame(columns=COLUMNS + extra)
 
