@@ -672,3 +672,19 @@ def test_level_tests_are_robust_tests_to_the_bit():
         )
         got = (fast.welch_calibrated_p, fast.yuen_t, fast.yuen_p, fast.bm_w, fast.bm_p, fast.mw_p)
         assert all(same(x, float(y)) for x, y in zip(got, ref, strict=True)), (i, got, ref)
+
+
+def test_lmm_from_arrays_is_the_frame_fit():
+    """fit_time_lmm on a dict of arrays (the per-gene path) = on the DataFrame, bit for bit."""
+    from ctc_qpcr.differential_time import fit_time_lmm
+
+    rng = np.random.default_rng(41)
+    n_pt = 40
+    pt = np.repeat(np.arange(n_pt), 3)
+    tp = np.tile(np.arange(3), n_pt)
+    grp = np.repeat(rng.integers(0, 2, n_pt), 3)
+    y = rng.normal(0, 1, n_pt)[pt] + 0.3 * tp + rng.normal(0, 0.5, pt.size)
+    keep = rng.random(pt.size) < 0.85
+    arrays = {"y": y[keep], "tp": tp[keep], "grp": grp[keep], "pt": pt[keep]}
+    for with_group in (False, True):
+        assert fit_time_lmm(arrays, with_group) == fit_time_lmm(pd.DataFrame(arrays), with_group)

@@ -38,8 +38,8 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
     codes, g = np.unique(np.asarray(groups), return_inverse=True)
     n_groups, (n, p) = codes.size, X.shape
     n_i = np.bincount(g, minlength=n_groups).astype(float)
-    S = np.zeros((n_groups, p))
-    np.add.at(S, g, X)
+    # per-patient column sums, each added in row order (as np.add.at does), without ufunc.at's overhead
+    S = np.column_stack([np.bincount(g, weights=col, minlength=n_groups) for col in X.T]).reshape(n_groups, p)
     t = np.bincount(g, weights=y, minlength=n_groups)
     xtx, xty, yty = X.T @ X, X.T @ y, float(y @ y)
     if n - p < 1 or np.linalg.matrix_rank(xtx) < p:
@@ -125,14 +125,14 @@ def _time_design(frame: pd.DataFrame, with_group: bool) -> tuple[np.ndarray, lis
     """Design of ``C(tp) * C(grp, Sum)`` built directly (patsy is slow per gene):
     intercept, treatment dummies of time (reference = lowest code), sum-coded group
     (last group = minus the others), and their products."""
-    tp = frame["tp"].to_numpy()
+    tp = np.asarray(frame["tp"])
     tps = np.unique(tp)
-    cols = [np.ones(len(frame))]
+    cols = [np.ones(len(tp))]
     cols += [(tp == t).astype(float) for t in tps[1:]]
     time_idx = list(range(1, len(cols)))
     inter_idx: list[int] = []
     if with_group:
-        grp = frame["grp"].to_numpy()
+        grp = np.asarray(frame["grp"])
         levels = np.unique(grp)
         sums = [(grp == g).astype(float) - (grp == levels[-1]).astype(float) for g in levels[:-1]]
         cols += sums
@@ -148,8 +148,8 @@ def fit_time_lmm(
 ) -> tuple[float, float, str, float]:
     """Fit ``y ~ C(tp) * C(grp, Sum) + (1 | pt)`` by REML; return Wald p-values.
 
-    ``frame`` has columns ``y`` (ΔCq), ``tp`` (0, 1, ... in time order; 0 = reference),
-    ``grp`` (group label) and ``pt`` (patient); patients with some time points
+    ``frame`` (a DataFrame or a dict of arrays) has columns ``y`` (ΔCq), ``tp`` (0, 1, ... in
+    time order; 0 = reference), ``grp`` (group label) and ``pt`` (patient); patients with some time points
     missing are kept (§6). With Sum coding of the group the time terms are the
     time effect averaged over the groups (the *main effect*), the interaction
     terms the between-group difference of the time effect. Returns ``(p_time,
@@ -171,12 +171,13 @@ def fit_time_lmm(
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = MixedLM(frame["y"].to_numpy(float), X, groups=frame["pt"].to_numpy()).fit(reml=True)
+                model = MixedLM(np.asarray(frame["y"], float), X, groups=np.asarray(frame["pt"]))
+                result = model.fit(reml=True)
             converged = bool(result.converged)
             beta = np.asarray(result.fe_params, float)
             cov = np.asarray(result.cov_params(), float)[: X.shape[1], : X.shape[1]]
         else:
-            fit = random_intercept_reml(frame["y"].to_numpy(float), X, frame["pt"].to_numpy())
+            fit = random_intercept_reml(np.asarray(frame["y"], float), X, np.asarray(frame["pt"]))
             converged, beta, cov = fit["converged"], fit["beta"], fit["cov"]
     except (np.linalg.LinAlgError, ValueError, ZeroDivisionError) as exc:
         return math.nan, math.nan, f"fit failed ({type(exc).__name__}: {exc})", math.nan
@@ -184,7 +185,7 @@ def fit_time_lmm(
         return math.nan, math.nan, "did not converge", math.nan
     if not np.all(np.isfinite(cov)):
         return math.nan, math.nan, "non-finite covariance", math.nan
-    ddf = within_df(X, frame["pt"].to_numpy()) if reference == "f" else None
+    ddf = within_df(X, np.asarray(frame["pt"])) if reference == "f" else None
     p_time = _wald_p(beta, cov, time_idx, ddf)
     p_inter = _wald_p(beta, cov, inter_idx, ddf) if with_group else math.nan
     problem = "" if math.isfinite(p_time) else "singular fixed-effect covariance"
@@ -291,7 +292,7 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
     if np.unique(y[keep]).size < 3:
         out["lmm_reason"] = "too little variation"
         return out
-    frame = pd.DataFrame({"y": y[keep], "tp": tp[keep], "grp": grp[keep], "pt": pt[keep]})
+    frame = {"y": y[keep], "tp": tp[keep], "grp": grp[keep], "pt": pt[keep]}  # no DataFrame per gene
     use_group = use_group and np.unique(grp[keep]).size >= 2
     p_time, p_inter, problem, ddf = fit_time_lmm(frame, use_group, engine)
     out.update({"p_lmm_time": p_time, "p_lmm_interaction": p_inter, "lmm_df": ddf, "lmm_reason": problem})
