@@ -1,0 +1,67 @@
+"""Wilcoxon signed-rank p-values written out (split from :mod:`ctc_qpcr.stats`, which uses them).
+
+Exact (subset counts) and normal-approximation p-values with scipy ``wilcoxon``'s numbers, bit for
+bit, without importing ``scipy.stats`` (1.5-2 s of a job's CPU: issue 17). Tests:
+tests/test_stats.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from scipy import special as _sp
+
+
+def _average_ranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-ranks (1-based) of ``x`` and the sizes of its tie groups."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    mid = upper - (counts - 1) / 2.0
+    return mid[inverse], counts
+
+
+@functools.lru_cache(maxsize=64)
+def _signed_rank_counts(n: int) -> tuple[int, ...]:
+    """Number of subsets of {1..n} with each sum 0..n(n+1)/2 (the exact null of R+ is this / 2ⁿ)."""
+    counts = np.zeros(n * (n + 1) // 2 + 1, dtype=np.int64)  # ≤ 2⁴⁹ for n < 50: exact
+    counts[0] = 1
+    for i in range(1, n + 1):
+        counts[i:] = counts[i:] + counts[:-i]
+    return tuple(int(c) for c in counts)
+
+
+def _signed_rank_exact(d: np.ndarray) -> tuple[float, float]:
+    """Exact signed-rank test for n < 50 differences without zeros or ties: min(R+, R−) and
+    ``2·min(P(R+ ≥ r), P(R+ ≤ r))`` capped at 1. Every probability is a count / 2ⁿ, exact in
+    floating point, so this is scipy ``wilcoxon(d, method="exact")`` to the bit without
+    importing ``scipy.stats``."""
+    ranks, _ = _average_ranks(np.abs(d))
+    r_plus = float(ranks[d > 0].sum())
+    r_minus = float(ranks[d < 0].sum())
+    counts = _signed_rank_counts(d.size)
+    k = int(r_plus)
+    tail = min(sum(counts[k:]), sum(counts[: k + 1]))
+    return min(r_plus, r_minus), min(1.0, float(2 * tail) / 2.0**d.size)
+
+
+def _signed_rank_normal(d: np.ndarray) -> tuple[float, float]:
+    """Signed-rank statistic min(R+, R−) and its two-sided normal p (tie-corrected variance, no
+    continuity correction) of the non-zero differences: scipy ``wilcoxon(d, zero_method="wilcox",
+    method="approx")`` of all of them (zeros dropped) to the bit (ranks, rank sums and tie terms
+    are exact in floating point; the few divisions and the square root are the same operations),
+    without importing ``scipy.stats`` (issue 17).
+
+    ``E[R+] = n(n + 1)/4``, ``var = (n(n + 1)(2n + 1) − Σ(t³ − t)/2) / 24`` over the tie groups t of |d|.
+    """
+    ranks, ties = _average_ranks(np.abs(d))
+    count = float(d.size)
+    r_plus = float(ranks[d > 0].sum())
+    r_minus = float(ranks[d < 0].sum())
+    mean = count * (count + 1.0) * 0.25
+    var = count * (count + 1.0) * (2.0 * count + 1.0)
+    tie_correct = float(np.sum(ties.astype(float) ** 3 - ties))
+    se = math.sqrt((var - tie_correct / 2) / 24)
+    z = (r_plus - mean) / se
+    return min(r_plus, r_minus), float(2 * _sp.ndtr(-abs(z)))
