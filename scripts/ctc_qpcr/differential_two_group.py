@@ -96,6 +96,11 @@ def two_group_gene(
     return row
 
 
+def _zero_one(x: np.ndarray) -> bool:
+    """Every value 0 or 1 (``np.isin(x, (0, 1)).all()`` without isin's setup, per gene)."""
+    return bool(((x == 0.0) | (x == 1.0)).all())
+
+
 def _detection(dcq_a, det_a, dcq_b, det_b, frac_a, frac_b) -> tuple[dict, float, object]:
     """Detection statistics: ``detection_rate_a/b`` (mean of the per-unit detected fraction; the
     detected flags when not pooled), ``detection_diff``, ``p_fisher`` (Fisher's exact test on detected
@@ -110,7 +115,7 @@ def _detection(dcq_a, det_a, dcq_b, det_b, frac_a, frac_b) -> tuple[dict, float,
     fi = stats.fisher_detection(ka, na, kb, nb)
     rate_a = float(fa.mean()) if na else math.nan
     rate_b = float(fb.mean()) if nb else math.nan
-    pooled = frac_a is not None and not (np.isin(fa, (0.0, 1.0)).all() and np.isin(fb, (0.0, 1.0)).all())
+    pooled = frac_a is not None and not (_zero_one(fa) and _zero_one(fb))
     row = {
         "n_a": na, "n_b": nb, "detected_a": ka, "detected_b": kb,
         "test": "none", "p": math.nan, "statistic": math.nan,
