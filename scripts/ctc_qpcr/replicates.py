@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from .chip_options import ReplicateOptions
 from .errors import ConfigError
@@ -33,10 +32,13 @@ CELL_KEYS = ["plate", "sample", "assay"]
 
 def grubbs_critical(n, alpha: float = 0.05) -> np.ndarray:
     """Two-sided Grubbs critical value G(n, α) = (n−1)/√n · √(t²/(n−2+t²)), t = t_{α/(2n), n−2}."""
+    # Student-t quantile (what scipy.stats.t.ppf computes, bit for bit). Imported here:
+    # only replicates.outliers: grubbs needs it, and the import (~0.5 s) would otherwise
+    # be paid by every chip-level job.
+    from scipy import special
+
     n = np.asarray(n, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        # Student-t quantile (what scipy.stats.t.ppf computes, bit for bit; scipy.special
-        # loads in a fraction of scipy.stats' import time, paid by every preprocess job)
         t = np.where(n > 2.0, special.stdtrit(n - 2.0, 1.0 - alpha / (2.0 * n)), np.nan)
         return (n - 1.0) / np.sqrt(n) * np.sqrt(t * t / (n - 2.0 + t * t))
 
