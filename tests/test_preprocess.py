@@ -461,3 +461,53 @@ def test_audit_takes_each_flag_on_its_own_plate_and_well():
     assert audit["reason"].tolist() == ["", "", "HIGHDNA (grade F)", ""]
     # non-excluding flags listed; NOAMP restates the state; P9 is no plate of the table
     assert audit["flags"].tolist() == ["", "NTC_MARGIN", "VPA_UNPAIRED", ""]
+
+
+def test_chip_level_job_hands_the_wells_over_in_memory_as_the_parquet_round_trip_did(tmp_path):
+    """One chip-level job per batch: the Wells tables go from reading to preprocessing in
+    memory; the tables are those the separate read job wrote and preprocessing read back."""
+    import logging
+    from pathlib import Path
+
+    from ctc_qpcr import chip_batch, sheets
+    from ctc_qpcr.tables import write_parquet
+
+    repo = Path(__file__).resolve().parents[1]
+    example = repo / "resources" / "example"
+    plates = pd.read_csv(example / "plates.tsv", sep="\t", dtype=str, keep_default_na=False)
+    rows = plates[plates["batch"] == plates["batch"].iloc[0]].assign(assay="")
+    rows["path"] = [str(repo / p) for p in rows["path"]]
+    samples = sheets.load_samples(example / "samples.tsv")
+    assays = sheets.assays_frame(sheets.load_assays(example / "assays.tsv"))
+    log = logging.getLogger("test")
+    tables = chip_batch.read_batch(
+        rows.to_dict("records"),
+        "B1",
+        samples,
+        assays,
+        lod=35.0,
+        unknown_names="error",
+        on_incomplete="stop",
+        log=log,
+    )
+    assert [t["plate"].iloc[0] for t in tables] == list(rows["plate"])
+    paths = []
+    for table in tables:
+        paths.append(tmp_path / f"{table['plate'].iloc[0]}.parquet")
+        write_parquet(table, paths[-1])
+    round_trip = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    round_trip.attrs = {}
+    in_memory = chip_batch.batch_wells(tables)
+    pd.testing.assert_frame_equal(in_memory, round_trip)
+    assert in_memory.attrs == {}
+    options = chip_options({"ipc": {"on_missing": "uncalibrated"}})
+    args = (sheets.samples_frame(samples), assays, options)
+    a = chip_batch.preprocess_and_audit(in_memory, *args, batch="B1", exports={}, log=log)
+    b = chip_batch.preprocess_and_audit(round_trip, *args, batch="B1", exports={}, log=log)
+    for key in ("cells", "audit", "audit_summary", "validprime_assays", "plate_calibration", "efficiency"):
+        pd.testing.assert_frame_equal(a[key], b[key])
+    audit = a["audit"]
+    assert len(audit) == len(in_memory)  # every well read is in the audit, once
+    assert audit[["plate", "line"]].equals(
+        audit.sort_values(["plate", "line"], kind="stable")[["plate", "line"]]
+    )

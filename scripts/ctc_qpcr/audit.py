@@ -80,7 +80,7 @@ def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> 
     Flags that only restate the well state (EXPFAIL, NOAMP, LOWSIGNAL) are not
     repeated.
     """
-    audit = wells.reindex(columns=[c for c in AUDIT_COLUMNS if c in wells.columns] + ["excluded"]).copy()
+    audit = wells.reindex(columns=[c for c in AUDIT_COLUMNS if c in wells.columns] + ["excluded"], copy=True)
     audit["excluded"] = audit["excluded"].fillna("")
     audit["reason"] = audit["excluded"]
     failed = (audit["reason"] == "") & (audit["state"] == "EXPFAIL")

@@ -120,7 +120,8 @@ def preprocess_and_audit(
     (sorted by plate, line, well), ``audit_summary``, ``validprime_assays``,
     ``plate_calibration`` and ``efficiency``.
     """
-    usable = wells[wells["excluded"] == ""]
+    kept = (wells["excluded"] == "").to_numpy()
+    usable = wells if kept.all() else wells[kept]  # no copy when the reader excluded nothing
     result = preprocess_batch(usable, samples, assays, options, batch=batch, exports=exports)
     for note in result.get("notes", []):
         log.info("%s", note)
