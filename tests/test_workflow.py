@@ -7,6 +7,7 @@ simulated study is recovered, and a second run gives byte-identical results.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -36,14 +37,15 @@ def test_lint_clean(tmp_path):
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
-def test_dry_run_lists_one_read_job_per_batch(tmp_path):
+def test_dry_run_lists_one_chip_level_job_per_batch(tmp_path):
     work = make_workdir(tmp_path / "w")
     proc = snakemake(work, "-n", "--cores", "2")
     plates = pd.read_csv(work / "resources/example/plates.tsv", sep="\t")
     out = proc.stdout
     for batch in plates["batch"].unique():
-        assert f"read_exports_{batch}" in out
-    assert "preprocess_batch" in out
+        # one job reads and preprocesses the batch; no separate read job
+        assert re.search(rf"^preprocess_batch_{batch}\s+1$", out, re.M), out
+    assert "read_exports" not in out
 
 
 def test_every_output_exists(example_run):
