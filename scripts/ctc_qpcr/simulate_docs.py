@@ -129,7 +129,8 @@ Code: `scripts/ctc_qpcr/simulate.py` (`simulate_study`, `simulate_chips`); tests
   4 targets with gDNA SD 0.6-0.9 -> low confidence). gDNA standards: VPA Cq = 34 - log2(copies).
 * Replicate noise SD 0.10; ~0.5 % of duplicate cells with one replicate shifted 1.2-2.5 cycles;
   ~1 % failed wells (Fail, quality 0.05-0.60, extra noise SD 1); one late NTC signal (37-39.5) per chip.
-* Non-detects: per-gene probability 30-90 % that a patient sample's cells express the gene (modulated
+* Non-detects: per-gene probability 30-90 % (60-90 % for the genes with a planted effect) that a
+  patient sample's cells express the gene (modulated
   by a per-sample CTC load and by the material below), halved in healthy donors, 5 % for
   epithelial/breast markers (KRT19, EPCAM, SCGB2A2, ...) in healthy donors. Global LOD 35; chambers
   above 40 cycles are 999.
@@ -141,9 +142,10 @@ Code: `scripts/ctc_qpcr/simulate.py` (`simulate_study`, `simulate_chips`); tests
   that a gene is detected (0.5 logit per log2 unit). Reference gene {s["failed_reference"]} failed (no RNA)
   in {s["n_failed_reference"]} of the patient/healthy samples (`truth/samples_truth.tsv`).
 * Effects (log2 fold change of RNA, all time points; Cq shift = log2fc / log2(efficiency)):
-  non-responders vs responders ABCC1 +1.5, TWIST1 +1.5, ALDH1A3 +1.25, BCL2 -1.5;
-  liver metastasis ({s["n_liver"]} of {s["n_patients"]}) FLT1, KRT19, EGFR, MET, ALDH1A1, PGR, PLAU,
-  CTSD, KIT, MKI67 +1.5 to +2; HR+ (subtype HR+/HER2-) ESR1 +3, PGR +2.5; HER2+ ERBB2 +3;
+  non-responders vs responders {s["effects"]["response"]};
+  liver metastasis ({s["n_liver"]} of {s["n_patients"]})
+  {s["effects"]["liver"]};
+  HR+ (subtype HR+/HER2-) {s["effects"]["hr"]}; HER2+ {s["effects"]["her2"]};
   no time effect. HR+ patients have fewer bone metastases (P = 0.25 vs 0.65). Sites: liver,
   bone, lung, brain (multi-label, at least one). {s["n_nonresponders"]} non-responders.
 * Summary: failed wells {s["pct_wells_failed"]} %, bad replicate pairs {s["n_bad_replicate_pairs"]};
