@@ -5,7 +5,19 @@ Split from :mod:`ctc_qpcr.simulate`; the numbers come from its summary dict.
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
+
+#: Measured power of the example's design (docs/methods.md §15; not computed here: it takes
+#: ~3 CPU-minutes per 100 studies). Update with the planted effects in ``simulate_model``.
+MEASURED_POWER = (
+    "Power of this design at q < 0.1 (`benchmarks/bench_differential.py --example-power 200`, "
+    "planted-truth level, 200 new studies of the generator, seeds 10000-10199; docs/methods.md §15): "
+    "response ABCC1 0.980, TWIST1 0.960, ALDH1A3 0.975, BCL2 0.965; liver FLT1 0.980, KRT19 0.980, "
+    "EGFR 0.995, MET 0.980, ALDH1A1 0.980, CD44 0.985, PLAU 0.995, CTSD 0.995, KIT 0.985, MKI67 0.980; "
+    "all 14 in one study: 155 of 200 (77.5 %)."
+)
 
 
 def _readme_truth(s: dict, assays: pd.DataFrame) -> str:
@@ -68,6 +80,7 @@ def _readme_truth(s: dict, assays: pd.DataFrame) -> str:
         f"{s['pct_patient_target_observed']} %, healthy donors {s['pct_healthy_target_rna']} % vs "
         f"{s['pct_healthy_target_observed']} % (the difference is gDNA carry-over: ValidPrime must remove "
         f"it).",
+        f"* {MEASURED_POWER}",
         "",
     ]
     return "\n".join(lines)
@@ -75,6 +88,9 @@ def _readme_truth(s: dict, assays: pd.DataFrame) -> str:
 
 def _readme(s: dict, seed: int) -> str:
     offs = ", ".join(f"{k} {v:+.3f}" for k, v in s["offsets"].items())
+    power = textwrap.fill(
+        f"* {MEASURED_POWER}", 100, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
+    )
     return f"""# Example study (simulated)
 
 A simulated AdnaTest-enriched CTC study on Fluidigm BioMark 96.96 chips, with every planted effect
@@ -148,6 +164,7 @@ Code: `scripts/ctc_qpcr/simulate.py` (`simulate_study`, `simulate_chips`); tests
   HR+ (subtype HR+/HER2-) {s["effects"]["hr"]}; HER2+ {s["effects"]["her2"]};
   no time effect. HR+ patients have fewer bone metastases (P = 0.25 vs 0.65). Sites: liver,
   bone, lung, brain (multi-label, at least one). {s["n_nonresponders"]} non-responders.
+{power}
 * Summary: failed wells {s["pct_wells_failed"]} %, bad replicate pairs {s["n_bad_replicate_pairs"]};
   of patient/healthy chambers with Cq <= LOD, {s["pct_detected_grade_f"]} % are grade F (>= 60 % gDNA).
   Target chambers detected (Cq <= 35) from RNA alone / as observed: patients
