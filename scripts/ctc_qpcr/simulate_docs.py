@@ -87,11 +87,25 @@ def _readme_truth(s: dict, assays: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _bullet(text: str) -> str:
+    """A Markdown bullet wrapped at 100 characters."""
+    return textwrap.fill(
+        f"* {text}", 100, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
+    )
+
+
+def _effects(s: dict) -> str:
+    e = s["effects"]
+    return (
+        "* Effects (log2 fold change of RNA, all time points; Cq shift = log2fc / log2(efficiency)):\n"
+        f"  non-responders vs responders {e['response']};\n"
+        f"  liver metastasis ({s['n_liver']} of {s['n_patients']})\n  {e['liver']};\n"
+        f"  HR+ (subtype HR+/HER2-) {e['hr']}; HER2+ {e['her2']};"
+    )
+
+
 def _readme(s: dict, seed: int) -> str:
     offs = ", ".join(f"{k} {v:+.3f}" for k, v in s["offsets"].items())
-    power = textwrap.fill(
-        f"* {MEASURED_POWER}", 100, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
-    )
     return f"""# Example study (simulated)
 
 A simulated AdnaTest-enriched CTC study on Fluidigm BioMark 96.96 chips, with every planted effect
@@ -158,14 +172,10 @@ Code: `scripts/ctc_qpcr/simulate.py` (`simulate_study`, `simulate_chips`); tests
   responders -0.6 per time point (T0/T1/T2), plus N(0, 0.8) per sample; it also raises the chance
   that a gene is detected (0.5 logit per log2 unit). Reference gene {s["failed_reference"]} failed (no RNA)
   in {s["n_failed_reference"]} of the patient/healthy samples (`truth/samples_truth.tsv`).
-* Effects (log2 fold change of RNA, all time points; Cq shift = log2fc / log2(efficiency)):
-  non-responders vs responders {s["effects"]["response"]};
-  liver metastasis ({s["n_liver"]} of {s["n_patients"]})
-  {s["effects"]["liver"]};
-  HR+ (subtype HR+/HER2-) {s["effects"]["hr"]}; HER2+ {s["effects"]["her2"]};
+{_effects(s)}
   no time effect. HR+ patients have fewer bone metastases (P = 0.25 vs 0.65). Sites: liver,
   bone, lung, brain (multi-label, at least one). {s["n_nonresponders"]} non-responders.
-{power}
+{_bullet(MEASURED_POWER)}
 * Summary: failed wells {s["pct_wells_failed"]} %, bad replicate pairs {s["n_bad_replicate_pairs"]};
   of patient/healthy chambers with Cq <= LOD, {s["pct_detected_grade_f"]} % are grade F (>= 60 % gDNA).
   Target chambers detected (Cq <= 35) from RNA alone / as observed: patients
