@@ -234,19 +234,23 @@ def delta_delta_cq(dcq: pd.DataFrame, calibrator_samples: list[str]) -> pd.DataF
 
 
 def _row_flags(
-    sample_flags: np.ndarray, n_genes: int, multi_plate: np.ndarray, cq_missing: np.ndarray
-) -> np.ndarray:
+    sample_flags: np.ndarray, n_genes: int, multi_plate: np.ndarray, cq_missing: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-row flag text: the sample's flags + ``multi_plate_mean`` + ``cq_missing``, sorted, ``;``-joined.
 
+    Returned for the rows in ``keep`` as (codes, texts): row i's text is ``texts[codes[i]]``;
+    ``texts`` = the distinct texts of those rows, sorted (the categories ``pd.Categorical`` gives).
     Vectorised: the text is built once per distinct (sample flags, multi_plate, cq_missing)
-    combination and broadcast back to the rows.
+    combination (found by counting the combination numbers, linear in rows) and the rows get
+    its number.
     """
     if len(sample_flags) == 0 or n_genes == 0:
-        return np.array([], dtype=object)
+        return np.zeros(0, dtype=np.intp), np.array([], dtype=object)
     codes, uniques = pd.factorize(pd.Series(sample_flags, dtype=object).fillna("").astype(str), sort=False)
     codes = np.repeat(codes.astype(np.int64), n_genes)  # one row per sample × gene, sample-major
-    key = codes * 4 + np.asarray(multi_plate, bool) * 2 + np.asarray(cq_missing, bool)
-    combos, inverse = np.unique(key, return_inverse=True)
+    key = (codes * 4 + np.asarray(multi_plate, bool) * 2 + np.asarray(cq_missing, bool))[keep]
+    seen = np.bincount(key, minlength=4 * len(uniques)) > 0
+    combos = np.flatnonzero(seen)
     text = []
     for k in combos:
         f, m, missing = uniques[k // 4], bool(k & 2), bool(k & 1)
@@ -259,7 +263,11 @@ def _row_flags(
                 )
             )
         )
-    return np.array(text, dtype=object)[np.asarray(inverse).reshape(-1)]
+    # two combinations may give one text: number the distinct texts, sorted
+    texts, text_code = np.unique(np.array(text, dtype=object), return_inverse=True)
+    combo_code = np.full(len(seen), -1, dtype=np.intp)
+    combo_code[combos] = np.asarray(text_code).reshape(-1)
+    return combo_code[key], texts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,6 +352,7 @@ def normalise_study(
     _check_words(o.strategies, o.candidates)
     notes: list[str] = []
     m = _wide_matrices(_prepare_cells(cells, samples, assays, kinds, notes))
+    del cells  # the caller's table is freed here when the caller holds no other reference
     genes = list(m["cq"].columns)
     eff = _study_efficiency(assays, genes, efficiency_scaled, notes)
     cand = _candidates(m, o.candidates, notes)
@@ -488,7 +497,9 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes, com
     # column is cut to those rows as it is built: one long table in memory, never a full copy.
     keep = m["present"].to_numpy().ravel()
     no_cq = ~np.isfinite(cq.to_numpy(dtype=float).ravel())
-    row_flags = _row_flags(flags.to_numpy(dtype=object), n, m["multi_plate"].to_numpy().ravel(), no_cq)[keep]
+    flag_codes, flag_texts = _row_flags(
+        flags.to_numpy(dtype=object), n, m["multi_plate"].to_numpy().ravel(), no_cq, keep
+    )
     table = pd.DataFrame(
         {
             "sample": _id_column(np.repeat(np.arange(n_samples), n)[keep], cq.index, compact),
@@ -500,7 +511,7 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes, com
             "ddcq": ddcq.to_numpy().ravel()[keep],
             "log2_nrq": nrq.to_numpy().ravel()[keep],
             "strategy": _id_column(np.zeros(int(keep.sum()), np.int8), pd.Index([strategy]), compact),
-            "flags": pd.Categorical(row_flags) if compact else row_flags,
+            "flags": _id_column(flag_codes, pd.Index(flag_texts, dtype=object), compact),
         },
         columns=LONG_COLUMNS,
     )

@@ -49,6 +49,30 @@ def _stripped_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes[raw] if len(raw) else raw, np.asarray(labels, dtype=object)
 
 
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` of an integer array by one sort (numpy 2's hashing ``unique`` of
+    integers takes ~10 s on the 4.6 M cells of 1,000 chips; the sort ~0.2 s)."""
+    v = np.sort(values)
+    return v[np.concatenate(([True], v[1:] != v[:-1]))] if len(v) else v
+
+
+def _unique_codes(codes: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_index=True, return_inverse=True)`` of integer codes in
+    ``[0, bound)``: by a table of ``bound`` flags when it is not much larger than the codes
+    (linear, no sort), else by ``np.unique``."""
+    n = len(codes)
+    if n == 0 or bound > max(4 * n, 1 << 16):
+        uniques, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        return uniques, first, np.asarray(inverse).reshape(-1)
+    seen = np.zeros(bound, dtype=bool)
+    seen[codes] = True
+    uniques = np.flatnonzero(seen)
+    inverse = (np.cumsum(seen) - 1)[codes]
+    first = np.full(len(uniques), n, dtype=np.intp)
+    np.minimum.at(first, inverse, np.arange(n, dtype=np.intp))  # each code's first row
+    return uniques, first, inverse
+
+
 def _cells_frame(cells: pd.DataFrame, samples, assays) -> pd.DataFrame:
     """The columns normalisation reads; ``role`` (from assays) and ``kind`` (from samples) when absent."""
     df = cells[[c for c in CELLS_COLUMNS if c in cells.columns]].copy()
@@ -100,9 +124,9 @@ def _prepare_cells(
         raise ValueError(f"no target/reference cells for samples of kind {list(kinds)}")
     s_codes, s_labels = _stripped_codes(df["sample"])
     g_codes, g_labels = _stripped_codes(df["gene"])
-    pair = s_codes[keep] * len(g_labels) + g_codes[keep]
-    pairs, first, gid = np.unique(pair, return_index=True, return_inverse=True)
-    gid, n_groups = gid.reshape(-1), len(pairs)
+    pair = s_codes[keep].astype(np.int64) * len(g_labels) + g_codes[keep]
+    pairs, first, gid = _unique_codes(pair, len(s_labels) * len(g_labels))
+    n_groups = len(pairs)
     det = df["detected"].to_numpy(bool)[keep]
     any_det = np.bincount(gid, weights=det, minlength=n_groups) > 0
     out = pd.DataFrame(
@@ -124,7 +148,7 @@ def _prepare_cells(
     out["detected"] = any_det
     plate = pd.factorize(df["plate"])[0][keep]  # -1 = no plate (not counted)
     n_plates = max(int(plate.max(initial=-1)) + 1, 1)
-    on_plate = np.unique(gid[plate >= 0].astype(np.int64) * n_plates + plate[plate >= 0])
+    on_plate = _sorted_unique(gid[plate >= 0].astype(np.int64) * n_plates + plate[plate >= 0])
     out["multi_plate"] = np.bincount(on_plate // n_plates, minlength=n_groups) > 1
     multi_samples = sorted(set(out.loc[out["multi_plate"].to_numpy(bool), "sample"]))
     if multi_samples:
