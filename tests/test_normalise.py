@@ -553,3 +553,39 @@ def test_categorical_cells_give_the_same_tables_as_text_cells():
     for strategy, table in as_text["normalised"].items():
         pd.testing.assert_frame_equal(table, as_codes["normalised"][strategy])
     pd.testing.assert_frame_equal(as_text["genorm"], as_codes["genorm"])
+
+
+@pytest.mark.parametrize("bound", [50, 10**9])  # the table of flags, and np.unique past its size
+def test_unique_codes_equal_numpy_unique(bound):
+    from ctc_qpcr.normalise_cells import _sorted_unique, _unique_codes
+
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 50, 2000) * (bound // 50)
+    uniques, first, inverse = _unique_codes(codes, bound)
+    want = np.unique(codes, return_index=True, return_inverse=True)
+    for got, expect in zip((uniques, first, inverse), want, strict=True):
+        np.testing.assert_array_equal(got, np.asarray(expect).reshape(-1))
+    np.testing.assert_array_equal(_sorted_unique(codes), want[0])
+    assert len(_unique_codes(codes[:0], bound)[0]) == 0 and len(_sorted_unique(codes[:0])) == 0
+
+
+def test_row_flags_codes_and_texts():
+    from ctc_qpcr.normalise import _row_flags
+
+    sample_flags = np.array(["reference_missing:B", "", None, "x;"], dtype=object)
+    multi = np.array([1, 0, 0, 0, 0, 0, 1, 1], bool)
+    missing = np.array([0, 1, 0, 0, 1, 0, 0, 1], bool)
+    keep = np.array([1, 1, 1, 1, 1, 0, 1, 1], bool)
+    codes, texts = _row_flags(sample_flags, 2, multi, missing, keep)
+    assert list(texts) == sorted(set(texts))  # the categories pd.Categorical gives: sorted, distinct
+    assert list(texts[codes]) == [
+        "multi_plate_mean;reference_missing:B",
+        "cq_missing;reference_missing:B",
+        "",
+        "",
+        "cq_missing",  # a sample without flags (None); its second row is not kept
+        "multi_plate_mean;x",
+        "cq_missing;multi_plate_mean;x",
+    ]
+    codes, texts = _row_flags(np.array(["x;", "x"], dtype=object), 1, [0, 0], [0, 0], [True, True])
+    assert list(texts) == ["x"] and list(codes) == [0, 0]  # two sample flags, one text

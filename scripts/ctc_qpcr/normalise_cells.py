@@ -203,8 +203,10 @@ def strategy_agreement(matrices: dict[str, pd.DataFrame]) -> pd.DataFrame:
         cols = [c for c in ma.columns if c in mb.columns]
         A = ma.loc[idx, cols].astype(float)
         B = mb.loc[idx, cols].astype(float)
-        for g in cols:
-            n, r = _pearson(A[g].to_numpy(), B[g].to_numpy())
+        # one gene = one contiguous column (column-major copies): no pandas lookup per gene
+        a_cols, b_cols = np.asfortranarray(A.to_numpy()), np.asfortranarray(B.to_numpy())
+        for j, g in enumerate(cols):
+            n, r = _pearson(a_cols[:, j], b_cols[:, j])
             rows.append({"strategy_a": a, "strategy_b": b, "gene": g, "n": n, "r": r})
         ok = np.isfinite(A) & np.isfinite(B)
         Ac = A.where(ok) - A.where(ok).mean()
