@@ -462,6 +462,16 @@ def inputs_left_cases(d, head1, rows1, mini2, head2, small, S, A) -> None:  # no
         "a key given twice in a config file (YAML keeps the last one in silence)",
     )
 
+    write(d("batch_override_bad_value") / "config.yaml", "batches:\n  B2:\n    replicates:\n      max_sd: x\n")
+    case(
+        "batch_override_bad_value",
+        "workflow",
+        "batch_override_bad_value/config.yaml",
+        "error",
+        "config batches: B2: replicates.max_sd: 'x' must be of type number",
+        "a wrong value in one batch's override: the dry run names the batch (it used to fail its job only)",
+    )
+
     odd = {
         "export_lookalike_sample": (
             1,

@@ -109,3 +109,40 @@ def test_tsv_parts_quoted_cells_as_pandas(tmp_path):
     assert (tmp_path / "parts.tsv").read_bytes() == pandas_bytes(
         pd.concat(parts, ignore_index=True), tmp_path / "r.tsv"
     )
+
+
+def _every_magnitude(seed: int) -> np.ndarray:
+    """A million floats: normal Cq-like values, every magnitude from 1e-9 to 1e12, short
+    decimals (0.125, 2.5: ties at the 11th digit are exact), 11-digit decimals ending in 5
+    (a tie after rounding to 10 digits), powers of ten and their neighbours, specials."""
+    rng = np.random.default_rng(seed)
+    n = 200_000
+    powers = 10.0 ** np.arange(-10, 14)
+    neighbours = np.concatenate([powers, np.nextafter(powers, 0), np.nextafter(powers, np.inf)])
+    places = 10.0 ** rng.integers(0, 6, n)
+    ties = (rng.integers(10**9, 10**10, n) * 10 + 5) / 10.0 ** rng.integers(1, 16, n)
+    return np.concatenate(
+        [
+            rng.normal(20, 6, n),
+            rng.normal(size=n) * 10.0 ** rng.uniform(-9, 12, n),
+            np.rint(rng.normal(0, 50, n) * places) / places,
+            ties,
+            neighbours,
+            -neighbours,
+            FLOATS,
+            [9.9999e9, 1.0001e-4, 9999999999.5, 0.000100005, 1.00000000005, 2.0**53],
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_float_text_is_percent_format(seed):
+    """The numpy/Arrow fast path prints exactly what ``%.10g`` prints, value by value
+    (NaN as null), on a million values of every magnitude including rounding ties."""
+    values = _every_magnitude(seed)
+    got = tables._float_text(values).to_pylist()
+    want = [None if np.isnan(v) else tables.FLOAT_FORMAT % v for v in values.tolist()]
+    bad = [(v, g, w) for v, g, w in zip(values.tolist(), got, want, strict=True) if g != w]
+    assert not bad, bad[:5]
+    _, fast = tables._rounded_fixed(values)
+    assert fast.mean() > 0.5  # the fast path is taken (else the check above tests only `%`)

@@ -14,6 +14,7 @@ sys.path.insert(0, str(WORKFLOW_ROOT / "scripts"))
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
+from ctc_qpcr.chip_options import chip_options  # noqa: E402
 from ctc_qpcr.config_check import check_config, check_settings  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
@@ -161,6 +162,19 @@ def batch_settings(batch):
     return merged
 
 
+def check_batch_overrides():
+    """Each batch's overrides parsed with the global settings now (a dry run), so a wrong
+    value names the batch instead of failing one chip-level job later."""
+    for batch in config["batches"]:
+        try:
+            chip_options({**batch_settings(batch), "efficiency": config["efficiency"]})
+        except ConfigError as exc:
+            message = str(exc).removeprefix("config ")
+            raise WorkflowError(
+                f"config batches: {batch}: {message} (the override of batch '{batch}')"
+            ) from None
+
+
 _GLOBAL_CHIP_SETTINGS = []
 
 
@@ -170,6 +184,9 @@ def _global_chip_settings():
             {key: copy.deepcopy(config[key]) for key in CHIP_KEYS}
         )
     return _GLOBAL_CHIP_SETTINGS[0]
+
+
+check_batch_overrides()
 
 
 def get_batch_cq(wildcards):
