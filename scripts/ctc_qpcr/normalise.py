@@ -27,6 +27,7 @@ from .normalise_cells import (  # noqa: F401  (strategy_agreement: public)
     _prepare_cells,
     _run_genorm,
     _run_normfinder,
+    _unique_codes,
     strategy_agreement,
 )
 from .study_options import NormalisationOptions, normalisation_options, with_words
@@ -397,17 +398,20 @@ def _wide_matrices(long: pd.DataFrame) -> dict:
 
     A gene absent from a sample's plate: not detected, Cq NaN, not ``present``.
     """
-    s_codes, s_index = pd.factorize(long["sample"], sort=True)
+    s_codes, s_index = pd.factorize(long["sample"], sort=True)  # categorical ids: by their codes
     g_codes, g_index = pd.factorize(long["gene"], sort=True)
     shape = (len(s_index), len(g_index))
-    rows, cols = pd.Index(s_index, name="sample"), pd.Index(g_index, name="gene")
+    rows = pd.Index(np.asarray(s_index, dtype=object), name="sample")
+    cols = pd.Index(np.asarray(g_index, dtype=object), name="gene")
 
     def wide(values, fill, dtype):
         arr = np.full(shape, fill, dtype=dtype)
         arr[s_codes, g_codes] = values
         return pd.DataFrame(arr, index=rows, columns=cols)
 
-    roles = long.drop_duplicates("gene").set_index("gene")["role"]
+    first_gene = _unique_codes(g_codes, len(cols))[1]  # each gene's and sample's first row
+    first_sample = _unique_codes(s_codes, len(rows))[1]
+    roles = pd.Series(long["role"].to_numpy(object)[first_gene], index=cols, name="role")
     return {
         "cq": wide(long["cq_imputed"].to_numpy(float), np.nan, float),
         "raw": wide(long["cq"].to_numpy(float), np.nan, float),
@@ -415,7 +419,7 @@ def _wide_matrices(long: pd.DataFrame) -> dict:
         "multi_plate": wide(long["multi_plate"].to_numpy(bool), False, bool),
         "present": wide(True, False, bool),
         "roles": roles,
-        "kind": long.drop_duplicates("sample").set_index("sample")["kind"],
+        "kind": pd.Series(long["kind"].to_numpy(object)[first_sample], index=rows, name="kind"),
         "ref_genes": [g for g in cols if roles[g] == "reference"],
     }
 
