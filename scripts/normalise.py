@@ -1,5 +1,7 @@
 """Snakemake adapter: reference genes (geNorm, NormFinder) and every normalisation strategy."""
 
+import functools
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -24,7 +26,10 @@ def read_cells(path):
     text = [c for c in columns if any(is_text_type(schema.field(c).type) for is_text_type in is_text)]
     table = pq.read_table(path, columns=columns, read_dictionary=text)
     # the Arrow buffers are released column by column as pandas takes them: one copy at a time
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+    cells = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()  # what Arrow's allocator keeps back goes to the system
+    return cells
 
 
 def write_sliced(df, path, rows: int = WRITE_ROWS) -> None:
@@ -50,7 +55,7 @@ def main(smk, log):
         log.info("%s: %d rows -> %s", strategy, len(table), path)
 
     result = normalise_study(
-        read_cells(smk.input.cq),  # held by normalise_study alone: freed once the matrices are built
+        functools.partial(read_cells, smk.input.cq),  # read and freed inside normalise_study
         samples,
         assays,
         options,

@@ -15,6 +15,7 @@ Formulas are restated from docs/methods.md; no code was copied.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -248,8 +249,10 @@ def _row_flags(
     if len(sample_flags) == 0 or n_genes == 0:
         return np.zeros(0, dtype=np.intp), np.array([], dtype=object)
     codes, uniques = pd.factorize(pd.Series(sample_flags, dtype=object).fillna("").astype(str), sort=False)
-    codes = np.repeat(codes.astype(np.int64), n_genes)  # one row per sample × gene, sample-major
-    key = (codes * 4 + np.asarray(multi_plate, bool) * 2 + np.asarray(cq_missing, bool))[keep]
+    key = np.repeat(codes.astype(np.int32) * 4, n_genes)  # one row per sample × gene, sample-major
+    key += np.asarray(multi_plate, bool) * np.int32(2)
+    key += np.asarray(cq_missing, bool)
+    key = key[np.asarray(keep, bool)]
     seen = np.bincount(key, minlength=4 * len(uniques)) > 0
     combos = np.flatnonzero(seen)
     text = []
@@ -291,7 +294,7 @@ def _study_efficiency(assays, genes, efficiency_scaled: bool, notes: list[str]) 
 
 
 def normalise_study(
-    cells: pd.DataFrame,
+    cells: pd.DataFrame | Callable[[], pd.DataFrame],
     samples: pd.DataFrame | None = None,
     assays: pd.DataFrame | None = None,
     options: NormalisationOptions | None = None,
@@ -306,7 +309,9 @@ def normalise_study(
 ) -> dict:
     """Choose normalisers, normalise and compare strategies (docs/methods.md §4). Parameters:
 
-    cells:        Cells table (data-model §2). Minimum: ``sample, gene`` (or ``assay``), ``cq``;
+    cells:        Cells table (data-model §2), or a function without arguments that returns it (the
+                  table is then freed as soon as the matrices are built: issue 17, 1,000 chips).
+                  Minimum: ``sample, gene`` (or ``assay``), ``cq``;
                   ``role``/``kind`` are taken from ``assays``/``samples`` if absent;
                   ``detected`` defaults to "cq is a number", ``cq_imputed`` to ``cq``.
     samples:      samples sheet (``sample, kind`` and e.g. ``response``).
@@ -352,8 +357,10 @@ def normalise_study(
     reference_genes = list(o.reference_genes) or None
     _check_words(o.strategies, o.candidates)
     notes: list[str] = []
+    if callable(cells):  # a loader: the table is held here alone, and freed once the matrices are built
+        cells = cells()
     m = _wide_matrices(_prepare_cells(cells, samples, assays, kinds, notes))
-    del cells  # the caller's table is freed here when the caller holds no other reference
+    del cells
     genes = list(m["cq"].columns)
     eff = _study_efficiency(assays, genes, efficiency_scaled, notes)
     cand = _candidates(m, o.candidates, notes)
@@ -411,7 +418,7 @@ def _wide_matrices(long: pd.DataFrame) -> dict:
 
     first_gene = _unique_codes(g_codes, len(cols))[1]  # each gene's and sample's first row
     first_sample = _unique_codes(s_codes, len(rows))[1]
-    roles = pd.Series(long["role"].to_numpy(object)[first_gene], index=cols, name="role")
+    roles = pd.Series(long["role"].iloc[first_gene].to_numpy(object), index=cols, name="role")
     return {
         "cq": wide(long["cq_imputed"].to_numpy(float), np.nan, float),
         "raw": wide(long["cq"].to_numpy(float), np.nan, float),
@@ -419,7 +426,7 @@ def _wide_matrices(long: pd.DataFrame) -> dict:
         "multi_plate": wide(long["multi_plate"].to_numpy(bool), False, bool),
         "present": wide(True, False, bool),
         "roles": roles,
-        "kind": pd.Series(long["kind"].to_numpy(object)[first_sample], index=rows, name="kind"),
+        "kind": pd.Series(long["kind"].iloc[first_sample].to_numpy(object), index=rows, name="kind"),
         "ref_genes": [g for g in cols if roles[g] == "reference"],
     }
 
@@ -506,8 +513,10 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes, com
     )
     table = pd.DataFrame(
         {
-            "sample": _id_column(np.repeat(np.arange(n_samples), n)[keep], cq.index, compact),
-            "gene": _id_column(np.tile(np.arange(n), n_samples)[keep], pd.Index(genes), compact),
+            "sample": _id_column(np.repeat(np.arange(n_samples, dtype=np.int32), n)[keep], cq.index, compact),
+            "gene": _id_column(
+                np.tile(np.arange(n, dtype=np.int32), n_samples)[keep], pd.Index(genes), compact
+            ),
             "dcq": dcq.to_numpy().ravel()[keep],
             "detected": m["detected"].to_numpy().ravel()[keep].astype(bool),
             "cq": m["raw"].to_numpy().ravel()[keep],
@@ -518,6 +527,7 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes, com
             "flags": _id_column(flag_codes, pd.Index(flag_texts, dtype=object), compact),
         },
         columns=LONG_COLUMNS,
+        copy=False,  # the column arrays as built: no second copy into 2-D blocks
     )
     wide = dcq.copy()
     wide.index.name = "sample"

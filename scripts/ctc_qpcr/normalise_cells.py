@@ -83,7 +83,8 @@ def _used_categorical(codes: np.ndarray, labels: np.ndarray) -> pd.Categorical:
 
 def _cells_frame(cells: pd.DataFrame, samples, assays) -> pd.DataFrame:
     """The columns normalisation reads; ``role`` (from assays) and ``kind`` (from samples) when absent."""
-    df = cells[[c for c in CELLS_COLUMNS if c in cells.columns]].copy()
+    # a new frame of the same column objects (no copy): columns are replaced below, never modified
+    df = pd.DataFrame({c: cells[c] for c in CELLS_COLUMNS if c in cells.columns}, copy=False)
     if "sample" not in df.columns or "cq" not in df.columns:
         raise ValueError("cells table needs at least the columns 'sample' and 'cq'")
     if "gene" not in df.columns:
@@ -130,34 +131,47 @@ def _prepare_cells(
     keep = (df["role"].isin(["target", "reference"]) & df["kind"].isin(list(kinds))).to_numpy(bool)
     if not keep.any():
         raise ValueError(f"no target/reference cells for samples of kind {list(kinds)}")
+    rows = np.flatnonzero(keep)  # the kept rows; every per-row array below is cut to them
+    del keep
     s_codes, s_labels = _stripped_codes(df["sample"])
+    pair = s_codes[rows].astype(np.int64)
+    del s_codes
     g_codes, g_labels = _stripped_codes(df["gene"])
-    pair = s_codes[keep].astype(np.int64) * len(g_labels) + g_codes[keep]
+    pair *= len(g_labels)
+    pair += g_codes[rows]
+    del g_codes
     pairs, first, gid = _unique_codes(pair, len(s_labels) * len(g_labels))
+    del pair
     n_groups = len(pairs)
-    det = df["detected"].to_numpy(bool)[keep]
+    det = df["detected"].to_numpy(bool)[rows]
     any_det = np.bincount(gid, weights=det, minlength=n_groups) > 0
-    out = pd.DataFrame(
-        {
-            "sample": _used_categorical(pairs // len(g_labels), s_labels),
-            "gene": _used_categorical(pairs % len(g_labels), g_labels),
-            "kind": df["kind"].to_numpy(object)[keep][first],
-            "role": df["role"].to_numpy(object)[keep][first],
-        }
-    )
+    columns = {
+        "sample": _used_categorical(pairs // len(g_labels), s_labels),
+        "gene": _used_categorical(pairs % len(g_labels), g_labels),
+        # categorical kinds / roles stay categorical: the first row's value of each pair
+        "kind": df["kind"].iloc[rows[first]].array,
+        "role": df["role"].iloc[rows[first]].array,
+    }
+    del pairs, first
     use_row = np.where(any_det[gid], det, True)  # detected rows if the pair has one, else all rows
+    del det
     for col in ("cq", "cq_imputed"):
-        v = df[col].to_numpy(float)[keep]
+        v = df[col].to_numpy(float)[rows]
         ok = use_row & np.isfinite(v)
         total = np.bincount(gid, weights=np.where(ok, v, 0.0), minlength=n_groups)
         count = np.bincount(gid, weights=ok, minlength=n_groups)
+        del v, ok
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[col] = np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
-    out["detected"] = any_det
-    plate = pd.factorize(df["plate"])[0][keep]  # -1 = no plate (not counted)
+            columns[col] = np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
+    del use_row
+    columns["detected"] = any_det
+    plate = pd.factorize(df["plate"])[0][rows]  # -1 = no plate (not counted)
+    del df, rows
     n_plates = max(int(plate.max(initial=-1)) + 1, 1)
     on_plate = _sorted_unique(gid[plate >= 0].astype(np.int64) * n_plates + plate[plate >= 0])
-    out["multi_plate"] = np.bincount(on_plate // n_plates, minlength=n_groups) > 1
+    del plate, gid
+    columns["multi_plate"] = np.bincount(on_plate // n_plates, minlength=n_groups) > 1
+    out = pd.DataFrame(columns, copy=False)  # the arrays as they are (no copy into 2-D blocks)
     multi_samples = sorted(set(out.loc[out["multi_plate"].to_numpy(bool), "sample"]))
     if multi_samples:
         notes.append(
