@@ -2,42 +2,11 @@
 
 import functools
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run, write_tables
 from ctc_qpcr.normalise import normalise_study
-from ctc_qpcr.normalise_cells import CELLS_COLUMNS
+from ctc_qpcr.normalise_io import read_cells, write_sliced
 from ctc_qpcr.study_options import normalisation_options
-from ctc_qpcr.tables import tsv_parts
-
-#: rows of a normalised table formatted at a time: the text of one slice in memory, not of the
-#: whole table (1,000 chips: 4.1 M rows a strategy; issue 17)
-WRITE_ROWS = 1 << 19
-
-
-def read_cells(path):
-    """The Cells table's columns normalisation reads, text ids as categoricals (one string per
-    distinct id, not per row: issue 17, the 1,000-chip peak)."""
-    schema = pq.read_schema(path)
-    columns = [c for c in CELLS_COLUMNS if c in schema.names]
-    is_text = (pa.types.is_string, pa.types.is_large_string)
-    text = [c for c in columns if any(is_text_type(schema.field(c).type) for is_text_type in is_text)]
-    table = pq.read_table(path, columns=columns, read_dictionary=text)
-    # the Arrow buffers are released column by column as pandas takes them: one copy at a time
-    cells = table.to_pandas(split_blocks=True, self_destruct=True)
-    del table
-    pa.default_memory_pool().release_unused()  # what Arrow's allocator keeps back goes to the system
-    return cells
-
-
-def write_sliced(df, path, rows: int = WRITE_ROWS) -> None:
-    """``write_tsv(df, path)``, the same bytes, formatted ``rows`` rows at a time."""
-    with tsv_parts(path) as add:
-        add(df.iloc[:rows])
-        for start in range(rows, len(df), rows):
-            add(df.iloc[start : start + rows])
 
 
 def main(smk, log):
