@@ -33,8 +33,26 @@ def read_cells(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_sliced(df: pd.DataFrame, path: str | os.PathLike, rows: int = WRITE_ROWS) -> None:
-    """``tables.write_tsv(df, path)``, the same bytes, formatted ``rows`` rows at a time."""
+    """``tables.write_tsv(df, path)``, the same bytes, formatted ``rows`` rows at a time.
+
+    A slice's categorical columns keep only the categories it uses: the writer checks every
+    category of a column for formula-like text, and a slice of a sample-major table holds
+    an eighth of the samples (1,000 chips: 46,000 sample names checked per slice otherwise)."""
+    categorical = [
+        c
+        for c in df.columns
+        if isinstance(c, str)
+        and not df.columns.has_duplicates
+        and isinstance(df[c].dtype, pd.CategoricalDtype)
+    ]
+
+    def part(start: int) -> pd.DataFrame:
+        piece = df.iloc[start : start + rows]
+        if not categorical:
+            return piece
+        return piece.assign(**{c: piece[c].cat.remove_unused_categories() for c in categorical})
+
     with tsv_parts(path) as add:
-        add(df.iloc[:rows])
+        add(part(0))
         for start in range(rows, len(df), rows):
-            add(df.iloc[start : start + rows])
+            add(part(start))
