@@ -309,9 +309,8 @@ def normalise_study(
 ) -> dict:
     """Choose normalisers, normalise and compare strategies (docs/methods.md §4). Parameters:
 
-    cells:        Cells table (data-model §2), or a function without arguments that returns it (the
-                  table is then freed as soon as the matrices are built: issue 17, 1,000 chips).
-                  Minimum: ``sample, gene`` (or ``assay``), ``cq``;
+    cells:        Cells table (data-model §2), or a function returning it (then freed once the
+                  matrices are built: issue 17). Minimum: ``sample, gene`` (or ``assay``), ``cq``;
                   ``role``/``kind`` are taken from ``assays``/``samples`` if absent;
                   ``detected`` defaults to "cq is a number", ``cq_imputed`` to ``cq``.
     samples:      samples sheet (``sample, kind`` and e.g. ``response``).
@@ -333,10 +332,9 @@ def normalise_study(
     global_mean_mode / global_mean_modified: see :func:`global_mean`.
     efficiency_scaled: True when the cells' Cq were already scaled by ``log2(E)`` upstream
                   (config ``efficiency.apply``); E = 2.0 is then used here (not applied twice).
-    on_strategy:  None, or ``f(strategy, long_table, wide_matrix)`` called as soon as a
-                  strategy is done (e.g. to write it); its long table is then not kept
-                  (``normalised`` is empty) and its ids are categorical: one strategy's long
-                  table in memory at a time, not all of them (issue 17: the 1,000-chip peak).
+    on_strategy:  None, or ``f(strategy, long_table, wide_matrix)`` called as soon as a strategy
+                  is done (e.g. to write it); long tables are then not kept (``normalised`` is
+                  empty), ids categorical: one in memory at a time (issue 17: 1,000 chips).
 
     Stability is computed on ``Cq·log2(E)`` (efficiency-scaled Cq, §3.4; = Cq when E = 2)
     of the detected values only, over the normalised samples; samples missing a
@@ -357,10 +355,7 @@ def normalise_study(
     reference_genes = list(o.reference_genes) or None
     _check_words(o.strategies, o.candidates)
     notes: list[str] = []
-    if callable(cells):  # a loader: the table is held here alone, and freed once the matrices are built
-        cells = cells()
-    m = _wide_matrices(_prepare_cells(cells, samples, assays, kinds, notes))
-    del cells
+    m = _study_matrices(cells, samples, assays, kinds, notes)
     genes = list(m["cq"].columns)
     eff = _study_efficiency(assays, genes, efficiency_scaled, notes)
     cand = _candidates(m, o.candidates, notes)
@@ -378,6 +373,14 @@ def normalise_study(
     }
     per_strategy = _all_strategies(o.strategies, m, choice, settings, eff, hd, notes, on_strategy)
     return _result(gres, nres, *per_strategy, notes)
+
+
+def _study_matrices(cells, samples, assays, kinds, notes) -> dict:
+    """The wide matrices of the cells; ``cells`` may be a loader, whose table is then referenced
+    from this frame alone and freed on return (an argument stays on its caller's stack)."""
+    if callable(cells):
+        cells = cells()
+    return _wide_matrices(_prepare_cells(cells, samples, assays, kinds, notes))
 
 
 def _all_strategies(strategies, m, choice, settings, eff, hd, notes, on_strategy=None):
