@@ -1,12 +1,13 @@
-"""Reading BioMark chips: one chip against pandas read_csv, and the body of a read_exports job.
+"""Reading BioMark chips: one chip against pandas read_csv, and the reading part of a chip-level job.
 
     .venv/bin/python benchmarks/bench_read_exports.py [--chips 12] [--out SCRATCH]
 
 Simulates N 96.96 chips (9,216 chambers each) with scripts/simulate_study.py --bench
 (reused when present), then prints, in CPU time (best of 15): pandas read_csv of one
 chip's table, read_export of the same chip with all checks (target < 0.1 s), and their
-ratio (target ≤ 3, issue 17); and the wall time of what one read_exports job does for the N chips
-(read_plate + Parquet + TSV per chip).
+ratio (target ≤ 3, issue 17); and the wall time of what the reading part of one
+chip-level job (preprocess_batch_<batch>) does for the N chips (read_plate + Parquet +
+TSV per chip).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def main() -> None:
             wells = read_plate(path, fmt, plate, "B1", samples, assays)
             write_parquet(wells, f"{tmp}/{plate}.parquet")
             write_tsv(wells, f"{tmp}/{plate}.tsv")
-        print(f"read_exports job body, {len(plates)} chips: {time.perf_counter() - start:.2f} s wall")
+        print(f"chip-level job, reading part, {len(plates)} chips: {time.perf_counter() - start:.2f} s wall")
 
 
 if __name__ == "__main__":

@@ -226,6 +226,19 @@ class TreeRSS(threading.Thread):
             self.stop.wait(self.interval)
 
 
+#: rules generated once per batch (``<rule>_<batch>``), counted as one rule; read_exports_
+#: names the read jobs of runs before the chip-level job read and preprocessed in one process
+PER_BATCH_RULES = ("preprocess_batch_", "read_exports_")
+
+
+def per_batch_rule(name: str) -> str:
+    """``preprocess_batch_B3`` → ``preprocess_batch``; other rule names unchanged."""
+    for prefix in PER_BATCH_RULES:
+        if name.startswith(prefix):
+            return prefix[:-1]
+    return name
+
+
 def rule_times(workdir: Path) -> dict:
     """Per rule: jobs, summed and longest job seconds, from .snakemake/metadata."""
     jobs: dict[tuple[str, object], list[float]] = {}
@@ -237,7 +250,7 @@ def rule_times(workdir: Path) -> dict:
             continue
         if d.get("starttime") is None or d.get("endtime") is None:
             continue
-        rule = re.sub(r"_B\w+$", "", d["rule"]) if d["rule"].startswith("read_exports_") else d["rule"]
+        rule = per_batch_rule(d["rule"])
         key = (rule, d.get("job_hash") or base64.b64decode(f.name + "==="))
         s, e = jobs.get(key, [d["starttime"], d["endtime"]])
         jobs[key] = [min(s, d["starttime"]), max(e, d["endtime"])]
@@ -465,14 +478,18 @@ def compare(plates: pd.DataFrame, sheets: Path, scratch: Path, n: int, with_stud
 
 
 def profile_hotspots(plates: pd.DataFrame, sheets: Path, top: int = 12) -> dict:
-    """cProfile of the chip-level read job of the first batch and of normalise_study (informative)."""
+    """cProfile of the chip-level job of the first batch: read, write, preprocess, audit (informative)."""
+    import logging
+
+    from ctc_qpcr import chip_batch
     from ctc_qpcr import sheets as sh
-    from ctc_qpcr.importing import read_plate
+    from ctc_qpcr.chip_options import chip_options
     from ctc_qpcr.tables import write_parquet, write_tsv
 
     samples = sh.load_samples(str(sheets / "samples.tsv"))
     assays = sh.assays_frame(sh.load_assays(str(sheets / "assays.tsv")))
     first = plates[plates["batch"] == plates["batch"].iloc[0]]
+    batch = str(first["batch"].iloc[0])
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"ctc-bench-prof-{os.getpid()}"
     tmp.mkdir(parents=True, exist_ok=True)
     out = {}
@@ -492,13 +509,29 @@ def profile_hotspots(plates: pd.DataFrame, sheets: Path, top: int = 12) -> dict:
         pstats.Stats(pr, stream=s).sort_stats("cumulative").print_stats(top)
         out[name] = {"seconds": time.perf_counter() - t0, "stats": s.getvalue()}
 
-    def read_job():
-        for pl, p, fmt in zip(first["plate"], first["path"], first["format"], strict=True):
-            wl = read_plate(p, fmt, pl, str(first["batch"].iloc[0]), samples, assays)
+    def chip_job():
+        log = logging.getLogger("bench")
+        rows = first.assign(assay=first.get("assay", "")).to_dict("records")
+        tables = chip_batch.read_batch(
+            rows, batch, samples, assays, lod=35.0, unknown_names="error", on_incomplete="stop", log=log
+        )
+        for pl, wl in zip(first["plate"], tables, strict=True):
             write_parquet(wl, tmp / f"{pl}.parquet")
             write_tsv(wl, tmp / f"{pl}.tsv")
+        options = chip_options({"ipc": {"on_missing": "uncalibrated"}})
+        result = chip_batch.preprocess_and_audit(
+            chip_batch.batch_wells(tables),
+            sh.samples_frame(samples),
+            assays,
+            options,
+            batch=batch,
+            exports={},
+            log=log,
+        )
+        write_parquet(result["audit"], tmp / "wells.parquet")
+        write_tsv(result["audit"], tmp / "wells.tsv")
 
-    prof(f"read_exports job ({len(first)} chips)", read_job)
+    prof(f"chip-level job, preprocess_batch ({len(first)} chips)", chip_job)
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 
@@ -776,7 +809,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comparison: also time the library's normalise_study on the same wells (information)",
     )
     ap.add_argument(
-        "--profile", action="store_true", help="also cProfile the chip-level read job (informative)"
+        "--profile",
+        action="store_true",
+        help="also cProfile the chip-level job of the first batch (informative)",
     )
     ap.add_argument("--write-readme", action="store_true", help="write the table into benchmarks/README.md")
     a = ap.parse_args(argv)

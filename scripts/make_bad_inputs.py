@@ -462,7 +462,9 @@ def inputs_left_cases(d, head1, rows1, mini2, head2, small, S, A) -> None:  # no
         "a key given twice in a config file (YAML keeps the last one in silence)",
     )
 
-    write(d("batch_override_bad_value") / "config.yaml", "batches:\n  B2:\n    replicates:\n      max_sd: x\n")
+    write(
+        d("batch_override_bad_value") / "config.yaml", "batches:\n  B2:\n    replicates:\n      max_sd: x\n"
+    )
     case(
         "batch_override_bad_value",
         "workflow",

@@ -1,47 +1,54 @@
-"""Snakemake adapter: chip-level preprocessing of one batch."""
+"""Snakemake adapter: the chip-level job of one batch — read its exports, preprocess them.
 
-from dataclasses import replace
+Writes each plate's Wells table (results/cq/{plate}.parquet + .tsv) and the batch's
+tables (results/batches/{batch}/); the steps are in ctc_qpcr.chip_batch.
+"""
 
-import pandas as pd
-
-from ctc_qpcr import sheets
+from ctc_qpcr import chip_batch, sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.audit import build_audit, summarise_audit
 from ctc_qpcr.chip_options import chip_options
-from ctc_qpcr.preprocess import ipc_reference_from, preprocess_batch
+from ctc_qpcr.preprocess import ipc_reference_from
 from ctc_qpcr.tables import read_tsv, write_parquet, write_tsv
 
 
 def main(smk, log):
-    options = chip_options({**smk.params.settings, "efficiency": smk.params.efficiency})
-    samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
+    p = smk.params
+    samples = sheets.load_samples(smk.input.samples)
     assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
-    wells = pd.concat([pd.read_parquet(p) for p in smk.input.cq], ignore_index=True)
-    # The reader's notes (missing wells, ...) come back as DataFrame.attrs, which pandas
-    # deep-copies on every operation; they are used only while reading.
-    wells.attrs = {}
-    usable = wells[wells["excluded"] == ""]
+    tables = chip_batch.read_batch(
+        p.plates,
+        p.batch,
+        samples,
+        assays,
+        lod=p.settings["lod"],
+        unknown_names=p.settings["unknown_names"],
+        on_incomplete=p.on_incomplete,
+        log=log,
+    )
+    for wells, pq, tsv in zip(tables, smk.output.cq_parquet, smk.output.cq_tsv, strict=True):
+        write_parquet(wells, pq)
+        write_tsv(wells, tsv)
 
+    options = chip_options({**p.settings, "efficiency": p.efficiency})
     if options.ipc.reference is None and smk.input.ipc_anchor:
         reference = ipc_reference_from(read_tsv(smk.input.ipc_anchor))
         log.info("IPC reference %.4f taken from the first batch (%s)", reference, smk.input.ipc_anchor)
-        options = replace(options, ipc=replace(options.ipc, reference=reference))
-
-    result = preprocess_batch(
-        usable, samples, assays, options, batch=smk.wildcards.batch, exports=dict(smk.params.exports)
+        options = chip_batch.with_ipc_reference(options, reference)
+    out = chip_batch.preprocess_and_audit(
+        chip_batch.batch_wells(tables),
+        sheets.samples_frame(samples),
+        assays,
+        options,
+        batch=p.batch,
+        exports={plate["plate"]: plate["path"] for plate in p.plates},
+        log=log,
     )
-    for note in result.get("notes", []):
-        log.info("%s", note)
-    cells = result["cells"].copy()
-    write_parquet(cells, smk.output.cells)
-    audit = build_audit(wells, result.get("well_flags"))
-    audit = audit.sort_values(["plate", "line", "well"], kind="stable").reset_index(drop=True)
-    write_parquet(audit, smk.output.wells)
-    write_tsv(audit, smk.output.audit)
-    write_tsv(summarise_audit(audit), smk.output.audit_summary)
-    write_tsv(result["validprime_assays"], smk.output.validprime)
-    write_tsv(result["plate_calibration"], smk.output.calibration)
-    write_tsv(result["efficiency"], smk.output.efficiency)
+    write_parquet(out["cells"], smk.output.cells)
+    write_parquet(out["audit"], smk.output.wells)
+    write_tsv(out["audit"], smk.output.audit)
+    for name in ("audit_summary", "validprime", "calibration", "efficiency"):
+        key = {"validprime": "validprime_assays", "calibration": "plate_calibration"}.get(name, name)
+        write_tsv(out[key], getattr(smk.output, name))
 
 
 run(main, snakemake)  # noqa: F821

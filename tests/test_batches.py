@@ -61,10 +61,9 @@ def test_per_batch_override_reruns_only_that_batch(finished):
     config["batches"] = {last: {"lod": 33}}
     (finished / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     counts = job_counts(snakemake(finished, "-n", "--cores", "2").stdout)
-    assert counts.get(f"read_exports_{last}") == 1
-    assert counts.get("preprocess_batch") == 1
+    assert counts.get(f"preprocess_batch_{last}") == 1
     for other in batches[:-1]:
-        assert f"read_exports_{other}" not in counts
+        assert f"preprocess_batch_{other}" not in counts
     assert counts.keys() >= STUDY_LEVEL
 
 
@@ -76,10 +75,9 @@ def test_adding_a_batch_runs_only_the_new_batch_and_study_level(finished):
     new = rerun_exports(finished, new)
     pd.concat([plates, new]).to_csv(finished / "resources/example/plates.tsv", sep="\t", index=False)
     counts = job_counts(snakemake(finished, "-n", "--cores", "2").stdout)
-    assert counts.get("read_exports_B9") == 1
-    assert counts.get("preprocess_batch") == 1
+    assert counts.get("preprocess_batch_B9") == 1
     for old in batches:
-        assert f"read_exports_{old}" not in counts
+        assert f"preprocess_batch_{old}" not in counts
     assert counts.keys() >= STUDY_LEVEL
 
 
@@ -87,11 +85,19 @@ def test_only_batch_switch_reruns_one_batch(finished):
     plates, batches = batches_of(finished)
     last = batches[-1]
     out = snakemake(
-        finished, "-n", "--cores", "2", "--config", f"only_batch={last}", "--forcerun", f"read_exports_{last}"
+        finished,
+        "-n",
+        "--cores",
+        "2",
+        "--config",
+        f"only_batch={last}",
+        "--forcerun",
+        f"preprocess_batch_{last}",
     ).stdout
     counts = job_counts(out)
     counts.pop("all", None)  # the target rule itself
-    assert counts == {f"read_exports_{last}": 1, "preprocess_batch": 1}
+    # one chip-level job reads and preprocesses the batch
+    assert counts == {f"preprocess_batch_{last}": 1}
 
 
 def test_ipc_reference_does_not_move_when_a_batch_is_added(finished):

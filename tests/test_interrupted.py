@@ -5,12 +5,13 @@
   writing process is SIGKILLed; the next write removes a killed writer's
   hidden ``.part`` file.
 * Workflow: the example study is started in a scratch copy, snakemake's whole
-  process group is SIGKILLed while the first ``read_exports`` job writes its
-  tables, the lock is cleared (``snakemake --unlock``, as a user would) and the
-  run is repeated: it completes and its results are byte-identical to an
-  uninterrupted run's. The targets stop at the merged chip-level tables
-  (read → preprocess → merge, every job that writes per-plate and per-batch
-  tables), which keeps the test independent of the study-level stages.
+  process group is SIGKILLed while the first chip-level job
+  (``preprocess_batch_<batch>``) writes its tables, the lock is cleared
+  (``snakemake --unlock``, as a user would) and the run is repeated: it
+  completes and its results are byte-identical to an uninterrupted run's. The
+  targets stop at the merged chip-level tables (read and preprocess per batch →
+  merge, every job that writes per-plate and per-batch tables), which keeps the
+  test independent of the study-level stages.
 """
 
 from __future__ import annotations
@@ -137,6 +138,16 @@ def test_sigkill_during_write_tsv_leaves_no_table_and_the_next_write_cleans_up(t
 # --------------------------------------------------------------------------- workflow
 
 TARGETS = ("results/preprocessed/cq.tsv", "results/qc/wells.tsv", "results/qc/wells_summary.tsv")
+#: what the chip-level job writes for its batch besides each plate's results/cq tables
+BATCH_TABLES = (
+    "cells.parquet",
+    "wells.parquet",
+    "wells.tsv",
+    "wells_summary.tsv",
+    "validprime_assays.tsv",
+    "plate_calibration.tsv",
+    "efficiency.tsv",
+)
 
 
 def _run(work: Path, *args: str) -> subprocess.CompletedProcess:
@@ -168,8 +179,8 @@ def test_killed_run_is_redone_and_matches_an_uninterrupted_run(tmp_path):
     try:
         deadline = time.monotonic() + 300
         while not (cq.is_dir() and any(p.suffix == ".parquet" for p in cq.iterdir())):
-            assert proc.poll() is None, "snakemake ended before a read_exports output appeared"
-            assert time.monotonic() < deadline, "no read_exports output after 300 s"
+            assert proc.poll() is None, "snakemake ended before a chip-level output appeared"
+            assert time.monotonic() < deadline, "no chip-level output after 300 s"
             time.sleep(0.01)
         os.killpg(proc.pid, signal.SIGKILL)  # snakemake and the job it runs, mid-job
         proc.wait(timeout=60)
@@ -181,18 +192,19 @@ def test_killed_run_is_redone_and_matches_an_uninterrupted_run(tmp_path):
         "killed before the end, as intended"
     )
     plates = pd.read_csv(work / "resources/example/plates.tsv", sep="\t")
-    started = set()  # batches whose read job had written some, but not all, of its tables
+    started = set()  # batches whose chip-level job had written some, but not all, of its tables
     for batch, grp in plates.groupby("batch"):
         outputs = [f"results/cq/{p}.{ext}" for p in grp["plate"] for ext in ("parquet", "tsv")]
+        outputs += [f"results/batches/{batch}/{name}" for name in BATCH_TABLES]
         present = [o for o in outputs if o in interrupted]
         if present and len(present) < len(outputs):
             started.add(batch)
-    assert started, f"the kill should hit a read_exports job half-way: {sorted(interrupted)}"
+    assert started, f"the kill should hit a chip-level job half-way: {sorted(interrupted)}"
     # Whatever a killed job left must not be taken as done: the rerun redoes that job.
     _run(work, "--unlock")
     rerun = _run(work)
     for batch in started:
-        assert f"read_exports_{batch}" in rerun.stdout + rerun.stderr
+        assert f"preprocess_batch_{batch}" in rerun.stdout + rerun.stderr
     assert result_hashes(work) == expected
 
 

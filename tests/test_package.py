@@ -101,7 +101,7 @@ def test_workflow_runs_as_a_snakemake_module_from_another_folder(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    for rule in ("ctc_read_exports", "ctc_preprocess_batch", "ctc_differential", "ctc_all"):
+    for rule in ("ctc_preprocess_batch_", "ctc_check_ntc", "ctc_differential", "ctc_all"):
         assert rule in out
 
 

@@ -385,3 +385,129 @@ def test_per_assay_calibration_exclude_leaves_out_uncalibrated_assays():
     left_out = wf[wf["flag"] == "IRC_MISSING"]
     assert left_out["excluded"].all() and set(left_out["assay"]) == {"GOI1", "REF1", "VPA"}
     assert (out["plate_calibration"]["flags"] == "CHIP_EXCLUDED;PER_ASSAY_CALIBRATION").all()
+
+
+def _audit_rows(rows):
+    """Audit rows from (plate, well, state, fate, reason) tuples (batch B1)."""
+    frame = pd.DataFrame(rows, columns=["plate", "well", "state", "fate", "reason"])
+    return frame.assign(batch="B1")[["batch", "plate", "well", "state", "fate", "reason"]]
+
+
+def test_audit_summary_counts_and_reason_columns_in_plate_order():
+    audit = _audit_rows(
+        [
+            ("P1", "A1", "CALC", "kept", ""),
+            ("P1", "A2", "NOAMP", "kept", ""),
+            ("P1", "A3", "CALC", "excluded", "ND (grade ND)"),
+            ("P1", "A4", "CALC", "excluded", "HIGHDNA (grade F)"),
+            ("P2", "A1", "LOWSIGNAL", "kept", ""),
+            ("P2", "A2", "EXPFAIL", "excluded", "EXPFAIL:call_fail"),
+            ("P2", "A3", "CALC", "excluded", "3 wells"),  # no leading word: "other"
+            ("P2", "A4", "CALC", "excluded", "ND (grade ND)"),
+            ("P0", "A1", "CALC", "kept", ""),  # a plate without exclusions, sorted first
+        ]
+    )
+    out = summarise_audit(audit)
+    # each plate's reasons sorted, a reason's column where a plate (in plate order) first has it
+    assert list(out.columns) == [
+        "batch",
+        "plate",
+        "read",
+        "kept",
+        "excluded",
+        "non_detected",
+        "excluded_HIGHDNA",
+        "excluded_ND",
+        "excluded_EXPFAIL",
+        "excluded_other",
+    ]
+    assert out["plate"].tolist() == ["P0", "P1", "P2"]
+    assert out["read"].tolist() == [1, 4, 4]
+    assert out["kept"].tolist() == [1, 2, 1]
+    assert out["excluded"].tolist() == [0, 2, 3]
+    assert out["non_detected"].tolist() == [0, 1, 1]
+    assert out["excluded_ND"].tolist() == [0, 1, 1]
+    assert out["excluded_other"].tolist() == [0, 0, 1]
+    assert all(out[c].dtype.kind == "i" for c in out.columns[2:])
+    assert summarise_audit(audit[audit["fate"] == "kept"]).columns.tolist()[-1] == "non_detected"
+    assert summarise_audit(audit.iloc[:0]).empty
+
+
+def test_audit_takes_each_flag_on_its_own_plate_and_well():
+    wells = pd.DataFrame(
+        {
+            "batch": "B1",
+            "plate": ["P1", "P1", "P2", "P2"],
+            "well": ["S01-A01", "S01-A02", "S01-A01", "S01-A02"],  # the same ids on both chips
+            "line": [1, 2, 1, 2],
+            "sample": "pat1",
+            "assay": "GOI1",
+            "cq": [25.0, 26.0, 27.0, np.nan],
+            "state": ["CALC", "CALC", "CALC", "NOAMP"],
+            "state_reason": ["", "", "", "no_amplification"],
+            "excluded": ["", "", "", ""],
+        }
+    )
+    flags = pd.DataFrame(
+        {
+            "plate": ["P2", "P2", "P1", "P9", "P2"],
+            "well": ["S01-A01", "S01-A01", "S01-A02", "S01-A01", "S01-A02"],
+            "flag": ["VPA_UNPAIRED", "HIGHDNA", "NTC_MARGIN", "HIGHDNA", "NOAMP"],
+            "reason": ["", "grade F", "", "", ""],
+        }
+    )
+    audit = build_audit(wells, flags)
+    assert audit["fate"].tolist() == ["kept", "kept", "excluded", "kept"]
+    assert audit["reason"].tolist() == ["", "", "HIGHDNA (grade F)", ""]
+    # non-excluding flags listed; NOAMP restates the state; P9 is no plate of the table
+    assert audit["flags"].tolist() == ["", "NTC_MARGIN", "VPA_UNPAIRED", ""]
+
+
+def test_chip_level_job_hands_the_wells_over_in_memory_as_the_parquet_round_trip_did(tmp_path):
+    """One chip-level job per batch: the Wells tables go from reading to preprocessing in
+    memory; the tables are those the separate read job wrote and preprocessing read back."""
+    import logging
+    from pathlib import Path
+
+    from ctc_qpcr import chip_batch, sheets
+    from ctc_qpcr.tables import write_parquet
+
+    repo = Path(__file__).resolve().parents[1]
+    example = repo / "resources" / "example"
+    plates = pd.read_csv(example / "plates.tsv", sep="\t", dtype=str, keep_default_na=False)
+    rows = plates[plates["batch"] == plates["batch"].iloc[0]].assign(assay="")
+    rows["path"] = [str(repo / p) for p in rows["path"]]
+    samples = sheets.load_samples(example / "samples.tsv")
+    assays = sheets.assays_frame(sheets.load_assays(example / "assays.tsv"))
+    log = logging.getLogger("test")
+    tables = chip_batch.read_batch(
+        rows.to_dict("records"),
+        "B1",
+        samples,
+        assays,
+        lod=35.0,
+        unknown_names="error",
+        on_incomplete="stop",
+        log=log,
+    )
+    assert [t["plate"].iloc[0] for t in tables] == list(rows["plate"])
+    paths = []
+    for table in tables:
+        paths.append(tmp_path / f"{table['plate'].iloc[0]}.parquet")
+        write_parquet(table, paths[-1])
+    round_trip = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    round_trip.attrs = {}
+    in_memory = chip_batch.batch_wells(tables)
+    pd.testing.assert_frame_equal(in_memory, round_trip)
+    assert in_memory.attrs == {}
+    options = chip_options({"ipc": {"on_missing": "uncalibrated"}})
+    args = (sheets.samples_frame(samples), assays, options)
+    a = chip_batch.preprocess_and_audit(in_memory, *args, batch="B1", exports={}, log=log)
+    b = chip_batch.preprocess_and_audit(round_trip, *args, batch="B1", exports={}, log=log)
+    for key in ("cells", "audit", "audit_summary", "validprime_assays", "plate_calibration", "efficiency"):
+        pd.testing.assert_frame_equal(a[key], b[key])
+    audit = a["audit"]
+    assert len(audit) == len(in_memory)  # every well read is in the audit, once
+    assert audit[["plate", "line"]].equals(
+        audit.sort_values(["plate", "line"], kind="stable")[["plate", "line"]]
+    )

@@ -7,6 +7,7 @@ simulated study is recovered, and a second run gives byte-identical results.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -36,14 +37,15 @@ def test_lint_clean(tmp_path):
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
-def test_dry_run_lists_one_read_job_per_batch(tmp_path):
+def test_dry_run_lists_one_chip_level_job_per_batch(tmp_path):
     work = make_workdir(tmp_path / "w")
     proc = snakemake(work, "-n", "--cores", "2")
     plates = pd.read_csv(work / "resources/example/plates.tsv", sep="\t")
     out = proc.stdout
     for batch in plates["batch"].unique():
-        assert f"read_exports_{batch}" in out
-    assert "preprocess_batch" in out
+        # one job reads and preprocesses the batch; no separate read job
+        assert re.search(rf"^preprocess_batch_{batch}\s+1$", out, re.M), out
+    assert "read_exports" not in out
 
 
 def test_every_output_exists(example_run):
@@ -211,13 +213,13 @@ def test_planted_hazard_ratio_is_recovered(example_run):
 
 PLANTED = {
     "response": {"ABCC1", "TWIST1", "ALDH1A3", "BCL2"},
-    "liver": {"FLT1", "KRT19", "EGFR", "MET", "ALDH1A1", "PGR", "PLAU", "CTSD", "KIT", "MKI67"},
+    "liver": {"FLT1", "KRT19", "EGFR", "MET", "ALDH1A1", "CD44", "PLAU", "CTSD", "KIT", "MKI67"},
 }
 
 
 def test_planted_differential_genes_are_found(example_run):
-    """Issue 5: ≥ 80 % of the planted genes at q < 0.1 (default strategy),
-    false-discovery proportion ≤ 0.2."""
+    """Issue 16's target: every planted gene at q < 0.1 (default strategy), false-discovery
+    proportion ≤ 0.2 (the design's power per gene is ≥ 0.95: docs/methods.md §15)."""
     truth = pd.read_csv(example_run / "resources/example/truth/de_truth.tsv", sep="\t")
     assert (
         set(truth.loc[(truth["comparison"] == "nonresponder_vs_responder") & (truth["log2fc"] != 0), "gene"])
@@ -233,7 +235,8 @@ def test_planted_differential_genes_are_found(example_run):
     found_l = set(sites.query("strategy == 'reference' and site == 'liver' and q < 0.1")["gene"])
     true_pos = len(found_r & PLANTED["response"]) + len(found_l & PLANTED["liver"])
     false_pos = len(found_r - PLANTED["response"]) + len(found_l - PLANTED["liver"])
-    assert true_pos / 14 >= 0.8, (sorted(found_r), sorted(found_l))
+    assert found_r >= PLANTED["response"] and found_l >= PLANTED["liver"], (sorted(found_r), sorted(found_l))
+    assert true_pos == 14
     assert false_pos / max(true_pos + false_pos, 1) <= 0.2, (sorted(found_r), sorted(found_l))
 
 

@@ -234,7 +234,8 @@ def chip_offsets(
         return w, plate_cal, assay_cal
     ipc_samples = sorted(set(w.loc[w["kind"] == "ipc", "sample"]))
     plate_cal = ipc_offsets(
-        w.assign(cq=w["cq_measured"]),
+        # the columns it reads (not a copy of the whole working table)
+        w[["plate", "sample", "assay", "state", "cq_measured"]].rename(columns={"cq_measured": "cq"}),
         ipc_samples,
         list(ipc_assays),
         o.reference,
@@ -324,11 +325,14 @@ def ipc_policy(
 
 
 def apply_chip_offsets(w: pd.DataFrame, plate_cal: pd.DataFrame, o: IpcOptions) -> pd.DataFrame:
-    """Global IPC (§2.1 eq. 6): Cq' = Cq − o_p on every well of chip p; ``global_offset`` records o_p."""
+    """Global IPC (§2.1 eq. 6): Cq' = Cq − o_p on every well of chip p; ``plate_offset`` and
+    ``global_offset`` record o_p. In place (the working table of the chip-level steps, not copied)."""
     if not o.activate or o.calibrators:
         return w
-    w = apply_offsets(w, plate_cal, cq_cols=("cq",))
-    w["global_offset"] = w["plate_offset"]
+    off = w["plate"].map(plate_cal.set_index("plate")["offset"]).fillna(0.0).astype(float)
+    w["cq"] = w["cq"] - off
+    w["plate_offset"] = off
+    w["global_offset"] = off
     return w
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from .chip_options import ReplicateOptions
 from .errors import ConfigError
@@ -33,10 +32,13 @@ CELL_KEYS = ["plate", "sample", "assay"]
 
 def grubbs_critical(n, alpha: float = 0.05) -> np.ndarray:
     """Two-sided Grubbs critical value G(n, α) = (n−1)/√n · √(t²/(n−2+t²)), t = t_{α/(2n), n−2}."""
+    # Student-t quantile (what scipy.stats.t.ppf computes, bit for bit). Imported here:
+    # only replicates.outliers: grubbs needs it, and the import (~0.5 s) would otherwise
+    # be paid by every chip-level job.
+    from scipy import special
+
     n = np.asarray(n, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        # Student-t quantile (what scipy.stats.t.ppf computes, bit for bit; scipy.special
-        # loads in a fraction of scipy.stats' import time, paid by every preprocess job)
         t = np.where(n > 2.0, special.stdtrit(n - 2.0, 1.0 - alpha / (2.0 * n)), np.nan)
         return (n - 1.0) / np.sqrt(n) * np.sqrt(t * t / (n - 2.0 + t * t))
 
@@ -109,21 +111,30 @@ def summarise_replicates(
     by = list(by)
     m = measurements
     use = m["use"] if "use" in m.columns else use_from_state(m["state"])
-    base = pd.DataFrame({c: m[c] for c in by})
-    base["_value"] = (use == "value").to_numpy()
-    base["_answer"] = use.isin(["value", "nondetect"]).to_numpy()
-    counts = base.groupby(by, sort=False).agg(
+    # Integer cell ids in order of first appearance (the text keys are grouped once).
+    cid = m.groupby(by, sort=False).ngroup().to_numpy()
+    value = (use == "value").to_numpy()
+    base = pd.DataFrame(
+        {"_cid": cid, "_value": value, "_answer": use.isin(["value", "nondetect"]).to_numpy()}
+    )
+    counts = base.groupby("_cid", sort=True).agg(
         n_wells=("_value", "size"), n_replicates=("_answer", "sum"), _n_value_all=("_value", "sum")
     )
+    counts = counts[counts.index >= 0]  # id −1: a key missing (NaN), no cell, as groupby drops it
+    ids, first = np.unique(cid, return_index=True)
+    first = first[ids >= 0]
+    value &= cid >= 0
+    keys = m[by].iloc[first].reset_index(drop=True)
 
-    vals = m.loc[base["_value"].to_numpy(), [*by, value_col]]
+    vals = m.loc[value, [*by, value_col]] if grubbs else m.loc[value, [value_col]]
+    vals = vals.assign(_cid=cid[value])
     vals = vals[np.isfinite(vals[value_col].to_numpy(dtype=float))]
     outliers = pd.Index([])
     if grubbs and not vals.empty:
         outliers = grubbs_outliers(vals, by, value_col, grubbs_alpha)
         vals = vals.drop(index=outliers)
-    agg = vals.groupby(by, sort=False)[value_col].agg(["size", "mean", "median", "std", "min", "max"])
-    cells = counts.join(agg, how="left").reset_index()
+    agg = vals.groupby("_cid", sort=True)[value_col].agg(["size", "mean", "median", "std", "min", "max"])
+    cells = pd.concat([keys, counts.join(agg, how="left").reset_index(drop=True)], axis=1)
     cells["n_detected"] = cells["size"].fillna(0).astype(int)
     use_median = (method == "median") & (cells["n_detected"] >= 3)
     cells["cq"] = np.where(use_median, cells["median"], cells["mean"])

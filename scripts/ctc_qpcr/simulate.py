@@ -483,6 +483,15 @@ def _real_ctc_summary(
         "failed_reference": FAILED_REFERENCE,
         "n_failed_reference": int((state[in_study][:, ref] == "failed").sum()),
         "draws": ", ".join(f"{k}: {v} patients" for k, v in draws.items()),
+        "effects": {
+            name: ", ".join(f"{g} {v:+g}" for g, v in table.items())
+            for name, table in (
+                ("response", NONRESPONDER_EFFECTS),
+                ("liver", LIVER_EFFECTS),
+                ("hr", HR_EFFECTS),
+                ("her2", HER2_EFFECTS),
+            )
+        },
     }
 
 

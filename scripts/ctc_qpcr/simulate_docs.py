@@ -5,7 +5,20 @@ Split from :mod:`ctc_qpcr.simulate`; the numbers come from its summary dict.
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
+
+#: Measured power of the example's design (docs/methods.md §15; not computed here: it takes
+#: ~3 CPU-minutes per 100 studies). Update with the planted effects in ``simulate_model``.
+MEASURED_POWER = (
+    "Power of this design at q < 0.1 (`benchmarks/bench_differential.py --example-power 200`, "
+    "planted-truth level, 200 new studies of the generator, seeds 10000-10199; docs/methods.md §15): "
+    "response ABCC1 0.980, TWIST1 0.960, ALDH1A3 0.975, BCL2 0.965; liver FLT1 0.980, KRT19 0.980, "
+    "EGFR 0.995, MET 0.980, ALDH1A1 0.980, CD44 0.985, PLAU 0.995, CTSD 0.995, KIT 0.985, MKI67 0.980; "
+    "all 14 in one study: 155 of 200 (77.5 %). A second 200 (seeds 20000-20199): 0.955-0.99 per gene, "
+    "all 14 in 140 of 200."
+)
 
 
 def _readme_truth(s: dict, assays: pd.DataFrame) -> str:
@@ -68,9 +81,27 @@ def _readme_truth(s: dict, assays: pd.DataFrame) -> str:
         f"{s['pct_patient_target_observed']} %, healthy donors {s['pct_healthy_target_rna']} % vs "
         f"{s['pct_healthy_target_observed']} % (the difference is gDNA carry-over: ValidPrime must remove "
         f"it).",
+        f"* {MEASURED_POWER}",
         "",
     ]
     return "\n".join(lines)
+
+
+def _bullet(text: str) -> str:
+    """A Markdown bullet wrapped at 100 characters."""
+    return textwrap.fill(
+        f"* {text}", 100, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
+    )
+
+
+def _effects(s: dict) -> str:
+    e = s["effects"]
+    return (
+        "* Effects (log2 fold change of RNA, all time points; Cq shift = log2fc / log2(efficiency)):\n"
+        f"  non-responders vs responders {e['response']};\n"
+        f"  liver metastasis ({s['n_liver']} of {s['n_patients']})\n  {e['liver']};\n"
+        f"  HR+ (subtype HR+/HER2-) {e['hr']}; HER2+ {e['her2']};"
+    )
 
 
 def _readme(s: dict, seed: int) -> str:
@@ -129,7 +160,8 @@ Code: `scripts/ctc_qpcr/simulate.py` (`simulate_study`, `simulate_chips`); tests
   4 targets with gDNA SD 0.6-0.9 -> low confidence). gDNA standards: VPA Cq = 34 - log2(copies).
 * Replicate noise SD 0.10; ~0.5 % of duplicate cells with one replicate shifted 1.2-2.5 cycles;
   ~1 % failed wells (Fail, quality 0.05-0.60, extra noise SD 1); one late NTC signal (37-39.5) per chip.
-* Non-detects: per-gene probability 30-90 % that a patient sample's cells express the gene (modulated
+* Non-detects: per-gene probability 30-90 % (60-90 % for the genes with a planted effect) that a
+  patient sample's cells express the gene (modulated
   by a per-sample CTC load and by the material below), halved in healthy donors, 5 % for
   epithelial/breast markers (KRT19, EPCAM, SCGB2A2, ...) in healthy donors. Global LOD 35; chambers
   above 40 cycles are 999.
@@ -140,12 +172,10 @@ Code: `scripts/ctc_qpcr/simulate.py` (`simulate_study`, `simulate_chips`); tests
   responders -0.6 per time point (T0/T1/T2), plus N(0, 0.8) per sample; it also raises the chance
   that a gene is detected (0.5 logit per log2 unit). Reference gene {s["failed_reference"]} failed (no RNA)
   in {s["n_failed_reference"]} of the patient/healthy samples (`truth/samples_truth.tsv`).
-* Effects (log2 fold change of RNA, all time points; Cq shift = log2fc / log2(efficiency)):
-  non-responders vs responders ABCC1 +1.5, TWIST1 +1.5, ALDH1A3 +1.25, BCL2 -1.5;
-  liver metastasis ({s["n_liver"]} of {s["n_patients"]}) FLT1, KRT19, EGFR, MET, ALDH1A1, PGR, PLAU,
-  CTSD, KIT, MKI67 +1.5 to +2; HR+ (subtype HR+/HER2-) ESR1 +3, PGR +2.5; HER2+ ERBB2 +3;
+{_effects(s)}
   no time effect. HR+ patients have fewer bone metastases (P = 0.25 vs 0.65). Sites: liver,
   bone, lung, brain (multi-label, at least one). {s["n_nonresponders"]} non-responders.
+{_bullet(MEASURED_POWER)}
 * Summary: failed wells {s["pct_wells_failed"]} %, bad replicate pairs {s["n_bad_replicate_pairs"]};
   of patient/healthy chambers with Cq <= LOD, {s["pct_detected_grade_f"]} % are grade F (>= 60 % gDNA).
   Target chambers detected (Cq <= 35) from RNA alone / as observed: patients

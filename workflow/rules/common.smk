@@ -189,13 +189,9 @@ def _global_chip_settings():
 check_batch_overrides()
 
 
-def get_batch_cq(wildcards):
-    return expand("results/cq/{plate}.parquet", plate=PLATES_OF[wildcards.batch])
-
-
-def get_ipc_anchor(wildcards):
+def get_ipc_anchor(batch):
     """Later batches read the first batch's IPC table (the fixed reference)."""
-    if config["ipc"]["reference"] is not None or wildcards.batch == FIRST_BATCH:
+    if config["ipc"]["reference"] is not None or batch == FIRST_BATCH:
         return []
     return f"results/batches/{FIRST_BATCH}/plate_calibration.tsv"
 
@@ -309,8 +305,7 @@ def run_record_logs():
     """Logs of the jobs whose results the run record covers (each lists the inputs it read)."""
     if not QPCR_ACTIVE:
         return ["logs/outcome.log"] if outcome_active() else []
-    logs = expand("logs/read_exports/{batch}.log", batch=BATCHES)
-    logs += expand("logs/preprocess_batch/{batch}.log", batch=BATCHES)
+    logs = expand("logs/preprocess_batch/{batch}.log", batch=BATCHES)
     logs += ["logs/merge_batches.log", "logs/normalise.log", "logs/positivity.log"]
     if COMPARISONS:
         logs.append("logs/differential.log")

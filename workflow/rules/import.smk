@@ -1,37 +1,5 @@
-# Reading instrument exports: one job per batch of plates (never per well).
-# Each job writes the tidy Wells table of every plate in its batch to
-# results/cq/{plate}.parquet (+ a .tsv a person can open).
-# Rules are generated per batch because their outputs are the batch's plates.
-# The reader refuses a file larger than any results export (64 MB) before
-# loading it, so mem_mb covers the largest file it accepts.
-
-for batch_id in BATCHES:
-
-    rule:
-        name:
-            f"read_exports_{batch_id}"
-        input:
-            exports=list(PLATE_ROWS[batch_id]["path"]),
-            samples=config["samples"],
-            assays=config["assays"],
-        output:
-            parquet=expand("results/cq/{plate}.parquet", plate=PLATES_OF[batch_id]),
-            tsv=expand("results/cq/{plate}.tsv", plate=PLATES_OF[batch_id]),
-        log:
-            f"logs/read_exports/{batch_id}.log",
-        conda:
-            "../envs/python.yaml"
-        resources:
-            mem_mb=1000,
-            runtime=20,
-        params:
-            batch=batch_id,
-            plates=PLATE_ROWS[batch_id].to_dict("records"),
-            lod=batch_settings(batch_id)["lod"],
-            unknown_names=batch_settings(batch_id)["unknown_names"],
-            on_incomplete=config["import"]["on_incomplete"],
-        script:
-            "../../scripts/read_exports.py"
+# Reading instrument exports: the chip-level job of each batch (preprocess.smk)
+# writes results/cq/{plate}.parquet (+ .tsv) for every plate of the batch.
 
 
 # No-template controls that amplify: a flag per plate and assay (results/qc/ntc.tsv).

@@ -1,37 +1,48 @@
-# Chip-level preprocessing per batch (well states → ValidPrime → IPC →
-# replicates → detection), then the study-level merge and QC plots.
+# The chip-level job of each batch: read every export of the batch and
+# preprocess it in one process (well states → ValidPrime → IPC → replicates →
+# detection); then the study-level merge and QC plots.
+# Rules are generated per batch because their outputs include the batch's
+# plates: the tidy Wells table of each plate (results/cq/{plate}.parquet + a
+# .tsv a person can open) and the batch's tables (results/batches/{batch}/).
+# The reader refuses a file larger than any results export (64 MB) before
+# loading it, so mem_mb covers the largest file it accepts.
 
+for batch_id in BATCHES:
 
-rule preprocess_batch:
-    input:
-        cq=get_batch_cq,
-        samples=config["samples"],
-        assays=config["assays"],
-        ipc_anchor=get_ipc_anchor,
-    output:
-        cells="results/batches/{batch}/cells.parquet",
-        wells="results/batches/{batch}/wells.parquet",
-        audit="results/batches/{batch}/wells.tsv",
-        audit_summary="results/batches/{batch}/wells_summary.tsv",
-        validprime="results/batches/{batch}/validprime_assays.tsv",
-        calibration="results/batches/{batch}/plate_calibration.tsv",
-        efficiency="results/batches/{batch}/efficiency.tsv",
-    log:
-        "logs/preprocess_batch/{batch}.log",
-    conda:
-        "../envs/python.yaml"
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    params:
-        settings=lambda wc: batch_settings(wc.batch),
-        efficiency=config["efficiency"],
-        # this batch's plates only: adding a batch must not change (and re-run) the others
-        exports=lambda wc: dict(
-            zip(PLATE_ROWS[wc.batch]["plate"], PLATE_ROWS[wc.batch]["path"])
-        ),
-    script:
-        "../../scripts/preprocess_batch.py"
+    rule:
+        name:
+            f"preprocess_batch_{batch_id}"
+        input:
+            exports=list(PLATE_ROWS[batch_id]["path"]),
+            samples=config["samples"],
+            assays=config["assays"],
+            ipc_anchor=get_ipc_anchor(batch_id),
+        output:
+            cq_parquet=expand("results/cq/{plate}.parquet", plate=PLATES_OF[batch_id]),
+            cq_tsv=expand("results/cq/{plate}.tsv", plate=PLATES_OF[batch_id]),
+            cells=f"results/batches/{batch_id}/cells.parquet",
+            wells=f"results/batches/{batch_id}/wells.parquet",
+            audit=f"results/batches/{batch_id}/wells.tsv",
+            audit_summary=f"results/batches/{batch_id}/wells_summary.tsv",
+            validprime=f"results/batches/{batch_id}/validprime_assays.tsv",
+            calibration=f"results/batches/{batch_id}/plate_calibration.tsv",
+            efficiency=f"results/batches/{batch_id}/efficiency.tsv",
+        log:
+            f"logs/preprocess_batch/{batch_id}.log",
+        conda:
+            "../envs/python.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=50,
+        params:
+            batch=batch_id,
+            # this batch's plates and settings only: adding a batch must not change (and re-run) the others
+            plates=PLATE_ROWS[batch_id].to_dict("records"),
+            settings=batch_settings(batch_id),
+            efficiency=config["efficiency"],
+            on_incomplete=config["import"]["on_incomplete"],
+        script:
+            "../../scripts/preprocess_batch.py"
 
 
 rule merge_batches:

@@ -1,0 +1,137 @@
+"""The chip-level job of one batch: read every export, then preprocess, in one process.
+
+The workflow runs one job per batch (rule ``preprocess_batch_<batch>``) that
+
+1. :func:`read_batch` — reads each export of the batch into its Wells table
+   (:func:`ctc_qpcr.importing.read_plate`: names checked against the sheets,
+   missing wells, well states), written to ``results/cq/{plate}.parquet`` + ``.tsv``;
+2. :func:`batch_wells` — joins the batch's Wells tables in plates.tsv order;
+3. :func:`preprocess_and_audit` — preprocesses the batch
+   (:func:`ctc_qpcr.preprocess.preprocess_batch`) and builds its well audit.
+
+The Wells tables go from step 1 to step 3 in memory: the tables are the ones
+the separate read job wrote and the preprocessing job read back before, so the
+outputs are the same bytes, without a Parquet round trip or a second process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import pandas as pd
+
+from .audit import build_audit, summarise_audit
+from .chip_options import ChipOptions
+from .importing import read_plate
+from .preprocess import preprocess_batch
+
+
+def read_batch(
+    plates: list[dict],
+    batch: str,
+    samples: pd.DataFrame,
+    assays: pd.DataFrame,
+    *,
+    lod: float,
+    unknown_names: str,
+    on_incomplete: str,
+    log: logging.Logger,
+) -> list[pd.DataFrame]:
+    """Wells table of each plate of ``plates`` (plates.tsv rows of the batch), in that order.
+
+    ``samples`` is the samples sheet as loaded (:func:`ctc_qpcr.sheets.load_samples`),
+    ``assays`` the typed assays sheet. The log says what each plate held.
+    """
+    tables = []
+    for plate in plates:
+        wells = read_plate(
+            plate["path"],
+            plate["format"],
+            plate["plate"],
+            batch,
+            samples,
+            assays,
+            lod=lod,
+            unknown_names=unknown_names,
+            assay=plate.get("assay", ""),
+            on_incomplete=on_incomplete,
+        )
+        log_plate(wells, plate, log)
+        tables.append(wells)
+    return tables
+
+
+def log_plate(wells: pd.DataFrame, plate: dict, log: logging.Logger) -> None:
+    """What reading one export found: wells read, excluded, missing, in incomplete groups."""
+    excluded = wells["excluded"].to_numpy()
+    log.info(
+        "%s: %d wells read from %s (%s excluded by name/emptiness)",
+        plate["plate"],
+        len(wells),
+        plate["path"],
+        int((excluded != "").sum()),
+    )
+    n_missing = int((excluded == "missing").sum())
+    if n_missing:
+        log.warning(
+            "%s: %d wells missing from the export (listed in the well audit as 'missing')",
+            plate["plate"],
+            n_missing,
+        )
+    n_groups = int(wells["instrument_flags"].str.contains("incomplete_group", regex=False).sum())
+    if n_groups:
+        log.warning(
+            "%s: %d wells in replicate groups that lack wells (flag incomplete_group)",
+            plate["plate"],
+            n_groups,
+        )
+
+
+def batch_wells(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The batch's Wells tables as one frame (plates in the order given).
+
+    The reader's notes (missing wells, ...) ride on ``DataFrame.attrs``, which
+    pandas deep-copies on every operation; they are used only while reading.
+    """
+    wells = pd.concat(tables, ignore_index=True)
+    wells.attrs = {}
+    return wells
+
+
+def with_ipc_reference(options: ChipOptions, reference: float) -> ChipOptions:
+    """``options`` with the IPC reference level of the first batch."""
+    return replace(options, ipc=replace(options.ipc, reference=reference))
+
+
+def preprocess_and_audit(
+    wells: pd.DataFrame,
+    samples: pd.DataFrame,
+    assays: pd.DataFrame,
+    options: ChipOptions,
+    *,
+    batch: str,
+    exports: dict,
+    log: logging.Logger,
+) -> dict:
+    """Preprocess the batch's wells and audit every well read.
+
+    Returns the tables of ``results/batches/{batch}/``: ``cells``, ``audit``
+    (sorted by plate, line, well), ``audit_summary``, ``validprime_assays``,
+    ``plate_calibration`` and ``efficiency``.
+    """
+    kept = (wells["excluded"] == "").to_numpy()
+    usable = wells if kept.all() else wells[kept]  # no copy when the reader excluded nothing
+    result = preprocess_batch(usable, samples, assays, options, batch=batch, exports=exports)
+    for note in result.get("notes", []):
+        log.info("%s", note)
+    audit = build_audit(wells, result.get("well_flags"))
+    audit = audit.sort_values(["plate", "line", "well"], kind="stable").reset_index(drop=True)
+    return {
+        "cells": result["cells"],
+        "audit": audit,
+        "audit_summary": summarise_audit(audit),
+        "validprime_assays": result["validprime_assays"],
+        "plate_calibration": result["plate_calibration"],
+        "efficiency": result["efficiency"],
+    }
