@@ -8,6 +8,7 @@ panel check has to flag cells, is the study loaded in one frame.
 """
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -16,8 +17,8 @@ from ctc_qpcr.adapter import run
 from ctc_qpcr.importing import unplated_names
 from ctc_qpcr.panel import check_panel, panel_gaps
 from ctc_qpcr.tables import (
+    atomic_path,
     concat_tsv_files,
-    parquet_parts,
     read_tsv,
     tsv_parts,
     write_parquet,
@@ -76,11 +77,31 @@ def write_cells(smk, log):
         write_tsv(cells, smk.output.cq)
         return
     check_panel(pd.DataFrame(columns=["batch", "assay"]), smk.params.on_panel_mismatch)  # its config check
-    with parquet_parts(smk.output.cq_parquet) as add_parquet, tsv_parts(smk.output.cq) as add_tsv:
-        for _, path in plan:
-            cells = pd.read_parquet(path).sort_values(CELL_ORDER, kind="stable")
-            add_parquet(cells)
-            add_tsv(cells)
+    with atomic_path(smk.output.cq_parquet) as tmp, tsv_parts(smk.output.cq) as add_tsv:
+        writer, empty = None, None
+        try:
+            for _, path in plan:
+                cells = sorted_cells(path)
+                add_tsv(cells.to_pandas())
+                if not cells.num_rows:
+                    empty = cells if empty is None else empty
+                    continue
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, cells.schema, compression="zstd")
+                writer.write_table(cells.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # every batch empty: the first one's (empty) table
+            pq.write_table(empty, tmp, compression="zstd")
+
+
+def sorted_cells(path) -> pa.Table:
+    """A batch's cells sorted by batch, plate, sample, assay in Arrow (a stable sort, missing
+    values last: the order of pandas ``sort_values(kind="stable")``), never through pandas:
+    the Parquet rows are written as read, with the batch file's own schema."""
+    table = pq.read_table(path)
+    return table.take(pc.sort_indices(table, sort_keys=[(c, "ascending") for c in CELL_ORDER]))
 
 
 def plated_names(paths) -> pd.DataFrame:

@@ -1,29 +1,16 @@
 """Snakemake adapter: reference genes (geNorm, NormFinder) and every normalisation strategy."""
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import functools
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run, write_tables
 from ctc_qpcr.normalise import normalise_study
-from ctc_qpcr.normalise_cells import CELLS_COLUMNS
+from ctc_qpcr.normalise_io import read_cells, write_sliced
 from ctc_qpcr.study_options import normalisation_options
-from ctc_qpcr.tables import write_tsv
-
-
-def read_cells(path):
-    """The Cells table's columns normalisation reads, text ids as categoricals (one string per
-    distinct id, not per row: issue 17, the 1,000-chip peak)."""
-    schema = pq.read_schema(path)
-    columns = [c for c in CELLS_COLUMNS if c in schema.names]
-    is_text = (pa.types.is_string, pa.types.is_large_string)
-    text = [c for c in columns if any(is_text_type(schema.field(c).type) for is_text_type in is_text)]
-    return pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
 
 
 def main(smk, log):
     options = normalisation_options(smk.params.settings)
-    cells = read_cells(smk.input.cq)
     samples = sheets.samples_frame(sheets.load_samples(smk.input.samples))
     assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
     paths = zip(smk.output.normalised, smk.output.matrices, strict=True)
@@ -32,12 +19,12 @@ def main(smk, log):
     def write_strategy(strategy, table, wide):
         # written as soon as the strategy is done: one long table in memory at a time
         path, matrix_path = outputs[strategy]
-        write_tsv(table, path)
-        write_tsv(wide.reset_index(), matrix_path)
+        write_sliced(table, path)
+        write_sliced(wide.reset_index(), matrix_path)
         log.info("%s: %d rows -> %s", strategy, len(table), path)
 
     result = normalise_study(
-        cells,
+        functools.partial(read_cells, smk.input.cq),  # read and freed inside normalise_study
         samples,
         assays,
         options,

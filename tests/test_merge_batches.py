@@ -30,12 +30,15 @@ class Job:
         self.__dict__.update(kw)
 
 
-def batch_tables(root: Path, batch: str, assays: list[str], seed: int) -> None:
+def batch_tables(
+    root: Path, batch: str, assays: list[str], seed: int, samples=("S2", "S10", "S1"), copies: int = 1
+) -> None:
+    """A batch's tables; samples unsorted on purpose; ``copies`` > 1: every cell that many times
+    (rows with equal sort keys, kept in their order by a stable sort)."""
     rng = np.random.default_rng(seed)
-    samples = ["S2", "S10", "S1"]  # unsorted on purpose
     plates = [f"{batch}_p2", f"{batch}_p1"]
     cells = pd.DataFrame(
-        [(batch, p, s, a) for p in plates for s in samples for a in assays],
+        [(batch, p, s, a) for _ in range(copies) for p in plates for s in samples for a in assays],
         columns=["batch", "plate", "sample", "assay"],
     )
     cells["cq"] = rng.normal(25, 3, len(cells)).round(6)
@@ -111,6 +114,21 @@ def test_streamed_cells_equal_the_whole_study_sort(tmp_path):
     write_tsv(want, tmp_path / "whole.tsv")
     assert written == (tmp_path / "whole.tsv").read_bytes()
     assert list(got["batch"].drop_duplicates()) == ["B1", "B10", "B2"]
+
+
+def test_arrow_sort_is_the_pandas_stable_sort(tmp_path):
+    """The batches are sorted in Arrow: the same order as pandas' stable sort with non-ASCII
+    names, case, a missing sample name (last) and rows with equal keys (kept in file order)."""
+    batches = ["B2", "B1"]
+    names = ["s1", "Ärzte", None, "S10", "Zeta", "S2", "éclair", "S1"]
+    for i, b in enumerate(batches):
+        batch_tables(tmp_path, b, ["ESR1", "ABCC1"], seed=i + 5, samples=names, copies=3)
+    got = run_merge(tmp_path, batches)
+    want = expected(tmp_path, batches)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got["sample"].isna().sum() == 2 * 2 * 2 * 3  # kept, and sorted last within each plate
+    write_tsv(want, tmp_path / "whole.tsv")
+    assert (tmp_path / "out" / "cq.tsv").read_bytes() == (tmp_path / "whole.tsv").read_bytes()
 
 
 def test_panel_gap_stops_or_flags_as_before(tmp_path):

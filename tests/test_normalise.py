@@ -421,6 +421,25 @@ def test_normalise_study_deterministic():
     pd.testing.assert_frame_equal(a["agreement"], b["agreement"])
 
 
+def test_normalise_study_takes_a_loader_for_the_cells():
+    """A function returning the Cells table (the adapter's way to let the table be freed early)
+    gives the same results as the table itself, and is called once."""
+    cells, samples, assays = make_study()
+    calls = []
+
+    def load():
+        calls.append(1)
+        return cells.copy()
+
+    a = normalise_study(cells, samples, assays)
+    b = normalise_study(load, samples, assays)
+    assert calls == [1]
+    for s in a["normalised"]:
+        pd.testing.assert_frame_equal(a["normalised"][s], b["normalised"][s])
+    pd.testing.assert_frame_equal(a["agreement"], b["agreement"])
+    assert a["notes"] == b["notes"]
+
+
 def test_streamed_strategies_write_the_same_bytes(tmp_path):
     """on_strategy (the workflow's writer): categorical ids, one strategy at a time, same TSV bytes."""
     from ctc_qpcr.tables import write_tsv
@@ -553,3 +572,76 @@ def test_categorical_cells_give_the_same_tables_as_text_cells():
     for strategy, table in as_text["normalised"].items():
         pd.testing.assert_frame_equal(table, as_codes["normalised"][strategy])
     pd.testing.assert_frame_equal(as_text["genorm"], as_codes["genorm"])
+
+
+@pytest.mark.parametrize("bound", [50, 10**9])  # the table of flags, and np.unique past its size
+def test_unique_codes_equal_numpy_unique(bound):
+    from ctc_qpcr.normalise_cells import _sorted_unique, _unique_codes
+
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 50, 2000) * (bound // 50)
+    uniques, first, inverse = _unique_codes(codes, bound)
+    want = np.unique(codes, return_index=True, return_inverse=True)
+    for got, expect in zip((uniques, first, inverse), want, strict=True):
+        np.testing.assert_array_equal(got, np.asarray(expect).reshape(-1))
+    np.testing.assert_array_equal(_sorted_unique(codes), want[0])
+    assert len(_unique_codes(codes[:0], bound)[0]) == 0 and len(_sorted_unique(codes[:0])) == 0
+
+
+def test_row_flags_codes_and_texts():
+    from ctc_qpcr.normalise import _row_flags
+
+    sample_flags = np.array(["reference_missing:B", "", None, "x;"], dtype=object)
+    multi = np.array([1, 0, 0, 0, 0, 0, 1, 1], bool)
+    missing = np.array([0, 1, 0, 0, 1, 0, 0, 1], bool)
+    keep = np.array([1, 1, 1, 1, 1, 0, 1, 1], bool)
+    codes, texts = _row_flags(sample_flags, 2, multi, missing, keep)
+    assert list(texts) == sorted(set(texts))  # the categories pd.Categorical gives: sorted, distinct
+    assert list(texts[codes]) == [
+        "multi_plate_mean;reference_missing:B",
+        "cq_missing;reference_missing:B",
+        "",
+        "",
+        "cq_missing",  # a sample without flags (None); its second row is not kept
+        "multi_plate_mean;x",
+        "cq_missing;multi_plate_mean;x",
+    ]
+    codes, texts = _row_flags(np.array(["x;", "x"], dtype=object), 1, [0, 0], [0, 0], [True, True])
+    assert list(texts) == ["x"] and list(codes) == [0, 0]  # two sample flags, one text
+
+
+def test_sliced_writer_writes_the_bytes_of_write_tsv(tmp_path):
+    """The adapter's writer (a few rows at a time) gives write_tsv's bytes: categorical and
+    formula-like ids, NaN, a slice size that does and one that does not divide the rows, no rows."""
+    from ctc_qpcr.normalise_io import write_sliced
+    from ctc_qpcr.tables import write_tsv
+
+    cells, samples, assays = make_study()
+    cells = cells.replace({"sample": {"P0": "=HYPERLINK(1)"}})
+    tables = []
+    normalise_study(cells, samples, assays, on_strategy=lambda s, table, wide: tables.append((table, wide)))
+    table, wide = tables[0]
+    table = table.copy()
+    table.loc[[3, 40], "ddcq"] = np.nan  # written as empty cells
+    for name, df in (("long", table), ("matrix", wide.reset_index()), ("empty", table.iloc[:0])):
+        write_tsv(df, tmp_path / f"{name}.tsv")
+        want = (tmp_path / f"{name}.tsv").read_bytes()
+        for rows in (7, 16, 10**6):
+            write_sliced(df, tmp_path / f"{name}.{rows}.tsv", rows=rows)
+            assert (tmp_path / f"{name}.{rows}.tsv").read_bytes() == want, (name, rows)
+    assert b"'=HYPERLINK(1)" in (tmp_path / "long.7.tsv").read_bytes()
+
+
+def test_read_cells_reads_ids_as_categoricals(tmp_path):
+    from ctc_qpcr.normalise_io import read_cells
+    from ctc_qpcr.tables import write_parquet
+
+    cells, _, _ = make_study()
+    write_parquet(cells.assign(extra=1.0), tmp_path / "cq.parquet")
+    got = read_cells(tmp_path / "cq.parquet")
+    assert "extra" not in got.columns and isinstance(got["sample"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(
+        got.astype({c: object for c in got.columns if isinstance(got[c].dtype, pd.CategoricalDtype)}),
+        cells[list(got.columns)].reset_index(drop=True),
+        check_dtype=False,
+    )

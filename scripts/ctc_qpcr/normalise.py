@@ -15,6 +15,7 @@ Formulas are restated from docs/methods.md; no code was copied.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from .normalise_cells import (  # noqa: F401  (strategy_agreement: public)
     _prepare_cells,
     _run_genorm,
     _run_normfinder,
+    _unique_codes,
     strategy_agreement,
 )
 from .study_options import NormalisationOptions, normalisation_options, with_words
@@ -234,19 +236,25 @@ def delta_delta_cq(dcq: pd.DataFrame, calibrator_samples: list[str]) -> pd.DataF
 
 
 def _row_flags(
-    sample_flags: np.ndarray, n_genes: int, multi_plate: np.ndarray, cq_missing: np.ndarray
-) -> np.ndarray:
+    sample_flags: np.ndarray, n_genes: int, multi_plate: np.ndarray, cq_missing: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-row flag text: the sample's flags + ``multi_plate_mean`` + ``cq_missing``, sorted, ``;``-joined.
 
+    Returned for the rows in ``keep`` as (codes, texts): row i's text is ``texts[codes[i]]``;
+    ``texts`` = the distinct texts of those rows, sorted (the categories ``pd.Categorical`` gives).
     Vectorised: the text is built once per distinct (sample flags, multi_plate, cq_missing)
-    combination and broadcast back to the rows.
+    combination (found by counting the combination numbers, linear in rows) and the rows get
+    its number.
     """
     if len(sample_flags) == 0 or n_genes == 0:
-        return np.array([], dtype=object)
+        return np.zeros(0, dtype=np.intp), np.array([], dtype=object)
     codes, uniques = pd.factorize(pd.Series(sample_flags, dtype=object).fillna("").astype(str), sort=False)
-    codes = np.repeat(codes.astype(np.int64), n_genes)  # one row per sample × gene, sample-major
-    key = codes * 4 + np.asarray(multi_plate, bool) * 2 + np.asarray(cq_missing, bool)
-    combos, inverse = np.unique(key, return_inverse=True)
+    key = np.repeat(codes.astype(np.int32) * 4, n_genes)  # one row per sample × gene, sample-major
+    key += np.asarray(multi_plate, bool) * np.int32(2)
+    key += np.asarray(cq_missing, bool)
+    key = key[np.asarray(keep, bool)]
+    seen = np.bincount(key, minlength=4 * len(uniques)) > 0
+    combos = np.flatnonzero(seen)
     text = []
     for k in combos:
         f, m, missing = uniques[k // 4], bool(k & 2), bool(k & 1)
@@ -259,7 +267,11 @@ def _row_flags(
                 )
             )
         )
-    return np.array(text, dtype=object)[np.asarray(inverse).reshape(-1)]
+    # two combinations may give one text: number the distinct texts, sorted
+    texts, text_code = np.unique(np.array(text, dtype=object), return_inverse=True)
+    combo_code = np.full(len(seen), -1, dtype=np.intp)
+    combo_code[combos] = np.asarray(text_code).reshape(-1)
+    return combo_code[key], texts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +294,7 @@ def _study_efficiency(assays, genes, efficiency_scaled: bool, notes: list[str]) 
 
 
 def normalise_study(
-    cells: pd.DataFrame,
+    cells: pd.DataFrame | Callable[[], pd.DataFrame],
     samples: pd.DataFrame | None = None,
     assays: pd.DataFrame | None = None,
     options: NormalisationOptions | None = None,
@@ -297,7 +309,8 @@ def normalise_study(
 ) -> dict:
     """Choose normalisers, normalise and compare strategies (docs/methods.md §4). Parameters:
 
-    cells:        Cells table (data-model §2). Minimum: ``sample, gene`` (or ``assay``), ``cq``;
+    cells:        Cells table (data-model §2), or a function returning it (then freed once the
+                  matrices are built: issue 17). Minimum: ``sample, gene`` (or ``assay``), ``cq``;
                   ``role``/``kind`` are taken from ``assays``/``samples`` if absent;
                   ``detected`` defaults to "cq is a number", ``cq_imputed`` to ``cq``.
     samples:      samples sheet (``sample, kind`` and e.g. ``response``).
@@ -319,10 +332,9 @@ def normalise_study(
     global_mean_mode / global_mean_modified: see :func:`global_mean`.
     efficiency_scaled: True when the cells' Cq were already scaled by ``log2(E)`` upstream
                   (config ``efficiency.apply``); E = 2.0 is then used here (not applied twice).
-    on_strategy:  None, or ``f(strategy, long_table, wide_matrix)`` called as soon as a
-                  strategy is done (e.g. to write it); its long table is then not kept
-                  (``normalised`` is empty) and its ids are categorical: one strategy's long
-                  table in memory at a time, not all of them (issue 17: the 1,000-chip peak).
+    on_strategy:  None, or ``f(strategy, long_table, wide_matrix)`` called as soon as a strategy
+                  is done (e.g. to write it); long tables are then not kept (``normalised`` is
+                  empty), ids categorical: one in memory at a time (issue 17: 1,000 chips).
 
     Stability is computed on ``Cq·log2(E)`` (efficiency-scaled Cq, §3.4; = Cq when E = 2)
     of the detected values only, over the normalised samples; samples missing a
@@ -343,7 +355,7 @@ def normalise_study(
     reference_genes = list(o.reference_genes) or None
     _check_words(o.strategies, o.candidates)
     notes: list[str] = []
-    m = _wide_matrices(_prepare_cells(cells, samples, assays, kinds, notes))
+    m = _study_matrices(cells, samples, assays, kinds, notes)
     genes = list(m["cq"].columns)
     eff = _study_efficiency(assays, genes, efficiency_scaled, notes)
     cand = _candidates(m, o.candidates, notes)
@@ -361,6 +373,14 @@ def normalise_study(
     }
     per_strategy = _all_strategies(o.strategies, m, choice, settings, eff, hd, notes, on_strategy)
     return _result(gres, nres, *per_strategy, notes)
+
+
+def _study_matrices(cells, samples, assays, kinds, notes) -> dict:
+    """The wide matrices of the cells; ``cells`` may be a loader, whose table is then referenced
+    from this frame alone and freed on return (an argument stays on its caller's stack)."""
+    if callable(cells):
+        cells = cells()
+    return _wide_matrices(_prepare_cells(cells, samples, assays, kinds, notes))
 
 
 def _all_strategies(strategies, m, choice, settings, eff, hd, notes, on_strategy=None):
@@ -388,17 +408,20 @@ def _wide_matrices(long: pd.DataFrame) -> dict:
 
     A gene absent from a sample's plate: not detected, Cq NaN, not ``present``.
     """
-    s_codes, s_index = pd.factorize(long["sample"], sort=True)
+    s_codes, s_index = pd.factorize(long["sample"], sort=True)  # categorical ids: by their codes
     g_codes, g_index = pd.factorize(long["gene"], sort=True)
     shape = (len(s_index), len(g_index))
-    rows, cols = pd.Index(s_index, name="sample"), pd.Index(g_index, name="gene")
+    rows = pd.Index(np.asarray(s_index, dtype=object), name="sample")
+    cols = pd.Index(np.asarray(g_index, dtype=object), name="gene")
 
     def wide(values, fill, dtype):
         arr = np.full(shape, fill, dtype=dtype)
         arr[s_codes, g_codes] = values
         return pd.DataFrame(arr, index=rows, columns=cols)
 
-    roles = long.drop_duplicates("gene").set_index("gene")["role"]
+    first_gene = _unique_codes(g_codes, len(cols))[1]  # each gene's and sample's first row
+    first_sample = _unique_codes(s_codes, len(rows))[1]
+    roles = pd.Series(long["role"].iloc[first_gene].to_numpy(object), index=cols, name="role")
     return {
         "cq": wide(long["cq_imputed"].to_numpy(float), np.nan, float),
         "raw": wide(long["cq"].to_numpy(float), np.nan, float),
@@ -406,7 +429,7 @@ def _wide_matrices(long: pd.DataFrame) -> dict:
         "multi_plate": wide(long["multi_plate"].to_numpy(bool), False, bool),
         "present": wide(True, False, bool),
         "roles": roles,
-        "kind": long.drop_duplicates("sample").set_index("sample")["kind"],
+        "kind": pd.Series(long["kind"].iloc[first_sample].to_numpy(object), index=rows, name="kind"),
         "ref_genes": [g for g in cols if roles[g] == "reference"],
     }
 
@@ -488,11 +511,15 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes, com
     # column is cut to those rows as it is built: one long table in memory, never a full copy.
     keep = m["present"].to_numpy().ravel()
     no_cq = ~np.isfinite(cq.to_numpy(dtype=float).ravel())
-    row_flags = _row_flags(flags.to_numpy(dtype=object), n, m["multi_plate"].to_numpy().ravel(), no_cq)[keep]
+    flag_codes, flag_texts = _row_flags(
+        flags.to_numpy(dtype=object), n, m["multi_plate"].to_numpy().ravel(), no_cq, keep
+    )
     table = pd.DataFrame(
         {
-            "sample": _id_column(np.repeat(np.arange(n_samples), n)[keep], cq.index, compact),
-            "gene": _id_column(np.tile(np.arange(n), n_samples)[keep], pd.Index(genes), compact),
+            "sample": _id_column(np.repeat(np.arange(n_samples, dtype=np.int32), n)[keep], cq.index, compact),
+            "gene": _id_column(
+                np.tile(np.arange(n, dtype=np.int32), n_samples)[keep], pd.Index(genes), compact
+            ),
             "dcq": dcq.to_numpy().ravel()[keep],
             "detected": m["detected"].to_numpy().ravel()[keep].astype(bool),
             "cq": m["raw"].to_numpy().ravel()[keep],
@@ -500,9 +527,10 @@ def _strategy_tables(strategy, m, norm, flags, used, filled, eff, hd, notes, com
             "ddcq": ddcq.to_numpy().ravel()[keep],
             "log2_nrq": nrq.to_numpy().ravel()[keep],
             "strategy": _id_column(np.zeros(int(keep.sum()), np.int8), pd.Index([strategy]), compact),
-            "flags": pd.Categorical(row_flags) if compact else row_flags,
+            "flags": _id_column(flag_codes, pd.Index(flag_texts, dtype=object), compact),
         },
         columns=LONG_COLUMNS,
+        copy=False,  # the column arrays as built: no second copy into 2-D blocks
     )
     wide = dcq.copy()
     wide.index.name = "sample"

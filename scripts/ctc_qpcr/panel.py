@@ -12,7 +12,6 @@ from __future__ import annotations
 import pandas as pd
 
 from .errors import ConfigError
-from .replicates import join_flag_columns
 
 FLAG = "panel_partial"
 
@@ -55,6 +54,9 @@ def check_panel(cells: pd.DataFrame, on_panel_mismatch: str = "stop") -> tuple[p
             f"that have it (its cells flagged {FLAG})"
         )
     hit = cells["assay"].astype(str).isin(set(gaps["assay"])).to_numpy()
+    # imported here: replicates pulls in scipy (~1 s), which a merge without panel gaps never needs
+    from .replicates import join_flag_columns
+
     cells = cells.copy()
     cells.loc[hit, "flags"] = join_flag_columns(pd.DataFrame({"f": cells.loc[hit, "flags"], "p": FLAG}))
     notes = [
