@@ -48,6 +48,12 @@ def frame(seed: int, extra: dict | None = None) -> pd.DataFrame:
         {"mixed": [3, "a", "=b"] * 100},  # text and numbers in one column: pandas path
         {"tabbed": ["a\tb", 'q"', "l\nx", "ok"] * 75},  # cells pandas quotes: pandas path
         {"=name": ["x"] * 300},  # a formula-like column name
+        # categorical text with missing values and unused categories: taken by code
+        {
+            "site": pd.Categorical(
+                ["liver", None, "-bone", "é"] * 75, categories=["-bone", "liver", "lung", "é"]
+            )
+        },
     ],
 )
 def test_write_tsv_same_bytes_as_pandas(tmp_path, extra):

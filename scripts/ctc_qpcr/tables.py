@@ -185,6 +185,17 @@ def _float_text(values: np.ndarray) -> pa.Array:
     return text
 
 
+def _category_text(series: pd.Series) -> pa.Array | None:
+    """A categorical column of text as Arrow strings, each category converted once and
+    taken by code (missing = null); None when a category is not text."""
+    try:
+        categories = pa.array(series.cat.categories.to_numpy(), type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    codes = series.cat.codes.to_numpy()
+    return categories.take(pa.array(codes, mask=codes < 0))
+
+
 def _arrow_text(df: pd.DataFrame) -> pa.Table | None:
     """``df`` as the Arrow table of exactly what pandas' ``to_csv`` writes in each cell
     (floats as ``FLOAT_FORMAT``, missing as empty); None for a column type it does not cover."""
@@ -195,7 +206,11 @@ def _arrow_text(df: pd.DataFrame) -> pa.Table | None:
         series = df[col]
         dtype = series.dtype
         if isinstance(dtype, pd.CategoricalDtype) and dtype.categories.dtype == object:
-            series, dtype = series.astype(object), np.dtype(object)
+            text = _category_text(series)
+            if text is None:
+                return None
+            columns.append(text)
+            continue
         if not isinstance(dtype, np.dtype):
             return None  # pandas extension types (nullable, categorical of numbers): pandas writes them
         if dtype.kind == "O":
