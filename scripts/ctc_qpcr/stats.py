@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special as _sp
 
-from .stats_signed_rank import _average_ranks, _signed_rank_exact, _signed_rank_normal  # noqa: F401
+from .stats_signed_rank import _average_ranks, _signed_rank_exact, _signed_rank_normal
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -364,7 +364,7 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyR
     if a.size == 0 or b.size == 0:
         return MannWhitneyResult(a.size, b.size, math.nan, math.nan, "", *hl)
     both = np.concatenate([a, b])
-    _, inverse, ties = np.unique(both, return_inverse=True, return_counts=True)  # once for every use
+    ranks, ties = _average_ranks(both)  # mid-ranks and tie-group sizes, once for every use
     if ties.size == 1:  # all tied: no information
         return MannWhitneyResult(a.size, b.size, a.size * b.size / 2.0, 1.0, "asymptotic", *hl)
     if a.size < MW_EXACT_MAX_N and b.size < MW_EXACT_MAX_N and ties.size == both.size:
@@ -374,7 +374,6 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyR
     # method="asymptotic", use_continuity=True; written out because it is called per gene)
     n1, n2 = a.size, b.size
     n = n1 + n2
-    ranks = (np.cumsum(ties) - (ties - 1) / 2.0)[inverse]  # mid-ranks (_average_ranks)
     u1 = float(ranks[:n1].sum()) - n1 * (n1 + 1) / 2.0
     mu = n1 * n2 / 2.0
     var = n1 * n2 / 12.0 * ((n + 1) - float(np.sum(ties**3 - ties)) / (n * (n - 1)))
