@@ -5,7 +5,7 @@ tables (results/batches/{batch}/); the steps are in ctc_qpcr.chip_batch.
 """
 
 from ctc_qpcr import chip_batch, sheets
-from ctc_qpcr.adapter import run
+from ctc_qpcr.adapter import run, write_tables
 from ctc_qpcr.chip_options import chip_options
 from ctc_qpcr.preprocess import ipc_reference_from
 from ctc_qpcr.tables import read_tsv, write_parquet, write_tsv
@@ -46,9 +46,16 @@ def main(smk, log):
     write_parquet(out["cells"], smk.output.cells)
     write_parquet(out["audit"], smk.output.wells)
     write_tsv(out["audit"], smk.output.audit)
-    for name in ("audit_summary", "validprime", "calibration", "efficiency"):
-        key = {"validprime": "validprime_assays", "calibration": "plate_calibration"}.get(name, name)
-        write_tsv(out[key], getattr(smk.output, name))
+    write_tables(
+        out,
+        smk.output,
+        {
+            "audit_summary": "audit_summary",
+            "validprime_assays": "validprime",
+            "plate_calibration": "calibration",
+            "efficiency": "efficiency",
+        },
+    )
 
 
 run(main, snakemake)  # noqa: F821
