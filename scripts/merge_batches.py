@@ -17,8 +17,8 @@ from ctc_qpcr.adapter import run
 from ctc_qpcr.importing import unplated_names
 from ctc_qpcr.panel import check_panel, panel_gaps
 from ctc_qpcr.tables import (
-    atomic_path,
     concat_tsv_files,
+    parquet_parts,
     read_tsv,
     tsv_parts,
     write_parquet,
@@ -77,23 +77,11 @@ def write_cells(smk, log):
         write_tsv(cells, smk.output.cq)
         return
     check_panel(pd.DataFrame(columns=["batch", "assay"]), smk.params.on_panel_mismatch)  # its config check
-    with atomic_path(smk.output.cq_parquet) as tmp, tsv_parts(smk.output.cq) as add_tsv:
-        writer, empty = None, None
-        try:
-            for _, path in plan:
-                cells = sorted_cells(path)
-                add_tsv(cells.to_pandas())
-                if not cells.num_rows:
-                    empty = cells if empty is None else empty
-                    continue
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, cells.schema, compression="zstd")
-                writer.write_table(cells.cast(writer.schema))
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is None:  # every batch empty: the first one's (empty) table
-            pq.write_table(empty, tmp, compression="zstd")
+    with parquet_parts(smk.output.cq_parquet) as add_parquet, tsv_parts(smk.output.cq) as add_tsv:
+        for _, path in plan:
+            cells = sorted_cells(path)
+            add_tsv(cells.to_pandas())
+            add_parquet(cells)
 
 
 def sorted_cells(path) -> pa.Table:

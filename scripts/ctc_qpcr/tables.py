@@ -311,15 +311,19 @@ def parquet_parts(path: str | os.PathLike) -> Iterator:
     """Yield ``add(df)``: frames with the same columns and types, added in order, become
     one Parquet table (a row group or more per frame; read back it equals
     :func:`write_parquet` of their concatenation). The first non-empty frame gives the
-    schema; empty frames add nothing (all of them empty: the first is written)."""
+    schema; empty frames add nothing (all of them empty: the first is written). A frame
+    may also be an Arrow table, written as it is (no pandas round trip)."""
     with atomic_path(path) as tmp:
         writer, empty = [], []
 
-        def add(df: pd.DataFrame) -> None:
+        def add(df: pd.DataFrame | pa.Table) -> None:
             if not len(df):
-                empty.append(df.iloc[:0])
+                empty.append(df)
                 return
-            table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+            if isinstance(df, pa.Table):
+                table = df
+            else:
+                table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
             if not writer:
                 writer.append(pq.ParquetWriter(tmp, table.schema, compression="zstd"))
             writer[0].write_table(table.cast(writer[0].schema))
@@ -332,7 +336,10 @@ def parquet_parts(path: str | os.PathLike) -> Iterator:
         if not writer:
             if not empty:
                 raise ValueError(f"{path}: no table was added")
-            empty[0].reset_index(drop=True).to_parquet(tmp, index=False, compression="zstd")
+            if isinstance(empty[0], pa.Table):
+                pq.write_table(empty[0], tmp, compression="zstd")
+            else:
+                empty[0].reset_index(drop=True).to_parquet(tmp, index=False, compression="zstd")
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:
