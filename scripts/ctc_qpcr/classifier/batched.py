@@ -58,38 +58,43 @@ def fit_enet_logistic(
     l1 = np.asarray(l1_ratio, float)
     l2 = 1.0 - l1
     L = lipschitz(Z, Cs, l2)
-    w = np.zeros((B, p))
-    b = np.zeros(B)
-    vw, vb, mom = w.copy(), b.copy(), np.ones(B)
+    w_out, b_out = np.zeros((B, p)), np.zeros(B)
+    # working arrays of the problems still running, compacted only when some converge
+    # (gathering Z on every iteration cost more than the iteration's arithmetic)
     active = np.arange(B)
+    Za, ta, Ca, La, l1a, l2a = Z, t, Cs, L, l1, l2
+    w, b = np.zeros((B, p)), np.zeros(B)
+    vw, vb, mom = w.copy(), b.copy(), np.ones(B)
     for _ in range(max_iter):
-        Za, ta, Ca = Z[active], t[active], Cs[active]
-        La, l1a, l2a = L[active], l1[active], l2[active]
-        xw, xb = vw[active], vb[active]
-        margin = ta * ((Za @ xw[:, :, None])[:, :, 0] + xb[:, None])
+        margin = ta * ((Za @ vw[:, :, None])[:, :, 0] + vb[:, None])
         r = -Ca * ta * expit(-margin)
-        gw = (r[:, None, :] @ Za)[:, 0, :] + l2a[:, None] * xw
+        gw = (r[:, None, :] @ Za)[:, 0, :] + l2a[:, None] * vw
         gb = r.sum(axis=1)
         step = 1.0 / La
-        uw = xw - step[:, None] * gw
+        uw = vw - step[:, None] * gw
         nw = np.sign(uw) * np.maximum(np.abs(uw) - (l1a * step)[:, None], 0.0)
-        nb = xb - step * gb
-        gap = np.maximum(np.abs(nw - xw).max(axis=1), np.abs(nb - xb)) * La
+        nb = vb - step * gb
+        gap = np.maximum(np.abs(nw - vw).max(axis=1), np.abs(nb - vb)) * La
         # adaptive restart: momentum reset where it points uphill
-        restart = ((xw - nw) * (nw - w[active])).sum(axis=1) + (xb - nb) * (nb - b[active]) > 0
-        m_old = np.where(restart, 1.0, mom[active])
+        restart = ((vw - nw) * (nw - w)).sum(axis=1) + (vb - nb) * (nb - b) > 0
+        m_old = np.where(restart, 1.0, mom)
         m_new = (1.0 + np.sqrt(1.0 + 4.0 * m_old**2)) / 2.0
         beta = np.where(restart, 0.0, (m_old - 1.0) / m_new)
-        vw[active] = nw + beta[:, None] * (nw - w[active])
-        vb[active] = nb + beta * (nb - b[active])
-        w[active], b[active], mom[active] = nw, nb, m_new
+        vw = nw + beta[:, None] * (nw - w)
+        vb = nb + beta * (nb - b)
+        w, b, mom = nw, nb, m_new
         done = gap < tol
         if done.any():
-            w[active[done]], b[active[done]] = nw[done], nb[done]
-            active = active[~done]
-            if not len(active):
+            w_out[active[done]], b_out[active[done]] = nw[done], nb[done]
+            keep = ~done
+            if not keep.any():
                 break
-    return w, b
+            active = active[keep]
+            Za, ta, Ca, La, l1a, l2a = Za[keep], ta[keep], Ca[keep], La[keep], l1a[keep], l2a[keep]
+            w, b, vw, vb, mom = w[keep], b[keep], vw[keep], vb[keep], mom[keep]
+    else:
+        w_out[active], b_out[active] = w, b
+    return w_out, b_out
 
 
 def rank_gauss(Xtr: np.ndarray, Xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,16 +138,96 @@ def f_scores(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (ssbn / 1.0) / ((sstot - ssbn) / float(n - 2))
 
 
+class RankIndex:
+    """Each gene's sort order over all samples of ``X``, computed once, so that the rank
+    counts of any training fold (and the fold's median imputation) come from a cumulative
+    sum instead of comparing every sample with every training sample.
+
+    For a training fold T, value x of gene j has lo = #{t in T: X[t, j] < x} and
+    hi = #{t in T: X[t, j] <= x} — the integer counts :func:`rank_gauss` takes from its
+    all-pairs comparison, so the transformed values are bit-identical (tested).  Median
+    imputation (:class:`FoldDesign`) is folded in: the fold's median of gene j is read from
+    the sorted order, and the imputed copies add to the counts of every value above it.
+    """
+
+    def __init__(self, X: np.ndarray):
+        self.X = np.asarray(X, dtype=float)
+        n, p = self.X.shape
+        self.nan = np.isnan(self.X)
+        self.order = np.argsort(self.X, axis=0, kind="stable")  # NaN last
+        self.sorted = np.take_along_axis(self.X, self.order, 0)
+        pos = np.arange(n)[:, None]
+        first = np.ones((n, p), bool)
+        first[1:] = self.sorted[1:] != self.sorted[:-1]  # a new run of equal values starts
+        last = np.ones((n, p), bool)
+        last[:-1] = first[1:]
+        start = np.maximum.accumulate(np.where(first, pos, 0), axis=0)
+        end = np.minimum.accumulate(np.where(last, pos + 1, n)[::-1], axis=0)[::-1]
+        # per sample: the sorted positions [start, end) of the values equal to its own
+        self.start = np.empty((n, p), dtype=np.intp)
+        self.end = np.empty((n, p), dtype=np.intp)
+        np.put_along_axis(self.start, self.order, start, 0)
+        np.put_along_axis(self.end, self.order, end, 0)
+
+    def scaled(self, train: np.ndarray, test: np.ndarray):
+        """(Ztr, Zte) of :func:`rank_gauss` after the fold's median imputation (as
+        :class:`FoldDesign` does it); None when a gene has no value in the training fold."""
+        n, p = self.X.shape
+        n_tr = len(train)
+        member = np.zeros((n, p), bool)
+        member[train] = True
+        member &= ~self.nan
+        counts = np.zeros((n + 1, p), dtype=np.int64)
+        np.cumsum(np.take_along_axis(member, self.order, 0), axis=0, out=counts[1:])
+        rows = np.concatenate([train, test])
+        lo = np.take_along_axis(counts, self.start[rows], 0)
+        hi = np.take_along_axis(counts, self.end[rows], 0)
+        present = counts[-1]
+        n_nan = n_tr - present
+        if n_nan.any() or self.nan[test].any():
+            if not present.all():
+                return None
+            med = self._medians(counts, present)
+            below = (np.where(member, self.X, np.inf) < med).sum(axis=0)
+            upto = (np.where(member, self.X, np.inf) <= med).sum(axis=0)
+            x, missing = self.X[rows], self.nan[rows]
+            lo = np.where(missing, below, lo + n_nan * (med < x))
+            hi = np.where(missing, upto + n_nan, hi + n_nan * (med <= x))
+        z = ndtri(np.clip((lo + hi) / 2.0 / n_tr, 0.5 / n_tr, 1.0 - 0.5 / n_tr))
+        return z[:n_tr], z[n_tr:]
+
+    def _medians(self, counts: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """:func:`column_medians` of the training fold: its middle values in sorted order."""
+        cols = np.arange(self.X.shape[1])
+
+        def kth(r):  # sorted position of the fold's r-th (0-based) value of each gene
+            return (counts[1:] > r[None, :]).argmax(axis=0)
+
+        a = self.sorted[kth((present - 1) // 2), cols]
+        b = self.sorted[kth(present // 2), cols]
+        return (a + b) / 2.0
+
+    def design(self, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> FoldDesign:
+        """:class:`FoldDesign` of the fold (rows ``train`` of X with labels ``y[train]``)."""
+        scaled = self.scaled(train, test)
+        if scaled is None:
+            return FoldDesign(self.X[train], y[train], self.X[test])
+        return FoldDesign(None, y[train], None, scaled=scaled)
+
+
 class FoldDesign:
     """Median imputation, rank-to-normal and F-score gene order of one training fold
-    (the first three steps of :func:`~.pipeline.make_pipeline`), numpy only."""
+    (the first three steps of :func:`~.pipeline.make_pipeline`), numpy only.
+    ``scaled``: (Ztr, Zte) already computed (:meth:`RankIndex.design`)."""
 
-    def __init__(self, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray):
-        if np.isnan(Xtr).any() or np.isnan(Xte).any():
-            med = column_medians(Xtr)
-            Xtr = np.where(np.isnan(Xtr), med, Xtr)
-            Xte = np.where(np.isnan(Xte), med, Xte)
-        self.Ztr, self.Zte = rank_gauss(Xtr, Xte)
+    def __init__(self, Xtr: np.ndarray | None, ytr: np.ndarray, Xte: np.ndarray | None, scaled=None):
+        if scaled is None:
+            if np.isnan(Xtr).any() or np.isnan(Xte).any():
+                med = column_medians(Xtr)
+                Xtr = np.where(np.isnan(Xtr), med, Xtr)
+                Xte = np.where(np.isnan(Xte), med, Xte)
+            scaled = rank_gauss(Xtr, Xte)
+        self.Ztr, self.Zte = scaled
         self.ytr = ytr
         scores = f_scores(self.Ztr, ytr)
         self.order = np.argsort(np.where(np.isnan(scores), np.finfo(float).min, scores), kind="mergesort")

@@ -32,7 +32,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.linear_model import LogisticRegression
 
-from .batched import FoldDesign, fit_folds
+from .batched import RankIndex, fit_folds
 from .errors import ClassifierInputError
 from .pipeline import PERMUTATION_PARAMS, make_pipeline, param_grid, permutation_k
 from .validation import (
@@ -64,10 +64,11 @@ def _batched_statistics(model, k, X, perms_y, groups, n_splits, n_repeats, seed)
     """:func:`_fixed_statistic` of every permuted label vector at once (elastic net): all
     outer folds of all permutations in one batch of the batched solver."""
     designs, where = [], []
+    index = RankIndex(X)
     for i, yp in enumerate(perms_y):
         for r, folds in enumerate(outer_splits(yp, groups, n_splits, n_repeats, seed)):
             for train, test in folds:
-                designs.append(FoldDesign(X[train], yp[train], X[test]))
+                designs.append(index.design(yp, train, test))
                 where.append((i, r, train, test))
     n = len(designs)
     probas, _ = fit_folds(designs, [k] * n, [model.C] * n, [model.l1_ratio] * n, X.shape[0], X.shape[1])

@@ -41,7 +41,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from .batched import FoldDesign, fit_folds
+from .batched import RankIndex, fit_folds
 from .errors import ClassifierInputError
 from .pipeline import make_pipeline, rank_scaler, selected_mask
 
@@ -219,11 +219,12 @@ def _best_combos(spec: NestedSearch, X, y, groups, trains) -> list[int]:
     (ParameterGrid order, mean inner-fold AUC, first best wins)."""
     combos, ks, C, l1 = _grid_models(spec)
     designs, owner, inner_tests = [], [], []
+    index = RankIndex(X)
     for f, train in enumerate(trains):
         ytr, gtr = y[train], groups[train]
         split_kw = {"groups": gtr} if grouped(gtr) else {}
         for itr, ite in inner_cv(ytr, gtr).split(X[train], ytr, **split_kw):
-            designs.append(FoldDesign(X[train][itr], ytr[itr], X[train][ite]))
+            designs.append(index.design(y, train[itr], train[ite]))
             inner_tests.append(ytr[ite])
             owner.append(f)
     problems = [(d, j) for d in designs for j in range(len(combos))]
@@ -246,7 +247,8 @@ def _batched_fold_chunk(spec: NestedSearch, X, y, groups, chunk) -> list:
     the inner search of every fold in one batch, then the outer refits in a second one."""
     _, ks, C, l1 = _grid_models(spec)
     best = _best_combos(spec, X, y, groups, [train for train, _ in chunk])
-    outer = [FoldDesign(X[train], y[train], X[test]) for train, test in chunk]
+    index = RankIndex(X)
+    outer = [index.design(y, train, test) for train, test in chunk]
     probas, used = fit_folds(
         outer, [ks[j] for j in best], [C[j] for j in best], [l1[j] for j in best], len(y), X.shape[1]
     )
