@@ -539,6 +539,40 @@ def test_rank_index_designs_equal_the_fold_by_fold_designs():
         assert np.array_equal(fast.order, slow.order)
 
 
+def test_categorical_clinical_baseline_equals_the_pipeline_bit_for_bit():
+    """The clinical baseline's fast path (categorical covariates) gives the probabilities of
+    the fitted clinical Pipeline exactly: dense and sparse one-hot designs (ColumnTransformer's
+    0.3 density rule), missing values in training and test rows, tied most-frequent values,
+    categories unseen in training, two columns; numeric covariates keep the pipeline."""
+    from sklearn.base import clone
+
+    from ctc_qpcr.classifier.clinical import categorical_only, clinical_fold_proba
+    from ctc_qpcr.classifier.pipeline import clinical_pipeline
+
+    rng = np.random.default_rng(0)
+    labels = np.array(list("ABCDEFG"), dtype=object)
+    seen_sparse = seen_dense = 0
+    for trial in range(40):
+        frame = pd.DataFrame({"subtype": rng.choice(labels[: 2 + trial % 5], 45)})
+        if trial % 2:
+            frame["grade"] = rng.choice(np.array(["g1", "g2", "g3"], dtype=object), 45)
+        frame = frame.astype(object)
+        for c in frame.columns:
+            frame.loc[rng.random(45) < 0.15, c] = np.nan
+        y = (rng.random(45) < 0.4).astype(int)
+        pipe = clinical_pipeline(frame, 2016)
+        assert categorical_only(pipe)
+        order = rng.permutation(45)
+        train, test = np.sort(order[:36]), np.sort(order[36:])
+        fast = clinical_fold_proba(pipe, frame, y, train, test)
+        fitted = clone(pipe).fit(frame.iloc[train], y[train])
+        assert np.array_equal(fast, fitted.predict_proba(frame.iloc[test])[:, 1])
+        sparse_out = fitted.named_steps["prep"].sparse_output_
+        seen_sparse, seen_dense = seen_sparse + sparse_out, seen_dense + (not sparse_out)
+    assert seen_sparse and seen_dense
+    assert not categorical_only(clinical_pipeline(pd.DataFrame({"age": [50.0, 60.0]}), 2016))
+
+
 def test_stratified_folds_equal_repeated_stratified_kfold():
     from ctc_qpcr.classifier.validation import stratified_folds
 

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -39,9 +40,10 @@ from sklearn.model_selection import (
     StratifiedKFold,
 )
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .batched import RankIndex, fit_folds
+from .clinical import categorical_only, clinical_fold_proba
 from .errors import ClassifierInputError
 from .pipeline import make_pipeline, rank_scaler, selected_mask
 
@@ -111,11 +113,23 @@ def _take(X, idx):
     return X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
 
 
+_CONTROLLER: list = [None, -1]  # ThreadpoolController, len(sys.modules) when it was made
+
+
+def _limit_blas():
+    """``threadpool_limits(1)`` from a cached controller: making one scans every loaded
+    library (a third of a small fold task's time); it is made again when modules (hence
+    perhaps native libraries) were imported since."""
+    if _CONTROLLER[1] != len(sys.modules):
+        _CONTROLLER[0], _CONTROLLER[1] = ThreadpoolController(), len(sys.modules)
+    return _CONTROLLER[0].limit(limits=1)
+
+
 class quiet:
     """One BLAS thread and no convergence chatter inside worker tasks (determinism)."""
 
     def __enter__(self):
-        self._limits = threadpool_limits(1)
+        self._limits = _limit_blas()
         self._config = sklearn.config_context(skip_parameter_validation=True)
         self._config.__enter__()
         self._warn = warnings.catch_warnings()
@@ -137,7 +151,7 @@ def one_blas_thread(function):
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        with threadpool_limits(limits=1):
+        with _limit_blas():
             return function(*args, **kwargs)
 
     return wrapper
@@ -186,6 +200,10 @@ def _fold_task(spec, X, y, groups, train, test, n_features):
         # fitted DummyClassifier predicts it (n_pos / n), without a fit per fold
         return np.full(len(test), np.count_nonzero(y[train] == 1) / len(train)), np.zeros(n_features, bool)
     with quiet():
+        if categorical_only(spec):
+            proba = clinical_fold_proba(spec, X, y, train, test)
+            if proba is not None:
+                return proba, np.zeros(n_features, bool)
         if isinstance(spec, NestedSearch):
             est, _ = spec.fit_best(X[train], y[train], groups[train])
         else:
