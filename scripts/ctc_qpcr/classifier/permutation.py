@@ -71,7 +71,7 @@ def _batched_statistics(model, k, X, perms_y, groups, n_splits, n_repeats, seed)
                 designs.append(index.design(yp, train, test))
                 where.append((i, r, train, test))
     n = len(designs)
-    probas, _ = fit_folds(designs, [k] * n, [model.C] * n, [model.l1_ratio] * n, X.shape[0], X.shape[1])
+    probas, _ = fit_folds(designs, [k] * n, [model.C] * n, [model.l1_ratio] * n)
     oof = np.full((len(perms_y), n_repeats, X.shape[0]), np.nan)
     folds: dict = {}
     for (i, r, train, test), proba in zip(where, probas, strict=True):

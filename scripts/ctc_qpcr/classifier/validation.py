@@ -251,8 +251,6 @@ def _best_combos(spec: NestedSearch, X, y, groups, trains) -> list[int]:
         [ks[j] for _, j in problems],
         [C[j] for _, j in problems],
         [l1[j] for _, j in problems],
-        len(y),
-        X.shape[1],
     )
     auc = np.array([fast_auc(inner_tests[i // len(combos)], p) for i, p in enumerate(probas)])
     auc = auc.reshape(len(designs), len(combos))
@@ -267,9 +265,7 @@ def _batched_fold_chunk(spec: NestedSearch, X, y, groups, chunk) -> list:
     best = _best_combos(spec, X, y, groups, [train for train, _ in chunk])
     index = RankIndex(X)
     outer = [index.design(y, train, test) for train, test in chunk]
-    probas, used = fit_folds(
-        outer, [ks[j] for j in best], [C[j] for j in best], [l1[j] for j in best], len(y), X.shape[1]
-    )
+    probas, used = fit_folds(outer, [ks[j] for j in best], [C[j] for j in best], [l1[j] for j in best])
     masks = []
     for u in used:
         mask = np.zeros(X.shape[1], bool)
