@@ -611,3 +611,34 @@ def test_repeat_scores_equal_the_sklearn_metrics():
     expected = np.mean([balanced_accuracy_score(y, (p >= 0.5).astype(int)) for p in oof])
     assert scores["balanced_accuracy"] == pytest.approx(expected, abs=1e-12)
     assert scores["brier"] == pytest.approx(np.mean([brier_score_loss(y, p) for p in oof]), abs=1e-12)
+
+
+def test_roc_points_equal_sklearn_roc_curve():
+    """The ROC figure's points (numpy, so the plotting job does not import scikit-learn)
+    are roc_curve's: ties, few distinct scores, one class only (NaN rates)."""
+    import os
+    import subprocess
+    import sys
+    import warnings
+    from pathlib import Path
+
+    from sklearn.metrics import roc_curve
+
+    from ctc_qpcr.plots_classifier import roc_points
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(2, 60))
+        y = rng.integers(0, 2, n)
+        if trial % 50 == 0:
+            y[:] = 1
+        score = rng.random(n).round(int(rng.integers(1, 4)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fpr, tpr, _ = roc_curve(y, score)
+        ours = roc_points(y, score)
+        assert np.array_equal(ours[0], fpr, equal_nan=True) and np.array_equal(ours[1], tpr, equal_nan=True)
+    code = "import sys, ctc_qpcr.plots_classifier; print('sklearn' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(Path(C.__file__).parents[2])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "False"

@@ -19,12 +19,30 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
 
 from .plotting import save_figure  # noqa: E402
 
 _RC = {"svg.hashsalt": "ctc-qpcr-classifier", "svg.fonttype": "path", "font.size": 9}
 _BASELINES = ("prevalence", "clinical")
+
+
+def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, tpr) of ``sklearn.metrics.roc_curve(y, score)`` (collinear points dropped),
+    the same values (tested) without importing scikit-learn into the plotting job."""
+    y = np.asarray(y) == 1
+    score = np.asarray(score, dtype=float)
+    order = np.argsort(score, kind="mergesort")[::-1]
+    score, y = score[order], y[order].astype(float)
+    last = np.r_[np.flatnonzero(np.diff(score)), len(y) - 1]  # last sample of each score
+    tps = np.cumsum(y)[last]
+    fps = 1 + last.astype(float) - tps
+    if len(fps) > 2:
+        corner = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
+        tps, fps = tps[corner], fps[corner]
+    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
+    fpr = fps / fps[-1] if fps[-1] > 0 else np.full(fps.shape, np.nan)
+    tpr = tps / tps[-1] if tps[-1] > 0 else np.full(tps.shape, np.nan)
+    return fpr, tpr
 
 
 def _panels(n: int):
@@ -81,7 +99,7 @@ def plot_roc(
         raise ValueError("metrics table has no row for " + ", ".join("/".join(m) for m in missing))
 
     def curve(ax, site, name, part, linestyle):
-        fpr, tpr, _ = roc_curve(part["label"].to_numpy(int), part["probability"].to_numpy(float))
+        fpr, tpr = roc_points(part["label"].to_numpy(int), part["probability"].to_numpy(float))
         ax.plot(
             fpr,
             tpr,
