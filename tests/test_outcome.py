@@ -381,3 +381,25 @@ def test_plot_all(tmp_path):
     paths = plot_all(r, tmp_path)
     assert len(paths) == r["km"][["analysis", "endpoint"]].drop_duplicates().shape[0]
     assert all(p.exists() for p in paths)
+
+
+def test_figures_job_imports_no_analysis_module():
+    """plot_outcome imports ctc_qpcr.outcome.dynamics and plots_outcome: the package's names
+    load on first use, so the figures job pays for neither the analyses nor scipy.stats."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import ctc_qpcr
+
+    code = (
+        "import sys; from ctc_qpcr.outcome.dynamics import thr_label; import ctc_qpcr.plots_outcome; "
+        "print(sorted(m for m in ('scipy.stats', 'ctc_qpcr.outcome.analyses') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(ctc_qpcr.__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "[]"
+    from ctc_qpcr import outcome
+
+    assert outcome.run_outcome.__module__ == "ctc_qpcr.outcome.run" and "run_outcome" in dir(outcome)

@@ -16,36 +16,41 @@ All tables are sorted deterministically. Input problems raise
 what to do.
 """
 
-from .analyses import (
-    COX_COLUMNS,
-    COX_MODEL_COLUMNS,
-    KM_COLUMNS,
-    LOGRANK_COLUMNS,
-    MEDIAN_COLUMNS,
-    SUBGROUP_COLUMNS,
-    interaction_test,
-    landmark_cohort,
-)
-from .associations import ASSOC_COLUMNS, associations_table, cochran_armitage
-from .dynamics import (
-    CHANGE_CATEGORIES,
-    RATE_COLUMNS,
-    change_category,
-    clopper_pearson,
-    dynamics_table,
-    positivity_rates,
-)
-from .expression import EXPR_COLUMNS, expression_cox
-from .inputs import (
-    RESPONSES,
-    STANDARD_VOLUME_ML,
-    landmark_times,
-    match_patients,
-    validate_clinical,
-    validate_counts,
-)
-from .options import OutcomeOptions, outcome_options
-from .run import check_outcome_inputs, run_outcome
+# Names resolved on first use (PEP 562), so that a job importing one submodule (the
+# figures job imports .dynamics) does not load every analysis and scipy.stats with it.
+_SOURCES = {
+    "analyses": (
+        "COX_COLUMNS",
+        "COX_MODEL_COLUMNS",
+        "KM_COLUMNS",
+        "LOGRANK_COLUMNS",
+        "MEDIAN_COLUMNS",
+        "SUBGROUP_COLUMNS",
+        "interaction_test",
+        "landmark_cohort",
+    ),
+    "associations": ("ASSOC_COLUMNS", "associations_table", "cochran_armitage"),
+    "dynamics": (
+        "CHANGE_CATEGORIES",
+        "RATE_COLUMNS",
+        "change_category",
+        "clopper_pearson",
+        "dynamics_table",
+        "positivity_rates",
+    ),
+    "expression": ("EXPR_COLUMNS", "expression_cox"),
+    "inputs": (
+        "RESPONSES",
+        "STANDARD_VOLUME_ML",
+        "landmark_times",
+        "match_patients",
+        "validate_clinical",
+        "validate_counts",
+    ),
+    "options": ("OutcomeOptions", "outcome_options"),
+    "run": ("check_outcome_inputs", "run_outcome"),
+}
+_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
     "ASSOC_COLUMNS",
@@ -82,6 +87,12 @@ __all__ = [
 
 
 def __getattr__(name):
+    if name in _MODULE_OF:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+        globals()[name] = value
+        return value
     # the example cohort's simulator lives with the simulators (ctc_qpcr.simulate_counts);
     # kept importable from here for callers written before the split
     if name == "simulate_outcome":
@@ -89,3 +100,7 @@ def __getattr__(name):
 
         return simulate_outcome
     raise AttributeError(name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 CHANGE_CATEGORIES = ("low→low", "high→low", "low→high", "high→high")
 RATE_COLUMNS = ["timepoint", "threshold", "n", "positive", "rate", "ci_low", "ci_high"]
@@ -72,6 +71,8 @@ def clopper_pearson(k, n, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     lower = Beta(α/2; k, n − k + 1) (0 if k = 0); upper = Beta(1 − α/2; k + 1,
     n − k) (1 if k = n).
     """
+    from scipy import stats  # here, not at the top: the figures job imports this module
+
     k = np.asarray(k, float)
     n = np.asarray(n, float)
     with np.errstate(invalid="ignore", divide="ignore"):
