@@ -44,7 +44,10 @@ def _place_labels(ax, xs, ys, names, fontsize=7) -> None:
     """Label points without overlaps: greedy, in display space, moving a label
     down (then up) by its height until it clears the labels already placed."""
     fig = ax.figure
-    fig.canvas.draw()
+    # transData needs the autoscaled view limits only (the axes sit at their subplot
+    # position until tight_layout): settle them instead of rendering the whole figure
+    ax.get_xlim()
+    ax.get_ylim()
     placed: list[tuple[float, float, float, float]] = []
     height = fontsize * fig.dpi / 72 * 1.25
     for x, y, name in zip(xs, ys, names, strict=True):
