@@ -54,12 +54,12 @@ def script_rules(workdir: Path) -> dict[str, str]:
     for smk in sorted((workdir / "workflow" / "rules").glob("*.smk")):
         rule = None
         for line in smk.read_text().splitlines():
-            m = re.match(r"\s*(?:rule|checkpoint)\s+(\w+)", line)
+            m = re.match(r"\s*(?:rule|checkpoint)\b\s*(\w*)\s*:", line)
             if m:
-                rule = m.group(1)
+                rule = m.group(1) or None  # an unnamed rule (named in a loop): its script's name
             m = re.search(r"scripts/(\w+)\.py", line)
-            if m and rule and "script" not in out.get(m.group(1), "x"):
-                out.setdefault(m.group(1), rule)
+            if m and "script" not in out.get(m.group(1), "x"):
+                out.setdefault(m.group(1), rule or m.group(1))
     return out
 
 
