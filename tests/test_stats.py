@@ -256,6 +256,26 @@ def test_one_row_ranks_are_the_general_ranks():
         assert np.array_equal(row[0][0], both[0][0]) and np.array_equal(row[1][0], both[1][0])
 
 
+def test_midranks_are_scipy_average_ranks():
+    """stats_signed_rank.midranks (every rank test's mid-ranks): scipy's average ranks, the tie-group
+    sizes in ascending order of value and each value's group size, with and without ties."""
+    from scipy.stats import rankdata
+
+    from ctc_qpcr.stats_signed_rank import midranks
+
+    rng = np.random.default_rng(9)
+    for i in range(100):
+        x = rng.normal(size=int(rng.integers(1, 300)))
+        if i % 2:
+            x = np.round(x, 1)
+        ranks, sizes, ties = midranks(x)
+        values, counts = np.unique(x, return_counts=True)
+        assert np.array_equal(ranks, rankdata(x, method="average"))
+        assert np.array_equal(sizes, counts) and sizes.sum() == x.size
+        assert np.array_equal(ties, counts[np.searchsorted(values, x)].astype(float))
+        assert midranks(x, ties=False)[2] is None
+
+
 def test_signed_rank_exact_is_scipy_exact_to_the_bit():
     """Exact signed-rank p (n < 50, no zeros or ties) from counts / 2ⁿ = scipy's exact test, bit for bit."""
     from scipy.stats import wilcoxon

@@ -4,7 +4,8 @@ The differential tables test each gene on its detected values, one gene at a tim
 :mod:`ctc_qpcr.robust_tests`, whose 2-D bookkeeping (NaN masks, three separate rankings for
 Brunner–Munzel, one for Mann–Whitney, two sorts for Yuen) cost more than the arithmetic. Here both
 groups are sorted once, every mid-rank (within each group and in the pooled sample) comes from
-``searchsorted`` counts, and the same formulas run on 1-D arrays:
+:func:`ctc_qpcr.stats_signed_rank.midranks` (the package's one mid-rank computation), and the same
+formulas run on 1-D arrays:
 
 * mid-ranks, tie sizes, rank sums and tie terms are multiples of ½ (exact in floating point), so
   they equal the general path's whatever the order of the work;
@@ -25,6 +26,7 @@ import numpy as np
 from scipy.special import gammaln, ndtr, stdtr
 
 from . import robust_tests as rt
+from .stats_signed_rank import midranks
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,6 @@ def _yuen(sa: np.ndarray, sb: np.ndarray, trim: float) -> tuple[float, float]:
     return float(t), _t_p(t, df)
 
 
-def _midranks(sorted_values: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of values < x and ≤ x in ``sorted_values``."""
-    return np.searchsorted(sorted_values, x, "left"), np.searchsorted(sorted_values, x, "right")
-
-
 def _mann_whitney_p(rca: np.ndarray, tie_a, tie_b, na, nb) -> float:
     """``robust_tests.mann_whitney`` p from the pooled mid-ranks of A and every value's tie size."""
     n = na + nb
@@ -132,15 +129,9 @@ def level_tests(xa: np.ndarray, xb: np.ndarray, trim: float, calibrate: bool = T
     na, nb = np.float64(xa.size), np.float64(xb.size)
     sa, sb = np.sort(xa), np.sort(xb)
     with np.errstate(all="ignore"):
-        lo_aa, hi_aa = _midranks(sa, xa)
-        lo_ab, hi_ab = _midranks(sb, xa)
-        lo_bb, hi_bb = _midranks(sb, xb)
-        lo_ba, hi_ba = _midranks(sa, xb)
-        ra, rb = (lo_aa + hi_aa + 1) / 2.0, (lo_bb + hi_bb + 1) / 2.0
-        rca = (lo_aa + lo_ab + hi_aa + hi_ab + 1) / 2.0
-        rcb = (lo_bb + lo_ba + hi_bb + hi_ba + 1) / 2.0
-        tie_a = (hi_aa + hi_ab - lo_aa - lo_ab).astype(float)
-        tie_b = (hi_bb + hi_ba - lo_bb - lo_ba).astype(float)
+        rc, _, tie = midranks(np.concatenate([xa, xb]))  # pooled mid-ranks and tie sizes
+        rca, rcb, tie_a, tie_b = rc[: xa.size], rc[xa.size :], tie[: xa.size], tie[xa.size :]
+        ra, rb = midranks(xa, ties=False)[0], midranks(xb, ties=False)[0]  # within each group (BM)
         welch_p = np.nan
         if calibrate:
             small = min(xa.size, xb.size) < rt.CALIBRATE_BELOW

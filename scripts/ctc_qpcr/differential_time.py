@@ -205,7 +205,8 @@ def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group:
         notes.append(f"{spec['name']}: group column {group_col!r} absent; mixed model without interaction")
         group_col = None
     data = data[data[col].isin(tps)]
-    n_pairs_units = len(set(data.loc[data[col] == a_lvl, "unit"]) & set(data.loc[data[col] == b_lvl, "unit"]))
+    units = data["unit"]  # each level's distinct units (hashed once each), then their overlap
+    n_pairs_units = len(set(units[data[col] == a_lvl].unique()) & set(units[data[col] == b_lvl].unique()))
     do_paired = n_pairs_units >= min_per_group
     if not do_paired:
         notes.append(

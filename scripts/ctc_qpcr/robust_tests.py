@@ -13,12 +13,16 @@ Formulas: docs/methods.md §6 (Welch, Mann–Whitney, Brunner–Munzel, Yuen).
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from scipy.special import gammaincinv, ndtr, stdtr, stdtrit
+
+from .stats_signed_rank import midranks
 
 
 @dataclass(frozen=True)
@@ -147,9 +151,69 @@ def welch_size(k_a: int, k_b: int, share_a, u: float) -> np.ndarray:
 
 @lru_cache(maxsize=4096)
 def _welch_size_curve(k_small: int, k_large: int) -> tuple[np.ndarray, np.ndarray]:
-    """(log10 u, log10 of the largest :func:`welch_size` over 33 shares c_a in 0.0003–0.9997)."""
+    """(log10 u, log10 of the largest :func:`welch_size` over 33 shares c_a in 0.0003–0.9997).
+
+    Read from the shipped table (:data:`SIZE_TABLE`, k_small < :data:`CALIBRATE_BELOW`,
+    k_large ≤ :data:`SIZE_TABLE_MAX`) when it was built for these grids, else computed
+    (:func:`_size_curve`, ≈ 1.3 s CPU a curve: issue 17)."""
+    stored = _size_table().get((k_small, k_large))
+    return _LOG_U, stored if stored is not None else _size_curve(k_small, k_large)
+
+
+def _size_curve(k_small: int, k_large: int) -> np.ndarray:
+    """The log10 size curve of :func:`_welch_size_curve`, computed by quadrature."""
     sup = np.array([max(welch_size(k_small, k_large, _RATIO, 10.0**lu).max(), 10.0**lu) for lu in _LOG_U])
-    return _LOG_U, np.log10(np.minimum(np.maximum.accumulate(sup), 1.0))
+    return np.log10(np.minimum(np.maximum.accumulate(sup), 1.0))
+
+
+#: The size curves of every (k_small, k_large) with 2 ≤ k_small < CALIBRATE_BELOW and k_small ≤ k_large
+#: ≤ SIZE_TABLE_MAX (CTC groups are small: the example study needs 3 vs 8-23 and 4 vs 7-15), computed
+#: once by :func:`write_size_table` (≈ 1.3 s CPU a curve, 114 curves); values as Python's shortest
+#: round-trip repr, so they read back bit for bit. Larger groups are computed when first met.
+SIZE_TABLE = Path(__file__).with_name("welch_size_curves.tsv")
+SIZE_TABLE_MAX = 40
+
+
+def size_table_key() -> str:
+    """What the stored curves depend on: the quadrature nodes, the p grid and the variance shares."""
+    h = hashlib.sha256(f"nodes={_NODES};".encode())
+    for grid in (_LOG_U, _RATIO):
+        h.update(np.ascontiguousarray(grid, dtype="<f8").tobytes())
+    return h.hexdigest()[:16]
+
+
+def _size_table_rows(k_large_max: int = SIZE_TABLE_MAX):
+    """Text lines of the table: k_large ascending, then k_small."""
+    for k_large in range(2, k_large_max + 1):
+        for k_small in range(2, min(CALIBRATE_BELOW - 1, k_large) + 1):
+            curve = _size_curve(k_small, k_large)
+            yield "\t".join([str(k_small), str(k_large), *(repr(float(v)) for v in curve)]) + "\n"
+
+
+def write_size_table(path=SIZE_TABLE, k_large_max: int = SIZE_TABLE_MAX) -> None:
+    """Compute and write the size-curve table (≈ 2.5 min CPU; rebuild after changing the grids:
+    :func:`size_table_key` no longer matches and the table is ignored)."""
+    header = ["k_small", "k_large", *(f"log10_u={u:g}" for u in _LOG_U)]
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        out.write(f"# Welch size curves (robust_tests._welch_size_curve), key {size_table_key()}\n")
+        out.write("\t".join(header) + "\n")
+        out.writelines(_size_table_rows(k_large_max))
+
+
+@lru_cache(maxsize=1)
+def _size_table() -> dict[tuple[int, int], np.ndarray]:
+    """The shipped curves, or none when the file is absent or was built for other grids."""
+    try:
+        lines = SIZE_TABLE.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    if not lines or not lines[0].endswith(f"key {size_table_key()}"):
+        return {}
+    table = {}
+    for line in lines[2:]:
+        k_small, k_large, *values = line.split("\t")
+        table[int(k_small), int(k_large)] = _read_only(np.array([float(v) for v in values]))
+    return table
 
 
 def _ranks_and_ties(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,23 +241,11 @@ def _ranks_and_ties(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ranks_and_ties_row(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_ranks_and_ties` of one row of finite values (one gene of the workflow), 1-D work only.
-
-    A tie group at 0-based sorted positions f..f+s−1 has mid-rank f + (s + 1)/2: the same
-    multiples of ½ as the general path's mean of positions, so the same numbers (issue 17:
-    the per-gene tests spent most of their time in the 2-D bookkeeping)."""
-    n = v.size
-    order = np.argsort(v, kind="stable")
-    xs = v[order]
-    start = np.empty(n, dtype=bool)
-    start[:1] = True
-    np.not_equal(xs[1:], xs[:-1], out=start[1:])
-    first = np.flatnonzero(start)
-    size = np.diff(np.append(first, n))
-    group = np.cumsum(start) - 1
-    ranks, ties = np.empty(n), np.empty(n)
-    ranks[order] = (first + (size + 1) / 2.0)[group]
-    ties[order] = size[group]
+    """:func:`_ranks_and_ties` of one row of finite values (one gene of the workflow), 1-D work only
+    (:func:`ctc_qpcr.stats_signed_rank.midranks`: the same multiples of ½ as the general path's mean
+    of positions, so the same numbers; issue 17: the per-gene tests spent most of their time in
+    the 2-D bookkeeping)."""
+    ranks, _, ties = midranks(v)
     return ranks[None, :], ties[None, :]
 
 

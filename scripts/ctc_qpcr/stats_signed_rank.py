@@ -15,11 +15,20 @@ from scipy import special as _sp
 
 
 def _average_ranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mid-ranks (1-based) of ``x`` and the sizes of its tie groups."""
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    upper = np.cumsum(counts)
-    mid = upper - (counts - 1) / 2.0
-    return mid[inverse], counts
+    """Mid-ranks (1-based) of ``x`` and the sizes of its tie groups (ascending values)."""
+    ranks, sizes, _ = midranks(x, ties=False)
+    return ranks, sizes
+
+
+def midranks(x: np.ndarray, ties: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Mid-ranks (1-based) of the values of a 1-D array, the sizes of its tie groups in ascending
+    order of value, and (``ties``) each value's tie-group size: the one mid-rank computation of
+    the package (Mann–Whitney, Brunner–Munzel, signed rank; 1-D and per row). A tie group ending
+    at 1-based sorted position u with s members has mid-rank u − (s − 1)/2, a multiple of ½
+    (exact in floating point, whatever the order of the work)."""
+    _, inverse, sizes = np.unique(x, return_inverse=True, return_counts=True)
+    mid = np.cumsum(sizes) - (sizes - 1) / 2.0
+    return mid[inverse], sizes, sizes[inverse].astype(float) if ties else None
 
 
 @functools.lru_cache(maxsize=64)
