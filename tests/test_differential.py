@@ -673,11 +673,11 @@ def test_read_normalised_is_pandas_read_to_the_bit(tmp_path):
 
 
 def test_level_tests_are_robust_tests_to_the_bit():
-    """differential_rows.level_tests (one pass per gene) = robust_tests' Welch-calibrated, Yuen,
+    """robust_tests.level_tests (one gene's row by 1-D work) = robust_tests' Welch-calibrated, Yuen,
     Brunner–Munzel and Mann–Whitney on the same row, bit for bit: ties, constant and separated
     groups, small groups (calibrated Welch) and NaN (general path) included."""
     from ctc_qpcr import robust_tests as rt
-    from ctc_qpcr.differential_rows import level_tests
+    from ctc_qpcr.robust_tests import level_tests
 
     def same(x, y):
         return x == y or (math.isnan(x) and math.isnan(y))
