@@ -12,19 +12,18 @@ WORKFLOW_ROOT = Path(workflow.current_basedir).parents[1]
 sys.path.insert(0, str(WORKFLOW_ROOT / "scripts"))
 
 import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
 
 from ctc_qpcr.chip_options import chip_options  # noqa: E402
+from ctc_qpcr import config_check  # noqa: E402
 from ctc_qpcr.config_check import check_config, check_settings  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
 from ctc_qpcr.provenance import sha256  # noqa: E402
 
-with open(WORKFLOW_ROOT / "workflow" / "schemas" / "config.schema.yaml") as handle:
-    try:
-        check_config(config, yaml.safe_load(handle))
-    except ConfigError as exc:
-        raise WorkflowError(str(exc)) from None
+try:
+    check_config(config, _CONFIG_SCHEMA)  # read by config_file.smk
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -33,8 +32,7 @@ def validate_sheets():
     """Schema validation of the three sheets on their distinct constrained values."""
     for frame, name in ((plates, "plates"), (samples, "samples"), (assays, "assays")):
         schema = WORKFLOW_ROOT / "workflow" / "schemas" / f"{name}.schema.yaml"
-        with open(schema) as handle:
-            view = sheets.schema_view(frame, yaml.safe_load(handle))
+        view = sheets.schema_view(frame, config_check.load_schema(schema))
         validate(view, schema=f"../schemas/{name}.schema.yaml")
 
 
