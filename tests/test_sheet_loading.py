@@ -1,8 +1,9 @@
 """The fast paths of the dry run's sheet loading give what the slow ones gave.
 
-* ``sheet_text._records`` splits a quote-free sheet on tabs; it must give the
-  grid (and line numbers) pandas' C parser gave, on random sheets with short
-  rows, blank and comment lines, empty cells and odd white space.
+* ``sheet_text._records`` looks for comment lines only when a line starts
+  with ``#``; it must give the grid (and line numbers) of the full scan, on
+  random sheets with short rows, blank and comment lines, empty cells and odd
+  white space.
 * ``sheets.check_distinct_exports`` compares equal-size exports by their first
   block before hashing them whole: files sharing a size and a first block but
   not their end are distinct; copies, links and links to folders are refused
@@ -34,7 +35,7 @@ from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 
 
 def _c_parser_records(text: str):
-    """The grid as pandas' C parser read it (the earlier implementation)."""
+    """The grid with every record's first cell scanned for a comment (the earlier implementation)."""
     grid = pd.read_csv(
         io.StringIO(text),
         sep="\t",
@@ -178,3 +179,39 @@ def test_broken_config_file_keeps_pyyaml_messages(tmp_path):
     twice.write_text("lod: 35\nreplicates:\n  max_sd: 0.3\n  max_sd: 0.4\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="line 4: the key 'max_sd' is given twice in one section"):
         config_check.check_yaml_file(twice)
+
+
+def test_schema_view_keeps_the_distinct_constrained_rows_in_first_order():
+    df = pd.DataFrame(
+        {
+            "sample": ["S1", "S2", "S3", "", "S5"],
+            "kind": ["patient", "healthy", "patient", "patient", "healthy"],
+            "response": ["responder", "", "responder", "responder", ""],
+        },
+        index=[2, 3, 4, 5, 6],
+    )
+    schema = {
+        "properties": {
+            "sample": {"type": "string", "minLength": 0},
+            "kind": {"type": "string", "enum": ["patient", "healthy"]},
+            "response": {"type": "string", "enum": ["", "responder"]},
+        }
+    }
+    view = sheets.schema_view(df, schema)
+    assert view.to_numpy().tolist() == [
+        ["x", "patient", "responder"],
+        ["x", "healthy", ""],
+        ["", "patient", "responder"],
+    ]
+    assert list(view.index) == [0, 1, 2]
+    assert sheets.schema_view(df.iloc[:0], schema).shape == (0, 3)
+
+
+def test_settings_name_the_value_missing_from_a_large_column():
+    samples = pd.DataFrame({"timepoint": ["T0", "T1", ""] * 20000, "kind": ["patient"] * 60000})
+    assert config_check._missing(["T1"], samples["timepoint"], "timepoint", "w", "s.tsv") == []
+    assert config_check._missing(["t1", "X9"], samples["timepoint"], "timepoint", "w", "s.tsv") == [
+        "w: timepoint 't1' is not in s.tsv — did you mean 'T1'?",
+        "w: timepoint 'X9' is not in s.tsv",
+    ]
+    assert config_check._missing([], samples["timepoint"], "timepoint", "w", "s.tsv") == []

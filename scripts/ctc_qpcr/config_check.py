@@ -54,7 +54,12 @@ def check_config(config: dict, schema: dict, source: str = "config/config.yaml")
 
 def _missing(wanted, present, what: str, where: str, sheet: str) -> list[str]:
     """One message per value of ``wanted`` that is not exactly in ``present``."""
-    present = sorted({str(p) for p in present if str(p) != ""})
+    wanted = list(wanted)
+    if not wanted:
+        return []
+    if hasattr(present, "unique"):  # a sheet column: 44,000 cells, a few distinct values
+        present = present.unique()
+    present = sorted({text for text in map(str, present) if text != ""})
     problems = []
     for value in wanted:
         value = str(value)

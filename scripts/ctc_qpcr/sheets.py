@@ -414,9 +414,12 @@ def schema_view(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
     milliseconds for a sheet of tens of thousands of rows.
     """
     props = schema.get("properties", {})
-    out = pd.DataFrame(index=df.index)
+    columns = {}
     for col in df.columns:
         spec = props.get(col, {})
         free = set(spec) <= {"type", "description", "minLength"} or spec.get("pattern") == ID_PATTERN
-        out[col] = df[col].where(df[col] == "", "x") if free else df[col]
-    return out.drop_duplicates().reset_index(drop=True)
+        values = df[col].tolist()
+        columns[col] = [v if v == "" else "x" for v in values] if free else values
+    # the distinct rows in order of first appearance (as drop_duplicates keeps them)
+    rows = list(dict.fromkeys(zip(*columns.values(), strict=True)))
+    return pd.DataFrame(rows, columns=list(columns), dtype=object)

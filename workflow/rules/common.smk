@@ -115,6 +115,16 @@ PLATE_ROWS = {
     for b, rows in plates.groupby("batch", sort=False)
 }
 PLATES_OF = {b: list(PLATE_ROWS[b]["plate"]) for b in BATCHES}
+# The same rows as plain records (one to_dict for the sheet, not one per batch: the
+# per-batch rules' params) and each batch's exports (their inputs).
+PLATE_RECORDS = {b: [] for b in BATCHES}
+for _batch, _record in zip(
+    plates["batch"],
+    plates[["plate", "path", "format", "assay"]].to_dict("records"),
+    strict=True,
+):
+    PLATE_RECORDS[_batch].append(_record)
+EXPORTS_OF = {b: [r["path"] for r in PLATE_RECORDS[b]] for b in BATCHES}
 FIRST_BATCH = BATCHES[0] if BATCHES else ""
 
 for unknown in set(config["batches"]) - set(BATCHES):
