@@ -109,14 +109,8 @@ if QPCR_ACTIVE:
 # Batches in the order of first appearance in plates.tsv: the first batch
 # anchors the IPC reference (config ipc.reference: null).
 BATCHES = list(dict.fromkeys(plates["batch"]))
-# Each batch's plates.tsv rows, grouped once (not one scan of the sheet per batch).
-PLATE_ROWS = {
-    b: rows[["plate", "path", "format", "assay"]]
-    for b, rows in plates.groupby("batch", sort=False)
-}
-PLATES_OF = {b: list(PLATE_ROWS[b]["plate"]) for b in BATCHES}
-# The same rows as plain records (one to_dict for the sheet, not one per batch: the
-# per-batch rules' params) and each batch's exports (their inputs).
+# Each batch's plates.tsv rows as plain records (one to_dict for the sheet, not one
+# per batch: the per-batch rules' params), its exports (their inputs) and plates.
 PLATE_RECORDS = {b: [] for b in BATCHES}
 for _batch, _record in zip(
     plates["batch"],
@@ -125,6 +119,7 @@ for _batch, _record in zip(
 ):
     PLATE_RECORDS[_batch].append(_record)
 EXPORTS_OF = {b: [r["path"] for r in PLATE_RECORDS[b]] for b in BATCHES}
+PLATES_OF = {b: [r["plate"] for r in PLATE_RECORDS[b]] for b in BATCHES}
 FIRST_BATCH = BATCHES[0] if BATCHES else ""
 
 for unknown in set(config["batches"]) - set(BATCHES):
