@@ -589,6 +589,43 @@ def test_welch_size_matches_simulation_and_t_limit():
     assert abs((p < 0.01).mean() - exact01) < 4 * np.sqrt(exact01 / 40000)
 
 
+def test_shipped_size_table_is_the_computed_curves():
+    """robust_tests' shipped size-curve table: built for the current grids (its key), every
+    (k_small, k_large) up to SIZE_TABLE_MAX present, and stored curves equal the quadrature bit
+    for bit (the smallest, the example study's largest and the table's last pair)."""
+    from ctc_qpcr import robust_tests as rt
+
+    first = rt.SIZE_TABLE.read_text(encoding="utf-8").splitlines()[0]
+    assert first.endswith(f"key {rt.size_table_key()}")
+    table = rt._size_table()
+    expected = {
+        (ks, kl)
+        for kl in range(2, rt.SIZE_TABLE_MAX + 1)
+        for ks in range(2, min(rt.CALIBRATE_BELOW - 1, kl) + 1)
+    }
+    assert set(table) == expected
+    for pair in [(2, 2), (3, 23), (4, rt.SIZE_TABLE_MAX)]:
+        assert table[pair].tobytes() == rt._size_curve(*pair).tobytes()
+        assert rt._welch_size_curve(*pair)[1] is table[pair]
+
+
+def test_size_curves_without_the_table(monkeypatch, tmp_path):
+    """No table (or one built for other grids): the curve is computed, with the same numbers."""
+    from ctc_qpcr import robust_tests as rt
+
+    stored = rt._size_table()[(3, 8)]
+    stale = tmp_path / "curves.tsv"
+    stale.write_text("# Welch size curves, key 0000\n", encoding="utf-8")
+    for path in (tmp_path / "absent.tsv", stale):
+        monkeypatch.setattr(rt, "SIZE_TABLE", path)
+        rt._size_table.cache_clear()
+        rt._welch_size_curve.cache_clear()
+        assert rt._size_table() == {}
+        assert rt._welch_size_curve(3, 8)[1].tobytes() == stored.tobytes()
+    rt._size_table.cache_clear()
+    rt._welch_size_curve.cache_clear()
+
+
 def test_welch_calibrated_holds_alpha_where_welch_does_not():
     """3 vs 17 values, the small group with SD 2: Welch 0.07 / 0.03 at α 0.05 / 0.01; calibrated ≤ α."""
     from ctc_qpcr import robust_tests as rt
@@ -636,11 +673,11 @@ def test_read_normalised_is_pandas_read_to_the_bit(tmp_path):
 
 
 def test_level_tests_are_robust_tests_to_the_bit():
-    """differential_rows.level_tests (one pass per gene) = robust_tests' Welch-calibrated, Yuen,
+    """robust_tests.level_tests (one gene's row by 1-D work) = robust_tests' Welch-calibrated, Yuen,
     Brunner–Munzel and Mann–Whitney on the same row, bit for bit: ties, constant and separated
     groups, small groups (calibrated Welch) and NaN (general path) included."""
     from ctc_qpcr import robust_tests as rt
-    from ctc_qpcr.differential_rows import level_tests
+    from ctc_qpcr.robust_tests import level_tests
 
     def same(x, y):
         return x == y or (math.isnan(x) and math.isnan(y))

@@ -76,3 +76,34 @@ def test_stage_options_name_the_stage_key():
         classifier_options().n_permutations
         == schema()["classifier"]["properties"]["n_permutations"]["default"]
     )
+
+
+def _schema_specs():
+    """Every leaf spec of the config schema (sections' properties and top-level keys)."""
+    out = []
+    for key, spec in schema().items():
+        for sub in spec.get("properties", {}).values() if "properties" in spec else [spec]:
+            out.append(sub)
+    return out
+
+
+VALUES = [0, 1, -1, 2, 0.5, -0.5, 1.0, 3.32, 35, 100, 1e9, float("nan"), float("inf"), True, False, None,
+          "", "x", "stop", "exclude", "flag", "reference", "two_group", [], [1], ["a"], ["a", 2], (1, 2),
+          {"a": 1}, [None], [True], [0.5, 2]]  # fmt: skip
+
+
+def test_plain_check_never_accepts_what_jsonschema_refuses():
+    """The fast path (no jsonschema import) may only say 'valid' where the validator agrees."""
+    from ctc_qpcr.options import _plainly_valid, _validator
+
+    specs = _schema_specs()
+    fast = 0
+    for spec in specs:
+        for value in VALUES + [e for e in spec.get("enum", [])]:
+            if _plainly_valid(value, spec):
+                fast += 1
+                assert _validator()(spec).is_valid(value), (spec, value)
+    assert fast > 100  # the fast path does take the common cases
+    # a bool is no number, a list of a wrong item type is refused by the validator's message
+    with pytest.raises(ConfigError, match="must be of type number"):
+        section("replicates", {"max_sd": True}, ["max_sd"])

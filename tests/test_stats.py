@@ -256,6 +256,54 @@ def test_one_row_ranks_are_the_general_ranks():
         assert np.array_equal(row[0][0], both[0][0]) and np.array_equal(row[1][0], both[1][0])
 
 
+def test_midranks_are_scipy_average_ranks():
+    """stats_signed_rank.midranks (every rank test's mid-ranks): scipy's average ranks, the tie-group
+    sizes in ascending order of value and each value's group size, with and without ties."""
+    from scipy.stats import rankdata
+
+    from ctc_qpcr.stats_signed_rank import midranks
+
+    rng = np.random.default_rng(9)
+    for i in range(100):
+        x = rng.normal(size=int(rng.integers(1, 300)))
+        if i % 2:
+            x = np.round(x, 1)
+        ranks, sizes, ties = midranks(x)
+        values, counts = np.unique(x, return_counts=True)
+        assert np.array_equal(ranks, rankdata(x, method="average"))
+        assert np.array_equal(sizes, counts) and sizes.sum() == x.size
+        assert np.array_equal(ties, counts[np.searchsorted(values, x)].astype(float))
+        assert midranks(x, ties=False)[2] is None
+
+
+def test_exact_mann_whitney_is_scipy_exact_to_the_bit():
+    """stats.mann_whitney's exact p (no ties, both groups < 50) = scipy ``mannwhitneyu(method="exact")``
+    bit for bit, from the Gaussian-binomial counts where scipy's recurrence is exact and from scipy
+    itself above that bound; the counts are the C(n, k) arrangements, symmetric."""
+    from math import comb
+
+    from scipy.stats import mannwhitneyu
+
+    from ctc_qpcr import stats
+    from ctc_qpcr.stats_signed_rank import _rank_sum_counts, _rank_sum_exact_p
+
+    rng = np.random.default_rng(11)
+    own = 0
+    for i in range(400):
+        n_a, n_b = (int(rng.integers(1, 50)) for _ in range(2))
+        a, b = rng.normal(size=n_a), rng.normal(0.4 * (i % 3), 1.0, n_b)
+        got = stats.mann_whitney(a, b)
+        ref = mannwhitneyu(a, b, alternative="two-sided", method="exact")
+        assert got.method == "exact" and got.u == float(ref.statistic)
+        assert np.float64(got.p).tobytes() == np.float64(ref.pvalue).tobytes(), (n_a, n_b)
+        own += _rank_sum_exact_p(n_a, n_b, got.u) is not None
+    assert 100 < own < 400  # both paths taken
+    for k, m in [(1, 1), (3, 4), (12, 30), (24, 25)]:
+        counts = _rank_sum_counts(k, m)
+        assert counts.size == k * m + 1 and int(counts.sum()) == comb(k + m, k)
+        assert (counts == counts[::-1]).all() and (counts > 0).all()
+
+
 def test_signed_rank_exact_is_scipy_exact_to_the_bit():
     """Exact signed-rank p (n < 50, no zeros or ties) from counts / 2ⁿ = scipy's exact test, bit for bit."""
     from scipy.stats import wilcoxon

@@ -193,7 +193,8 @@ def fit_time_lmm(
 
 
 def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group: int):
-    """Time points in order, the group labels (``_grp``), and which analyses can run."""
+    """Time points in order, the rows at one of them with each one's position in that order
+    (``tp``, hashed once per distinct value), the group labels (``_grp``), and which analyses can run."""
     col = spec["column"]
     a_lvl, b_lvl = spec["levels"]
     tps = spec["timepoints"] or sorted(v for v in data[col].unique() if v != "")
@@ -204,8 +205,13 @@ def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group:
     if group_col and group_col not in data.columns:
         notes.append(f"{spec['name']}: group column {group_col!r} absent; mixed model without interaction")
         group_col = None
-    data = data[data[col].isin(tps)]
-    n_pairs_units = len(set(data.loc[data[col] == a_lvl, "unit"]) & set(data.loc[data[col] == b_lvl, "unit"]))
+    pos = {lvl: i for i, lvl in enumerate(tps)}
+    codes, uniques = pd.factorize(data[col])  # each row's time point as its position in tps (−1: none)
+    tp = np.array([pos.get(u, -1) for u in uniques] + [-1], dtype=np.int64)[codes]
+    if not (tp >= 0).all():
+        data, tp = data[tp >= 0], tp[tp >= 0]
+    units = data["unit"]  # each level's distinct units (hashed once each), then their overlap
+    n_pairs_units = len(set(units[tp == pos[a_lvl]].unique()) & set(units[tp == pos[b_lvl]].unique()))
     do_paired = n_pairs_units >= min_per_group
     if not do_paired:
         notes.append(
@@ -232,7 +238,7 @@ def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group:
     do_lmm = len(tps) >= 2 and n_lmm_units >= min_per_group
     if not do_lmm:
         notes.append(f"{spec['name']}: mixed model skipped — {n_lmm_units} patients / {len(tps)} time points")
-    return data, tps, with_group, do_paired, do_lmm
+    return data, tps, tp, with_group, do_paired, do_lmm
 
 
 def _paired(xa, xb, da, db, spec, min_detected: int) -> dict:
@@ -301,20 +307,19 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
 
 def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_detected=3, **_):
     """Paired test (levels[0] vs levels[1]) and mixed model per gene, on on-level detected values only."""
-    col = spec["column"]
-    data, tps, with_group, do_paired, do_lmm = _time_setup(data, spec, notes, min_per_group)
+    data, tps, tp, with_group, do_paired, do_lmm = _time_setup(data, spec, notes, min_per_group)
     if not do_paired and not do_lmm:
         notes.append(f"{spec['name']}: skipped — too few patients")
         return _empty(EXTRA_TIME)
-    level = data[col].to_numpy(object)
     det = data["detected"].to_numpy(bool)
+    pos = {lvl: i for i, lvl in enumerate(tps)}  # tp: each row's position in tps
     arr = {
-        "is_a": level == spec["levels"][0], "is_b": level == spec["levels"][1],
+        "is_a": tp == pos[spec["levels"][0]], "is_b": tp == pos[spec["levels"][1]],
         "unit": pd.factorize(data["unit"].astype(str), sort=True)[0],  # code order = string order
         "dcq": data["dcq"].to_numpy(float), "det": det,
         "on": data["on"].to_numpy(bool) if "on" in data else det,
         "frac": data["detected_fraction"].to_numpy(float),
-        "tp": data[col].map({lvl: i for i, lvl in enumerate(tps)}).to_numpy(int),
+        "tp": tp,
         "grp": pd.factorize(data["_grp"].astype(str), sort=True)[0],
         "has_grp": data["_grp"].to_numpy(str) != "",
     }  # fmt: skip

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import stats
-from .differential_rows import level_tests
+from .robust_tests import level_tests
 
 #: Trimming of the Yuen test (``test: yuen``, column p_yuen), 10 % from each end.
 YUEN_TRIM = 0.1

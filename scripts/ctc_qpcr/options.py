@@ -34,12 +34,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
-
-import jsonschema
-import yaml
 
 from .errors import ConfigError
 
@@ -47,13 +45,72 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "co
 
 T = TypeVar("T")
 
-# a library caller may give a tuple where the config has a list
-_VALIDATOR = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "array", lambda _checker, value: isinstance(value, list | tuple)
-    ),
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    """JSON-schema validator (imported on first need: ~0.15 s of every job's start-up otherwise);
+    a library caller may give a tuple where the config has a list."""
+    import jsonschema
+
+    return jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+            "array", lambda _checker, value: isinstance(value, list | tuple)
+        ),
+    )
+
+
+# Keywords :func:`_plainly_valid` decides; any other keyword goes to the validator.
+_PLAIN_KEYWORDS = frozenset(
+    {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "items", "minItems"}
 )
+_ANNOTATIONS = frozenset({"description", "default", "title", "examples"})
+_PLAIN_TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "array": lambda v: isinstance(v, list | tuple),
+}
+
+
+def _plainly_valid(value: Any, spec: dict) -> bool:
+    """True only when ``value`` surely satisfies ``spec``; False = let the JSON-schema validator decide.
+
+    The common case (a number, a string, a choice, a list of them) is checked without
+    importing jsonschema; anything unusual (another keyword, a bool among numbers, a float
+    that is not finite, an unknown type) is left to it, so its verdict and message stand.
+    """
+    if not set(spec) <= _PLAIN_KEYWORDS | _ANNOTATIONS:
+        return False
+    types = spec.get("type", ())
+    types = [types] if isinstance(types, str) else list(types)
+    if not types or not all(t in _PLAIN_TYPES for t in types):
+        return False
+    if not any(_PLAIN_TYPES[t](value) for t in types):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if "enum" in spec and (isinstance(value, bool) or value not in spec["enum"]):
+        return False
+    if isinstance(value, int | float) and not isinstance(value, bool) and not _within(value, spec):
+        return False
+    if isinstance(value, list | tuple):
+        if len(value) < spec.get("minItems", 0):
+            return False
+        items = spec.get("items", {})
+        return isinstance(items, dict) and all(_plainly_valid(v, items) for v in value)
+    return True  # items and minItems apply to arrays only
+
+
+def _within(value: float, spec: dict) -> bool:
+    return (
+        value >= spec.get("minimum", value)
+        and value <= spec.get("maximum", value)
+        and ("exclusiveMinimum" not in spec or value > spec["exclusiveMinimum"])
+        and ("exclusiveMaximum" not in spec or value < spec["exclusiveMaximum"])
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -61,8 +118,9 @@ def schema() -> dict:
     """The ``properties`` of the config schema ({} when the package runs without its workflow)."""
     if not SCHEMA_PATH.is_file():
         return {}
-    with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["properties"]
+    from .config_check import load_schema  # the C parser when PyYAML has it
+
+    return load_schema(SCHEMA_PATH)["properties"]
 
 
 def schema_default(key: str) -> Any:
@@ -72,7 +130,11 @@ def schema_default(key: str) -> Any:
 
 def _checked(name: str, key: str, value: Any, spec: dict) -> Any:
     """``value`` if it satisfies the key's schema (type, range, choices); else a ConfigError."""
-    error = jsonschema.exceptions.best_match(_VALIDATOR(spec).iter_errors(value))
+    if _plainly_valid(value, spec):
+        return value
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator()(spec).iter_errors(value))
     if error is None:
         return value
     where = "".join(f"[{p}]" for p in error.absolute_path)

@@ -13,12 +13,16 @@ Formulas: docs/methods.md §6 (Welch, Mann–Whitney, Brunner–Munzel, Yuen).
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from scipy.special import gammaincinv, ndtr, stdtr, stdtrit
+
+from .stats_signed_rank import midranks
 
 
 @dataclass(frozen=True)
@@ -53,16 +57,58 @@ def _t_p(t: np.ndarray, df: np.ndarray) -> np.ndarray:
         return np.where(ok, 2.0 * stdtr(np.where(ok, df, 1.0), -np.abs(np.where(ok, t, 0.0))), np.nan)
 
 
+def _sq(x):
+    """x² as a product: numpy's array ``x ** 2`` (a square) for arrays and scalars alike (a scalar's
+    ``**`` calls ``pow``, which differs from it in the last bit now and then)."""
+    return x * x
+
+
+# The formulas of each test from its per-row pieces, written once for the rows of a matrix (arrays)
+# and for one gene's row (:func:`level_tests`, numpy scalars): the same operations in the same order,
+# so both give the same bits.
+
+
+def _welch_formula(ma, va, na, mb, vb, nb):
+    """Welch's t, Welch–Satterthwaite df and SE from each group's mean, variance and size."""
+    qa, qb = va / na, vb / nb
+    se = np.sqrt(qa + qb)
+    return (ma - mb) / se, _sq(qa + qb) / (_sq(qa) / (na - 1) + _sq(qb) / (nb - 1)), se
+
+
+def _yuen_formula(ta, da, ha, tb, db, hb):
+    """Yuen's t and df from each group's trimmed mean, d and h (:func:`yuen`)."""
+    return (ta - tb) / np.sqrt(da + db), _sq(da + db) / (_sq(da) / (ha - 1) + _sq(db) / (hb - 1))
+
+
+def _mw_formula(rank_sum_a, tie, na, nb):
+    """Mann–Whitney U of A, the SD of U under H0 (tie term Σ(t² − 1) over values) and the normal p
+    with continuity correction (before the size checks)."""
+    n = na + nb
+    u = rank_sum_a - na * (na + 1) / 2.0
+    sd = np.sqrt(na * nb / 12.0 * ((n + 1) - tie / (n * (n - 1))))
+    z = np.maximum(np.abs(u - na * nb / 2.0) - 0.5, 0.0) / sd
+    return u, sd, np.minimum(1.0, 2.0 * ndtr(-z))
+
+
+def _bm_formula(ma, sa, na, mb, sb, nb):
+    """Brunner–Munzel W and df from the mean pooled rank and placement variance of each group."""
+    denom = (na + nb) * np.sqrt(na * sa + nb * sb)
+    w = na * nb * (mb - ma) / denom
+    return w, _sq(na * sa + nb * sb) / (_sq(na * sa) / (na - 1) + _sq(nb * sb) / (nb - 1))
+
+
+def _bm_separated_p(na, nb):
+    """p of completely separated groups: the exact permutation p ``2 / C(n_a + n_b, n_a)``."""
+    return np.minimum(1.0, 2.0 / np.exp(_log_comb(na + nb, na)))
+
+
 def welch(a, b) -> tuple[RowTest, np.ndarray, np.ndarray]:
     """Welch t per row; also returns (difference of means a − b, its SE)."""
     a, b = _rows(a, b)
     na, ma, va = _moments(a)
     nb, mb, vb = _moments(b)
     with np.errstate(invalid="ignore", divide="ignore"):
-        qa, qb = va / na, vb / nb
-        se = np.sqrt(qa + qb)
-        t = (ma - mb) / se
-        df = (qa + qb) ** 2 / (qa**2 / (na - 1) + qb**2 / (nb - 1))
+        t, df, se = _welch_formula(ma, va, na, mb, vb, nb)
     bad = (na < 2) | (nb < 2) | ~(se > 0)
     t, df = np.where(bad, np.nan, t), np.where(bad, np.nan, df)
     return RowTest(t, df, _t_p(t, df)), ma - mb, np.where(bad, np.nan, se)
@@ -147,9 +193,69 @@ def welch_size(k_a: int, k_b: int, share_a, u: float) -> np.ndarray:
 
 @lru_cache(maxsize=4096)
 def _welch_size_curve(k_small: int, k_large: int) -> tuple[np.ndarray, np.ndarray]:
-    """(log10 u, log10 of the largest :func:`welch_size` over 33 shares c_a in 0.0003–0.9997)."""
+    """(log10 u, log10 of the largest :func:`welch_size` over 33 shares c_a in 0.0003–0.9997).
+
+    Read from the shipped table (:data:`SIZE_TABLE`, k_small < :data:`CALIBRATE_BELOW`,
+    k_large ≤ :data:`SIZE_TABLE_MAX`) when it was built for these grids, else computed
+    (:func:`_size_curve`, ≈ 1.3 s CPU a curve: issue 17)."""
+    stored = _size_table().get((k_small, k_large))
+    return _LOG_U, stored if stored is not None else _size_curve(k_small, k_large)
+
+
+def _size_curve(k_small: int, k_large: int) -> np.ndarray:
+    """The log10 size curve of :func:`_welch_size_curve`, computed by quadrature."""
     sup = np.array([max(welch_size(k_small, k_large, _RATIO, 10.0**lu).max(), 10.0**lu) for lu in _LOG_U])
-    return _LOG_U, np.log10(np.minimum(np.maximum.accumulate(sup), 1.0))
+    return np.log10(np.minimum(np.maximum.accumulate(sup), 1.0))
+
+
+#: The size curves of every (k_small, k_large) with 2 ≤ k_small < CALIBRATE_BELOW and k_small ≤ k_large
+#: ≤ SIZE_TABLE_MAX (CTC groups are small: the example study needs 3 vs 8-23 and 4 vs 7-15), computed
+#: once by :func:`write_size_table` (≈ 1.3 s CPU a curve, 114 curves); values as Python's shortest
+#: round-trip repr, so they read back bit for bit. Larger groups are computed when first met.
+SIZE_TABLE = Path(__file__).with_name("welch_size_curves.tsv")
+SIZE_TABLE_MAX = 40
+
+
+def size_table_key() -> str:
+    """What the stored curves depend on: the quadrature nodes, the p grid and the variance shares."""
+    h = hashlib.sha256(f"nodes={_NODES};".encode())
+    for grid in (_LOG_U, _RATIO):
+        h.update(np.ascontiguousarray(grid, dtype="<f8").tobytes())
+    return h.hexdigest()[:16]
+
+
+def _size_table_rows(k_large_max: int = SIZE_TABLE_MAX):
+    """Text lines of the table: k_large ascending, then k_small."""
+    for k_large in range(2, k_large_max + 1):
+        for k_small in range(2, min(CALIBRATE_BELOW - 1, k_large) + 1):
+            curve = _size_curve(k_small, k_large)
+            yield "\t".join([str(k_small), str(k_large), *(repr(float(v)) for v in curve)]) + "\n"
+
+
+def write_size_table(path=SIZE_TABLE, k_large_max: int = SIZE_TABLE_MAX) -> None:
+    """Compute and write the size-curve table (≈ 2.5 min CPU; rebuild after changing the grids:
+    :func:`size_table_key` no longer matches and the table is ignored)."""
+    header = ["k_small", "k_large", *(f"log10_u={u:g}" for u in _LOG_U)]
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        out.write(f"# Welch size curves (robust_tests._welch_size_curve), key {size_table_key()}\n")
+        out.write("\t".join(header) + "\n")
+        out.writelines(_size_table_rows(k_large_max))
+
+
+@lru_cache(maxsize=1)
+def _size_table() -> dict[tuple[int, int], np.ndarray]:
+    """The shipped curves, or none when the file is absent or was built for other grids."""
+    try:
+        lines = SIZE_TABLE.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    if not lines or not lines[0].endswith(f"key {size_table_key()}"):
+        return {}
+    table = {}
+    for line in lines[2:]:
+        k_small, k_large, *values = line.split("\t")
+        table[int(k_small), int(k_large)] = _read_only(np.array([float(v) for v in values]))
+    return table
 
 
 def _ranks_and_ties(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,23 +283,11 @@ def _ranks_and_ties(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ranks_and_ties_row(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_ranks_and_ties` of one row of finite values (one gene of the workflow), 1-D work only.
-
-    A tie group at 0-based sorted positions f..f+s−1 has mid-rank f + (s + 1)/2: the same
-    multiples of ½ as the general path's mean of positions, so the same numbers (issue 17:
-    the per-gene tests spent most of their time in the 2-D bookkeeping)."""
-    n = v.size
-    order = np.argsort(v, kind="stable")
-    xs = v[order]
-    start = np.empty(n, dtype=bool)
-    start[:1] = True
-    np.not_equal(xs[1:], xs[:-1], out=start[1:])
-    first = np.flatnonzero(start)
-    size = np.diff(np.append(first, n))
-    group = np.cumsum(start) - 1
-    ranks, ties = np.empty(n), np.empty(n)
-    ranks[order] = (first + (size + 1) / 2.0)[group]
-    ties[order] = size[group]
+    """:func:`_ranks_and_ties` of one row of finite values (one gene of the workflow), 1-D work only
+    (:func:`ctc_qpcr.stats_signed_rank.midranks`: the same multiples of ½ as the general path's mean
+    of positions, so the same numbers; issue 17: the per-gene tests spent most of their time in
+    the 2-D bookkeeping)."""
+    ranks, _, ties = midranks(v)
     return ranks[None, :], ties[None, :]
 
 
@@ -214,15 +308,12 @@ def mann_whitney(a, b) -> RowTest:
     ok = np.isfinite(x)
     na = np.isfinite(a).sum(axis=1).astype(float)
     nb = np.isfinite(b).sum(axis=1).astype(float)
-    n = na + nb
-    u = np.nansum(r[:, : a.shape[1]], axis=1) - na * (na + 1) / 2.0
     # tie correction: Σ (t³ − t) over tie groups = Σ_i (t_i² − 1) over values, t_i = size of i's group
     tie = np.where(ok, tsize**2 - 1.0, 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sd = np.sqrt(na * nb / 12.0 * ((n + 1) - tie / (n * (n - 1))))
-        z = (np.abs(u - na * nb / 2.0) - 0.5).clip(min=0.0) / sd
+        u, sd, p = _mw_formula(np.nansum(r[:, : a.shape[1]], axis=1), tie, na, nb)
     bad = (na < 1) | (nb < 1) | ~(sd > 0)
-    p = np.where(bad, np.nan, np.minimum(1.0, 2.0 * ndtr(-z)))
+    p = np.where(bad, np.nan, p)
     return RowTest(np.where(bad, np.nan, u), np.full(u.shape, np.nan), p)
 
 
@@ -245,12 +336,10 @@ def brunner_munzel(a, b) -> RowTest:
         ma, mb = np.nanmean(rca, axis=1), np.nanmean(rcb, axis=1)
         sa = np.nansum((rca - ra - ma[:, None] + (na[:, None] + 1) / 2.0) ** 2, axis=1) / (na - 1)
         sb = np.nansum((rcb - rb - mb[:, None] + (nb[:, None] + 1) / 2.0) ** 2, axis=1) / (nb - 1)
-        denom = (na + nb) * np.sqrt(na * sa + nb * sb)
-        w = na * nb * (mb - ma) / denom
-        df = (na * sa + nb * sb) ** 2 / ((na * sa) ** 2 / (na - 1) + (nb * sb) ** 2 / (nb - 1))
+        w, df = _bm_formula(ma, sa, na, mb, sb, nb)
     separated = (sa == 0) & (sb == 0) & (ma != mb)
     with np.errstate(invalid="ignore", over="ignore"):
-        p_sep = np.minimum(1.0, 2.0 / np.exp(_log_comb(na + nb, na)))
+        p_sep = _bm_separated_p(na, nb)
     p = np.where(separated, p_sep, _t_p(w, df))
     bad = (na < 2) | (nb < 2) | ((sa == 0) & (sb == 0) & (ma == mb))
     return RowTest(np.where(bad, np.nan, w), np.where(bad | separated, np.nan, df), np.where(bad, np.nan, p))
@@ -273,8 +362,7 @@ def yuen(a, b, trim: float = 0.2) -> RowTest:
     ta, da, ha = _trimmed(a, trim)
     tb, db, hb = _trimmed(b, trim)
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = (ta - tb) / np.sqrt(da + db)
-        df = (da + db) ** 2 / (da**2 / (ha - 1) + db**2 / (hb - 1))
+        t, df = _yuen_formula(ta, da, ha, tb, db, hb)
     bad = (ha < 2) | (hb < 2) | ~(da + db > 0)
     t, df = np.where(bad, np.nan, t), np.where(bad, np.nan, df)
     return RowTest(t, df, _t_p(t, df))
@@ -312,6 +400,125 @@ def off_mask(x, off_z: float = 3.5, min_sd: float = 0.5) -> np.ndarray:
         med = np.nanmedian(x, axis=1, keepdims=True)
         sd = np.maximum(1.4826 * np.nanmedian(np.abs(x - med), axis=1, keepdims=True), min_sd)
         return np.isfinite(x) & ((x - med) > off_z * sd)
+
+
+# --------------------------------------------------------------------------------------------
+# One row: a gene of the differential tables (issue 17)
+#
+# The differential tables test each gene on its detected values, one gene at a time, where the 2-D
+# bookkeeping above (NaN masks, three rankings for Brunner–Munzel, one for Mann–Whitney, two sorts
+# for Yuen) costs more than the arithmetic. :func:`level_tests` computes the per-row pieces on 1-D
+# arrays and applies the same formula functions (``_*_formula``):
+#
+# * mid-ranks, tie sizes, rank sums and tie terms are multiples of ½ (exact in floating point), so
+#   they equal the matrix path's whatever the order of the work;
+# * every floating-point sum (variances, placement deviations, trimmed and winsorised sums) runs
+#   over the same values in the same order and length as the matrix path's one-row sum,
+#
+# so statistics and p-values are those of the functions above bit for bit (tests/test_differential.py).
+
+
+@dataclass(frozen=True)
+class LevelTests:
+    """Statistic and p of each level test of one gene (NaN where a group is too small)."""
+
+    welch_calibrated_p: float
+    yuen_t: float
+    yuen_p: float
+    bm_w: float
+    bm_p: float
+    mw_p: float
+
+
+def _row_t_p(t, df) -> float:
+    if np.isfinite(t) and np.isfinite(df) and df > 0:
+        return float(2.0 * stdtr(df, -np.abs(t)))
+    return np.nan
+
+
+def _row_welch_p(xa: np.ndarray, xb: np.ndarray, na, nb) -> float:
+    """:func:`welch`'s p of one row."""
+    ma, mb = xa.sum() / na, xb.sum() / nb
+    va, vb = ((xa - ma) ** 2).sum() / (na - 1), ((xb - mb) ** 2).sum() / (nb - 1)
+    t, df, se = _welch_formula(ma, va, na, mb, vb, nb)
+    if na < 2 or nb < 2 or not se > 0:
+        return np.nan
+    return _row_t_p(t, df)
+
+
+def _row_trimmed(s: np.ndarray, trim: float):
+    """:func:`_trimmed` of one sorted row: trimmed mean, d and h."""
+    n = s.size
+    g = int(np.floor(trim * n))
+    h = n - 2 * g
+    kept = s.copy()  # the matrix path sums the whole row with the trimmed cells as 0
+    kept[:g] = 0.0
+    kept[n - g :] = 0.0
+    wins = np.clip(s, s[min(g, n - 1)], s[min(max(n - g - 1, 0), n - 1)])
+    tmean = kept.sum() / np.int64(h)
+    wmean = wins.sum() / np.int64(n)
+    wvar = ((wins - wmean) ** 2).sum() / np.int64(n - 1)
+    d = np.int64(n - 1) * wvar / np.int64(h * (h - 1))
+    return tmean, d, np.float64(h)
+
+
+def _row_yuen(sa: np.ndarray, sb: np.ndarray, trim: float) -> tuple[float, float]:
+    ta, da, ha = _row_trimmed(sa, trim)
+    tb, db, hb = _row_trimmed(sb, trim)
+    t, df = _yuen_formula(ta, da, ha, tb, db, hb)
+    if ha < 2 or hb < 2 or not da + db > 0:
+        return np.nan, np.nan
+    return float(t), _row_t_p(t, df)
+
+
+def _row_brunner_munzel(rca, rcb, ra, rb, na, nb) -> tuple[float, float]:
+    """:func:`brunner_munzel` of one row from pooled and within-group mid-ranks."""
+    ma, mb = rca.sum() / na, rcb.sum() / nb
+    sa = ((rca - ra - ma + (na + 1) / 2.0) ** 2).sum() / (na - 1)
+    sb = ((rcb - rb - mb + (nb + 1) / 2.0) ** 2).sum() / (nb - 1)
+    w, df = _bm_formula(ma, sa, na, mb, sb, nb)
+    if na < 2 or nb < 2 or (sa == 0 and sb == 0 and ma == mb):
+        return np.nan, np.nan
+    if sa == 0 and sb == 0:  # separated groups: the exact permutation p of that arrangement
+        return float(w), float(_bm_separated_p(na, nb))
+    return float(w), _row_t_p(w, df)
+
+
+def level_tests(xa: np.ndarray, xb: np.ndarray, trim: float, calibrate: bool = True) -> LevelTests:
+    """Welch (size-calibrated p), Yuen, Brunner–Munzel and Mann–Whitney of A vs B: the numbers of
+    :func:`welch_calibrated`, :func:`yuen`, :func:`brunner_munzel` and :func:`mann_whitney` for one
+    row, by 1-D work; ``calibrate=False`` leaves the calibrated p NaN."""
+    xa, xb = np.asarray(xa, float), np.asarray(xb, float)
+    if min(xa.size, xb.size) < 2 or not (np.isfinite(xa).all() and np.isfinite(xb).all()):
+        return _level_tests_matrix(xa, xb, trim, calibrate)
+    na, nb = np.float64(xa.size), np.float64(xb.size)
+    with np.errstate(all="ignore"):
+        rc, _, tie = midranks(np.concatenate([xa, xb]))  # pooled mid-ranks and tie sizes
+        rca, rcb, tie_a, tie_b = rc[: xa.size], rc[xa.size :], tie[: xa.size], tie[xa.size :]
+        ra, rb = midranks(xa, ties=False)[0], midranks(xb, ties=False)[0]  # within each group (BM)
+        welch_p = np.nan
+        if calibrate:
+            small = min(xa.size, xb.size) < CALIBRATE_BELOW
+            welch_p = float(welch_calibrated(xa, xb).p[0]) if small else _row_welch_p(xa, xb, na, nb)
+        yuen_t, yuen_p = _row_yuen(np.sort(xa), np.sort(xb), trim)
+        bm_w, bm_p = _row_brunner_munzel(rca, rcb, ra, rb, na, nb)
+        tie_sum = (tie_a**2 - 1.0).sum() + (tie_b**2 - 1.0).sum()  # integers: exact in any order
+        _, sd, mw_p = _mw_formula(rca.sum(), tie_sum, na, nb)
+    return LevelTests(welch_p, yuen_t, yuen_p, bm_w, bm_p, float(mw_p) if sd > 0 else np.nan)
+
+
+def _level_tests_matrix(xa: np.ndarray, xb: np.ndarray, trim: float, calibrate: bool) -> LevelTests:
+    """:func:`level_tests` through the matrix functions (a group under 2 values, or non-finite values)."""
+    yu, bm = yuen(xa, xb, trim), brunner_munzel(xa, xb)
+    welch_p = float(welch_calibrated(xa, xb).p[0]) if calibrate else np.nan
+    return LevelTests(
+        welch_p,
+        float(yu.statistic[0]),
+        float(yu.p[0]),
+        float(bm.statistic[0]),
+        float(bm.p[0]),
+        float(mann_whitney(xa, xb).p[0]),
+    )
 
 
 #: The candidates of the benchmark (name -> row test).

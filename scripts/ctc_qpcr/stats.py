@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special as _sp
 
-from .stats_signed_rank import _average_ranks, _signed_rank_exact, _signed_rank_normal
+from .stats_signed_rank import _average_ranks, _rank_sum_exact_p, _signed_rank_exact, _signed_rank_normal
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -368,8 +368,12 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyR
     if ties.size == 1:  # all tied: no information
         return MannWhitneyResult(a.size, b.size, a.size * b.size / 2.0, 1.0, "asymptotic", *hl)
     if a.size < MW_EXACT_MAX_N and b.size < MW_EXACT_MAX_N and ties.size == both.size:
-        res = _scipy_stats().mannwhitneyu(a, b, alternative="two-sided", method="exact")
-        return MannWhitneyResult(a.size, b.size, float(res.statistic), float(res.pvalue), "exact", *hl)
+        u_a = float(ranks[: a.size].sum()) - a.size * (a.size + 1) / 2.0
+        p = _rank_sum_exact_p(a.size, b.size, u_a)  # scipy's exact p, without importing scipy.stats
+        if p is None:
+            res = _scipy_stats().mannwhitneyu(a, b, alternative="two-sided", method="exact")
+            u_a, p = float(res.statistic), float(res.pvalue)
+        return MannWhitneyResult(a.size, b.size, u_a, p, "exact", *hl)
     # normal approximation with tie and continuity correction (same as scipy
     # method="asymptotic", use_continuity=True; written out because it is called per gene)
     n1, n2 = a.size, b.size

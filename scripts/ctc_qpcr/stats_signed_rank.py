@@ -1,8 +1,8 @@
-"""Wilcoxon signed-rank p-values written out (split from :mod:`ctc_qpcr.stats`, which uses them).
+"""Signed-rank and exact rank-sum p-values written out (split from :mod:`ctc_qpcr.stats`, which uses them).
 
-Exact (subset counts) and normal-approximation p-values with scipy ``wilcoxon``'s numbers, bit for
-bit, without importing ``scipy.stats`` (1.5-2 s of a job's CPU: issue 17). Tests:
-tests/test_stats.py.
+Exact (subset counts) and normal-approximation p-values with scipy ``wilcoxon``'s numbers, and the
+exact Mann–Whitney p with scipy ``mannwhitneyu(method="exact")``'s, bit for bit, without importing
+``scipy.stats`` (1.5-2 s of a job's CPU: issue 17). Tests: tests/test_stats.py.
 """
 
 from __future__ import annotations
@@ -15,11 +15,20 @@ from scipy import special as _sp
 
 
 def _average_ranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mid-ranks (1-based) of ``x`` and the sizes of its tie groups."""
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    upper = np.cumsum(counts)
-    mid = upper - (counts - 1) / 2.0
-    return mid[inverse], counts
+    """Mid-ranks (1-based) of ``x`` and the sizes of its tie groups (ascending values)."""
+    ranks, sizes, _ = midranks(x, ties=False)
+    return ranks, sizes
+
+
+def midranks(x: np.ndarray, ties: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Mid-ranks (1-based) of the values of a 1-D array, the sizes of its tie groups in ascending
+    order of value, and (``ties``) each value's tie-group size: the one mid-rank computation of
+    the package (Mann–Whitney, Brunner–Munzel, signed rank; 1-D and per row). A tie group ending
+    at 1-based sorted position u with s members has mid-rank u − (s − 1)/2, a multiple of ½
+    (exact in floating point, whatever the order of the work)."""
+    _, inverse, sizes = np.unique(x, return_inverse=True, return_counts=True)
+    mid = np.cumsum(sizes) - (sizes - 1) / 2.0
+    return mid[inverse], sizes, sizes[inverse].astype(float) if ties else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -65,3 +74,40 @@ def _signed_rank_normal(d: np.ndarray) -> tuple[float, float]:
     se = math.sqrt((var - tie_correct / 2) / 24)
     z = (r_plus - mean) / se
     return min(r_plus, r_minus), float(2 * _sp.ndtr(-abs(z)))
+
+
+@functools.lru_cache(maxsize=256)
+def _rank_sum_counts(n1: int, n2: int) -> np.ndarray:
+    """How many of the C(n1 + n2, n1) arrangements give each U = 0 … n1·n2 (no ties): the coefficients
+    of the Gaussian binomial [n1 + n2 choose n1]_q = Π_{i ≤ n1} (1 − q^(n2+i)) / (1 − q^i), built one
+    factor at a time (each partial product is a Gaussian binomial: integer coefficients, exact in
+    int64). Coefficients above degree n1·n2 are dropped: dividing by (1 − q^i) is a running sum, so
+    a coefficient never depends on higher ones."""
+    size = n1 * n2 + 1
+    poly = np.zeros(size, dtype=np.int64)
+    poly[0] = 1
+    for i in range(1, n1 + 1):
+        m = n2 + i
+        if m < size:
+            poly[m:] -= poly[: size - m].copy()  # × (1 − q^m)
+        for r in range(i):
+            poly[r::i] = np.cumsum(poly[r::i])  # ÷ (1 − q^i)
+    poly.flags.writeable = False
+    return poly
+
+
+def _rank_sum_exact_p(n_a: int, n_b: int, u_a: float) -> float | None:
+    """Two-sided exact Mann–Whitney p of U_A (no ties) as scipy ``mannwhitneyu(method="exact")``
+    computes it: its null frequencies / ``binom(n, min(n_a, n_b))``, summed from the lower tail up to
+    min(U_A, U_B), doubled, at most 1. scipy builds the frequencies by a floating-point recurrence,
+    exact (so equal to these counts) while its dot products stay below 2⁵³: checked by the bound
+    C(n, k)·n(n + 1)/2 (each coefficient of its recurrence is at most Σ d ≤ n(n + 1)/2); above it,
+    None (the caller asks scipy)."""
+    k, m = min(n_a, n_b), max(n_a, n_b)
+    n = k + m
+    total = _sp.binom(n, k)
+    if total * (n * (n + 1) / 2.0) >= 2.0**53:
+        return None
+    kc = int(min(u_a, n_a * n_b - u_a))
+    cdf = np.cumsum(_rank_sum_counts(k, m)[: kc + 1] / total)[kc]
+    return float(np.clip(cdf * 2, 0.0, 1.0))
