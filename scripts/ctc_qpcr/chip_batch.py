@@ -122,7 +122,9 @@ def preprocess_and_audit(
     """
     kept = (wells["excluded"] == "").to_numpy()
     usable = wells if kept.all() else wells[kept]  # no copy when the reader excluded nothing
-    result = preprocess_batch(usable, samples, assays, options, batch=batch, exports=exports)
+    result = preprocess_batch(
+        usable, samples, assays, options, batch=batch, exports=exports, keep_wells=False
+    )
     for note in result.get("notes", []):
         log.info("%s", note)
     audit = build_audit(wells, result.get("well_flags"))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from . import calibration
 from . import detection as det
@@ -106,6 +107,7 @@ def preprocess_batch(
     *,
     batch: str = "",
     exports: dict | None = None,
+    keep_wells: bool = True,
 ) -> dict:
     """Preprocess one batch of plates (steps in the module docstring).
 
@@ -114,7 +116,8 @@ def preprocess_batch(
     schema's defaults when None); ``options.ipc.reference`` carries the first
     batch's IPC level for later batches. ``batch`` fills the ``batch`` column
     unless ``wells`` has one. ``exports`` (plate → export path, as in plates.tsv)
-    lets messages name the file.
+    lets messages name the file. ``keep_wells=False`` leaves out ``wells`` (the
+    working table, sorted: a copy of every well the chip-level job does not write).
 
     Returns ``cells`` (data-model §2), ``validprime_assays``, ``plate_calibration``,
     ``assay_calibration``, ``well_flags``, ``efficiency``, ``wells`` (working
@@ -145,7 +148,8 @@ def preprocess_batch(
         cells, lod=o.lod, assay_lod=design.assay_lod, min_detected=o.detection.min_detected
     )
     cells, eff_table = efficiency_step(cells, w, assays, design, o.efficiency, notes)
-    return _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes)
+    out = _result(cells, w if keep_wells else None, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes)
+    return out if keep_wells else {k: v for k, v in out.items() if k != "wells"}
 
 
 def _batch_name(w: pd.DataFrame, batch: str) -> str:
@@ -175,8 +179,9 @@ def annotate_wells(
         else {}
     )
 
-    w = wells.reset_index(drop=True)
-    w = w.assign(**{col: w[col].astype(str) for col in ("plate", "well", "sample", "assay")})
+    w = _own_frame(wells)
+    for col in ("plate", "well", "sample", "assay"):
+        w[col] = _as_text(w[col])
     if "batch" not in w.columns:
         w["batch"] = batch
     sample_names, assay_names = pd.Index(w["sample"].unique()), pd.Index(w["assay"].unique())
@@ -199,6 +204,25 @@ def annotate_wells(
     return w, Design(gene_of=gene_of, assay_lod=assay_lod, sample_qty=sample_qty, ipc_assays=ipc_assays)
 
 
+def _own_frame(wells: pd.DataFrame) -> pd.DataFrame:
+    """A frame of the same columns, with index 0..n-1, that the steps may add columns to.
+
+    Shallow: the steps replace whole columns (never writing into the caller's
+    arrays) and change only columns they made, so the wells are not copied.
+    """
+    index = wells.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return wells.copy(deep=False)
+    return wells.reset_index(drop=True)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """``values.astype(str)``, without converting a column that holds only text."""
+    if values.dtype == object and infer_dtype(values, skipna=False) == "string":
+        return values
+    return values.astype(str)
+
+
 def _by_name(names: pd.Series, mapping: dict, default) -> pd.Series:
     """``mapping`` looked up once per distinct name (not per well)."""
     codes, uniques = pd.factorize(names)
@@ -213,7 +237,7 @@ def well_states(w: pd.DataFrame, lod: float, assay_lod: dict, notes: list) -> pd
 
     A chip where no well gave a usable signal is said out loud (a note).
     """
-    w = assign_states(w, lod=lod, assay_lod=assay_lod)
+    w = assign_states(w, lod=lod, assay_lod=assay_lod, copy=False)
     w["cq_measured"] = pd.to_numeric(w["cq"], errors="coerce").astype(float)
     w["cq"] = w["cq_measured"]
     w["use"] = reps.use_from_state(w["state"])
@@ -568,6 +592,6 @@ def _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes)
         "assay_calibration": assay_cal.reset_index(drop=True),
         "well_flags": well_flags,
         "efficiency": eff_table,
-        "wells": w.sort_values(["plate", "well"]).reset_index(drop=True),
+        "wells": None if w is None else w.sort_values(["plate", "well"]).reset_index(drop=True),
         "notes": notes,
     }

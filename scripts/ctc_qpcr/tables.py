@@ -229,6 +229,19 @@ def _arrow_text(df: pd.DataFrame) -> pa.Table | None:
     return pa.Table.from_arrays(columns, names=[str(c) for c in df.columns])
 
 
+def _formula_like(table: pa.Table, df: pd.DataFrame) -> bool:
+    """True when a column name or a text cell of ``df`` starts with a formula character,
+    looked up in ``table`` (:func:`_arrow_text` of ``df``, its text columns converted once):
+    ``df`` then goes through :func:`_safe_frame`. Number columns are never escaped."""
+    if any(str(c).startswith(_FORMULA_START) for c in df.columns):
+        return True
+    for column, dtype in zip(table.columns, df.dtypes, strict=True):
+        text = isinstance(dtype, pd.CategoricalDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O")
+        if text and pc.any(pc.match_substring_regex(column, _FORMULA_PATTERN)).as_py():
+            return True
+    return False
+
+
 def _write_arrow(table: pa.Table, header: list[str], path) -> bool:
     """Write a header line (csv module quoting) and ``table`` unquoted; False when a
     cell holds a tab, quote or line break (pandas quotes those: the caller falls back)."""
@@ -252,6 +265,13 @@ def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     that needs quoting) is written by Arrow's CSV writer, which is several times faster.
     """
     with atomic_path(path) as tmp:
+        table = _arrow_text(df)  # nothing to escape (the usual case): the text converted once
+        if (
+            table is not None
+            and not _formula_like(table, df)
+            and _write_arrow(table, list(map(str, df.columns)), tmp)
+        ):
+            return
         safe = _safe_frame(df)
         table = _arrow_text(safe)
         if table is not None and _write_arrow(table, list(map(str, safe.columns)), tmp):
@@ -262,7 +282,8 @@ def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` as Parquet (values unescaped: Parquet is not a spreadsheet)."""
     with atomic_path(path) as tmp:
-        df.reset_index(drop=True).to_parquet(tmp, index=False, compression="zstd")
+        default_index = isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1
+        (df if default_index else df.reset_index(drop=True)).to_parquet(tmp, index=False, compression="zstd")
 
 
 def _tsv_body(df: pd.DataFrame) -> bytes:
