@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from .audit import build_audit, summarise_audit
@@ -79,7 +80,9 @@ def log_plate(wells: pd.DataFrame, plate: dict, log: logging.Logger) -> None:
             plate["plate"],
             n_missing,
         )
-    n_groups = int(wells["instrument_flags"].str.contains("incomplete_group", regex=False).sum())
+    codes, flags = pd.factorize(wells["instrument_flags"])  # each distinct flag text looked at once
+    hit = np.array(["incomplete_group" in str(f) for f in flags] + [False], dtype=bool)
+    n_groups = int(hit[codes].sum())  # code −1 (missing) → the last entry, False
     if n_groups:
         log.warning(
             "%s: %d wells in replicate groups that lack wells (flag incomplete_group)",

@@ -413,22 +413,30 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     sel = ctx.goi_mask & w["plate"].isin(ctx.gdna_plates)
     if not sel.any():
         return None
-    sub = w.loc[sel, ["plate", "well", "sample", "assay", "cq", "state", "use"]]
-    sub = sub.assign(
-        state=np.where((sub["use"] == "nondetect") & (sub["state"] == CALC), "LOWSIGNAL", sub["state"])
-    )
-    res = vp.apply_validprime(sub, w, mode="replicate", **ctx.kwargs)
     at = sel.to_numpy()  # res rows are the selected wells, in order
+    sub = pd.DataFrame(
+        {c: w[c].to_numpy()[at] for c in ("plate", "well", "sample", "assay", "cq", "state", "use")},
+        index=w.index[at],
+    )
+    sub["state"] = np.where((sub["use"] == "nondetect") & (sub["state"] == CALC), "LOWSIGNAL", sub["state"])
+    res = vp.apply_validprime(sub, w, mode="replicate", **ctx.kwargs)
     value = (res["use"] == "value").to_numpy()
-    w.loc[at, "cq"] = np.where(value, res["cq_rna"].to_numpy(), np.nan)
+    _set_at(w, "cq", at, np.where(value, res["cq_rna"].to_numpy(), np.nan))
     for col in ("use", "vp_grade", "gdna_fraction"):
-        w.loc[at, col] = res[col].to_numpy()
-    cur, new = w.loc[at, "vp_flag"].to_numpy(dtype=object), res["vp_flag"].to_numpy(dtype=object)
-    w.loc[at, "vp_flag"] = np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new))
+        _set_at(w, col, at, res[col].to_numpy())
+    cur, new = w["vp_flag"].to_numpy(dtype=object)[at], res["vp_flag"].to_numpy(dtype=object)
+    _set_at(w, "vp_flag", at, np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new)))
     f = res[res["vp_flag"] != ""]
     pct = (100 * f["gdna_fraction"]).round(2).astype(str)
     reason = "grade " + f["vp_grade"].astype(str) + ", %DNA " + pct + ", VPA " + f["vpa_state"].astype(str)
     return f[["plate", "well", "sample", "assay"]].assign(flag=f["vp_flag"], reason=reason)
+
+
+def _set_at(w: pd.DataFrame, col: str, at: np.ndarray, values: np.ndarray) -> None:
+    """``w.loc[at, col] = values`` for a boolean ``at``, as one new column (the working table's own)."""
+    column = w[col].to_numpy(copy=True)
+    column[at] = values
+    w[col] = column
 
 
 def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame, pd.DataFrame | None]:

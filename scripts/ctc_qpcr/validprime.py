@@ -284,6 +284,43 @@ def _leave_one_out(out, goi, high, enough, min_gdna: int, loo_sd: float):
     return out, high
 
 
+def joint_codes(left: list, right: list) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of the key tuples of two tables, equal where the tuples are equal.
+
+    ``left``/``right``: the key columns (same count) of each table. A left join of
+    text columns becomes an array lookup: missing values match each other, as in
+    ``merge``. Codes count the distinct tuples of both tables (0 … n-1).
+    """
+    n_left = len(left[0]) if left else 0
+    key = np.zeros(n_left + (len(right[0]) if right else 0), dtype=np.int64)
+    for a, b in zip(left, right, strict=True):
+        codes, uniques = pd.factorize(
+            np.concatenate([np.asarray(a, dtype=object), np.asarray(b, dtype=object)]), use_na_sentinel=False
+        )
+        key = key * max(len(uniques), 1) + codes
+        key = pd.factorize(key)[0]  # kept below the number of rows: no overflow however many columns
+    return key[:n_left], key[n_left:]
+
+
+def _state_summary(frame: pd.DataFrame, code: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+    """:func:`aggregate_state` of ``frame`` grouped by integer ``code``, as arrays indexed by code
+    (``state`` "" for a code without rows)."""
+    state_code = frame["state"].map(_STATE_ORDER).fillna(3).astype(int).to_numpy()
+    calc_cq = frame["cq"].where(frame["state"] == CALC).to_numpy(dtype=float)
+    agg = (
+        pd.DataFrame({"_cq": calc_cq, "_code": state_code, "cq": frame["cq"].to_numpy(dtype=float)})
+        .groupby(code, sort=True)
+        .agg(cq=("_cq", "mean"), _code=("_code", "min"), cq_max=("cq", "max"))
+        .reindex(range(n_groups))
+    )
+    state = agg["_code"].map(_ORDER_STATE).fillna("").to_numpy(dtype=object)
+    return {
+        "cq": agg["cq"].to_numpy(dtype=float),
+        "state": state,
+        "cq_max": agg["cq_max"].to_numpy(dtype=float),
+    }
+
+
 def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str) -> pd.DataFrame:
     """VPA Cq and state for every GOI measurement (same index as ``measurements``).
 
@@ -299,37 +336,37 @@ def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str) 
     sample summary. A sample without any VPA well gets state "" (→ ND, VPA_MISSING).
 
     Returns columns ``vpa_cq``, ``vpa_state``, ``vpa_cq_max``, ``vpa_paired`` (bool).
+    Measurements and VPA wells are paired by integer codes of their keys
+    (:func:`joint_codes`), the summaries those of :func:`aggregate_state`.
     """
     if mode not in ("replicate", "averaged"):
         raise ValueError(f"validprime mode must be 'replicate' or 'averaged', not {mode!r}")
-    per_sample = aggregate_state(vpa_wells, ["plate", "sample"])
-    m = measurements[["plate", "sample"]].copy()
-    res = m.merge(per_sample, on=["plate", "sample"], how="left")
-    res.index = measurements.index
-    out = pd.DataFrame(
+    m_cols = [measurements[c].to_numpy(dtype=object) for c in ("plate", "sample")]
+    v_cols = [vpa_wells[c].to_numpy(dtype=object) for c in ("plate", "sample")]
+    m_code, v_code = joint_codes(m_cols, v_cols)
+    per_sample = _state_summary(
+        vpa_wells, v_code, int(max(m_code.max(initial=-1), v_code.max(initial=-1))) + 1
+    )
+    vpa_cq, vpa_state, vpa_cq_max = (per_sample[k][m_code] for k in ("cq", "state", "cq_max"))
+    paired = np.zeros(len(measurements), dtype=bool)
+    if mode == "replicate" and not measurements.empty:
+        m_key = replicate_key(measurements, ["plate", "sample", "assay"]).to_numpy(dtype=object)
+        v_key = replicate_key(vpa_wells, ["plate", "sample", "assay"]).to_numpy(dtype=object)
+        mk, vk = joint_codes([*m_cols, m_key], [*v_cols, v_key])
+        per_key = _state_summary(vpa_wells, vk, int(max(mk.max(initial=-1), vk.max(initial=-1))) + 1)
+        paired = per_key["state"][mk] != ""
+        vpa_cq = np.where(paired, per_key["cq"][mk], vpa_cq)
+        vpa_state = np.where(paired, per_key["state"][mk], vpa_state)
+        vpa_cq_max = np.where(paired, per_key["cq_max"][mk], vpa_cq_max)
+    return pd.DataFrame(
         {
-            "vpa_cq": res["cq"].to_numpy(dtype=float),
-            "vpa_state": res["state"].fillna("").to_numpy(dtype=object),
-            "vpa_cq_max": res["cq_max"].to_numpy(dtype=float),
-            "vpa_paired": np.zeros(len(m), dtype=bool),
+            "vpa_cq": vpa_cq.astype(float),
+            "vpa_state": vpa_state.astype(object),
+            "vpa_cq_max": vpa_cq_max.astype(float),
+            "vpa_paired": paired,
         },
         index=measurements.index,
     )
-    if mode == "averaged" or measurements.empty:
-        return out
-    vk = vpa_wells.assign(_key=replicate_key(vpa_wells, ["plate", "sample", "assay"]))
-    per_key = aggregate_state(vk, ["plate", "sample", "_key"])
-    mk = measurements.assign(_key=replicate_key(measurements, ["plate", "sample", "assay"]))[
-        ["plate", "sample", "_key"]
-    ]
-    rk = mk.merge(per_key, on=["plate", "sample", "_key"], how="left")
-    rk.index = measurements.index
-    paired = rk["state"].notna().to_numpy()
-    out.loc[paired, "vpa_cq"] = rk.loc[paired, "cq"].to_numpy(dtype=float)
-    out.loc[paired, "vpa_state"] = rk.loc[paired, "state"].to_numpy(dtype=object)
-    out.loc[paired, "vpa_cq_max"] = rk.loc[paired, "cq_max"].to_numpy(dtype=float)
-    out["vpa_paired"] = paired
-    return out
 
 
 def grade_from_percent(pct, grade_a: float, grade_b: float, grade_c: float) -> np.ndarray:
@@ -487,6 +524,27 @@ def _grade_and_correct(cq_na, vpa_cq, dcq, high, path, arrays: dict, bounds, cor
     return cq_dna, f, ok
 
 
+def _left_lookup(left: pd.DataFrame, right: pd.DataFrame, on: list[str], columns: list[str]) -> pd.DataFrame:
+    """``columns`` of ``right`` for each row of ``left`` by the keys ``on`` (NaN where none): a
+    left merge on a ``right`` with unique keys, by integer codes (:func:`joint_codes`)."""
+    l_code, r_code = joint_codes(
+        [left[c].to_numpy(dtype=object) for c in on], [right[c].to_numpy(dtype=object) for c in on]
+    )
+    if len(np.unique(r_code)) < len(r_code):  # repeated keys: a merge repeats rows
+        return left[on].merge(right[[*on, *columns]], on=on, how="left")
+    at = np.full(int(max(l_code.max(initial=-1), r_code.max(initial=-1))) + 1, -1, dtype=np.int64)
+    at[r_code] = np.arange(len(r_code))
+    rows = at[l_code]
+    found = rows >= 0
+    out = {}
+    for c in columns:
+        values = right[c].to_numpy()
+        col = np.full(len(left), np.nan, dtype=values.dtype if values.dtype.kind in "fO" else object)
+        col[found] = values[rows[found]]
+        out[c] = col
+    return pd.DataFrame(out)
+
+
 def apply_validprime(
     measurements: pd.DataFrame,
     wells: pd.DataFrame,
@@ -510,10 +568,8 @@ def apply_validprime(
     vpa_wells = wells[wells["assay"] == vpa_assay]
     vpa_wells = vpa_wells[vpa_wells["sample"].isin(set(measurements["sample"]))]
     vp = pair_vpa(measurements, vpa_wells, mode=mode)
-    ref = measurements[["plate", "assay"]].merge(
-        assay_table[["plate", "assay", "dcq_gdna", "confidence", "score_grade"]],
-        on=["plate", "assay"],
-        how="left",
+    ref = _left_lookup(
+        measurements, assay_table, ["plate", "assay"], ["dcq_gdna", "confidence", "score_grade"]
     )
     res = correct(
         measurements["cq"].to_numpy(dtype=float),
