@@ -87,6 +87,28 @@ def test_arrow_path_taken_for_plain_tables(tmp_path, monkeypatch):
     assert used == [True]
 
 
+def test_nothing_to_escape_converted_once(tmp_path, monkeypatch):
+    """No text cell (nor name) starts with a formula character (negative numbers may): the text is
+    converted once, _safe_frame is not run, and the bytes are still those of pandas."""
+    safe = []
+    real = tables._safe_frame
+    monkeypatch.setattr(tables, "_safe_frame", lambda df: safe.append(1) or real(df))
+    plain = ["", "a", "x y", " lead", "é", "'q", "1e5"]
+    for seed in range(3):
+        df = frame(seed)
+        df["sample"] = df["sample"].where(~df["sample"].str.match(r"^[=+\-@]"), "ok")
+        df["assay"] = np.random.default_rng(seed).choice(np.array(plain, dtype=object), len(df))
+        df["note"] = df["assay"].where(df["cq"].notna(), None)
+        df["state"] = pd.Categorical(df["assay"], categories=[*plain, "=unused"])
+        tables.write_tsv(df, tmp_path / "fast.tsv")
+        assert safe == []
+        assert (tmp_path / "fast.tsv").read_bytes() == pandas_bytes(df, tmp_path / "ref.tsv")
+        safe.clear()
+    df = frame(0)  # formula-like cells: escaped by the _safe_frame path
+    tables.write_tsv(df, tmp_path / "fast.tsv")
+    assert safe and (tmp_path / "fast.tsv").read_bytes() == pandas_bytes(df, tmp_path / "ref.tsv")
+
+
 def test_parts_equal_the_whole_table(tmp_path):
     frames = [frame(seed) for seed in range(3)]
     frames.insert(1, frames[0].iloc[:0])  # an empty part adds nothing

@@ -26,6 +26,7 @@ from .audit import build_audit, summarise_audit
 from .chip_options import ChipOptions
 from .importing import read_plate
 from .preprocess import preprocess_batch
+from .rowkeys import sorted_rows
 
 
 def read_batch(
@@ -131,7 +132,7 @@ def preprocess_and_audit(
     for note in result.get("notes", []):
         log.info("%s", note)
     audit = build_audit(wells, result.get("well_flags"))
-    audit = audit.sort_values(["plate", "line", "well"], kind="stable").reset_index(drop=True)
+    audit = sorted_rows(audit, ["plate", "line", "well"])
     return {
         "cells": result["cells"],
         "audit": audit,

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import infer_dtype
 
 from . import calibration
 from . import detection as det
@@ -45,6 +44,7 @@ from .chip_options import (
     ValidPrimeOptions,
     chip_options,
 )
+from .rowkeys import as_text, own_frame, set_at, sorted_rows
 from .wells import CALC, assign_states
 
 CELL_COLUMNS = [
@@ -179,9 +179,9 @@ def annotate_wells(
         else {}
     )
 
-    w = _own_frame(wells)
+    w = own_frame(wells)
     for col in ("plate", "well", "sample", "assay"):
-        w[col] = _as_text(w[col])
+        w[col] = as_text(w[col])
     if "batch" not in w.columns:
         w["batch"] = batch
     sample_names, assay_names = pd.Index(w["sample"].unique()), pd.Index(w["assay"].unique())
@@ -202,25 +202,6 @@ def annotate_wells(
     w["gene"] = _by_name(w["assay"], gene_of, None).where(lambda g: g.notna(), w["assay"])
     ipc_assays = tuple(sorted(a for a, r in role_of.items() if r == "ipc"))
     return w, Design(gene_of=gene_of, assay_lod=assay_lod, sample_qty=sample_qty, ipc_assays=ipc_assays)
-
-
-def _own_frame(wells: pd.DataFrame) -> pd.DataFrame:
-    """A frame of the same columns, with index 0..n-1, that the steps may add columns to.
-
-    Shallow: the steps replace whole columns (never writing into the caller's
-    arrays) and change only columns they made, so the wells are not copied.
-    """
-    index = wells.index
-    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
-        return wells.copy(deep=False)
-    return wells.reset_index(drop=True)
-
-
-def _as_text(values: pd.Series) -> pd.Series:
-    """``values.astype(str)``, without converting a column that holds only text."""
-    if values.dtype == object and infer_dtype(values, skipna=False) == "string":
-        return values
-    return values.astype(str)
 
 
 def _by_name(names: pd.Series, mapping: dict, default) -> pd.Series:
@@ -421,22 +402,15 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     sub["state"] = np.where((sub["use"] == "nondetect") & (sub["state"] == CALC), "LOWSIGNAL", sub["state"])
     res = vp.apply_validprime(sub, w, mode="replicate", **ctx.kwargs)
     value = (res["use"] == "value").to_numpy()
-    _set_at(w, "cq", at, np.where(value, res["cq_rna"].to_numpy(), np.nan))
+    set_at(w, "cq", at, np.where(value, res["cq_rna"].to_numpy(), np.nan))
     for col in ("use", "vp_grade", "gdna_fraction"):
-        _set_at(w, col, at, res[col].to_numpy())
+        set_at(w, col, at, res[col].to_numpy())
     cur, new = w["vp_flag"].to_numpy(dtype=object)[at], res["vp_flag"].to_numpy(dtype=object)
-    _set_at(w, "vp_flag", at, np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new)))
+    set_at(w, "vp_flag", at, np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new)))
     f = res[res["vp_flag"] != ""]
     pct = (100 * f["gdna_fraction"]).round(2).astype(str)
     reason = "grade " + f["vp_grade"].astype(str) + ", %DNA " + pct + ", VPA " + f["vpa_state"].astype(str)
     return f[["plate", "well", "sample", "assay"]].assign(flag=f["vp_flag"], reason=reason)
-
-
-def _set_at(w: pd.DataFrame, col: str, at: np.ndarray, values: np.ndarray) -> None:
-    """``w.loc[at, col] = values`` for a boolean ``at``, as one new column (the working table's own)."""
-    column = w[col].to_numpy(copy=True)
-    column[at] = values
-    w[col] = column
 
 
 def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -576,7 +550,7 @@ def efficiency_step(
 
 def _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes) -> dict:
     cells = cells.assign(batch=cells["batch"].fillna(batch).astype(str))
-    cells = cells[CELL_COLUMNS].sort_values(KEYS).reset_index(drop=True)
+    cells = sorted_rows(cells[CELL_COLUMNS], KEYS)
     cells["detected"] = cells["detected"].astype(bool)
     for col in ("n_replicates", "n_detected"):
         cells[col] = cells[col].astype(int)

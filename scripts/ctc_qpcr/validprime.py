@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .chip_options import ValidPrimeOptions
+from .rowkeys import joint_codes, left_lookup
 from .wells import CALC, EXPFAIL, LOWSIGNAL, NOAMP
 
 # Cell-level outcome labels (vp_grade column of the Cells table and flags).
@@ -284,24 +285,6 @@ def _leave_one_out(out, goi, high, enough, min_gdna: int, loo_sd: float):
     return out, high
 
 
-def joint_codes(left: list, right: list) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of the key tuples of two tables, equal where the tuples are equal.
-
-    ``left``/``right``: the key columns (same count) of each table. A left join of
-    text columns becomes an array lookup: missing values match each other, as in
-    ``merge``. Codes count the distinct tuples of both tables (0 … n-1).
-    """
-    n_left = len(left[0]) if left else 0
-    key = np.zeros(n_left + (len(right[0]) if right else 0), dtype=np.int64)
-    for a, b in zip(left, right, strict=True):
-        codes, uniques = pd.factorize(
-            np.concatenate([np.asarray(a, dtype=object), np.asarray(b, dtype=object)]), use_na_sentinel=False
-        )
-        key = key * max(len(uniques), 1) + codes
-        key = pd.factorize(key)[0]  # kept below the number of rows: no overflow however many columns
-    return key[:n_left], key[n_left:]
-
-
 def _state_summary(frame: pd.DataFrame, code: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
     """:func:`aggregate_state` of ``frame`` grouped by integer ``code``, as arrays indexed by code
     (``state`` "" for a code without rows)."""
@@ -524,27 +507,6 @@ def _grade_and_correct(cq_na, vpa_cq, dcq, high, path, arrays: dict, bounds, cor
     return cq_dna, f, ok
 
 
-def _left_lookup(left: pd.DataFrame, right: pd.DataFrame, on: list[str], columns: list[str]) -> pd.DataFrame:
-    """``columns`` of ``right`` for each row of ``left`` by the keys ``on`` (NaN where none): a
-    left merge on a ``right`` with unique keys, by integer codes (:func:`joint_codes`)."""
-    l_code, r_code = joint_codes(
-        [left[c].to_numpy(dtype=object) for c in on], [right[c].to_numpy(dtype=object) for c in on]
-    )
-    if len(np.unique(r_code)) < len(r_code):  # repeated keys: a merge repeats rows
-        return left[on].merge(right[[*on, *columns]], on=on, how="left")
-    at = np.full(int(max(l_code.max(initial=-1), r_code.max(initial=-1))) + 1, -1, dtype=np.int64)
-    at[r_code] = np.arange(len(r_code))
-    rows = at[l_code]
-    found = rows >= 0
-    out = {}
-    for c in columns:
-        values = right[c].to_numpy()
-        col = np.full(len(left), np.nan, dtype=values.dtype if values.dtype.kind in "fO" else object)
-        col[found] = values[rows[found]]
-        out[c] = col
-    return pd.DataFrame(out)
-
-
 def apply_validprime(
     measurements: pd.DataFrame,
     wells: pd.DataFrame,
@@ -568,7 +530,7 @@ def apply_validprime(
     vpa_wells = wells[wells["assay"] == vpa_assay]
     vpa_wells = vpa_wells[vpa_wells["sample"].isin(set(measurements["sample"]))]
     vp = pair_vpa(measurements, vpa_wells, mode=mode)
-    ref = _left_lookup(
+    ref = left_lookup(
         measurements, assay_table, ["plate", "assay"], ["dcq_gdna", "confidence", "score_grade"]
     )
     res = correct(
