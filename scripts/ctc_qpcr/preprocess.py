@@ -408,7 +408,11 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     cur, new = w["vp_flag"].to_numpy(dtype=object)[at], res["vp_flag"].to_numpy(dtype=object)
     set_at(w, "vp_flag", at, np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new)))
     f = res[res["vp_flag"] != ""]
-    pct = (100 * f["gdna_fraction"]).round(2).astype(str)
+    bits = (100 * f["gdna_fraction"]).round(2).to_numpy(dtype=float).view(np.int64)
+    codes, uniques = pd.factorize(bits)  # each distinct value (bit pattern: -0.0 too) printed once
+    pct = pd.Series(
+        pd.Series(uniques.view(np.float64)).astype(str).to_numpy(dtype=object)[codes], index=f.index
+    )
     reason = "grade " + f["vp_grade"].astype(str) + ", %DNA " + pct + ", VPA " + f["vpa_state"].astype(str)
     return f[["plate", "well", "sample", "assay"]].assign(flag=f["vp_flag"], reason=reason)
 
@@ -563,9 +567,7 @@ def _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes)
             .where(well_flags["excluded"].notna(), well_flags["flag"].isin(EXCLUDING_FLAGS))
             .astype(bool)
         )
-    well_flags = (
-        well_flags[WELL_FLAG_COLUMNS + extra].sort_values(["plate", "well", "flag"]).reset_index(drop=True)
-    )
+    well_flags = sorted_rows(well_flags[WELL_FLAG_COLUMNS + extra], ["plate", "well", "flag"])
     table = ctx.table if ctx is not None else pd.DataFrame(columns=VP_COLUMNS)
     return {
         "cells": cells,
