@@ -69,3 +69,27 @@ def test_own_frame_and_set_at_never_write_into_the_callers_arrays():
     pd.testing.assert_frame_equal(left, before)
     assert (w["cq"].to_numpy()[::2] == 0).all()
     assert as_text(pd.Series([1, "a"], dtype=object)).tolist() == ["1", "a"]
+
+
+def test_audit_flags_joined_per_well_as_a_grouped_sum():
+    """_WellRows.joined_flags: per (plate, well) its distinct flags, sorted, ;-joined — the
+    grouped text sum and left join it replaces (written out here as the reference)."""
+    from ctc_qpcr.audit import _WellRows
+
+    rng = np.random.default_rng(5)
+    table = pd.DataFrame(
+        {"plate": rng.choice(["P2", "P1", "P10"], 300), "well": rng.choice(list("ABCDEFGHIJ"), 300)}
+    )
+    wf = pd.DataFrame(
+        {
+            "plate": rng.choice(["P2", "P1", "P9"], 500),
+            "well": rng.choice(list("ABCDEFGHIJK"), 500),
+            "flag": rng.choice(np.array(["HIGHSD", "B (x)", "A", "VPA_MISSING", None], dtype=object), 500),
+        }
+    )
+    got = _WellRows(table).joined_flags(wf)
+    flags = wf.dropna().drop_duplicates().sort_values(["plate", "well", "flag"])
+    joined = (";" + flags["flag"]).groupby([flags["plate"], flags["well"]]).sum().str[1:]
+    want = [joined.get((p, w), np.nan) for p, w in table.itertuples(index=False)]
+    assert [("NA" if pd.isna(v) else v) for v in got] == [("NA" if pd.isna(v) else v) for v in want]
+    assert pd.isna(_WellRows(table).joined_flags(wf.iloc[:0])).all()
