@@ -44,7 +44,7 @@ from .chip_options import (
     ValidPrimeOptions,
     chip_options,
 )
-from .rowkeys import as_text, own_frame, set_at, sorted_rows
+from .rowkeys import as_text, joint_codes, own_frame, set_at, sorted_rows
 from .wells import CALC, assign_states
 
 CELL_COLUMNS = [
@@ -408,12 +408,23 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     cur, new = w["vp_flag"].to_numpy(dtype=object)[at], res["vp_flag"].to_numpy(dtype=object)
     set_at(w, "vp_flag", at, np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new)))
     f = res[res["vp_flag"] != ""]
-    bits = (100 * f["gdna_fraction"]).round(2).to_numpy(dtype=float).view(np.int64)
-    codes, uniques = pd.factorize(bits)  # each distinct value (bit pattern: -0.0 too) printed once
-    pct = pd.Series(
-        pd.Series(uniques.view(np.float64)).astype(str).to_numpy(dtype=object)[codes], index=f.index
+    pct = (100 * f["gdna_fraction"]).round(2).to_numpy(dtype=float).view(np.int64)  # bits: -0.0 kept apart
+    parts = [
+        f["vp_grade"].astype(str).to_numpy(dtype=object),
+        pct,
+        f["vpa_state"].astype(str).to_numpy(dtype=object),
+    ]
+    codes, _ = joint_codes(parts, [p[:0] for p in parts])
+    ids, first = np.unique(codes, return_index=True)  # each distinct (grade, %DNA, VPA state) written once
+    at = np.empty(len(ids), dtype=np.int64)
+    at[ids] = first
+    grade, value, state = (p[at] for p in parts)
+    text = pd.Series(value.view(np.float64)).astype(str).to_numpy(dtype=object)
+    reason = (
+        ("grade " + grade + ", %DNA " + text + ", VPA " + state)[codes]
+        if len(codes)
+        else np.array([], object)
     )
-    reason = "grade " + f["vp_grade"].astype(str) + ", %DNA " + pct + ", VPA " + f["vpa_state"].astype(str)
     return f[["plate", "well", "sample", "assay"]].assign(flag=f["vp_flag"], reason=reason)
 
 

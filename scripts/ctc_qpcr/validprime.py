@@ -551,7 +551,7 @@ def apply_validprime(
         unpaired = (~vp["vpa_paired"] & (vp["vpa_state"] != "") & graded).to_numpy()
         current = res.loc[unpaired, "vp_flag"]
         res.loc[unpaired, "vp_flag"] = np.where(current == "", VPA_UNPAIRED, current + ";" + VPA_UNPAIRED)
-    out = measurements.copy()
+    out = measurements.copy(deep=False)  # columns are added, none written into
     out["vpa_cq"] = vp["vpa_cq"]
     out["vpa_state"] = vp["vpa_state"]
     for col in res.columns:
