@@ -14,6 +14,9 @@ Steps (see benchmarks/README.md for exactly what each one measures):
    results/normalised/*.tsv + results/differential/*.tsv in a fresh work directory
    SCRATCH/wd-N (classifier, prediction and outcome off); wall time, peak RSS of the
    whole process tree, time per rule;
+3a. (96 chips) the same job graph doing nothing (``benchmarks/noop_dag.py``): every job a
+   ``script:`` that imports pandas and pyarrow — Snakemake's and Python's start-up, the floor
+   the stages' code cannot go below;
 4. in-process comparison with the PyPI package ``qpcr`` 4.1.4 (its own venv
    benchmarks/.venv-qpcr, created on first use) on the steps both do: reading the chips
    and ΔCq against the reference genes.
@@ -45,6 +48,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from noop_dag import noop_floor
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -603,6 +608,13 @@ def table(results: dict[int, dict]) -> str:
                     f"| {shown} | ≤ 3 × floor + 10 s = {fmt_s(lim)} | "
                     f"{verdict(_within(wall, lim, wf))} |"
                 )
+            noop = r.get("noop_dag") or {}
+            if noop.get("ok"):
+                rows.append(
+                    f"| the same job graph doing nothing ({noop['jobs']} jobs that start Python and import "
+                    f"pandas + pyarrow; `benchmarks/noop_dag.py`) | {n} | {fmt_s(noop['wall_s'])} "
+                    f"(CPU {fmt_s(noop['cpu_s'])}) | — | — |"
+                )
             ratio = _ratio_row(n, wall, fl, base96)
             if ratio:
                 rows.append(ratio)
@@ -750,7 +762,13 @@ def measure(n: int, a: argparse.Namespace, scratch: Path) -> dict:
         if wf.get("ok") is False:
             log("   error tail:\n" + wf.get("error", "")[-1500:])
 
-    if res.get("workflow", {}).get("ok") and not a.skip_workflow:
+    if res.get("workflow", {}).get("ok") and not a.skip_workflow and n <= 96:
+        log("3a. the same job graph doing nothing (start-up and imports only)")
+        batches = list(dict.fromkeys(plates["batch"]))
+        res["noop_dag"] = noop_floor(VENV_PY.parent / "snakemake", batches, a.cores, scratch / f"noop-{n}")
+        log(f"   {res['noop_dag']}")
+
+    if res.get("workflow", {}).get("ok") and not a.skip_workflow and not a.skip_rest:
         log(f"3b. the rest of the workflow, then snakemake --report (html and zip) in {scratch / f'wd-{n}'}")
         res["report"] = report_step(scratch / f"wd-{n}", a.cores)
         log(f"   {res['report']}")
@@ -800,6 +818,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--regen", action="store_true", help="simulate again even if the chips are there")
     ap.add_argument("--skip-workflow", action="store_true")
     ap.add_argument("--skip-compare", action="store_true")
+    ap.add_argument(
+        "--skip-rest", action="store_true", help="skip step 3b (the rest of the workflow and the report)"
+    )
     ap.add_argument(
         "--dry-run-only", action="store_true", help="workflow step: the dry run only, no real run"
     )

@@ -190,10 +190,10 @@ check_batch_overrides()
 
 
 def get_ipc_anchor(batch):
-    """Later batches read the first batch's IPC table (the fixed reference)."""
+    """Later batches read the first batch's IPC levels (the fixed reference), from the ipc_anchor job."""
     if config["ipc"]["reference"] is not None or batch == FIRST_BATCH:
         return []
-    return f"results/batches/{FIRST_BATCH}/plate_calibration.tsv"
+    return f"results/batches/{FIRST_BATCH}/ipc_anchor.tsv"
 
 
 def get_batch_tables(name):

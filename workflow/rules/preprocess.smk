@@ -4,8 +4,36 @@
 # Rules are generated per batch because their outputs include the batch's
 # plates: the tidy Wells table of each plate (results/cq/{plate}.parquet + a
 # .tsv a person can open) and the batch's tables (results/batches/{batch}/).
+# Later batches take the IPC reference from the first batch's IPC anchor
+# (its chips' IPC level only), so they need not wait for its whole job.
 # The reader refuses a file larger than any results export (64 MB) before
 # loading it, so mem_mb covers the largest file it accepts.
+
+if FIRST_BATCH:
+
+    rule ipc_anchor:
+        input:
+            exports=list(PLATE_ROWS[FIRST_BATCH]["path"]),
+            samples=config["samples"],
+            assays=config["assays"],
+        output:
+            f"results/batches/{FIRST_BATCH}/ipc_anchor.tsv",
+        log:
+            "logs/ipc_anchor.log",
+        conda:
+            "../envs/python.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=20,
+        params:
+            batch=FIRST_BATCH,
+            plates=PLATE_ROWS[FIRST_BATCH].to_dict("records"),
+            settings=batch_settings(FIRST_BATCH),
+            efficiency=config["efficiency"],
+            on_incomplete=config["import"]["on_incomplete"],
+        script:
+            "../../scripts/ipc_anchor.py"
+
 
 for batch_id in BATCHES:
 

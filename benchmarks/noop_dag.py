@@ -1,0 +1,108 @@
+"""The floor set by the workflow's shape: the same jobs doing nothing but start and import.
+
+``bench_workflow.py`` runs, beside the real workflow, a Snakefile of the same job graph
+for the 96-chip target (the IPC anchor, one job per batch — all but the first waiting
+for the anchor —, then merge_batches → normalise → differential), where every job is a
+``script:`` that imports what every stage imports (pandas, pyarrow.parquet) and writes
+an empty output. Its wall time is what Snakemake's start, the scheduling and the
+Python start-up of each job cost before any work: the part of the target the code
+of the stages cannot reach.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+NOOP_SCRIPT = "import numpy, pandas, pyarrow.parquet\nopen(snakemake.output[0], 'w').close()\n"
+
+SNAKEFILE = """BATCHES = {batches!r}
+
+
+rule all:
+    input:
+        "differential.done",
+
+
+rule ipc_anchor:
+    output:
+        "anchor.done",
+    script:
+        "noop.py"
+
+
+rule batch:
+    input:
+        lambda wc: [] if wc.batch == BATCHES[0] else ["anchor.done"],
+    output:
+        "batches/{{batch}}.done",
+    script:
+        "noop.py"
+
+
+rule merge_batches:
+    input:
+        expand("batches/{{batch}}.done", batch=BATCHES),
+    output:
+        "merge.done",
+    script:
+        "noop.py"
+
+
+rule normalise:
+    input:
+        "merge.done",
+    output:
+        "normalise.done",
+    script:
+        "noop.py"
+
+
+rule differential:
+    input:
+        "normalise.done",
+    output:
+        "differential.done",
+    script:
+        "noop.py"
+"""
+
+
+def noop_floor(snakemake: Path, batches: list[str], cores: int, workdir: Path) -> dict:
+    """Wall and CPU time of the no-op DAG with ``batches``, run by ``snakemake`` with ``cores``."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / "Snakefile").write_text(SNAKEFILE.format(batches=list(batches)))
+    (workdir / "noop.py").write_text(NOOP_SCRIPT)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(snakemake), "--cores", str(cores), "--quiet", "all"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    out = {"ok": proc.returncode == 0, "wall_s": wall, "cpu_s": cpu, "jobs": len(batches) + 4}
+    if proc.returncode != 0:
+        out["error"] = (proc.stdout + proc.stderr)[-2000:]
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=8)
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--scratch", default=str(Path(__file__).parent / "out" / "noop-dag"))
+    a = ap.parse_args()
+    exe = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "snakemake"
+    res = noop_floor(exe, [f"B{i}" for i in range(1, a.batches + 1)], a.cores, Path(a.scratch))
+    print(res)

@@ -1,0 +1,41 @@
+"""Snakemake adapter: the first batch's IPC level per chip (results/batches/{first}/ipc_anchor.tsv).
+
+Later batches take their IPC reference from it (ctc_qpcr.ipc_anchor), so they do
+not wait for the first batch's whole chip-level job.
+"""
+
+from ctc_qpcr import chip_batch, sheets
+from ctc_qpcr.adapter import run
+from ctc_qpcr.chip_options import chip_options
+from ctc_qpcr.ipc_anchor import first_batch_ipc
+from ctc_qpcr.preprocess import ipc_reference_from
+from ctc_qpcr.tables import write_tsv
+
+
+def main(smk, log):
+    p = smk.params
+    samples = sheets.load_samples(smk.input.samples)
+    assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
+    tables = chip_batch.read_batch(
+        p.plates,
+        p.batch,
+        samples,
+        assays,
+        lod=p.settings["lod"],
+        unknown_names=p.settings["unknown_names"],
+        on_incomplete=p.on_incomplete,
+        log=log,
+    )
+    options = chip_options({**p.settings, "efficiency": p.efficiency})
+    levels = first_batch_ipc(
+        chip_batch.batch_wells(tables), sheets.samples_frame(samples), assays, options, batch=p.batch
+    )
+    write_tsv(levels, smk.output[0])
+    log.info(
+        "IPC reference of later batches: %.4f (mean IPC level of %s's chips)",
+        ipc_reference_from(levels),
+        p.batch,
+    )
+
+
+run(main, snakemake)  # noqa: F821
