@@ -1,9 +1,18 @@
 # ctc-qpcr: CTC qPCR instrument exports → audited Cq → ValidPrime, IPC,
 # replicates → reference genes and ΔCq → positivity, differential expression,
 # metastatic-site classifier → CTC counts and outcome.
+import gc
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# Start-up leaves ~200,000 container objects (modules, sheets, rules) that live as
+# long as the run; the cyclic GC scanned them again and again while parsing and
+# while building the DAG. Off while parsing; at the end one collection, then the
+# survivors are frozen (never scanned again) and the GC is on for the DAG and the
+# jobs.
+gc.disable()
 
 
 include: "workflow/rules/config_file.smk"
@@ -35,3 +44,8 @@ rule all:
     default_target: True
     input:
         get_final_output(),
+
+
+gc.collect()
+gc.freeze()
+gc.enable()

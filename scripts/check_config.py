@@ -17,11 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ctc_qpcr.config_check import check_config_files  # noqa: E402
+from ctc_qpcr.config_check import check_config_files, load_schema  # noqa: E402
 from ctc_qpcr.errors import ConfigError  # noqa: E402
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -31,7 +29,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="+", help="config files (YAML)")
     args = ap.parse_args(argv)
-    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+    schema = load_schema(SCHEMA)
     status = 0
     for path in args.files:
         try:

@@ -54,7 +54,12 @@ def check_config(config: dict, schema: dict, source: str = "config/config.yaml")
 
 def _missing(wanted, present, what: str, where: str, sheet: str) -> list[str]:
     """One message per value of ``wanted`` that is not exactly in ``present``."""
-    present = sorted({str(p) for p in present if str(p) != ""})
+    wanted = list(wanted)
+    if not wanted:
+        return []
+    if hasattr(present, "unique"):  # a sheet column: 44,000 cells, a few distinct values
+        present = present.unique()
+    present = sorted({text for text in map(str, present) if text != ""})
     problems = []
     for value in wanted:
         value = str(value)
@@ -191,6 +196,10 @@ def check_yaml_file(path: str | Path) -> dict:
             f"{path}: the config file is not UTF-8 text (byte {exc.start}) — save it as UTF-8"
         ) from None
     try:
+        return yaml.load(text, Loader=_loader(str(path), fast=True)) or {}
+    except yaml.YAMLError:
+        pass  # parsed again below by PyYAML's own parser, whose messages name the problem
+    try:
         return yaml.load(text, Loader=_loader(str(path))) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -210,11 +219,12 @@ def check_yaml_file(path: str | Path) -> dict:
         ) from None
 
 
-def _loader(path: str):
-    """A SafeLoader that refuses a key given twice in one mapping, naming both lines."""
+def _loader(path: str, fast: bool = False):
+    """A SafeLoader that refuses a key given twice in one mapping, naming both lines
+    (``fast``: on libyaml's C parser when PyYAML has it — the same data, ~8x faster)."""
     import yaml
 
-    class Loader(yaml.SafeLoader):
+    class Loader(_safe_loader() if fast else yaml.SafeLoader):
         pass
 
     def mapping(loader, node, deep=False):
@@ -231,6 +241,21 @@ def _loader(path: str):
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return Loader
+
+
+def _safe_loader():
+    """``yaml.CSafeLoader`` (libyaml) when PyYAML was built with it, else ``yaml.SafeLoader``."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_schema(path: str | Path) -> dict:
+    """A YAML file of the workflow (the config schema: its ~9 kB cost ~70 ms in pure Python)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_safe_loader())
 
 
 def check_config_files(paths, schema: dict) -> None:

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jsonschema
-import yaml
 
 from .errors import ConfigError
 
@@ -61,8 +60,9 @@ def schema() -> dict:
     """The ``properties`` of the config schema ({} when the package runs without its workflow)."""
     if not SCHEMA_PATH.is_file():
         return {}
-    with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["properties"]
+    from .config_check import load_schema  # the C parser when PyYAML has it
+
+    return load_schema(SCHEMA_PATH)["properties"]
 
 
 def schema_default(key: str) -> Any:

@@ -110,7 +110,9 @@ def _records(text: str) -> tuple[list[list[str]], np.ndarray]:
             grid = None
         if grid is not None:
             cells = grid.to_numpy(dtype=object)
-            blank = (cells == "").all(axis=1) | grid[0].str.startswith("#").to_numpy(dtype=bool)
+            blank = (cells == "").all(axis=1)
+            if text.startswith("#") or "\n#" in text:  # a comment line (one record per line here)
+                blank |= grid[0].str.startswith("#").to_numpy(dtype=bool)
             keep = np.flatnonzero(~blank)
             return cells[keep], keep + 1
     records = list(csv.reader(io.StringIO(text), delimiter="\t", quotechar='"', strict=False))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -238,16 +239,42 @@ def load_plates(path: str | Path, check_files: bool = True) -> pd.DataFrame:
 def check_distinct_exports(df: pd.DataFrame) -> None:
     """Refuse two plates whose ``path`` is one file, or two files with byte-identical content.
 
-    Only files of equal size are hashed, so a study of distinct exports costs one ``stat`` per plate.
+    One ``lstat`` per plate (and one ``realpath`` per folder) finds the files and their
+    sizes; only files of equal size have their first block compared, and only files
+    whose size and first block are shared with another are hashed whole.
     """
-    real = pd.Series([os.path.realpath(p) for p in df["path"]], index=df.index)
+    parents: dict[str, str] = {}
+    found = [_real_and_size(p, parents) for p in df["path"]]
+    real = pd.Series([r for r, _ in found], index=df.index)
     _same_key(df, real, "points at the same file as")
-    sizes = pd.Series([os.path.getsize(p) for p in real], index=df.index)
+    sizes = pd.Series([n for _, n in found], index=df.index)
     shared = sizes.duplicated(keep=False) & ~real.duplicated(keep=False)
     if shared.any():
+        heads = pd.Series("", index=df.index)
+        heads[shared] = [f"{n}:{_sha256(p, _HEAD)}" for p, n in zip(real[shared], sizes[shared], strict=True)]
+        shared &= heads.duplicated(keep=False)
+    if shared.any():
+        # byte-identical files share size and first block: hashing only those keeps the same first pair
         digests = pd.Series("", index=df.index)
         digests[shared] = [_sha256(p) for p in real[shared]]
         _same_key(df[shared], digests[shared], "has a byte-identical export to")
+
+
+#: bytes compared before a whole file is hashed (exports of one instrument share a size often)
+_HEAD = 1 << 16
+
+
+def _real_and_size(path: str, parents: dict[str, str]) -> tuple[str, int]:
+    """``(os.path.realpath(path), size)``: the folder resolved once for all its files,
+    the file itself by one ``lstat`` (a symbolic link is resolved whole)."""
+    head, tail = os.path.split(path)
+    info = os.lstat(path)
+    if tail in ("", ".", "..") or stat.S_ISLNK(info.st_mode):
+        real = os.path.realpath(path)
+        return real, os.path.getsize(real)
+    if head not in parents:
+        parents[head] = os.path.realpath(head or os.curdir)
+    return os.path.join(parents[head], tail), info.st_size
 
 
 def check_new_exports(training: pd.DataFrame, new: pd.DataFrame, new_sheet: str) -> None:
@@ -293,11 +320,15 @@ def _same_key(df: pd.DataFrame, key: pd.Series, relation: str) -> None:
         )
 
 
-def _sha256(path: str) -> str:
+def _sha256(path: str, limit: int | None = None) -> str:
+    """SHA-256 of the file (of its first ``limit`` bytes when given)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        if limit is not None:
+            digest.update(handle.read(limit))
+        else:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -383,9 +414,12 @@ def schema_view(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
     milliseconds for a sheet of tens of thousands of rows.
     """
     props = schema.get("properties", {})
-    out = pd.DataFrame(index=df.index)
+    columns = {}
     for col in df.columns:
         spec = props.get(col, {})
         free = set(spec) <= {"type", "description", "minLength"} or spec.get("pattern") == ID_PATTERN
-        out[col] = df[col].where(df[col] == "", "x") if free else df[col]
-    return out.drop_duplicates().reset_index(drop=True)
+        values = df[col].tolist()
+        columns[col] = [v if v == "" else "x" for v in values] if free else values
+    # the distinct rows in order of first appearance (as drop_duplicates keeps them)
+    rows = list(dict.fromkeys(zip(*columns.values(), strict=True)))
+    return pd.DataFrame(rows, columns=list(columns), dtype=object)

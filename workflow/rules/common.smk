@@ -12,19 +12,18 @@ WORKFLOW_ROOT = Path(workflow.current_basedir).parents[1]
 sys.path.insert(0, str(WORKFLOW_ROOT / "scripts"))
 
 import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
 
 from ctc_qpcr.chip_options import chip_options  # noqa: E402
+from ctc_qpcr import config_check  # noqa: E402
 from ctc_qpcr.config_check import check_config, check_settings  # noqa: E402
 from ctc_qpcr.errors import ConfigError, InputError  # noqa: E402
 from ctc_qpcr import sheets  # noqa: E402
 from ctc_qpcr.provenance import sha256  # noqa: E402
 
-with open(WORKFLOW_ROOT / "workflow" / "schemas" / "config.schema.yaml") as handle:
-    try:
-        check_config(config, yaml.safe_load(handle))
-    except ConfigError as exc:
-        raise WorkflowError(str(exc)) from None
+try:
+    check_config(config, _CONFIG_SCHEMA)  # read by config_file.smk
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -33,8 +32,7 @@ def validate_sheets():
     """Schema validation of the three sheets on their distinct constrained values."""
     for frame, name in ((plates, "plates"), (samples, "samples"), (assays, "assays")):
         schema = WORKFLOW_ROOT / "workflow" / "schemas" / f"{name}.schema.yaml"
-        with open(schema) as handle:
-            view = sheets.schema_view(frame, yaml.safe_load(handle))
+        view = sheets.schema_view(frame, config_check.load_schema(schema))
         validate(view, schema=f"../schemas/{name}.schema.yaml")
 
 
@@ -111,12 +109,17 @@ if QPCR_ACTIVE:
 # Batches in the order of first appearance in plates.tsv: the first batch
 # anchors the IPC reference (config ipc.reference: null).
 BATCHES = list(dict.fromkeys(plates["batch"]))
-# Each batch's plates.tsv rows, grouped once (not one scan of the sheet per batch).
-PLATE_ROWS = {
-    b: rows[["plate", "path", "format", "assay"]]
-    for b, rows in plates.groupby("batch", sort=False)
-}
-PLATES_OF = {b: list(PLATE_ROWS[b]["plate"]) for b in BATCHES}
+# Each batch's plates.tsv rows as plain records (one to_dict for the sheet, not one
+# per batch: the per-batch rules' params), its exports (their inputs) and plates.
+PLATE_RECORDS = {b: [] for b in BATCHES}
+for _batch, _record in zip(
+    plates["batch"],
+    plates[["plate", "path", "format", "assay"]].to_dict("records"),
+    strict=True,
+):
+    PLATE_RECORDS[_batch].append(_record)
+EXPORTS_OF = {b: [r["path"] for r in PLATE_RECORDS[b]] for b in BATCHES}
+PLATES_OF = {b: [r["plate"] for r in PLATE_RECORDS[b]] for b in BATCHES}
 FIRST_BATCH = BATCHES[0] if BATCHES else ""
 
 for unknown in set(config["batches"]) - set(BATCHES):

@@ -7,20 +7,19 @@
 import sys
 from pathlib import Path
 
-import yaml
 from snakemake.exceptions import WorkflowError
 
 # From this file's place: workflow.basedir is the *using* workflow's folder when
 # ctc-qpcr runs as a Snakemake module.
 sys.path.insert(0, str(Path(workflow.current_basedir).parents[1] / "scripts"))
 
-from ctc_qpcr.config_check import check_config_files  # noqa: E402
+from ctc_qpcr.config_check import check_config_files, load_schema  # noqa: E402
 from ctc_qpcr.errors import ConfigError  # noqa: E402
 
-with open(
+# read once (C parser): common.smk checks the merged config against it too
+_CONFIG_SCHEMA = load_schema(
     Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
-) as handle:
-    _CONFIG_SCHEMA = yaml.safe_load(handle)
+)
 _CONFIG_FILES = (
     [Path("config/config.yaml")] if Path("config/config.yaml").is_file() else []
 )

@@ -13,7 +13,7 @@ if FIRST_BATCH:
 
     rule ipc_anchor:
         input:
-            exports=list(PLATE_ROWS[FIRST_BATCH]["path"]),
+            exports=EXPORTS_OF[FIRST_BATCH],
             samples=config["samples"],
             assays=config["assays"],
         output:
@@ -27,7 +27,7 @@ if FIRST_BATCH:
             runtime=20,
         params:
             batch=FIRST_BATCH,
-            plates=PLATE_ROWS[FIRST_BATCH].to_dict("records"),
+            plates=PLATE_RECORDS[FIRST_BATCH],
             settings=batch_settings(FIRST_BATCH),
             efficiency=config["efficiency"],
             on_incomplete=config["import"]["on_incomplete"],
@@ -41,13 +41,13 @@ for batch_id in BATCHES:
         name:
             f"preprocess_batch_{batch_id}"
         input:
-            exports=list(PLATE_ROWS[batch_id]["path"]),
+            exports=EXPORTS_OF[batch_id],
             samples=config["samples"],
             assays=config["assays"],
             ipc_anchor=get_ipc_anchor(batch_id),
         output:
-            cq_parquet=expand("results/cq/{plate}.parquet", plate=PLATES_OF[batch_id]),
-            cq_tsv=expand("results/cq/{plate}.tsv", plate=PLATES_OF[batch_id]),
+            cq_parquet=[f"results/cq/{plate}.parquet" for plate in PLATES_OF[batch_id]],
+            cq_tsv=[f"results/cq/{plate}.tsv" for plate in PLATES_OF[batch_id]],
             cells=f"results/batches/{batch_id}/cells.parquet",
             wells=f"results/batches/{batch_id}/wells.parquet",
             audit=f"results/batches/{batch_id}/wells.tsv",
@@ -65,7 +65,7 @@ for batch_id in BATCHES:
         params:
             batch=batch_id,
             # this batch's plates and settings only: adding a batch must not change (and re-run) the others
-            plates=PLATE_ROWS[batch_id].to_dict("records"),
+            plates=PLATE_RECORDS[batch_id],
             settings=batch_settings(batch_id),
             efficiency=config["efficiency"],
             on_incomplete=config["import"]["on_incomplete"],
