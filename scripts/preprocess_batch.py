@@ -8,7 +8,7 @@ from ctc_qpcr import chip_batch, sheets
 from ctc_qpcr.adapter import run, write_tables
 from ctc_qpcr.chip_options import chip_options
 from ctc_qpcr.preprocess import ipc_reference_from
-from ctc_qpcr.tables import read_tsv, write_parquet, write_tsv
+from ctc_qpcr.tables import read_tsv, write_parquet, write_parquet_tsv
 
 
 def main(smk, log):
@@ -26,8 +26,7 @@ def main(smk, log):
         log=log,
     )
     for wells, pq, tsv in zip(tables, smk.output.cq_parquet, smk.output.cq_tsv, strict=True):
-        write_parquet(wells, pq)
-        write_tsv(wells, tsv)
+        write_parquet_tsv(wells, pq, tsv)
 
     options = chip_options({**p.settings, "efficiency": p.efficiency})
     if options.ipc.reference is None and smk.input.ipc_anchor:
@@ -44,8 +43,7 @@ def main(smk, log):
         log=log,
     )
     write_parquet(out["cells"], smk.output.cells)
-    write_parquet(out["audit"], smk.output.wells)
-    write_tsv(out["audit"], smk.output.audit)
+    write_parquet_tsv(out["audit"], smk.output.wells, smk.output.audit)
     write_tables(
         out,
         smk.output,

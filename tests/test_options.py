@@ -81,9 +81,8 @@ def test_stage_options_name_the_stage_key():
 def _schema_specs():
     """Every leaf spec of the config schema (sections' properties and top-level keys)."""
     out = []
-    for key, spec in schema().items():
-        for sub in spec.get("properties", {}).values() if "properties" in spec else [spec]:
-            out.append(sub)
+    for spec in schema().values():
+        out.extend(spec["properties"].values() if "properties" in spec else [spec])
     return out
 
 
@@ -99,7 +98,7 @@ def test_plain_check_never_accepts_what_jsonschema_refuses():
     specs = _schema_specs()
     fast = 0
     for spec in specs:
-        for value in VALUES + [e for e in spec.get("enum", [])]:
+        for value in VALUES + list(spec.get("enum", [])):
             if _plainly_valid(value, spec):
                 fast += 1
                 assert _validator()(spec).is_valid(value), (spec, value)

@@ -249,6 +249,21 @@ def test_12_chips_one_cell_per_plate_sample_assay():
     assert len(out["cells"]) == out["cells"][["plate", "sample", "assay"]].drop_duplicates().shape[0]
 
 
+def test_batch_wells_not_modified_and_working_table_optional():
+    """The steps work on a shallow frame of the caller's wells (no copy of every column): the
+    caller's table is left as it was, and keep_wells=False changes nothing but ``wells``."""
+    wells, s, a = big_batch(n_chips=3, seed=4)
+    before = wells.copy()
+    o = chip_options({"ipc": {"on_missing": "uncalibrated"}})
+    full = preprocess_batch(wells, s, a, o)
+    pd.testing.assert_frame_equal(wells, before)
+    lean = preprocess_batch(wells, s, a, o, keep_wells=False)
+    pd.testing.assert_frame_equal(wells, before)
+    assert "wells" in full and "wells" not in lean
+    for key in ("cells", "well_flags", "validprime_assays", "plate_calibration", "efficiency"):
+        pd.testing.assert_frame_equal(full[key], lean[key])
+
+
 def test_config_yaml_keys_are_accepted():
     cfg = {
         "validprime": {

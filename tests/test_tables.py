@@ -87,6 +87,48 @@ def test_arrow_path_taken_for_plain_tables(tmp_path, monkeypatch):
     assert used == [True]
 
 
+def test_nothing_to_escape_converted_once(tmp_path, monkeypatch):
+    """No text cell (nor name) starts with a formula character (negative numbers may): the text is
+    converted once, _safe_frame is not run, and the bytes are still those of pandas."""
+    safe = []
+    real = tables._safe_frame
+    monkeypatch.setattr(tables, "_safe_frame", lambda df: safe.append(1) or real(df))
+    plain = ["", "a", "x y", " lead", "é", "'q", "1e5"]
+    for seed in range(3):
+        df = frame(seed)
+        df["sample"] = df["sample"].where(~df["sample"].str.match(r"^[=+\-@]"), "ok")
+        df["assay"] = np.random.default_rng(seed).choice(np.array(plain, dtype=object), len(df))
+        df["note"] = df["assay"].where(df["cq"].notna(), None)
+        df["state"] = pd.Categorical(df["assay"], categories=[*plain, "=unused"])
+        tables.write_tsv(df, tmp_path / "fast.tsv")
+        assert safe == []
+        assert (tmp_path / "fast.tsv").read_bytes() == pandas_bytes(df, tmp_path / "ref.tsv")
+        safe.clear()
+    df = frame(0)  # formula-like cells: escaped by the _safe_frame path
+    tables.write_tsv(df, tmp_path / "fast.tsv")
+    assert safe and (tmp_path / "fast.tsv").read_bytes() == pandas_bytes(df, tmp_path / "ref.tsv")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        None,
+        {"mixed_text": ["a", None, "=b"] * 100},
+        {"tabbed": ["a\tb", "ok", "c"] * 100},
+        {"empty": [None] * 300},
+    ],
+)
+def test_parquet_and_tsv_together_same_bytes_as_each_alone(tmp_path, extra):
+    for seed in range(3):
+        df = frame(seed, extra).iloc[::-1] if seed == 2 else frame(seed, extra)  # seed 2: not index 0..n-1
+        df.attrs = {"missing_wells": ["S01-A01"], "incomplete_groups": []} if seed else {}
+        tables.write_parquet(df, tmp_path / "a.parquet")
+        tables.write_tsv(df, tmp_path / "a.tsv")
+        tables.write_parquet_tsv(df, tmp_path / "b.parquet", tmp_path / "b.tsv")
+        assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+        assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "b.tsv").read_bytes()
+
+
 def test_parts_equal_the_whole_table(tmp_path):
     frames = [frame(seed) for seed in range(3)]
     frames.insert(1, frames[0].iloc[:0])  # an empty part adds nothing

@@ -35,20 +35,12 @@ AUDIT_COLUMNS = [
 ]
 
 
-def _joined_flags(wf: pd.DataFrame) -> pd.Series:
-    """Per (plate, well): its distinct flags, sorted and ``;``-joined (one grouped
-    string sum in Cython, not a Python function per well)."""
-    flags = wf[["plate", "well", "flag"]].drop_duplicates().sort_values(["plate", "well", "flag"])
-    joined = (";" + flags["flag"]).groupby([flags["plate"], flags["well"]], sort=True).sum()
-    return joined.str[1:] if len(joined) else joined.astype(object)
-
-
 class _WellRows:
     """Row positions of (plate, well) keys in a table (its plates and wells factorised once).
 
-    :meth:`lookup` gives, for each row of the table, the value a Series indexed by
-    (plate, well) holds for it (NaN where none): what a left join on the two text
-    columns gives, with integer keys instead of a MultiIndex of text.
+    :meth:`joined_flags` gives, for each row of the table, the flags of its (plate, well):
+    what grouping the flags by the two text columns and a left join give, with
+    integer keys instead of a MultiIndex of text.
     """
 
     def __init__(self, table: pd.DataFrame):
@@ -57,17 +49,29 @@ class _WellRows:
         self.n_wells = max(len(self.wells), 1)
         self.keys = plate_codes.astype(np.int64) * self.n_wells + well_codes
 
-    def lookup(self, values: pd.Series) -> np.ndarray:
+    def joined_flags(self, wf: pd.DataFrame) -> np.ndarray:
+        """For each row of the table: the distinct ``flag`` texts of ``wf`` on its (plate, well),
+        sorted and ``;``-joined (NaN where none), by integer keys: the (well, flag) pairs
+        made distinct and ordered by one ``np.unique``, joined by one ``np.add.reduceat``."""
         out = np.full(len(self.keys), np.nan, dtype=object)
-        if not len(values):
+        if not len(wf):
             return out
-        plate = pd.Index(self.plates).get_indexer(values.index.get_level_values(0))
-        well = pd.Index(self.wells).get_indexer(values.index.get_level_values(1))
-        known = (plate >= 0) & (well >= 0)
-        index = pd.Index(plate[known].astype(np.int64) * self.n_wells + well[known])
-        at = index.get_indexer(self.keys)
+        plate = pd.Index(self.plates).get_indexer(wf["plate"])
+        well = pd.Index(self.wells).get_indexer(wf["well"])
+        codes, texts = pd.factorize(wf["flag"].to_numpy(dtype=object), sort=True)  # code order = text order
+        known = (plate >= 0) & (well >= 0) & (codes >= 0)  # a missing flag adds nothing, as in a grouped sum
+        if not known.any():
+            return out
+        plate, well, codes = plate[known], well[known], codes[known]
+        n_flags = len(texts)
+        pairs = np.unique((plate.astype(np.int64) * self.n_wells + well) * n_flags + codes)
+        key, flag = pairs // n_flags, pairs % n_flags
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        parts = (";" + pd.Series(texts, dtype=object)).to_numpy(dtype=object)[flag]
+        joined = np.array([text[1:] for text in np.add.reduceat(parts, starts)], dtype=object)
+        at = pd.Index(key[starts]).get_indexer(self.keys)
         hit = at >= 0
-        out[hit] = values.to_numpy(dtype=object)[known][at[hit]]
+        out[hit] = joined[at[hit]]
         return out
 
 
@@ -80,28 +84,37 @@ def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> 
     Flags that only restate the well state (EXPFAIL, NOAMP, LOWSIGNAL) are not
     repeated.
     """
-    audit = wells.reindex(columns=[c for c in AUDIT_COLUMNS if c in wells.columns] + ["excluded"], copy=True)
-    audit["excluded"] = audit["excluded"].fillna("")
-    audit["reason"] = audit["excluded"]
-    failed = (audit["reason"] == "") & (audit["state"] == "EXPFAIL")
-    audit.loc[failed, "reason"] = "EXPFAIL:" + audit.loc[failed, "state_reason"].astype(str)
-    audit["flags"] = ""
+    n = len(wells)
+    excluded = (
+        wells["excluded"].fillna("") if "excluded" in wells.columns else pd.Series("", index=wells.index)
+    )
+    reason = excluded.to_numpy(dtype=object).copy()
+    failed = (reason == "") & (wells["state"].to_numpy(dtype=object) == "EXPFAIL")
+    reason[failed] = ("EXPFAIL:" + wells.loc[failed, "state_reason"].astype(str)).to_numpy(dtype=object)
+    flags = np.full(n, "", dtype=object)
     if well_flags is not None and len(well_flags):
         wf = well_flags[~well_flags["flag"].isin(["EXPFAIL", "NOAMP", "LOWSIGNAL"])].copy()
         if "excluded" not in wf.columns:
             wf["excluded"] = wf["flag"].isin(EXCLUDING_FLAGS)
         wf["excluded"] = wf["excluded"].astype(bool)
         if "reason" in wf.columns:
-            reason = wf["reason"].fillna("").astype(str)
-            wf["flag"] = wf["flag"] + (" (" + reason + ")").where(reason != "", "")
-        rows = _WellRows(audit)
-        exclusions = rows.lookup(_joined_flags(wf[wf["excluded"]]))
-        use = ((audit["reason"] == "").to_numpy()) & pd.notna(exclusions)
-        audit.loc[use, "reason"] = exclusions[use]
-        flags = rows.lookup(_joined_flags(wf[~wf["excluded"]]))
-        audit["flags"] = np.where(pd.notna(flags), flags, "").astype(object)
-    audit["fate"] = (audit["reason"] == "").map({True: "kept", False: "excluded"})
-    return audit[[c for c in AUDIT_COLUMNS if c in audit.columns]]
+            why = wf["reason"].fillna("").astype(str)
+            wf["flag"] = wf["flag"] + (" (" + why + ")").where(why != "", "")
+        rows = _WellRows(wells)
+        exclusions = rows.joined_flags(wf[wf["excluded"]])
+        use = (reason == "") & pd.notna(exclusions)
+        reason[use] = exclusions[use]
+        found = rows.joined_flags(wf[~wf["excluded"]])
+        flags = np.where(pd.notna(found), found, "").astype(object)
+    made = {
+        "reason": reason,
+        "flags": flags,
+        "fate": np.where(reason == "", "kept", "excluded").astype(object),
+    }
+    columns = [c for c in AUDIT_COLUMNS if c in made or c in wells.columns]
+    return pd.DataFrame(
+        {c: made[c] if c in made else wells[c].to_numpy() for c in columns}, index=wells.index
+    )
 
 
 def summarise_audit(audit: pd.DataFrame) -> pd.DataFrame:

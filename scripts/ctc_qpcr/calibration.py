@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -56,7 +58,7 @@ def ipc_offsets(
     given ``reference`` is not a number (a first batch without usable IPC). All
     IPC wells of a chip are pooled: the TATAA design has one IPC assay.
     """
-    default = chip_options().ipc  # the QC limits not given: the config schema's defaults
+    default = _default_ipc()  # the QC limits not given: the config schema's defaults
     max_sd = default.max_sd if max_sd is None else max_sd
     max_offset = default.max_offset if max_offset is None else max_offset
     min_replicates = default.min_replicates if min_replicates is None else min_replicates
@@ -197,6 +199,12 @@ def irc_offsets(
 
 #: Plate-calibration flags that make a chip's IPC unusable.
 UNUSABLE = ("IPC_MISSING", "IPC_FAILED", "IPC_NO_REFERENCE")
+
+
+@functools.lru_cache(maxsize=1)
+def _default_ipc():
+    """The ``ipc`` options of the config schema's defaults (read once: the options are frozen)."""
+    return chip_options().ipc
 
 
 def _empty_plate_table(plates) -> pd.DataFrame:

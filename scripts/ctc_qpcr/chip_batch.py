@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from .audit import build_audit, summarise_audit
 from .chip_options import ChipOptions
 from .importing import read_plate
 from .preprocess import preprocess_batch
+from .rowkeys import sorted_rows
 
 
 def read_batch(
@@ -79,7 +81,9 @@ def log_plate(wells: pd.DataFrame, plate: dict, log: logging.Logger) -> None:
             plate["plate"],
             n_missing,
         )
-    n_groups = int(wells["instrument_flags"].str.contains("incomplete_group", regex=False).sum())
+    codes, flags = pd.factorize(wells["instrument_flags"])  # each distinct flag text looked at once
+    hit = np.array(["incomplete_group" in str(f) for f in flags] + [False], dtype=bool)
+    n_groups = int(hit[codes].sum())  # code −1 (missing) → the last entry, False
     if n_groups:
         log.warning(
             "%s: %d wells in replicate groups that lack wells (flag incomplete_group)",
@@ -122,11 +126,13 @@ def preprocess_and_audit(
     """
     kept = (wells["excluded"] == "").to_numpy()
     usable = wells if kept.all() else wells[kept]  # no copy when the reader excluded nothing
-    result = preprocess_batch(usable, samples, assays, options, batch=batch, exports=exports)
+    result = preprocess_batch(
+        usable, samples, assays, options, batch=batch, exports=exports, keep_wells=False
+    )
     for note in result.get("notes", []):
         log.info("%s", note)
     audit = build_audit(wells, result.get("well_flags"))
-    audit = audit.sort_values(["plate", "line", "well"], kind="stable").reset_index(drop=True)
+    audit = sorted_rows(audit, ["plate", "line", "well"])
     return {
         "cells": result["cells"],
         "audit": audit,

@@ -33,9 +33,11 @@ def check_names(
     *,
     path: str,
     unknown_names: str = "error",
+    copy: bool = True,
 ) -> pd.DataFrame:
-    """Add an ``excluded`` column ("" = kept) after matching names with the sheets."""
-    out = wells.copy()
+    """Add an ``excluded`` column ("" = kept) after matching names with the sheets
+    (``copy=False``: to ``wells`` itself, a caller's own table)."""
+    out = wells.copy() if copy else wells
     out["excluded"] = ""
     no_sample, no_assay = out["sample"] == "", out["assay"] == ""
     empty = no_sample | no_assay
@@ -80,7 +82,12 @@ MISSING = "\x00missing"
 
 
 def with_missing_wells(wells: pd.DataFrame, missing: list[str], groups: list) -> pd.DataFrame:
-    """Append one row per missing well (empty names, no Cq) and flag the wells of incomplete groups."""
+    """Append one row per missing well (empty names, no Cq) and flag the wells of incomplete groups.
+
+    Nothing missing and no incomplete group: ``wells`` itself (not a copy).
+    """
+    if not groups and not missing:
+        return wells
     out = wells.copy()
     if groups:
         keys = pd.MultiIndex.from_tuples([(sample, assay) for sample, assay, _ in groups])
@@ -127,13 +134,12 @@ def read_plate(
     if assay:
         wells.loc[(wells["assay"] == "") & (wells["cq_raw"] != MISSING), "assay"] = assay
     wells.insert(0, "batch", batch)
-    wells = check_names(wells, samples, assays, path=path, unknown_names=unknown_names)
+    wells = check_names(wells, samples, assays, path=path, unknown_names=unknown_names, copy=False)
     wells.loc[wells["cq_raw"] == MISSING, ["excluded", "cq_raw"]] = ["missing", ""]
     assay_lod = {
         a: float(l) for a, l in zip(assays["assay"], assays["lod"], strict=True) if l == l and l != ""
     }
-    wells = assign_states(wells, lod=lod, assay_lod=assay_lod)
-    return wells
+    return assign_states(wells, lod=lod, assay_lod=assay_lod, copy=False)
 
 
 def unplated_names(

@@ -44,6 +44,7 @@ from .chip_options import (
     ValidPrimeOptions,
     chip_options,
 )
+from .rowkeys import as_text, joint_codes, own_frame, set_at, sorted_rows
 from .wells import CALC, assign_states
 
 CELL_COLUMNS = [
@@ -106,6 +107,7 @@ def preprocess_batch(
     *,
     batch: str = "",
     exports: dict | None = None,
+    keep_wells: bool = True,
 ) -> dict:
     """Preprocess one batch of plates (steps in the module docstring).
 
@@ -114,7 +116,8 @@ def preprocess_batch(
     schema's defaults when None); ``options.ipc.reference`` carries the first
     batch's IPC level for later batches. ``batch`` fills the ``batch`` column
     unless ``wells`` has one. ``exports`` (plate → export path, as in plates.tsv)
-    lets messages name the file.
+    lets messages name the file. ``keep_wells=False`` leaves out ``wells`` (the
+    working table, sorted: a copy of every well the chip-level job does not write).
 
     Returns ``cells`` (data-model §2), ``validprime_assays``, ``plate_calibration``,
     ``assay_calibration``, ``well_flags``, ``efficiency``, ``wells`` (working
@@ -145,7 +148,8 @@ def preprocess_batch(
         cells, lod=o.lod, assay_lod=design.assay_lod, min_detected=o.detection.min_detected
     )
     cells, eff_table = efficiency_step(cells, w, assays, design, o.efficiency, notes)
-    return _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes)
+    out = _result(cells, w if keep_wells else None, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes)
+    return out if keep_wells else {k: v for k, v in out.items() if k != "wells"}
 
 
 def _batch_name(w: pd.DataFrame, batch: str) -> str:
@@ -175,8 +179,9 @@ def annotate_wells(
         else {}
     )
 
-    w = wells.reset_index(drop=True)
-    w = w.assign(**{col: w[col].astype(str) for col in ("plate", "well", "sample", "assay")})
+    w = own_frame(wells)
+    for col in ("plate", "well", "sample", "assay"):
+        w[col] = as_text(w[col])
     if "batch" not in w.columns:
         w["batch"] = batch
     sample_names, assay_names = pd.Index(w["sample"].unique()), pd.Index(w["assay"].unique())
@@ -213,7 +218,7 @@ def well_states(w: pd.DataFrame, lod: float, assay_lod: dict, notes: list) -> pd
 
     A chip where no well gave a usable signal is said out loud (a note).
     """
-    w = assign_states(w, lod=lod, assay_lod=assay_lod)
+    w = assign_states(w, lod=lod, assay_lod=assay_lod, copy=False)
     w["cq_measured"] = pd.to_numeric(w["cq"], errors="coerce").astype(float)
     w["cq"] = w["cq_measured"]
     w["use"] = reps.use_from_state(w["state"])
@@ -389,21 +394,37 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     sel = ctx.goi_mask & w["plate"].isin(ctx.gdna_plates)
     if not sel.any():
         return None
-    sub = w.loc[sel, ["plate", "well", "sample", "assay", "cq", "state", "use"]]
-    sub = sub.assign(
-        state=np.where((sub["use"] == "nondetect") & (sub["state"] == CALC), "LOWSIGNAL", sub["state"])
-    )
-    res = vp.apply_validprime(sub, w, mode="replicate", **ctx.kwargs)
     at = sel.to_numpy()  # res rows are the selected wells, in order
+    sub = pd.DataFrame(
+        {c: w[c].to_numpy()[at] for c in ("plate", "well", "sample", "assay", "cq", "state", "use")},
+        index=w.index[at],
+    )
+    sub["state"] = np.where((sub["use"] == "nondetect") & (sub["state"] == CALC), "LOWSIGNAL", sub["state"])
+    res = vp.apply_validprime(sub, w, mode="replicate", **ctx.kwargs)
     value = (res["use"] == "value").to_numpy()
-    w.loc[at, "cq"] = np.where(value, res["cq_rna"].to_numpy(), np.nan)
+    set_at(w, "cq", at, np.where(value, res["cq_rna"].to_numpy(), np.nan))
     for col in ("use", "vp_grade", "gdna_fraction"):
-        w.loc[at, col] = res[col].to_numpy()
-    cur, new = w.loc[at, "vp_flag"].to_numpy(dtype=object), res["vp_flag"].to_numpy(dtype=object)
-    w.loc[at, "vp_flag"] = np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new))
+        set_at(w, col, at, res[col].to_numpy())
+    cur, new = w["vp_flag"].to_numpy(dtype=object)[at], res["vp_flag"].to_numpy(dtype=object)
+    set_at(w, "vp_flag", at, np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new)))
     f = res[res["vp_flag"] != ""]
-    pct = (100 * f["gdna_fraction"]).round(2).astype(str)
-    reason = "grade " + f["vp_grade"].astype(str) + ", %DNA " + pct + ", VPA " + f["vpa_state"].astype(str)
+    pct = (100 * f["gdna_fraction"]).round(2).to_numpy(dtype=float).view(np.int64)  # bits: -0.0 kept apart
+    parts = [
+        f["vp_grade"].astype(str).to_numpy(dtype=object),
+        pct,
+        f["vpa_state"].astype(str).to_numpy(dtype=object),
+    ]
+    codes, _ = joint_codes(parts, [p[:0] for p in parts])
+    ids, first = np.unique(codes, return_index=True)  # each distinct (grade, %DNA, VPA state) written once
+    at = np.empty(len(ids), dtype=np.int64)
+    at[ids] = first
+    grade, value, state = (p[at] for p in parts)
+    text = pd.Series(value.view(np.float64)).astype(str).to_numpy(dtype=object)
+    reason = (
+        ("grade " + grade + ", %DNA " + text + ", VPA " + state)[codes]
+        if len(codes)
+        else np.array([], object)
+    )
     return f[["plate", "well", "sample", "assay"]].assign(flag=f["vp_flag"], reason=reason)
 
 
@@ -544,7 +565,7 @@ def efficiency_step(
 
 def _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes) -> dict:
     cells = cells.assign(batch=cells["batch"].fillna(batch).astype(str))
-    cells = cells[CELL_COLUMNS].sort_values(KEYS).reset_index(drop=True)
+    cells = sorted_rows(cells[CELL_COLUMNS], KEYS)
     cells["detected"] = cells["detected"].astype(bool)
     for col in ("n_replicates", "n_detected"):
         cells[col] = cells[col].astype(int)
@@ -557,9 +578,7 @@ def _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes)
             .where(well_flags["excluded"].notna(), well_flags["flag"].isin(EXCLUDING_FLAGS))
             .astype(bool)
         )
-    well_flags = (
-        well_flags[WELL_FLAG_COLUMNS + extra].sort_values(["plate", "well", "flag"]).reset_index(drop=True)
-    )
+    well_flags = sorted_rows(well_flags[WELL_FLAG_COLUMNS + extra], ["plate", "well", "flag"])
     table = ctx.table if ctx is not None else pd.DataFrame(columns=VP_COLUMNS)
     return {
         "cells": cells,
@@ -568,6 +587,6 @@ def _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes)
         "assay_calibration": assay_cal.reset_index(drop=True),
         "well_flags": well_flags,
         "efficiency": eff_table,
-        "wells": w.sort_values(["plate", "well"]).reset_index(drop=True),
+        "wells": None if w is None else w.sort_values(["plate", "well"]).reset_index(drop=True),
         "notes": notes,
     }

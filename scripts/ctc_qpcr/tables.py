@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -196,9 +197,10 @@ def _category_text(series: pd.Series) -> pa.Array | None:
     return categories.take(pa.array(codes, mask=codes < 0))
 
 
-def _arrow_text(df: pd.DataFrame) -> pa.Table | None:
+def _arrow_text(df: pd.DataFrame, arrow: pa.Table | None = None) -> pa.Table | None:
     """``df`` as the Arrow table of exactly what pandas' ``to_csv`` writes in each cell
-    (floats as ``FLOAT_FORMAT``, missing as empty); None for a column type it does not cover."""
+    (floats as ``FLOAT_FORMAT``, missing as empty); None for a column type it does not cover.
+    ``arrow``: ``df`` already converted (``pa.Table.from_pandas``): its string columns are reused."""
     if df.shape[1] < 2 or len(set(map(str, df.columns))) < df.shape[1]:
         return None  # a lone empty cell is quoted by the csv module; duplicate names
     columns = []
@@ -213,7 +215,9 @@ def _arrow_text(df: pd.DataFrame) -> pa.Table | None:
             continue
         if not isinstance(dtype, np.dtype):
             return None  # pandas extension types (nullable, categorical of numbers): pandas writes them
-        if dtype.kind == "O":
+        if dtype.kind == "O" and arrow is not None and pa.types.is_string(arrow.column(len(columns)).type):
+            columns.append(arrow.column(len(columns)).combine_chunks())  # the same text, converted once
+        elif dtype.kind == "O":
             try:
                 columns.append(pa.array(series.to_numpy(), type=pa.string(), from_pandas=True))
             except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -227,6 +231,19 @@ def _arrow_text(df: pd.DataFrame) -> pa.Table | None:
         else:
             return None
     return pa.Table.from_arrays(columns, names=[str(c) for c in df.columns])
+
+
+def _formula_like(table: pa.Table, df: pd.DataFrame) -> bool:
+    """True when a column name or a text cell of ``df`` starts with a formula character,
+    looked up in ``table`` (:func:`_arrow_text` of ``df``, its text columns converted once):
+    ``df`` then goes through :func:`_safe_frame`. Number columns are never escaped."""
+    if any(str(c).startswith(_FORMULA_START) for c in df.columns):
+        return True
+    for column, dtype in zip(table.columns, df.dtypes, strict=True):
+        text = isinstance(dtype, pd.CategoricalDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O")
+        if text and pc.any(pc.match_substring_regex(column, _FORMULA_PATTERN)).as_py():
+            return True
+    return False
 
 
 def _write_arrow(table: pa.Table, header: list[str], path) -> bool:
@@ -252,17 +269,57 @@ def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     that needs quoting) is written by Arrow's CSV writer, which is several times faster.
     """
     with atomic_path(path) as tmp:
-        safe = _safe_frame(df)
-        table = _arrow_text(safe)
-        if table is not None and _write_arrow(table, list(map(str, safe.columns)), tmp):
-            return
-        safe.to_csv(tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n")
+        _write_tsv_to(df, tmp)
+
+
+def _write_tsv_to(df: pd.DataFrame, tmp, table: pa.Table | None = None) -> None:
+    """The body of :func:`write_tsv`, into the temporary file ``tmp``. ``table``: ``df`` as
+    :func:`_arrow_text` gives it, when already made."""
+    table = _arrow_text(df) if table is None else table  # nothing to escape (the usual case): converted once
+    if (
+        table is not None
+        and not _formula_like(table, df)
+        and _write_arrow(table, list(map(str, df.columns)), tmp)
+    ):
+        return
+    safe = _safe_frame(df)
+    table = _arrow_text(safe)
+    if table is not None and _write_arrow(table, list(map(str, safe.columns)), tmp):
+        return
+    safe.to_csv(tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n")
+
+
+def _default_index(df: pd.DataFrame) -> bool:
+    index = df.index
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
 
 
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` as Parquet (values unescaped: Parquet is not a spreadsheet)."""
     with atomic_path(path) as tmp:
-        df.reset_index(drop=True).to_parquet(tmp, index=False, compression="zstd")
+        (df if _default_index(df) else df.reset_index(drop=True)).to_parquet(
+            tmp, index=False, compression="zstd"
+        )
+
+
+def write_parquet_tsv(df: pd.DataFrame, parquet_path: str | os.PathLike, tsv_path: str | os.PathLike) -> None:
+    """:func:`write_parquet` and :func:`write_tsv` of one frame, the same bytes each writes
+    (pandas' ``to_parquet`` is ``Table.from_pandas`` + ``write_table``, its ``attrs`` in the
+    schema's metadata), with the text columns converted to Arrow once for both files."""
+    frame = df if _default_index(df) else df.reset_index(drop=True)
+    if not all(isinstance(c, str) for c in frame.columns):  # pandas refuses these: its message
+        write_parquet(frame, parquet_path)
+        write_tsv(frame, tsv_path)
+        return
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if frame.attrs:
+        table = table.replace_schema_metadata(
+            {**table.schema.metadata, "PANDAS_ATTRS": json.dumps(frame.attrs)}
+        )
+    with atomic_path(parquet_path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    with atomic_path(tsv_path) as tmp:
+        _write_tsv_to(frame, tmp, _arrow_text(frame, table))
 
 
 def _tsv_body(df: pd.DataFrame) -> bytes:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .chip_options import ValidPrimeOptions
+from .rowkeys import joint_codes, left_lookup
 from .wells import CALC, EXPFAIL, LOWSIGNAL, NOAMP
 
 # Cell-level outcome labels (vp_grade column of the Cells table and flags).
@@ -284,6 +285,25 @@ def _leave_one_out(out, goi, high, enough, min_gdna: int, loo_sd: float):
     return out, high
 
 
+def _state_summary(frame: pd.DataFrame, code: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+    """:func:`aggregate_state` of ``frame`` grouped by integer ``code``, as arrays indexed by code
+    (``state`` "" for a code without rows)."""
+    state_code = frame["state"].map(_STATE_ORDER).fillna(3).astype(int).to_numpy()
+    calc_cq = frame["cq"].where(frame["state"] == CALC).to_numpy(dtype=float)
+    agg = (
+        pd.DataFrame({"_cq": calc_cq, "_code": state_code, "cq": frame["cq"].to_numpy(dtype=float)})
+        .groupby(code, sort=True)
+        .agg(cq=("_cq", "mean"), _code=("_code", "min"), cq_max=("cq", "max"))
+        .reindex(range(n_groups))
+    )
+    state = agg["_code"].map(_ORDER_STATE).fillna("").to_numpy(dtype=object)
+    return {
+        "cq": agg["cq"].to_numpy(dtype=float),
+        "state": state,
+        "cq_max": agg["cq_max"].to_numpy(dtype=float),
+    }
+
+
 def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str) -> pd.DataFrame:
     """VPA Cq and state for every GOI measurement (same index as ``measurements``).
 
@@ -299,37 +319,37 @@ def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str) 
     sample summary. A sample without any VPA well gets state "" (→ ND, VPA_MISSING).
 
     Returns columns ``vpa_cq``, ``vpa_state``, ``vpa_cq_max``, ``vpa_paired`` (bool).
+    Measurements and VPA wells are paired by integer codes of their keys
+    (:func:`joint_codes`), the summaries those of :func:`aggregate_state`.
     """
     if mode not in ("replicate", "averaged"):
         raise ValueError(f"validprime mode must be 'replicate' or 'averaged', not {mode!r}")
-    per_sample = aggregate_state(vpa_wells, ["plate", "sample"])
-    m = measurements[["plate", "sample"]].copy()
-    res = m.merge(per_sample, on=["plate", "sample"], how="left")
-    res.index = measurements.index
-    out = pd.DataFrame(
+    m_cols = [measurements[c].to_numpy(dtype=object) for c in ("plate", "sample")]
+    v_cols = [vpa_wells[c].to_numpy(dtype=object) for c in ("plate", "sample")]
+    m_code, v_code = joint_codes(m_cols, v_cols)
+    per_sample = _state_summary(
+        vpa_wells, v_code, int(max(m_code.max(initial=-1), v_code.max(initial=-1))) + 1
+    )
+    vpa_cq, vpa_state, vpa_cq_max = (per_sample[k][m_code] for k in ("cq", "state", "cq_max"))
+    paired = np.zeros(len(measurements), dtype=bool)
+    if mode == "replicate" and not measurements.empty:
+        m_key = replicate_key(measurements, ["plate", "sample", "assay"]).to_numpy(dtype=object)
+        v_key = replicate_key(vpa_wells, ["plate", "sample", "assay"]).to_numpy(dtype=object)
+        mk, vk = joint_codes([*m_cols, m_key], [*v_cols, v_key])
+        per_key = _state_summary(vpa_wells, vk, int(max(mk.max(initial=-1), vk.max(initial=-1))) + 1)
+        paired = per_key["state"][mk] != ""
+        vpa_cq = np.where(paired, per_key["cq"][mk], vpa_cq)
+        vpa_state = np.where(paired, per_key["state"][mk], vpa_state)
+        vpa_cq_max = np.where(paired, per_key["cq_max"][mk], vpa_cq_max)
+    return pd.DataFrame(
         {
-            "vpa_cq": res["cq"].to_numpy(dtype=float),
-            "vpa_state": res["state"].fillna("").to_numpy(dtype=object),
-            "vpa_cq_max": res["cq_max"].to_numpy(dtype=float),
-            "vpa_paired": np.zeros(len(m), dtype=bool),
+            "vpa_cq": vpa_cq.astype(float),
+            "vpa_state": vpa_state.astype(object),
+            "vpa_cq_max": vpa_cq_max.astype(float),
+            "vpa_paired": paired,
         },
         index=measurements.index,
     )
-    if mode == "averaged" or measurements.empty:
-        return out
-    vk = vpa_wells.assign(_key=replicate_key(vpa_wells, ["plate", "sample", "assay"]))
-    per_key = aggregate_state(vk, ["plate", "sample", "_key"])
-    mk = measurements.assign(_key=replicate_key(measurements, ["plate", "sample", "assay"]))[
-        ["plate", "sample", "_key"]
-    ]
-    rk = mk.merge(per_key, on=["plate", "sample", "_key"], how="left")
-    rk.index = measurements.index
-    paired = rk["state"].notna().to_numpy()
-    out.loc[paired, "vpa_cq"] = rk.loc[paired, "cq"].to_numpy(dtype=float)
-    out.loc[paired, "vpa_state"] = rk.loc[paired, "state"].to_numpy(dtype=object)
-    out.loc[paired, "vpa_cq_max"] = rk.loc[paired, "cq_max"].to_numpy(dtype=float)
-    out["vpa_paired"] = paired
-    return out
 
 
 def grade_from_percent(pct, grade_a: float, grade_b: float, grade_c: float) -> np.ndarray:
@@ -510,10 +530,8 @@ def apply_validprime(
     vpa_wells = wells[wells["assay"] == vpa_assay]
     vpa_wells = vpa_wells[vpa_wells["sample"].isin(set(measurements["sample"]))]
     vp = pair_vpa(measurements, vpa_wells, mode=mode)
-    ref = measurements[["plate", "assay"]].merge(
-        assay_table[["plate", "assay", "dcq_gdna", "confidence", "score_grade"]],
-        on=["plate", "assay"],
-        how="left",
+    ref = left_lookup(
+        measurements, assay_table, ["plate", "assay"], ["dcq_gdna", "confidence", "score_grade"]
     )
     res = correct(
         measurements["cq"].to_numpy(dtype=float),
@@ -533,7 +551,7 @@ def apply_validprime(
         unpaired = (~vp["vpa_paired"] & (vp["vpa_state"] != "") & graded).to_numpy()
         current = res.loc[unpaired, "vp_flag"]
         res.loc[unpaired, "vp_flag"] = np.where(current == "", VPA_UNPAIRED, current + ";" + VPA_UNPAIRED)
-    out = measurements.copy()
+    out = measurements.copy(deep=False)  # columns are added, none written into
     out["vpa_cq"] = vp["vpa_cq"]
     out["vpa_state"] = vp["vpa_state"]
     for col in res.columns:

@@ -55,15 +55,16 @@ def well_lod(wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float]
 
 
 def assign_states(
-    wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float] | None = None
+    wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float] | None = None, *, copy: bool = True
 ) -> pd.DataFrame:
     """Return a copy of ``wells`` with ``state`` and ``state_reason`` (data-model.md §1).
 
     ``state_reason`` is "" for CALC; for EXPFAIL every reason that applies is
     given, ``;``-joined in a fixed order (``invalid_cq``, ``omitted``,
-    ``call_fail``, ``quality<0.65``).
+    ``call_fail``, ``quality<0.65``). ``copy=False`` sets the two columns on ``wells``
+    itself (a caller's own working table: no copy of every column).
     """
-    out = wells.copy()
+    out = wells.copy() if copy else wells
     n = len(out)
     cq = _number(out, "cq")
     quality = _number(out, "quality")

@@ -234,7 +234,11 @@ def _check_some_cq(wells: pd.DataFrame, path: str, plate: str, cq_column) -> Non
 
 def _standard_columns(wells: pd.DataFrame, plate: str) -> pd.DataFrame:
     """``plate`` first, then the Wells columns in contract order; missing ones filled empty."""
-    out = wells.reset_index(drop=True)
+    index = wells.index
+    default = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+    out = (
+        wells.copy(deep=False) if default else wells.reset_index(drop=True)
+    )  # columns are replaced, not written
     out.attrs = {}
     for column in WELL_COLUMNS:
         if column not in out.columns:
@@ -244,8 +248,8 @@ def _standard_columns(wells: pd.DataFrame, plate: str) -> pd.DataFrame:
             out[column] = out[column].fillna("").astype(str)
     out["line"] = out["line"].astype("int64")
     out.insert(0, "plate", str(plate))
-    extras = [c for c in OPTIONAL_COLUMNS if c in out.columns]
-    return out[["plate", *WELL_COLUMNS, *extras]]
+    columns = ["plate", *WELL_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in out.columns]]
+    return out if list(out.columns) == columns else out[columns]
 
 
 def _check_duplicate_wells(wells: pd.DataFrame, path: str, plate: str) -> None:

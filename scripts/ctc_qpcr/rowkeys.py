@@ -1,0 +1,95 @@
+"""Row keys and row order of the chip-level tables, by integer codes instead of text.
+
+The batch's working table has ~10^5 wells; joining, sorting and updating it by
+its text columns (plate, sample, assay, well) costs more than the arithmetic.
+These helpers factorise each key column once and work on integer codes, giving
+the same rows in the same order as the pandas operation each one names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import infer_dtype
+
+
+def joint_codes(left: list, right: list) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of the key tuples of two tables, equal where the tuples are equal.
+
+    ``left``/``right``: the key columns (same count) of each table. A left join of
+    text columns becomes an array lookup: missing values match each other, as in
+    ``merge``. Codes count the distinct tuples of both tables (0 … n-1).
+    """
+    n_left = len(left[0]) if left else 0
+    key = np.zeros(n_left + (len(right[0]) if right else 0), dtype=np.int64)
+    for a, b in zip(left, right, strict=True):
+        codes, uniques = pd.factorize(
+            np.concatenate([np.asarray(a, dtype=object), np.asarray(b, dtype=object)]), use_na_sentinel=False
+        )
+        key = key * max(len(uniques), 1) + codes
+        key = pd.factorize(key)[0]  # kept below the number of rows: no overflow however many columns
+    return key[:n_left], key[n_left:]
+
+
+def left_lookup(left: pd.DataFrame, right: pd.DataFrame, on: list[str], columns: list[str]) -> pd.DataFrame:
+    """``columns`` of ``right`` for each row of ``left`` by the keys ``on`` (NaN where none): a
+    left merge on a ``right`` with unique keys, by integer codes (:func:`joint_codes`)."""
+    l_code, r_code = joint_codes(
+        [left[c].to_numpy(dtype=object) for c in on], [right[c].to_numpy(dtype=object) for c in on]
+    )
+    if len(np.unique(r_code)) < len(r_code):  # repeated keys: a merge repeats rows
+        return left[on].merge(right[[*on, *columns]], on=on, how="left")
+    at = np.full(int(max(l_code.max(initial=-1), r_code.max(initial=-1))) + 1, -1, dtype=np.int64)
+    at[r_code] = np.arange(len(r_code))
+    rows = at[l_code]
+    found = rows >= 0
+    out = {}
+    for c in columns:
+        values = right[c].to_numpy()
+        col = np.full(len(left), np.nan, dtype=values.dtype if values.dtype.kind in "fO" else object)
+        col[found] = values[rows[found]]
+        out[c] = col
+    return pd.DataFrame(out)
+
+
+def _sort_codes(values: pd.Series) -> np.ndarray:
+    """Integer codes that order as ``values`` sort (missing last, as ``sort_values`` puts them)."""
+    if values.dtype.kind in "iub":
+        return values.to_numpy()
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.where(codes < 0, len(uniques), codes)
+
+
+def sorted_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``frame.sort_values(keys, kind="stable").reset_index(drop=True)``, sorted by integer codes
+    of the keys (each text column factorised once; one ``np.lexsort``, which is stable)."""
+    if len(frame) < 2:
+        return frame.reset_index(drop=True)
+    order = np.lexsort([_sort_codes(frame[k]) for k in reversed(keys)])
+    return frame.take(order).reset_index(drop=True)
+
+
+def own_frame(wells: pd.DataFrame) -> pd.DataFrame:
+    """A frame of the same columns, with index 0..n-1, that the steps may add columns to.
+
+    Shallow: the steps replace whole columns (never writing into the caller's
+    arrays) and change only columns they made, so the wells are not copied.
+    """
+    index = wells.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return wells.copy(deep=False)
+    return wells.reset_index(drop=True)
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """``values.astype(str)``, without converting a column that holds only text."""
+    if values.dtype == object and infer_dtype(values, skipna=False) == "string":
+        return values
+    return values.astype(str)
+
+
+def set_at(w: pd.DataFrame, col: str, at: np.ndarray, values: np.ndarray) -> None:
+    """``w.loc[at, col] = values`` for a boolean ``at``, as one new column (the working table's own)."""
+    column = w[col].to_numpy(copy=True)
+    column[at] = values
+    w[col] = column

@@ -1,0 +1,95 @@
+"""Integer-key helpers of the chip-level job give what the pandas operations they replace give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctc_qpcr.rowkeys import as_text, joint_codes, left_lookup, own_frame, set_at, sorted_rows
+
+
+def _frames(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    plates = np.array(["P10", "P2", "P1", np.nan], dtype=object)
+    names = np.array(["S-b", "S-a", "=x", "s-a", ""], dtype=object)
+    left = pd.DataFrame(
+        {
+            "plate": rng.choice(plates, 400),
+            "sample": rng.choice(names, 400),
+            "line": rng.integers(0, 5, 400),
+            "cq": np.where(rng.random(400) < 0.2, np.nan, rng.normal(25, 3, 400).round(1)),
+        }
+    )
+    right = left[["plate", "sample"]].drop_duplicates().iloc[::2].reset_index(drop=True)
+    right["value"] = np.arange(len(right), dtype=float) / 3
+    right["label"] = [f"v{i}" for i in range(len(right))]
+    return left, right
+
+
+def test_joint_codes_equal_exactly_where_the_key_tuples_are_equal():
+    left, right = _frames()
+    lc, rc = joint_codes(
+        [left["plate"].to_numpy(), left["sample"].to_numpy()],
+        [right["plate"].to_numpy(), right["sample"].to_numpy()],
+    )
+    tuples = [tuple("NA" if pd.isna(v) else v for v in row) for row in left[["plate", "sample"]].to_numpy()]
+    rtuples = [tuple("NA" if pd.isna(v) else v for v in row) for row in right[["plate", "sample"]].to_numpy()]
+    code_of = {}
+    for t, c in zip(tuples + rtuples, np.concatenate([lc, rc]), strict=True):
+        assert code_of.setdefault(t, c) == c  # one code per tuple
+    assert len(set(code_of.values())) == len(code_of)  # and one tuple per code
+
+
+def test_left_lookup_is_a_left_merge():
+    left, right = _frames(1)
+    got = left_lookup(left, right, ["plate", "sample"], ["value", "label"])
+    want = left[["plate", "sample"]].merge(right, on=["plate", "sample"], how="left")
+    pd.testing.assert_series_equal(got["value"], want["value"])
+    assert list(got["label"].fillna("NA")) == list(want["label"].fillna("NA"))
+    repeated = pd.concat([right, right.iloc[:3]], ignore_index=True)  # repeated keys: rows repeat, as a merge
+    assert len(left_lookup(left, repeated, ["plate", "sample"], ["value"])) > len(left)
+
+
+@pytest.mark.parametrize("keys", [["plate", "line", "sample"], ["sample", "plate"], ["cq", "plate"]])
+def test_sorted_rows_is_a_stable_sort_values(keys):
+    left, _ = _frames(2)
+    want = left.sort_values(keys, kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(sorted_rows(left, keys), want)
+
+
+def test_own_frame_and_set_at_never_write_into_the_callers_arrays():
+    left, _ = _frames(3)
+    before = left.copy()
+    w = own_frame(left.iloc[::-1])  # not 0..n-1: a new index
+    assert list(w.index) == list(range(len(left)))
+    w = own_frame(left)
+    set_at(w, "cq", np.arange(len(w)) % 2 == 0, 0.0)
+    w["sample"] = as_text(w["sample"])
+    pd.testing.assert_frame_equal(left, before)
+    assert (w["cq"].to_numpy()[::2] == 0).all()
+    assert as_text(pd.Series([1, "a"], dtype=object)).tolist() == ["1", "a"]
+
+
+def test_audit_flags_joined_per_well_as_a_grouped_sum():
+    """_WellRows.joined_flags: per (plate, well) its distinct flags, sorted, ;-joined — the
+    grouped text sum and left join it replaces (written out here as the reference)."""
+    from ctc_qpcr.audit import _WellRows
+
+    rng = np.random.default_rng(5)
+    table = pd.DataFrame(
+        {"plate": rng.choice(["P2", "P1", "P10"], 300), "well": rng.choice(list("ABCDEFGHIJ"), 300)}
+    )
+    wf = pd.DataFrame(
+        {
+            "plate": rng.choice(["P2", "P1", "P9"], 500),
+            "well": rng.choice(list("ABCDEFGHIJK"), 500),
+            "flag": rng.choice(np.array(["HIGHSD", "B (x)", "A", "VPA_MISSING", None], dtype=object), 500),
+        }
+    )
+    got = _WellRows(table).joined_flags(wf)
+    flags = wf.dropna().drop_duplicates().sort_values(["plate", "well", "flag"])
+    joined = (";" + flags["flag"]).groupby([flags["plate"], flags["well"]]).sum().str[1:]
+    want = [joined.get((p, w), np.nan) for p, w in table.itertuples(index=False)]
+    assert [("NA" if pd.isna(v) else v) for v in got] == [("NA" if pd.isna(v) else v) for v in want]
+    assert pd.isna(_WellRows(table).joined_flags(wf.iloc[:0])).all()
