@@ -25,7 +25,10 @@ rule classifier:
         "logs/classifier.log",
     conda:
         "../envs/python.yaml"
-    threads: 2
+    # One process: measured on the example, 2 cores (bench_example.py, quiet): threads 2 =
+    # 65.2 s wall, 104 s CPU (each worker loads scikit-learn; the job waits for both cores
+    # and runs last); threads 1 = 57.1 s wall, 84 s CPU. More: --set-threads classifier=N.
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
