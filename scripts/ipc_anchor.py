@@ -14,18 +14,7 @@ from ctc_qpcr.tables import write_tsv
 
 def main(smk, log):
     p = smk.params
-    samples = sheets.load_samples(smk.input.samples)
-    assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
-    tables = chip_batch.read_batch(
-        p.plates,
-        p.batch,
-        samples,
-        assays,
-        lod=p.settings["lod"],
-        unknown_names=p.settings["unknown_names"],
-        on_incomplete=p.on_incomplete,
-        log=log,
-    )
+    samples, assays, tables = chip_batch.read_job_batch(p, smk.input.samples, smk.input.assays, log)
     options = chip_options({**p.settings, "efficiency": p.efficiency})
     levels = first_batch_ipc(
         chip_batch.batch_wells(tables), sheets.samples_frame(samples), assays, options, batch=p.batch

@@ -13,18 +13,7 @@ from ctc_qpcr.tables import read_tsv, write_parquet, write_parquet_tsv
 
 def main(smk, log):
     p = smk.params
-    samples = sheets.load_samples(smk.input.samples)
-    assays = sheets.assays_frame(sheets.load_assays(smk.input.assays))
-    tables = chip_batch.read_batch(
-        p.plates,
-        p.batch,
-        samples,
-        assays,
-        lod=p.settings["lod"],
-        unknown_names=p.settings["unknown_names"],
-        on_incomplete=p.on_incomplete,
-        log=log,
-    )
+    samples, assays, tables = chip_batch.read_job_batch(p, smk.input.samples, smk.input.assays, log)
     for wells, pq, tsv in zip(tables, smk.output.cq_parquet, smk.output.cq_tsv, strict=True):
         write_parquet_tsv(wells, pq, tsv)
 

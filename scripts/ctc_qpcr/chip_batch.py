@@ -22,6 +22,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from . import sheets
 from .audit import build_audit, summarise_audit
 from .chip_options import ChipOptions
 from .importing import read_plate
@@ -62,6 +63,27 @@ def read_batch(
         log_plate(wells, plate, log)
         tables.append(wells)
     return tables
+
+
+def read_job_batch(params, samples_path: str, assays_path: str, log: logging.Logger):
+    """The sheets and the batch's Wells tables, as a chip-level job reads them.
+
+    ``params``: the rule's params (``plates``, ``batch``, ``settings``, ``on_incomplete``).
+    Returns ``(samples, assays, tables)`` (:func:`read_batch`).
+    """
+    samples = sheets.load_samples(samples_path)
+    assays = sheets.assays_frame(sheets.load_assays(assays_path))
+    tables = read_batch(
+        params.plates,
+        params.batch,
+        samples,
+        assays,
+        lod=params.settings["lod"],
+        unknown_names=params.settings["unknown_names"],
+        on_incomplete=params.on_incomplete,
+        log=log,
+    )
+    return samples, assays, tables
 
 
 def log_plate(wells: pd.DataFrame, plate: dict, log: logging.Logger) -> None:
