@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
+from .tables import has_default_index
+
 
 def joint_codes(left: list, right: list) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of the key tuples of two tables, equal where the tuples are equal.
@@ -75,8 +77,7 @@ def own_frame(wells: pd.DataFrame) -> pd.DataFrame:
     Shallow: the steps replace whole columns (never writing into the caller's
     arrays) and change only columns they made, so the wells are not copied.
     """
-    index = wells.index
-    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+    if has_default_index(wells):
         return wells.copy(deep=False)
     return wells.reset_index(drop=True)
 

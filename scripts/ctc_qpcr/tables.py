@@ -289,7 +289,8 @@ def _write_tsv_to(df: pd.DataFrame, tmp, table: pa.Table | None = None) -> None:
     safe.to_csv(tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n")
 
 
-def _default_index(df: pd.DataFrame) -> bool:
+def has_default_index(df: pd.DataFrame) -> bool:
+    """True when ``df``'s index is 0..n-1 (a RangeIndex from 0 by 1): no reset needed."""
     index = df.index
     return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
 
@@ -297,7 +298,7 @@ def _default_index(df: pd.DataFrame) -> bool:
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` as Parquet (values unescaped: Parquet is not a spreadsheet)."""
     with atomic_path(path) as tmp:
-        (df if _default_index(df) else df.reset_index(drop=True)).to_parquet(
+        (df if has_default_index(df) else df.reset_index(drop=True)).to_parquet(
             tmp, index=False, compression="zstd"
         )
 
@@ -306,7 +307,7 @@ def write_parquet_tsv(df: pd.DataFrame, parquet_path: str | os.PathLike, tsv_pat
     """:func:`write_parquet` and :func:`write_tsv` of one frame, the same bytes each writes
     (pandas' ``to_parquet`` is ``Table.from_pandas`` + ``write_table``, its ``attrs`` in the
     schema's metadata), with the text columns converted to Arrow once for both files."""
-    frame = df if _default_index(df) else df.reset_index(drop=True)
+    frame = df if has_default_index(df) else df.reset_index(drop=True)
     if not all(isinstance(c, str) for c in frame.columns):  # pandas refuses these: its message
         write_parquet(frame, parquet_path)
         write_tsv(frame, tsv_path)
