@@ -194,3 +194,36 @@ def test_float_text_is_percent_format(seed):
     assert not bad, bad[:5]
     _, fast = tables._rounded_fixed(values)
     assert fast.mean() > 0.5  # the fast path is taken (else the check above tests only `%`)
+
+
+@pytest.mark.parametrize("rows", [300, 5000])  # 5000 rows: pandas' from_pandas would use threads
+def test_write_parquet_same_bytes_as_pandas(tmp_path, rows):
+    """write_parquet converts with Table.from_pandas on one thread: the bytes of pandas' to_parquet."""
+    for seed in range(3):
+        df = pd.concat([frame(seed)] * (rows // 300), ignore_index=True)
+        df = df.iloc[::-1] if seed == 2 else df  # not index 0..n-1
+        df.attrs = {"missing_wells": ["S01-A01"]} if seed else {}
+        tables.write_parquet(df, tmp_path / "ours.parquet")
+        df.reset_index(drop=True).to_parquet(tmp_path / "pandas.parquet", index=False, compression="zstd")
+        assert (tmp_path / "ours.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
+
+
+def test_formula_start_by_first_byte_as_the_regex():
+    """_starts_formula_like (first byte of each cell) answers as the regular expression it replaced,
+    on cells with and without nulls, non-ASCII text, and sliced or chunked arrays."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(7)
+    pool = np.array([*TEXTS, None, "é=", "\t", "\rx", "ß", "a=b", " =x"], dtype=object)
+    for _ in range(300):
+        cells = list(rng.choice(pool, rng.integers(0, 6)))
+        array = pa.array(cells, type=pa.string())
+        start = int(rng.integers(0, len(cells) + 1))
+        for part in (array, array.slice(start), array.slice(0, start)):
+            expected = pc.any(pc.match_substring_regex(part, tables._FORMULA_PATTERN)).as_py() or False
+            assert tables._starts_formula_like(part) is expected, part
+    chunked = pa.chunked_array([pa.array(["a", "b"]), pa.array(["c", "-d"]).slice(1)])
+    table = pa.table({"x": chunked})
+    assert tables._formula_like(table, pd.DataFrame({"x": ["a", "b", "-d"]}))
+    assert not tables._formula_like(table.slice(0, 2), pd.DataFrame({"x": ["a", "b"]}))

@@ -241,9 +241,30 @@ def _formula_like(table: pa.Table, df: pd.DataFrame) -> bool:
         return True
     for column, dtype in zip(table.columns, df.dtypes, strict=True):
         text = isinstance(dtype, pd.CategoricalDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O")
-        if text and pc.any(pc.match_substring_regex(column, _FORMULA_PATTERN)).as_py():
+        if text and any(_starts_formula_like(chunk) for chunk in column.chunks):
             return True
     return False
+
+
+_FORMULA_BYTES = np.zeros(256, dtype=bool)
+_FORMULA_BYTES[[ord(c) for c in _FORMULA_START]] = True
+
+
+def _starts_formula_like(text: pa.Array) -> bool:
+    """True when a cell of the Arrow string array ``text`` starts with a formula character.
+
+    The characters are ASCII, so the first byte of each non-empty cell decides (a UTF-8
+    character that is not ASCII starts with a byte ≥ 0xC0): read from the array's
+    offsets and data, no regular expression per cell. Null cells (offsets equal) are empty.
+    """
+    if not pa.types.is_string(text.type):
+        return pc.any(pc.match_substring_regex(text, _FORMULA_PATTERN)).as_py() or False
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset : text.offset + len(text) + 1]
+    starts = offsets[:-1][offsets[1:] > offsets[:-1]]
+    if not len(starts):
+        return False
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
+    return bool(_FORMULA_BYTES[data[starts]].any())
 
 
 def _write_arrow(table: pa.Table, header: list[str], path) -> bool:
@@ -297,10 +318,32 @@ def has_default_index(df: pd.DataFrame) -> bool:
 
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` as Parquet (values unescaped: Parquet is not a spreadsheet)."""
+    frame = df if has_default_index(df) else df.reset_index(drop=True)
+    if not _plain_columns(frame):  # pandas' own conversion (and its messages)
+        with atomic_path(path) as tmp:
+            frame.to_parquet(tmp, index=False, compression="zstd")
+        return
     with atomic_path(path) as tmp:
-        (df if has_default_index(df) else df.reset_index(drop=True)).to_parquet(
-            tmp, index=False, compression="zstd"
+        pq.write_table(_arrow_table(frame), tmp, compression="zstd")
+
+
+def _plain_columns(frame: pd.DataFrame) -> bool:
+    """Text column names and numpy dtypes only: :func:`_arrow_table` converts it as pandas does."""
+    return all(isinstance(c, str) for c in frame.columns) and all(
+        isinstance(t, np.dtype) for t in frame.dtypes
+    )
+
+
+def _arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` (index 0..n-1) as pandas' ``to_parquet(index=False)`` converts it: ``Table.from_pandas``
+    with its ``attrs`` in the schema's metadata. One thread: the chip jobs share the cores, and
+    converting a column in a worker thread costs more CPU than it saves at these sizes."""
+    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+    if frame.attrs:
+        table = table.replace_schema_metadata(
+            {**table.schema.metadata, "PANDAS_ATTRS": json.dumps(frame.attrs)}
         )
+    return table
 
 
 def write_parquet_tsv(df: pd.DataFrame, parquet_path: str | os.PathLike, tsv_path: str | os.PathLike) -> None:
@@ -308,15 +351,11 @@ def write_parquet_tsv(df: pd.DataFrame, parquet_path: str | os.PathLike, tsv_pat
     (pandas' ``to_parquet`` is ``Table.from_pandas`` + ``write_table``, its ``attrs`` in the
     schema's metadata), with the text columns converted to Arrow once for both files."""
     frame = df if has_default_index(df) else df.reset_index(drop=True)
-    if not all(isinstance(c, str) for c in frame.columns):  # pandas refuses these: its message
+    if not _plain_columns(frame):
         write_parquet(frame, parquet_path)
         write_tsv(frame, tsv_path)
         return
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    if frame.attrs:
-        table = table.replace_schema_metadata(
-            {**table.schema.metadata, "PANDAS_ATTRS": json.dumps(frame.attrs)}
-        )
+    table = _arrow_table(frame)
     with atomic_path(parquet_path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     with atomic_path(tsv_path) as tmp:
