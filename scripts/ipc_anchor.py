@@ -14,7 +14,10 @@ from ctc_qpcr.tables import write_tsv
 
 def main(smk, log):
     p = smk.params
-    samples, assays, tables = chip_batch.read_job_batch(p, smk.input.samples, smk.input.assays, log)
+    # the states are assigned to the IPC wells only (first_batch_ipc), not to every well read
+    samples, assays, tables = chip_batch.read_job_batch(
+        p, smk.input.samples, smk.input.assays, log, states=False
+    )
     options = chip_options({**p.settings, "efficiency": p.efficiency})
     levels = first_batch_ipc(
         chip_batch.batch_wells(tables), sheets.samples_frame(samples), assays, options, batch=p.batch

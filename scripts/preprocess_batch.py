@@ -30,6 +30,7 @@ def main(smk, log):
         batch=p.batch,
         exports={plate["plate"]: plate["path"] for plate in p.plates},
         log=log,
+        read_lod=p.settings["lod"],  # the reader's states are kept where the limits are the same
     )
     write_parquet(out["cells"], smk.output.cells)
     write_parquet_tsv(out["audit"], smk.output.wells, smk.output.audit)

@@ -50,3 +50,17 @@ def test_anchor_leaves_out_wells_the_reader_excluded():
     kept = wells.loc[ipc_p1 & (wells["excluded"] == ""), "cq"]
     assert anchor.loc["P1", "n"] == 2
     assert anchor.loc["P1", "ipc_mean"] == pytest.approx(kept.mean())
+
+
+def test_anchor_needs_no_states_from_the_reader():
+    """The anchor job reads without states (read_batch states=False): it assigns them to the IPC
+    wells itself, and the levels are those of the wells read with states."""
+    from ctc_qpcr.wells import assign_states
+
+    wells = as_read(assign_states(small_batch(), lod=26.0))
+    o = chip_options({"lod": 25.5, "ipc": {"on_missing": "uncalibrated"}})
+    with_states = first_batch_ipc(wells, SAMPLES, ASSAYS, o, batch="B1")
+    without = first_batch_ipc(wells.drop(columns=["state", "state_reason"]), SAMPLES, ASSAYS, o, batch="B1")
+    pd.testing.assert_frame_equal(with_states, without)
+    job = preprocess_batch(wells, SAMPLES, ASSAYS, o, batch="B1")["plate_calibration"]
+    pd.testing.assert_frame_equal(without, job[ANCHOR_COLUMNS].reset_index(drop=True))

@@ -519,10 +519,39 @@ def test_chip_level_job_hands_the_wells_over_in_memory_as_the_parquet_round_trip
     args = (sheets.samples_frame(samples), assays, options)
     a = chip_batch.preprocess_and_audit(in_memory, *args, batch="B1", exports={}, log=log)
     b = chip_batch.preprocess_and_audit(round_trip, *args, batch="B1", exports={}, log=log)
+    # the reader's states kept (read with LOD 35 and the assays sheet's LODs, as preprocessing applies)
+    c = chip_batch.preprocess_and_audit(in_memory, *args, batch="B1", exports={}, log=log, read_lod=35.0)
     for key in ("cells", "audit", "audit_summary", "validprime_assays", "plate_calibration", "efficiency"):
         pd.testing.assert_frame_equal(a[key], b[key])
+        pd.testing.assert_frame_equal(a[key], c[key])
     audit = a["audit"]
     assert len(audit) == len(in_memory)  # every well read is in the audit, once
     assert audit[["plate", "line"]].equals(
         audit.sort_values(["plate", "line"], kind="stable")[["plate", "line"]]
     )
+
+
+def test_states_read_with_the_same_limits_are_kept_not_assigned_again(monkeypatch):
+    """preprocess_batch(states_of=...): the reader's states are kept where its limits (LOD and
+    the assays' LODs, as applied) are preprocessing's; other limits assign them again."""
+    from ctc_qpcr import preprocess as pp
+
+    wells = assign_states(small_batch(), lod=35.0, assay_lod={"GOI1": 30.0})
+    assays = ASSAYS.assign(lod=[30.0, np.nan, np.nan, np.inf])  # inf: no limit, as NaN
+    calls = []
+    real = pp.assign_states
+    monkeypatch.setattr(pp, "assign_states", lambda *a, **k: calls.append(1) or real(*a, **k))
+    base = preprocess_batch(wells, SAMPLES, assays, batch="B1")
+    assert calls == [1]
+    kept = preprocess_batch(
+        wells, SAMPLES, assays, batch="B1", states_of=(35, {"GOI1": 30, "IPCa": float("inf")})
+    )
+    assert calls == [1]  # the same limits: kept
+    for key in ("cells", "well_flags", "plate_calibration", "validprime_assays"):
+        pd.testing.assert_frame_equal(kept[key], base[key])
+    stale = assign_states(small_batch(), lod=20.0)  # read with another LOD: assigned again
+    again = preprocess_batch(stale, SAMPLES, assays, batch="B1", states_of=(20.0, {}))
+    assert calls == [1, 1]
+    pd.testing.assert_frame_equal(again["cells"], base["cells"])
+    preprocess_batch(wells, SAMPLES, assays, batch="B1", states_of=(35.0, {}))  # GOI1's LOD differs
+    assert calls == [1, 1, 1]

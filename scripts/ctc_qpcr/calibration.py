@@ -214,7 +214,7 @@ def _empty_plate_table(plates) -> pd.DataFrame:
 
 
 def chip_offsets(
-    w: pd.DataFrame, o: IpcOptions, ipc_assays, notes: list
+    w: pd.DataFrame, o: IpcOptions, ipc_assays, notes: list, *, plates=None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Chip offsets: global IPC (§2.1), or per chip × assay with ``ipc.calibrators`` (§2.2).
 
@@ -222,9 +222,10 @@ def chip_offsets(
     (:func:`apply_chip_offsets`, after ValidPrime — the two commute, §1.6); per-assay
     offsets are applied here, before ValidPrime, as §1.6 requires. ``ipc_assays``:
     the assays of role ``ipc`` in the assays sheet (none = no IPC in the study's
-    design: a note, no offsets). Returns ``(w, plate_calibration, assay_calibration)``.
+    design: a note, no offsets). ``plates``: the chips (default: those of ``w``).
+    Returns ``(w, plate_calibration, assay_calibration)``.
     """
-    plates = sorted(set(w["plate"]))
+    plates = sorted(set(w["plate"]) if plates is None else set(plates))
     plate_cal = _empty_plate_table(plates)
     assay_cal = pd.DataFrame(columns=IRC_COLUMNS)
     if not o.activate:

@@ -25,7 +25,7 @@ import pandas as pd
 from . import sheets
 from .audit import build_audit, summarise_audit
 from .chip_options import ChipOptions
-from .importing import read_plate
+from .importing import read_plate, sheet_lods
 from .preprocess import preprocess_batch
 from .rowkeys import sorted_rows
 
@@ -40,11 +40,13 @@ def read_batch(
     unknown_names: str,
     on_incomplete: str,
     log: logging.Logger,
+    states: bool = True,
 ) -> list[pd.DataFrame]:
     """Wells table of each plate of ``plates`` (plates.tsv rows of the batch), in that order.
 
     ``samples`` is the samples sheet as loaded (:func:`ctc_qpcr.sheets.load_samples`),
-    ``assays`` the typed assays sheet. The log says what each plate held.
+    ``assays`` the typed assays sheet. The log says what each plate held. ``states=False``:
+    without the well states (:func:`ctc_qpcr.importing.read_plate`).
     """
     tables = []
     for plate in plates:
@@ -59,17 +61,18 @@ def read_batch(
             unknown_names=unknown_names,
             assay=plate.get("assay", ""),
             on_incomplete=on_incomplete,
+            states=states,
         )
         log_plate(wells, plate, log)
         tables.append(wells)
     return tables
 
 
-def read_job_batch(params, samples_path: str, assays_path: str, log: logging.Logger):
+def read_job_batch(params, samples_path: str, assays_path: str, log: logging.Logger, *, states: bool = True):
     """The sheets and the batch's Wells tables, as a chip-level job reads them.
 
     ``params``: the rule's params (``plates``, ``batch``, ``settings``, ``on_incomplete``).
-    Returns ``(samples, assays, tables)`` (:func:`read_batch`).
+    Returns ``(samples, assays, tables)`` (:func:`read_batch`; ``states`` as there).
     """
     samples = sheets.load_samples(samples_path)
     assays = sheets.assays_frame(sheets.load_assays(assays_path))
@@ -82,6 +85,7 @@ def read_job_batch(params, samples_path: str, assays_path: str, log: logging.Log
         unknown_names=params.settings["unknown_names"],
         on_incomplete=params.on_incomplete,
         log=log,
+        states=states,
     )
     return samples, assays, tables
 
@@ -139,17 +143,21 @@ def preprocess_and_audit(
     batch: str,
     exports: dict,
     log: logging.Logger,
+    read_lod: float | None = None,
 ) -> dict:
     """Preprocess the batch's wells and audit every well read.
 
-    Returns the tables of ``results/batches/{batch}/``: ``cells``, ``audit``
-    (sorted by plate, line, well), ``audit_summary``, ``validprime_assays``,
+    ``read_lod``: the LOD the reader assigned the well states with (:func:`read_batch`'s ``lod``,
+    with the assays sheet's LODs); where preprocessing applies the same limits, it keeps those
+    states instead of assigning them again. Returns the tables of ``results/batches/{batch}/``:
+    ``cells``, ``audit`` (sorted by plate, line, well), ``audit_summary``, ``validprime_assays``,
     ``plate_calibration`` and ``efficiency``.
     """
     kept = (wells["excluded"] == "").to_numpy()
     usable = wells if kept.all() else wells[kept]  # no copy when the reader excluded nothing
+    states_of = None if read_lod is None else (read_lod, sheet_lods(assays))
     result = preprocess_batch(
-        usable, samples, assays, options, batch=batch, exports=exports, keep_wells=False
+        usable, samples, assays, options, batch=batch, exports=exports, keep_wells=False, states_of=states_of
     )
     for note in result.get("notes", []):
         log.info("%s", note)

@@ -117,6 +117,7 @@ def read_plate(
     unknown_names: str = "error",
     assay: str = "",
     on_incomplete: str = "stop",
+    states: bool = True,
 ) -> pd.DataFrame:
     """Read one export into the Wells table (data-model.md §1) with states and exclusions.
 
@@ -127,6 +128,8 @@ def read_plate(
     wells is incomplete; ``flag`` adds each missing well as a row excluded as
     ``missing`` (so the well audit lists it) and flags the wells of replicate
     groups that lack wells with ``incomplete_group`` in ``instrument_flags``.
+    ``states=False`` leaves out ``state`` and ``state_reason`` (for a caller that assigns them
+    itself, on the wells it keeps).
     """
     wells = read_export(path, fmt=fmt, plate=plate, on_incomplete=on_incomplete)
     missing, groups = wells.attrs.get("missing_wells", []), wells.attrs.get("incomplete_groups", [])
@@ -136,10 +139,14 @@ def read_plate(
     wells.insert(0, "batch", batch)
     wells = check_names(wells, samples, assays, path=path, unknown_names=unknown_names, copy=False)
     wells.loc[wells["cq_raw"] == MISSING, ["excluded", "cq_raw"]] = ["missing", ""]
-    assay_lod = {
-        a: float(l) for a, l in zip(assays["assay"], assays["lod"], strict=True) if l == l and l != ""
-    }
-    return assign_states(wells, lod=lod, assay_lod=assay_lod, copy=False)
+    if not states:
+        return wells
+    return assign_states(wells, lod=lod, assay_lod=sheet_lods(assays), copy=False)
+
+
+def sheet_lods(assays: pd.DataFrame) -> dict[str, float]:
+    """The assays sheet's ``lod`` per assay where given: the limits of :func:`read_plate`'s states."""
+    return {a: float(l) for a, l in zip(assays["assay"], assays["lod"], strict=True) if l == l and l != ""}
 
 
 def unplated_names(

@@ -18,7 +18,8 @@ import pandas as pd
 
 from . import calibration
 from .chip_options import ChipOptions
-from .preprocess import annotate_wells, well_states
+from .preprocess import annotate_wells, assay_roles, ipc_assays_of, well_states
+from .rowkeys import as_text
 
 ANCHOR_COLUMNS = ["plate", "ipc_mean", "ipc_sd", "n"]  # flags: the chip job applies ipc.on_missing
 
@@ -28,12 +29,17 @@ def first_batch_ipc(
 ) -> pd.DataFrame:
     """IPC level of each chip of the first batch (``ipc_mean``; NaN where the chip has none).
 
-    ``wells``: the batch's Wells tables as read (:func:`ctc_qpcr.chip_batch.batch_wells`);
-    wells the reader excluded are left out, as the chip-level job does.
+    ``wells``: the batch's Wells tables as read (:func:`ctc_qpcr.chip_batch.batch_wells`; the
+    ``state`` columns are not needed); wells the reader excluded are left out, as the chip-level
+    job does. Only the wells of the IPC assays are annotated and given states: the level
+    (:func:`ctc_qpcr.calibration.ipc_offsets`) reads no other well, and every step before it
+    works well by well.
     """
     usable = wells[(wells["excluded"] == "").to_numpy()]
+    plates = set(as_text(usable["plate"]))  # every chip gets a row, with or without IPC wells
+    ipc = usable[as_text(usable["assay"]).isin(ipc_assays_of(assay_roles(assays))).to_numpy()]
     notes: list[str] = []
-    w, design = annotate_wells(usable, samples, assays, batch, notes)
+    w, design = annotate_wells(ipc, samples, assays, batch, notes)
     w = well_states(w, options.lod, design.assay_lod, notes)
-    _, plate_cal, _ = calibration.chip_offsets(w, options.ipc, design.ipc_assays, notes)
+    _, plate_cal, _ = calibration.chip_offsets(w, options.ipc, design.ipc_assays, notes, plates=plates)
     return plate_cal.sort_values("plate").reset_index(drop=True)[ANCHOR_COLUMNS]

@@ -41,15 +41,22 @@ def _number(wells: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(wells[col], errors="coerce").to_numpy(dtype=float)
 
 
+def effective_lods(assay_lod: dict | None) -> dict[str, float]:
+    """The assay LODs :func:`well_lod` applies: names as text, finite numbers only."""
+    return {str(k): float(v) for k, v in (assay_lod or {}).items() if v is not None and np.isfinite(v)}
+
+
+def same_limits(a: tuple[float, dict | None], b: tuple[float, dict | None]) -> bool:
+    """True when two (LOD, assay LODs) pairs give every well the same limit: :func:`assign_states`
+    with either gives the same states."""
+    return float(a[0]) == float(b[0]) and effective_lods(a[1]) == effective_lods(b[1])
+
+
 def well_lod(wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float] | None = None) -> np.ndarray:
     """LOD that applies to each well: the assay's own LOD where given, else ``lod``."""
     limit = np.full(len(wells), float(lod))
     if assay_lod:
-        per_assay = (
-            wells["assay"]
-            .astype(str)
-            .map({str(k): float(v) for k, v in assay_lod.items() if v is not None and np.isfinite(v)})
-        )
+        per_assay = wells["assay"].astype(str).map(effective_lods(assay_lod))
         limit = np.where(per_assay.notna(), per_assay.to_numpy(dtype=float, na_value=np.nan), limit)
     return limit
 
