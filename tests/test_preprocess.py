@@ -555,3 +555,18 @@ def test_states_read_with_the_same_limits_are_kept_not_assigned_again(monkeypatc
     pd.testing.assert_frame_equal(again["cells"], base["cells"])
     preprocess_batch(wells, SAMPLES, assays, batch="B1", states_of=(35.0, {}))  # GOI1's LOD differs
     assert calls == [1, 1, 1]
+
+
+def test_chip_job_leaves_out_the_state_flags_the_audit_drops():
+    """state_flags=False: well_flags without EXPFAIL/NOAMP/LOWSIGNAL, the other flags as they were,
+    and the same well audit."""
+    from ctc_qpcr.audit import STATE_FLAGS
+
+    wells = small_batch()
+    full = preprocess_batch(wells, SAMPLES, ASSAYS, batch="B1")["well_flags"]
+    lean = preprocess_batch(wells, SAMPLES, ASSAYS, batch="B1", state_flags=False)["well_flags"]
+    assert full["flag"].isin(STATE_FLAGS).any() and not lean["flag"].isin(STATE_FLAGS).any()
+    others = full[~full["flag"].isin(STATE_FLAGS)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(lean, others)
+    read = assign_states(wells).assign(batch="B1", excluded="")
+    pd.testing.assert_frame_equal(build_audit(read, full), build_audit(read, lean))

@@ -56,6 +56,11 @@ def test_sorted_rows_is_a_stable_sort_values(keys):
     left, _ = _frames(2)
     want = left.sort_values(keys, kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(sorted_rows(left, keys), want)
+    again = sorted_rows(want, keys)  # already in order: not moved, the same table
+    pd.testing.assert_frame_equal(again, want)
+    assert again is not want and all(np.shares_memory(again[c], want[c]) for c in ["line", "cq"])
+    shifted = want.set_axis(want.index + 1)  # in order, but not index 0..n-1: a new index
+    pd.testing.assert_frame_equal(sorted_rows(shifted, keys), want)
 
 
 def test_own_frame_and_set_at_never_write_into_the_callers_arrays():

@@ -19,6 +19,9 @@ EXCLUDING_FLAGS = frozenset(
     {"HIGHDNA", "HIGHSD", "VPA_EXPFAIL", "VPA_MISSING", "VP_NO_GDNA_REF", "GRUBBS_OUTLIER", "ND"}
 )
 
+#: Flags that only restate a well's state (preprocess._state_flags): not repeated in the audit.
+STATE_FLAGS = ("EXPFAIL", "NOAMP", "LOWSIGNAL")
+
 AUDIT_COLUMNS = [
     "batch",
     "plate",
@@ -93,7 +96,7 @@ def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> 
     reason[failed] = ("EXPFAIL:" + wells.loc[failed, "state_reason"].astype(str)).to_numpy(dtype=object)
     flags = np.full(n, "", dtype=object)
     if well_flags is not None and len(well_flags):
-        wf = well_flags[~well_flags["flag"].isin(["EXPFAIL", "NOAMP", "LOWSIGNAL"])].copy()
+        wf = well_flags[~well_flags["flag"].isin(STATE_FLAGS)].copy()
         if "excluded" not in wf.columns:
             wf["excluded"] = wf["flag"].isin(EXCLUDING_FLAGS)
         wf["excluded"] = wf["excluded"].astype(bool)

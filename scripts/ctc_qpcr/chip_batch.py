@@ -157,7 +157,15 @@ def preprocess_and_audit(
     usable = wells if kept.all() else wells[kept]  # no copy when the reader excluded nothing
     states_of = None if read_lod is None else (read_lod, sheet_lods(assays))
     result = preprocess_batch(
-        usable, samples, assays, options, batch=batch, exports=exports, keep_wells=False, states_of=states_of
+        usable,
+        samples,
+        assays,
+        options,
+        batch=batch,
+        exports=exports,
+        keep_wells=False,
+        states_of=states_of,
+        state_flags=False,  # build_audit leaves them out
     )
     for note in result.get("notes", []):
         log.info("%s", note)

@@ -109,6 +109,7 @@ def preprocess_batch(
     exports: dict | None = None,
     keep_wells: bool = True,
     states_of: tuple[float, dict] | None = None,
+    state_flags: bool = True,
 ) -> dict:
     """Preprocess one batch of plates (steps in the module docstring).
 
@@ -121,6 +122,8 @@ def preprocess_batch(
     working table, sorted: a copy of every well the chip-level job does not write).
     ``states_of``: the (LOD, assay LODs) the wells' ``state`` columns were assigned with
     (the reader's); where they give the same limits, the states are kept, not assigned again.
+    ``state_flags=False`` leaves the flags that only restate a well's state (EXPFAIL, NOAMP,
+    LOWSIGNAL: half the wells) out of ``well_flags``; the well audit does not repeat them.
 
     Returns ``cells`` (data-model §2), ``validprime_assays``, ``plate_calibration``,
     ``assay_calibration``, ``well_flags``, ``efficiency``, ``wells`` (working
@@ -132,7 +135,7 @@ def preprocess_batch(
     w, design = annotate_wells(wells, samples, assays, batch, notes)
     extra_flags, extra = replicate_design_rule(w, o.replicates, exports or {}, notes)
     w = well_states(w, o.lod, design.assay_lod, notes, states_of=states_of)
-    flags = [_state_flags(w), extra_flags]
+    flags = [_state_flags(w) if state_flags else None, extra_flags]
     flags.append(ntc_margin_rule(w, o.detection, notes))
     w, plate_cal, assay_cal = calibration.chip_offsets(w, o.ipc, design.ipc_assays, notes)
     w, plate_cal, ipc_flags, uncalibrated = calibration.ipc_policy(

@@ -64,10 +64,15 @@ def _sort_codes(values: pd.Series) -> np.ndarray:
 
 def sorted_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """``frame.sort_values(keys, kind="stable").reset_index(drop=True)``, sorted by integer codes
-    of the keys (each text column factorised once; one ``np.lexsort``, which is stable)."""
+    of the keys (each text column factorised once; one ``np.lexsort``, which is stable).
+
+    Rows already in that order (a batch's wells as read) are not moved: a shallow copy of
+    ``frame`` is returned, sharing its columns (callers replace columns, never write into them)."""
     if len(frame) < 2:
         return frame.reset_index(drop=True)
     order = np.lexsort([_sort_codes(frame[k]) for k in reversed(keys)])
+    if has_default_index(frame) and (order == np.arange(len(order))).all():
+        return frame.copy(deep=False)
     return frame.take(order).reset_index(drop=True)
 
 
