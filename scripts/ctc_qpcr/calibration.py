@@ -197,6 +197,17 @@ def irc_offsets(
     return out[IRC_COLUMNS].sort_values(["plate", "assay"]).reset_index(drop=True)
 
 
+def assay_roles(assays: pd.DataFrame) -> dict:
+    """Role of each assay of the assays sheet (names and roles stripped)."""
+    a_names = assays["assay"].astype(str).str.strip()
+    return dict(zip(a_names, assays["role"].astype(str).str.strip(), strict=True))
+
+
+def ipc_assays_of(role_of: dict) -> tuple:
+    """The assays of role ``ipc`` (sorted), from :func:`assay_roles`."""
+    return tuple(sorted(a for a, r in role_of.items() if r == "ipc"))
+
+
 #: Plate-calibration flags that make a chip's IPC unusable.
 UNUSABLE = ("IPC_MISSING", "IPC_FAILED", "IPC_NO_REFERENCE")
 

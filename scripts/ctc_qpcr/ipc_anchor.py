@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import calibration
 from .chip_options import ChipOptions
-from .preprocess import annotate_wells, assay_roles, ipc_assays_of, well_states
+from .preprocess import annotate_wells, well_states
 from .rowkeys import as_text
 
 ANCHOR_COLUMNS = ["plate", "ipc_mean", "ipc_sd", "n"]  # flags: the chip job applies ipc.on_missing
@@ -37,7 +37,9 @@ def first_batch_ipc(
     """
     usable = wells[(wells["excluded"] == "").to_numpy()]
     plates = set(as_text(usable["plate"]))  # every chip gets a row, with or without IPC wells
-    ipc = usable[as_text(usable["assay"]).isin(ipc_assays_of(assay_roles(assays))).to_numpy()]
+    ipc = usable[
+        as_text(usable["assay"]).isin(calibration.ipc_assays_of(calibration.assay_roles(assays))).to_numpy()
+    ]
     notes: list[str] = []
     w, design = annotate_wells(ipc, samples, assays, batch, notes)
     w = well_states(w, options.lod, design.assay_lod, notes)

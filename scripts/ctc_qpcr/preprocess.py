@@ -45,7 +45,7 @@ from .chip_options import (
     chip_options,
 )
 from .rowkeys import as_text, joint_codes, own_frame, set_at, sorted_rows
-from .wells import CALC, assign_states, same_limits
+from .wells import CALC, assign_states, states_current
 
 CELL_COLUMNS = [
     "batch",
@@ -120,10 +120,9 @@ def preprocess_batch(
     unless ``wells`` has one. ``exports`` (plate → export path, as in plates.tsv)
     lets messages name the file. ``keep_wells=False`` leaves out ``wells`` (the
     working table, sorted: a copy of every well the chip-level job does not write).
-    ``states_of``: the (LOD, assay LODs) the wells' ``state`` columns were assigned with
-    (the reader's); where they give the same limits, the states are kept, not assigned again.
-    ``state_flags=False`` leaves the flags that only restate a well's state (EXPFAIL, NOAMP,
-    LOWSIGNAL: half the wells) out of ``well_flags``; the well audit does not repeat them.
+    ``states_of``: the (LOD, assay LODs) the wells' states were assigned with (the reader's): kept
+    where the limits are the same. ``state_flags=False`` leaves the flags that only restate a
+    well's state (EXPFAIL, NOAMP, LOWSIGNAL) out of ``well_flags`` (the audit drops them).
 
     Returns ``cells`` (data-model §2), ``validprime_assays``, ``plate_calibration``,
     ``assay_calibration``, ``well_flags``, ``efficiency``, ``wells`` (working
@@ -174,7 +173,7 @@ def annotate_wells(
     a_names = assays["assay"].astype(str).str.strip()
     kind_of = dict(zip(s_names, samples["kind"].astype(str).str.strip(), strict=True))
     gene_of = dict(zip(a_names, assays["gene"].astype(str).str.strip(), strict=True))
-    role_of = assay_roles(assays)
+    role_of = calibration.assay_roles(assays)
     assay_lod = {}
     if "lod" in assays.columns:
         lods = pd.to_numeric(assays["lod"], errors="coerce")
@@ -206,19 +205,8 @@ def annotate_wells(
     w["kind"] = _by_name(w["sample"], kind_of, "other")
     w["role"] = _by_name(w["assay"], role_of, "target")
     w["gene"] = _by_name(w["assay"], gene_of, None).where(lambda g: g.notna(), w["assay"])
-    ipc_assays = ipc_assays_of(role_of)
+    ipc_assays = calibration.ipc_assays_of(role_of)
     return w, Design(gene_of=gene_of, assay_lod=assay_lod, sample_qty=sample_qty, ipc_assays=ipc_assays)
-
-
-def assay_roles(assays: pd.DataFrame) -> dict:
-    """Role of each assay of the sheet (names and roles stripped)."""
-    a_names = assays["assay"].astype(str).str.strip()
-    return dict(zip(a_names, assays["role"].astype(str).str.strip(), strict=True))
-
-
-def ipc_assays_of(role_of: dict) -> tuple:
-    """The assays of role ``ipc`` (sorted): :attr:`Design.ipc_assays`."""
-    return tuple(sorted(a for a, r in role_of.items() if r == "ipc"))
 
 
 def _by_name(names: pd.Series, mapping: dict, default) -> pd.Series:
@@ -230,17 +218,13 @@ def _by_name(names: pd.Series, mapping: dict, default) -> pd.Series:
     return pd.Series(values.to_numpy(dtype=object)[codes], index=names.index)
 
 
-def well_states(
-    w: pd.DataFrame, lod: float, assay_lod: dict, notes: list, *, states_of: tuple | None = None
-) -> pd.DataFrame:
+def well_states(w: pd.DataFrame, lod: float, assay_lod: dict, notes: list, *, states_of=None) -> pd.DataFrame:
     """Well states (§3.1: NOAMP no Cq; EXPFAIL failed; LOWSIGNAL Cq > LOD; else CALC) and the working columns.
 
-    ``states_of``: the (LOD, assay LODs) ``w``'s states were assigned with; the same limits
-    as ``lod``/``assay_lod`` give the same states (row by row), so they are kept.
+    ``states_of`` (LOD, assay LODs) of ``w``'s states: kept where the limits are the same.
     A chip where no well gave a usable signal is said out loud (a note).
     """
-    current = states_of is not None and {"state", "state_reason"} <= set(w.columns)
-    if not (current and same_limits(states_of, (lod, assay_lod))):
+    if not states_current(w, states_of, (lod, assay_lod)):
         w = assign_states(w, lod=lod, assay_lod=assay_lod, copy=False)
     w["cq_measured"] = pd.to_numeric(w["cq"], errors="coerce").astype(float)
     w["cq"] = w["cq_measured"]

@@ -52,6 +52,13 @@ def same_limits(a: tuple[float, dict | None], b: tuple[float, dict | None]) -> b
     return float(a[0]) == float(b[0]) and effective_lods(a[1]) == effective_lods(b[1])
 
 
+def states_current(wells: pd.DataFrame, states_of: tuple | None, limits: tuple) -> bool:
+    """True when ``wells`` carry states assigned with ``states_of`` (LOD, assay LODs) and those
+    give every well the limit ``limits`` gives: :func:`assign_states` would give the same states."""
+    has = {"state", "state_reason"} <= set(wells.columns)
+    return states_of is not None and has and same_limits(states_of, limits)
+
+
 def well_lod(wells: pd.DataFrame, lod: float = 35.0, assay_lod: dict[str, float] | None = None) -> np.ndarray:
     """LOD that applies to each well: the assay's own LOD where given, else ``lod``."""
     limit = np.full(len(wells), float(lod))
