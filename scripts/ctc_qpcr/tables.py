@@ -172,12 +172,26 @@ def _float_text_slow(values: np.ndarray) -> pa.Array:
 
 
 def _float_text(values: np.ndarray) -> pa.Array:
-    """``FLOAT_FORMAT`` of each value (null for NaN). Values printed in fixed notation are
+    """``FLOAT_FORMAT`` of each value (null for NaN). Missing values, and runs of one value
+    (a plate's offset, a sample's normaliser), are not formatted one by one: each run once."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    bits = values.view(np.int64)
+    formatted = np.ones(len(values), dtype=bool)  # the first value of each run of equal values
+    np.not_equal(bits[1:], bits[:-1], out=formatted[1:])
+    missing = np.isnan(values)
+    formatted &= ~missing
+    if 4 * np.count_nonzero(formatted) >= 3 * len(values):
+        return _float_text_each(values)
+    run = np.cumsum(formatted) - 1
+    return _float_text_each(values[formatted]).take(pa.array(run, mask=missing))
+
+
+def _float_text_each(values: np.ndarray) -> pa.Array:
+    """:func:`_float_text` value by value. Values printed in fixed notation are
     rounded in numpy and printed by Arrow's shortest round-trip cast, which gives the same
     digits (a ≤ 10-digit decimal is the shortest that reads back as its nearest double);
     the rest (zero, inf, below 1e-4, from 1e10, rounding ties) go through ``%``.
     tests/test_tables.py compares both on a million values of every magnitude."""
-    values = np.ascontiguousarray(values, dtype=np.float64)
     rounded, fast = _rounded_fixed(values)
     slow = ~fast & ~np.isnan(values)
     text = pc.cast(pa.array(np.where(fast, rounded, np.nan), from_pandas=True), pa.string())
@@ -323,19 +337,85 @@ def write_parquet_tsv(df: pd.DataFrame, parquet_path: str | os.PathLike, tsv_pat
         _write_tsv_to(frame, tmp, _arrow_text(frame, table))
 
 
-def _tsv_body(df: pd.DataFrame) -> bytes:
-    """The data lines :func:`write_tsv` writes for ``df`` (no header)."""
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _escaped_text(column: pa.Array) -> pa.Array:
+    """A text column with its formula-like cells escaped (:func:`escape_formula`, one by one
+    only for the cells that start with a formula character)."""
+    risky = pc.match_substring_regex(column, _FORMULA_PATTERN).fill_null(False)
+    if not pc.any(risky).as_py():
+        return column
+    escaped = [escape_formula(value) for value in column.filter(risky).to_pylist()]
+    return pc.replace_with_mask(column, risky, pa.array(escaped, type=column.type))
+
+
+def cell_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """What :func:`write_tsv` writes in each cell of an Arrow column (as ``to_pandas()`` gives
+    it), as Arrow text (null: an empty cell; integers stay integers, written as such): floats
+    as ``FLOAT_FORMAT``, formula-like text escaped, a dictionary's words escaped once. None for
+    a type not covered (integers or booleans with missing values: pandas makes them floats or
+    objects)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        words = column.dictionary
+        if not _is_text(words.type) or words.null_count:
+            return None
+        return _escaped_text(words).take(column.indices)
+    if _is_text(kind):
+        return _escaped_text(column)
+    if kind == pa.float64():
+        return _float_text(column.to_numpy(zero_copy_only=False))
+    if column.null_count:
+        return None
+    if pa.types.is_integer(kind):
+        return column
+    if pa.types.is_boolean(kind):
+        return pc.if_else(column, "True", "False")
+    return None
+
+
+def _csv_lines(table: pa.Table) -> bytes | None:
+    """``table``'s cells as tab-separated lines, unquoted; None when a cell holds a tab, quote
+    or line break (pandas quotes those)."""
+    buffer = io.BytesIO()
+    try:
+        pcsv.write_csv(
+            table, buffer, pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+        )
+    except pa.ArrowInvalid:
+        return None
+    return buffer.getvalue()
+
+
+def _arrow_body(table: pa.Table) -> bytes | None:
+    """The data lines :func:`write_tsv` writes for ``table.to_pandas()``, made in Arrow; None
+    where pandas has to write them."""
+    names = table.column_names
+    if len(names) < 2 or len(set(names)) < len(names):
+        return None  # a lone empty cell is quoted by the csv module; duplicate names
+    columns = [cell_text(column) for column in table.columns]
+    if any(column is None for column in columns):
+        return None
+    return _csv_lines(pa.Table.from_arrays(columns, names=names))
+
+
+def _tsv_body(df: pd.DataFrame | pa.Table) -> bytes:
+    """The data lines :func:`write_tsv` writes for ``df`` (no header); an Arrow table: for
+    its ``to_pandas()``."""
+    if isinstance(df, pa.Table):
+        body = _arrow_body(df)
+        if body is not None:
+            return body
+        df = df.to_pandas()
     safe = _safe_frame(df)
     table = _arrow_text(safe)
-    if table is not None:
-        buffer = io.BytesIO()
-        try:
-            pcsv.write_csv(
-                table, buffer, pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
-            )
-            return buffer.getvalue()
-        except pa.ArrowInvalid:
-            pass  # a cell pandas quotes
+    body = None if table is None else _csv_lines(table)
+    if body is not None:
+        return body
     text = safe.to_csv(
         None, sep="\t", index=False, header=False, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n"
     )
@@ -346,20 +426,28 @@ def _tsv_body(df: pd.DataFrame) -> bytes:
 def tsv_parts(path: str | os.PathLike) -> Iterator:
     """Yield ``add(df)``: frames with the same columns and dtypes, added in order, become
     one table whose bytes are :func:`write_tsv` of their concatenation (atomic; one
-    frame in memory at a time). The first frame added gives the header."""
+    frame in memory at a time). The first frame added gives the header. A frame may also be
+    an Arrow table (written as its ``to_pandas()``), and ``add(table, formatted=True)`` takes
+    an Arrow table of cell text as :func:`cell_text` gives it (floats already formatted; its
+    cells must need no quoting: else ``ValueError``)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         started = []
 
-        def add(df: pd.DataFrame) -> None:
+        def add(df: pd.DataFrame | pa.Table, formatted: bool = False) -> None:
             if not started:
+                names = df.column_names if isinstance(df, pa.Table) else df.columns
                 header = io.StringIO()
                 csv.writer(header, delimiter="\t", lineterminator="\n").writerow(
-                    [str(c) for c in _safe_frame(df.iloc[:0]).columns]
+                    [escape_formula(str(c)) for c in names]
                 )
                 handle.write(header.getvalue().encode("utf-8"))
                 started.append(True)
-            if len(df):
-                handle.write(_tsv_body(df))
+            if not len(df):
+                return
+            body = _csv_lines(df) if formatted else _tsv_body(df)
+            if body is None:
+                raise ValueError(f"{path}: a formatted cell needs quoting")
+            handle.write(body)
 
         yield add
 
