@@ -132,16 +132,18 @@ def write_strategy(table: pd.DataFrame, wide: pd.DataFrame, paths: tuple, shared
     ΔCq values are formatted once for both tables, and the Cq column (the same in every
     strategy) once per job: ``shared`` keeps it from one strategy to the next."""
     path, matrix_path = paths
-    dcq = cell_text(pa.array(wide.to_numpy(dtype=float).ravel()))  # sample-major, as the long rows
-    n_genes = wide.shape[1]
-    text = {"cq": _cq_text(table["cq"].to_numpy(), shared)}
-    rows = _matrix_positions(table, wide)
+    n_samples = wide.shape[0]
+    by_gene = wide.to_numpy(dtype=float).T.ravel()  # gene-major: a matrix column is a slice
+    dcq = cell_text(pa.array(by_gene))
+    text = {}
+    if table["cq"].dtype == np.float64:
+        text["cq"] = _cq_text(table["cq"].to_numpy(), shared)
+    rows = _matrix_positions(table, wide, by_gene)
     if rows is not None:
         text["dcq"] = dcq.take(pa.array(rows))
     write_sliced(table, path, text=text)
-    along = np.arange(wide.shape[0]) * n_genes
-    matrix_text = {gene: dcq.take(pa.array(along + g)) for g, gene in enumerate(wide.columns)}
-    write_sliced(wide.reset_index(), matrix_path, text=matrix_text)
+    columns = {gene: dcq.slice(g * n_samples, n_samples) for g, gene in enumerate(wide.columns)}
+    write_sliced(wide.reset_index(), matrix_path, text=columns)
 
 
 def _cq_text(values: np.ndarray, shared: dict) -> pa.Array:
@@ -152,18 +154,18 @@ def _cq_text(values: np.ndarray, shared: dict) -> pa.Array:
     return shared["cq"][1]
 
 
-def _matrix_positions(table: pd.DataFrame, wide: pd.DataFrame) -> np.ndarray | None:
-    """Each long row's cell in the flattened ΔCq matrix (sample-major), found by the rows'
-    sample and gene codes; None unless the rows' ΔCq are exactly those cells' values."""
-    sample, gene = table["sample"], table["gene"]
-    if not all(isinstance(ids.dtype, pd.CategoricalDtype) for ids in (sample, gene)):
+def _matrix_positions(table: pd.DataFrame, wide: pd.DataFrame, by_gene: np.ndarray) -> np.ndarray | None:
+    """Each long row's cell in the ΔCq matrix flattened gene by gene (``by_gene``), found by
+    the rows' sample and gene codes; None unless the rows' ΔCq are exactly those values."""
+    sample, gene, dcq = table["sample"], table["gene"], table["dcq"]
+    if (
+        not all(isinstance(ids.dtype, pd.CategoricalDtype) for ids in (sample, gene))
+        or dcq.dtype != np.float64
+    ):
         return None
     if not (sample.cat.categories.equals(wide.index) and gene.cat.categories.equals(wide.columns)):
         return None
-    rows = sample.cat.codes.to_numpy(np.int64) * wide.shape[1] + gene.cat.codes.to_numpy(np.int64)
-    flat = wide.to_numpy(dtype=float).ravel()
-    if (rows < 0).any() or not np.array_equal(
-        flat[rows].view(np.int64), table["dcq"].to_numpy(float).view(np.int64)
-    ):
+    rows = gene.cat.codes.to_numpy(np.int64) * wide.shape[0] + sample.cat.codes.to_numpy(np.int64)
+    if (rows < 0).any() or not np.array_equal(by_gene[rows].view(np.int64), dcq.to_numpy().view(np.int64)):
         return None
     return rows

@@ -38,8 +38,11 @@ FLOAT_FORMAT = "%.10g"
 _FIXED_LOW, _FIXED_HIGH = 1.0001e-4, 9.9999e9
 _TIE_MARGIN = 1e-5
 _POW10 = 10.0 ** np.arange(14)
+_FLOAT_BLOCK = 1 << 19  # values formatted at a time (a chunk each): 4 MB numpy temporaries
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_PATTERN = "^[=+\\-@\t\r]"
+_FORMULA_BYTE = np.zeros(256, dtype=bool)
+_FORMULA_BYTE[[ord(c) for c in _FORMULA_START]] = True
 
 
 def _is_number(text: str) -> bool:
@@ -171,10 +174,14 @@ def _float_text_slow(values: np.ndarray) -> pa.Array:
     return text.take(pa.array(codes, mask=np.isnan(values)))
 
 
-def _float_text(values: np.ndarray) -> pa.Array:
+def _float_text(values: np.ndarray) -> pa.Array | pa.ChunkedArray:
     """``FLOAT_FORMAT`` of each value (null for NaN). Missing values, and runs of one value
-    (a plate's offset, a sample's normaliser), are not formatted one by one: each run once."""
+    (a plate's offset, a sample's normaliser), are not formatted one by one: each run once.
+    More than ``_FLOAT_BLOCK`` values: a chunked array, a block at a time."""
     values = np.ascontiguousarray(values, dtype=np.float64)
+    if len(values) > _FLOAT_BLOCK:  # numpy's temporaries small enough to be reused, not new pages
+        blocks = range(0, len(values), _FLOAT_BLOCK)
+        return pa.chunked_array([_float_text(values[i : i + _FLOAT_BLOCK]) for i in blocks], pa.string())
     bits = values.view(np.int64)
     formatted = np.ones(len(values), dtype=bool)  # the first value of each run of equal values
     np.not_equal(bits[1:], bits[:-1], out=formatted[1:])
@@ -341,12 +348,30 @@ def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
+def _formula_starts(column: pa.Array) -> np.ndarray:
+    """Per cell of a text column: does it start with a formula character? Read from each
+    cell's first byte in the Arrow buffers (the characters are ASCII: in UTF-8 a byte of
+    their value is always that character)."""
+    _, offsets, data = column.buffers()
+    kind = np.int64 if pa.types.is_large_string(column.type) else np.int32
+    start = np.frombuffer(offsets, dtype=kind)[column.offset : column.offset + len(column) + 1]
+    if data is None or not len(data):
+        return np.zeros(len(column), dtype=bool)
+    filled = start[1:] > start[:-1]
+    first = np.frombuffer(data, dtype=np.uint8)[np.where(filled, start[:-1], 0)]
+    risky = filled & _FORMULA_BYTE[first]
+    if column.null_count:
+        risky &= column.is_valid().to_numpy(zero_copy_only=False)
+    return risky
+
+
 def _escaped_text(column: pa.Array) -> pa.Array:
     """A text column with its formula-like cells escaped (:func:`escape_formula`, one by one
     only for the cells that start with a formula character)."""
-    risky = pc.match_substring_regex(column, _FORMULA_PATTERN).fill_null(False)
-    if not pc.any(risky).as_py():
+    starts = _formula_starts(column)
+    if not starts.any():
         return column
+    risky = pa.array(starts)
     escaped = [escape_formula(value) for value in column.filter(risky).to_pylist()]
     return pc.replace_with_mask(column, risky, pa.array(escaped, type=column.type))
 
@@ -378,48 +403,49 @@ def cell_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     return None
 
 
-def _csv_lines(table: pa.Table) -> bytes | None:
-    """``table``'s cells as tab-separated lines, unquoted; None when a cell holds a tab, quote
-    or line break (pandas quotes those)."""
-    buffer = io.BytesIO()
+def _write_lines(table: pa.Table, handle) -> bool:
+    """Append ``table``'s cells to the binary file ``handle`` as tab-separated lines, unquoted;
+    False, with nothing appended, when a cell holds a tab, quote or line break (pandas quotes
+    those)."""
+    start = handle.tell()
     try:
         pcsv.write_csv(
-            table, buffer, pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+            table, handle, pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
         )
     except pa.ArrowInvalid:
-        return None
-    return buffer.getvalue()
+        handle.seek(start)
+        handle.truncate()
+        return False
+    return True
 
 
-def _arrow_body(table: pa.Table) -> bytes | None:
-    """The data lines :func:`write_tsv` writes for ``table.to_pandas()``, made in Arrow; None
-    where pandas has to write them."""
+def _write_arrow_body(table: pa.Table, handle) -> bool:
+    """Append the data lines :func:`write_tsv` writes for ``table.to_pandas()``, made in Arrow;
+    False, with nothing appended, where pandas has to write them."""
     names = table.column_names
     if len(names) < 2 or len(set(names)) < len(names):
-        return None  # a lone empty cell is quoted by the csv module; duplicate names
+        return False  # a lone empty cell is quoted by the csv module; duplicate names
     columns = [cell_text(column) for column in table.columns]
     if any(column is None for column in columns):
-        return None
-    return _csv_lines(pa.Table.from_arrays(columns, names=names))
+        return False
+    return _write_lines(pa.Table.from_arrays(columns, names=names), handle)
 
 
-def _tsv_body(df: pd.DataFrame | pa.Table) -> bytes:
-    """The data lines :func:`write_tsv` writes for ``df`` (no header); an Arrow table: for
-    its ``to_pandas()``."""
+def _write_body(df: pd.DataFrame | pa.Table, handle) -> None:
+    """Append the data lines :func:`write_tsv` writes for ``df`` (no header) to ``handle``; an
+    Arrow table: for its ``to_pandas()``."""
     if isinstance(df, pa.Table):
-        body = _arrow_body(df)
-        if body is not None:
-            return body
+        if _write_arrow_body(df, handle):
+            return
         df = df.to_pandas()
     safe = _safe_frame(df)
     table = _arrow_text(safe)
-    body = None if table is None else _csv_lines(table)
-    if body is not None:
-        return body
+    if table is not None and _write_lines(table, handle):
+        return
     text = safe.to_csv(
         None, sep="\t", index=False, header=False, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n"
     )
-    return text.encode("utf-8")
+    handle.write(text.encode("utf-8"))
 
 
 @contextmanager
@@ -444,10 +470,10 @@ def tsv_parts(path: str | os.PathLike) -> Iterator:
                 started.append(True)
             if not len(df):
                 return
-            body = _csv_lines(df) if formatted else _tsv_body(df)
-            if body is None:
+            if not formatted:
+                _write_body(df, handle)
+            elif not _write_lines(df, handle):
                 raise ValueError(f"{path}: a formatted cell needs quoting")
-            handle.write(body)
 
         yield add
 
@@ -514,6 +540,7 @@ def concat_tsv_files(paths, path: str | os.PathLike, block_size: int = 1 << 22) 
     """
     header = None
     rows = 0
+    buffer = bytearray(block_size)
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         for source in paths:
             with open(source, "rb") as handle:
@@ -523,12 +550,20 @@ def concat_tsv_files(paths, path: str | os.PathLike, block_size: int = 1 << 22) 
                     out.write(first)
                 elif first != header:
                     raise ValueError(f"{source}: its header differs from {paths[0]}'s; cannot concatenate")
-                last = b"\n"
-                for block in iter(lambda: handle.read(block_size), b""):
-                    rows += block.count(b"\n")
-                    out.write(block)
-                    last = block[-1:]
-                if last != b"\n":  # a file without a final line end
-                    out.write(b"\n")
-                    rows += 1
+                rows += _copy_lines(handle, out, buffer)
     return rows
+
+
+def _copy_lines(handle, out, buffer: bytearray) -> int:
+    """Copy the rest of ``handle`` to ``out`` through ``buffer`` (one block of memory, reused:
+    no new pages per block); the number of lines copied, a last line without its line end ended."""
+    view, last = memoryview(buffer), b"\n"
+    lines = 0
+    while size := handle.readinto(buffer):
+        lines += buffer.count(b"\n", 0, size)
+        out.write(view[:size])
+        last = buffer[size - 1 : size]
+    if last != b"\n":  # a file without a final line end
+        out.write(b"\n")
+        lines += 1
+    return lines
