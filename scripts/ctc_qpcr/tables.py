@@ -392,7 +392,7 @@ def cell_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | None:
         return _escaped_text(words).take(column.indices)
     if _is_text(kind):
         return _escaped_text(column)
-    if kind == pa.float64():
+    if pa.types.is_floating(kind):
         return _float_text(column.to_numpy(zero_copy_only=False))
     if column.null_count:
         return None
