@@ -40,8 +40,9 @@ def write_sliced(
 ) -> None:
     """``tables.write_tsv(df, path)``, the same bytes, formatted ``rows`` rows at a time, in
     Arrow: a categorical column's words are escaped once and taken by code (no pandas slice).
-    ``text``: {column: the cells' text of the whole column, :func:`tables.cell_text`} where it
-    was made beforehand (shared with another table)."""
+    ``text``: {column: the cells' text of the whole column, :func:`tables.cell_text`, or a
+    function (start, stop) giving that of those rows} where it is made beforehand (shared
+    with another table)."""
     parts = _column_parts(df, text or {})
     if parts is None:  # a column type or name the Arrow writer does not cover: pandas slices
         _write_frame_slices(df, path, rows)
@@ -61,7 +62,7 @@ def _column_parts(df: pd.DataFrame, text: dict) -> dict | None:
     parts = {}
     for name in names:
         if name in text:
-            parts[name] = functools.partial(_slice_of, text[name])
+            parts[name] = text[name] if callable(text[name]) else functools.partial(_slice_of, text[name])
             continue
         part = _column_part(df[name])
         if part is None:
@@ -139,8 +140,8 @@ def write_strategy(table: pd.DataFrame, wide: pd.DataFrame, paths: tuple, shared
     if table["cq"].dtype == np.float64:
         text["cq"] = _cq_text(table["cq"].to_numpy(), shared)
     rows = _matrix_positions(table, wide, by_gene)
-    if rows is not None:
-        text["dcq"] = dcq.take(pa.array(rows))
+    if rows is not None:  # taken a slice at a time: the text of one slice in memory
+        text["dcq"] = lambda start, stop: dcq.take(pa.array(rows[start:stop]))
     write_sliced(table, path, text=text)
     columns = {gene: dcq.slice(g * n_samples, n_samples) for g, gene in enumerate(wide.columns)}
     write_sliced(wide.reset_index(), matrix_path, text=columns)
