@@ -565,7 +565,7 @@ def run_differential(
         raise ConfigError(f"comparison names must be unique: {', '.join(map(str, dupes))}")
     parts: dict[str, tuple[list, list]] = {spec["name"]: ([], []) for spec in comparisons}
     for strategy in order:  # each strategy's table taken once: one in memory at a time (issue 17)
-        frame = _Rows(normalised_by_strategy[strategy].assign(strategy=strategy))  # shared by the comparisons
+        frame = _Rows(normalised_by_strategy[strategy], strategy)  # shared by the comparisons
         for spec in comparisons:
             table, strategy_notes = run_comparison(frame, samples, spec, options, **params)
             tables, notes = parts[spec["name"]]

@@ -194,7 +194,8 @@ def fit_time_lmm(
 
 def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group: int):
     """Time points in order, the rows at one of them with each one's position in that order
-    (``tp``, hashed once per distinct value), the group labels (``_grp``), and which analyses can run."""
+    (``tp``, hashed once per distinct value), each row's group (:func:`_group_labels`), and which
+    analyses can run."""
     col = spec["column"]
     a_lvl, b_lvl = spec["levels"]
     tps = spec["timepoints"] or sorted(v for v in data[col].unique() if v != "")
@@ -218,27 +219,27 @@ def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group:
             f"{spec['name']}: paired {a_lvl} vs {b_lvl} skipped — {n_pairs_units} patients with both "
             f"(need ≥ {min_per_group})"
         )
-    with_group = False
-    if group_col:
-        data = data.assign(
-            _grp=stripped_str(data[group_col].astype(object).where(data[group_col].notna(), ""))
-        )
-        with_group = len([g for g in data["_grp"].unique() if g]) >= 2
-        if not with_group:
-            notes.append(
-                f"{spec['name']}: fewer than two {group_col!r} groups; mixed model without interaction"
-            )
-        elif n_missing := data.loc[data["_grp"] == "", "unit"].nunique():
-            notes.append(
-                f"{spec['name']}: {n_missing} patient(s) without {group_col!r} left out of the mixed model"
-            )
-    else:
-        data = data.assign(_grp="")
+    grp, with_group = _group_labels(data, group_col, spec["name"], notes)
     n_lmm_units = data["unit"].nunique()
     do_lmm = len(tps) >= 2 and n_lmm_units >= min_per_group
     if not do_lmm:
         notes.append(f"{spec['name']}: mixed model skipped — {n_lmm_units} patients / {len(tps)} time points")
-    return data, tps, tp, with_group, do_paired, do_lmm
+    return data, tps, tp, grp, with_group, do_paired, do_lmm
+
+
+def _group_labels(data: pd.DataFrame, group_col: str | None, name: str, notes: list[str]):
+    """Each row's group of the time × group interaction as stripped text ("" = none) and whether two
+    groups are present. An array beside the rows, not a column added to them: no copy of the frame
+    (issue 17)."""
+    if not group_col:
+        return np.full(len(data), "", dtype=object), False
+    grp = stripped_str(data[group_col].astype(object).where(data[group_col].notna(), "")).to_numpy()
+    with_group = len([g for g in pd.unique(grp) if g]) >= 2
+    if not with_group:
+        notes.append(f"{name}: fewer than two {group_col!r} groups; mixed model without interaction")
+    elif n_missing := data.loc[grp == "", "unit"].nunique():
+        notes.append(f"{name}: {n_missing} patient(s) without {group_col!r} left out of the mixed model")
+    return grp, with_group
 
 
 def _paired(xa, xb, da, db, spec, min_detected: int) -> dict:
@@ -307,7 +308,7 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
 
 def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_detected=3, **_):
     """Paired test (levels[0] vs levels[1]) and mixed model per gene, on on-level detected values only."""
-    data, tps, tp, with_group, do_paired, do_lmm = _time_setup(data, spec, notes, min_per_group)
+    data, tps, tp, grp, with_group, do_paired, do_lmm = _time_setup(data, spec, notes, min_per_group)
     if not do_paired and not do_lmm:
         notes.append(f"{spec['name']}: skipped — too few patients")
         return _empty(EXTRA_TIME)
@@ -320,8 +321,8 @@ def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_de
         "on": data["on"].to_numpy(bool) if "on" in data else det,
         "frac": data["detected_fraction"].to_numpy(float),
         "tp": tp,
-        "grp": pd.factorize(data["_grp"].astype(str), sort=True)[0],
-        "has_grp": data["_grp"].to_numpy(str) != "",
+        "grp": pd.factorize(grp, sort=True)[0],
+        "has_grp": grp != "",
     }  # fmt: skip
     ctx = {"spec": spec, "n_tp": len(tps), "with_group": with_group, "do_paired": do_paired, "do_lmm": do_lmm,
            "engine": lmm_engine, "min_detected": min_detected}  # fmt: skip
