@@ -40,6 +40,7 @@ def main(smk, log):
         options.comparisons,
         smk.params.default,
         options,
+        workers=smk.threads,  # strategies in forked processes, one per thread (--set-threads differential=N)
     )
     notes = []
     for spec, path in zip(options.comparisons, smk.output.tables, strict=True):

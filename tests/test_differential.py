@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -427,6 +428,48 @@ def test_run_differential_orders_strategies():
     assert list(dict.fromkeys(table["strategy"])) == ["global", "alpha", "ref", "zeta"]
     assert table[table["strategy"] == "global"]["gene"].is_monotonic_increasing
     assert len(out["timepoints"][0]) == 4 * 46
+
+
+class _ReadLog(dict):
+    """strategy -> table, noting the id of the process that takes each table (one line per take)."""
+
+    def __init__(self, tables, log):
+        super().__init__(tables)
+        self.log = log
+
+    def __getitem__(self, strategy):
+        with open(self.log, "a", encoding="utf-8") as out:
+            out.write(f"{strategy}\t{os.getpid()}\n")
+        return super().__getitem__(strategy)
+
+
+def test_run_differential_workers_give_the_same_tables(tmp_path):
+    """Two forked workers: each strategy taken once, in a worker, and the tables and notes of one process."""
+    by, samples = four_strategy_cohort()
+    one = de.run_differential(by, samples, de.default_comparisons(), "global")
+    log = tmp_path / "reads.tsv"
+    two = de.run_differential(_ReadLog(by, log), samples, de.default_comparisons(), "global", workers=2)
+    reads = [line.split("\t") for line in log.read_text(encoding="utf-8").splitlines()]
+    assert sorted(strategy for strategy, _ in reads) == sorted(by)
+    assert str(os.getpid()) not in {pid for _, pid in reads}
+    assert list(two) == list(one)
+    for name, (table, notes) in one.items():
+        pd.testing.assert_frame_equal(two[name][0], table)
+        assert two[name][1] == notes
+    assert de._FORKED_JOB is None
+
+
+def test_rows_with_a_strategy_are_the_assigned_table():
+    """_Rows(table, strategy) holds what _Rows(table.assign(strategy=strategy)) holds, without the copy."""
+    from ctc_qpcr.differential_tables import _Rows
+
+    by, _ = four_strategy_cohort()
+    table = by["ref"]
+    given, assigned = _Rows(table, "ref"), _Rows(table.assign(strategy="ref"))
+    pd.testing.assert_frame_equal(given.frame, assigned.frame)
+    for col, values in assigned.columns.items():
+        np.testing.assert_array_equal(given.columns[col], values)
+    assert set(_Rows(table.drop(columns="strategy")).columns["strategy"]) == {""}
 
 
 def test_plots_are_deterministic_svg(tmp_path):

@@ -64,7 +64,9 @@ never-detected genes "significant". So:
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -549,12 +551,16 @@ def run_differential(
     comparisons: list[dict] | tuple[dict, ...],
     default_strategy: str,
     options: DifferentialOptions | None = None,
+    *,
+    workers: int = 1,
     **params: Any,
 ) -> dict[str, tuple[pd.DataFrame, list[str]]]:
     """Every comparison on every strategy; default strategy rows first, then the
     others in name order, genes sorted within each (and sites, for per_site).
     ``normalised_by_strategy``: any mapping strategy -> normalised table; each table is taken
-    once (a mapping that reads on access keeps one strategy in memory at a time).
+    once (a mapping that reads on access keeps one strategy in memory at a time per worker).
+    ``workers`` > 1: the strategies are run by that many forked processes (each its own strategies,
+    independent of the others: the same tables and notes as one process; issue 17).
     ``options`` and ``params``: as in :func:`run_comparison`."""
     present = list(normalised_by_strategy)  # the keys only: a mapping that reads on access reads nothing here
     order = [default_strategy] + sorted(s for s in present if s != default_strategy)
@@ -563,20 +569,51 @@ def run_differential(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"comparison names must be unique: {', '.join(map(str, dupes))}")
-    parts: dict[str, tuple[list, list]] = {spec["name"]: ([], []) for spec in comparisons}
-    for strategy in order:  # each strategy's table taken once: one in memory at a time (issue 17)
-        frame = _Rows(normalised_by_strategy[strategy], strategy)  # shared by the comparisons
-        for spec in comparisons:
-            table, strategy_notes = run_comparison(frame, samples, spec, options, **params)
-            tables, notes = parts[spec["name"]]
-            tables.append(table)
-            notes += [f"[{strategy}] {n}" for n in strategy_notes]
-        del frame
+    job = (normalised_by_strategy, samples, comparisons, options, params)
+    per_strategy = _each_strategy(job, order, workers)
     out = {}
-    for name, (tables, notes) in parts.items():
+    for i, spec in enumerate(comparisons):
+        tables = [results[i][0] for results in per_strategy]
+        notes = [note for results in per_strategy for note in results[i][1]]
         nonempty = [t for t in tables if len(t)]
-        out[name] = (pd.concat(nonempty, ignore_index=True) if nonempty else tables[0], notes)
+        out[spec["name"]] = (pd.concat(nonempty, ignore_index=True) if nonempty else tables[0], notes)
     return out
+
+
+def _strategy_results(job: tuple, strategy: str) -> list[tuple[pd.DataFrame, list[str]]]:
+    """(table, notes) of each comparison on one strategy; the notes prefixed with ``[strategy]``."""
+    normalised_by_strategy, samples, comparisons, options, params = job
+    frame = _Rows(normalised_by_strategy[strategy], strategy)  # shared by the comparisons
+    out = []
+    for spec in comparisons:
+        table, notes = run_comparison(frame, samples, spec, options, **params)
+        out.append((table, [f"[{strategy}] {n}" for n in notes]))
+    return out
+
+
+#: the arguments of the strategies' work, set in the parent just before forking its workers
+_FORKED_JOB: tuple | None = None
+
+
+def _forked_strategy(strategy: str) -> list[tuple[pd.DataFrame, list[str]]]:
+    return _strategy_results(_FORKED_JOB, strategy)
+
+
+def _each_strategy(job: tuple, order: list[str], workers: int) -> list:
+    """:func:`_strategy_results` of each strategy in ``order``: in this process, or in ``workers``
+    forked processes that inherit ``job`` (nothing but the strategy names and the result tables is
+    pickled)."""
+    workers = min(workers, len(order))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_strategy_results(job, strategy) for strategy in order]
+    global _FORKED_JOB
+    _FORKED_JOB = job
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            return list(pool.map(_forked_strategy, order))
+    finally:
+        _FORKED_JOB = None
 
 
 run_all = run_differential  # the name before issue 14 (rule, script and function now share one)

@@ -48,6 +48,9 @@ rule differential:
         "logs/differential.log",
     conda:
         "../envs/python.yaml"
+    # The strategies are independent: two forked processes, each reading and testing its own
+    # (96 chips, 2 cores: see benchmarks/README.md). --set-threads differential=1 for one process.
+    threads: 2
     resources:
         runtime=30,
     params:
