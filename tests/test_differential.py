@@ -768,3 +768,27 @@ def test_lmm_from_arrays_is_the_frame_fit():
     arrays = {"y": y[keep], "tp": tp[keep], "grp": grp[keep], "pt": pt[keep]}
     for with_group in (False, True):
         assert fit_time_lmm(arrays, with_group) == fit_time_lmm(pd.DataFrame(arrays), with_group)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([5, 2, 2, 9, 0, 5, 7]),
+        np.random.default_rng(3).integers(0, 40, 500),
+        np.array([3, 3, 3], dtype=np.int32),
+        np.array([], dtype=np.int64),
+        np.array([-1, 4, 2]),
+        np.array([1, 10_000]),
+        np.array(["b", "a", "b"]),
+        np.array([0.5, 0.25, 0.5]),
+    ],
+)
+def test_unique_codes_is_np_unique(values):
+    """The mixed model's distinct codes by counting: np.unique's values, dtype and inverse."""
+    from ctc_qpcr.differential_time import _unique_codes
+
+    distinct, inverse = _unique_codes(values)
+    expected, expected_inverse = np.unique(values, return_inverse=True)
+    assert distinct.dtype == expected.dtype
+    np.testing.assert_array_equal(distinct, expected)
+    np.testing.assert_array_equal(inverse, expected_inverse)

@@ -599,6 +599,14 @@ def _forked_strategy(strategy: str) -> list[tuple[pd.DataFrame, list[str]]]:
     return _strategy_results(_FORKED_JOB, strategy)
 
 
+def _load_before_fork(comparisons) -> None:
+    """Import what each worker would otherwise import for itself: once here, shared by the forks."""
+    import pyarrow.csv  # noqa: F401  (differential_tables.read_normalised)
+
+    if any(spec.get("type") == "timepoints" for spec in comparisons):
+        import scipy.optimize  # noqa: F401  (differential_time.random_intercept_reml, 0.2 s)
+
+
 def _each_strategy(job: tuple, order: list[str], workers: int) -> list:
     """:func:`_strategy_results` of each strategy in ``order``: in this process, or in ``workers``
     forked processes that inherit ``job`` (nothing but the strategy names and the result tables is
@@ -606,6 +614,7 @@ def _each_strategy(job: tuple, order: list[str], workers: int) -> list:
     workers = min(workers, len(order))
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [_strategy_results(job, strategy) for strategy in order]
+    _load_before_fork(job[2])
     global _FORKED_JOB
     _FORKED_JOB = job
     try:

@@ -20,6 +20,17 @@ from .normalise_cells import stripped_str
 # Time points: paired tests + linear mixed model
 
 
+def _unique_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``; for the per-gene integer codes of patients, time
+    points and groups (small, non-negative) by counting instead of sorting: the same distinct values
+    and inverse (issue 17: about seven of these per gene and strategy in the time-point table)."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "iu" or not values.size or values.min() < 0 or values.max() > 4 * values.size:
+        return np.unique(values, return_inverse=True)
+    present = np.bincount(values) > 0
+    return np.flatnonzero(present).astype(values.dtype), (np.cumsum(present) - 1)[values]
+
+
 def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> dict:
     """REML fit of ``y = Xβ + u_patient + e`` (one random intercept), closed form.
 
@@ -35,7 +46,7 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
 
     y = np.asarray(y, float)
     X = np.asarray(X, float)
-    codes, g = np.unique(np.asarray(groups), return_inverse=True)
+    codes, g = _unique_codes(groups)
     n_groups, (n, p) = codes.size, X.shape
     n_i = np.bincount(g, minlength=n_groups).astype(float)
     # per-patient column sums, each added in row order (as np.add.at does), without ufunc.at's overhead
@@ -110,7 +121,7 @@ def within_df(X: np.ndarray, patients: np.ndarray) -> float:
     within-patient-centred X is decomposed (the full SVD grew with the square of the
     number of patients: 160 s for the 96-chip benchmark's time-point table).
     """
-    _, code = np.unique(patients, return_inverse=True)
+    _, code = _unique_codes(patients)
     n_patients = code.max() + 1
     counts = np.bincount(code, minlength=n_patients).astype(float)
     means = (
@@ -126,14 +137,14 @@ def _time_design(frame: pd.DataFrame, with_group: bool) -> tuple[np.ndarray, lis
     intercept, treatment dummies of time (reference = lowest code), sum-coded group
     (last group = minus the others), and their products."""
     tp = np.asarray(frame["tp"])
-    tps = np.unique(tp)
+    tps = _unique_codes(tp)[0]
     cols = [np.ones(len(tp))]
     cols += [(tp == t).astype(float) for t in tps[1:]]
     time_idx = list(range(1, len(cols)))
     inter_idx: list[int] = []
     if with_group:
         grp = np.asarray(frame["grp"])
-        levels = np.unique(grp)
+        levels = _unique_codes(grp)[0]
         sums = [(grp == g).astype(float) - (grp == levels[-1]).astype(float) for g in levels[:-1]]
         cols += sums
         for t in tps[1:]:
@@ -283,7 +294,7 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
     keep = det
     per_tp = np.bincount(tp[keep], minlength=n_tp)
     out = {
-        "lmm_n_patients": int(np.unique(pt[keep]).size),
+        "lmm_n_patients": int(_unique_codes(pt[keep])[0].size),
         "p_lmm_time": math.nan,
         "p_lmm_interaction": math.nan,
         "lmm_df": math.nan,
@@ -300,7 +311,7 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
         out["lmm_reason"] = "too little variation"
         return out
     frame = {"y": y[keep], "tp": tp[keep], "grp": grp[keep], "pt": pt[keep]}  # no DataFrame per gene
-    use_group = use_group and np.unique(grp[keep]).size >= 2
+    use_group = use_group and _unique_codes(grp[keep])[0].size >= 2
     p_time, p_inter, problem, ddf = fit_time_lmm(frame, use_group, engine)
     out.update({"p_lmm_time": p_time, "p_lmm_interaction": p_inter, "lmm_df": ddf, "lmm_reason": problem})
     return out
