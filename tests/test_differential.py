@@ -792,3 +792,12 @@ def test_unique_codes_is_np_unique(values):
     assert distinct.dtype == expected.dtype
     np.testing.assert_array_equal(distinct, expected)
     np.testing.assert_array_equal(inverse, expected_inverse)
+
+
+def test_strategy_workers_one_process_for_big_tables():
+    """Workers = the job's threads while every table is small; one process when one is big."""
+    small, big = de.PARALLEL_MAX_BYTES, de.PARALLEL_MAX_BYTES + 1
+    assert de.strategy_workers(2, [small, small]) == 2
+    assert de.strategy_workers(2, [small, big]) == 1
+    assert de.strategy_workers(1, [small]) == 1
+    assert de.strategy_workers(0, []) == 1

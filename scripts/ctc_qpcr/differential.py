@@ -580,6 +580,19 @@ def run_differential(
     return out
 
 
+#: Strategies run in parallel only while every normalised table is at most this big (bytes of TSV):
+#: each worker holds one strategy's rows (96 chips, 37 MB a table: peak RSS of the job's processes
+#: 336 MB with one, 706 MB with two), so the 1,000-chip run (≈ 390 MB a table) keeps one process and
+#: its 2 GB peak-RSS target (benchmarks/README.md).
+PARALLEL_MAX_BYTES = 64 * 2**20
+
+
+def strategy_workers(threads: int, table_bytes: list[int]) -> int:
+    """How many processes run the strategies: the job's threads, or 1 when a table is over
+    :data:`PARALLEL_MAX_BYTES` (memory before speed)."""
+    return max(1, int(threads)) if max(table_bytes, default=0) <= PARALLEL_MAX_BYTES else 1
+
+
 def _strategy_results(job: tuple, strategy: str) -> list[tuple[pd.DataFrame, list[str]]]:
     """(table, notes) of each comparison on one strategy; the notes prefixed with ``[strategy]``."""
     normalised_by_strategy, samples, comparisons, options, params = job
