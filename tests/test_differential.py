@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ctc_qpcr import differential as de
-from ctc_qpcr import stats
+from ctc_qpcr import differential_workers, stats
 from ctc_qpcr.errors import ConfigError
 
 IMPUTED = 20.0  # ΔCq of a non-detect after LOD + 1 imputation (about)
@@ -456,7 +456,7 @@ def test_run_differential_workers_give_the_same_tables(tmp_path):
     for name, (table, notes) in one.items():
         pd.testing.assert_frame_equal(two[name][0], table)
         assert two[name][1] == notes
-    assert de._FORKED_JOB is None
+    assert differential_workers._FORKED_JOB is None
 
 
 def test_rows_with_a_strategy_are_the_assigned_table():

@@ -64,9 +64,7 @@ never-detected genes "significant". So:
 from __future__ import annotations
 
 import math
-import multiprocessing
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -91,6 +89,7 @@ from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OF
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
 from .differential_time import timepoints as _timepoints
 from .differential_two_group import YUEN_TRIM, two_group_gene  # noqa: F401  (public)
+from .differential_workers import PARALLEL_MAX_BYTES, each_strategy, strategy_workers  # noqa: F401  (public)
 from .errors import ConfigError
 from .normalise_cells import stripped_str
 from .study_options import DifferentialOptions, differential_options, with_words
@@ -569,8 +568,8 @@ def run_differential(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"comparison names must be unique: {', '.join(map(str, dupes))}")
-    job = (normalised_by_strategy, samples, comparisons, options, params)
-    per_strategy = _each_strategy(job, order, workers)
+    job = (run_comparison, normalised_by_strategy, samples, comparisons, options, params)
+    per_strategy = each_strategy(job, order, workers)
     out = {}
     for i, spec in enumerate(comparisons):
         tables = [results[i][0] for results in per_strategy]
@@ -578,64 +577,6 @@ def run_differential(
         nonempty = [t for t in tables if len(t)]
         out[spec["name"]] = (pd.concat(nonempty, ignore_index=True) if nonempty else tables[0], notes)
     return out
-
-
-#: Strategies run in parallel only while every normalised table is at most this big (bytes of TSV):
-#: each worker holds one strategy's rows (96 chips, 37 MB a table: peak RSS of the job's processes
-#: 336 MB with one, 706 MB with two), so the 1,000-chip run (≈ 390 MB a table) keeps one process and
-#: its 2 GB peak-RSS target (benchmarks/README.md).
-PARALLEL_MAX_BYTES = 64 * 2**20
-
-
-def strategy_workers(threads: int, table_bytes: list[int]) -> int:
-    """How many processes run the strategies: the job's threads, or 1 when a table is over
-    :data:`PARALLEL_MAX_BYTES` (memory before speed)."""
-    return max(1, int(threads)) if max(table_bytes, default=0) <= PARALLEL_MAX_BYTES else 1
-
-
-def _strategy_results(job: tuple, strategy: str) -> list[tuple[pd.DataFrame, list[str]]]:
-    """(table, notes) of each comparison on one strategy; the notes prefixed with ``[strategy]``."""
-    normalised_by_strategy, samples, comparisons, options, params = job
-    frame = _Rows(normalised_by_strategy[strategy], strategy)  # shared by the comparisons
-    out = []
-    for spec in comparisons:
-        table, notes = run_comparison(frame, samples, spec, options, **params)
-        out.append((table, [f"[{strategy}] {n}" for n in notes]))
-    return out
-
-
-#: the arguments of the strategies' work, set in the parent just before forking its workers
-_FORKED_JOB: tuple | None = None
-
-
-def _forked_strategy(strategy: str) -> list[tuple[pd.DataFrame, list[str]]]:
-    return _strategy_results(_FORKED_JOB, strategy)
-
-
-def _load_before_fork(comparisons) -> None:
-    """Import what each worker would otherwise import for itself: once here, shared by the forks."""
-    import pyarrow.csv  # noqa: F401  (differential_tables.read_normalised)
-
-    if any(spec.get("type") == "timepoints" for spec in comparisons):
-        import scipy.optimize  # noqa: F401  (differential_time.random_intercept_reml, 0.2 s)
-
-
-def _each_strategy(job: tuple, order: list[str], workers: int) -> list:
-    """:func:`_strategy_results` of each strategy in ``order``: in this process, or in ``workers``
-    forked processes that inherit ``job`` (nothing but the strategy names and the result tables is
-    pickled)."""
-    workers = min(workers, len(order))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_strategy_results(job, strategy) for strategy in order]
-    _load_before_fork(job[2])
-    global _FORKED_JOB
-    _FORKED_JOB = job
-    try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            return list(pool.map(_forked_strategy, order))
-    finally:
-        _FORKED_JOB = None
 
 
 run_all = run_differential  # the name before issue 14 (rule, script and function now share one)
