@@ -519,7 +519,8 @@ def test_rank_index_designs_equal_the_fold_by_fold_designs():
     """RankIndex (one sort of all samples, counts by cumulative sums) gives every fold the
     imputed, rank-to-normal values and gene order of FoldDesign on the fold's rows, bit for
     bit: ties, missing values in training and test rows, a gene with one training value, a
-    gene with none (falls back), medians that tie with data values."""
+    gene with none (falls back), medians that tie with data values; one RankIndex serving
+    folds of several training sizes (its normal-score table is kept per size)."""
     from ctc_qpcr.classifier.batched import FoldDesign, RankIndex
 
     rng = np.random.default_rng(7)
@@ -530,13 +531,15 @@ def test_rank_index_designs_equal_the_fold_by_fold_designs():
             X[:, 3] = np.nan
             X[rng.integers(45), 3] = 1.0
         y = (rng.random(45) < 0.4).astype(int)
-        order = rng.permutation(45)
-        train, test = np.sort(order[:36]), np.sort(order[36:])
-        fast = RankIndex(X).design(y, train, test)
-        slow = FoldDesign(X[train], y[train], X[test])
-        assert np.array_equal(fast.Ztr, slow.Ztr, equal_nan=True)
-        assert np.array_equal(fast.Zte, slow.Zte, equal_nan=True)
-        assert np.array_equal(fast.order, slow.order)
+        index = RankIndex(X)
+        for n_train in (36, 24, 36, 44):
+            order = rng.permutation(45)
+            train, test = np.sort(order[:n_train]), np.sort(order[n_train:])
+            fast = index.design(y, train, test)
+            slow = FoldDesign(X[train], y[train], X[test])
+            assert np.array_equal(fast.Ztr, slow.Ztr, equal_nan=True)
+            assert np.array_equal(fast.Zte, slow.Zte, equal_nan=True)
+            assert np.array_equal(fast.order, slow.order)
 
 
 def test_categorical_clinical_baseline_equals_the_pipeline_bit_for_bit():
