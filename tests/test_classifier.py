@@ -591,6 +591,28 @@ def test_stratified_folds_equal_repeated_stratified_kfold():
             assert np.array_equal(a, c) and np.array_equal(b, d)
 
 
+def test_stratified_folds_reseed_one_generator_per_thread():
+    """stratified_folds re-seeds one RandomState per thread: calls with other seeds in
+    between, or in another thread, do not change the folds of a seed."""
+    import threading
+
+    from ctc_qpcr.classifier.validation import stratified_folds
+
+    y = np.array([0, 1] * 10 + [1] * 5)
+
+    def folds(seed):
+        return [te.tolist() for rep in stratified_folds(y, 4, 3, seed) for _, te in rep]
+
+    first = folds(11)
+    folds(12)
+    other = []
+    thread = threading.Thread(target=lambda: other.append((folds(13), folds(11))))
+    thread.start()
+    thread.join()
+    assert folds(11) == first == other[0][1]
+    assert other[0][0] != first
+
+
 def test_fast_auc_counts_pairs_ties_half():
     y = np.array([0, 0, 1, 1, 0, 1])
     score = np.array([0.1, 0.4, 0.4, 0.8, 0.9, 0.3])
