@@ -8,9 +8,14 @@
 # config in /etc/slurm/slurm.conf (SLURM_CONF does not reach job steps), no
 # accounting database (so Snakemake must poll with --slurm-status-command
 # squeue), finished jobs kept visible to squeue for 10 minutes (MinJobAge).
+# One `up` or `down` at a time on the machine (flock on $ROOT.lock): the cluster,
+# /etc/slurm/slurm.conf and the munge key are machine-wide. A caller that uses the
+# cluster across both calls (tests/test_slurm.py) holds its own lock around them.
 set -euo pipefail
 ROOT=${SLURM_LOCAL_ROOT:-/tmp/ctc-qpcr-slurm}
 NODE=$(hostname -s)
+exec 9>"$ROOT.lock"
+flock -w 900 9 || { echo "slurm_local.sh: $ROOT.lock is held by another up/down for 15 min" >&2; exit 1; }
 
 is_running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
