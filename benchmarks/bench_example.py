@@ -10,11 +10,12 @@ inputs: the default target) and prints:
 * the wall time of the whole run and the CPU time (user + sys) of every process it started
   (exact: ``getrusage(RUSAGE_CHILDREN)`` after Snakemake exits), the 1-minute load average
   at start and end (other work on the machine inflates wall times, not CPU times);
-* a per-rule table: jobs, sum of job wall times, longest job, CPU of the job's process tree,
-  share of all job CPU.  Jobs are seen by polling the process tree every 0.1 s (psutil); a
-  job's CPU is the last value seen of each of its processes, so up to ~0.1 s per process
-  can be missed — the "unattributed" line (total − jobs) holds that and Snakemake's own
-  scheduling;
+* a per-rule table: jobs, when its first job started (seconds after Snakemake started: the
+  classifier's start shows how soon the scheduler reached the longest job), sum of job wall
+  times, longest job, CPU of the job's process tree, share of all job CPU.  Jobs are seen by
+  polling the process tree every 0.1 s (psutil); a job's CPU is the last value seen of each
+  of its processes, so up to ~0.1 s per process can be missed — the "unattributed" line
+  (total − jobs) holds that and Snakemake's own scheduling;
 * the classifier stage's share of the run (wall and CPU);
 * the CPU of one bare Python start-up with the workflow's imports (pandas + ctc_qpcr), times
   the number of jobs: what the job count costs.
@@ -73,6 +74,7 @@ class Monitor:
 
     def __init__(self, root: psutil.Process):
         self.root = root
+        self.started = root.create_time()
         self.procs: dict[int, dict] = {}
 
     def poll(self) -> None:
@@ -157,8 +159,11 @@ def per_rule(monitor: Monitor, rules: dict[str, str]) -> list[dict]:
     for key, job in jobs.items():
         script = key.split(":", 1)[-1]
         rule = rules.get(script, script)
-        row = table.setdefault(rule, {"rule": rule, "jobs": 0, "wall": 0.0, "longest": 0.0, "cpu": 0.0})
+        row = table.setdefault(
+            rule, {"rule": rule, "jobs": 0, "first": float("inf"), "wall": 0.0, "longest": 0.0, "cpu": 0.0}
+        )
         wall = job["end"] - job["start"]
+        row["first"] = min(row["first"], job["start"] - monitor.started)
         row["jobs"] += 1
         row["wall"] += wall
         row["longest"] = max(row["longest"], wall)
@@ -174,22 +179,23 @@ def report(rows, wall, cpu, root_cpu, load, startup) -> None:
         f"CPU {cpu:.1f} s (user+sys, all processes)"
     )
     print(f"1-minute load average: start {load[0]:.2f}, end {load[1]:.2f}\n")
-    print("| rule | jobs | wall sum | longest | CPU | CPU share |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| rule | jobs | starts at | wall sum | longest | CPU | CPU share |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if r["rule"].startswith("other") and r["cpu"] < 0.05:
             continue  # Snakemake's idle helper processes
         share = r["cpu"] / job_cpu if job_cpu else float("nan")
         print(
-            f"| {r['rule']} | {r['jobs']} | {r['wall']:.1f} s | {r['longest']:.1f} s "
+            f"| {r['rule']} | {r['jobs']} | {r['first']:.1f} s | {r['wall']:.1f} s | {r['longest']:.1f} s "
             f"| {r['cpu']:.1f} s | {share:.1%} |"
         )
-    print(f"| snakemake itself (scheduler) | 1 | — | — | {root_cpu:.1f} s | — |")
-    print(f"| unattributed (total − jobs − snakemake) | | | | {cpu - job_cpu - root_cpu:.1f} s | |")
+    print(f"| snakemake itself (scheduler) | 1 | — | — | — | {root_cpu:.1f} s | — |")
+    print(f"| unattributed (total − jobs − snakemake) | | | | | {cpu - job_cpu - root_cpu:.1f} s | |")
     clf = next((r for r in rows if r["rule"] == "classifier"), None)
     if clf:
         print(
-            f"\nclassifier stage: {clf['longest']:.1f} s wall = {clf['longest'] / wall:.1%} of the run; "
+            f"\nclassifier stage: starts at {clf['first']:.1f} s, {clf['longest']:.1f} s wall = "
+            f"{clf['longest'] / wall:.1%} of the run; "
             f"{clf['cpu']:.1f} s CPU = {clf['cpu'] / cpu:.1%} of all CPU"
         )
     print(

@@ -1,12 +1,13 @@
 """Snakemake adapter: every configured comparison on every normalisation strategy."""
 
+import os
 from collections.abc import Mapping
 
 import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.differential import run_differential
+from ctc_qpcr.differential import run_differential, strategy_workers
 from ctc_qpcr.differential_tables import read_normalised
 from ctc_qpcr.study_options import differential_options
 from ctc_qpcr.tables import write_tsv
@@ -34,12 +35,16 @@ class NormalisedTables(Mapping):
 def main(smk, log):
     options = differential_options(smk.params.settings)
     normalised = NormalisedTables(dict(zip(smk.params.strategies, smk.input.normalised, strict=True)))
+    # strategies in forked processes, one per thread, while the tables are small (memory)
+    workers = strategy_workers(smk.threads, [os.path.getsize(path) for path in smk.input.normalised])
+    log.info("%d strategies run by %d process(es)", len(normalised), min(workers, len(normalised)) or 1)
     results = run_differential(
         normalised,
         sheets.load_samples(smk.input.samples),
         options.comparisons,
         smk.params.default,
         options,
+        workers=workers,
     )
     notes = []
     for spec, path in zip(options.comparisons, smk.output.tables, strict=True):

@@ -7,6 +7,7 @@ loaded whole; only when the batches' tables differ in their column types, or the
 panel check has to flag cells, is the study loaded in one frame.
 """
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,39 +35,41 @@ def _concat_tsv(paths):
     return pd.concat(frames, ignore_index=True) if frames else read_tsv(paths[0])
 
 
+def distinct_values(column: pa.ChunkedArray) -> set:
+    """The distinct values of a column read as a dictionary (Parquet ``read_dictionary``): taken
+    from each chunk's dictionary, not from every row's text (missing: None)."""
+    values = set()
+    for chunk in column.chunks:
+        values.update(chunk.dictionary.take(pc.unique(chunk.indices)).to_pylist())
+    return values
+
+
 def _batch_plan(paths):
     """(batch, path) of each batch's cells in study order, or None when the batches
-    cannot be streamed (a file with several batch ids, differing column types)."""
-    plan, schema = [], None
+    cannot be streamed (a file with several batch ids, differing column types); and
+    whether every assay was measured in every batch (from the (batch, assay) pairs only)."""
+    plan, schema, pairs = [], None, []
     for path in paths:
-        batch = pc.unique(pq.read_table(path, columns=["batch"])["batch"]).to_pylist()
-        if len(batch) > 1:
-            return None
-        if not batch:
-            continue
+        ids = pq.read_table(path, columns=["batch", "assay"], read_dictionary=["batch", "assay"])
+        batch, assays = distinct_values(ids["batch"]), distinct_values(ids["assay"])
+        pairs += [(b, a) for b in batch for a in assays]
         stored = pq.read_schema(path).remove_metadata()
-        if schema is not None and not stored.equals(schema):
-            return None
-        schema = stored
-        plan.append((str(batch[0]), path))
-    names = [b for b, _ in plan]
+        if len(batch) > 1 or (batch and schema is not None and not stored.equals(schema)):
+            plan = None
+        if batch and plan is not None:
+            schema = stored
+            plan.append((str(next(iter(batch))), path))
+    complete = panel_gaps(pd.DataFrame(pairs, columns=["batch", "assay"])).empty
+    names = [b for b, _ in plan or []]
     if not plan or len(set(names)) < len(names):
-        return None
-    return sorted(plan, key=lambda item: item[0])
-
-
-def _panel_complete(paths) -> bool:
-    """True when every assay was measured in every batch (from the (batch, assay) pairs only)."""
-    pairs = pd.concat(
-        [pd.read_parquet(p, columns=["batch", "assay"]).drop_duplicates() for p in paths], ignore_index=True
-    )
-    return panel_gaps(pairs).empty
+        return None, complete
+    return sorted(plan, key=lambda item: item[0]), complete
 
 
 def write_cells(smk, log):
     """results/preprocessed/cq.{parquet,tsv}: the batches' cells sorted by batch, plate, sample, assay."""
-    plan = _batch_plan(list(smk.input.cells))
-    if plan is None or not _panel_complete(smk.input.cells):
+    plan, complete = _batch_plan(list(smk.input.cells))
+    if plan is None or not complete:
         # the whole study in one frame: the panel check may stop or flag cells
         cells = pd.concat([pd.read_parquet(p) for p in smk.input.cells], ignore_index=True)
         cells = cells.sort_values(CELL_ORDER, kind="stable").reset_index(drop=True)
@@ -80,16 +83,34 @@ def write_cells(smk, log):
     with parquet_parts(smk.output.cq_parquet) as add_parquet, tsv_parts(smk.output.cq) as add_tsv:
         for _, path in plan:
             cells = sorted_cells(path)
-            add_tsv(cells.to_pandas())
+            add_tsv(cells)
             add_parquet(cells)
 
 
 def sorted_cells(path) -> pa.Table:
     """A batch's cells sorted by batch, plate, sample, assay in Arrow (a stable sort, missing
     values last: the order of pandas ``sort_values(kind="stable")``), never through pandas:
-    the Parquet rows are written as read, with the batch file's own schema."""
+    the Parquet rows are written as read, with the batch file's own schema. The batch job
+    writes them in that order already: then they are not sorted again."""
     table = pq.read_table(path)
+    if in_cell_order(table):
+        return table
     return table.take(pc.sort_indices(table, sort_keys=[(c, "ascending") for c in CELL_ORDER]))
+
+
+def in_cell_order(table: pa.Table) -> bool:
+    """True when every row's (batch, plate, sample, assay) is at most the next row's (no
+    missing keys): the stable sort would leave the table as it is."""
+    keys = [table[c] for c in CELL_ORDER]
+    if len(table) < 2 or any(key.null_count for key in keys):
+        return len(table) < 2
+    before = pa.array(np.zeros(len(table) - 1, dtype=bool))  # rows already ordered by an earlier key
+    tied = pa.array(np.ones(len(table) - 1, dtype=bool))
+    for key in keys:
+        this, following = key.slice(0, len(table) - 1), key.slice(1)
+        before = pc.or_(before, pc.and_(tied, pc.less(this, following)))
+        tied = pc.and_(tied, pc.equal(this, following))
+    return pc.all(pc.or_(before, tied)).as_py()
 
 
 def plated_names(paths) -> pd.DataFrame:
@@ -97,9 +118,9 @@ def plated_names(paths) -> pd.DataFrame:
     time), as a frame whose columns hold the same sets of names as the whole audit's."""
     names = {"sample": set(), "assay": set()}
     for path in paths:
-        table = pq.read_table(path, columns=list(names))
+        table = pq.read_table(path, columns=list(names), read_dictionary=list(names))
         for col, seen in names.items():
-            seen.update(pc.unique(table[col]).to_pylist())
+            seen.update(distinct_values(table[col]))
     values = {col: sorted(map(str, seen)) for col, seen in names.items()}
     width = max(map(len, values.values()))
     # the shorter column is padded with its own first name: its set of names is unchanged

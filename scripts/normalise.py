@@ -5,7 +5,7 @@ import functools
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run, write_tables
 from ctc_qpcr.normalise import normalise_study
-from ctc_qpcr.normalise_io import read_cells, write_sliced
+from ctc_qpcr.normalise_io import read_cells, write_strategy
 from ctc_qpcr.study_options import normalisation_options
 
 
@@ -16,12 +16,12 @@ def main(smk, log):
     paths = zip(smk.output.normalised, smk.output.matrices, strict=True)
     outputs = dict(zip(options.strategies, paths, strict=False))
 
-    def write_strategy(strategy, table, wide):
+    shared = {}  # the Cq column's text, the same in every strategy
+
+    def on_strategy(strategy, table, wide):
         # written as soon as the strategy is done: one long table in memory at a time
-        path, matrix_path = outputs[strategy]
-        write_sliced(table, path)
-        write_sliced(wide.reset_index(), matrix_path)
-        log.info("%s: %d rows -> %s", strategy, len(table), path)
+        write_strategy(table, wide, outputs[strategy], shared)
+        log.info("%s: %d rows -> %s", strategy, len(table), outputs[strategy][0])
 
     result = normalise_study(
         functools.partial(read_cells, smk.input.cq),  # read and freed inside normalise_study
@@ -29,7 +29,7 @@ def main(smk, log):
         assays,
         options,
         efficiency_scaled=smk.params.efficiency_scaled,
-        on_strategy=write_strategy,
+        on_strategy=on_strategy,
     )
     for note in result.get("notes", []):
         log.info("%s", note)

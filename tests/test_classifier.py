@@ -519,7 +519,8 @@ def test_rank_index_designs_equal_the_fold_by_fold_designs():
     """RankIndex (one sort of all samples, counts by cumulative sums) gives every fold the
     imputed, rank-to-normal values and gene order of FoldDesign on the fold's rows, bit for
     bit: ties, missing values in training and test rows, a gene with one training value, a
-    gene with none (falls back), medians that tie with data values."""
+    gene with none (falls back), medians that tie with data values; one RankIndex serving
+    folds of several training sizes (its normal-score table is kept per size)."""
     from ctc_qpcr.classifier.batched import FoldDesign, RankIndex
 
     rng = np.random.default_rng(7)
@@ -530,13 +531,15 @@ def test_rank_index_designs_equal_the_fold_by_fold_designs():
             X[:, 3] = np.nan
             X[rng.integers(45), 3] = 1.0
         y = (rng.random(45) < 0.4).astype(int)
-        order = rng.permutation(45)
-        train, test = np.sort(order[:36]), np.sort(order[36:])
-        fast = RankIndex(X).design(y, train, test)
-        slow = FoldDesign(X[train], y[train], X[test])
-        assert np.array_equal(fast.Ztr, slow.Ztr, equal_nan=True)
-        assert np.array_equal(fast.Zte, slow.Zte, equal_nan=True)
-        assert np.array_equal(fast.order, slow.order)
+        index = RankIndex(X)
+        for n_train in (36, 24, 36, 44):
+            order = rng.permutation(45)
+            train, test = np.sort(order[:n_train]), np.sort(order[n_train:])
+            fast = index.design(y, train, test)
+            slow = FoldDesign(X[train], y[train], X[test])
+            assert np.array_equal(fast.Ztr, slow.Ztr, equal_nan=True)
+            assert np.array_equal(fast.Zte, slow.Zte, equal_nan=True)
+            assert np.array_equal(fast.order, slow.order)
 
 
 def test_categorical_clinical_baseline_equals_the_pipeline_bit_for_bit():
@@ -586,6 +589,28 @@ def test_stratified_folds_equal_repeated_stratified_kfold():
         ours = [fold for rep in stratified_folds(y, n_splits, n_repeats, seed) for fold in rep]
         for (a, b), (c, d) in zip(ref.split(np.zeros((n, 1)), y), ours, strict=True):
             assert np.array_equal(a, c) and np.array_equal(b, d)
+
+
+def test_stratified_folds_reseed_one_generator_per_thread():
+    """stratified_folds re-seeds one RandomState per thread: calls with other seeds in
+    between, or in another thread, do not change the folds of a seed."""
+    import threading
+
+    from ctc_qpcr.classifier.validation import stratified_folds
+
+    y = np.array([0, 1] * 10 + [1] * 5)
+
+    def folds(seed):
+        return [te.tolist() for rep in stratified_folds(y, 4, 3, seed) for _, te in rep]
+
+    first = folds(11)
+    folds(12)
+    other = []
+    thread = threading.Thread(target=lambda: other.append((folds(13), folds(11))))
+    thread.start()
+    thread.join()
+    assert folds(11) == first == other[0][1]
+    assert other[0][0] != first
 
 
 def test_fast_auc_counts_pairs_ties_half():

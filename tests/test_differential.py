@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ctc_qpcr import differential as de
-from ctc_qpcr import stats
+from ctc_qpcr import differential_workers, stats
 from ctc_qpcr.errors import ConfigError
 
 IMPUTED = 20.0  # ΔCq of a non-detect after LOD + 1 imputation (about)
@@ -429,6 +430,48 @@ def test_run_differential_orders_strategies():
     assert len(out["timepoints"][0]) == 4 * 46
 
 
+class _ReadLog(dict):
+    """strategy -> table, noting the id of the process that takes each table (one line per take)."""
+
+    def __init__(self, tables, log):
+        super().__init__(tables)
+        self.log = log
+
+    def __getitem__(self, strategy):
+        with open(self.log, "a", encoding="utf-8") as out:
+            out.write(f"{strategy}\t{os.getpid()}\n")
+        return super().__getitem__(strategy)
+
+
+def test_run_differential_workers_give_the_same_tables(tmp_path):
+    """Two forked workers: each strategy taken once, in a worker, and the tables and notes of one process."""
+    by, samples = four_strategy_cohort()
+    one = de.run_differential(by, samples, de.default_comparisons(), "global")
+    log = tmp_path / "reads.tsv"
+    two = de.run_differential(_ReadLog(by, log), samples, de.default_comparisons(), "global", workers=2)
+    reads = [line.split("\t") for line in log.read_text(encoding="utf-8").splitlines()]
+    assert sorted(strategy for strategy, _ in reads) == sorted(by)
+    assert str(os.getpid()) not in {pid for _, pid in reads}
+    assert list(two) == list(one)
+    for name, (table, notes) in one.items():
+        pd.testing.assert_frame_equal(two[name][0], table)
+        assert two[name][1] == notes
+    assert differential_workers._FORKED_JOB is None
+
+
+def test_rows_with_a_strategy_are_the_assigned_table():
+    """_Rows(table, strategy) holds what _Rows(table.assign(strategy=strategy)) holds, without the copy."""
+    from ctc_qpcr.differential_tables import _Rows
+
+    by, _ = four_strategy_cohort()
+    table = by["ref"]
+    given, assigned = _Rows(table, "ref"), _Rows(table.assign(strategy="ref"))
+    pd.testing.assert_frame_equal(given.frame, assigned.frame)
+    for col, values in assigned.columns.items():
+        np.testing.assert_array_equal(given.columns[col], values)
+    assert set(_Rows(table.drop(columns="strategy")).columns["strategy"]) == {""}
+
+
 def test_plots_are_deterministic_svg(tmp_path):
     from ctc_qpcr import plots_de
 
@@ -725,3 +768,36 @@ def test_lmm_from_arrays_is_the_frame_fit():
     arrays = {"y": y[keep], "tp": tp[keep], "grp": grp[keep], "pt": pt[keep]}
     for with_group in (False, True):
         assert fit_time_lmm(arrays, with_group) == fit_time_lmm(pd.DataFrame(arrays), with_group)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([5, 2, 2, 9, 0, 5, 7]),
+        np.random.default_rng(3).integers(0, 40, 500),
+        np.array([3, 3, 3], dtype=np.int32),
+        np.array([], dtype=np.int64),
+        np.array([-1, 4, 2]),
+        np.array([1, 10_000]),
+        np.array(["b", "a", "b"]),
+        np.array([0.5, 0.25, 0.5]),
+    ],
+)
+def test_unique_codes_is_np_unique(values):
+    """The mixed model's distinct codes by counting: np.unique's values, dtype and inverse."""
+    from ctc_qpcr.differential_time import _unique_codes
+
+    distinct, inverse = _unique_codes(values)
+    expected, expected_inverse = np.unique(values, return_inverse=True)
+    assert distinct.dtype == expected.dtype
+    np.testing.assert_array_equal(distinct, expected)
+    np.testing.assert_array_equal(inverse, expected_inverse)
+
+
+def test_strategy_workers_one_process_for_big_tables():
+    """Workers = the job's threads while every table is small; one process when one is big."""
+    small, big = de.PARALLEL_MAX_BYTES, de.PARALLEL_MAX_BYTES + 1
+    assert de.strategy_workers(2, [small, small]) == 2
+    assert de.strategy_workers(2, [small, big]) == 1
+    assert de.strategy_workers(1, [small]) == 1
+    assert de.strategy_workers(0, []) == 1

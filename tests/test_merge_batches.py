@@ -148,3 +148,23 @@ def test_config_value_checked_on_the_streamed_path(tmp_path):
     with pytest.raises(SystemExit):
         run_merge(tmp_path, ["B1"], "drop")
     assert "not one of stop, restrict" in (tmp_path / "merge.log").read_text()  # panel.py's ConfigError
+
+
+def test_cell_order_and_distinct_values(monkeypatch):
+    """A batch already in (batch, plate, sample, assay) order is recognised (then not sorted
+    again); one out of order, or with a missing key, is not. Distinct values of a dictionary
+    column come from its chunks' dictionaries."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    import ctc_qpcr.adapter
+
+    monkeypatch.setattr(ctc_qpcr.adapter, "run", lambda main, smk: None)  # the script's functions only
+    ns = runpy.run_path(str(REPO / "scripts" / "merge_batches.py"), init_globals={"snakemake": None})
+    keys = {"batch": ["B1"] * 4, "plate": ["p1", "p1", "p1", "p2"], "sample": ["S1", "S1", "S2", "S0"]}
+    ordered = pa.table({**keys, "assay": ["a", "b", "a", "a"]})
+    assert ns["in_cell_order"](ordered) and ns["in_cell_order"](ordered.slice(0, 1))
+    assert not ns["in_cell_order"](pa.table({**keys, "assay": ["b", "a", "a", "a"]}))
+    assert not ns["in_cell_order"](pa.table({**keys, "assay": ["a", None, "b", "a"]}))
+    column = pa.chunked_array([pc.dictionary_encode(pa.array(v)) for v in (["x", "y", "x"], ["z", None])])
+    assert ns["distinct_values"](column) == {"x", "y", "z", None}

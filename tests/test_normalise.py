@@ -645,3 +645,30 @@ def test_read_cells_reads_ids_as_categoricals(tmp_path):
         cells[list(got.columns)].reset_index(drop=True),
         check_dtype=False,
     )
+
+
+def test_write_strategy_writes_the_bytes_of_write_tsv(tmp_path):
+    """Each strategy's long table and matrix, with the ΔCq text made once for both and the Cq
+    text kept from one strategy to the next, give write_tsv's bytes; also when the long
+    table's ΔCq are not the matrix's (then formatted on their own) or its Cq change."""
+    from ctc_qpcr.normalise_io import write_strategy
+    from ctc_qpcr.tables import write_tsv
+
+    cells, samples, assays = make_study()
+    cells = cells.replace({"sample": {"P0": "-P0"}})  # a formula-like id
+    tables = []
+    normalise_study(cells, samples, assays, on_strategy=lambda s, table, wide: tables.append((table, wide)))
+    changed = tables[0][0].copy()
+    changed.loc[[2, 9], "dcq"] += 1.0  # not the matrix's values
+    changed.loc[[4], "cq"] = np.nan  # not the Cq the previous strategy wrote
+    tables.append((changed, tables[0][1]))
+    shared, texts = {}, []
+    for i, (table, wide) in enumerate(tables):
+        write_strategy(table, wide, (tmp_path / f"{i}.tsv", tmp_path / f"{i}.matrix.tsv"), shared)
+        texts.append(shared["cq"][1])
+        write_tsv(table, tmp_path / "long.tsv")
+        write_tsv(wide.reset_index(), tmp_path / "matrix.tsv")
+        assert (tmp_path / f"{i}.tsv").read_bytes() == (tmp_path / "long.tsv").read_bytes(), i
+        assert (tmp_path / f"{i}.matrix.tsv").read_bytes() == (tmp_path / "matrix.tsv").read_bytes(), i
+    assert all(text is texts[0] for text in texts[1:-1]) and texts[-1] is not texts[0]
+    assert b"'-P0" in (tmp_path / "0.tsv").read_bytes()

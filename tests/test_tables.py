@@ -209,7 +209,7 @@ def test_write_parquet_same_bytes_as_pandas(tmp_path, rows):
 
 
 def test_formula_start_by_first_byte_as_the_regex():
-    """_starts_formula_like (first byte of each cell) answers as the regular expression it replaced,
+    """_formula_like (each cell's first byte) answers as the regular expression it replaced,
     on cells with and without nulls, non-ASCII text, and sliced or chunked arrays."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -222,8 +222,65 @@ def test_formula_start_by_first_byte_as_the_regex():
         start = int(rng.integers(0, len(cells) + 1))
         for part in (array, array.slice(start), array.slice(0, start)):
             expected = pc.any(pc.match_substring_regex(part, tables._FORMULA_PATTERN)).as_py() or False
-            assert tables._starts_formula_like(part) is expected, part
+            found = tables._formula_like(pa.table({"x": part}), pd.DataFrame({"x": part.to_pylist()}))
+            assert found is expected, part
     chunked = pa.chunked_array([pa.array(["a", "b"]), pa.array(["c", "-d"]).slice(1)])
     table = pa.table({"x": chunked})
     assert tables._formula_like(table, pd.DataFrame({"x": ["a", "b", "-d"]}))
     assert not tables._formula_like(table.slice(0, 2), pd.DataFrame({"x": ["a", "b"]}))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        None,
+        {"tabbed": ["a\tb", 'q"', "l\nx", "ok"] * 75},  # a cell pandas quotes: rolled back, pandas writes
+        {"n": pd.array([1, None, 3] * 100, dtype="Int64")},  # integers with missing values: pandas
+    ],
+)
+def test_tsv_parts_arrow_tables_as_their_pandas_frames(tmp_path, extra, monkeypatch):
+    """An Arrow table added to tsv_parts gives write_tsv's bytes of its ``to_pandas()``: text
+    with nulls and formula-like cells, dictionaries, integers, booleans, float32; written
+    from Arrow (pandas only where a cell needs quoting or a column type is not covered)."""
+    import pyarrow as pa
+
+    if extra is None:  # the Arrow path alone: pandas' writer is not called
+        monkeypatch.setattr(tables, "_safe_frame", None)
+    parts = [pa.Table.from_pandas(frame(seed, extra), preserve_index=False) for seed in range(3)]
+    parts.insert(1, parts[0].slice(0, 0))
+    parts.append(parts[2].slice(17, 40))  # an offset into the buffers
+    with tables.tsv_parts(tmp_path / "parts.tsv") as add:
+        for part in parts:
+            add(part)
+    monkeypatch.undo()
+    whole = pd.concat([p.to_pandas() for p in parts], ignore_index=True)
+    tables.write_tsv(whole, tmp_path / "whole.tsv")
+    assert (tmp_path / "parts.tsv").read_bytes() == (tmp_path / "whole.tsv").read_bytes()
+
+
+def test_formula_starts_equal_the_pattern():
+    """The first-byte test finds exactly the cells the regular expression finds (nulls,
+    empty cells, non-ASCII text, an offset into the buffers, large strings)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(5)
+    letters = list("ab=+-@\t\r é1.'") + ["ü", "€"]
+    values = ["".join(rng.choice(letters, rng.integers(0, 4))) for _ in range(5000)]
+    values = [None if i % 13 == 0 else v for i, v in enumerate(values)]
+    for kind in (pa.string(), pa.large_string()):
+        column = pa.array(values, type=kind)
+        for part in (column, column.slice(7, 3000), column.slice(0, 0), pa.array(["", None], type=kind)):
+            want = pc.match_substring_regex(part, tables._FORMULA_PATTERN).fill_null(False)
+            assert tables._formula_starts(part).tolist() == want.to_pylist()
+
+
+def test_float_text_in_blocks_and_runs(monkeypatch):
+    """Blocks of values (a chunked array) and runs of one value give ``%.10g`` of each value."""
+    values = _every_magnitude(2)[:20_000]
+    values = np.concatenate([values, np.repeat(values[:50], 40), np.full(300, np.nan)])  # long runs
+    want = [None if np.isnan(v) else tables.FLOAT_FORMAT % v for v in values.tolist()]
+    assert tables._float_text(values).to_pylist() == want
+    monkeypatch.setattr(tables, "_FLOAT_BLOCK", 999)
+    got = tables._float_text(values)
+    assert got.num_chunks == -(-len(values) // 999) and got.to_pylist() == want

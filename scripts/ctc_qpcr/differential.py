@@ -89,6 +89,7 @@ from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OF
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
 from .differential_time import timepoints as _timepoints
 from .differential_two_group import YUEN_TRIM, two_group_gene  # noqa: F401  (public)
+from .differential_workers import PARALLEL_MAX_BYTES, each_strategy, strategy_workers  # noqa: F401  (public)
 from .errors import ConfigError
 from .normalise_cells import stripped_str
 from .study_options import DifferentialOptions, differential_options, with_words
@@ -549,12 +550,16 @@ def run_differential(
     comparisons: list[dict] | tuple[dict, ...],
     default_strategy: str,
     options: DifferentialOptions | None = None,
+    *,
+    workers: int = 1,
     **params: Any,
 ) -> dict[str, tuple[pd.DataFrame, list[str]]]:
     """Every comparison on every strategy; default strategy rows first, then the
     others in name order, genes sorted within each (and sites, for per_site).
     ``normalised_by_strategy``: any mapping strategy -> normalised table; each table is taken
-    once (a mapping that reads on access keeps one strategy in memory at a time).
+    once (a mapping that reads on access keeps one strategy in memory at a time per worker).
+    ``workers`` > 1: the strategies are run by that many forked processes (each its own strategies,
+    independent of the others: the same tables and notes as one process; issue 17).
     ``options`` and ``params``: as in :func:`run_comparison`."""
     present = list(normalised_by_strategy)  # the keys only: a mapping that reads on access reads nothing here
     order = [default_strategy] + sorted(s for s in present if s != default_strategy)
@@ -563,19 +568,14 @@ def run_differential(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"comparison names must be unique: {', '.join(map(str, dupes))}")
-    parts: dict[str, tuple[list, list]] = {spec["name"]: ([], []) for spec in comparisons}
-    for strategy in order:  # each strategy's table taken once: one in memory at a time (issue 17)
-        frame = _Rows(normalised_by_strategy[strategy].assign(strategy=strategy))  # shared by the comparisons
-        for spec in comparisons:
-            table, strategy_notes = run_comparison(frame, samples, spec, options, **params)
-            tables, notes = parts[spec["name"]]
-            tables.append(table)
-            notes += [f"[{strategy}] {n}" for n in strategy_notes]
-        del frame
+    job = (run_comparison, normalised_by_strategy, samples, comparisons, options, params)
+    per_strategy = each_strategy(job, order, workers)
     out = {}
-    for name, (tables, notes) in parts.items():
+    for i, spec in enumerate(comparisons):
+        tables = [results[i][0] for results in per_strategy]
+        notes = [note for results in per_strategy for note in results[i][1]]
         nonempty = [t for t in tables if len(t)]
-        out[name] = (pd.concat(nonempty, ignore_index=True) if nonempty else tables[0], notes)
+        out[spec["name"]] = (pd.concat(nonempty, ignore_index=True) if nonempty else tables[0], notes)
     return out
 
 

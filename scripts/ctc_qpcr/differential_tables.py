@@ -127,19 +127,38 @@ NEEDED_COLUMNS = ("sample", "gene", "dcq", "detected", "strategy")
 class _Rows:
     """A normalised table's columns the comparisons read, as arrays, with the work every
     comparison of a strategy shares done once (issue 17): ids as text, ``detected`` as bool,
-    which ΔCq are finite, and the distinct samples (each row's sample as a code into them)."""
+    which ΔCq are finite, and the distinct samples (each row's sample as a code into them).
+    ``strategy``: the strategy of every row (as ``normalised.assign(strategy=strategy)``, without
+    copying the table); None = the table's own ``strategy`` column, "" when it has none."""
 
-    def __init__(self, normalised: pd.DataFrame):
-        data = normalised[[c for c in NEEDED_COLUMNS if c in normalised.columns]].copy()
-        if "strategy" not in data.columns:
-            data["strategy"] = ""
-        data = data[list(NEEDED_COLUMNS)]
-        data["sample"] = data["sample"].astype(str)
-        data["detected"] = data["detected"].astype(bool)
-        self.frame = data
-        self.finite = np.isfinite(data["dcq"].to_numpy(float))
-        codes, uniques = pd.factorize(data["sample"])
+    def __init__(self, normalised: pd.DataFrame, strategy: str | None = None):
+        self._source, self._strategy = normalised, strategy
+        n = len(normalised)
+        if strategy is None and "strategy" in normalised.columns:
+            strategies = normalised["strategy"].to_numpy()
+        else:
+            strategies = np.full(n, "" if strategy is None else strategy, dtype=object)
+        self.columns = {
+            "sample": normalised["sample"].astype(str).to_numpy(),
+            "gene": normalised["gene"].to_numpy(),
+            "dcq": normalised["dcq"].to_numpy(),
+            "detected": normalised["detected"].astype(bool).to_numpy(),
+            "strategy": strategies,
+        }
+        self.finite = np.isfinite(self.columns["dcq"].astype(float))
+        codes, uniques = pd.factorize(self.columns["sample"])
         self.sample_codes, self.samples = codes, pd.Index(uniques)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The columns as a table (:data:`NEEDED_COLUMNS`, the source's dtypes but those above)."""
+        data = self._source[[c for c in NEEDED_COLUMNS if c in self._source.columns]].copy()
+        if self._strategy is not None or "strategy" not in data.columns:
+            data["strategy"] = self._strategy or ""
+        data = data[list(NEEDED_COLUMNS)]
+        data["sample"] = self.columns["sample"]
+        data["detected"] = self.columns["detected"]
+        return data
 
 
 def _join_sheet(rows: _Rows, sheet: pd.DataFrame) -> pd.DataFrame:
@@ -149,20 +168,17 @@ def _join_sheet(rows: _Rows, sheet: pd.DataFrame) -> pd.DataFrame:
 
     With one sheet row per sample (the samples sheet's rule) the join is a lookup of each
     distinct sample in the sheet: no hash join of sample × gene × strategy string keys."""
-    data = rows.frame
     if not sheet["sample"].is_unique:
-        joined = data.merge(sheet, on="sample", how="inner")
+        joined = rows.frame.merge(sheet, on="sample", how="inner")
         return joined[np.isfinite(joined["dcq"].astype(float))]
     where = pd.Index(sheet["sample"]).get_indexer(rows.samples)[rows.sample_codes]
     keep = where >= 0
     take = np.flatnonzero(keep & rows.finite)
     index = pd.Index(np.flatnonzero(rows.finite[keep]))
-    out = pd.DataFrame({col: data[col].to_numpy()[take] for col in data.columns}, index=index)
     sheet_rows = where[take]
-    for col in sheet.columns:
-        if col != "sample":
-            out[col] = sheet[col].to_numpy()[sheet_rows]
-    return out
+    columns = {col: values[take] for col, values in rows.columns.items()}
+    columns.update({col: sheet[col].to_numpy()[sheet_rows] for col in sheet.columns if col != "sample"})
+    return pd.DataFrame(columns, index=index, copy=False)  # fresh arrays: no copy, no consolidation
 
 
 def _empty(extra: list[str]) -> pd.DataFrame:

@@ -20,6 +20,17 @@ from .normalise_cells import stripped_str
 # Time points: paired tests + linear mixed model
 
 
+def _unique_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``; for the per-gene integer codes of patients, time
+    points and groups (small, non-negative) by counting instead of sorting: the same distinct values
+    and inverse (issue 17: about seven of these per gene and strategy in the time-point table)."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "iu" or not values.size or values.min() < 0 or values.max() > 4 * values.size:
+        return np.unique(values, return_inverse=True)
+    present = np.bincount(values) > 0
+    return np.flatnonzero(present).astype(values.dtype), (np.cumsum(present) - 1)[values]
+
+
 def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> dict:
     """REML fit of ``y = Xβ + u_patient + e`` (one random intercept), closed form.
 
@@ -35,7 +46,7 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
 
     y = np.asarray(y, float)
     X = np.asarray(X, float)
-    codes, g = np.unique(np.asarray(groups), return_inverse=True)
+    codes, g = _unique_codes(groups)
     n_groups, (n, p) = codes.size, X.shape
     n_i = np.bincount(g, minlength=n_groups).astype(float)
     # per-patient column sums, each added in row order (as np.add.at does), without ufunc.at's overhead
@@ -110,7 +121,7 @@ def within_df(X: np.ndarray, patients: np.ndarray) -> float:
     within-patient-centred X is decomposed (the full SVD grew with the square of the
     number of patients: 160 s for the 96-chip benchmark's time-point table).
     """
-    _, code = np.unique(patients, return_inverse=True)
+    _, code = _unique_codes(patients)
     n_patients = code.max() + 1
     counts = np.bincount(code, minlength=n_patients).astype(float)
     means = (
@@ -126,14 +137,14 @@ def _time_design(frame: pd.DataFrame, with_group: bool) -> tuple[np.ndarray, lis
     intercept, treatment dummies of time (reference = lowest code), sum-coded group
     (last group = minus the others), and their products."""
     tp = np.asarray(frame["tp"])
-    tps = np.unique(tp)
+    tps = _unique_codes(tp)[0]
     cols = [np.ones(len(tp))]
     cols += [(tp == t).astype(float) for t in tps[1:]]
     time_idx = list(range(1, len(cols)))
     inter_idx: list[int] = []
     if with_group:
         grp = np.asarray(frame["grp"])
-        levels = np.unique(grp)
+        levels = _unique_codes(grp)[0]
         sums = [(grp == g).astype(float) - (grp == levels[-1]).astype(float) for g in levels[:-1]]
         cols += sums
         for t in tps[1:]:
@@ -194,7 +205,8 @@ def fit_time_lmm(
 
 def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group: int):
     """Time points in order, the rows at one of them with each one's position in that order
-    (``tp``, hashed once per distinct value), the group labels (``_grp``), and which analyses can run."""
+    (``tp``, hashed once per distinct value), each row's group (:func:`_group_labels`), and which
+    analyses can run."""
     col = spec["column"]
     a_lvl, b_lvl = spec["levels"]
     tps = spec["timepoints"] or sorted(v for v in data[col].unique() if v != "")
@@ -218,27 +230,27 @@ def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group:
             f"{spec['name']}: paired {a_lvl} vs {b_lvl} skipped — {n_pairs_units} patients with both "
             f"(need ≥ {min_per_group})"
         )
-    with_group = False
-    if group_col:
-        data = data.assign(
-            _grp=stripped_str(data[group_col].astype(object).where(data[group_col].notna(), ""))
-        )
-        with_group = len([g for g in data["_grp"].unique() if g]) >= 2
-        if not with_group:
-            notes.append(
-                f"{spec['name']}: fewer than two {group_col!r} groups; mixed model without interaction"
-            )
-        elif n_missing := data.loc[data["_grp"] == "", "unit"].nunique():
-            notes.append(
-                f"{spec['name']}: {n_missing} patient(s) without {group_col!r} left out of the mixed model"
-            )
-    else:
-        data = data.assign(_grp="")
+    grp, with_group = _group_labels(data, group_col, spec["name"], notes)
     n_lmm_units = data["unit"].nunique()
     do_lmm = len(tps) >= 2 and n_lmm_units >= min_per_group
     if not do_lmm:
         notes.append(f"{spec['name']}: mixed model skipped — {n_lmm_units} patients / {len(tps)} time points")
-    return data, tps, tp, with_group, do_paired, do_lmm
+    return data, tps, tp, grp, with_group, do_paired, do_lmm
+
+
+def _group_labels(data: pd.DataFrame, group_col: str | None, name: str, notes: list[str]):
+    """Each row's group of the time × group interaction as stripped text ("" = none) and whether two
+    groups are present. An array beside the rows, not a column added to them: no copy of the frame
+    (issue 17)."""
+    if not group_col:
+        return np.full(len(data), "", dtype=object), False
+    grp = stripped_str(data[group_col].astype(object).where(data[group_col].notna(), "")).to_numpy()
+    with_group = len([g for g in pd.unique(grp) if g]) >= 2
+    if not with_group:
+        notes.append(f"{name}: fewer than two {group_col!r} groups; mixed model without interaction")
+    elif n_missing := data.loc[grp == "", "unit"].nunique():
+        notes.append(f"{name}: {n_missing} patient(s) without {group_col!r} left out of the mixed model")
+    return grp, with_group
 
 
 def _paired(xa, xb, da, db, spec, min_detected: int) -> dict:
@@ -282,7 +294,7 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
     keep = det
     per_tp = np.bincount(tp[keep], minlength=n_tp)
     out = {
-        "lmm_n_patients": int(np.unique(pt[keep]).size),
+        "lmm_n_patients": int(_unique_codes(pt[keep])[0].size),
         "p_lmm_time": math.nan,
         "p_lmm_interaction": math.nan,
         "lmm_df": math.nan,
@@ -299,7 +311,7 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
         out["lmm_reason"] = "too little variation"
         return out
     frame = {"y": y[keep], "tp": tp[keep], "grp": grp[keep], "pt": pt[keep]}  # no DataFrame per gene
-    use_group = use_group and np.unique(grp[keep]).size >= 2
+    use_group = use_group and _unique_codes(grp[keep])[0].size >= 2
     p_time, p_inter, problem, ddf = fit_time_lmm(frame, use_group, engine)
     out.update({"p_lmm_time": p_time, "p_lmm_interaction": p_inter, "lmm_df": ddf, "lmm_reason": problem})
     return out
@@ -307,7 +319,7 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
 
 def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_detected=3, **_):
     """Paired test (levels[0] vs levels[1]) and mixed model per gene, on on-level detected values only."""
-    data, tps, tp, with_group, do_paired, do_lmm = _time_setup(data, spec, notes, min_per_group)
+    data, tps, tp, grp, with_group, do_paired, do_lmm = _time_setup(data, spec, notes, min_per_group)
     if not do_paired and not do_lmm:
         notes.append(f"{spec['name']}: skipped — too few patients")
         return _empty(EXTRA_TIME)
@@ -320,8 +332,8 @@ def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_de
         "on": data["on"].to_numpy(bool) if "on" in data else det,
         "frac": data["detected_fraction"].to_numpy(float),
         "tp": tp,
-        "grp": pd.factorize(data["_grp"].astype(str), sort=True)[0],
-        "has_grp": data["_grp"].to_numpy(str) != "",
+        "grp": pd.factorize(grp, sort=True)[0],
+        "has_grp": grp != "",
     }  # fmt: skip
     ctx = {"spec": spec, "n_tp": len(tps), "with_group": with_group, "do_paired": do_paired, "do_lmm": do_lmm,
            "engine": lmm_engine, "min_detected": min_detected}  # fmt: skip

@@ -38,8 +38,11 @@ FLOAT_FORMAT = "%.10g"
 _FIXED_LOW, _FIXED_HIGH = 1.0001e-4, 9.9999e9
 _TIE_MARGIN = 1e-5
 _POW10 = 10.0 ** np.arange(14)
+_FLOAT_BLOCK = 1 << 19  # values formatted at a time (a chunk each): 4 MB numpy temporaries
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_PATTERN = "^[=+\\-@\t\r]"
+_FORMULA_BYTE = np.zeros(256, dtype=bool)
+_FORMULA_BYTE[[ord(c) for c in _FORMULA_START]] = True
 
 
 def _is_number(text: str) -> bool:
@@ -171,13 +174,31 @@ def _float_text_slow(values: np.ndarray) -> pa.Array:
     return text.take(pa.array(codes, mask=np.isnan(values)))
 
 
-def _float_text(values: np.ndarray) -> pa.Array:
-    """``FLOAT_FORMAT`` of each value (null for NaN). Values printed in fixed notation are
+def _float_text(values: np.ndarray) -> pa.Array | pa.ChunkedArray:
+    """``FLOAT_FORMAT`` of each value (null for NaN). Missing values, and runs of one value
+    (a plate's offset, a sample's normaliser), are not formatted one by one: each run once.
+    More than ``_FLOAT_BLOCK`` values: a chunked array, a block at a time."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if len(values) > _FLOAT_BLOCK:  # numpy's temporaries small enough to be reused, not new pages
+        blocks = range(0, len(values), _FLOAT_BLOCK)
+        return pa.chunked_array([_float_text(values[i : i + _FLOAT_BLOCK]) for i in blocks], pa.string())
+    bits = values.view(np.int64)
+    formatted = np.ones(len(values), dtype=bool)  # the first value of each run of equal values
+    np.not_equal(bits[1:], bits[:-1], out=formatted[1:])
+    missing = np.isnan(values)
+    formatted &= ~missing
+    if 4 * np.count_nonzero(formatted) >= 3 * len(values):
+        return _float_text_each(values)
+    run = np.cumsum(formatted) - 1
+    return _float_text_each(values[formatted]).take(pa.array(run, mask=missing))
+
+
+def _float_text_each(values: np.ndarray) -> pa.Array:
+    """:func:`_float_text` value by value. Values printed in fixed notation are
     rounded in numpy and printed by Arrow's shortest round-trip cast, which gives the same
     digits (a ≤ 10-digit decimal is the shortest that reads back as its nearest double);
     the rest (zero, inf, below 1e-4, from 1e10, rounding ties) go through ``%``.
     tests/test_tables.py compares both on a million values of every magnitude."""
-    values = np.ascontiguousarray(values, dtype=np.float64)
     rounded, fast = _rounded_fixed(values)
     slow = ~fast & ~np.isnan(values)
     text = pc.cast(pa.array(np.where(fast, rounded, np.nan), from_pandas=True), pa.string())
@@ -241,30 +262,9 @@ def _formula_like(table: pa.Table, df: pd.DataFrame) -> bool:
         return True
     for column, dtype in zip(table.columns, df.dtypes, strict=True):
         text = isinstance(dtype, pd.CategoricalDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O")
-        if text and any(_starts_formula_like(chunk) for chunk in column.chunks):
+        if text and any(_formula_starts(chunk).any() for chunk in column.chunks):
             return True
     return False
-
-
-_FORMULA_BYTES = np.zeros(256, dtype=bool)
-_FORMULA_BYTES[[ord(c) for c in _FORMULA_START]] = True
-
-
-def _starts_formula_like(text: pa.Array) -> bool:
-    """True when a cell of the Arrow string array ``text`` starts with a formula character.
-
-    The characters are ASCII, so the first byte of each non-empty cell decides (a UTF-8
-    character that is not ASCII starts with a byte ≥ 0xC0): read from the array's
-    offsets and data, no regular expression per cell. Null cells (offsets equal) are empty.
-    """
-    if not pa.types.is_string(text.type):
-        return pc.any(pc.match_substring_regex(text, _FORMULA_PATTERN)).as_py() or False
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset : text.offset + len(text) + 1]
-    starts = offsets[:-1][offsets[1:] > offsets[:-1]]
-    if not len(starts):
-        return False
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
-    return bool(_FORMULA_BYTES[data[starts]].any())
 
 
 def _write_arrow(table: pa.Table, header: list[str], path) -> bool:
@@ -362,43 +362,136 @@ def write_parquet_tsv(df: pd.DataFrame, parquet_path: str | os.PathLike, tsv_pat
         _write_tsv_to(frame, tmp, _arrow_text(frame, table))
 
 
-def _tsv_body(df: pd.DataFrame) -> bytes:
-    """The data lines :func:`write_tsv` writes for ``df`` (no header)."""
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _formula_starts(column: pa.Array) -> np.ndarray:
+    """Per cell of a text column: does it start with a formula character? Read from each
+    cell's first byte in the Arrow buffers (the characters are ASCII: in UTF-8 a byte of
+    their value is always that character)."""
+    _, offsets, data = column.buffers()
+    kind = np.int64 if pa.types.is_large_string(column.type) else np.int32
+    start = np.frombuffer(offsets, dtype=kind)[column.offset : column.offset + len(column) + 1]
+    if data is None or not len(data):
+        return np.zeros(len(column), dtype=bool)
+    filled = start[1:] > start[:-1]
+    first = np.frombuffer(data, dtype=np.uint8)[np.where(filled, start[:-1], 0)]
+    risky = filled & _FORMULA_BYTE[first]
+    if column.null_count:
+        risky &= column.is_valid().to_numpy(zero_copy_only=False)
+    return risky
+
+
+def _escaped_text(column: pa.Array) -> pa.Array:
+    """A text column with its formula-like cells escaped (:func:`escape_formula`, one by one
+    only for the cells that start with a formula character)."""
+    starts = _formula_starts(column)
+    if not starts.any():
+        return column
+    risky = pa.array(starts)
+    escaped = [escape_formula(value) for value in column.filter(risky).to_pylist()]
+    return pc.replace_with_mask(column, risky, pa.array(escaped, type=column.type))
+
+
+def cell_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """What :func:`write_tsv` writes in each cell of an Arrow column (as ``to_pandas()`` gives
+    it), as Arrow text (null: an empty cell; integers stay integers, written as such): floats
+    as ``FLOAT_FORMAT``, formula-like text escaped, a dictionary's words escaped once. None for
+    a type not covered (integers or booleans with missing values: pandas makes them floats or
+    objects)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        words = column.dictionary
+        if not _is_text(words.type) or words.null_count:
+            return None
+        return _escaped_text(words).take(column.indices)
+    if _is_text(kind):
+        return _escaped_text(column)
+    if pa.types.is_floating(kind):
+        return _float_text(column.to_numpy(zero_copy_only=False))
+    if column.null_count:
+        return None
+    if pa.types.is_integer(kind):
+        return column
+    if pa.types.is_boolean(kind):
+        return pc.if_else(column, "True", "False")
+    return None
+
+
+def _write_lines(table: pa.Table, handle) -> bool:
+    """Append ``table``'s cells to the binary file ``handle`` as tab-separated lines, unquoted;
+    False, with nothing appended, when a cell holds a tab, quote or line break (pandas quotes
+    those)."""
+    start = handle.tell()
+    try:
+        pcsv.write_csv(
+            table, handle, pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+        )
+    except pa.ArrowInvalid:
+        handle.seek(start)
+        handle.truncate()
+        return False
+    return True
+
+
+def _write_arrow_body(table: pa.Table, handle) -> bool:
+    """Append the data lines :func:`write_tsv` writes for ``table.to_pandas()``, made in Arrow;
+    False, with nothing appended, where pandas has to write them."""
+    names = table.column_names
+    if len(names) < 2 or len(set(names)) < len(names):
+        return False  # a lone empty cell is quoted by the csv module; duplicate names
+    columns = [cell_text(column) for column in table.columns]
+    if any(column is None for column in columns):
+        return False
+    return _write_lines(pa.Table.from_arrays(columns, names=names), handle)
+
+
+def _write_body(df: pd.DataFrame | pa.Table, handle) -> None:
+    """Append the data lines :func:`write_tsv` writes for ``df`` (no header) to ``handle``; an
+    Arrow table: for its ``to_pandas()``."""
+    if isinstance(df, pa.Table):
+        if _write_arrow_body(df, handle):
+            return
+        df = df.to_pandas()
     safe = _safe_frame(df)
     table = _arrow_text(safe)
-    if table is not None:
-        buffer = io.BytesIO()
-        try:
-            pcsv.write_csv(
-                table, buffer, pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
-            )
-            return buffer.getvalue()
-        except pa.ArrowInvalid:
-            pass  # a cell pandas quotes
+    if table is not None and _write_lines(table, handle):
+        return
     text = safe.to_csv(
         None, sep="\t", index=False, header=False, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n"
     )
-    return text.encode("utf-8")
+    handle.write(text.encode("utf-8"))
 
 
 @contextmanager
 def tsv_parts(path: str | os.PathLike) -> Iterator:
     """Yield ``add(df)``: frames with the same columns and dtypes, added in order, become
     one table whose bytes are :func:`write_tsv` of their concatenation (atomic; one
-    frame in memory at a time). The first frame added gives the header."""
+    frame in memory at a time). The first frame added gives the header. A frame may also be
+    an Arrow table (written as its ``to_pandas()``), and ``add(table, formatted=True)`` takes
+    an Arrow table of cell text as :func:`cell_text` gives it (floats already formatted; its
+    cells must need no quoting: else ``ValueError``)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         started = []
 
-        def add(df: pd.DataFrame) -> None:
+        def add(df: pd.DataFrame | pa.Table, formatted: bool = False) -> None:
             if not started:
+                names = df.column_names if isinstance(df, pa.Table) else df.columns
                 header = io.StringIO()
                 csv.writer(header, delimiter="\t", lineterminator="\n").writerow(
-                    [str(c) for c in _safe_frame(df.iloc[:0]).columns]
+                    [escape_formula(str(c)) for c in names]
                 )
                 handle.write(header.getvalue().encode("utf-8"))
                 started.append(True)
-            if len(df):
-                handle.write(_tsv_body(df))
+            if not len(df):
+                return
+            if not formatted:
+                _write_body(df, handle)
+            elif not _write_lines(df, handle):
+                raise ValueError(f"{path}: a formatted cell needs quoting")
 
         yield add
 
@@ -465,6 +558,7 @@ def concat_tsv_files(paths, path: str | os.PathLike, block_size: int = 1 << 22) 
     """
     header = None
     rows = 0
+    buffer = bytearray(block_size)
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         for source in paths:
             with open(source, "rb") as handle:
@@ -474,12 +568,20 @@ def concat_tsv_files(paths, path: str | os.PathLike, block_size: int = 1 << 22) 
                     out.write(first)
                 elif first != header:
                     raise ValueError(f"{source}: its header differs from {paths[0]}'s; cannot concatenate")
-                last = b"\n"
-                for block in iter(lambda: handle.read(block_size), b""):
-                    rows += block.count(b"\n")
-                    out.write(block)
-                    last = block[-1:]
-                if last != b"\n":  # a file without a final line end
-                    out.write(b"\n")
-                    rows += 1
+                rows += _copy_lines(handle, out, buffer)
     return rows
+
+
+def _copy_lines(handle, out, buffer: bytearray) -> int:
+    """Copy the rest of ``handle`` to ``out`` through ``buffer`` (one block of memory, reused:
+    no new pages per block); the number of lines copied, a last line without its line end ended."""
+    view, last = memoryview(buffer), b"\n"
+    lines = 0
+    while size := handle.readinto(buffer):
+        lines += buffer.count(b"\n", 0, size)
+        out.write(view[:size])
+        last = buffer[size - 1 : size]
+    if last != b"\n":  # a file without a final line end
+        out.write(b"\n")
+        lines += 1
+    return lines

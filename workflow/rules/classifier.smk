@@ -23,6 +23,10 @@ rule classifier:
         notes="results/classifier/notes.tsv",
     log:
         "logs/classifier.log",
+    # The longest job: started as soon as the matrix exists (the greedy scheduler
+    # otherwise picks the ready jobs with the largest inputs first, and the classifier
+    # waited ~15 s behind the plots); predict, run_record and miqe wait for it.
+    priority: 10
     conda:
         "../envs/python.yaml"
     # One process: measured on the example, 2 cores (bench_example.py, quiet): threads 2 =

@@ -48,6 +48,10 @@ rule differential:
         "logs/differential.log",
     conda:
         "../envs/python.yaml"
+    # The strategies are independent: one forked process per thread, each reading and testing
+    # its own strategies (same tables as one process), while each normalised table is ≤ 64 MiB
+    # (ctc_qpcr.differential.PARALLEL_MAX_BYTES: memory). --set-threads differential=1: one process.
+    threads: 2
     resources:
         runtime=30,
     params:

@@ -170,20 +170,28 @@ class RankIndex:
         self.end = np.empty((n, p), dtype=np.intp)
         np.put_along_axis(self.start, self.order, start, 0)
         np.put_along_axis(self.end, self.order, end, 0)
+        # the same positions in the flattened (row-major) arrays: one fancy index per fold
+        # reads them (take_along_axis builds an index grid on every call)
+        cols = np.arange(p)
+        self.present = ~self.nan
+        self.flat_order = self.order * p + cols
+        self.flat_start = self.start * p + cols
+        self.flat_end = self.end * p + cols
+        self._tables: dict[int, np.ndarray] = {}
 
     def scaled(self, train: np.ndarray, test: np.ndarray):
         """(Ztr, Zte) of :func:`rank_gauss` after the fold's median imputation (as
         :class:`FoldDesign` does it); None when a gene has no value in the training fold."""
         n, p = self.X.shape
         n_tr = len(train)
-        member = np.zeros((n, p), bool)
-        member[train] = True
-        member &= ~self.nan
+        in_train = np.zeros((n, 1), bool)
+        in_train[train] = True
+        member = self.present & in_train
         counts = np.zeros((n + 1, p), dtype=np.int64)
-        np.cumsum(np.take_along_axis(member, self.order, 0), axis=0, out=counts[1:])
+        np.cumsum(member.ravel()[self.flat_order], axis=0, out=counts[1:])
         rows = np.concatenate([train, test])
-        lo = np.take_along_axis(counts, self.start[rows], 0)
-        hi = np.take_along_axis(counts, self.end[rows], 0)
+        lo = counts.ravel()[self.flat_start[rows]]
+        hi = counts.ravel()[self.flat_end[rows]]
         present = counts[-1]
         n_nan = n_tr - present
         if n_nan.any() or self.nan[test].any():
@@ -195,8 +203,18 @@ class RankIndex:
             x, missing = self.X[rows], self.nan[rows]
             lo = np.where(missing, below, lo + n_nan * (med < x))
             hi = np.where(missing, upto + n_nan, hi + n_nan * (med <= x))
-        z = ndtri(np.clip((lo + hi) / 2.0 / n_tr, 0.5 / n_tr, 1.0 - 0.5 / n_tr))
+        z = self._normal_scores(n_tr)[lo + hi]
         return z[:n_tr], z[n_tr:]
+
+    def _normal_scores(self, n_tr: int) -> np.ndarray:
+        """:func:`rank_gauss`' value of every possible ``lo + hi`` (0 … 2·n_tr) in a training
+        fold of ``n_tr`` samples, the same arithmetic on the same integers: a fold then
+        reads its values instead of calling ``ndtri`` on every sample and gene."""
+        table = self._tables.get(n_tr)
+        if table is None:
+            k = np.arange(2 * n_tr + 1, dtype=np.int64)
+            table = self._tables[n_tr] = ndtri(np.clip(k / 2.0 / n_tr, 0.5 / n_tr, 1.0 - 0.5 / n_tr))
+        return table
 
     def _medians(self, counts: np.ndarray, present: np.ndarray) -> np.ndarray:
         """:func:`column_medians` of the training fold: its middle values in sorted order."""
