@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import portable_math as pmath
+
 # --------------------------------------------------------------------------- panel
 
 #: The 46 target genes of the study (16 named in the study, 30 EMT/stem/breast markers).
@@ -160,15 +162,15 @@ NEWLINE = "\r\n"  # the real BioMark export uses CRLF
 
 def gdna_vpa_cq(copies) -> np.ndarray:
     """True VPA Cq of a pre-amplified gDNA input of ``copies`` haploid genomes."""
-    return 34.0 - np.log2(np.asarray(copies, dtype=float))
+    return 34.0 - pmath.log2(np.asarray(copies, dtype=float))
 
 
 def _logit(p):
-    return np.log(p / (1 - p))
+    return pmath.log(p / (1 - p))
 
 
 def _expit(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    return 1.0 / (1.0 + pmath.exp(-x))
 
 
 # --------------------------------------------------------------------------- assays
@@ -431,7 +433,7 @@ def sample_truth(
     bio = np.isin(kind, ["patient", "healthy"])
     healthy = kind == "healthy"
     role = assays["role"].to_numpy()
-    log2e = np.log2(assays["efficiency"].to_numpy(float))
+    log2e = pmath.log2(assays["efficiency"].to_numpy(float))
 
     # patient-level random effect (shared by a patient's time points)
     pat = samples["patient"].fillna("").to_numpy()
