@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import portable_math as pmath
 from .simulate_docs import _readme, _readme_truth
 from .simulate_model import (  # noqa: F401  (re-exported: the public names of the simulator)
     _HEADER_LINES,
@@ -73,6 +72,7 @@ from .simulate_model import (  # noqa: F401  (re-exported: the public names of t
     gdna_vpa_cq,
     make_assays,
     make_cohort,
+    rna_gdna_mix,
     sample_material,
     sample_truth,
 )
@@ -115,10 +115,7 @@ def simulate_chip_wells(
     e_sd = np.sqrt(np.clip(np.nan_to_num(sd) ** 2 - 2 * REPLICATE_SD**2, 0, None))
     e_sd[role == "validprime"] = 0.0
     g = g + np.where(is_gdna, rng.normal(size=(n_in, n_as)) * e_sd[None, :], 0.0)
-    with np.errstate(over="ignore", invalid="ignore"):
-        lin = np.nan_to_num(pmath.exp2(-r)) + np.nan_to_num(pmath.exp2(-g))
-        true = np.where(lin > 0, -pmath.log2(np.where(lin > 0, lin, 1.0)), np.inf)
-        frac = np.where(lin > 0, np.nan_to_num(pmath.exp2(-g)) / np.where(lin > 0, lin, 1.0), np.nan)
+    true, frac = rna_gdna_mix(r, g)
     noise = rng.normal(size=(n_in, n_as)) * np.where((kind == "ipc")[:, None], IPC_SD, REPLICATE_SD)
     event = np.full((n_in, n_as), "", dtype=object)
     bio = np.isin(kind, ["patient", "healthy"])[:, None]

@@ -165,6 +165,17 @@ def gdna_vpa_cq(copies) -> np.ndarray:
     return 34.0 - pmath.log2(np.asarray(copies, dtype=float))
 
 
+def rna_gdna_mix(rna_cq, gdna_cq) -> tuple[np.ndarray, np.ndarray]:
+    """Cq of RNA + gDNA template together, -log2(2^-rna + 2^-gdna), and the gDNA share of the template
+    (inf and NaN where neither is there)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        lin = np.nan_to_num(pmath.exp2(-rna_cq)) + np.nan_to_num(pmath.exp2(-gdna_cq))
+        some = lin > 0
+        cq = np.where(some, -pmath.log2(np.where(some, lin, 1.0)), np.inf)
+        share = np.where(some, np.nan_to_num(pmath.exp2(-gdna_cq)) / np.where(some, lin, 1.0), np.nan)
+    return cq, share
+
+
 def _logit(p):
     return pmath.log(p / (1 - p))
 
