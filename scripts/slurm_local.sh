@@ -14,8 +14,13 @@
 set -euo pipefail
 ROOT=${SLURM_LOCAL_ROOT:-/tmp/ctc-qpcr-slurm}
 NODE=$(hostname -s)
-exec 9>"$ROOT.lock"
-flock -w 900 9 || { echo "slurm_local.sh: $ROOT.lock is held by another up/down for 15 min" >&2; exit 1; }
+if [ "${SLURM_LOCAL_LOCKED:-}" != "$ROOT" ]; then
+  # -o: the daemons that `up` starts must not inherit (and keep) the lock.
+  status=0
+  SLURM_LOCAL_LOCKED=$ROOT flock -o -E 75 -w 900 "$ROOT.lock" bash "$0" "$@" || status=$?
+  [ "$status" -ne 75 ] || echo "slurm_local.sh: $ROOT.lock held by another up/down for 15 min" >&2
+  exit "$status"
+fi
 
 is_running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
