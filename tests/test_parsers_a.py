@@ -578,3 +578,22 @@ def test_forced_format_without_its_header(public_data):
         registry.read_export(public_data / "autoqpcr" / "2019-04-25_135946-ACTB.csv", fmt="cfx")
     with pytest.raises(InputError, match="no BioMark column header"):
         registry.read_export(cfx_file, fmt="biomark")
+
+
+def test_to_numbers_is_float_of_each_cell():
+    """Both fast paths (Arrow's cast, numpy's per-cell float()) give float(cell) to the bit, signs
+    of zero included, and the cells Arrow refuses (spaces, non-ASCII digits) are still read."""
+    rng = np.random.default_rng(3)
+    numbers = [f"{v:.15g}" for v in rng.lognormal(2, 8, 5000)] + [
+        f"{v:.17g}" for v in rng.uniform(0, 40, 5000)
+    ]
+    for cells in (
+        numbers + ["-0", "0", "1e400", "4.9e-324", "+1.5", ".5", "5."],
+        numbers + [" 1.5", "2 ", "\u0661\u0662"],
+    ):
+        got = to_numbers(pd.Series(cells, dtype=object)).to_numpy()
+        expected = np.array([float(c) for c in cells])
+        expected = np.where(np.isfinite(expected), expected, np.nan)
+        assert got.tobytes() == expected.tobytes()
+    mixed = to_numbers(pd.Series(["1.5", "n/a", "", "2"], dtype=object)).to_numpy()
+    np.testing.assert_array_equal(mixed, [1.5, np.nan, np.nan, 2.0])

