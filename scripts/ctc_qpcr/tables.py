@@ -40,7 +40,7 @@ _TIE_MARGIN = 1e-5
 _POW10 = 10.0 ** np.arange(14)
 _FLOAT_BLOCK = 1 << 19  # values formatted at a time (a chunk each): 4 MB numpy temporaries
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_PATTERN = "^[=+\\-@\t\r]"
+_FORMULA_PATTERN = "^[=+\\-@\t\r]"  # the same test as a regular expression (the tests' oracle)
 _FORMULA_BYTE = np.zeros(256, dtype=bool)
 _FORMULA_BYTE[[ord(c) for c in _FORMULA_START]] = True
 
@@ -96,14 +96,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def _risky_text(series: pd.Series) -> np.ndarray | None:
-    """Cells of an all-text column that start with a formula character (C speed,
-    one regular-expression pass in Arrow); None when the column holds non-text values."""
+    """Cells of an all-text column that start with a formula character (:func:`_formula_starts`
+    of the column in Arrow); None when the column holds non-text values."""
     try:
         text = pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    hit = pc.match_substring_regex(text, _FORMULA_PATTERN)
-    return hit.fill_null(False).to_numpy(zero_copy_only=False)
+    return _formula_starts(text)
 
 
 def _safe_frame(df: pd.DataFrame) -> pd.DataFrame:
