@@ -183,7 +183,7 @@ def write_config(workdir: Path, sheets: Path) -> dict:
 def targets_of(cfg: dict) -> list[str]:
     t = [f"results/normalised/{s}.tsv" for s in cfg["normalisation"]["strategies"]]
     t += [f"results/differential/{c['name']}.tsv" for c in cfg["differential"]["comparisons"]]
-    return t
+    return t + ["results/preprocessed/cq.tsv"]  # merge_batches: normalise no longer waits for it
 
 
 class TreeRSS(threading.Thread):

@@ -5,7 +5,7 @@ import functools
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run, write_tables
 from ctc_qpcr.normalise import normalise_study
-from ctc_qpcr.normalise_io import read_cells, write_strategy
+from ctc_qpcr.normalise_io import read_study_cells, write_strategy
 from ctc_qpcr.study_options import normalisation_options
 
 
@@ -24,7 +24,8 @@ def main(smk, log):
         log.info("%s: %d rows -> %s", strategy, len(table), outputs[strategy][0])
 
     result = normalise_study(
-        functools.partial(read_cells, smk.input.cq),  # read and freed inside normalise_study
+        # the cells merge_batches writes, read from the batches (read and freed inside normalise_study)
+        functools.partial(read_study_cells, list(smk.input.cells), smk.params.on_panel_mismatch),
         samples,
         assays,
         options,

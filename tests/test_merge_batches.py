@@ -150,21 +150,65 @@ def test_config_value_checked_on_the_streamed_path(tmp_path):
     assert "not one of stop, restrict" in (tmp_path / "merge.log").read_text()  # panel.py's ConfigError
 
 
-def test_cell_order_and_distinct_values(monkeypatch):
+def test_cell_order_and_distinct_values():
     """A batch already in (batch, plate, sample, assay) order is recognised (then not sorted
     again); one out of order, or with a missing key, is not. Distinct values of a dictionary
     column come from its chunks' dictionaries."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    import ctc_qpcr.adapter
+    from ctc_qpcr.study_cells import distinct_values, in_cell_order
 
-    monkeypatch.setattr(ctc_qpcr.adapter, "run", lambda main, smk: None)  # the script's functions only
-    ns = runpy.run_path(str(REPO / "scripts" / "merge_batches.py"), init_globals={"snakemake": None})
     keys = {"batch": ["B1"] * 4, "plate": ["p1", "p1", "p1", "p2"], "sample": ["S1", "S1", "S2", "S0"]}
     ordered = pa.table({**keys, "assay": ["a", "b", "a", "a"]})
-    assert ns["in_cell_order"](ordered) and ns["in_cell_order"](ordered.slice(0, 1))
-    assert not ns["in_cell_order"](pa.table({**keys, "assay": ["b", "a", "a", "a"]}))
-    assert not ns["in_cell_order"](pa.table({**keys, "assay": ["a", None, "b", "a"]}))
+    assert in_cell_order(ordered) and in_cell_order(ordered.slice(0, 1))
+    assert not in_cell_order(pa.table({**keys, "assay": ["b", "a", "a", "a"]}))
+    assert not in_cell_order(pa.table({**keys, "assay": ["a", None, "b", "a"]}))
     column = pa.chunked_array([pc.dictionary_encode(pa.array(v)) for v in (["x", "y", "x"], ["z", None])])
-    assert ns["distinct_values"](column) == {"x", "y", "z", None}
+    assert distinct_values(column) == {"x", "y", "z", None}
+
+
+def cells_paths(root: Path, batches: list[str]) -> list[str]:
+    return [str(root / "results" / "batches" / b / "cells.parquet") for b in batches]
+
+
+@pytest.mark.parametrize(
+    "panels, mode",
+    [
+        (
+            {
+                "B2": ["ESR1", "ABCC1", "KRT19"],
+                "B10": ["ESR1", "ABCC1", "KRT19"],
+                "B1": ["ESR1", "ABCC1", "KRT19"],
+            },
+            "stop",
+        ),
+        ({"B1": ["ESR1", "ABCC1", "KRT19"], "B2": ["ESR1", "ABCC1"]}, "restrict"),  # the whole-frame path
+    ],
+)
+def test_normalise_reads_the_cells_merge_writes(tmp_path, panels, mode):
+    """The normalise job reads the batches (it runs beside merge_batches): the frame it gets is
+    the one it read from merge's cq.parquet before, row for row (batches out of order, samples
+    unsorted, missing names; a panel gap flagged by ``restrict``)."""
+    from ctc_qpcr.normalise_io import read_cells, read_study_cells
+
+    names = ["S2", "s1", None, "S10", "Ärzte"]
+    for i, (batch, assays) in enumerate(panels.items()):
+        batch_tables(tmp_path, batch, assays, seed=i + 3, samples=names, copies=2)
+    run_merge(tmp_path, list(panels), mode)
+    want = read_cells(tmp_path / "out" / "cq_parquet.parquet")
+    got = read_study_cells(cells_paths(tmp_path, list(panels)), mode)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert len(got) == sum(len(a) for a in panels.values()) * 2 * len(names) * 2
+
+
+def test_normalise_stops_on_a_panel_gap_as_merge_does(tmp_path):
+    from ctc_qpcr.errors import ConfigError
+    from ctc_qpcr.normalise_io import read_study_cells
+
+    batch_tables(tmp_path, "B1", ["ESR1", "ABCC1", "KRT19"], seed=1)
+    batch_tables(tmp_path, "B2", ["ESR1", "ABCC1"], seed=2)
+    with pytest.raises(ConfigError, match="KRT19 \\(missing from batch B2"):
+        read_study_cells(cells_paths(tmp_path, ["B1", "B2"]), "stop")
+    with pytest.raises(ConfigError, match="not one of stop, restrict"):
+        read_study_cells(cells_paths(tmp_path, ["B1"]), "drop")

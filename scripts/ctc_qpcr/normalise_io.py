@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .normalise_cells import CELLS_COLUMNS
-from .tables import cell_text, tsv_parts
+from .study_cells import study_cells
+from .tables import cell_text, tsv_parts, write_parquet
 
 #: rows of a normalised table formatted at a time: the text of one slice in memory, not of the
 #: whole table (1,000 chips: 4.1 M rows a strategy)
@@ -23,12 +25,42 @@ WRITE_ROWS = 1 << 19
 def read_cells(path: str | os.PathLike) -> pd.DataFrame:
     """The Cells table's columns normalisation reads, text ids as categoricals (one string per
     distinct id, not per row)."""
-    schema = pq.read_schema(path)
+    columns, text = _cells_columns(pq.read_schema(path))
+    return _cells_frame(pq.read_table(path, columns=columns, read_dictionary=text))
+
+
+def read_study_cells(paths, on_panel_mismatch: str) -> pd.DataFrame:
+    """:func:`read_cells` of the Cells table ``merge_batches`` writes, taken from the batches'
+    ``cells.parquet`` (``paths``) instead (:mod:`ctc_qpcr.study_cells`: the same cells, the
+    same panel check): normalise runs beside merge_batches, not after it."""
+    study = study_cells(paths, on_panel_mismatch)
+    if study.frame is not None:  # the whole study in one frame: read as the merge writes it
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "cq.parquet")
+            write_parquet(study.frame, path)
+            del study
+            return read_cells(path)
+    columns, text = _cells_columns(pq.read_schema(study.batches[0][1]))
+    tables = list(study.tables(columns, dictionary=text))
+    table = pa.concat_tables(tables)
+    del tables
+    return _cells_frame(table)
+
+
+def _cells_columns(schema: pa.Schema) -> tuple[list[str], list[str]]:
+    """The Cells table's columns normalisation reads, and those of them that hold text."""
     columns = [c for c in CELLS_COLUMNS if c in schema.names]
-    is_text = (pa.types.is_string, pa.types.is_large_string)
-    text = [c for c in columns if any(is_text_type(schema.field(c).type) for is_text_type in is_text)]
-    table = pq.read_table(path, columns=columns, read_dictionary=text)
-    # the Arrow buffers are released column by column as pandas takes them: one copy at a time
+    text = [
+        c
+        for c in columns
+        if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)
+    ]
+    return columns, text
+
+
+def _cells_frame(table: pa.Table) -> pd.DataFrame:
+    """``table`` as a frame, its Arrow buffers released column by column as pandas takes
+    them (one copy at a time); the caller must hold no other reference to the table."""
     cells = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
     pa.default_memory_pool().release_unused()  # what Arrow's allocator keeps back goes to the system

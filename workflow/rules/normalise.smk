@@ -1,9 +1,11 @@
 # Reference-gene stability (geNorm, NormFinder) and every normalisation strategy.
 
 
+# The study's cells are read from the batches (the cells merge_batches writes to
+# results/preprocessed/cq.parquet, same panel check): normalise runs beside merge_batches.
 rule normalise:
     input:
-        cq="results/preprocessed/cq.parquet",
+        cells=get_batch_tables("cells.parquet"),
         samples=config["samples"],
         assays=config["assays"],
     output:
@@ -46,6 +48,7 @@ rule normalise:
     params:
         settings=config["normalisation"],
         efficiency_scaled=config["efficiency"]["apply"],
+        on_panel_mismatch=config["merge"]["on_panel_mismatch"],
     script:
         "../../scripts/normalise.py"
 
