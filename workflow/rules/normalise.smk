@@ -43,6 +43,9 @@ rule normalise:
         ),
     log:
         "logs/normalise.log",
+    # On the study's critical path (differential, classifier wait for it): started first
+    # once the batches are done, not behind merge_batches or check_ntc (greedy scheduler).
+    priority: 5
     conda:
         "../envs/python.yaml"
     params:
