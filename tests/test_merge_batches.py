@@ -186,13 +186,13 @@ def cells_paths(root: Path, batches: list[str]) -> list[str]:
         ({"B1": ["ESR1", "ABCC1", "KRT19"], "B2": ["ESR1", "ABCC1"]}, "restrict"),  # the whole-frame path
     ],
 )
-def test_normalise_reads_the_cells_merge_writes(tmp_path, panels, mode):
+@pytest.mark.parametrize("names", [["S2", "s1", None, "S10", "Ärzte"], ["S2", "s1", "S10", "Ärzte"]])
+def test_normalise_reads_the_cells_merge_writes(tmp_path, panels, mode, names):
     """The normalise job reads the batches (it runs beside merge_batches): the frame it gets is
     the one it read from merge's cq.parquet before, row for row (batches out of order, samples
-    unsorted, missing names; a panel gap flagged by ``restrict``)."""
+    unsorted, with and without missing names; a panel gap flagged by ``restrict``)."""
     from ctc_qpcr.normalise_io import read_cells, read_study_cells
 
-    names = ["S2", "s1", None, "S10", "Ärzte"]
     for i, (batch, assays) in enumerate(panels.items()):
         batch_tables(tmp_path, batch, assays, seed=i + 3, samples=names, copies=2)
     run_merge(tmp_path, list(panels), mode)
@@ -212,3 +212,33 @@ def test_normalise_stops_on_a_panel_gap_as_merge_does(tmp_path):
         read_study_cells(cells_paths(tmp_path, ["B1", "B2"]), "stop")
     with pytest.raises(ConfigError, match="not one of stop, restrict"):
         read_study_cells(cells_paths(tmp_path, ["B1"]), "drop")
+
+
+def test_order_keys_of_dictionary_columns_compare_as_their_words():
+    """A dictionary column is checked for cell order by the rank of its words (no string per
+    row): the same answer as its words, chunks with their own dictionaries included."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ctc_qpcr.study_cells import _order_key, in_cell_order
+
+    rng = np.random.default_rng(3)
+    words = np.array(["S1", "S10", "S2", "s1", "Ärzte", "P0050_T2"], dtype=object)
+    for _ in range(20):
+        parts = [
+            sorted(rng.choice(words, 6)) if rng.random() < 0.5 else list(rng.choice(words, 6))
+            for _ in range(3)
+        ]
+        plain = pa.chunked_array([pa.array(p) for p in parts])
+        coded = pa.chunked_array([pc.dictionary_encode(pa.array(p)) for p in parts])
+        key = _order_key(coded)
+        flat_key, flat_plain = key.combine_chunks(), plain.combine_chunks()
+        n = len(flat_plain)
+        same = pc.equal(
+            pc.less(flat_key[: n - 1], flat_key[1:]), pc.less(flat_plain[: n - 1], flat_plain[1:])
+        )
+        assert pc.all(same).as_py()
+        table = {"batch": ["B1"] * n, "plate": ["p1"] * n, "sample": ["S"] * n}
+        assert in_cell_order(pa.table({**table, "assay": key})) == in_cell_order(
+            pa.table({**table, "assay": plain})
+        )

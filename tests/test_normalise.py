@@ -672,3 +672,20 @@ def test_write_strategy_writes_the_bytes_of_write_tsv(tmp_path):
         assert (tmp_path / f"{i}.matrix.tsv").read_bytes() == (tmp_path / "matrix.tsv").read_bytes(), i
     assert all(text is texts[0] for text in texts[1:-1]) and texts[-1] is not texts[0]
     assert b"'-P0" in (tmp_path / "0.tsv").read_bytes()
+
+
+def test_rows_by_genes_groups_samples_as_a_loop_over_samples_does():
+    """log2_nrq's samples sharing normaliser genes, grouped without a loop per sample: the same
+    groups, rows ascending, as collecting them sample by sample (random study, missing samples)."""
+    from ctc_qpcr.normalise import _rows_by_genes
+
+    rng = np.random.default_rng(7)
+    samples = pd.Index([f"S{i}" for i in range(300)])
+    choices = [["ACTB", "PPIA"], ["B2M"], [], ["ACTB"]]
+    used = {s: choices[k] for s, k in zip(samples, rng.integers(0, 5, len(samples)), strict=True) if k < 4}
+    want: dict[tuple, list[int]] = {}
+    for row, s in enumerate(samples):
+        want.setdefault(tuple(used.get(s, [])), []).append(row)
+    got = {genes: rows.tolist() for genes, rows in _rows_by_genes(samples, used)}
+    assert got == want and list(got) == list(want)  # first-appearance order too
+    assert list(_rows_by_genes(pd.Index([]), {})) == []

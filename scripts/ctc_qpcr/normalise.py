@@ -211,20 +211,27 @@ def log2_nrq(
         values[cols] = (means[cols] - reference_cq[cols]) * log2e[cols]
         used = dict.fromkeys(cq.index, cols)
     # log2 NF per sample, vectorised over the samples sharing the same normaliser genes
-    by_genes: dict[tuple, list[int]] = {}
-    for row, s in enumerate(cq.index):
-        by_genes.setdefault(tuple(used.get(s, [])), []).append(row)
     arr = values.to_numpy(dtype=float)
     nf = np.full(len(cq.index), np.nan)
     col_of = {g: j for j, g in enumerate(cq.columns)}
-    for genes, rows in by_genes.items():
+    for genes, rows in _rows_by_genes(cq.index, used):
         if not genes:
             continue
-        sub = arr[np.asarray(rows)][:, [col_of[g] for g in genes]]
+        sub = arr[rows][:, [col_of[g] for g in genes]]
         n_ok = np.isfinite(sub).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             nf[rows] = np.where(n_ok > 0, np.nansum(sub, axis=1) / n_ok, np.nan)
     return log2_rq.sub(pd.Series(nf, index=cq.index), axis=0)
+
+
+def _rows_by_genes(samples: pd.Index, used: dict[str, list[str]]):
+    """(genes, rows): the rows (ascending) of the samples whose normaliser uses those genes."""
+    if not len(samples):
+        return []
+    codes, gene_sets = pd.factorize(pd.Series([tuple(used.get(s, [])) for s in samples], dtype=object))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return zip(gene_sets, np.split(order, bounds), strict=True)
 
 
 def delta_delta_cq(dcq: pd.DataFrame, calibrator_samples: list[str]) -> pd.DataFrame:

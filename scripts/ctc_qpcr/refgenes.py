@@ -311,7 +311,8 @@ def normfinder(
     labels = _group_labels(df, groups)
     complete, dropped = complete_samples(df)
     if labels is not None:
-        missing_group = [s for s in complete.index if labels[s] is None]
+        # labels are None exactly where missing (_group_labels): no lookup per sample
+        missing_group = list(complete.index[labels.loc[complete.index].isna().to_numpy()])
         dropped = dropped + missing_group
         complete = complete.drop(index=missing_group)
     if complete.shape[1] < 3:

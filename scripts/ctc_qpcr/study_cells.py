@@ -98,13 +98,26 @@ def sorted_cells(path, columns: Sequence[str] | None = None, dictionary: Sequenc
     wanted = None if columns is None else list(columns)
     read = None if wanted is None else wanted + [c for c in CELL_ORDER if c not in wanted]
     table = pq.read_table(path, columns=read, read_dictionary=list(dictionary) or None)
-    keys = pa.table({c: _plain(table[c]) for c in CELL_ORDER})  # Arrow sorts no dictionary
-    if not in_cell_order(keys):
+    if not in_cell_order(pa.table({c: _order_key(table[c]) for c in CELL_ORDER})):
+        keys = pa.table({c: _plain(table[c]) for c in CELL_ORDER})  # Arrow sorts no dictionary
         table = table.take(pc.sort_indices(keys, sort_keys=[(c, "ascending") for c in CELL_ORDER]))
         for name in dictionary:  # words numbered in their new order, as a Parquet writer numbers them
             at = table.schema.get_field_index(name)
             table = table.set_column(at, name, pc.dictionary_encode(_plain(table[name])))
     return table if wanted is None else table.select(wanted)
+
+
+def _order_key(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """What rows are compared by: a dictionary column as each row's rank among its words
+    (integers ordered as the words are: no string per row), any other column as it is."""
+    if not pa.types.is_dictionary(column.type) or not column.num_chunks:
+        return column
+    column = pa.table({"key": column}).unify_dictionaries()["key"]  # one dictionary for all chunks
+    words = column.chunk(0).dictionary
+    if words.null_count:
+        return _plain(column)
+    rank = pc.rank(words, sort_keys="ascending", tiebreaker="dense")
+    return pa.chunked_array([rank.take(chunk.indices) for chunk in column.chunks], rank.type)
 
 
 def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
