@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .differential_tables import EXTRA_TIME, _empty, _finish
+from .differential_tables import EXTRA_TIME, _empty, _finish, gene_rows
 from .normalise_cells import stripped_str
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_de
     ctx = {"spec": spec, "n_tp": len(tps), "with_group": with_group, "do_paired": do_paired, "do_lmm": do_lmm,
            "engine": lmm_engine, "min_detected": min_detected}  # fmt: skip
     rows, problems = [], []
-    for (strategy, gene), idx in data.groupby(["strategy", "gene"], sort=True).indices.items():
+    for (strategy, gene), idx in gene_rows(data).items():
         row = _time_row(gene, strategy, idx, arr, ctx)
         if row.get("lmm_reason") and not row["lmm_reason"].startswith(("not detected", "fewer than")):
             problems.append(
