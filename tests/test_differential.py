@@ -334,6 +334,33 @@ def test_reml_matches_mixedlm_estimates():
     np.testing.assert_allclose(np.diag(ours["cov"]), np.diag(np.asarray(ref.cov_params())[:3, :3]), rtol=0.03)
 
 
+def test_reml_solves_once_per_variance_ratio(monkeypatch):
+    """One solve per log λ the 1-D search (and the τ² = 0 check) evaluates: the optimum's fit is not
+    computed again; the numbers those of a fresh solve at the optimum."""
+    import scipy.optimize
+
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(15), 3)
+    X = np.column_stack([np.ones(groups.size), rng.integers(0, 2, groups.size)])
+    y = X @ [1.0, 0.5] + rng.normal(0, 0.8, 15)[groups] + rng.normal(0, 0.5, groups.size)
+    searches, solves = [], []
+    minimize, solve = scipy.optimize.minimize_scalar, np.linalg.solve
+    monkeypatch.setattr(
+        scipy.optimize, "minimize_scalar", lambda *a, **k: searches.append(minimize(*a, **k)) or searches[-1]
+    )
+    monkeypatch.setattr(np.linalg, "solve", lambda *a: solves.append(1) or solve(*a))
+    fit = de.random_intercept_reml(y, X, groups)
+    monkeypatch.undo()
+    assert len(solves) == searches[0].nfev + 1  # + log λ = −30
+    lam = fit["tau2"] / fit["sigma2"]
+    w = lam / (1.0 + lam * np.bincount(groups))
+    S = np.column_stack([np.bincount(groups, weights=col) for col in X.T])
+    A = X.T @ X - (S * w[:, None]).T @ S
+    assert np.array_equal(
+        fit["beta"], np.linalg.solve(A, X.T @ y - S.T @ (w * np.bincount(groups, weights=y)))
+    )
+
+
 def test_timepoints_lmm_failure_is_noted_not_raised():
     samples = pd.DataFrame(
         {
