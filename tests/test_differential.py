@@ -486,6 +486,26 @@ def test_run_differential_workers_give_the_same_tables(tmp_path):
     assert differential_workers._FORKED_JOB is None
 
 
+def _frozen_objects(frame, samples, spec, options, **params):
+    """A comparison that reports whether the process's collector has frozen (inherited) objects."""
+    import gc
+
+    return pd.DataFrame(), [str(gc.get_freeze_count() > 0)]
+
+
+def test_workers_leave_the_parents_objects_to_no_collection():
+    """The forked workers start with the parent's objects frozen (their collections do not touch,
+    so copy, those pages); the parent's are unfrozen again afterwards."""
+    import gc
+
+    by, samples = four_strategy_cohort()
+    job = (_frozen_objects, by, samples, [{"name": "x"}], None, {})
+    order = sorted(by)
+    results = differential_workers.each_strategy(job, order, workers=2)
+    assert [notes for ((_, notes),) in results] == [[f"[{s}] True"] for s in order]
+    assert gc.get_freeze_count() == 0
+
+
 def test_rows_with_a_strategy_are_the_assigned_table():
     """_Rows(table, strategy) holds what _Rows(table.assign(strategy=strategy)) holds, without the copy."""
     from ctc_qpcr.differential_tables import _Rows
