@@ -324,7 +324,7 @@ def test_signed_rank_exact_is_scipy_exact_to_the_bit():
 def test_pairwise_order_stats_one_band_or_one_rank_at_a_time(cap, warm):
     """The middle order statistics by selection = those of all sorted differences, whether one band
     holds both (``common_band``) or each rank is narrowed on its own (start too far or band too big)."""
-    from ctc_qpcr import stats as st
+    from ctc_qpcr import stats_pairwise
 
     rng = np.random.default_rng(23)
     for i in range(30):
@@ -336,12 +336,13 @@ def test_pairwise_order_stats_one_band_or_one_rank_at_a_time(cap, warm):
             a[: a.size // 2], b[: b.size // 3] = 40.0, 40.0
         d = np.sort((a[:, None] - b[None, :]).ravel())
         ranks = sorted({(d.size - 1) // 2, d.size // 2})
-        assert st._pairwise_order_stats(a, b, ranks, cap=cap, warm=warm) == {r: float(d[r]) for r in ranks}
+        found = stats_pairwise._pairwise_order_stats(a, b, ranks, cap=cap, warm=warm)
+        assert found == {r: float(d[r]) for r in ranks}
 
 
 def test_row_counts_are_the_counts_of_the_differences():
     """_row_counts (searchsorted guess checked at ±inf sentinels) = counting the floating differences."""
-    from ctc_qpcr import stats as st
+    from ctc_qpcr import stats_pairwise
 
     rng = np.random.default_rng(29)
     for i in range(50):
@@ -353,19 +354,19 @@ def test_row_counts_are_the_counts_of_the_differences():
         c = b_asc[::-1].copy()
         diffs = a[:, None] - c[None, :]
         for t in [*rng.choice(diffs.ravel(), 5), diffs.min() - 1.0, diffs.max() + 1.0]:
-            assert np.array_equal(st._row_counts(a, b_asc, c, float(t)), (diffs <= t).sum(axis=1))
+            assert np.array_equal(stats_pairwise._row_counts(a, b_asc, c, float(t)), (diffs <= t).sum(axis=1))
 
 
 def test_common_band_thresholds_next_to_the_middle():
     """Thresholds at the middle differences themselves: the band (L, H] must hold both middle ranks."""
-    from ctc_qpcr import stats as st
+    from ctc_qpcr import stats_pairwise
 
     rng = np.random.default_rng(31)
     for n_a, n_b in [(120, 90), (121, 91)]:  # even and odd number of differences
         a, b = rng.normal(size=n_a), rng.normal(size=n_b)
         d = np.sort((a[:, None] - b[None, :]).ravel())
         ranks = sorted({(d.size - 1) // 2, d.size // 2})
-        diffs = st._SortedDifferences(a, b)
+        diffs = stats_pairwise._SortedDifferences(a, b)
         for t in d[ranks[0] - 1 : ranks[-1] + 2]:  # counts ranks[0] ... ranks[-1] + 2
             diffs.count(float(t))
         L, H = diffs.common_band(ranks, cap=10)
