@@ -11,6 +11,7 @@ import pytest
 
 from ctc_qpcr import differential as de
 from ctc_qpcr import differential_workers, stats
+from ctc_qpcr.differential_tables import call_on as de_call_on
 from ctc_qpcr.errors import ConfigError
 
 IMPUTED = 20.0  # ΔCq of a non-detect after LOD + 1 imputation (about)
@@ -333,6 +334,32 @@ def test_reml_matches_mixedlm_estimates():
     np.testing.assert_allclose(np.diag(ours["cov"]), np.diag(np.asarray(ref.cov_params())[:3, :3]), rtol=0.03)
 
 
+def test_reml_solves_once_per_variance_ratio(monkeypatch):
+    """One solve per log λ the 1-D search (and the τ² = 0 check) evaluates: the optimum's fit is not
+    computed again; the numbers those of a fresh solve at the optimum."""
+    import scipy.optimize
+
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(15), 3)
+    X = np.column_stack([np.ones(groups.size), rng.integers(0, 2, groups.size)])
+    y = X @ [1.0, 0.5] + rng.normal(0, 0.8, 15)[groups] + rng.normal(0, 0.5, groups.size)
+    searches, solves = [], []
+    minimize, solve = scipy.optimize.minimize_scalar, np.linalg.solve
+    monkeypatch.setattr(
+        scipy.optimize, "minimize_scalar", lambda *a, **k: searches.append(minimize(*a, **k)) or searches[-1]
+    )
+    monkeypatch.setattr(np.linalg, "solve", lambda *a: solves.append(1) or solve(*a))
+    fit = de.random_intercept_reml(y, X, groups)
+    monkeypatch.undo()
+    assert len(solves) == searches[0].nfev + 1  # + log λ = −30
+    lam = fit["tau2"] / fit["sigma2"]
+    w = lam / (1.0 + lam * np.bincount(groups))
+    S = np.column_stack([np.bincount(groups, weights=col) for col in X.T])
+    A = X.T @ X - (S * w[:, None]).T @ S
+    b = X.T @ y - S.T @ (w * np.bincount(groups, weights=y))
+    np.testing.assert_allclose(fit["beta"], np.linalg.solve(A, b), rtol=1e-12)
+
+
 def test_timepoints_lmm_failure_is_noted_not_raised():
     samples = pd.DataFrame(
         {
@@ -457,6 +484,26 @@ def test_run_differential_workers_give_the_same_tables(tmp_path):
         pd.testing.assert_frame_equal(two[name][0], table)
         assert two[name][1] == notes
     assert differential_workers._FORKED_JOB is None
+
+
+def _frozen_objects(frame, samples, spec, options, **params):
+    """A comparison that reports whether the process's collector has frozen (inherited) objects."""
+    import gc
+
+    return pd.DataFrame(), [str(gc.get_freeze_count() > 0)]
+
+
+def test_workers_leave_the_parents_objects_to_no_collection():
+    """The forked workers start with the parent's objects frozen (their collections do not touch,
+    so copy, those pages); the parent's are unfrozen again afterwards."""
+    import gc
+
+    by, samples = four_strategy_cohort()
+    job = (_frozen_objects, by, samples, [{"name": "x"}], None, {})
+    order = sorted(by)
+    results = differential_workers.each_strategy(job, order, workers=2)
+    assert [notes for ((_, notes),) in results] == [[f"[{s}] True"] for s in order]
+    assert gc.get_freeze_count() == 0
 
 
 def test_rows_with_a_strategy_are_the_assigned_table():
@@ -807,3 +854,48 @@ def test_strategy_workers_one_process_for_big_tables():
     assert de.strategy_workers(2, [small, big]) == 1
     assert de.strategy_workers(1, [small]) == 1
     assert de.strategy_workers(0, []) == 1
+
+
+def test_gene_rows_are_the_groupby_indices():
+    """gene_rows (from the _pair codes) = groupby(["strategy", "gene"], sort=True).indices: joined and
+    pooled rows, several strategies, missing ids (out of every group), no rows."""
+    from ctc_qpcr.differential_tables import _join_sheet, _pool, _Rows, gene_rows, pair_codes
+
+    by, samples = four_strategy_cohort()
+    table = pd.concat([t.assign(strategy=s) for s, t in by.items()], ignore_index=True)
+    table.loc[[3, 50, 700], "gene"] = np.nan
+    table.loc[[7, 900], "strategy"] = np.nan
+    sheet = samples.assign(sample=samples["sample"].astype(str), unit=samples["patient"].astype(str))
+    data, kept = _join_sheet(_Rows(table), sheet[["sample", "unit", "timepoint"]])
+    assert kept is not None and (data["_pair"] < 0).sum() == 5
+    data["on"] = data["detected"]
+    pooled = _pool(data, {"type": "timepoints", "column": "timepoint", "name": "t"}, [])
+    for frame in (data, pooled, data.iloc[::-3], data.iloc[:0]):
+        frame = frame.assign(_pair=pair_codes(frame["strategy"].to_numpy(), frame["gene"].to_numpy()))
+        ours, theirs = gene_rows(frame), frame.groupby(["strategy", "gene"], sort=True).indices
+        assert list(ours) == list(theirs)
+        for key, idx in theirs.items():
+            np.testing.assert_array_equal(ours[key], idx)
+            assert ours[key].dtype == idx.dtype
+    one = _Rows(by["ref"], "ref")  # one strategy: the genes' codes, in sorted order
+    assert np.array_equal(np.argsort(one.pair, kind="stable"), np.lexsort([by["ref"]["gene"].to_numpy()]))
+
+
+def test_comparisons_with_one_filter_share_the_off_calls(monkeypatch):
+    """The off calls of the joined rows are computed once per strategy and set of kept samples."""
+    from ctc_qpcr.differential_tables import _Rows
+
+    by, samples = four_strategy_cohort()
+    rows = _Rows(by["ref"], "ref")
+    specs = [de.validate_spec(s) for s in de.default_comparisons()[:2]]  # both: patients at T0
+    for spec in specs:
+        spec["pool"] = "none"
+    calls = []
+    monkeypatch.setattr(de, "call_on", lambda data, off_z: calls.append(len(data)) or de_call_on(data, off_z))
+    first, second = (de._prepare(rows, samples, spec, []) for spec in specs)
+    assert len(calls) == 1 and len(rows.on_calls) == 1
+    assert first["on"].equals(second["on"]) and first["on"].sum() < len(first)
+    monkeypatch.undo()
+    plain = de._prepare(by["ref"].assign(strategy="ref"), samples, specs[0], [])  # its own _Rows
+    pd.testing.assert_series_equal(plain["on"], first["on"])
+    assert plain["on"].equals(de.call_on(plain.drop(columns=["_pair", "on"])))

@@ -229,6 +229,7 @@ def test_hodges_lehmann_shift_is_the_full_estimate(monkeypatch, direct_max):
     from ctc_qpcr import stats as st
 
     monkeypatch.setattr(st, "HL_DIRECT_MAX", direct_max)
+    monkeypatch.setattr(st, "HL_SHIFT_DIRECT_MAX", direct_max)
     rng = np.random.default_rng(11)
     for i in range(60):
         a = rng.normal(0.0, 2.0, int(rng.integers(1, 700)))
@@ -315,3 +316,59 @@ def test_signed_rank_exact_is_scipy_exact_to_the_bit():
         assert stats._signed_rank_exact(d) == (float(ref.statistic), float(ref.pvalue))
         w = stats.wilcoxon_signed_rank(d, np.zeros_like(d))
         assert (w.statistic, w.p) == (float(ref.statistic), float(ref.pvalue))
+
+
+@pytest.mark.parametrize(
+    "cap, warm", [(4096, (64, 0.02)), (64, (64, 0.02)), (4096, (8, 0.0001)), (16, (4, 0.3))]
+)
+def test_pairwise_order_stats_one_band_or_one_rank_at_a_time(cap, warm):
+    """The middle order statistics by selection = those of all sorted differences, whether one band
+    holds both (``common_band``) or each rank is narrowed on its own (start too far or band too big)."""
+    from ctc_qpcr import stats_pairwise
+
+    rng = np.random.default_rng(23)
+    for i in range(30):
+        a = rng.normal(0.0, 2.0, int(rng.integers(2, 400)))
+        b = rng.gamma(2.0, 1.5, int(rng.integers(2, 400)))  # skewed: a subsample start can miss
+        if i % 3 == 1:
+            a, b = np.round(a, 1), np.round(b, 1)
+        if i % 3 == 2:  # bottom-tied non-detects: a large tie at difference 0
+            a[: a.size // 2], b[: b.size // 3] = 40.0, 40.0
+        d = np.sort((a[:, None] - b[None, :]).ravel())
+        ranks = sorted({(d.size - 1) // 2, d.size // 2})
+        found = stats_pairwise._pairwise_order_stats(a, b, ranks, cap=cap, warm=warm)
+        assert found == {r: float(d[r]) for r in ranks}
+
+
+def test_row_counts_are_the_counts_of_the_differences():
+    """_row_counts (searchsorted guess checked at ±inf sentinels) = counting the floating differences."""
+    from ctc_qpcr import stats_pairwise
+
+    rng = np.random.default_rng(29)
+    for i in range(50):
+        a = np.sort(rng.normal(0.0, 3.0, int(rng.integers(1, 200))))
+        b = rng.normal(0.0, 3.0, int(rng.integers(1, 200)))
+        if i % 2:
+            a, b = np.sort(np.round(a, 1)), np.round(b, 1)
+        b_asc = np.sort(b)
+        c = b_asc[::-1].copy()
+        diffs = a[:, None] - c[None, :]
+        for t in [*rng.choice(diffs.ravel(), 5), diffs.min() - 1.0, diffs.max() + 1.0]:
+            assert np.array_equal(stats_pairwise._row_counts(a, b_asc, c, float(t)), (diffs <= t).sum(axis=1))
+
+
+def test_common_band_thresholds_next_to_the_middle():
+    """Thresholds at the middle differences themselves: the band (L, H] must hold both middle ranks."""
+    from ctc_qpcr import stats_pairwise
+
+    rng = np.random.default_rng(31)
+    for n_a, n_b in [(120, 90), (121, 91)]:  # even and odd number of differences
+        a, b = rng.normal(size=n_a), rng.normal(size=n_b)
+        d = np.sort((a[:, None] - b[None, :]).ravel())
+        ranks = sorted({(d.size - 1) // 2, d.size // 2})
+        diffs = stats_pairwise._SortedDifferences(a, b)
+        for t in d[ranks[0] - 1 : ranks[-1] + 2]:  # counts ranks[0] ... ranks[-1] + 2
+            diffs.count(float(t))
+        L, H = diffs.common_band(ranks, cap=10)
+        assert (diffs.known[L][0], diffs.known[H][0]) == (ranks[0], ranks[-1] + 1)
+        assert diffs.kth_in_band(L, H, [r + 1 for r in ranks]) == [float(d[r]) for r in ranks]

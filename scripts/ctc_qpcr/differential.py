@@ -85,6 +85,7 @@ from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OF
     _pool,
     _Rows,
     call_on,
+    gene_rows,
 )
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
 from .differential_time import timepoints as _timepoints
@@ -217,14 +218,25 @@ def _prepare(
     sheet["unit"] = np.where(missing, sheet["sample"], patient.astype(str))
     sheet[spec["column"]] = sheet[spec["column"]].astype(object).where(sheet[spec["column"]].notna(), "")
     sheet[spec["column"]] = sheet[spec["column"]].astype(str).str.strip()
-    data = _join_sheet(rows, sheet)
+    data, kept = _join_sheet(rows, sheet)
     if "patient" not in data.columns:
         data["patient"] = data["sample"]
-    data["on"] = call_on(data, off_z)
+    data["on"] = _calls_on(rows, data, kept, off_z)
     if spec["pool"] == "patient":
         return _pool(data, spec, notes)
     data["detected_fraction"] = data["detected"].astype(float)
     return data
+
+
+def _calls_on(rows: _Rows, data: pd.DataFrame, kept: bytes | None, off_z: float | None) -> np.ndarray:
+    """:func:`call_on` of the joined rows, once per set of kept samples of a strategy (comparisons
+    with the same filter share it: the calls depend on the rows alone)."""
+    if kept is None:
+        return call_on(data, off_z).to_numpy()
+    key = (kept, off_z)
+    if key not in rows.on_calls:
+        rows.on_calls[key] = call_on(data, off_z).to_numpy()
+    return rows.on_calls[key]
 
 
 def _binary(
@@ -243,7 +255,7 @@ def _binary(
     """One row per strategy × gene: A (``in_a``) vs B (``in_b``). ``groups``: the row positions of
     each (strategy, gene), sorted (``data.groupby([...], sort=True).indices``; computed if None)."""
     if groups is None:
-        groups = data.groupby(["strategy", "gene"], sort=True).indices
+        groups = gene_rows(data)
     rows = []
     short_genes = []
     dcq = data["dcq"].to_numpy(float)
@@ -376,7 +388,7 @@ def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
             skipped.append(f"{site} ({n_yes} with / {n_no} without)")
             continue
         if groups is None:
-            groups = data.groupby(["strategy", "gene"], sort=True).indices
+            groups = gene_rows(data)
         rows += _binary(
             data,
             present,

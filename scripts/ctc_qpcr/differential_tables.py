@@ -110,7 +110,13 @@ def read_normalised(path) -> pd.DataFrame:
         strings_can_be_null=True,
     )
     try:
-        table = pcsv.read_csv(path, parse_options=pcsv.ParseOptions(delimiter="\t"), convert_options=convert)
+        # one thread: Arrow's reader threads cost CPU (≈ 25 %) and gave no wall time here (issue 17)
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(use_threads=False),
+            parse_options=pcsv.ParseOptions(delimiter="\t"),
+            convert_options=convert,
+        )
     except pa.ArrowInvalid:  # e.g. a detected cell that is not a boolean word: pandas decides
         table = None
     if table is None or table.column("detected").null_count:
@@ -148,6 +154,9 @@ class _Rows:
         self.finite = np.isfinite(self.columns["dcq"].astype(float))
         codes, uniques = pd.factorize(self.columns["sample"])
         self.sample_codes, self.samples = codes, pd.Index(uniques)
+        one_strategy = strategy is not None or "strategy" not in normalised.columns
+        self.pair = pair_codes(None if one_strategy else strategies, self.columns["gene"])
+        self.on_calls: dict[tuple, np.ndarray] = {}  # (rows kept, off_z) -> call_on (_prepare)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -161,24 +170,57 @@ class _Rows:
         return data
 
 
-def _join_sheet(rows: _Rows, sheet: pd.DataFrame) -> pd.DataFrame:
+def pair_codes(strategy: np.ndarray | None, gene: np.ndarray) -> np.ndarray:
+    """Each row's (strategy, gene) as one integer, in the sorted order of the pairs (−1: a missing
+    id); ``strategy`` None: one strategy. The groups of ``groupby(["strategy", "gene"], sort=True)``
+    without hashing the text columns again in each comparison (issue 17)."""
+    genes, names = pd.factorize(gene, sort=True)
+    if strategy is None:
+        return genes.astype(np.int64)
+    strategies = pd.factorize(strategy, sort=True)[0].astype(np.int64)
+    return np.where((strategies < 0) | (genes < 0), -1, strategies * max(len(names), 1) + genes)
+
+
+def gene_rows(data: pd.DataFrame) -> dict[tuple, np.ndarray]:
+    """``data.groupby(["strategy", "gene"], sort=True).indices`` (the row positions of each strategy ×
+    gene, both in ascending order) from the rows' ``_pair`` codes (:func:`pair_codes`) when the table
+    has them."""
+    if "_pair" not in data.columns:
+        return data.groupby(["strategy", "gene"], sort=True).indices
+    pair = data["_pair"].to_numpy()
+    if not pair.size:
+        return {}
+    order = np.argsort(pair, kind="stable")
+    first = np.flatnonzero(np.r_[True, pair[order][1:] != pair[order][:-1]])
+    strategy, gene = data["strategy"].to_numpy(), data["gene"].to_numpy()
+    groups = np.split(order, first[1:])
+    return {(strategy[idx[0]], gene[idx[0]]): idx for idx in groups if pair[idx[0]] >= 0}
+
+
+def _join_sheet(rows: _Rows, sheet: pd.DataFrame) -> tuple[pd.DataFrame, bytes | None]:
     """``rows.frame.merge(sheet, on="sample", how="inner")`` (rows in the table's order), then the
     rows with a finite ΔCq; the index is the row's position in the join, as filtering the merged
-    frame gives.
+    frame gives. ``_pair``: the rows' :func:`pair_codes`. Also which samples were kept (None: not
+    known), the key of what depends on the rows alone (:func:`call_on`).
 
     With one sheet row per sample (the samples sheet's rule) the join is a lookup of each
     distinct sample in the sheet: no hash join of sample × gene × strategy string keys."""
     if not sheet["sample"].is_unique:
         joined = rows.frame.merge(sheet, on="sample", how="inner")
-        return joined[np.isfinite(joined["dcq"].astype(float))]
-    where = pd.Index(sheet["sample"]).get_indexer(rows.samples)[rows.sample_codes]
+        joined = joined[np.isfinite(joined["dcq"].astype(float))]
+        pair = pair_codes(joined["strategy"].to_numpy(), joined["gene"].to_numpy())
+        return joined.assign(_pair=pair), None
+    where_sample = pd.Index(sheet["sample"]).get_indexer(rows.samples)
+    where = where_sample[rows.sample_codes]
     keep = where >= 0
     take = np.flatnonzero(keep & rows.finite)
     index = pd.Index(np.flatnonzero(rows.finite[keep]))
     sheet_rows = where[take]
     columns = {col: values[take] for col, values in rows.columns.items()}
     columns.update({col: sheet[col].to_numpy()[sheet_rows] for col in sheet.columns if col != "sample"})
-    return pd.DataFrame(columns, index=index, copy=False)  # fresh arrays: no copy, no consolidation
+    columns["_pair"] = rows.pair[take]
+    data = pd.DataFrame(columns, index=index, copy=False)  # fresh arrays: no copy, no consolidation
+    return data, np.packbits(where_sample >= 0).tobytes()
 
 
 def _empty(extra: list[str]) -> pd.DataFrame:
@@ -219,12 +261,13 @@ def call_on(data: pd.DataFrame, off_z: float | None = OFF_Z) -> pd.Series:
     if not off_z:
         return pd.Series(det, index=data.index)
     level = data["dcq"].where(data["detected"])
-    # one number per strategy × gene: the groups of the two text columns, each hashed once
-    # (a missing id stays out of every group, as in a groupby on the text columns)
-    s_codes = pd.factorize(data["strategy"])[0].astype(np.int64)
-    g_codes, g_uniques = pd.factorize(data["gene"])
-    pair = (s_codes * max(len(g_uniques), 1) + g_codes).astype(float)
-    keys = pd.Series(np.where((s_codes < 0) | (g_codes < 0), np.nan, pair), index=data.index)
+    # one number per strategy × gene (a missing id stays out of every group, as in a groupby on
+    # the text columns): the rows' _pair codes, or the groups of the two text columns
+    if "_pair" in data.columns:
+        pair = data["_pair"].to_numpy()
+    else:
+        pair = pair_codes(data["strategy"].to_numpy(), data["gene"].to_numpy())
+    keys = pd.Series(np.where(pair < 0, np.nan, pair.astype(float)), index=data.index)
     med = level.groupby(keys).transform("median")
     mad = (level - med).abs().groupby(keys).transform("median")
     sd = np.maximum(1.4826 * mad.to_numpy(float), OFF_MIN_SD)
@@ -238,7 +281,7 @@ def _pool(data: pd.DataFrame, spec: dict, notes: list[str]) -> pd.DataFrame:
     by = ["strategy", "gene", "unit"]
     if spec["type"] == "timepoints":
         by.append(spec["column"])
-    labels = [c for c in data.columns if c not in by + ["sample", "dcq", "detected", "on"]]
+    labels = [c for c in data.columns if c not in by + ["sample", "dcq", "detected", "on", "_pair"]]
     data = data.assign(_level=data["dcq"].where(data["on"]))
     grouped = data.groupby(by, sort=True)
     pooled = grouped.agg(
@@ -266,6 +309,7 @@ def _pool(data: pd.DataFrame, spec: dict, notes: list[str]) -> pd.DataFrame:
             )
         pooled[col] = grouped[col].first()
     data = pooled.reset_index()
+    data["_pair"] = pair_codes(data["strategy"].to_numpy(), data["gene"].to_numpy())
     if (data["n_samples"] > 1).any():
         notes.append(
             f"{spec['name']}: pooled several samples per patient: detection = share of the "

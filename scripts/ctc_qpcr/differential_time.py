@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .differential_tables import EXTRA_TIME, _empty, _finish
+from .differential_tables import EXTRA_TIME, _empty, _finish, gene_rows
 from .normalise_cells import stripped_str
 
 # --------------------------------------------------------------------------------------------
@@ -56,26 +56,29 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
     if n - p < 1 or np.linalg.matrix_rank(xtx) < p:
         raise np.linalg.LinAlgError("fixed-effect design is rank deficient")
 
-    def pieces(lam: float):
-        w = lam / (1.0 + lam * n_i)
-        A = xtx - (S * w[:, None]).T @ S
-        b = xty - S.T @ (w * t)
-        beta = np.linalg.solve(A, b)
-        rss = yty - float(np.sum(w * t * t)) - float(b @ beta)
-        return A, beta, max(rss, 1e-300) / (n - p)
+    seen: dict[float, tuple] = {}  # log λ -> pieces: the optimum's are not computed twice (issue 17)
+
+    def pieces(log_lam: float):
+        if log_lam not in seen:
+            lam = math.exp(log_lam)
+            w = lam / (1.0 + lam * n_i)
+            A = xtx - (S * w[:, None]).T @ S
+            b = xty - S.T @ (w * t)
+            beta = np.linalg.solve(A, b)
+            rss = yty - float((w * t * t).sum()) - float(b @ beta)
+            seen[log_lam] = A, beta, max(rss, 1e-300) / (n - p), lam
+        return seen[log_lam]
 
     def objective(log_lam: float) -> float:
-        lam = math.exp(log_lam)
-        A, _, sigma2 = pieces(lam)
+        A, _, sigma2, lam = pieces(log_lam)
         logdet_a = np.linalg.slogdet(A)[1]
-        return 0.5 * ((n - p) * math.log(sigma2) + float(np.sum(np.log1p(lam * n_i))) + logdet_a)
+        return 0.5 * ((n - p) * math.log(sigma2) + float(np.log1p(lam * n_i).sum()) + logdet_a)
 
     opt = minimize_scalar(objective, bounds=(-20.0, 12.0), method="bounded", options={"xatol": 1e-8})
     log_lam = float(opt.x)
     if objective(-30.0) <= opt.fun:  # boundary τ² = 0 at least as good
         log_lam = -30.0
-    lam = math.exp(log_lam)
-    A, beta, sigma2 = pieces(lam)
+    A, beta, sigma2, lam = pieces(log_lam)
     cov = sigma2 * np.linalg.inv(A)
     return {
         "beta": beta,
@@ -338,7 +341,7 @@ def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_de
     ctx = {"spec": spec, "n_tp": len(tps), "with_group": with_group, "do_paired": do_paired, "do_lmm": do_lmm,
            "engine": lmm_engine, "min_detected": min_detected}  # fmt: skip
     rows, problems = [], []
-    for (strategy, gene), idx in data.groupby(["strategy", "gene"], sort=True).indices.items():
+    for (strategy, gene), idx in gene_rows(data).items():
         row = _time_row(gene, strategy, idx, arr, ctx)
         if row.get("lmm_reason") and not row["lmm_reason"].startswith(("not detected", "fewer than")):
             problems.append(

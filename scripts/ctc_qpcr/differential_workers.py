@@ -7,6 +7,7 @@ give the tables and notes of one process (issue 17).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
@@ -64,9 +65,11 @@ def each_strategy(job: tuple, order: list[str], workers: int) -> list:
     _load_before_fork(job[3])
     global _FORKED_JOB
     _FORKED_JOB = job
+    gc.freeze()  # the parent's objects out of the workers' collections: no copy of their pages
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             return list(pool.map(_forked_strategy, order))
     finally:
+        gc.unfreeze()
         _FORKED_JOB = None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special as _sp
 
+from .stats_pairwise import _pairwise_order_stats
 from .stats_signed_rank import _average_ranks, _rank_sum_exact_p, _signed_rank_exact, _signed_rank_normal
 
 ArrayLike = Sequence[float] | np.ndarray
@@ -164,141 +165,6 @@ class MannWhitneyResult:
 HL_DIRECT_MAX = 60_000
 
 
-def _row_counts(a: np.ndarray, b_asc: np.ndarray, c: np.ndarray, t: float) -> np.ndarray:
-    """Per ``a_i`` (ascending), how many ``fl(a_i − c_j) ≤ t`` with ``c`` = ``b`` descending.
-
-    Row ``i`` of the difference matrix ``a_i − c_j`` is non-decreasing in ``j`` (floating
-    subtraction is monotone), so the count is a prefix length. A ``searchsorted`` guess is
-    checked on the floating differences themselves at the prefix boundary, and the rare row
-    where rounding put the guess off is recounted exactly: the counts are those of the
-    materialised differences, bit for bit.
-    """
-    nb = c.size
-    g = nb - np.searchsorted(b_asc, a - t, side="left")
-    below = np.maximum(g - 1, 0)
-    above = np.minimum(g, nb - 1)
-    ok = ((g == 0) | (a - c[below] <= t)) & ((g == nb) | (a - c[above] > t))
-    bad = np.flatnonzero(~ok)
-    step = max(1, (1 << 20) // max(nb, 1))  # recount exactly, ≤ 1M differences at a time
-    for start in range(0, bad.size, step):
-        rows = bad[start : start + step]
-        g[rows] = ((a[rows, None] - c[None, :]) <= t).sum(axis=1)
-    return g
-
-
-def _pairwise_order_stats(
-    a: np.ndarray, b: np.ndarray, ranks: list[int], cap: int, warm: tuple[int, float] = (128, 0.03)
-) -> dict[int, float]:
-    """The order statistics ``ranks`` (0-based) of the ``n_a·n_b`` differences ``a_i − b_j``, exactly.
-
-    Deterministic selection in the sorted difference matrix (rows ``a_i − c_j`` with ``c``
-    = ``b`` descending are non-decreasing): for each rank keep thresholds ``L < H`` with
-    ``count(≤ L) ≤ rank < count(≤ H)`` (counts by :func:`_row_counts`, O(n log n) each),
-    start from the quantiles of a fixed strided subsample of the sorted values, narrow by
-    interpolation on the counts alternating with bisection until at most ``cap``
-    differences lie in ``(L, H]``, then materialise only those and ``np.partition``
-    them (``warm``: subsample size per group and the quantile half-width of the start; they
-    change the path, not the values). A value tied more than ``cap`` times (e.g. bottom-tied
-    non-detects in both groups: difference 0) is detected and returned directly. Memory O(n_a + n_b + cap);
-    the values are those of sorting all differences.
-    """
-    diffs = _SortedDifferences(a, b)
-    diffs.warm_start(ranks, *warm)
-    out: dict[int, float] = {}
-    for r in ranks:
-        k = r + 1
-        L, H, result = diffs.narrow(k, cap)
-        out[r] = diffs.kth_in_band(L, H, k) if result is None else result
-    return out
-
-
-class _SortedDifferences:
-    """The ``n_a·n_b`` differences ``a_i − b_j`` as a sorted matrix, never materialised
-    (Hodges–Lehmann CI, docs/methods.md §6): counts ``≤ t`` per row, memoised by threshold in ``known``
-    (threshold -> (count ≤ threshold, per-row counts))."""
-
-    def __init__(self, a: np.ndarray, b: np.ndarray):
-        self.a = np.sort(a)
-        self.b_asc = np.sort(b)
-        self.c = self.b_asc[::-1].copy()
-        na, nb = self.a.size, self.c.size
-        self.n_pairs = na * nb
-        lo0 = float(np.nextafter(self.a[0] - self.c[0], -np.inf))
-        self.known: dict[float, tuple[int, np.ndarray]] = {
-            lo0: (0, np.zeros(na, dtype=np.intp)),
-            float(self.a[-1] - self.c[-1]): (self.n_pairs, np.full(na, nb, dtype=np.intp)),
-        }
-
-    def count(self, t: float) -> int:
-        """Number of differences ≤ ``t`` (and remember the per-row counts)."""
-        if t not in self.known:
-            p = _row_counts(self.a, self.b_asc, self.c, t)
-            self.known[t] = (int(p.sum()), p)
-        return self.known[t][0]
-
-    def warm_start(self, ranks: list[int], m: int = 128, spread: float = 0.03) -> None:
-        """Count at the quantiles ``q ± spread`` of the differences of a strided subsample (≤ m × m)."""
-        na, nb = self.a.size, self.b_asc.size
-        sa = self.a[np.linspace(0, na - 1, min(m, na)).round().astype(int)]
-        sb = self.b_asc[np.linspace(0, nb - 1, min(m, nb)).round().astype(int)]
-        sub = np.sort((sa[:, None] - sb[None, :]).ravel())
-        for r in ranks:
-            q = (r + 0.5) / self.n_pairs
-            for qq in (q - spread, q + spread):
-                if 0.0 < qq < 1.0:
-                    self.count(float(sub[int(qq * (sub.size - 1))]))
-
-    def narrow(self, k: int, cap: int) -> tuple[float, float, float | None]:
-        """Thresholds ``L < H`` with ``count(≤ L) < k ≤ count(≤ H)`` and at most ``cap``
-        differences in ``(L, H]``: interpolation on the counts alternating with bisection.
-        The third value is the k-th difference itself when a tie larger than ``cap`` (or
-        adjacent doubles) settles it."""
-        known = self.known
-        ts = sorted(known)
-        L = max(t for t in ts if known[t][0] < k)
-        H = min(t for t in ts if known[t][0] >= k)
-        for step in range(4000):
-            cL, cH = known[L][0], known[H][0]
-            if cH - cL <= cap:
-                break
-            if step % 2 == 0:
-                frac = min(max((k - cL) / (cH - cL), 0.01), 0.99)
-                t = L + frac * (H - L)
-            else:
-                t = L + (H - L) / 2.0
-            if not (L < t < H):
-                t = L + (H - L) / 2.0
-                if not (L < t < H):  # adjacent doubles: every difference in (L, H] equals H
-                    return L, H, H
-            before = known[H][0] - known[L][0]
-            if self.count(t) >= k:
-                p = known[t][1]
-                rows = p > 0
-                top = float((self.a[rows] - self.c[p[rows] - 1]).max())  # the largest difference ≤ t
-                known.setdefault(top, known[t])
-                H = top
-            else:
-                L = t
-            if (known[H][0] - known[L][0]) * 2 > before:
-                # slow progress: maybe a large tie at H (bottom-tied non-detects); count the
-                # differences < H: if fewer than k, the k-th difference is H itself
-                below = float(np.nextafter(H, -np.inf))
-                if self.count(below) < k:
-                    return L, H, H
-                H = below if below > L else H
-        return L, H, None
-
-    def kth_in_band(self, L: float, H: float, k: int) -> float:
-        """Materialise only the differences in ``(L, H]`` and ``np.partition`` them."""
-        (cL, pL), (_, pH) = self.known[L], self.known[H]
-        lengths = pH - pL
-        rows = np.repeat(np.arange(self.a.size), lengths)
-        starts = np.repeat(pL - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-        band = self.a[rows] - self.c[starts + np.arange(int(lengths.sum()))]
-        j = k - cL - 1
-        return float(np.partition(band, j)[j])
-
-
 def hodges_lehmann(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> tuple[float, float, float]:
     """Hodges–Lehmann shift ``median(a_i − b_j)`` with its distribution-free CI.
 
@@ -331,21 +197,26 @@ def hodges_lehmann(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> tuple[floa
     return est, value[k - 1], value[n_pairs - k]
 
 
+#: :func:`hodges_lehmann_shift` materialises the differences up to this many (selection is cheaper above).
+HL_SHIFT_DIRECT_MAX = 8192
+
+
 def hodges_lehmann_shift(a: ArrayLike, b: ArrayLike) -> float:
     """``hodges_lehmann(a, b)[0]`` (the shift ``median(a_i − b_j)``) without its CI: only the one or two
-    middle order statistics are selected, from a smaller start (32 × 32 subsample), so the same
-    value for about half the work (issue 17: the differential table reports the shift only)."""
+    middle order statistics are selected, both in one band from a close start (64 × 64 subsample,
+    quantiles ± 0.02), so the same value for a fraction of the work (issue 17: the differential
+    table reports the shift only). Up to :data:`HL_SHIFT_DIRECT_MAX` differences they are sorted."""
     a, b = _clean(a), _clean(b)
     if a.size == 0 or b.size == 0:
         return math.nan
     n_pairs = a.size * b.size
     mid = [(n_pairs - 1) // 2, n_pairs // 2]
     ranks = sorted(set(mid))
-    if n_pairs <= HL_DIRECT_MAX:
+    if n_pairs <= HL_SHIFT_DIRECT_MAX:
         d = np.partition((a[:, None] - b[None, :]).ravel(), ranks)
         value = {r: float(d[r]) for r in ranks}
-    else:
-        value = _pairwise_order_stats(a, b, ranks, cap=max(2 * (a.size + b.size), 4096), warm=(32, 0.05))
+    else:  # a start close enough for one band of ≤ n/16 differences to hold both middle ranks, mostly
+        value = _pairwise_order_stats(a, b, ranks, cap=max(n_pairs // 16, 4096), warm=(64, 0.02))
     return float(np.mean([value[mid[0]], value[mid[1]]])) if mid[0] != mid[1] else value[mid[0]]
 
 
