@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctc_qpcr.rowkeys import as_text, joint_codes, left_lookup, own_frame, set_at, sorted_rows
+from ctc_qpcr.rowkeys import as_text, joint_codes, left_lookup, own_frame, set_at, sorted_rows, text_is
 
 
 def _frames(seed: int = 0):
@@ -98,3 +98,10 @@ def test_audit_flags_joined_per_well_as_a_grouped_sum():
     want = [joined.get((p, w), np.nan) for p, w in table.itertuples(index=False)]
     assert [("NA" if pd.isna(v) else v) for v in got] == [("NA" if pd.isna(v) else v) for v in want]
     assert pd.isna(_WellRows(table).joined_flags(wf.iloc[:0])).all()
+
+
+def test_text_is_matches_pandas_comparison():
+    values = pd.Series(["CALC", "", None, np.nan, "calc", "CALC "], dtype=object)
+    for text in ("CALC", ""):
+        assert text_is(values, text).tolist() == (values == text).tolist()
+        assert (~text_is(values, text)).tolist() == (values != text).tolist()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .rowkeys import text_is
+
 #: Preprocessing flags that remove a well's value from the cells table.
 EXCLUDING_FLAGS = frozenset(
     {"HIGHDNA", "HIGHSD", "VPA_EXPFAIL", "VPA_MISSING", "VP_NO_GDNA_REF", "GRUBBS_OUTLIER", "ND"}
@@ -131,8 +133,8 @@ def summarise_audit(audit: pd.DataFrame) -> pd.DataFrame:
     if not len(audit):
         return pd.DataFrame()
     keys = ["batch", "plate"]
-    kept = (audit["fate"] == "kept").to_numpy()
-    excluded = (audit["fate"] == "excluded").to_numpy()
+    kept = text_is(audit["fate"], "kept")
+    excluded = text_is(audit["fate"], "excluded")
     frame = audit[keys].assign(
         read=1,
         kept=kept.astype(np.int64),

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .chip_options import ReplicateOptions
 from .errors import ConfigError
+from .rowkeys import text_is
 from .wells import CALC, LOWSIGNAL, NOAMP
 
 CELL_KEYS = ["plate", "sample", "assay"]
@@ -75,7 +76,9 @@ def grubbs_outliers(
 def use_from_state(state: pd.Series) -> pd.Series:
     """Default ``use`` of a well from its state (CALC → value, NOAMP/LOWSIGNAL → nondetect, else excluded)."""
     return pd.Series(
-        np.where(state == CALC, "value", np.where(state.isin([NOAMP, LOWSIGNAL]), "nondetect", "excluded")),
+        np.where(
+            text_is(state, CALC), "value", np.where(state.isin([NOAMP, LOWSIGNAL]), "nondetect", "excluded")
+        ),
         index=state.index,
     )
 
@@ -113,7 +116,7 @@ def summarise_replicates(
     use = m["use"] if "use" in m.columns else use_from_state(m["state"])
     # Integer cell ids in order of first appearance (the text keys are grouped once).
     cid = m.groupby(by, sort=False).ngroup().to_numpy()
-    value = (use == "value").to_numpy()
+    value = text_is(use, "value")
     base = pd.DataFrame(
         {"_cid": cid, "_value": value, "_answer": use.isin(["value", "nondetect"]).to_numpy()}
     )

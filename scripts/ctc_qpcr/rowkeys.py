@@ -99,3 +99,9 @@ def set_at(w: pd.DataFrame, col: str, at: np.ndarray, values: np.ndarray) -> Non
     column = w[col].to_numpy(copy=True)
     column[at] = values
     w[col] = column
+
+
+def text_is(values: pd.Series | np.ndarray, text: str) -> np.ndarray:
+    """``(values == text).to_numpy()`` by numpy's comparison of the object array: a few times
+    faster than pandas' on a text column (missing values are never equal, as in pandas)."""
+    return np.asarray(values, dtype=object) == text

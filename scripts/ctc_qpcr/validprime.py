@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .chip_options import ValidPrimeOptions
-from .rowkeys import joint_codes, left_lookup
+from .rowkeys import joint_codes, left_lookup, text_is
 from .wells import CALC, EXPFAIL, LOWSIGNAL, NOAMP
 
 # Cell-level outcome labels (vp_grade column of the Cells table and flags).
@@ -158,7 +158,7 @@ def validate_assays(
     if gdna_unit not in ("sample", "well"):
         raise ValueError(f"gdna_unit must be 'sample' or 'well', not {gdna_unit!r}")
     gdna_samples = set(map(str, gdna_samples))
-    all_assays = wells.loc[wells["assay"] != vpa_assay, ["plate", "assay"]].drop_duplicates()
+    all_assays = wells.loc[~text_is(wells["assay"], vpa_assay), ["plate", "assay"]].drop_duplicates()
     if goi_assays is not None:
         all_assays = all_assays[all_assays["assay"].isin(set(goi_assays))]
     g = wells[wells["sample"].isin(gdna_samples)].copy()
@@ -527,7 +527,7 @@ def apply_validprime(
     :func:`correct` added, plus ``vpa_cq``, ``vpa_state``; ``VPA_UNPAIRED`` is added
     to ``vp_flag`` where a replicate had no VPA well of its own.
     """
-    vpa_wells = wells[wells["assay"] == vpa_assay]
+    vpa_wells = wells[text_is(wells["assay"], vpa_assay)]
     vpa_wells = vpa_wells[vpa_wells["sample"].isin(set(measurements["sample"]))]
     vp = pair_vpa(measurements, vpa_wells, mode=mode)
     ref = left_lookup(
@@ -547,8 +547,8 @@ def apply_validprime(
     )
     res.index = measurements.index
     if mode == "replicate":
-        graded = (res["vp_grade"] != "") & ~res["vp_grade"].isin(["A+", "A++", "A+++"])
-        unpaired = (~vp["vpa_paired"] & (vp["vpa_state"] != "") & graded).to_numpy()
+        graded = ~text_is(res["vp_grade"], "") & ~res["vp_grade"].isin(["A+", "A++", "A+++"]).to_numpy()
+        unpaired = ~vp["vpa_paired"].to_numpy() & ~text_is(vp["vpa_state"], "") & graded
         current = res.loc[unpaired, "vp_flag"]
         res.loc[unpaired, "vp_flag"] = np.where(current == "", VPA_UNPAIRED, current + ";" + VPA_UNPAIRED)
     out = measurements.copy(deep=False)  # columns are added, none written into
