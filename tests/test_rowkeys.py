@@ -105,3 +105,13 @@ def test_text_is_matches_pandas_comparison():
     for text in ("CALC", ""):
         assert text_is(values, text).tolist() == (values == text).tolist()
         assert (~text_is(values, text)).tolist() == (values != text).tolist()
+
+
+def test_joint_codes_of_integer_columns_as_of_their_text():
+    """Integer key columns are factorised as integers: the codes are those of the same keys as text."""
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 5, 40), rng.integers(0, 5, 25)
+    x, y = rng.choice(["S01", "S02", "S03"], 40), rng.choice(["S01", "S02", "S03"], 25)
+    ints = joint_codes([a, x], [b, y])
+    texts = joint_codes([a.astype(str).astype(object), x], [b.astype(str).astype(object), y])
+    assert all((i == t).all() for i, t in zip(ints, texts, strict=True))

@@ -446,7 +446,8 @@ def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame,
     %gDNA, worst ValidPrime grade and distinct ValidPrime flags.
     """
     w.loc[~text_is(w["use"], "value"), "cq"] = np.nan
-    cells, outliers = reps.summarise_replicates(w, o, grubbs_alpha=GRUBBS_ALPHA)
+    cid = w.groupby(KEYS, sort=False).ngroup().to_numpy()  # cell ids, in order of first appearance
+    cells, outliers = reps.summarise_replicates(w, o, grubbs_alpha=GRUBBS_ALPHA, cell_ids=cid)
     flags = None
     if len(outliers):
         ow = w.loc[outliers]
@@ -454,16 +455,15 @@ def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame,
             flag="GRUBBS_OUTLIER", reason="cq=" + ow["cq"].round(3).astype(str)
         )
         w.loc[outliers, "use"] = "excluded"
-    return _cell_attributes(cells, w), flags
+    return _cell_attributes(cells, w, cid), flags
 
 
-def _cell_attributes(cells: pd.DataFrame, w: pd.DataFrame) -> pd.DataFrame:
+def _cell_attributes(cells: pd.DataFrame, w: pd.DataFrame, cid: np.ndarray) -> pd.DataFrame:
     """Per cell: its wells' batch/kind/gene/role, mean offsets and %gDNA, worst grade, distinct VP flags.
 
-    The wells are grouped once (integer cell ids in order of first appearance, the
-    order :func:`replicates.summarise_replicates` gives the cells).
+    ``cid``: the wells' integer cell ids in order of first appearance (the order
+    :func:`replicates.summarise_replicates` gives the cells).
     """
-    cid = w.groupby(KEYS, sort=False).ngroup().to_numpy()
     first = np.zeros(len(w), dtype=bool)
     first[np.unique(cid, return_index=True)[1]] = True
     attrs = w.loc[first, [*KEYS, "batch", "kind", "gene", "role"]].reset_index(drop=True)

@@ -90,6 +90,7 @@ def summarise_replicates(
     by=CELL_KEYS,
     value_col: str = "cq",
     grubbs_alpha: float = 0.05,
+    cell_ids: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.Index]:
     """Average technical replicates per cell (§3.2).
 
@@ -102,7 +103,8 @@ def summarise_replicates(
     NaN if none), ``n_wells``, ``n_replicates``, ``n_detected``,
     ``replicate_delta`` (max − min of the used values), ``replicate_sd`` (SD,
     n − 1) and ``flags`` (``;``-joined, sorted); ``outliers`` holds the index
-    labels of wells removed by Grubbs.
+    labels of wells removed by Grubbs. ``cell_ids``: ``measurements.groupby(by, sort=False).ngroup()``
+    when the caller has it (the text keys grouped once for both).
     """
     if options.outliers not in ("none", "grubbs", "median"):
         raise ConfigError(
@@ -115,7 +117,7 @@ def summarise_replicates(
     m = measurements
     use = m["use"] if "use" in m.columns else use_from_state(m["state"])
     # Integer cell ids in order of first appearance (the text keys are grouped once).
-    cid = m.groupby(by, sort=False).ngroup().to_numpy()
+    cid = m.groupby(by, sort=False).ngroup().to_numpy() if cell_ids is None else cell_ids
     value = text_is(use, "value")
     base = pd.DataFrame(
         {"_cid": cid, "_value": value, "_answer": use.isin(["value", "nondetect"]).to_numpy()}

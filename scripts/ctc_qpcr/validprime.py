@@ -335,7 +335,7 @@ def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str) 
     if mode == "replicate" and not measurements.empty:
         m_key = replicate_key(measurements, ["plate", "sample", "assay"]).to_numpy(dtype=object)
         v_key = replicate_key(vpa_wells, ["plate", "sample", "assay"]).to_numpy(dtype=object)
-        mk, vk = joint_codes([*m_cols, m_key], [*v_cols, v_key])
+        mk, vk = joint_codes([m_code, m_key], [v_code, v_key])  # (plate, sample) by its codes
         per_key = _state_summary(vpa_wells, vk, int(max(mk.max(initial=-1), vk.max(initial=-1))) + 1)
         paired = per_key["state"][mk] != ""
         vpa_cq = np.where(paired, per_key["cq"][mk], vpa_cq)
