@@ -6,7 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctc_qpcr.rowkeys import as_text, joint_codes, left_lookup, own_frame, set_at, sorted_rows, text_is
+from ctc_qpcr.rowkeys import (
+    as_text,
+    distinct,
+    joint_codes,
+    left_lookup,
+    own_frame,
+    set_at,
+    sorted_rows,
+    text_is,
+)
 
 
 def _frames(seed: int = 0):
@@ -115,3 +124,8 @@ def test_joint_codes_of_integer_columns_as_of_their_text():
     ints = joint_codes([a, x], [b, y])
     texts = joint_codes([a.astype(str).astype(object), x], [b.astype(str).astype(object), y])
     assert all((i == t).all() for i, t in zip(ints, texts, strict=True))
+
+
+def test_distinct_is_the_set_of_a_text_column():
+    values = pd.Series(["P2", "P1", "P2", "", "P10"] * 3, dtype=object)
+    assert distinct(values) == set(values) and distinct(values.to_numpy()[:0]) == set()

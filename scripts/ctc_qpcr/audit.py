@@ -71,9 +71,13 @@ class _WellRows:
         n_flags = len(texts)
         pairs = np.unique((plate.astype(np.int64) * self.n_wells + well) * n_flags + codes)
         key, flag = pairs // n_flags, pairs % n_flags
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        parts = (";" + pd.Series(texts, dtype=object)).to_numpy(dtype=object)[flag]
-        joined = np.array([text[1:] for text in np.add.reduceat(parts, starts)], dtype=object)
+        first = np.r_[True, key[1:] != key[:-1]]
+        starts = np.flatnonzero(first)
+        plain = np.asarray(texts, dtype=object)
+        parts = np.where(
+            first, plain[flag], (";" + pd.Series(plain, dtype=object)).to_numpy(dtype=object)[flag]
+        )
+        joined = np.add.reduceat(parts, starts)  # each well's flags, the first without a leading ";"
         at = pd.Index(key[starts]).get_indexer(self.keys)
         hit = at >= 0
         out[hit] = joined[at[hit]]

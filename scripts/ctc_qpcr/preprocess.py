@@ -44,7 +44,7 @@ from .chip_options import (
     ValidPrimeOptions,
     chip_options,
 )
-from .rowkeys import as_text, joint_codes, own_frame, set_at, sorted_rows, text_is
+from .rowkeys import as_text, distinct, joint_codes, own_frame, set_at, sorted_rows, text_is
 from .wells import CALC, assign_states, states_current
 
 CELL_COLUMNS = [
@@ -158,7 +158,7 @@ def preprocess_batch(
 
 
 def _batch_name(w: pd.DataFrame, batch: str) -> str:
-    names = sorted(set(w["batch"].astype(str))) if "batch" in w.columns and len(w) else []
+    names = sorted(distinct(w["batch"].astype(str))) if "batch" in w.columns and len(w) else []
     return ", ".join(n for n in names if n) or batch
 
 
@@ -339,8 +339,8 @@ def validprime_setup(
     note says why not. GOI cells of chips without gDNA references are flagged
     ``VP_NO_GDNA_ON_PLATE`` (in place).
     """
-    vp_assays = sorted(set(w.loc[text_is(w["role"], "validprime"), "assay"]))
-    gdna_samples = sorted(set(w.loc[text_is(w["kind"], "gdna"), "sample"]))
+    vp_assays = sorted(distinct(w.loc[text_is(w["role"], "validprime"), "assay"]))
+    gdna_samples = sorted(distinct(w.loc[text_is(w["kind"], "gdna"), "sample"]))
     if not o.activate:
         notes.append("ValidPrime switched off (validprime.activate: false)")
         return None
@@ -354,7 +354,7 @@ def validprime_setup(
     if len(vp_assays) > 1:
         notes.append(f"several validprime assays ({', '.join(vp_assays)}): using {vpa}")
     vpa_lod = design.assay_lod.get(vpa, lod)
-    goi_assays = sorted(set(w.loc[w["role"].isin(["target", "reference"]), "assay"]))
+    goi_assays = sorted(distinct(w.loc[w["role"].isin(["target", "reference"]).to_numpy(), "assay"]))
     copies = {s: design.sample_qty.get(s, np.nan) for s in gdna_samples}
     table = vp.validate_assays(
         w,
@@ -366,11 +366,11 @@ def validprime_setup(
         gdna_unit="sample",
         gdna_copies=copies,
     )
-    gdna_plates = frozenset(w.loc[text_is(w["kind"], "gdna"), "plate"])
+    gdna_plates = frozenset(distinct(w.loc[text_is(w["kind"], "gdna"), "plate"]))
     table = table[table["plate"].isin(gdna_plates)]
     table.insert(2, "gene", table["assay"].map(design.gene_of).fillna(table["assay"]))
     goi_mask = w["kind"].isin(STUDY_KINDS) & w["role"].isin(["target", "reference"])
-    no_gdna = sorted(set(w["plate"]) - gdna_plates)
+    no_gdna = sorted(distinct(w["plate"]) - gdna_plates)
     if no_gdna:
         notes.append(
             f"no gDNA reference on chip(s) {', '.join(no_gdna)}: ValidPrime not applied there "

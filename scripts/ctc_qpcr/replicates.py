@@ -208,7 +208,7 @@ def _design_of(counts: pd.DataFrame, expected: int | None) -> pd.Series:
 
 
 def _design_counts(wells: pd.DataFrame) -> pd.DataFrame:
-    study = wells[wells["kind"].isin(DESIGN_KINDS).to_numpy()]
+    study = wells.loc[wells["kind"].isin(DESIGN_KINDS).to_numpy(), CELL_KEYS]  # the keys, not every column
     return study.groupby(CELL_KEYS, sort=True).size().rename("n_wells").reset_index()
 
 

@@ -112,3 +112,9 @@ def text_is(values: pd.Series | np.ndarray, text: str) -> np.ndarray:
     """``(values == text).to_numpy()`` by numpy's comparison of the object array: a few times
     faster than pandas' on a text column (missing values are never equal, as in pandas)."""
     return np.asarray(values, dtype=object) == text
+
+
+def distinct(values: pd.Series | np.ndarray) -> set:
+    """``set(values)`` of a text column, found by pandas' hash table rather than a Python set of
+    every cell (missing values, if any, count once)."""
+    return set(pd.unique(np.asarray(values, dtype=object)))
