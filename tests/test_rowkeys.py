@@ -12,6 +12,7 @@ from ctc_qpcr.rowkeys import (
     joint_codes,
     left_lookup,
     own_frame,
+    pick_text,
     set_at,
     sorted_rows,
     text_is,
@@ -129,3 +130,11 @@ def test_joint_codes_of_integer_columns_as_of_their_text():
 def test_distinct_is_the_set_of_a_text_column():
     values = pd.Series(["P2", "P1", "P2", "", "P10"] * 3, dtype=object)
     assert distinct(values) == set(values) and distinct(values.to_numpy()[:0]) == set()
+
+
+def test_pick_text_is_numpy_select_as_python_strings():
+    x = np.array([0.5, 2.0, np.nan, 30.0, 70.0])
+    conditions = [x < 1, x < 25, x < 60]
+    ours = pick_text(conditions, ["A", "B", "C"], "F")
+    assert ours.dtype == object and ours.tolist() == np.select(conditions, ["A", "B", "C"], "F").tolist()
+    assert pick_text([pd.Series([True, False])], ["kept"], "excluded").tolist() == ["kept", "excluded"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .rowkeys import text_is
+from .rowkeys import pick_text, text_is
 
 #: Preprocessing flags that remove a well's value from the cells table.
 EXCLUDING_FLAGS = frozenset(
@@ -118,7 +118,7 @@ def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> 
     made = {
         "reason": reason,
         "flags": flags,
-        "fate": np.where(reason == "", "kept", "excluded").astype(object),
+        "fate": pick_text([reason == ""], ["kept"], "excluded"),
     }
     columns = [c for c in AUDIT_COLUMNS if c in made or c in wells.columns]
     return pd.DataFrame(

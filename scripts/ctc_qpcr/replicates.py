@@ -25,7 +25,7 @@ import pandas as pd
 
 from .chip_options import ReplicateOptions
 from .errors import ConfigError
-from .rowkeys import text_is
+from .rowkeys import pick_text, text_is
 from .wells import CALC, LOWSIGNAL, NOAMP
 
 CELL_KEYS = ["plate", "sample", "assay"]
@@ -76,9 +76,7 @@ def grubbs_outliers(
 def use_from_state(state: pd.Series) -> pd.Series:
     """Default ``use`` of a well from its state (CALC → value, NOAMP/LOWSIGNAL → nondetect, else excluded)."""
     return pd.Series(
-        np.where(
-            text_is(state, CALC), "value", np.where(state.isin([NOAMP, LOWSIGNAL]), "nondetect", "excluded")
-        ),
+        pick_text([text_is(state, CALC), state.isin([NOAMP, LOWSIGNAL])], ["value", "nondetect"], "excluded"),
         index=state.index,
     )
 
@@ -149,13 +147,13 @@ def summarise_replicates(
 
     nd = cells["n_detected"]
     flags = pd.DataFrame(index=cells.index)
-    flags["a"] = np.where(
-        (nd == 2) & (cells["replicate_delta"] > max_delta), f"replicate_delta>{max_delta:g}", ""
+    flags["a"] = pick_text(
+        [(nd == 2) & (cells["replicate_delta"] > max_delta)], [f"replicate_delta>{max_delta:g}"], ""
     )
-    flags["b"] = np.where((nd >= 3) & (cells["replicate_sd"] > max_sd), f"replicate_sd>{max_sd:.3g}", "")
-    flags["c"] = np.where((nd == 1) & (cells["n_wells"] > 1), "single_replicate", "")
-    flags["d"] = np.where(cells["n_replicates"] == 0, "no_valid_replicate", "")
-    flags["e"] = np.where(cells["_n_value_all"] > nd, "grubbs_outlier_removed", "")
+    flags["b"] = pick_text([(nd >= 3) & (cells["replicate_sd"] > max_sd)], [f"replicate_sd>{max_sd:.3g}"], "")
+    flags["c"] = pick_text([(nd == 1) & (cells["n_wells"] > 1)], ["single_replicate"], "")
+    flags["d"] = pick_text([cells["n_replicates"] == 0], ["no_valid_replicate"], "")
+    flags["e"] = pick_text([cells["_n_value_all"] > nd], ["grubbs_outlier_removed"], "")
     cells["flags"] = join_flag_columns(flags)
     cols = [*by, "cq", "n_wells", "n_replicates", "n_detected", "replicate_delta", "replicate_sd", "flags"]
     return cells[cols], outliers

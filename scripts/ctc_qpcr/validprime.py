@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .chip_options import ValidPrimeOptions
-from .rowkeys import joint_codes, left_lookup, text_is
+from .rowkeys import distinct, joint_codes, left_lookup, pick_text, text_is
 from .wells import CALC, EXPFAIL, LOWSIGNAL, NOAMP
 
 # Cell-level outcome labels (vp_grade column of the Cells table and flags).
@@ -355,9 +355,7 @@ def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str) 
 def grade_from_percent(pct, grade_a: float, grade_b: float, grade_c: float) -> np.ndarray:
     """A (< grade_a), B (< grade_b), C (< grade_c), else F — strict bounds as in the code (§1.4)."""
     pct = np.asarray(pct, dtype=float)
-    return np.select(
-        [pct < grade_a, pct < grade_b, pct < grade_c], [GRADE_A, GRADE_B, GRADE_C], GRADE_F
-    ).astype(object)
+    return pick_text([pct < grade_a, pct < grade_b, pct < grade_c], [GRADE_A, GRADE_B, GRADE_C], GRADE_F)
 
 
 def correct(
@@ -402,9 +400,9 @@ def correct(
     )
 
     goi_calc = goi_state == CALC
-    use = np.where(
-        goi_calc, "value", np.where((goi_state == NOAMP) | (goi_state == LOWSIGNAL), "nondetect", "excluded")
-    ).astype(object)
+    use = pick_text(
+        [goi_calc, (goi_state == NOAMP) | (goi_state == LOWSIGNAL)], ["value", "nondetect"], "excluded"
+    )
     grade = np.full(n, "", dtype=object)
     flag = np.full(n, "", dtype=object)
     cq_rna = np.full(n, np.nan)
@@ -528,7 +526,7 @@ def apply_validprime(
     to ``vp_flag`` where a replicate had no VPA well of its own.
     """
     vpa_wells = wells[text_is(wells["assay"], vpa_assay)]
-    vpa_wells = vpa_wells[vpa_wells["sample"].isin(set(measurements["sample"]))]
+    vpa_wells = vpa_wells[vpa_wells["sample"].isin(distinct(measurements["sample"]))]
     vp = pair_vpa(measurements, vpa_wells, mode=mode)
     ref = left_lookup(
         measurements, assay_table, ["plate", "assay"], ["dcq_gdna", "confidence", "score_grade"]
