@@ -288,7 +288,7 @@ def missing_chambers(run: pd.Series, chamber: pd.Series, chip: tuple[int, int] |
 def _chips(well: pd.Series, header: dict[str, list[str]]) -> tuple[pd.Series, pd.Series]:
     """``run`` per chamber (``chip1``, ...) for a Combined Chip Run, and well ids unique in the file."""
     n = len(well)
-    blank = pd.Series([""] * n, dtype=object, index=well.index)
+    blank = pd.Series(np.full(n, "", dtype=object), index=well.index)
     if well.duplicated().any():
         if well.value_counts().nunique() != 1:
             # Only some chambers repeat: a pasted/duplicated row, not several chips in one file.
