@@ -309,3 +309,21 @@ def test_unquoted_body_read_by_arrow_as_pandas_reads_it(sep):
     assert _unquoted_cells(b'a,"b,c"\n', ",", 2, None) is None  # quoted: pandas reads it
     assert _unquoted_cells(b"a,b\xff\n", ",", 2, None) is None  # not UTF-8
     assert _unquoted_cells(b"a,b\nc\n", ",", 2, None) is None  # a short row
+
+
+def test_chamber_ids_of_one_layout_read_as_the_digit_runs():
+    """biomark._fixed_width_inlets reads what _integers reads; None for ids of other layouts."""
+    ids = np.array([f"S{s:02d}-A{a:03d}" for s in (1, 7, 48) for a in (1, 12, 192)], dtype=object)
+    s, a, ws, wa = biomark._fixed_width_inlets(ids)
+    numbers, widths = biomark._integers("\x00".join(ids))
+    assert s.tolist() == numbers[0::2].tolist() and a.tolist() == numbers[1::2].tolist()
+    assert (ws, wa) == (2, 3) == tuple(widths[:2])
+    for other in (
+        ["S1-A1", "S10-A1"],
+        ["S01-B01"],
+        ["S0x-A01"],
+        ["Sé1-A01"],
+        ["S01-A01", "S01-A01 "],
+        [np.nan],
+    ):
+        assert biomark._fixed_width_inlets(np.array(other, dtype=object)) is None
