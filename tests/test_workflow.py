@@ -170,6 +170,35 @@ def test_run_record_lists_versions_config_and_input_hashes(example_run):
         assert len(record["inputs"][path]) == 64
 
 
+def _job_record(workdir: Path, output: str) -> dict:
+    """Snakemake's metadata record of one output (.snakemake/metadata, file named by base64)."""
+    import base64
+    import json
+
+    for path in (workdir / ".snakemake/metadata").iterdir():
+        if base64.b64decode(path.name + "=" * (-len(path.name) % 4)).decode() == output:
+            return json.loads(path.read_text())
+    raise AssertionError(f"no metadata record for {output}")
+
+
+def test_batch_jobs_checksum_the_sheets_not_the_chip_exports(example_run):
+    """profiles/default: input checksums only up to 256 KiB (every output of a job re-hashes
+    every input), so the sheets are protected against a touch without change, the 0.3 MB
+    chip exports are not hashed; the Slurm profile sets the same limit."""
+    import yaml
+
+    profiles = [
+        yaml.safe_load((REPO / f"profiles/{name}/profile.yaml").read_text()) for name in ("default", "slurm")
+    ]
+    assert profiles[0]["max-checksum-file-size"] == profiles[1]["max-checksum-file-size"] == 262144
+    plates = pd.read_csv(example_run / "resources/example/plates.tsv", sep="\t")
+    first = plates.iloc[0]
+    assert (example_run / first["path"]).stat().st_size > 262144
+    checksums = _job_record(example_run, f"results/cq/{first['plate']}.parquet")["input_checksums"]
+    assert {"resources/example/samples.tsv", "resources/example/assays.tsv"} <= set(checksums)
+    assert not [path for path in checksums if path in set(plates["path"])]
+
+
 def test_planted_liver_signature_is_classified(example_run):
     """Issue 6: the planted liver signature gives a nested-CV AUC ≥ 0.8 with permutation p < 0.01."""
     metrics = pd.read_csv(example_run / "results/classifier/metrics.tsv", sep="\t")
