@@ -286,10 +286,10 @@ def test_biomark_chip_reads_every_chamber_as_pandas_does(tmp_path, v2_lines):
 
 @pytest.mark.parametrize("sep", [",", ";", "\t"])
 def test_unquoted_body_read_by_arrow_as_pandas_reads_it(sep):
-    """toolkit._unquoted_cells (Arrow's CSV reader) gives pandas' C parser's text cells."""
+    """arrow_csv.unquoted_cells (Arrow's CSV reader) gives pandas' C parser's text cells."""
     import io
 
-    from ctc_qpcr.parsers.toolkit import _unquoted_cells
+    from ctc_qpcr.parsers.arrow_csv import unquoted_cells
 
     rows = [
         ["S01-A01", "gDNA 10", "", "31.9", "µ-ß Ünïcode", "1e-3"],
@@ -299,16 +299,16 @@ def test_unquoted_body_read_by_arrow_as_pandas_reads_it(sep):
     ]
     raw = "".join(sep.join(r) + "\n" for r in rows).encode("utf-8")
     for usecols in (None, [0, 3, 5]):
-        ours = _unquoted_cells(raw, sep, 6, usecols)
+        ours = unquoted_cells(raw, sep, 6, usecols)
         theirs = pd.read_csv(
             io.BytesIO(raw), sep=sep, header=None, names=list(range(6)), usecols=usecols,
             dtype=object, na_filter=False, engine="c",
         )  # fmt: skip
         assert ours is not None and ours.columns.tolist() == theirs.columns.tolist()
         assert ours.to_numpy().tolist() == theirs.to_numpy().tolist()
-    assert _unquoted_cells(b'a,"b,c"\n', ",", 2, None) is None  # quoted: pandas reads it
-    assert _unquoted_cells(b"a,b\xff\n", ",", 2, None) is None  # not UTF-8
-    assert _unquoted_cells(b"a,b\nc\n", ",", 2, None) is None  # a short row
+    assert unquoted_cells(b'a,"b,c"\n', ",", 2, None) is None  # quoted: pandas reads it
+    assert unquoted_cells(b"a,b\xff\n", ",", 2, None) is None  # not UTF-8
+    assert unquoted_cells(b"a,b\nc\n", ",", 2, None) is None  # a short row
 
 
 def test_chamber_ids_of_one_layout_read_as_the_digit_runs():

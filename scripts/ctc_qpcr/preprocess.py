@@ -406,9 +406,8 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
         {c: w[c].to_numpy()[at] for c in ("plate", "well", "sample", "assay", "cq", "state", "use")},
         index=w.index[at],
     )
-    sub["state"] = np.where(
-        text_is(sub["use"], "nondetect") & text_is(sub["state"], CALC), "LOWSIGNAL", sub["state"]
-    )
+    nondetect = text_is(sub["use"], "nondetect")
+    sub["state"] = np.where(nondetect & text_is(sub["state"], CALC), "LOWSIGNAL", sub["state"])
     res = vp.apply_validprime(sub, w, mode="replicate", **ctx.kwargs)
     value = text_is(res["use"], "value")
     set_at(w, "cq", at, np.where(value, res["cq_rna"].to_numpy(), np.nan))

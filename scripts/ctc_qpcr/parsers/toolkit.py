@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..sheet_text import odd_character
+from .arrow_csv import unquoted_cells
 from .text import Text
 
 # ---------------------------------------------------------------------------
@@ -345,7 +346,7 @@ def read_block(
     ncols = int(counts.max())
     if usecols is None or ncols > n or skip_row_name or sep == SPACES:
         usecols = None
-    cells = _unquoted_cells(raw, sep, n, usecols) if ncols == n and not skip_row_name else None
+    cells = unquoted_cells(raw, sep, n, usecols) if ncols == n and not skip_row_name else None
     if cells is not None:
         return Block(names, cells.apply(lambda column: column.str.strip()) if padded else cells, line, sep)
     cells = pd.read_csv(
@@ -372,33 +373,6 @@ def read_block(
     if padded:
         cells = cells.apply(lambda column: column.str.strip())
     return Block(names, cells, line, sep)
-
-
-def _unquoted_cells(raw: bytes, sep: str, n: int, usecols: list[int] | None) -> pd.DataFrame | None:
-    """The cells of a body without a double quote, every row of ``n`` fields, read by Arrow's CSV
-    reader (one thread): what pandas' C parser gives there (text as written), at about half the CPU.
-    None when Arrow cannot (quotes, spaces as delimiter, invalid UTF-8): the caller asks pandas."""
-    if sep == SPACES or b'"' in raw:
-        return None
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
-    names = [str(k) for k in range(n)]
-    wanted = list(range(n)) if usecols is None else list(usecols)
-    try:
-        table = pcsv.read_csv(
-            io.BytesIO(raw),
-            read_options=pcsv.ReadOptions(column_names=names, use_threads=False, block_size=max(len(raw), 1)),
-            parse_options=pcsv.ParseOptions(delimiter=sep, quote_char=False, ignore_empty_lines=False),
-            convert_options=pcsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=False,
-                include_columns=[names[k] for k in wanted],
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    return pd.DataFrame({k: table.column(i).to_numpy(zero_copy_only=False) for i, k in enumerate(wanted)})
 
 
 def _check_extra_fields(text: Text, cells: pd.DataFrame, n: int, line: np.ndarray) -> None:
