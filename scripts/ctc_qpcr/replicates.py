@@ -117,13 +117,7 @@ def summarise_replicates(
     # Integer cell ids in order of first appearance (the text keys are grouped once).
     cid = m.groupby(by, sort=False).ngroup().to_numpy() if cell_ids is None else cell_ids
     value = text_is(use, "value")
-    base = pd.DataFrame(
-        {"_cid": cid, "_value": value, "_answer": use.isin(["value", "nondetect"]).to_numpy()}
-    )
-    counts = base.groupby("_cid", sort=True).agg(
-        n_wells=("_value", "size"), n_replicates=("_answer", "sum"), _n_value_all=("_value", "sum")
-    )
-    counts = counts[counts.index >= 0]  # id −1: a key missing (NaN), no cell, as groupby drops it
+    counts = _cell_counts(cid, value, use.isin(["value", "nondetect"]).to_numpy())
     ids, first = np.unique(cid, return_index=True)
     first = first[ids >= 0]
     value &= cid >= 0
@@ -136,11 +130,14 @@ def summarise_replicates(
     if grubbs and not vals.empty:
         outliers = grubbs_outliers(vals, by, value_col, grubbs_alpha)
         vals = vals.drop(index=outliers)
-    agg = vals.groupby("_cid", sort=True)[value_col].agg(["size", "mean", "median", "std", "min", "max"])
+    stats = ["size", "mean", "std", "min", "max"] + (["median"] if method == "median" else [])
+    agg = vals.groupby("_cid", sort=True)[value_col].agg(stats)
     cells = pd.concat([keys, counts.join(agg, how="left").reset_index(drop=True)], axis=1)
     cells["n_detected"] = cells["size"].fillna(0).astype(int)
-    use_median = (method == "median") & (cells["n_detected"] >= 3)
-    cells["cq"] = np.where(use_median, cells["median"], cells["mean"])
+    if method == "median":
+        cells["cq"] = np.where(cells["n_detected"] >= 3, cells["median"], cells["mean"])
+    else:
+        cells["cq"] = cells["mean"].to_numpy(copy=True)
     cells["replicate_delta"] = cells["max"] - cells["min"]
     cells["replicate_sd"] = cells["std"]
     cells["n_replicates"] = cells["n_replicates"].astype(int)
@@ -157,6 +154,24 @@ def summarise_replicates(
     cells["flags"] = join_flag_columns(flags)
     cols = [*by, "cq", "n_wells", "n_replicates", "n_detected", "replicate_delta", "replicate_sd", "flags"]
     return cells[cols], outliers
+
+
+def _cell_counts(cid: np.ndarray, value: np.ndarray, answer: np.ndarray) -> pd.DataFrame:
+    """Per cell id present (sorted; −1, a key missing, is no cell): ``n_wells``, ``n_replicates``
+    (wells that answered) and ``_n_value_all`` (wells with a value) — a grouping by the id, counted
+    by ``np.bincount``."""
+    known = cid >= 0
+    ids = cid[known]
+    size = int(ids.max()) + 1 if len(ids) else 0
+    n_wells = np.bincount(ids, minlength=size)
+    counts = pd.DataFrame(
+        {
+            "n_wells": n_wells,
+            "n_replicates": np.bincount(ids, weights=answer[known], minlength=size).astype(np.int64),
+            "_n_value_all": np.bincount(ids, weights=value[known], minlength=size).astype(np.int64),
+        }
+    )
+    return counts[n_wells > 0]
 
 
 def join_flag_columns(flags: pd.DataFrame) -> pd.Series:
