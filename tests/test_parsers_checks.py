@@ -327,3 +327,13 @@ def test_chamber_ids_of_one_layout_read_as_the_digit_runs():
         [np.nan],
     ):
         assert biomark._fixed_width_inlets(np.array(other, dtype=object)) is None
+
+
+def test_arrow_body_cells_share_one_object_per_distinct_text():
+    """As pandas' C parser: a repeated text is one Python object (memory, hashing once)."""
+    from ctc_qpcr.parsers.arrow_csv import unquoted_cells
+
+    raw = "".join(f"S01-A{i:02d},gDNA_10,{i % 3}\n" for i in range(1, 61)).encode()
+    cells = unquoted_cells(raw, ",", 3, None)
+    assert len({id(v) for v in cells[1]}) == 1 and len({id(v) for v in cells[2]}) == 3
+    assert len({id(v) for v in cells[0]}) == 60 and cells[2].tolist()[:4] == ["1", "2", "0", "1"]
