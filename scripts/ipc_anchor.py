@@ -4,12 +4,16 @@ Later batches take their IPC reference from it (ctc_qpcr.ipc_anchor), so they do
 not wait for the first batch's whole chip-level job.
 """
 
-from ctc_qpcr import chip_batch, sheets
-from ctc_qpcr.adapter import run
-from ctc_qpcr.chip_options import chip_options
-from ctc_qpcr.ipc_anchor import first_batch_ipc
-from ctc_qpcr.preprocess import ipc_reference_from
-from ctc_qpcr.tables import write_tsv
+from ctc_qpcr.collector import few_collections
+
+few_collections()  # before pandas & co. are imported
+
+from ctc_qpcr import chip_batch, sheets  # noqa: E402
+from ctc_qpcr.adapter import run  # noqa: E402
+from ctc_qpcr.chip_options import chip_options  # noqa: E402
+from ctc_qpcr.ipc_anchor import first_batch_ipc  # noqa: E402
+from ctc_qpcr.preprocess import ipc_reference_from  # noqa: E402
+from ctc_qpcr.tables import write_tsv  # noqa: E402
 
 
 def main(smk, log):

@@ -4,11 +4,15 @@ Writes each plate's Wells table (results/cq/{plate}.parquet + .tsv) and the batc
 tables (results/batches/{batch}/); the steps are in ctc_qpcr.chip_batch.
 """
 
-from ctc_qpcr import chip_batch, sheets
-from ctc_qpcr.adapter import run, write_tables
-from ctc_qpcr.chip_options import chip_options
-from ctc_qpcr.preprocess import ipc_reference_from
-from ctc_qpcr.tables import read_tsv, write_parquet, write_parquet_tsv
+from ctc_qpcr.collector import few_collections
+
+few_collections()  # before pandas & co. are imported
+
+from ctc_qpcr import chip_batch, sheets  # noqa: E402
+from ctc_qpcr.adapter import run, write_tables  # noqa: E402
+from ctc_qpcr.chip_options import chip_options  # noqa: E402
+from ctc_qpcr.preprocess import ipc_reference_from  # noqa: E402
+from ctc_qpcr.tables import read_tsv, write_parquet, write_parquet_tsv  # noqa: E402
 
 
 def main(smk, log):

@@ -282,3 +282,58 @@ def test_biomark_chip_reads_every_chamber_as_pandas_does(tmp_path, v2_lines):
     ours = registry.read_export(path, fmt="biomark")  # as plates.tsv gives it
     assert len(ours) == len(plain) == 9216
     assert list(ours["well"]) == list(plain["ID"])
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_unquoted_body_read_by_arrow_as_pandas_reads_it(sep):
+    """arrow_csv.unquoted_cells (Arrow's CSV reader) gives pandas' C parser's text cells."""
+    import io
+
+    from ctc_qpcr.parsers.arrow_csv import unquoted_cells
+
+    rows = [
+        ["S01-A01", "gDNA 10", "", "31.9", "µ-ß Ünïcode", "1e-3"],
+        ["S01-A02", " padded ", "x", "999", "#not a comment", "nan"],
+        ["S01-A03", "", "", "", "", ""],
+        ["S01-A04", "NA", "N/A", "-", "=1+2", "0,5" if sep != "," else "0.5"],
+    ]
+    raw = "".join(sep.join(r) + "\n" for r in rows).encode("utf-8")
+    for usecols in (None, [0, 3, 5]):
+        ours = unquoted_cells(raw, sep, 6, usecols)
+        theirs = pd.read_csv(
+            io.BytesIO(raw), sep=sep, header=None, names=list(range(6)), usecols=usecols,
+            dtype=object, na_filter=False, engine="c",
+        )  # fmt: skip
+        assert ours is not None and ours.columns.tolist() == theirs.columns.tolist()
+        assert ours.to_numpy().tolist() == theirs.to_numpy().tolist()
+    assert unquoted_cells(b'a,"b,c"\n', ",", 2, None) is None  # quoted: pandas reads it
+    assert unquoted_cells(b"a,b\xff\n", ",", 2, None) is None  # not UTF-8
+    assert unquoted_cells(b"a,b\nc\n", ",", 2, None) is None  # a short row
+
+
+def test_chamber_ids_of_one_layout_read_as_the_digit_runs():
+    """biomark._fixed_width_inlets reads what _integers reads; None for ids of other layouts."""
+    ids = np.array([f"S{s:02d}-A{a:03d}" for s in (1, 7, 48) for a in (1, 12, 192)], dtype=object)
+    s, a, ws, wa = biomark._fixed_width_inlets(ids)
+    numbers, widths = biomark._integers("\x00".join(ids))
+    assert s.tolist() == numbers[0::2].tolist() and a.tolist() == numbers[1::2].tolist()
+    assert (ws, wa) == (2, 3) == tuple(widths[:2])
+    for other in (
+        ["S1-A1", "S10-A1"],
+        ["S01-B01"],
+        ["S0x-A01"],
+        ["Sé1-A01"],
+        ["S01-A01", "S01-A01 "],
+        [np.nan],
+    ):
+        assert biomark._fixed_width_inlets(np.array(other, dtype=object)) is None
+
+
+def test_arrow_body_cells_share_one_object_per_distinct_text():
+    """As pandas' C parser: a repeated text is one Python object (memory, hashing once)."""
+    from ctc_qpcr.parsers.arrow_csv import unquoted_cells
+
+    raw = "".join(f"S01-A{i:02d},gDNA_10,{i % 3}\n" for i in range(1, 61)).encode()
+    cells = unquoted_cells(raw, ",", 3, None)
+    assert len({id(v) for v in cells[1]}) == 1 and len({id(v) for v in cells[2]}) == 3
+    assert len({id(v) for v in cells[0]}) == 60 and cells[2].tolist()[:4] == ["1", "2", "0", "1"]

@@ -478,6 +478,34 @@ def test_audit_takes_each_flag_on_its_own_plate_and_well():
     assert audit["flags"].tolist() == ["", "NTC_MARGIN", "VPA_UNPAIRED", ""]
 
 
+def test_audit_joins_several_flags_of_a_well_sorted_and_distinct():
+    wells = pd.DataFrame(
+        {
+            "batch": "B1",
+            "plate": "P1",
+            "well": ["S01-A01", "S01-A02", "S01-A03"],
+            "line": [1, 2, 3],
+            "sample": "pat1",
+            "assay": "GOI1",
+            "cq": [25.0, 26.0, 27.0],
+            "state": "CALC",
+            "state_reason": "",
+            "excluded": "",
+        }
+    )
+    flags = pd.DataFrame(
+        {
+            "plate": "P1",
+            "well": ["S01-A02", "S01-A01", "S01-A02", "S01-A02", "S01-A03", "S01-A03"],
+            "flag": ["VPA_UNPAIRED", "NTC_MARGIN", "NTC_MARGIN", "VPA_UNPAIRED", "HIGHSD", "HIGHDNA"],
+            "reason": "",
+        }
+    )
+    audit = build_audit(wells, flags)
+    assert audit["flags"].tolist() == ["NTC_MARGIN", "NTC_MARGIN;VPA_UNPAIRED", ""]
+    assert audit["reason"].tolist() == ["", "", "HIGHDNA;HIGHSD"]
+
+
 def test_chip_level_job_hands_the_wells_over_in_memory_as_the_parquet_round_trip_did(tmp_path):
     """One chip-level job per batch: the Wells tables go from reading to preprocessing in
     memory; the tables are those the separate read job wrote and preprocessing read back."""

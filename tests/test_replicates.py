@@ -255,3 +255,21 @@ def test_real_exports_with_uneven_replicate_counts(public_data, name):
     w = read_export(public_data / name, fmt="auto", plate="P1")
     w = w[(w["sample"] != "") & (w["assay"] != "")].assign(kind="patient")
     assert sorted(set(reps.extra_replicates(w)["sample"])) == UNEVEN_REAL.get(name, [])
+
+
+def test_cell_counts_are_the_grouped_counts():
+    """replicates._cell_counts (np.bincount) = the grouping it replaced, id −1 (a missing key) left out."""
+    rng = np.random.default_rng(7)
+    cid = rng.integers(-1, 30, 500)
+    cid[cid == 13] = 14  # an id with no well
+    value, answer = rng.random(500) < 0.5, rng.random(500) < 0.8
+    grouped = (
+        pd.DataFrame({"_cid": cid, "_value": value, "_answer": answer})
+        .groupby("_cid", sort=True)
+        .agg(n_wells=("_value", "size"), n_replicates=("_answer", "sum"), _n_value_all=("_value", "sum"))
+    )
+    grouped = grouped[grouped.index >= 0]
+    ours = reps._cell_counts(cid, value, answer)
+    assert ours.index.tolist() == grouped.index.tolist()
+    assert ours.to_numpy().tolist() == grouped.to_numpy().tolist() and (ours.dtypes == grouped.dtypes).all()
+    assert reps._cell_counts(cid[:0], value[:0], answer[:0]).empty

@@ -6,7 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctc_qpcr.rowkeys import as_text, joint_codes, left_lookup, own_frame, set_at, sorted_rows
+from ctc_qpcr.rowkeys import (
+    as_text,
+    distinct,
+    joint_codes,
+    left_lookup,
+    own_frame,
+    pick_text,
+    set_at,
+    sorted_rows,
+    text_is,
+)
 
 
 def _frames(seed: int = 0):
@@ -98,3 +108,33 @@ def test_audit_flags_joined_per_well_as_a_grouped_sum():
     want = [joined.get((p, w), np.nan) for p, w in table.itertuples(index=False)]
     assert [("NA" if pd.isna(v) else v) for v in got] == [("NA" if pd.isna(v) else v) for v in want]
     assert pd.isna(_WellRows(table).joined_flags(wf.iloc[:0])).all()
+
+
+def test_text_is_matches_pandas_comparison():
+    values = pd.Series(["CALC", "", None, np.nan, "calc", "CALC "], dtype=object)
+    for text in ("CALC", ""):
+        assert text_is(values, text).tolist() == (values == text).tolist()
+        assert (~text_is(values, text)).tolist() == (values != text).tolist()
+
+
+def test_joint_codes_of_integer_columns_as_of_their_text():
+    """Integer key columns are factorised as integers: the codes are those of the same keys as text."""
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 5, 40), rng.integers(0, 5, 25)
+    x, y = rng.choice(["S01", "S02", "S03"], 40), rng.choice(["S01", "S02", "S03"], 25)
+    ints = joint_codes([a, x], [b, y])
+    texts = joint_codes([a.astype(str).astype(object), x], [b.astype(str).astype(object), y])
+    assert all((i == t).all() for i, t in zip(ints, texts, strict=True))
+
+
+def test_distinct_is_the_set_of_a_text_column():
+    values = pd.Series(["P2", "P1", "P2", "", "P10"] * 3, dtype=object)
+    assert distinct(values) == set(values) and distinct(values.to_numpy()[:0]) == set()
+
+
+def test_pick_text_is_numpy_select_as_python_strings():
+    x = np.array([0.5, 2.0, np.nan, 30.0, 70.0])
+    conditions = [x < 1, x < 25, x < 60]
+    ours = pick_text(conditions, ["A", "B", "C"], "F")
+    assert ours.dtype == object and ours.tolist() == np.select(conditions, ["A", "B", "C"], "F").tolist()
+    assert pick_text([pd.Series([True, False])], ["kept"], "excluded").tolist() == ["kept", "excluded"]

@@ -57,3 +57,29 @@ def test_states_and_reasons():
 def test_missing_optional_columns():
     df = pd.DataFrame({"plate": ["P"], "well": ["A1"], "sample": ["s"], "assay": ["g"], "cq": [25.0]})
     assert assign_states(df)["state"].tolist() == ["CALC"]
+
+
+def test_combined_reasons_in_fixed_order():
+    """Several reasons on one well are joined in the fixed order, each threshold written as given."""
+    df = _wells(
+        [
+            ["g", 22.0, 0.5, 0.7, " FAIL ", "omit;x"],  # omitted, call_fail, quality<0.7
+            ["g", -1.0, 0.5, 0.65, "Fail", ""],  # invalid_cq, call_fail, quality<0.65
+            ["g", 22.0, 0.5, 0.7, "Pass", ""],  # quality<0.7
+            ["g", 22.0, 0.9, 0.65, None, "Omitted"],  # omitted (missing call)
+            ["g", 22.0, 0.5, 0.65, "Fail", "omit"],  # omitted, call_fail, quality<0.65
+            ["g", 37.0, 0.9, 0.65, "Pass", ""],  # LOWSIGNAL
+            ["g", np.nan, 0.5, 0.65, "Fail", "omit"],  # NOAMP wins over every reason
+        ]
+    )
+    out = assign_states(df, lod=35.0)
+    assert out["state_reason"].tolist() == [
+        "omitted;call_fail;quality<0.7",
+        "invalid_cq;call_fail;quality<0.65",
+        "quality<0.7",
+        "omitted",
+        "omitted;call_fail;quality<0.65",
+        "cq>lod",
+        "no_amplification",
+    ]
+    assert out["state"].tolist() == ["EXPFAIL"] * 5 + ["LOWSIGNAL", "NOAMP"]

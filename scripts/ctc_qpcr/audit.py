@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .rowkeys import pick_text, text_is
+
 #: Preprocessing flags that remove a well's value from the cells table.
 EXCLUDING_FLAGS = frozenset(
     {"HIGHDNA", "HIGHSD", "VPA_EXPFAIL", "VPA_MISSING", "VP_NO_GDNA_REF", "GRUBBS_OUTLIER", "ND"}
@@ -69,9 +71,13 @@ class _WellRows:
         n_flags = len(texts)
         pairs = np.unique((plate.astype(np.int64) * self.n_wells + well) * n_flags + codes)
         key, flag = pairs // n_flags, pairs % n_flags
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        parts = (";" + pd.Series(texts, dtype=object)).to_numpy(dtype=object)[flag]
-        joined = np.array([text[1:] for text in np.add.reduceat(parts, starts)], dtype=object)
+        first = np.r_[True, key[1:] != key[:-1]]
+        starts = np.flatnonzero(first)
+        plain = np.asarray(texts, dtype=object)
+        parts = np.where(
+            first, plain[flag], (";" + pd.Series(plain, dtype=object)).to_numpy(dtype=object)[flag]
+        )
+        joined = np.add.reduceat(parts, starts)  # each well's flags, the first without a leading ";"
         at = pd.Index(key[starts]).get_indexer(self.keys)
         hit = at >= 0
         out[hit] = joined[at[hit]]
@@ -112,7 +118,7 @@ def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> 
     made = {
         "reason": reason,
         "flags": flags,
-        "fate": np.where(reason == "", "kept", "excluded").astype(object),
+        "fate": pick_text([reason == ""], ["kept"], "excluded"),
     }
     columns = [c for c in AUDIT_COLUMNS if c in made or c in wells.columns]
     return pd.DataFrame(
@@ -131,8 +137,8 @@ def summarise_audit(audit: pd.DataFrame) -> pd.DataFrame:
     if not len(audit):
         return pd.DataFrame()
     keys = ["batch", "plate"]
-    kept = (audit["fate"] == "kept").to_numpy()
-    excluded = (audit["fate"] == "excluded").to_numpy()
+    kept = text_is(audit["fate"], "kept")
+    excluded = text_is(audit["fate"], "excluded")
     frame = audit[keys].assign(
         read=1,
         kept=kept.astype(np.int64),

@@ -26,6 +26,7 @@ import pandas as pd
 from .chip_options import IpcOptions, chip_options
 from .errors import ConfigError
 from .replicates import join_flag_columns
+from .rowkeys import distinct, text_is
 from .wells import CALC
 
 IPC_COLUMNS = ["plate", "ipc_mean", "ipc_sd", "n", "offset", "flags"]
@@ -236,7 +237,7 @@ def chip_offsets(
     design: a note, no offsets). ``plates``: the chips (default: those of ``w``).
     Returns ``(w, plate_calibration, assay_calibration)``.
     """
-    plates = sorted(set(w["plate"]) if plates is None else set(plates))
+    plates = sorted(distinct(w["plate"]) if plates is None else set(plates))
     plate_cal = _empty_plate_table(plates)
     assay_cal = pd.DataFrame(columns=IRC_COLUMNS)
     if not o.activate:
@@ -252,7 +253,7 @@ def chip_offsets(
             "(set ipc.activate: false to say so)"
         )
         return w, plate_cal, assay_cal
-    ipc_samples = sorted(set(w.loc[w["kind"] == "ipc", "sample"]))
+    ipc_samples = sorted(distinct(w.loc[text_is(w["kind"], "ipc"), "sample"]))
     plate_cal = ipc_offsets(
         # the columns it reads (not a copy of the whole working table)
         w[["plate", "sample", "assay", "state", "cq_measured"]].rename(columns={"cq_measured": "cq"}),

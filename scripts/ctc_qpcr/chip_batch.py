@@ -27,7 +27,7 @@ from .audit import build_audit, summarise_audit
 from .chip_options import ChipOptions
 from .importing import read_plate, sheet_lods
 from .preprocess import preprocess_batch
-from .rowkeys import sorted_rows
+from .rowkeys import sorted_rows, text_is
 
 
 def read_batch(
@@ -153,7 +153,7 @@ def preprocess_and_audit(
     ``cells``, ``audit`` (sorted by plate, line, well), ``audit_summary``, ``validprime_assays``,
     ``plate_calibration`` and ``efficiency``.
     """
-    kept = (wells["excluded"] == "").to_numpy()
+    kept = text_is(wells["excluded"], "")
     usable = wells if kept.all() else wells[kept]  # no copy when the reader excluded nothing
     states_of = None if read_lod is None else (read_lod, sheet_lods(assays))
     result = preprocess_batch(

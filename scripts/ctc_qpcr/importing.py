@@ -9,6 +9,7 @@ them. Wells without a sample or assay name (empty chambers) are excluded as
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .errors import InputError
@@ -26,6 +27,11 @@ def _match(names: pd.Series, known: pd.Series) -> tuple[pd.Series, pd.Series]:
     return matched, case_only
 
 
+def _empty(names: pd.Series) -> np.ndarray:
+    """True where a name cell is empty (numpy's comparison: a few times faster than pandas')."""
+    return names.to_numpy(dtype=object) == ""
+
+
 def check_names(
     wells: pd.DataFrame,
     samples: pd.DataFrame,
@@ -38,19 +44,20 @@ def check_names(
     """Add an ``excluded`` column ("" = kept) after matching names with the sheets
     (``copy=False``: to ``wells`` itself, a caller's own table)."""
     out = wells.copy() if copy else wells
-    out["excluded"] = ""
-    no_sample, no_assay = out["sample"] == "", out["assay"] == ""
+    no_sample, no_assay = _empty(out["sample"]), _empty(out["assay"])
     empty = no_sample | no_assay
-    out.loc[no_sample & ~no_assay, "excluded"] = "no_sample_name"
-    out.loc[no_assay & ~no_sample, "excluded"] = "no_assay_name"
-    out.loc[no_sample & no_assay, "excluded"] = "empty_well"
+    excluded = np.full(len(out), "", dtype=object)
+    excluded[no_sample & ~no_assay] = "no_sample_name"
+    excluded[no_assay & ~no_sample] = "no_assay_name"
+    excluded[no_sample & no_assay] = "empty_well"
+    out["excluded"] = excluded
     problems: list[str] = []
     for col, sheet, sheet_name in (
         ("sample", samples["sample"], "samples.tsv"),
         ("assay", assays["assay"], "assays.tsv"),
     ):
         matched, case_only = _match(out[col], sheet)
-        bad = ~matched & ~empty
+        bad = ~matched.to_numpy() & ~empty
         if not bad.any():
             continue
         for name, rows in out[bad].groupby(col, sort=True):
@@ -138,7 +145,8 @@ def read_plate(
         wells.loc[(wells["assay"] == "") & (wells["cq_raw"] != MISSING), "assay"] = assay
     wells.insert(0, "batch", batch)
     wells = check_names(wells, samples, assays, path=path, unknown_names=unknown_names, copy=False)
-    wells.loc[wells["cq_raw"] == MISSING, ["excluded", "cq_raw"]] = ["missing", ""]
+    if missing:
+        wells.loc[wells["cq_raw"] == MISSING, ["excluded", "cq_raw"]] = ["missing", ""]
     if not states:
         return wells
     return assign_states(wells, lod=lod, assay_lod=sheet_lods(assays), copy=False)

@@ -44,7 +44,7 @@ from .chip_options import (
     ValidPrimeOptions,
     chip_options,
 )
-from .rowkeys import as_text, joint_codes, own_frame, set_at, sorted_rows
+from .rowkeys import as_text, distinct, joint_codes, own_frame, set_at, sorted_rows, text_is
 from .wells import CALC, assign_states, states_current
 
 CELL_COLUMNS = [
@@ -158,7 +158,7 @@ def preprocess_batch(
 
 
 def _batch_name(w: pd.DataFrame, batch: str) -> str:
-    names = sorted(set(w["batch"].astype(str))) if "batch" in w.columns and len(w) else []
+    names = sorted(distinct(w["batch"].astype(str))) if "batch" in w.columns and len(w) else []
     return ", ".join(n for n in names if n) or batch
 
 
@@ -229,7 +229,7 @@ def well_states(w: pd.DataFrame, lod: float, assay_lod: dict, notes: list, *, st
     w["cq_measured"] = pd.to_numeric(w["cq"], errors="coerce").astype(float)
     w["cq"] = w["cq_measured"]
     w["use"] = reps.use_from_state(w["state"])
-    calc_any = (w["state"] == CALC).groupby(w["plate"], sort=True).any()
+    calc_any = pd.Series(text_is(w["state"], CALC), index=w.index).groupby(w["plate"], sort=True).any()
     for plate in calc_any.index[~calc_any.to_numpy()]:
         states = w.loc[w["plate"] == plate, "state"]
         counts = ", ".join(f"{k} {v}" for k, v in states.value_counts().sort_index().items())
@@ -339,8 +339,8 @@ def validprime_setup(
     note says why not. GOI cells of chips without gDNA references are flagged
     ``VP_NO_GDNA_ON_PLATE`` (in place).
     """
-    vp_assays = sorted(set(w.loc[w["role"] == "validprime", "assay"]))
-    gdna_samples = sorted(set(w.loc[w["kind"] == "gdna", "sample"]))
+    vp_assays = sorted(distinct(w.loc[text_is(w["role"], "validprime"), "assay"]))
+    gdna_samples = sorted(distinct(w.loc[text_is(w["kind"], "gdna"), "sample"]))
     if not o.activate:
         notes.append("ValidPrime switched off (validprime.activate: false)")
         return None
@@ -354,7 +354,7 @@ def validprime_setup(
     if len(vp_assays) > 1:
         notes.append(f"several validprime assays ({', '.join(vp_assays)}): using {vpa}")
     vpa_lod = design.assay_lod.get(vpa, lod)
-    goi_assays = sorted(set(w.loc[w["role"].isin(["target", "reference"]), "assay"]))
+    goi_assays = sorted(distinct(w.loc[w["role"].isin(["target", "reference"]).to_numpy(), "assay"]))
     copies = {s: design.sample_qty.get(s, np.nan) for s in gdna_samples}
     table = vp.validate_assays(
         w,
@@ -366,11 +366,11 @@ def validprime_setup(
         gdna_unit="sample",
         gdna_copies=copies,
     )
-    gdna_plates = frozenset(w.loc[w["kind"] == "gdna", "plate"])
+    gdna_plates = frozenset(distinct(w.loc[text_is(w["kind"], "gdna"), "plate"]))
     table = table[table["plate"].isin(gdna_plates)]
     table.insert(2, "gene", table["assay"].map(design.gene_of).fillna(table["assay"]))
     goi_mask = w["kind"].isin(STUDY_KINDS) & w["role"].isin(["target", "reference"])
-    no_gdna = sorted(set(w["plate"]) - gdna_plates)
+    no_gdna = sorted(distinct(w["plate"]) - gdna_plates)
     if no_gdna:
         notes.append(
             f"no gDNA reference on chip(s) {', '.join(no_gdna)}: ValidPrime not applied there "
@@ -406,15 +406,16 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
         {c: w[c].to_numpy()[at] for c in ("plate", "well", "sample", "assay", "cq", "state", "use")},
         index=w.index[at],
     )
-    sub["state"] = np.where((sub["use"] == "nondetect") & (sub["state"] == CALC), "LOWSIGNAL", sub["state"])
+    nondetect = text_is(sub["use"], "nondetect")
+    sub["state"] = np.where(nondetect & text_is(sub["state"], CALC), "LOWSIGNAL", sub["state"])
     res = vp.apply_validprime(sub, w, mode="replicate", **ctx.kwargs)
-    value = (res["use"] == "value").to_numpy()
+    value = text_is(res["use"], "value")
     set_at(w, "cq", at, np.where(value, res["cq_rna"].to_numpy(), np.nan))
     for col in ("use", "vp_grade", "gdna_fraction"):
         set_at(w, col, at, res[col].to_numpy())
     cur, new = w["vp_flag"].to_numpy(dtype=object)[at], res["vp_flag"].to_numpy(dtype=object)
     set_at(w, "vp_flag", at, np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new)))
-    f = res[res["vp_flag"] != ""]
+    f = res[~text_is(res["vp_flag"], "")]
     pct = (100 * f["gdna_fraction"]).round(2).to_numpy(dtype=float).view(np.int64)  # bits: -0.0 kept apart
     parts = [
         f["vp_grade"].astype(str).to_numpy(dtype=object),
@@ -443,8 +444,9 @@ def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame,
     Each cell carries its wells' batch, kind, gene, role, mean offsets, mean
     %gDNA, worst ValidPrime grade and distinct ValidPrime flags.
     """
-    w.loc[w["use"] != "value", "cq"] = np.nan
-    cells, outliers = reps.summarise_replicates(w, o, grubbs_alpha=GRUBBS_ALPHA)
+    w.loc[~text_is(w["use"], "value"), "cq"] = np.nan
+    cid = w.groupby(KEYS, sort=False).ngroup().to_numpy()  # cell ids, in order of first appearance
+    cells, outliers = reps.summarise_replicates(w, o, grubbs_alpha=GRUBBS_ALPHA, cell_ids=cid)
     flags = None
     if len(outliers):
         ow = w.loc[outliers]
@@ -452,16 +454,15 @@ def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame,
             flag="GRUBBS_OUTLIER", reason="cq=" + ow["cq"].round(3).astype(str)
         )
         w.loc[outliers, "use"] = "excluded"
-    return _cell_attributes(cells, w), flags
+    return _cell_attributes(cells, w, cid), flags
 
 
-def _cell_attributes(cells: pd.DataFrame, w: pd.DataFrame) -> pd.DataFrame:
+def _cell_attributes(cells: pd.DataFrame, w: pd.DataFrame, cid: np.ndarray) -> pd.DataFrame:
     """Per cell: its wells' batch/kind/gene/role, mean offsets and %gDNA, worst grade, distinct VP flags.
 
-    The wells are grouped once (integer cell ids in order of first appearance, the
-    order :func:`replicates.summarise_replicates` gives the cells).
+    ``cid``: the wells' integer cell ids in order of first appearance (the order
+    :func:`replicates.summarise_replicates` gives the cells).
     """
-    cid = w.groupby(KEYS, sort=False).ngroup().to_numpy()
     first = np.zeros(len(w), dtype=bool)
     first[np.unique(cid, return_index=True)[1]] = True
     attrs = w.loc[first, [*KEYS, "batch", "kind", "gene", "role"]].reset_index(drop=True)
@@ -473,7 +474,7 @@ def _cell_attributes(cells: pd.DataFrame, w: pd.DataFrame) -> pd.DataFrame:
     worst = w["vp_grade"].map(vp.GRADE_SEVERITY).fillna(0).astype(int).groupby(cid).max()
     attrs["vp_grade"] = worst.map({v: k for k, v in vp.GRADE_SEVERITY.items()}).fillna("").to_numpy()
     # Cell flags = replicate flags + the distinct ValidPrime flags of its wells (pivoted, no per-group loop).
-    has = (w["vp_flag"] != "").to_numpy()
+    has = ~text_is(w["vp_flag"], "")
     parts = {"r": cells["flags"].reset_index(drop=True)}
     if has.any():
         fl = pd.DataFrame({"cid": cid[has], "vp_flag": w["vp_flag"].to_numpy()[has]}).drop_duplicates()
@@ -530,7 +531,7 @@ def efficiency_step(
     """Amplification efficiency per assay (§3.4): the assays sheet's ``efficiency``, else a standard curve
     E = 10^(−1/slope) from ``standard`` samples (``efficiency.from_standards``); with ``efficiency.apply``
     Cq* = Cq·log2(E) on ``cq`` and ``cq_imputed`` (E = 2 where unknown)."""
-    std = w[(w["kind"] == "standard") & bool(o.from_standards)]
+    std = w[text_is(w["kind"], "standard") & bool(o.from_standards)]
     qty = std["sample"].map(design.sample_qty) if design.sample_qty else pd.Series(np.nan, index=std.index)
     if "quantity" in std.columns:
         qty = qty.where(qty.notna(), pd.to_numeric(std["quantity"], errors="coerce"))

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .chip_options import ReplicateOptions
 from .errors import ConfigError
+from .rowkeys import pick_text, text_is
 from .wells import CALC, LOWSIGNAL, NOAMP
 
 CELL_KEYS = ["plate", "sample", "assay"]
@@ -75,7 +76,7 @@ def grubbs_outliers(
 def use_from_state(state: pd.Series) -> pd.Series:
     """Default ``use`` of a well from its state (CALC → value, NOAMP/LOWSIGNAL → nondetect, else excluded)."""
     return pd.Series(
-        np.where(state == CALC, "value", np.where(state.isin([NOAMP, LOWSIGNAL]), "nondetect", "excluded")),
+        pick_text([text_is(state, CALC), state.isin([NOAMP, LOWSIGNAL])], ["value", "nondetect"], "excluded"),
         index=state.index,
     )
 
@@ -87,6 +88,7 @@ def summarise_replicates(
     by=CELL_KEYS,
     value_col: str = "cq",
     grubbs_alpha: float = 0.05,
+    cell_ids: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.Index]:
     """Average technical replicates per cell (§3.2).
 
@@ -99,7 +101,8 @@ def summarise_replicates(
     NaN if none), ``n_wells``, ``n_replicates``, ``n_detected``,
     ``replicate_delta`` (max − min of the used values), ``replicate_sd`` (SD,
     n − 1) and ``flags`` (``;``-joined, sorted); ``outliers`` holds the index
-    labels of wells removed by Grubbs.
+    labels of wells removed by Grubbs. ``cell_ids``: ``measurements.groupby(by, sort=False).ngroup()``
+    when the caller has it (the text keys grouped once for both).
     """
     if options.outliers not in ("none", "grubbs", "median"):
         raise ConfigError(
@@ -112,15 +115,9 @@ def summarise_replicates(
     m = measurements
     use = m["use"] if "use" in m.columns else use_from_state(m["state"])
     # Integer cell ids in order of first appearance (the text keys are grouped once).
-    cid = m.groupby(by, sort=False).ngroup().to_numpy()
-    value = (use == "value").to_numpy()
-    base = pd.DataFrame(
-        {"_cid": cid, "_value": value, "_answer": use.isin(["value", "nondetect"]).to_numpy()}
-    )
-    counts = base.groupby("_cid", sort=True).agg(
-        n_wells=("_value", "size"), n_replicates=("_answer", "sum"), _n_value_all=("_value", "sum")
-    )
-    counts = counts[counts.index >= 0]  # id −1: a key missing (NaN), no cell, as groupby drops it
+    cid = m.groupby(by, sort=False).ngroup().to_numpy() if cell_ids is None else cell_ids
+    value = text_is(use, "value")
+    counts = _cell_counts(cid, value, use.isin(["value", "nondetect"]).to_numpy())
     ids, first = np.unique(cid, return_index=True)
     first = first[ids >= 0]
     value &= cid >= 0
@@ -133,27 +130,48 @@ def summarise_replicates(
     if grubbs and not vals.empty:
         outliers = grubbs_outliers(vals, by, value_col, grubbs_alpha)
         vals = vals.drop(index=outliers)
-    agg = vals.groupby("_cid", sort=True)[value_col].agg(["size", "mean", "median", "std", "min", "max"])
+    stats = ["size", "mean", "std", "min", "max"] + (["median"] if method == "median" else [])
+    agg = vals.groupby("_cid", sort=True)[value_col].agg(stats)
     cells = pd.concat([keys, counts.join(agg, how="left").reset_index(drop=True)], axis=1)
     cells["n_detected"] = cells["size"].fillna(0).astype(int)
-    use_median = (method == "median") & (cells["n_detected"] >= 3)
-    cells["cq"] = np.where(use_median, cells["median"], cells["mean"])
+    if method == "median":
+        cells["cq"] = np.where(cells["n_detected"] >= 3, cells["median"], cells["mean"])
+    else:
+        cells["cq"] = cells["mean"].to_numpy(copy=True)
     cells["replicate_delta"] = cells["max"] - cells["min"]
     cells["replicate_sd"] = cells["std"]
     cells["n_replicates"] = cells["n_replicates"].astype(int)
 
     nd = cells["n_detected"]
     flags = pd.DataFrame(index=cells.index)
-    flags["a"] = np.where(
-        (nd == 2) & (cells["replicate_delta"] > max_delta), f"replicate_delta>{max_delta:g}", ""
+    flags["a"] = pick_text(
+        [(nd == 2) & (cells["replicate_delta"] > max_delta)], [f"replicate_delta>{max_delta:g}"], ""
     )
-    flags["b"] = np.where((nd >= 3) & (cells["replicate_sd"] > max_sd), f"replicate_sd>{max_sd:.3g}", "")
-    flags["c"] = np.where((nd == 1) & (cells["n_wells"] > 1), "single_replicate", "")
-    flags["d"] = np.where(cells["n_replicates"] == 0, "no_valid_replicate", "")
-    flags["e"] = np.where(cells["_n_value_all"] > nd, "grubbs_outlier_removed", "")
+    flags["b"] = pick_text([(nd >= 3) & (cells["replicate_sd"] > max_sd)], [f"replicate_sd>{max_sd:.3g}"], "")
+    flags["c"] = pick_text([(nd == 1) & (cells["n_wells"] > 1)], ["single_replicate"], "")
+    flags["d"] = pick_text([cells["n_replicates"] == 0], ["no_valid_replicate"], "")
+    flags["e"] = pick_text([cells["_n_value_all"] > nd], ["grubbs_outlier_removed"], "")
     cells["flags"] = join_flag_columns(flags)
     cols = [*by, "cq", "n_wells", "n_replicates", "n_detected", "replicate_delta", "replicate_sd", "flags"]
     return cells[cols], outliers
+
+
+def _cell_counts(cid: np.ndarray, value: np.ndarray, answer: np.ndarray) -> pd.DataFrame:
+    """Per cell id present (sorted; −1, a key missing, is no cell): ``n_wells``, ``n_replicates``
+    (wells that answered) and ``_n_value_all`` (wells with a value) — a grouping by the id, counted
+    by ``np.bincount``."""
+    known = cid >= 0
+    ids = cid[known]
+    size = int(ids.max()) + 1 if len(ids) else 0
+    n_wells = np.bincount(ids, minlength=size)
+    counts = pd.DataFrame(
+        {
+            "n_wells": n_wells,
+            "n_replicates": np.bincount(ids, weights=answer[known], minlength=size).astype(np.int64),
+            "_n_value_all": np.bincount(ids, weights=value[known], minlength=size).astype(np.int64),
+        }
+    )
+    return counts[n_wells > 0]
 
 
 def join_flag_columns(flags: pd.DataFrame) -> pd.Series:
@@ -203,7 +221,7 @@ def _design_of(counts: pd.DataFrame, expected: int | None) -> pd.Series:
 
 
 def _design_counts(wells: pd.DataFrame) -> pd.DataFrame:
-    study = wells[wells["kind"].isin(DESIGN_KINDS).to_numpy()]
+    study = wells.loc[wells["kind"].isin(DESIGN_KINDS).to_numpy(), CELL_KEYS]  # the keys, not every column
     return study.groupby(CELL_KEYS, sort=True).size().rename("n_wells").reset_index()
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .chip_options import ValidPrimeOptions
-from .rowkeys import joint_codes, left_lookup
+from .rowkeys import distinct, joint_codes, left_lookup, pick_text, text_is
 from .wells import CALC, EXPFAIL, LOWSIGNAL, NOAMP
 
 # Cell-level outcome labels (vp_grade column of the Cells table and flags).
@@ -158,7 +158,7 @@ def validate_assays(
     if gdna_unit not in ("sample", "well"):
         raise ValueError(f"gdna_unit must be 'sample' or 'well', not {gdna_unit!r}")
     gdna_samples = set(map(str, gdna_samples))
-    all_assays = wells.loc[wells["assay"] != vpa_assay, ["plate", "assay"]].drop_duplicates()
+    all_assays = wells.loc[~text_is(wells["assay"], vpa_assay), ["plate", "assay"]].drop_duplicates()
     if goi_assays is not None:
         all_assays = all_assays[all_assays["assay"].isin(set(goi_assays))]
     g = wells[wells["sample"].isin(gdna_samples)].copy()
@@ -335,7 +335,7 @@ def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str) 
     if mode == "replicate" and not measurements.empty:
         m_key = replicate_key(measurements, ["plate", "sample", "assay"]).to_numpy(dtype=object)
         v_key = replicate_key(vpa_wells, ["plate", "sample", "assay"]).to_numpy(dtype=object)
-        mk, vk = joint_codes([*m_cols, m_key], [*v_cols, v_key])
+        mk, vk = joint_codes([m_code, m_key], [v_code, v_key])  # (plate, sample) by its codes
         per_key = _state_summary(vpa_wells, vk, int(max(mk.max(initial=-1), vk.max(initial=-1))) + 1)
         paired = per_key["state"][mk] != ""
         vpa_cq = np.where(paired, per_key["cq"][mk], vpa_cq)
@@ -355,9 +355,7 @@ def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str) 
 def grade_from_percent(pct, grade_a: float, grade_b: float, grade_c: float) -> np.ndarray:
     """A (< grade_a), B (< grade_b), C (< grade_c), else F — strict bounds as in the code (§1.4)."""
     pct = np.asarray(pct, dtype=float)
-    return np.select(
-        [pct < grade_a, pct < grade_b, pct < grade_c], [GRADE_A, GRADE_B, GRADE_C], GRADE_F
-    ).astype(object)
+    return pick_text([pct < grade_a, pct < grade_b, pct < grade_c], [GRADE_A, GRADE_B, GRADE_C], GRADE_F)
 
 
 def correct(
@@ -402,9 +400,9 @@ def correct(
     )
 
     goi_calc = goi_state == CALC
-    use = np.where(
-        goi_calc, "value", np.where((goi_state == NOAMP) | (goi_state == LOWSIGNAL), "nondetect", "excluded")
-    ).astype(object)
+    use = pick_text(
+        [goi_calc, (goi_state == NOAMP) | (goi_state == LOWSIGNAL)], ["value", "nondetect"], "excluded"
+    )
     grade = np.full(n, "", dtype=object)
     flag = np.full(n, "", dtype=object)
     cq_rna = np.full(n, np.nan)
@@ -527,8 +525,8 @@ def apply_validprime(
     :func:`correct` added, plus ``vpa_cq``, ``vpa_state``; ``VPA_UNPAIRED`` is added
     to ``vp_flag`` where a replicate had no VPA well of its own.
     """
-    vpa_wells = wells[wells["assay"] == vpa_assay]
-    vpa_wells = vpa_wells[vpa_wells["sample"].isin(set(measurements["sample"]))]
+    vpa_wells = wells[text_is(wells["assay"], vpa_assay)]
+    vpa_wells = vpa_wells[vpa_wells["sample"].isin(distinct(measurements["sample"]))]
     vp = pair_vpa(measurements, vpa_wells, mode=mode)
     ref = left_lookup(
         measurements, assay_table, ["plate", "assay"], ["dcq_gdna", "confidence", "score_grade"]
@@ -547,8 +545,8 @@ def apply_validprime(
     )
     res.index = measurements.index
     if mode == "replicate":
-        graded = (res["vp_grade"] != "") & ~res["vp_grade"].isin(["A+", "A++", "A+++"])
-        unpaired = (~vp["vpa_paired"] & (vp["vpa_state"] != "") & graded).to_numpy()
+        graded = ~text_is(res["vp_grade"], "") & ~res["vp_grade"].isin(["A+", "A++", "A+++"]).to_numpy()
+        unpaired = ~vp["vpa_paired"].to_numpy() & ~text_is(vp["vpa_state"], "") & graded
         current = res.loc[unpaired, "vp_flag"]
         res.loc[unpaired, "vp_flag"] = np.where(current == "", VPA_UNPAIRED, current + ";" + VPA_UNPAIRED)
     out = measurements.copy(deep=False)  # columns are added, none written into

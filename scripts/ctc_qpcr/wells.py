@@ -26,13 +26,14 @@ NOAMP = "NOAMP"
 STATES = (CALC, EXPFAIL, LOWSIGNAL, NOAMP)
 
 
-def _text(wells: pd.DataFrame, col: str) -> pd.Series:
-    """``col`` as stripped lower-case text ("" for missing), cleaned once per distinct value."""
+def _text_test(wells: pd.DataFrame, col: str, test) -> np.ndarray:
+    """``test`` (a Series of texts → booleans) of each well's ``col`` as stripped lower-case text
+    ("" for missing), asked once per distinct value."""
     if col not in wells.columns:
-        return pd.Series("", index=wells.index, dtype=object)
+        return np.full(len(wells), bool(test(pd.Series([""], dtype=object)).iloc[0]))
     codes, uniques = pd.factorize(wells[col])
-    clean = pd.Series(uniques, dtype=object).astype(str).str.strip().str.lower().to_numpy(dtype=object)
-    return pd.Series(np.append(clean, "")[codes], index=wells.index, dtype=object)  # code −1 (missing) → ""
+    clean = pd.Series([*uniques, ""], dtype=object).astype(str).str.strip().str.lower()
+    return test(clean).to_numpy(dtype=bool)[codes]  # code −1 (missing) → the last entry, ""
 
 
 def _number(wells: pd.DataFrame, col: str) -> np.ndarray:
@@ -83,52 +84,48 @@ def assign_states(
     cq = _number(out, "cq")
     quality = _number(out, "quality")
     threshold = _number(out, "quality_threshold")
-    call = _text(out, "call")
-    flags = _text(out, "instrument_flags")
     limit = well_lod(out, lod, assay_lod)
 
     noamp = ~np.isfinite(cq)
     invalid = ~noamp & (cq <= 0)
-    codes, uniques = pd.factorize(flags)  # "omit" looked for once per distinct flag text
-    omitted = np.append(
-        pd.Series(uniques, dtype=object).str.contains("omit", regex=False).to_numpy(bool), False
-    )[codes]
-    call_fail = (call == "fail").to_numpy()
+    omitted = _text_test(out, "instrument_flags", lambda t: t.str.contains("omit", regex=False))
+    call_fail = _text_test(out, "call", lambda t: t == "fail")
     with np.errstate(invalid="ignore"):
         low_quality = np.isfinite(quality) & np.isfinite(threshold) & (quality < threshold)
         above_lod = ~noamp & (cq > limit)
-
-    reasons = {
-        "invalid_cq": invalid,
-        "omitted": omitted,
-        "call_fail": call_fail,
-        "quality": low_quality,
-    }
     expfail = ~noamp & (invalid | omitted | call_fail | low_quality)
+    lowsignal = above_lod & ~expfail
 
-    state = np.full(n, CALC, dtype=object)
-    state[above_lod] = LOWSIGNAL
-    state[expfail] = EXPFAIL
-    state[noamp] = NOAMP
-
-    # Reasons of the EXPFAIL wells, built column-wise (no per-well Python loop).
-    reason = pd.Series("", index=out.index, dtype=object)
+    code = np.zeros(n, dtype=np.int8)  # index into STATES
+    code[lowsignal] = 2
+    code[expfail] = 1
+    code[noamp] = 3
+    reason = np.array(["", "", "cq>lod", "no_amplification"], dtype=object)[code]
     if expfail.any():
-        thr = pd.Series(threshold[expfail])
-        labels = {t: f"quality<{t:g}" for t in thr.dropna().unique()}
-        thr_text = thr.map(labels).fillna("quality<threshold").to_numpy(dtype=object)
-        parts = [
-            pd.Series(np.where(mask[expfail], thr_text if name == "quality" else name, ""), dtype=object)
-            for name, mask in reasons.items()
-        ]
-        joined = parts[0]
-        for p in parts[1:]:
-            joined = joined.str.cat(p, sep=";")
-        joined = joined.str.replace(r";{2,}", ";", regex=True).str.strip(";")
-        reason[expfail] = joined.to_numpy(dtype=object)
-    reason[state == LOWSIGNAL] = "cq>lod"
-    reason[noamp] = "no_amplification"
-
-    out["state"] = state
-    out["state_reason"] = reason.astype(str)
+        reason[expfail] = _expfail_reasons(
+            threshold[expfail], invalid[expfail], omitted[expfail], call_fail[expfail], low_quality[expfail]
+        )
+    out["state"] = np.array(STATES, dtype=object)[code]
+    out["state_reason"] = reason
     return out
+
+
+def _expfail_reasons(threshold, invalid, omitted, call_fail, low_quality) -> np.ndarray:
+    """``state_reason`` of EXPFAIL wells: the reasons that apply, ``;``-joined in a fixed order
+    (``invalid_cq``, ``omitted``, ``call_fail``, ``quality<0.65``); each distinct combination joined once."""
+    thr = pd.Series(threshold)
+    labels = {t: f"quality<{t:g}" for t in thr.dropna().unique()}
+    quality = np.full(len(thr), "", dtype=object)
+    quality[low_quality] = thr[low_quality].map(labels).fillna("quality<threshold").to_numpy(dtype=object)
+    text_code, texts = pd.factorize(quality)
+    bits = invalid * 1 + omitted * 2 + call_fail * 4 + low_quality * 8
+    combos, first, inverse = np.unique(bits * len(texts) + text_code, return_index=True, return_inverse=True)
+    names = ("invalid_cq", "omitted", "call_fail")
+    joined = [
+        ";".join(
+            [name for k, name in enumerate(names) if bits[i] >> k & 1]
+            + ([quality[i]] if low_quality[i] else [])
+        )
+        for i in first
+    ]
+    return np.array(joined, dtype=object)[inverse.reshape(-1)]

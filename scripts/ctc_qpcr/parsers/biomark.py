@@ -239,6 +239,36 @@ def _integers(text: str) -> tuple[np.ndarray, np.ndarray]:
     ) else values, ends - starts
 
 
+def _fixed_width_inlets(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """Sample and assay inlet numbers of chamber ids that all share one layout (``S01-A01``: the
+    digits, the dash and the ``A`` in the same places), read column-wise from their ASCII bytes,
+    and the two numbers' widths; None for any other ids (:func:`_integers` reads those)."""
+    first = ids[0] if isinstance(ids[0], str) else ""
+    dash = first.find("-")
+    try:
+        data = np.array(ids, dtype="S")  # one row of bytes per id; refuses non-ASCII text
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return None
+    width = data.dtype.itemsize
+    if dash < 2 or width < dash + 3:
+        return None
+    grid = data.view(np.uint8).reshape(len(ids), width)
+    digits = np.r_[1:dash, dash + 2 : width]
+    if not (
+        (grid[:, 0] == ord("S")).all()
+        and (grid[:, dash] == ord("-")).all()
+        and (grid[:, dash + 1] == ord("A")).all()
+        and ((grid[:, digits] >= ord("0")) & (grid[:, digits] <= ord("9"))).all()
+    ):
+        return None
+    values = grid.astype(np.int64) - ord("0")
+
+    def number(columns: np.ndarray) -> np.ndarray:
+        return values[:, columns] @ (10 ** np.arange(len(columns) - 1, -1, -1, dtype=np.int64))
+
+    return number(np.arange(1, dash)), number(np.arange(dash + 2, width)), dash - 1, width - dash - 2
+
+
 def _inlets(s: np.ndarray, a: np.ndarray, chip: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
     """Sample and assay inlets of one chip's grid (sorted): the chip's block, or the inlets seen."""
     if chip is None:
@@ -260,12 +290,16 @@ def missing_chambers(run: pd.Series, chamber: pd.Series, chip: tuple[int, int] |
     chip's grid is the block of inlets its chambers fall in. Chamber ids not of
     the ``S01-A01`` form are not checked.
     """
-    joined = "\x00".join(chamber.to_numpy())
-    if len(chamber) == 0 or not _CHAMBERS.fullmatch(joined):
+    if len(chamber) == 0:
         return []
-    numbers, widths = _integers(joined)
-    s, a = numbers[0::2], numbers[1::2]
-    ws, wa = int(widths[0]), int(widths[1])
+    inlets = _fixed_width_inlets(chamber.to_numpy(dtype=object))
+    if inlets is None:
+        joined = "\x00".join(chamber.to_numpy())
+        if not _CHAMBERS.fullmatch(joined):
+            return []
+        numbers, widths = _integers(joined)
+        inlets = numbers[0::2], numbers[1::2], int(widths[0]), int(widths[1])
+    s, a, ws, wa = inlets
     codes, names = pd.factorize(run.to_numpy())
     repeated_ids = len(names) > 1 and chamber.duplicated().any()
     missing = []
@@ -288,7 +322,7 @@ def missing_chambers(run: pd.Series, chamber: pd.Series, chip: tuple[int, int] |
 def _chips(well: pd.Series, header: dict[str, list[str]]) -> tuple[pd.Series, pd.Series]:
     """``run`` per chamber (``chip1``, ...) for a Combined Chip Run, and well ids unique in the file."""
     n = len(well)
-    blank = pd.Series([""] * n, dtype=object, index=well.index)
+    blank = pd.Series(np.full(n, "", dtype=object), index=well.index)
     if well.duplicated().any():
         if well.value_counts().nunique() != 1:
             # Only some chambers repeat: a pasted/duplicated row, not several chips in one file.

@@ -246,7 +246,8 @@ def _standard_columns(wells: pd.DataFrame, plate: str) -> pd.DataFrame:
     for column in TEXT_COLUMNS:
         if infer_dtype(out[column], skipna=False) != "string":  # readers give str: usually nothing to do
             out[column] = out[column].fillna("").astype(str)
-    out["line"] = out["line"].astype("int64")
+    if out["line"].dtype != np.int64:
+        out["line"] = out["line"].astype("int64")
     out.insert(0, "plate", str(plate))
     columns = ["plate", *WELL_COLUMNS, *[c for c in OPTIONAL_COLUMNS if c in out.columns]]
     return out if list(out.columns) == columns else out[columns]

@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..sheet_text import odd_character
+from .arrow_csv import unquoted_cells
 from .text import Text
 
 # ---------------------------------------------------------------------------
@@ -345,6 +346,9 @@ def read_block(
     ncols = int(counts.max())
     if usecols is None or ncols > n or skip_row_name or sep == SPACES:
         usecols = None
+    cells = unquoted_cells(raw, sep, n, usecols) if ncols == n and not skip_row_name else None
+    if cells is not None:
+        return Block(names, cells.apply(lambda column: column.str.strip()) if padded else cells, line, sep)
     cells = pd.read_csv(
         io.BytesIO(raw),
         usecols=usecols,
