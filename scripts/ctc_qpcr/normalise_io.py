@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from .normalise_cells import CELLS_COLUMNS
 from .study_cells import study_cells
-from .tables import cell_text, tsv_parts, write_parquet
+from .tables import cell_text, is_text, tsv_parts, write_parquet
 
 #: rows of a normalised table formatted at a time: the text of one slice in memory, not of the
 #: whole table (1,000 chips: 4.1 M rows a strategy)
@@ -50,11 +50,7 @@ def read_study_cells(paths, on_panel_mismatch: str) -> pd.DataFrame:
 def _cells_columns(schema: pa.Schema) -> tuple[list[str], list[str]]:
     """The Cells table's columns normalisation reads, and those of them that hold text."""
     columns = [c for c in CELLS_COLUMNS if c in schema.names]
-    text = [
-        c
-        for c in columns
-        if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)
-    ]
+    text = [c for c in columns if is_text(schema.field(c).type)]
     return columns, text
 
 

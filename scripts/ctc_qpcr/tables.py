@@ -361,7 +361,8 @@ def write_parquet_tsv(df: pd.DataFrame, parquet_path: str | os.PathLike, tsv_pat
         _write_tsv_to(frame, tmp, _arrow_text(frame, table))
 
 
-def _is_text(kind: pa.DataType) -> bool:
+def is_text(kind: pa.DataType) -> bool:
+    """True for an Arrow text type (string or large_string)."""
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
@@ -404,10 +405,10 @@ def cell_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     kind = column.type
     if pa.types.is_dictionary(kind):
         words = column.dictionary
-        if not _is_text(words.type) or words.null_count:
+        if not is_text(words.type) or words.null_count:
             return None
         return _escaped_text(words).take(column.indices)
-    if _is_text(kind):
+    if is_text(kind):
         return _escaped_text(column)
     if pa.types.is_floating(kind):
         return _float_text(column.to_numpy(zero_copy_only=False))
