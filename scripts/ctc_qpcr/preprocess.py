@@ -572,8 +572,9 @@ def efficiency_step(
 
 
 def _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes) -> dict:
-    cells = cells.assign(batch=cells["batch"].fillna(batch).astype(str))
-    cells = sorted_rows(cells[CELL_COLUMNS], KEYS)
+    columns = {c: cells[c] for c in CELL_COLUMNS}  # not copied: sorted_rows takes each column once
+    columns["batch"] = cells["batch"].fillna(batch).astype(str)
+    cells = sorted_rows(pd.DataFrame(columns, copy=False), KEYS)
     cells["detected"] = cells["detected"].astype(bool)
     for col in ("n_replicates", "n_detected"):
         cells[col] = cells[col].astype(int)

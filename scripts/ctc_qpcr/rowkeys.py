@@ -25,10 +25,23 @@ def joint_codes(left: list, right: list) -> tuple[np.ndarray, np.ndarray]:
     n_left = len(left[0]) if left else 0
     key = np.zeros(n_left + (len(right[0]) if right else 0), dtype=np.int64)
     for a, b in zip(left, right, strict=True):
-        codes, uniques = pd.factorize(_joined_column(a, b), use_na_sentinel=False)
-        key = key * max(len(uniques), 1) + codes
+        codes, n_codes = _missing_as_code(_joined_column(a, b))
+        key = key * max(n_codes, 1) + codes
         key = pd.factorize(key)[0]  # kept below the number of rows: no overflow however many columns
     return key[:n_left], key[n_left:]
+
+
+def _missing_as_code(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer codes of ``values`` and how many: missing values (None, NaN) share one code after
+    the others. The classes of ``pd.factorize(values, use_na_sentinel=False)`` without its
+    second pass over the column looking for missing values (as long as the factorising)."""
+    codes, uniques = pd.factorize(values)
+    n_codes = len(uniques)
+    missing = codes < 0
+    if missing.any():
+        codes[missing] = n_codes
+        n_codes += 1
+    return codes, n_codes
 
 
 def _joined_column(a, b) -> np.ndarray:
@@ -77,10 +90,26 @@ def sorted_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     ``frame`` is returned, sharing its columns (callers replace columns, never write into them)."""
     if len(frame) < 2:
         return frame.reset_index(drop=True)
-    order = np.lexsort([_sort_codes(frame[k]) for k in reversed(keys)])
+    codes = []
+    for k in keys:
+        codes.append(_sort_codes(frame[k]))
+        if has_default_index(frame) and _strictly_ascending(codes):  # the later keys cannot move a row
+            return frame.copy(deep=False)
+    order = np.lexsort(codes[::-1])
     if has_default_index(frame) and (order == np.arange(len(order))).all():
         return frame.copy(deep=False)
     return frame.take(order).reset_index(drop=True)
+
+
+def _strictly_ascending(codes: list[np.ndarray]) -> bool:
+    """True when every row's key tuple (one code array per key) is greater than the previous row's:
+    the rows are in sorted order and no two tie (a batch's wells by plate and line, as read)."""
+    decided = np.zeros(len(codes[0]) - 1, dtype=bool)  # pairs of rows already ordered by a key
+    for code in codes:
+        if (code[1:] < code[:-1])[~decided].any():
+            return False
+        decided |= code[1:] > code[:-1]
+    return bool(decided.all())
 
 
 def own_frame(wells: pd.DataFrame) -> pd.DataFrame:
