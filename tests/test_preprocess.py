@@ -598,3 +598,17 @@ def test_chip_job_leaves_out_the_state_flags_the_audit_drops():
     pd.testing.assert_frame_equal(lean, others)
     read = assign_states(wells).assign(batch="B1", excluded="")
     pd.testing.assert_frame_equal(build_audit(read, full), build_audit(read, lean))
+
+
+def test_worst_grade_per_cell_as_a_grouped_max_of_the_severities():
+    """_worst_grade: the worst grade of each cell's wells (missing or unknown grades count as "")."""
+    from ctc_qpcr import validprime as vp
+    from ctc_qpcr.preprocess import _worst_grade
+
+    rng = np.random.default_rng(8)
+    grades = pd.Series(rng.choice(np.array([*vp.GRADE_SEVERITY, None, "X"], dtype=object), 400), dtype=object)
+    cid = rng.integers(0, 60, 400)
+    cid[:60] = np.arange(60)  # every cell has a well
+    sev = grades.map(vp.GRADE_SEVERITY).fillna(0).astype(int).groupby(cid).max()
+    want = sev.map({v: k for k, v in vp.GRADE_SEVERITY.items()}).fillna("").to_numpy()
+    assert _worst_grade(grades, cid, 60).tolist() == want.tolist()

@@ -11,6 +11,7 @@ from ctc_qpcr.rowkeys import (
     distinct,
     joint_codes,
     left_lookup,
+    missing_as,
     own_frame,
     pick_text,
     set_at,
@@ -233,3 +234,24 @@ def test_build_audit_is_the_pandas_reference(explicit):
     if explicit:
         flags["excluded"] = rng.random(300) < 0.3
     pd.testing.assert_frame_equal(build_audit(wells, flags), _audit_by_pandas(wells, flags))
+
+
+def test_left_lookup_fill_is_the_results_fillna():
+    """``fill``: missing values of the found rows and rows not found, as ``fillna`` of the result."""
+    left, right = _frames(6)
+    right.loc[right.index[::3], "label"] = None  # missing in the table looked up as well
+    got = left_lookup(left, right, ["plate", "sample"], ["value", "label"], fill={"label": "Low"})
+    want = left_lookup(left, right, ["plate", "sample"], ["value", "label"]).fillna({"label": "Low"})
+    pd.testing.assert_frame_equal(got, want)
+    assert (got["label"] == "Low").any() and got["value"].isna().any()  # the value column is not filled
+    repeated = pd.concat([right, right.iloc[:3]], ignore_index=True)  # the merge path fills the same way
+    merged = left_lookup(left, repeated, ["plate", "sample"], ["label"], fill={"label": "Low"})
+    assert merged["label"].notna().all()
+
+
+def test_missing_as_is_fillna_of_a_text_column():
+    values = pd.Series(["", "HIGHSD", None, np.nan, "", pd.NA, "A+"], dtype=object)
+    for text in ("", "Low"):
+        got = missing_as(values, text)
+        assert got.tolist() == values.fillna(text).tolist()
+        assert got.dtype == object and not np.shares_memory(got, values.to_numpy())

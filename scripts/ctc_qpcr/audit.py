@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .rowkeys import pick_text, text_is
+from .rowkeys import missing_as, pick_text, text_is
 
 #: Preprocessing flags that remove a well's value from the cells table.
 EXCLUDING_FLAGS = frozenset(
@@ -120,15 +120,10 @@ def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> 
 
 def _read_reasons(wells: pd.DataFrame) -> np.ndarray:
     """The reader's reason for each well (``excluded``; "" for a kept well, missing read as ""),
-    a new array. Only the cells that are not "" are looked at for missing values."""
+    a new array."""
     if "excluded" not in wells.columns:
         return np.full(len(wells), "", dtype=object)
-    reason = wells["excluded"].to_numpy(dtype=object).copy()
-    other = ~text_is(reason, "")
-    if other.any():
-        given = reason[other]
-        reason[other] = np.where(pd.isna(given), "", given)
-    return reason
+    return missing_as(wells["excluded"], "")
 
 
 def _audit_flags(well_flags: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

@@ -44,7 +44,7 @@ from .chip_options import (
     ValidPrimeOptions,
     chip_options,
 )
-from .rowkeys import as_text, distinct, joint_codes, own_frame, set_at, sorted_rows, text_is
+from .rowkeys import as_text, distinct, joint_codes, missing_as, own_frame, set_at, sorted_rows, text_is
 from .wells import CALC, assign_states, states_current
 
 CELL_COLUMNS = [
@@ -405,6 +405,7 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     sub = pd.DataFrame(
         {c: w[c].to_numpy()[at] for c in ("plate", "well", "sample", "assay", "cq", "state", "use")},
         index=w.index[at],
+        copy=False,  # the selected cells are new arrays already: not copied again into blocks
     )
     nondetect = text_is(sub["use"], "nondetect")
     sub["state"] = np.where(nondetect & text_is(sub["state"], CALC), "LOWSIGNAL", sub["state"])
@@ -465,27 +466,43 @@ def _cell_attributes(cells: pd.DataFrame, w: pd.DataFrame, cid: np.ndarray) -> p
     """
     first = np.zeros(len(w), dtype=bool)
     first[np.unique(cid, return_index=True)[1]] = True
-    attrs = w.loc[first, [*KEYS, "batch", "kind", "gene", "role"]].reset_index(drop=True)
-    if len(attrs) != len(cells) or not (attrs[KEYS].to_numpy() == cells[KEYS].to_numpy()).all():
+    attrs = {c: w[c].to_numpy()[first] for c in [*KEYS, "batch", "kind", "gene", "role"]}
+    same = all((attrs[k] == cells[k].to_numpy()).all() for k in KEYS) if len(cells) == first.sum() else False
+    if not same:
         raise AssertionError("cells and wells disagree on the cell order")  # a programming error, not input
     by_cell = w[["plate_offset", "global_offset", "gdna_fraction"]].groupby(cid).mean()
     for col in by_cell.columns:
         attrs[col] = by_cell[col].to_numpy()
-    worst = w["vp_grade"].map(vp.GRADE_SEVERITY).fillna(0).astype(int).groupby(cid).max()
-    attrs["vp_grade"] = worst.map({v: k for k, v in vp.GRADE_SEVERITY.items()}).fillna("").to_numpy()
-    # Cell flags = replicate flags + the distinct ValidPrime flags of its wells (pivoted, no per-group loop).
+    attrs["vp_grade"] = _worst_grade(w["vp_grade"], cid, len(cells))
+    # Cell flags = replicate flags + the distinct ValidPrime flags of its wells (one column per
+    # k-th distinct flag of a cell, no per-group loop).
+    parts = {"r": cells["flags"].to_numpy()}
     has = ~text_is(w["vp_flag"], "")
-    parts = {"r": cells["flags"].reset_index(drop=True)}
     if has.any():
         fl = pd.DataFrame({"cid": cid[has], "vp_flag": w["vp_flag"].to_numpy()[has]}).drop_duplicates()
-        fl["_k"] = fl.groupby("cid", sort=False).cumcount()
-        wide = fl.pivot(index="cid", columns="_k", values="vp_flag").reindex(range(len(attrs))).fillna("")
-        parts.update({f"v{c}": wide[c].reset_index(drop=True) for c in wide.columns})
-    out = cells.reset_index(drop=True).drop(columns="flags")
-    for col in attrs.columns.drop(KEYS):
-        out[col] = attrs[col]
-    out["flags"] = reps.join_flag_columns(pd.DataFrame(parts))
-    return out
+        kth = fl.groupby("cid", sort=False).cumcount().to_numpy()
+        flag = missing_as(fl["vp_flag"], "")
+        for k in range(int(kth.max()) + 1):
+            column = np.full(len(cells), "", dtype=object)
+            column[fl["cid"].to_numpy()[kth == k]] = flag[kth == k]
+            parts[f"v{k}"] = column
+    out = {c: cells[c].to_numpy() for c in cells.columns if c != "flags"}
+    out.update((c, attrs[c]) for c in attrs if c not in KEYS)
+    out["flags"] = reps.join_flag_columns(pd.DataFrame(parts, copy=False)).to_numpy()
+    return pd.DataFrame(out, copy=False)
+
+
+def _worst_grade(grades: pd.Series, cid: np.ndarray, n_cells: int) -> np.ndarray:
+    """Per cell id (0 … n_cells − 1): the worst ValidPrime grade of its wells
+    (:data:`validprime.GRADE_SEVERITY`; an unknown grade counts as none, "")."""
+    codes, uniques = pd.factorize(grades)
+    severity = np.append(pd.Series(uniques, dtype=object).map(vp.GRADE_SEVERITY).fillna(0).to_numpy(int), 0)
+    worst = np.zeros(n_cells, dtype=np.int64)
+    np.maximum.at(worst, cid, severity[codes])  # code −1 (a missing grade) → the appended 0
+    name = np.full(max(vp.GRADE_SEVERITY.values()) + 1, "", dtype=object)
+    for grade, rank in vp.GRADE_SEVERITY.items():
+        name[rank] = grade
+    return name[worst]
 
 
 def validprime_cells(cells: pd.DataFrame, w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.DataFrame:

@@ -53,22 +53,29 @@ def _joined_column(a, b) -> np.ndarray:
     return np.concatenate([a.astype(object), b.astype(object)])
 
 
-def left_lookup(left: pd.DataFrame, right: pd.DataFrame, on: list[str], columns: list[str]) -> pd.DataFrame:
+def left_lookup(
+    left: pd.DataFrame, right: pd.DataFrame, on: list[str], columns: list[str], fill: dict | None = None
+) -> pd.DataFrame:
     """``columns`` of ``right`` for each row of ``left`` by the keys ``on`` (NaN where none): a
-    left merge on a ``right`` with unique keys, by integer codes (:func:`joint_codes`)."""
+    left merge on a ``right`` with unique keys, by integer codes (:func:`joint_codes`). ``fill``:
+    {column: value} for its missing values, as the result's ``fillna`` (filled in ``right``'s
+    few rows and where no row is found, not looked for in every row of the result)."""
+    fill = fill or {}
     l_code, r_code = joint_codes(
         [left[c].to_numpy(dtype=object) for c in on], [right[c].to_numpy(dtype=object) for c in on]
     )
     if len(np.unique(r_code)) < len(r_code):  # repeated keys: a merge repeats rows
-        return left[on].merge(right[[*on, *columns]], on=on, how="left")
+        merged = left[on].merge(right[[*on, *columns]], on=on, how="left")
+        return merged.fillna(fill) if fill else merged
     at = np.full(int(max(l_code.max(initial=-1), r_code.max(initial=-1))) + 1, -1, dtype=np.int64)
     at[r_code] = np.arange(len(r_code))
     rows = at[l_code]
     found = rows >= 0
     out = {}
     for c in columns:
-        values = right[c].to_numpy()
-        col = np.full(len(left), np.nan, dtype=values.dtype if values.dtype.kind in "fO" else object)
+        values = (right[c].fillna(fill[c]) if c in fill else right[c]).to_numpy()
+        kind = values.dtype if values.dtype.kind in "fO" else object
+        col = np.full(len(left), fill.get(c, np.nan), dtype=kind)
         col[found] = values[rows[found]]
         out[c] = col
     return pd.DataFrame(out)
@@ -141,6 +148,20 @@ def text_is(values: pd.Series | np.ndarray, text: str) -> np.ndarray:
     """``(values == text).to_numpy()`` by numpy's comparison of the object array: a few times
     faster than pandas' on a text column (missing values are never equal, as in pandas)."""
     return np.asarray(values, dtype=object) == text
+
+
+def missing_as(values, text: str = "") -> np.ndarray:
+    """``pd.Series(values).fillna(text)`` as a new object array, missing values looked for only in
+    the cells that are not ``text`` (most of a reason or grade column is "")."""
+    out = np.array(values, dtype=object)
+    try:
+        other = ~text_is(out, text)
+    except TypeError:  # pd.NA, which numpy cannot compare: every cell looked at
+        other = np.ones(len(out), dtype=bool)
+    if other.any():
+        given = out[other]
+        out[other] = np.where(pd.isna(given), text, given)
+    return out
 
 
 def distinct(values: pd.Series | np.ndarray) -> set:
