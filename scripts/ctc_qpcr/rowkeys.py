@@ -105,7 +105,9 @@ def sorted_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     order = np.lexsort(codes[::-1])
     if has_default_index(frame) and (order == np.arange(len(order))).all():
         return frame.copy(deep=False)
-    return frame.take(order).reset_index(drop=True)
+    out = frame.take(order)
+    out.index = pd.RangeIndex(len(out))  # reset_index(drop=True) would copy every column again
+    return out
 
 
 def _strictly_ascending(codes: list[np.ndarray]) -> bool:
