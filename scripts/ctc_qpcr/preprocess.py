@@ -44,7 +44,7 @@ from .chip_options import (
     ValidPrimeOptions,
     chip_options,
 )
-from .rowkeys import as_text, distinct, joint_codes, missing_as, own_frame, set_at, sorted_rows, text_is
+from .rowkeys import as_text, distinct, joint_codes, own_frame, set_at, sorted_rows, text_is
 from .wells import CALC, assign_states, states_current
 
 CELL_COLUMNS = [
@@ -473,36 +473,13 @@ def _cell_attributes(cells: pd.DataFrame, w: pd.DataFrame, cid: np.ndarray) -> p
     by_cell = w[["plate_offset", "global_offset", "gdna_fraction"]].groupby(cid).mean()
     for col in by_cell.columns:
         attrs[col] = by_cell[col].to_numpy()
-    attrs["vp_grade"] = _worst_grade(w["vp_grade"], cid, len(cells))
-    # Cell flags = replicate flags + the distinct ValidPrime flags of its wells (one column per
-    # k-th distinct flag of a cell, no per-group loop).
-    parts = {"r": cells["flags"].to_numpy()}
-    has = ~text_is(w["vp_flag"], "")
-    if has.any():
-        fl = pd.DataFrame({"cid": cid[has], "vp_flag": w["vp_flag"].to_numpy()[has]}).drop_duplicates()
-        kth = fl.groupby("cid", sort=False).cumcount().to_numpy()
-        flag = missing_as(fl["vp_flag"], "")
-        for k in range(int(kth.max()) + 1):
-            column = np.full(len(cells), "", dtype=object)
-            column[fl["cid"].to_numpy()[kth == k]] = flag[kth == k]
-            parts[f"v{k}"] = column
+    attrs["vp_grade"] = reps.worst_per_cell(w["vp_grade"], cid, len(cells), vp.GRADE_SEVERITY)
+    # Cell flags = replicate flags + the distinct ValidPrime flags of its wells (no per-group loop).
+    parts = {"r": cells["flags"].to_numpy(), **reps.distinct_flag_columns(w["vp_flag"], cid, len(cells))}
     out = {c: cells[c].to_numpy() for c in cells.columns if c != "flags"}
     out.update((c, attrs[c]) for c in attrs if c not in KEYS)
     out["flags"] = reps.join_flag_columns(pd.DataFrame(parts, copy=False)).to_numpy()
     return pd.DataFrame(out, copy=False)
-
-
-def _worst_grade(grades: pd.Series, cid: np.ndarray, n_cells: int) -> np.ndarray:
-    """Per cell id (0 … n_cells − 1): the worst ValidPrime grade of its wells
-    (:data:`validprime.GRADE_SEVERITY`; an unknown grade counts as none, "")."""
-    codes, uniques = pd.factorize(grades)
-    severity = np.append(pd.Series(uniques, dtype=object).map(vp.GRADE_SEVERITY).fillna(0).to_numpy(int), 0)
-    worst = np.zeros(n_cells, dtype=np.int64)
-    np.maximum.at(worst, cid, severity[codes])  # code −1 (a missing grade) → the appended 0
-    name = np.full(max(vp.GRADE_SEVERITY.values()) + 1, "", dtype=object)
-    for grade, rank in vp.GRADE_SEVERITY.items():
-        name[rank] = grade
-    return name[worst]
 
 
 def validprime_cells(cells: pd.DataFrame, w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.DataFrame:
