@@ -629,3 +629,24 @@ def test_distinct_flag_columns_are_the_pivot_of_each_cells_kth_flag():
     assert list(got) == [f"v{k}" for k in wide.columns]
     assert all(got[f"v{k}"].tolist() == wide[k].tolist() for k in wide.columns)
     assert distinct_flag_columns(pd.Series(["", ""], dtype=object), np.array([0, 1]), 2) == {}
+
+
+def test_unknown_names_get_kind_other_role_target_and_their_own_gene():
+    """annotate_wells: names not in the sheets are kind 'other', role 'target', gene = the assay
+    name (each noted); known names take the sheets' words."""
+    from ctc_qpcr.preprocess import annotate_wells
+
+    wells = pd.DataFrame(
+        {
+            "plate": "P1",
+            "well": ["A1", "A2", "A3", "A4"],
+            "sample": ["pat1", "stranger", "pat1", "NTC"],
+            "assay": ["GOI1", "GOI1", "NEW9", "IPCa"],
+        }
+    )
+    notes: list[str] = []
+    w, _ = annotate_wells(wells, SAMPLES, ASSAYS, "B1", notes)
+    assert w["kind"].tolist() == ["patient", "other", "patient", "ntc"]
+    assert w["role"].tolist() == ["target", "target", "target", "ipc"]
+    assert w["gene"].tolist() == ["GENE1", "GENE1", "NEW9", "IPC"]
+    assert len(notes) == 2 and "stranger" in notes[0] and "NEW9" in notes[1]

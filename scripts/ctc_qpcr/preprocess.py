@@ -202,20 +202,23 @@ def annotate_wells(
             f"{len(unknown_a)} assay name(s) on the plates are not in the assays sheet "
             f"(treated as role 'target'): {', '.join(unknown_a[:10])}"
         )
-    w["kind"] = _by_name(w["sample"], kind_of, "other")
-    w["role"] = _by_name(w["assay"], role_of, "target")
-    w["gene"] = _by_name(w["assay"], gene_of, None).where(lambda g: g.notna(), w["assay"])
+    (w["kind"],) = _by_name(w["sample"], (kind_of, "other"))
+    w["role"], w["gene"] = _by_name(w["assay"], (role_of, "target"), (gene_of, None))  # gene: else the assay
     ipc_assays = calibration.ipc_assays_of(role_of)
     return w, Design(gene_of=gene_of, assay_lod=assay_lod, sample_qty=sample_qty, ipc_assays=ipc_assays)
 
 
-def _by_name(names: pd.Series, mapping: dict, default) -> pd.Series:
-    """``mapping`` looked up once per distinct name (not per well)."""
+def _by_name(names: pd.Series, *lookups: tuple[dict, object]) -> list[pd.Series]:
+    """Each ``(mapping, default)`` looked up once per distinct name (not per well); default None:
+    the name itself."""
     codes, uniques = pd.factorize(names)
-    values = pd.Series(uniques).map(mapping)
-    if default is not None:
-        values = values.fillna(default)
-    return pd.Series(values.to_numpy(dtype=object)[codes], index=names.index)
+    distinct_names = pd.Series(uniques, dtype=object)
+    found = []
+    for mapping, default in lookups:
+        values = distinct_names.map(mapping)
+        values = values.where(values.notna(), distinct_names if default is None else default)
+        found.append(pd.Series(values.to_numpy(dtype=object)[codes], index=names.index))
+    return found
 
 
 def well_states(w: pd.DataFrame, lod: float, assay_lod: dict, notes: list, *, states_of=None) -> pd.DataFrame:
