@@ -135,7 +135,7 @@ def _audit_flags(well_flags: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     excluding = (
         wf["excluded"].astype(bool).to_numpy()
         if "excluded" in wf.columns
-        else np.isin(named, list(EXCLUDING_FLAGS))
+        else wf["flag"].isin(EXCLUDING_FLAGS).to_numpy()
     )
     text = named
     if "reason" in wf.columns:
