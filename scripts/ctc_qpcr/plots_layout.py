@@ -7,12 +7,14 @@ legend outside the heat maps, so the wells of both panels line up.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 
 from .layout import Geometry, grid, positions, row_label
-from .plotting import plt, save_svg
+from .plotting import plt, save_svg, save_svg_measured, svg_ruler
 
 #: Well fates on the layout: kept wells by detection, then exclusion reasons.
 KEPT = ("kept, detected", "kept, not detected")
@@ -57,8 +59,7 @@ def _panel_axes(wide: bool):
     return fig, ax_cq, ax_fate, cax
 
 
-def _label_axes(ax, geometry: Geometry, title: str) -> None:
-    ax.set_title(title, fontsize=9)
+def _label_axes(ax, geometry: Geometry) -> None:
     ax.set_xlabel(geometry.column_title)
     ax.set_ylabel(geometry.row_title)
     step = max(1, geometry.rows // 12)
@@ -75,45 +76,131 @@ def plot_layout(wells: pd.DataFrame, path, title: str, lod: float) -> None:
     save_svg(layout_figure(wells, title, lod), path)
 
 
-def layout_figure(wells: pd.DataFrame, title: str, lod: float):
-    """The figure of :func:`plot_layout`: axes 0 = Cq, 1 = fate, 2 = colour bar."""
+@dataclass
+class _Chip:
+    """What one chip/plate's layout figure shows, in the figure's terms."""
+
+    geometry: Geometry
+    cq: np.ndarray  # rows × columns: Cq, lod + 1 when not detected, NaN = no well
+    fates: np.ndarray  # rows × columns: the fate's index in ``categories``, NaN = no well
+    categories: list[str]
+    counts: pd.Series  # wells per fate index
+
+
+def _chip(wells: pd.DataFrame, lod: float) -> _Chip:
     where, geometry = positions(wells["well"])
     fates = well_fate_labels(wells).reset_index(drop=True)
     categories = list(KEPT) + sorted(set(fates) - set(KEPT))
-    codes = pd.Categorical(fates, categories=categories).codes
+    codes = pd.Series(pd.Categorical(fates, categories=categories).codes)
     # Not detected = above the colour scale (grey); no well = white.
     cq = wells["cq"].where(wells["state"].eq("CALC"), lod + 1).reset_index(drop=True)
-    fig, ax_cq, ax_fate, cax = _panel_axes(geometry.columns >= geometry.rows)
-    cmap_cq = plt.get_cmap("viridis_r").with_extremes(bad="white", over="#b0b0b0")
-    im = ax_cq.imshow(
-        grid(cq, where, geometry), cmap=cmap_cq, vmax=lod, aspect="auto", interpolation="nearest"
+    return _Chip(
+        geometry, grid(cq, where, geometry), grid(codes, where, geometry), categories, codes.value_counts()
     )
-    fig.colorbar(
-        im, cax=cax, extend="max", label=f"Cq (grey: not detected, above LOD {lod:g}; white: no well)"
-    )
-    cax.yaxis.label.set_size(8)
+
+
+def _fate_colours(categories: list[str]) -> ListedColormap:
+    """Dark and light green for the kept wells, then one colour per exclusion reason."""
     others = [plt.get_cmap("tab10")(i) for i in (3, 1, 4, 5, 6, 7, 8, 9, 0, 2)]
     palette = ["#2e7d32", "#b7dfa5"] + [others[i % len(others)] for i in range(len(categories) - 2)]
-    cmap_fate = ListedColormap(palette).with_extremes(bad="white")
-    ax_fate.imshow(
-        grid(pd.Series(codes), where, geometry),
-        cmap=cmap_fate,
-        vmin=-0.5,
-        vmax=len(categories) - 0.5,
-        aspect="auto",
-        interpolation="nearest",
-    )
-    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap_fate(i)) for i in range(len(categories))]
-    counts = pd.Series(codes).value_counts()
-    ax_fate.legend(
+    return ListedColormap(palette).with_extremes(bad="white")
+
+
+def _fate_legend(ax, chip: _Chip, cmap: ListedColormap) -> None:
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(len(chip.categories))]
+    ax.legend(
         handles,
-        [f"{c} ({counts.get(i, 0)})" for i, c in enumerate(categories)],
+        [f"{c} ({chip.counts.get(i, 0)})" for i, c in enumerate(chip.categories)],
         fontsize=7,
         loc="upper left",
         bbox_to_anchor=(1.02, 1),
         borderaxespad=0,
         frameon=False,
     )
-    for ax, what in ((ax_cq, "Cq"), (ax_fate, "well fate")):
-        _label_axes(ax, geometry, f"{title}: {what} ({geometry.name})")
+
+
+def _titles(axes, geometry: Geometry, title: str) -> None:
+    for ax, what in zip(axes, ("Cq", "well fate"), strict=True):
+        ax.set_title(f"{title}: {what} ({geometry.name})", fontsize=9)
+
+
+def layout_figure(wells: pd.DataFrame, title: str, lod: float):
+    """The figure of :func:`plot_layout`: axes 0 = Cq, 1 = fate, 2 = colour bar."""
+    return _new_figure(_chip(wells, lod), title, lod)
+
+
+def _new_figure(chip: _Chip, title: str, lod: float):
+    geometry = chip.geometry
+    fig, ax_cq, ax_fate, cax = _panel_axes(geometry.columns >= geometry.rows)
+    cmap_cq = plt.get_cmap("viridis_r").with_extremes(bad="white", over="#b0b0b0")
+    im = ax_cq.imshow(chip.cq, cmap=cmap_cq, vmax=lod, aspect="auto", interpolation="nearest")
+    fig.colorbar(
+        im, cax=cax, extend="max", label=f"Cq (grey: not detected, above LOD {lod:g}; white: no well)"
+    )
+    cax.yaxis.label.set_size(8)
+    cmap_fate = _fate_colours(chip.categories)
+    ax_fate.imshow(
+        chip.fates,
+        cmap=cmap_fate,
+        vmin=-0.5,
+        vmax=len(chip.categories) - 0.5,
+        aspect="auto",
+        interpolation="nearest",
+    )
+    _fate_legend(ax_fate, chip, cmap_fate)
+    for ax in (ax_cq, ax_fate):
+        _label_axes(ax, geometry)
+    _titles((ax_cq, ax_fate), geometry, title)
     return fig
+
+
+class LayoutBoard:
+    """The layout SVGs of many chips/plates, drawn on one figure per chip geometry (issue 17).
+
+    The first chip of a geometry builds its figure as :func:`layout_figure` does; each next
+    chip changes only what differs between chips (the two images and the Cq scale's low end,
+    the fate colours and legend, the titles), not the axes, ticks, labels and colour bar.
+    Saved by :func:`~ctc_qpcr.plotting.save_svg_measured`: the same SVG bytes as
+    :func:`plot_layout`, in about half the time.
+    """
+
+    def __init__(self, lod: float):
+        self.lod = lod
+        self._figures = {}  # geometry → (figure, its ruler)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for fig, _ in self._figures.values():
+            plt.close(fig)
+        self._figures.clear()
+
+    def save(self, wells: pd.DataFrame, path, title: str) -> None:
+        """Cq and well fate of one chip/plate, as :func:`plot_layout` draws them, to ``path``."""
+        chip = _chip(wells, self.lod)
+        if not np.isfinite(chip.cq).any():  # no Cq scale to carry over: a figure of its own
+            save_svg(_new_figure(chip, title, self.lod), path)
+            return
+        if chip.geometry in self._figures:
+            fig, ruler = self._figures[chip.geometry]
+            self._redraw(fig, chip, title)
+        else:
+            fig = _new_figure(chip, title, self.lod)
+            self._figures[chip.geometry] = fig, ruler = fig, svg_ruler(fig)
+        save_svg_measured(fig, path, ruler)
+
+    def _redraw(self, fig, chip: _Chip, title: str) -> None:
+        ax_cq, ax_fate = fig.axes[:2]
+        cq, fate = ax_cq.images[0], ax_fate.images[0]
+        cq.set_data(chip.cq)
+        cq.set_clim(cq.get_array().min(), self.lod)  # as imshow scales it: vmin from the data
+        cmap_fate = _fate_colours(chip.categories)
+        fate.set_data(chip.fates)
+        fate.set_cmap(cmap_fate)
+        fate.set_clim(-0.5, len(chip.categories) - 0.5)
+        _fate_legend(ax_fate, chip, cmap_fate)
+        _titles((ax_cq, ax_fate), chip.geometry, title)
