@@ -115,3 +115,31 @@ def test_layout_board_draws_the_same_bytes_as_a_figure_per_chip(tmp_path):
             assert same, title
     assert b"EXPFAIL" in (tmp_path / "board1.svg").read_bytes()
     assert b"EXPFAIL" not in (tmp_path / "board3.svg").read_bytes()
+
+
+def test_forked_workers_draw_the_same_files_as_one_process(tmp_path):
+    """threads: 2 = two processes, one batch at a time each: same SVGs, summaries, log lines."""
+    from ctc_qpcr.plots_layout import draw_batches
+
+    paths = []
+    for batch, (title, wells) in zip(["B1", "B2", "B3"], _variants()[:3], strict=True):
+        table = wells.assign(batch=batch, plate=title.split()[0])
+        table = pd.concat([table, table.assign(plate=table["plate"] + "b")], ignore_index=True)
+        paths.append(tmp_path / f"{batch}.parquet")
+        table.to_parquet(paths[-1])
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"workers{workers}"
+        out.mkdir()
+        runs[workers] = list(draw_batches(paths, out, 35.0, workers))
+    for (one, lines_one), (two, lines_two) in zip(runs[1], runs[2], strict=True):
+        pd.testing.assert_frame_equal(one, two)
+        assert lines_one == lines_two
+    assert [line for _, lines in runs[1] for line in lines][:2] == [
+        "layout of chip01: 2304 wells",
+        "layout of chip01b: 2304 wells",
+    ]
+    names = sorted(p.name for p in (tmp_path / "workers1").iterdir())
+    assert len(names) == 6 and names == sorted(p.name for p in (tmp_path / "workers2").iterdir())
+    for name in names:
+        assert (tmp_path / "workers1" / name).read_bytes() == (tmp_path / "workers2" / name).read_bytes()

@@ -7,13 +7,16 @@ legend outside the heat maps, so the wells of both panels line up.
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 
-from .layout import Geometry, grid, positions, row_label
+from .layout import Geometry, chip_summary, grid, positions, row_label
 from .plotting import plt, save_svg, save_svg_measured, svg_ruler
 
 #: Well fates on the layout: kept wells by detection, then exclusion reasons.
@@ -204,3 +207,46 @@ class LayoutBoard:
         fate.set_clim(-0.5, len(chip.categories) - 0.5)
         _fate_legend(ax_fate, chip, cmap_fate)
         _titles((ax_cq, ax_fate), chip.geometry, title)
+
+
+# --------------------------------------------------------------------------- a study's batches
+
+#: The columns of a batch's wells.parquet that the layout figures and the index need.
+WELL_COLUMNS = ["batch", "plate", "well", "cq", "state", "fate", "reason"]
+
+
+def draw_batch(board: LayoutBoard, path, out: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The layout SVG of every chip/plate of one batch's wells table, into ``out``: returns the
+    batch's chip summary (:func:`~ctc_qpcr.layout.chip_summary`) and a log line per chip."""
+    wells = pd.read_parquet(path, columns=WELL_COLUMNS)
+    lines = []
+    for plate, group in wells.groupby("plate", sort=True):
+        board.save(group, out / f"{plate}.svg", f"{plate} (batch {group['batch'].iloc[0]})")
+        lines.append(f"layout of {plate}: {len(group)} wells")
+    return chip_summary(wells), lines
+
+
+#: The figures of a forked worker, kept from one batch to the next.
+_WORKER_BOARD: LayoutBoard | None = None
+
+
+def _start_worker(lod: float) -> None:
+    global _WORKER_BOARD
+    _WORKER_BOARD = LayoutBoard(lod)
+
+
+def _worker_batch(path, out: Path) -> tuple[pd.DataFrame, list[str]]:
+    return draw_batch(_WORKER_BOARD, path, out)
+
+
+def draw_batches(paths: list, out: Path, lod: float, workers: int):
+    """:func:`draw_batch` of each batch in order, in this process or in ``workers`` forked
+    processes, each drawing one batch at a time (memory: one batch's wells a process)."""
+    workers = min(workers, len(paths))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        with LayoutBoard(lod) as board:
+            yield from (draw_batch(board, path, out) for path in paths)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(lod,)) as pool:
+        yield from pool.map(_worker_batch, paths, [out] * len(paths))
