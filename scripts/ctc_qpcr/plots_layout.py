@@ -29,13 +29,13 @@ _PANEL_W, _PANEL_H, _GAP, _SIDE = 6.0, 3.6, 0.9, 2.4
 
 def well_fate_labels(wells: pd.DataFrame) -> pd.Series:
     """'kept, detected', 'kept, not detected' or 'excluded: REASON' per well."""
-    detected = wells["state"].eq("CALC")
-    label = pd.Series(np.where(detected, KEPT[0], KEPT[1]), index=wells.index, dtype=object)
-    excluded = wells["fate"].ne("kept")
-    # The reason code (EXPFAIL, HIGHDNA ...) without the per-well detail.
-    reason = wells["reason"].fillna("").str.extract(r"^\s*([A-Za-z_]+)", expand=False).fillna("unspecified")
-    label[excluded] = "excluded: " + reason[excluded]
-    return label
+    kept = np.where(wells["state"].eq("CALC"), KEPT[0], KEPT[1])
+    # The reason code (EXPFAIL, HIGHDNA ...) without the per-well detail, once per distinct reason.
+    reason = wells["reason"].fillna("")
+    distinct = pd.Series(reason.unique())
+    code = distinct.str.extract(r"^\s*([A-Za-z_]+)", expand=False).fillna("unspecified")
+    excluded = reason.map(dict(zip(distinct, "excluded: " + code, strict=True)))
+    return pd.Series(np.where(wells["fate"].ne("kept"), excluded, kept), index=wells.index, dtype=object)
 
 
 def _panel_axes(wide: bool):
