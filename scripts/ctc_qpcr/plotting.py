@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -29,7 +30,7 @@ _STABLE_METADATA = {
 def save_figure(fig, path: str | os.PathLike, *, tight: bool = False, close: bool = True, box=None) -> Path:
     """Save ``fig`` atomically with no run-dependent metadata, then close it
     (``close=False``: keep it open, to be redrawn with other data); ``box``: the
-    area saved (inches), as measured by :func:`save_svg_measured`.
+    area saved (inches), as measured for :func:`save_svg_cropped`.
 
     The format comes from the file suffix (SVG when there is none). Every plot
     module saves through here, so same data gives the same bytes.
@@ -51,23 +52,28 @@ def save_svg(fig, path: str | os.PathLike) -> None:
 
 
 def svg_ruler(fig) -> RendererSVG:
-    """What measures ``fig``'s text as its SVG will, for :func:`save_svg_measured` (one per
+    """What measures ``fig``'s text as its SVG will, for :func:`save_svg_cropped` (one per
     figure: it keeps the sizes of the texts it measured)."""
     width, height = fig.get_size_inches() * 72
     return RendererSVG(width, height, io.StringIO())
 
 
-def save_svg_measured(fig, path: str | os.PathLike, ruler: RendererSVG) -> None:
-    """Save ``fig`` as :func:`save_svg` does (same bytes) and keep it open, without the draw
-    savefig makes before it crops: the crop box is measured with ``ruler`` (from
-    :func:`svg_ruler`), in points as the SVG is drawn (issue 17: a third of each layout figure's time).
-    """
+@contextmanager
+def in_points(fig):
+    """``fig`` at 72 dpi while it is measured, as matplotlib's SVG backend measures and draws it."""
     dpi = fig.dpi
-    fig.dpi = 72  # as matplotlib's SVG backend sets it while it measures and draws
+    fig.dpi = 72
     try:
-        box = fig.get_tightbbox(ruler)
+        yield fig
     finally:
         fig.dpi = dpi
+
+
+def save_svg_cropped(fig, path: str | os.PathLike, box) -> None:
+    """Save ``fig`` as :func:`save_svg` does and keep it open, cropped to ``box`` (inches): the
+    same bytes when ``box`` is the figure's tight box (``fig.get_tightbbox(svg_ruler(fig))``
+    :func:`in_points`), without the draw savefig makes to measure it (issue 17: a third of
+    each layout figure's time)."""
     plt.rcParams["svg.hashsalt"] = "ctc-qpcr"
     save_figure(fig, path, box=box.padded(plt.rcParams["savefig.pad_inches"]), close=False)
 
