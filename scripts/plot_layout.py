@@ -8,24 +8,20 @@ from pathlib import Path
 import pandas as pd
 
 from ctc_qpcr.adapter import run
-from ctc_qpcr.layout import chip_summary, report_name, report_selection
-from ctc_qpcr.plots_layout import plot_layout
+from ctc_qpcr.layout import report_name, report_selection
+from ctc_qpcr.plots_layout import draw_batches
 from ctc_qpcr.tables import read_tsv, write_tsv
-
-COLUMNS = ["batch", "plate", "well", "cq", "state", "fate", "reason"]
 
 
 def main(smk, log):
     out = Path(smk.output.layout)
     out.mkdir(parents=True, exist_ok=True)
-    lod = float(smk.params.lod)
     summaries = []
-    for path in smk.input.wells:  # one batch at a time keeps memory bounded
-        wells = pd.read_parquet(path, columns=COLUMNS)
-        summaries.append(chip_summary(wells))
-        for plate, group in wells.groupby("plate", sort=True):
-            plot_layout(group, out / f"{plate}.svg", f"{plate} (batch {group['batch'].iloc[0]})", lod)
-            log.info("layout of %s: %d wells", plate, len(group))
+    # one batch at a time a process keeps memory bounded; the job's threads = forked processes
+    for summary, lines in draw_batches(list(smk.input.wells), out, float(smk.params.lod), smk.threads):
+        summaries.append(summary)
+        for line in lines:
+            log.info(line)
     index = report_selection(
         pd.concat(summaries, ignore_index=True), read_tsv(smk.input.calibration), int(smk.params.max_chips)
     )

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _BIOMARK = r"^S(?P<row>\d+)-A(?P<col>\d+)$"
 _PLATE = r"^(?P<row>[A-Za-z]{1,2})(?P<col>\d+)$"
@@ -70,16 +72,25 @@ def _smallest(size: int, choices) -> int:
     return fitting[0] if fitting else size
 
 
+def _all_match(wells: pd.Series, pattern: str) -> pd.DataFrame | None:
+    """The ``row`` and ``col`` groups of ``pattern`` in each well id, or None unless every id
+    matches (Arrow's regular expressions: a chip has 9,216 wells, issue 17)."""
+    found = pc.extract_regex(pa.array(wells.to_numpy(dtype=object), type=pa.string()), pattern)
+    if not len(wells) or found.null_count:
+        return None
+    return pd.DataFrame({name: found.field(name).to_pandas() for name in ("row", "col")})
+
+
 def positions(wells: pd.Series) -> tuple[pd.DataFrame, Geometry]:
     """Row, column and position number of each well id of ONE chip or plate."""
     wells = wells.astype(str).reset_index(drop=True)
-    biomark = wells.str.extract(_BIOMARK)
-    if len(wells) and biomark["row"].notna().all():
+    biomark = _all_match(wells, _BIOMARK)
+    if biomark is not None:
         row, col = biomark["row"].astype(int), biomark["col"].astype(int)
         geometry = Geometry("biomark", _smallest(int(row.max()), _INLETS), _smallest(int(col.max()), _INLETS))
     else:
-        plate = wells.str.extract(_PLATE)
-        if len(wells) and plate["row"].notna().all():
+        plate = _all_match(wells, _PLATE)
+        if plate is not None:
             row, col = _letters_to_row(plate["row"]), plate["col"].astype(int)
             size = next(
                 ((r, c) for r, c in _PLATES if r >= row.max() and c >= col.max()),

@@ -75,6 +75,9 @@ rule plot_layout:
         "logs/plot_layout.log",
     conda:
         "../envs/python.yaml"
+    # One forked process per thread, each drawing one batch's chips at a time (same SVGs as
+    # one process). --set-threads plot_layout=1: one process.
+    threads: 2
     params:
         lod=config["lod"],
         max_chips=config["report"]["layout_chips"],
