@@ -1,28 +1,30 @@
-"""Snakemake adapter: RDML 1.3 export of the analysed wells (results/rdml/study.rdml)."""
+"""Snakemake adapter: RDML 1.3 export of the analysed wells (results/rdml/study.rdml).
 
-import pandas as pd
+The document is written piece by piece (head, then one run per plate, reading one
+batch's wells at a time), so memory stays bounded by a batch, not by the study.
+"""
 
 import ctc_qpcr
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.rdml_write import study_rdml
-from ctc_qpcr.tables import read_tsv, write_text
+from ctc_qpcr.rdml_write import BatchWells, write_study_rdml
+from ctc_qpcr.tables import read_tsv
 
 COLUMNS = ["batch", "plate", "well", "sample", "assay", "cq", "state", "fate", "reason"]
 
 
 def main(smk, log):
-    wells = pd.concat([pd.read_parquet(p, columns=COLUMNS) for p in smk.input.wells], ignore_index=True)
-    text = study_rdml(
-        wells,
+    batches = BatchWells(smk.input.wells, COLUMNS)
+    write_study_rdml(
+        smk.output.rdml,
+        batches,
         sheets.load_samples(smk.input.samples),
         sheets.load_assays(smk.input.assays),
         read_tsv(smk.input.efficiency),
         float(smk.params.lod),
         ctc_qpcr.__version__,
     )
-    write_text(text, smk.output.rdml)
-    log.info("RDML 1.3: %d wells of %d plates", len(wells), wells["plate"].nunique())
+    log.info("RDML 1.3: %d wells of %d plates", batches.wells, len(batches.plate_names()))
 
 
 run(main, snakemake)  # noqa: F821

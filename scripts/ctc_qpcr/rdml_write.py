@@ -20,10 +20,14 @@ loop); the output has no dates, so the same wells give the same bytes.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Sequence
+
 import numpy as np
 import pandas as pd
 
 from .layout import positions
+from .tables import atomic_path
 
 NAMESPACE = "http://www.rdml.org"
 EXPERIMENT = "ctc-qpcr"
@@ -154,6 +158,39 @@ def run_xml(plate: str, batch: str, wells: pd.DataFrame) -> str:
     return head + "".join(react.iloc[order]) + "</run>\n"
 
 
+def document_head(
+    sample_names: pd.Series,
+    assay_names: pd.Series,
+    samples: pd.DataFrame,
+    assays: pd.DataFrame,
+    efficiency: pd.DataFrame,
+    lod: float,
+    version: str,
+) -> str:
+    """The document up to the first <run>: id, dye, samples, targets, the experiment's opening."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<rdml xmlns="{NAMESPACE}" version="1.3">\n'
+        f"<id><publisher>ctc-qpcr {_esc1(version)}</publisher><serialNumber>study</serialNumber></id>\n"
+        f'<dye id="{DYE}"><description>the instrument exports do not name the dye</description></dye>\n'
+        + samples_xml(sample_names, samples)
+        + targets_xml(assay_names, assays, efficiency, lod)
+        + f'<experiment id="{EXPERIMENT}"><description>wells read and analysed by ctc-qpcr; '
+        "excl = excluded by the workflow (reason), note = well state</description>\n"
+    )
+
+
+DOCUMENT_TAIL = "</experiment>\n</rdml>\n"
+ORDER = ["plate", "well", "assay"]
+
+
+def plate_runs(wells: pd.DataFrame) -> Iterator[str]:
+    """One <run> per plate, plates in name order, wells by (well, assay), ties in table order."""
+    wells = wells.sort_values(ORDER, kind="stable")
+    for plate, group in wells.groupby("plate", sort=True):
+        yield run_xml(plate, str(group["batch"].iloc[0]), group)
+
+
 def study_rdml(
     wells: pd.DataFrame,
     samples: pd.DataFrame,
@@ -163,20 +200,80 @@ def study_rdml(
     version: str,
 ) -> str:
     """The whole RDML document of the analysed wells (Wells table as in results/qc/wells.tsv)."""
-    wells = wells.sort_values(["plate", "well", "assay"], kind="stable")
-    runs = "".join(
-        run_xml(plate, str(group["batch"].iloc[0]), group)
-        for plate, group in wells.groupby("plate", sort=True)
+    head = document_head(
+        wells["sample"].astype(str), wells["assay"].astype(str), samples, assays, efficiency, lod, version
     )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<rdml xmlns="{NAMESPACE}" version="1.3">\n'
-        f"<id><publisher>ctc-qpcr {_esc1(version)}</publisher><serialNumber>study</serialNumber></id>\n"
-        f'<dye id="{DYE}"><description>the instrument exports do not name the dye</description></dye>\n'
-        + samples_xml(wells["sample"].astype(str), samples)
-        + targets_xml(wells["assay"].astype(str), assays, efficiency, lod)
-        + f'<experiment id="{EXPERIMENT}"><description>wells read and analysed by ctc-qpcr; '
-        "excl = excluded by the workflow (reason), note = well state</description>\n"
-        + runs
-        + "</experiment>\n</rdml>\n"
+    return head + "".join(plate_runs(wells)) + DOCUMENT_TAIL
+
+
+class BatchWells:
+    """The batches' wells tables (parquet), read one batch at a time.
+
+    ``names`` reads only the plate, sample and assay columns of every batch (for the
+    document's head and the plate order); :meth:`plate` gives one plate's wells,
+    reading a batch when one of its plates is first asked for and dropping it once
+    its last plate was given, so at most the batches of the current plate are held.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], columns: list[str]):
+        self.paths, self.columns = list(paths), columns
+        self.plates: list[set] = []
+        self.samples: set[str] = set()
+        self.assays: set[str] = set()
+        self.wells = 0
+        for path in self.paths:
+            names = pd.read_parquet(path, columns=["plate", "sample", "assay"])
+            self.plates.append(set(names["plate"].dropna()))
+            self.samples.update(names["sample"].astype(str).unique())
+            self.assays.update(names["assay"].astype(str).unique())
+            self.wells += len(names)
+        self._held: dict[int, dict] = {}
+
+    def plate_names(self) -> list:
+        return sorted(set().union(*self.plates))
+
+    def _batch(self, index: int) -> dict:
+        if index not in self._held:
+            wells = pd.read_parquet(self.paths[index], columns=self.columns)
+            wells = wells.sort_values(ORDER, kind="stable")
+            self._held[index] = dict(iter(wells.groupby("plate", sort=False)))
+        return self._held[index]
+
+    def plate(self, plate) -> pd.DataFrame:
+        """The plate's wells by (well, assay), ties in batch order then table order."""
+        parts = []
+        for index in [i for i, plates in enumerate(self.plates) if plate in plates]:
+            held = self._batch(index)
+            parts.append(held.pop(plate))
+            if not held:
+                del self._held[index]
+        if len(parts) == 1:
+            return parts[0]
+        return pd.concat(parts).sort_values(ORDER[1:], kind="stable")
+
+
+def write_study_rdml(
+    path: str | os.PathLike,
+    batches: BatchWells,
+    samples: pd.DataFrame,
+    assays: pd.DataFrame,
+    efficiency: pd.DataFrame,
+    lod: float,
+    version: str,
+) -> None:
+    """Write :func:`study_rdml` of the batches' wells to ``path`` (atomically), one plate at a time."""
+    head = document_head(
+        pd.Series(sorted(batches.samples)),
+        pd.Series(sorted(batches.assays)),
+        samples,
+        assays,
+        efficiency,
+        lod,
+        version,
     )
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(head)
+        for plate in batches.plate_names():
+            wells = batches.plate(plate)
+            handle.write(run_xml(plate, str(wells["batch"].iloc[0]), wells))
+        handle.write(DOCUMENT_TAIL)
