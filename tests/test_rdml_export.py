@@ -10,7 +10,7 @@ import pytest
 
 from ctc_qpcr.layout import positions
 from ctc_qpcr.parsers import rdml
-from ctc_qpcr.rdml_write import study_rdml
+from ctc_qpcr.rdml_write import BatchWells, study_rdml, write_study_rdml
 
 
 def _xsd() -> Path:
@@ -158,3 +158,30 @@ def test_export_is_deterministic():
     first = study_rdml(_wells(), SAMPLES, ASSAYS, EFFICIENCY, 35.0, "9.9")
     shuffled = _wells().sample(frac=1, random_state=3)
     assert study_rdml(shuffled, SAMPLES, ASSAYS, EFFICIENCY, 35.0, "9.9") == first
+
+
+def _batch_files(tmp_path, wells: pd.DataFrame, batches: list[list[int]]) -> list[Path]:
+    paths = []
+    for number, rows in enumerate(batches, 1):
+        path = tmp_path / f"B{number}.parquet"
+        wells.iloc[rows].to_parquet(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def test_streamed_export_is_the_whole_document(tmp_path):
+    """write_study_rdml (one batch read at a time) gives the bytes of study_rdml of all wells,
+    also when a plate's wells are split over batches, with tied wells and a missing sample."""
+    wells = _wells()
+    extra = wells.iloc[[0, 5]].assign(cq=[31.0, 21.0], sample=["P01", None])  # ties, unnamed sample
+    wells = pd.concat([wells, extra], ignore_index=True)
+    paths = _batch_files(tmp_path, wells, [[5, 1, 9], [0, 2, 3, 4, 6], [7, 8, 10]])
+    out = tmp_path / "rdml" / "study.rdml"
+    columns = list(wells.columns)
+    batches = BatchWells(paths, columns)
+    write_study_rdml(out, batches, SAMPLES, ASSAYS, EFFICIENCY, 35.0, "9.9")
+    whole = pd.concat([pd.read_parquet(p, columns=columns) for p in paths], ignore_index=True)
+    assert out.read_bytes() == study_rdml(whole, SAMPLES, ASSAYS, EFFICIENCY, 35.0, "9.9").encode()
+    assert (batches.wells, batches.plate_names()) == (len(wells), ["chip01", "plate02"])
+    assert not batches._held  # every batch dropped once its plates were written
+    assert '<sample id="None">' in out.read_text()  # as the whole-table export names it
