@@ -173,9 +173,11 @@ def test_streamed_export_is_the_whole_document(tmp_path):
     """write_study_rdml (one batch read at a time) gives the bytes of study_rdml of all wells,
     also when a plate's wells are split over batches, with tied wells and a missing sample."""
     wells = _wells()
-    extra = wells.iloc[[0, 5]].assign(cq=[31.0, 21.0], sample=["P01", None])  # ties, unnamed sample
+    # S01-A01 again: the same assay (a tie), another assay (sorts first); a well without sample
+    extra = wells.iloc[[0, 5, 0]].assign(cq=[31.0, 21.0, 17.0], sample=["P01", None, "P01"])
+    extra["assay"] = ["KRT19", "KRT19", "ACTB"]
     wells = pd.concat([wells, extra], ignore_index=True)
-    paths = _batch_files(tmp_path, wells, [[5, 1, 9], [0, 2, 3, 4, 6], [7, 8, 10]])
+    paths = _batch_files(tmp_path, wells, [[5, 1, 9], [0, 2, 3, 4, 6], [7, 8, 10, 11]])
     out = tmp_path / "rdml" / "study.rdml"
     columns = list(wells.columns)
     batches = BatchWells(paths, columns)
