@@ -187,3 +187,13 @@ def test_streamed_export_is_the_whole_document(tmp_path):
     assert (batches.wells, batches.plate_names()) == (len(wells), ["chip01", "plate02"])
     assert not batches._held  # every batch dropped once its plates were written
     assert '<sample id="None">' in out.read_text()  # as the whole-table export names it
+
+
+def test_escaping_once_per_distinct_text_is_escaping_each():
+    from ctc_qpcr.rdml_write import _esc, _esc_each
+
+    texts = pd.Series(["a<b", None, "a<b", "", 'x&"y"', np.nan, "a<b"], index=[9, 8, 7, 6, 5, 4, 3])
+    mixed = pd.Series([1, 1.0, True, -0.0, 0.0, None], dtype=object)  # hash-equal, printed apart
+    for values in (texts, mixed, pd.Series([0.0, -0.0, np.nan]), pd.Series([], dtype=object)):
+        pd.testing.assert_series_equal(_esc(values), _esc_each(values), check_dtype=False)
+    assert _esc(texts).tolist() == ["a&lt;b", "", "a&lt;b", "", "x&amp;&quot;y&quot;", "", "a&lt;b"]

@@ -35,7 +35,15 @@ DYE = "not_recorded"
 
 
 def _esc(values: pd.Series) -> pd.Series:
-    """XML-escape a string column (vectorised)."""
+    """XML-escape a string column (vectorised): each distinct text escaped once."""
+    codes, distinct = pd.factorize(values)
+    if pd.api.types.infer_dtype(distinct, skipna=False) not in ("string", "empty"):
+        return _esc_each(values)  # numbers or mixed types: equal values may print differently
+    escaped = np.append(_esc_each(pd.Series(distinct, dtype=object)).to_numpy(), "")
+    return pd.Series(escaped[codes], index=values.index, dtype=object)
+
+
+def _esc_each(values: pd.Series) -> pd.Series:
     return (
         values.fillna("")
         .astype(str)
