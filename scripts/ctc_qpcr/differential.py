@@ -90,7 +90,7 @@ from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OF
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
 from .differential_time import timepoints as _timepoints
 from .differential_two_group import YUEN_TRIM, two_group_gene  # noqa: F401  (public)
-from .differential_workers import PARALLEL_MAX_BYTES, each_strategy, strategy_workers  # noqa: F401  (public)
+from .differential_workers import each_strategy, strategy_workers, tsv_rows  # noqa: F401  (public)
 from .errors import ConfigError
 from .normalise_cells import stripped_str
 from .study_options import DifferentialOptions, differential_options, with_words
