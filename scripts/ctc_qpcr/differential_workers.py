@@ -16,10 +16,11 @@ import pandas as pd
 
 from .differential_tables import _Rows
 
-#: Peak RSS of one worker (issue 17, measured at 1,000 chips: 4.1 M rows a table, 0.81 GB with the
-#: lean rows of differential_tables._Rows): the imported libraries plus this much per row of its table.
+#: Peak RSS of one worker (issue 17, measured at 1,000 chips, 4.1 M rows a table: 0.74 GB, its
+#: time-point comparison's 3.5 M joined rows; the process tree 1.62 GB with two workers and this
+#: process): the imported libraries plus this much per row of its table.
 WORKER_BASE_BYTES = 150 * 2**20
-WORKER_BYTES_PER_ROW = 170
+WORKER_BYTES_PER_ROW = 150
 #: The job's processes (this one and its workers) stay under this: the 2 GB peak-RSS target of the
 #: workflow's process tree (benchmarks/README.md) less snakemake's own ≈ 0.2 GB.
 TREE_BUDGET_BYTES = 1800 * 2**20
