@@ -370,8 +370,9 @@ def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
         notes.append(
             f"{spec['name']}: {unknown} patient(s)/sample(s) without {col!r} excluded (unknown sites)"
         )
-    data = data[site_sets.notna()]
-    site_sets = site_sets[site_sets.notna()]
+    known = site_sets.notna()
+    if not known.all():  # (a filter of every row copies the frame: 1.2 M rows at 1,000 chips)
+        data, site_sets = data[known], site_sets[known]
     all_sites = sorted(set().union(*site_sets.tolist())) if len(site_sets) else []
     wanted = spec["levels"] or all_sites
     need = max(min_site_patients, min_per_group)
