@@ -598,3 +598,55 @@ def test_chip_job_leaves_out_the_state_flags_the_audit_drops():
     pd.testing.assert_frame_equal(lean, others)
     read = assign_states(wells).assign(batch="B1", excluded="")
     pd.testing.assert_frame_equal(build_audit(read, full), build_audit(read, lean))
+
+
+def test_worst_grade_per_cell_as_a_grouped_max_of_the_severities():
+    """worst_per_cell: the worst grade of each cell's wells (missing or unknown grades count as "")."""
+    from ctc_qpcr import validprime as vp
+    from ctc_qpcr.replicates import worst_per_cell
+
+    rng = np.random.default_rng(8)
+    grades = pd.Series(rng.choice(np.array([*vp.GRADE_SEVERITY, None, "X"], dtype=object), 400), dtype=object)
+    cid = rng.integers(0, 60, 400)
+    cid[:60] = np.arange(60)  # every cell has a well
+    sev = grades.map(vp.GRADE_SEVERITY).fillna(0).astype(int).groupby(cid).max()
+    want = sev.map({v: k for k, v in vp.GRADE_SEVERITY.items()}).fillna("").to_numpy()
+    assert worst_per_cell(grades, cid, 60, vp.GRADE_SEVERITY).tolist() == want.tolist()
+
+
+def test_distinct_flag_columns_are_the_pivot_of_each_cells_kth_flag():
+    """distinct_flag_columns: the pivot (cell × k-th distinct flag, "" elsewhere) it replaces."""
+    from ctc_qpcr.replicates import distinct_flag_columns
+
+    rng = np.random.default_rng(9)
+    flags = pd.Series(rng.choice(np.array(["", "", "VPA_UNPAIRED", "HIGHSD", None], dtype=object), 300))
+    cid = rng.integers(0, 50, 300)
+    has = (flags != "").to_numpy()
+    fl = pd.DataFrame({"cid": cid[has], "vp_flag": flags.to_numpy()[has]}).drop_duplicates()
+    fl["_k"] = fl.groupby("cid", sort=False).cumcount()
+    wide = fl.pivot(index="cid", columns="_k", values="vp_flag").reindex(range(50)).fillna("")
+    got = distinct_flag_columns(flags, cid, 50)
+    assert list(got) == [f"v{k}" for k in wide.columns]
+    assert all(got[f"v{k}"].tolist() == wide[k].tolist() for k in wide.columns)
+    assert distinct_flag_columns(pd.Series(["", ""], dtype=object), np.array([0, 1]), 2) == {}
+
+
+def test_unknown_names_get_kind_other_role_target_and_their_own_gene():
+    """annotate_wells: names not in the sheets are kind 'other', role 'target', gene = the assay
+    name (each noted); known names take the sheets' words."""
+    from ctc_qpcr.preprocess import annotate_wells
+
+    wells = pd.DataFrame(
+        {
+            "plate": "P1",
+            "well": ["A1", "A2", "A3", "A4"],
+            "sample": ["pat1", "stranger", "pat1", "NTC"],
+            "assay": ["GOI1", "GOI1", "NEW9", "IPCa"],
+        }
+    )
+    notes: list[str] = []
+    w, _ = annotate_wells(wells, SAMPLES, ASSAYS, "B1", notes)
+    assert w["kind"].tolist() == ["patient", "other", "patient", "ntc"]
+    assert w["role"].tolist() == ["target", "target", "target", "ipc"]
+    assert w["gene"].tolist() == ["GENE1", "GENE1", "NEW9", "IPC"]
+    assert len(notes) == 2 and "stranger" in notes[0] and "NEW9" in notes[1]

@@ -11,6 +11,7 @@ from ctc_qpcr.rowkeys import (
     distinct,
     joint_codes,
     left_lookup,
+    missing_as,
     own_frame,
     pick_text,
     set_at,
@@ -138,3 +139,119 @@ def test_pick_text_is_numpy_select_as_python_strings():
     ours = pick_text(conditions, ["A", "B", "C"], "F")
     assert ours.dtype == object and ours.tolist() == np.select(conditions, ["A", "B", "C"], "F").tolist()
     assert pick_text([pd.Series([True, False])], ["kept"], "excluded").tolist() == ["kept", "excluded"]
+
+
+def test_joint_codes_number_missing_keys_as_pandas_does():
+    """Missing keys share one code: the codes are those of ``pd.factorize(use_na_sentinel=False)``
+    of each column, renumbered in order of first appearance."""
+    left, right = _frames(4)
+    cols = ["plate", "sample"]
+    got = joint_codes([left[c].to_numpy() for c in cols], [right[c].to_numpy() for c in cols])
+    both = pd.concat([left[cols], right[cols]], ignore_index=True)
+    key = np.zeros(len(both), dtype=np.int64)
+    for c in cols:
+        codes, uniques = pd.factorize(both[c].to_numpy(dtype=object), use_na_sentinel=False)
+        key = key * len(uniques) + codes
+    want = pd.factorize(key)[0]
+    assert (np.concatenate(got) == want).all()
+
+
+def test_sorted_rows_stops_at_the_key_that_orders_every_row():
+    """Rows strictly ordered by the first keys (plate, line) are not sorted by the later ones: the
+    table comes back as it was, sharing its columns, as a full sort would give it."""
+    table = pd.DataFrame(
+        {"plate": ["P1", "P1", "P2", "P2"], "line": [1, 2, 1, 5], "well": ["B1", "A1", "A2", "A1"]}
+    )
+    got = sorted_rows(table, ["plate", "line", "well"])
+    pd.testing.assert_frame_equal(got, table.sort_values(["plate", "line", "well"], kind="stable"))
+    assert np.shares_memory(got["well"].to_numpy(), table["well"].to_numpy())
+    tie = table.assign(line=[1, 1, 1, 5])  # a tie on (plate, line): the well decides
+    want = tie.sort_values(["plate", "line", "well"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(sorted_rows(tie, ["plate", "line", "well"]), want)
+
+
+def _audit_by_pandas(wells: pd.DataFrame, well_flags: pd.DataFrame) -> pd.DataFrame:
+    """build_audit written with pandas' own operations (the reference)."""
+    from ctc_qpcr.audit import AUDIT_COLUMNS, EXCLUDING_FLAGS, STATE_FLAGS
+
+    reason = wells["excluded"].fillna("").to_numpy(dtype=object).copy()
+    failed = (reason == "") & (wells["state"].to_numpy(dtype=object) == "EXPFAIL")
+    reason[failed] = ("EXPFAIL:" + wells.loc[failed, "state_reason"].astype(str)).to_numpy(dtype=object)
+    wf = well_flags[~well_flags["flag"].isin(STATE_FLAGS)].copy()
+    if "excluded" not in wf.columns:
+        wf["excluded"] = wf["flag"].isin(EXCLUDING_FLAGS)
+    wf["excluded"] = wf["excluded"].astype(bool)
+    why = wf["reason"].fillna("").astype(str)
+    wf["flag"] = wf["flag"] + (" (" + why + ")").where(why != "", "")
+
+    def joined(part):
+        part = part.dropna(subset=["flag"])[["plate", "well", "flag"]].drop_duplicates()
+        part = part.sort_values(["plate", "well", "flag"])
+        text = (";" + part["flag"]).groupby([part["plate"], part["well"]]).sum().str[1:]
+        keys = wells[["plate", "well"]].itertuples(index=False)
+        return np.array([text.get((p, w), np.nan) for p, w in keys], dtype=object)
+
+    exclusions = joined(wf[wf["excluded"]])
+    use = (reason == "") & pd.notna(exclusions)
+    reason[use] = exclusions[use]
+    found = joined(wf[~wf["excluded"]])
+    made = {
+        "reason": reason,
+        "flags": np.where(pd.notna(found), found, "").astype(object),
+        "fate": np.where(reason == "", "kept", "excluded").astype(object),
+    }
+    columns = [c for c in AUDIT_COLUMNS if c in made or c in wells.columns]
+    return pd.DataFrame({c: made[c] if c in made else wells[c].to_numpy() for c in columns})
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_build_audit_is_the_pandas_reference(explicit):
+    """Reasons from reading (missing read as kept), EXPFAIL states, excluding and listed flags
+    (a missing flag, flags without a reason, explicit ``excluded``): as pandas' operations give."""
+    from ctc_qpcr.audit import build_audit
+
+    rng = np.random.default_rng(11)
+    n = 200
+    wells = pd.DataFrame(
+        {
+            "batch": "B1",
+            "plate": rng.choice(["P2", "P1"], n),
+            "well": [f"W{i % 60}" for i in range(n)],
+            "line": np.arange(n),
+            "state": rng.choice(["CALC", "EXPFAIL", "NOAMP"], n),
+            "state_reason": rng.choice(["quality<threshold", "failed"], n),
+            "excluded": rng.choice(np.array(["", "", "", "empty well", None, np.nan], dtype=object), n),
+        }
+    )
+    flags = pd.DataFrame(
+        {
+            "plate": rng.choice(["P2", "P1", "P9"], 300),
+            "well": [f"W{i}" for i in rng.integers(0, 70, 300)],
+            "flag": rng.choice(np.array(["HIGHSD", "HIGHDNA", "NOAMP", "VPA_LOWSIGNAL", None], object), 300),
+            "reason": rng.choice(np.array(["grade B", "", None, "cq=31.2"], dtype=object), 300),
+        }
+    )
+    if explicit:
+        flags["excluded"] = rng.random(300) < 0.3
+    pd.testing.assert_frame_equal(build_audit(wells, flags), _audit_by_pandas(wells, flags))
+
+
+def test_left_lookup_fill_is_the_results_fillna():
+    """``fill``: missing values of the found rows and rows not found, as ``fillna`` of the result."""
+    left, right = _frames(6)
+    right.loc[right.index[::3], "label"] = None  # missing in the table looked up as well
+    got = left_lookup(left, right, ["plate", "sample"], ["value", "label"], fill={"label": "Low"})
+    want = left_lookup(left, right, ["plate", "sample"], ["value", "label"]).fillna({"label": "Low"})
+    pd.testing.assert_frame_equal(got, want)
+    assert (got["label"] == "Low").any() and got["value"].isna().any()  # the value column is not filled
+    repeated = pd.concat([right, right.iloc[:3]], ignore_index=True)  # the merge path fills the same way
+    merged = left_lookup(left, repeated, ["plate", "sample"], ["label"], fill={"label": "Low"})
+    assert merged["label"].notna().all()
+
+
+def test_missing_as_is_fillna_of_a_text_column():
+    values = pd.Series(["", "HIGHSD", None, np.nan, "", pd.NA, "A+"], dtype=object)
+    for text in ("", "Low"):
+        got = missing_as(values, text)
+        assert got.tolist() == values.fillna(text).tolist()
+        assert got.dtype == object and not np.shares_memory(got, values.to_numpy())

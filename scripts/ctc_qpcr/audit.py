@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .rowkeys import pick_text, text_is
+from .rowkeys import missing_as, pick_text, text_is
 
 #: Preprocessing flags that remove a well's value from the cells table.
 EXCLUDING_FLAGS = frozenset(
@@ -54,11 +54,11 @@ class _WellRows:
         self.n_wells = max(len(self.wells), 1)
         self.keys = plate_codes.astype(np.int64) * self.n_wells + well_codes
 
-    def joined_flags(self, wf: pd.DataFrame) -> np.ndarray:
+    def joined_flags(self, wf: pd.DataFrame, none: object = np.nan) -> np.ndarray:
         """For each row of the table: the distinct ``flag`` texts of ``wf`` on its (plate, well),
-        sorted and ``;``-joined (NaN where none), by integer keys: the (well, flag) pairs
+        sorted and ``;``-joined (``none`` where none), by integer keys: the (well, flag) pairs
         made distinct and ordered by one ``np.unique``, joined by one ``np.add.reduceat``."""
-        out = np.full(len(self.keys), np.nan, dtype=object)
+        out = np.full(len(self.keys), none, dtype=object)
         if not len(wf):
             return out
         plate = pd.Index(self.plates).get_indexer(wf["plate"])
@@ -78,7 +78,9 @@ class _WellRows:
             first, plain[flag], (";" + pd.Series(plain, dtype=object)).to_numpy(dtype=object)[flag]
         )
         joined = np.add.reduceat(parts, starts)  # each well's flags, the first without a leading ";"
-        at = pd.Index(key[starts]).get_indexer(self.keys)
+        at = np.full(len(self.plates) * self.n_wells, -1, dtype=np.int64)  # (plate, well) key → its flags
+        at[key[starts]] = np.arange(len(starts))
+        at = at[self.keys]
         hit = at >= 0
         out[hit] = joined[at[hit]]
         return out
@@ -93,37 +95,56 @@ def build_audit(wells: pd.DataFrame, well_flags: pd.DataFrame | None = None) -> 
     Flags that only restate the well state (EXPFAIL, NOAMP, LOWSIGNAL) are not
     repeated.
     """
-    n = len(wells)
-    excluded = (
-        wells["excluded"].fillna("") if "excluded" in wells.columns else pd.Series("", index=wells.index)
-    )
-    reason = excluded.to_numpy(dtype=object).copy()
+    reason = _read_reasons(wells)
     failed = (reason == "") & (wells["state"].to_numpy(dtype=object) == "EXPFAIL")
     reason[failed] = ("EXPFAIL:" + wells.loc[failed, "state_reason"].astype(str)).to_numpy(dtype=object)
-    flags = np.full(n, "", dtype=object)
+    flags = np.full(len(wells), "", dtype=object)
     if well_flags is not None and len(well_flags):
-        wf = well_flags[~well_flags["flag"].isin(STATE_FLAGS)].copy()
-        if "excluded" not in wf.columns:
-            wf["excluded"] = wf["flag"].isin(EXCLUDING_FLAGS)
-        wf["excluded"] = wf["excluded"].astype(bool)
-        if "reason" in wf.columns:
-            why = wf["reason"].fillna("").astype(str)
-            wf["flag"] = wf["flag"] + (" (" + why + ")").where(why != "", "")
+        flag, excluding = _audit_flags(well_flags)
         rows = _WellRows(wells)
-        exclusions = rows.joined_flags(wf[wf["excluded"]])
-        use = (reason == "") & pd.notna(exclusions)
+        exclusions = rows.joined_flags(flag[excluding], none="")
+        use = (reason == "") & (exclusions != "")
         reason[use] = exclusions[use]
-        found = rows.joined_flags(wf[~wf["excluded"]])
-        flags = np.where(pd.notna(found), found, "").astype(object)
+        flags = rows.joined_flags(flag[~excluding], none="")
     made = {
         "reason": reason,
         "flags": flags,
         "fate": pick_text([reason == ""], ["kept"], "excluded"),
     }
     columns = [c for c in AUDIT_COLUMNS if c in made or c in wells.columns]
+    # the wells' columns are not copied (copy=False: nor gathered into blocks); nothing writes into them
     return pd.DataFrame(
-        {c: made[c] if c in made else wells[c].to_numpy() for c in columns}, index=wells.index
+        {c: made[c] if c in made else wells[c].to_numpy() for c in columns}, index=wells.index, copy=False
     )
+
+
+def _read_reasons(wells: pd.DataFrame) -> np.ndarray:
+    """The reader's reason for each well (``excluded``; "" for a kept well, missing read as ""),
+    a new array."""
+    if "excluded" not in wells.columns:
+        return np.full(len(wells), "", dtype=object)
+    return missing_as(wells["excluded"], "")
+
+
+def _audit_flags(well_flags: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The well flags the audit lists (not those that restate the state), each ``flag (reason)``
+    where it has a reason, and which of them exclude the well (``excluded`` where given, else
+    the flag is in :data:`EXCLUDING_FLAGS`)."""
+    wf = well_flags[~well_flags["flag"].isin(STATE_FLAGS).to_numpy()]
+    named = wf["flag"].to_numpy(dtype=object)
+    excluding = (
+        wf["excluded"].astype(bool).to_numpy()
+        if "excluded" in wf.columns
+        else wf["flag"].isin(EXCLUDING_FLAGS).to_numpy()
+    )
+    text = named
+    if "reason" in wf.columns:
+        why = wf["reason"].fillna("").astype(str).to_numpy(dtype=object)
+        given = (why != "") & pd.notna(named)  # a missing flag stays missing
+        text = named.copy()
+        text[given] = named[given] + " (" + why[given] + ")"
+    flag = pd.DataFrame({"plate": wf["plate"].to_numpy(), "well": wf["well"].to_numpy(), "flag": text})
+    return flag, excluding
 
 
 def summarise_audit(audit: pd.DataFrame) -> pd.DataFrame:

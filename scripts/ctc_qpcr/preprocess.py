@@ -202,20 +202,23 @@ def annotate_wells(
             f"{len(unknown_a)} assay name(s) on the plates are not in the assays sheet "
             f"(treated as role 'target'): {', '.join(unknown_a[:10])}"
         )
-    w["kind"] = _by_name(w["sample"], kind_of, "other")
-    w["role"] = _by_name(w["assay"], role_of, "target")
-    w["gene"] = _by_name(w["assay"], gene_of, None).where(lambda g: g.notna(), w["assay"])
+    (w["kind"],) = _by_name(w["sample"], (kind_of, "other"))
+    w["role"], w["gene"] = _by_name(w["assay"], (role_of, "target"), (gene_of, None))  # gene: else the assay
     ipc_assays = calibration.ipc_assays_of(role_of)
     return w, Design(gene_of=gene_of, assay_lod=assay_lod, sample_qty=sample_qty, ipc_assays=ipc_assays)
 
 
-def _by_name(names: pd.Series, mapping: dict, default) -> pd.Series:
-    """``mapping`` looked up once per distinct name (not per well)."""
+def _by_name(names: pd.Series, *lookups: tuple[dict, object]) -> list[pd.Series]:
+    """Each ``(mapping, default)`` looked up once per distinct name (not per well); default None:
+    the name itself."""
     codes, uniques = pd.factorize(names)
-    values = pd.Series(uniques).map(mapping)
-    if default is not None:
-        values = values.fillna(default)
-    return pd.Series(values.to_numpy(dtype=object)[codes], index=names.index)
+    distinct_names = pd.Series(uniques, dtype=object)
+    found = []
+    for mapping, default in lookups:
+        values = distinct_names.map(mapping)
+        values = values.where(values.notna(), distinct_names if default is None else default)
+        found.append(pd.Series(values.to_numpy(dtype=object)[codes], index=names.index))
+    return found
 
 
 def well_states(w: pd.DataFrame, lod: float, assay_lod: dict, notes: list, *, states_of=None) -> pd.DataFrame:
@@ -405,6 +408,7 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     sub = pd.DataFrame(
         {c: w[c].to_numpy()[at] for c in ("plate", "well", "sample", "assay", "cq", "state", "use")},
         index=w.index[at],
+        copy=False,  # the selected cells are new arrays already: not copied again into blocks
     )
     nondetect = text_is(sub["use"], "nondetect")
     sub["state"] = np.where(nondetect & text_is(sub["state"], CALC), "LOWSIGNAL", sub["state"])
@@ -465,27 +469,20 @@ def _cell_attributes(cells: pd.DataFrame, w: pd.DataFrame, cid: np.ndarray) -> p
     """
     first = np.zeros(len(w), dtype=bool)
     first[np.unique(cid, return_index=True)[1]] = True
-    attrs = w.loc[first, [*KEYS, "batch", "kind", "gene", "role"]].reset_index(drop=True)
-    if len(attrs) != len(cells) or not (attrs[KEYS].to_numpy() == cells[KEYS].to_numpy()).all():
+    attrs = {c: w[c].to_numpy()[first] for c in [*KEYS, "batch", "kind", "gene", "role"]}
+    same = all((attrs[k] == cells[k].to_numpy()).all() for k in KEYS) if len(cells) == first.sum() else False
+    if not same:
         raise AssertionError("cells and wells disagree on the cell order")  # a programming error, not input
     by_cell = w[["plate_offset", "global_offset", "gdna_fraction"]].groupby(cid).mean()
     for col in by_cell.columns:
         attrs[col] = by_cell[col].to_numpy()
-    worst = w["vp_grade"].map(vp.GRADE_SEVERITY).fillna(0).astype(int).groupby(cid).max()
-    attrs["vp_grade"] = worst.map({v: k for k, v in vp.GRADE_SEVERITY.items()}).fillna("").to_numpy()
-    # Cell flags = replicate flags + the distinct ValidPrime flags of its wells (pivoted, no per-group loop).
-    has = ~text_is(w["vp_flag"], "")
-    parts = {"r": cells["flags"].reset_index(drop=True)}
-    if has.any():
-        fl = pd.DataFrame({"cid": cid[has], "vp_flag": w["vp_flag"].to_numpy()[has]}).drop_duplicates()
-        fl["_k"] = fl.groupby("cid", sort=False).cumcount()
-        wide = fl.pivot(index="cid", columns="_k", values="vp_flag").reindex(range(len(attrs))).fillna("")
-        parts.update({f"v{c}": wide[c].reset_index(drop=True) for c in wide.columns})
-    out = cells.reset_index(drop=True).drop(columns="flags")
-    for col in attrs.columns.drop(KEYS):
-        out[col] = attrs[col]
-    out["flags"] = reps.join_flag_columns(pd.DataFrame(parts))
-    return out
+    attrs["vp_grade"] = reps.worst_per_cell(w["vp_grade"], cid, len(cells), vp.GRADE_SEVERITY)
+    # Cell flags = replicate flags + the distinct ValidPrime flags of its wells (no per-group loop).
+    parts = {"r": cells["flags"].to_numpy(), **reps.distinct_flag_columns(w["vp_flag"], cid, len(cells))}
+    out = {c: cells[c].to_numpy() for c in cells.columns if c != "flags"}
+    out.update((c, attrs[c]) for c in attrs if c not in KEYS)
+    out["flags"] = reps.join_flag_columns(pd.DataFrame(parts, copy=False)).to_numpy()
+    return pd.DataFrame(out, copy=False)
 
 
 def validprime_cells(cells: pd.DataFrame, w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.DataFrame:
@@ -572,8 +569,9 @@ def efficiency_step(
 
 
 def _result(cells, w, batch, ctx, plate_cal, assay_cal, flags, eff_table, notes) -> dict:
-    cells = cells.assign(batch=cells["batch"].fillna(batch).astype(str))
-    cells = sorted_rows(cells[CELL_COLUMNS], KEYS)
+    columns = {c: cells[c] for c in CELL_COLUMNS}  # not copied: sorted_rows takes each column once
+    columns["batch"] = cells["batch"].fillna(batch).astype(str)
+    cells = sorted_rows(pd.DataFrame(columns, copy=False), KEYS)
     cells["detected"] = cells["detected"].astype(bool)
     for col in ("n_replicates", "n_detected"):
         cells[col] = cells[col].astype(int)

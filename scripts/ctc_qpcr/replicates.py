@@ -25,7 +25,7 @@ import pandas as pd
 
 from .chip_options import ReplicateOptions
 from .errors import ConfigError
-from .rowkeys import pick_text, text_is
+from .rowkeys import missing_as, pick_text, text_is
 from .wells import CALC, LOWSIGNAL, NOAMP
 
 CELL_KEYS = ["plate", "sample", "assay"]
@@ -192,6 +192,32 @@ def join_flag_columns(flags: pd.DataFrame) -> pd.Series:
     uniq = {s: ";".join(sorted({x for x in s.split(";") if x})) for s in joined.unique()}
     out[has] = joined.map(uniq).to_numpy(dtype=object)
     return out
+
+
+def worst_per_cell(labels: pd.Series, cid: np.ndarray, n_cells: int, severity: dict) -> np.ndarray:
+    """Per cell id (0 … n_cells − 1): the worst of its wells' ``labels`` by ``severity`` (label →
+    rank 0, 1, …; a missing or unknown label ranks 0), looked up once per distinct label."""
+    codes, uniques = pd.factorize(labels)
+    rank = np.append(pd.Series(uniques, dtype=object).map(severity).fillna(0).to_numpy(int), 0)
+    worst = np.zeros(n_cells, dtype=np.int64)
+    np.maximum.at(worst, cid, rank[codes])  # code −1 (a missing label) → the appended 0
+    name = np.full(max(severity.values()) + 1, "", dtype=object)
+    name[list(severity.values())] = list(severity)
+    return name[worst]
+
+
+def distinct_flag_columns(flags: pd.Series, cid: np.ndarray, n_cells: int) -> dict[str, np.ndarray]:
+    """The distinct non-empty ``flags`` of each cell's wells as columns ``v0``, ``v1``, … (the k-th
+    distinct flag of a cell in well order, "" where it has fewer; missing read as "")."""
+    has = ~text_is(flags, "")
+    found = pd.DataFrame({"cid": cid[has], "flag": flags.to_numpy()[has]}).drop_duplicates()
+    kth = found.groupby("cid", sort=False).cumcount().to_numpy()
+    text, at = missing_as(found["flag"], ""), found["cid"].to_numpy()
+    columns = {}
+    for k in range(int(kth.max(initial=-1)) + 1):
+        columns[f"v{k}"] = np.full(n_cells, "", dtype=object)
+        columns[f"v{k}"][at[kth == k]] = text[kth == k]
+    return columns
 
 
 # --------------------------------------------------------------------------- replicate design

@@ -25,10 +25,23 @@ def joint_codes(left: list, right: list) -> tuple[np.ndarray, np.ndarray]:
     n_left = len(left[0]) if left else 0
     key = np.zeros(n_left + (len(right[0]) if right else 0), dtype=np.int64)
     for a, b in zip(left, right, strict=True):
-        codes, uniques = pd.factorize(_joined_column(a, b), use_na_sentinel=False)
-        key = key * max(len(uniques), 1) + codes
+        codes, n_codes = _missing_as_code(_joined_column(a, b))
+        key = key * max(n_codes, 1) + codes
         key = pd.factorize(key)[0]  # kept below the number of rows: no overflow however many columns
     return key[:n_left], key[n_left:]
+
+
+def _missing_as_code(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer codes of ``values`` and how many: missing values (None, NaN) share one code after
+    the others. The classes of ``pd.factorize(values, use_na_sentinel=False)`` without its
+    second pass over the column looking for missing values (as long as the factorising)."""
+    codes, uniques = pd.factorize(values)
+    n_codes = len(uniques)
+    missing = codes < 0
+    if missing.any():
+        codes[missing] = n_codes
+        n_codes += 1
+    return codes, n_codes
 
 
 def _joined_column(a, b) -> np.ndarray:
@@ -40,22 +53,29 @@ def _joined_column(a, b) -> np.ndarray:
     return np.concatenate([a.astype(object), b.astype(object)])
 
 
-def left_lookup(left: pd.DataFrame, right: pd.DataFrame, on: list[str], columns: list[str]) -> pd.DataFrame:
+def left_lookup(
+    left: pd.DataFrame, right: pd.DataFrame, on: list[str], columns: list[str], fill: dict | None = None
+) -> pd.DataFrame:
     """``columns`` of ``right`` for each row of ``left`` by the keys ``on`` (NaN where none): a
-    left merge on a ``right`` with unique keys, by integer codes (:func:`joint_codes`)."""
+    left merge on a ``right`` with unique keys, by integer codes (:func:`joint_codes`). ``fill``:
+    {column: value} for its missing values, as the result's ``fillna`` (filled in ``right``'s
+    few rows and where no row is found, not looked for in every row of the result)."""
+    fill = fill or {}
     l_code, r_code = joint_codes(
         [left[c].to_numpy(dtype=object) for c in on], [right[c].to_numpy(dtype=object) for c in on]
     )
     if len(np.unique(r_code)) < len(r_code):  # repeated keys: a merge repeats rows
-        return left[on].merge(right[[*on, *columns]], on=on, how="left")
+        merged = left[on].merge(right[[*on, *columns]], on=on, how="left")
+        return merged.fillna(fill) if fill else merged
     at = np.full(int(max(l_code.max(initial=-1), r_code.max(initial=-1))) + 1, -1, dtype=np.int64)
     at[r_code] = np.arange(len(r_code))
     rows = at[l_code]
     found = rows >= 0
     out = {}
     for c in columns:
-        values = right[c].to_numpy()
-        col = np.full(len(left), np.nan, dtype=values.dtype if values.dtype.kind in "fO" else object)
+        values = (right[c].fillna(fill[c]) if c in fill else right[c]).to_numpy()
+        kind = values.dtype if values.dtype.kind in "fO" else object
+        col = np.full(len(left), fill.get(c, np.nan), dtype=kind)
         col[found] = values[rows[found]]
         out[c] = col
     return pd.DataFrame(out)
@@ -77,10 +97,28 @@ def sorted_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     ``frame`` is returned, sharing its columns (callers replace columns, never write into them)."""
     if len(frame) < 2:
         return frame.reset_index(drop=True)
-    order = np.lexsort([_sort_codes(frame[k]) for k in reversed(keys)])
+    codes = []
+    for k in keys:
+        codes.append(_sort_codes(frame[k]))
+        if has_default_index(frame) and _strictly_ascending(codes):  # the later keys cannot move a row
+            return frame.copy(deep=False)
+    order = np.lexsort(codes[::-1])
     if has_default_index(frame) and (order == np.arange(len(order))).all():
         return frame.copy(deep=False)
-    return frame.take(order).reset_index(drop=True)
+    out = frame.take(order)
+    out.index = pd.RangeIndex(len(out))  # reset_index(drop=True) would copy every column again
+    return out
+
+
+def _strictly_ascending(codes: list[np.ndarray]) -> bool:
+    """True when every row's key tuple (one code array per key) is greater than the previous row's:
+    the rows are in sorted order and no two tie (a batch's wells by plate and line, as read)."""
+    decided = np.zeros(len(codes[0]) - 1, dtype=bool)  # pairs of rows already ordered by a key
+    for code in codes:
+        if (code[1:] < code[:-1])[~decided].any():
+            return False
+        decided |= code[1:] > code[:-1]
+    return bool(decided.all())
 
 
 def own_frame(wells: pd.DataFrame) -> pd.DataFrame:
@@ -112,6 +150,20 @@ def text_is(values: pd.Series | np.ndarray, text: str) -> np.ndarray:
     """``(values == text).to_numpy()`` by numpy's comparison of the object array: a few times
     faster than pandas' on a text column (missing values are never equal, as in pandas)."""
     return np.asarray(values, dtype=object) == text
+
+
+def missing_as(values, text: str = "") -> np.ndarray:
+    """``pd.Series(values).fillna(text)`` as a new object array, missing values looked for only in
+    the cells that are not ``text`` (most of a reason or grade column is "")."""
+    out = np.array(values, dtype=object)
+    try:
+        other = ~text_is(out, text)
+    except TypeError:  # pd.NA, which numpy cannot compare: every cell looked at
+        other = np.ones(len(out), dtype=bool)
+    if other.any():
+        given = out[other]
+        out[other] = np.where(pd.isna(given), text, given)
+    return out
 
 
 def distinct(values: pd.Series | np.ndarray) -> set:

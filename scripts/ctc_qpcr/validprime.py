@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .chip_options import ValidPrimeOptions
-from .rowkeys import distinct, joint_codes, left_lookup, pick_text, text_is
+from .rowkeys import as_text, distinct, joint_codes, left_lookup, missing_as, pick_text, text_is
 from .wells import CALC, EXPFAIL, LOWSIGNAL, NOAMP
 
 # Cell-level outcome labels (vp_grade column of the Cells table and flags).
@@ -89,11 +89,11 @@ def replicate_key(wells: pd.DataFrame, by: list[str]) -> pd.Series:
     within ``by`` (e.g. plate × sample × assay) in well-name order: replicate k of
     the GOI pairs with replicate k of the VPA.
     """
-    well = wells["well"].astype(str)
+    well = as_text(wells["well"])
     codes, uniques = pd.factorize(well)  # the inlet pattern is read once per distinct well id
     inlet_of = pd.Series(uniques, dtype=object).str.extract(r"^(S\d+)-", expand=False).to_numpy(dtype=object)
     inlet = pd.Series(inlet_of[codes], index=wells.index, dtype=object)
-    if inlet.notna().all():
+    if pd.notna(inlet_of).all():  # every well id (text: none missing) names its inlet
         return inlet
     order = wells.assign(_w=well).sort_values([*by, "_w"], kind="stable").groupby(by, sort=False).cumcount()
     rank = "r" + order.reindex(wells.index).astype(str)
@@ -349,6 +349,7 @@ def pair_vpa(measurements: pd.DataFrame, vpa_wells: pd.DataFrame, *, mode: str) 
             "vpa_paired": paired,
         },
         index=measurements.index,
+        copy=False,  # arrays of its own: not gathered into blocks
     )
 
 
@@ -393,11 +394,7 @@ def correct(
     vpa_state = np.asarray(vpa_state, dtype=object)
     dcq = np.asarray(dcq_gdna, dtype=float)
     high = np.asarray(confidence, dtype=object) == "High"
-    score_grade = (
-        np.full(n, "", dtype=object)
-        if score_grade is None
-        else np.asarray(pd.Series(score_grade).fillna(""), dtype=object)
-    )
+    score_grade = np.full(n, "", dtype=object) if score_grade is None else missing_as(score_grade, "")
 
     goi_calc = goi_state == CALC
     use = pick_text(
@@ -434,7 +431,8 @@ def correct(
             "cq_rna": cq_rna,
             "vp_flag": flag,
             "use": use,
-        }
+        },
+        copy=False,  # arrays of its own: not gathered into blocks
     )
 
 
@@ -529,7 +527,11 @@ def apply_validprime(
     vpa_wells = vpa_wells[vpa_wells["sample"].isin(distinct(measurements["sample"]))]
     vp = pair_vpa(measurements, vpa_wells, mode=mode)
     ref = left_lookup(
-        measurements, assay_table, ["plate", "assay"], ["dcq_gdna", "confidence", "score_grade"]
+        measurements,
+        assay_table,
+        ["plate", "assay"],
+        ["dcq_gdna", "confidence", "score_grade"],
+        fill={"confidence": "Low", "score_grade": ""},
     )
     res = correct(
         measurements["cq"].to_numpy(dtype=float),
@@ -537,8 +539,8 @@ def apply_validprime(
         vp["vpa_cq"].to_numpy(),
         vp["vpa_state"].to_numpy(),
         ref["dcq_gdna"].to_numpy(dtype=float),
-        ref["confidence"].fillna("Low").to_numpy(dtype=object),
-        ref["score_grade"].fillna("").to_numpy(dtype=object),
+        ref["confidence"].to_numpy(dtype=object),
+        ref["score_grade"].to_numpy(dtype=object),
         vpa_lod=vpa_lod,
         options=options,
         base=base,
