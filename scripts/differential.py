@@ -1,14 +1,14 @@
 """Snakemake adapter: every configured comparison on every normalisation strategy."""
 
-import os
 from collections.abc import Mapping
 
 import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.differential import run_differential, strategy_workers
+from ctc_qpcr.differential import run_differential
 from ctc_qpcr.differential_tables import read_normalised
+from ctc_qpcr.differential_workers import current_rss, strategy_workers, tsv_rows
 from ctc_qpcr.study_options import differential_options
 from ctc_qpcr.tables import write_tsv
 
@@ -35,12 +35,14 @@ class NormalisedTables(Mapping):
 def main(smk, log):
     options = differential_options(smk.params.settings)
     normalised = NormalisedTables(dict(zip(smk.params.strategies, smk.input.normalised, strict=True)))
-    # strategies in forked processes, one per thread, while the tables are small (memory)
-    workers = strategy_workers(smk.threads, [os.path.getsize(path) for path in smk.input.normalised])
+    samples = sheets.load_samples(smk.input.samples)
+    # strategies in forked processes, one per thread, while their memory fits (peak RSS per row)
+    rows = [tsv_rows(path) for path in smk.input.normalised]
+    workers = strategy_workers(smk.threads, rows, current_rss())
     log.info("%d strategies run by %d process(es)", len(normalised), min(workers, len(normalised)) or 1)
     results = run_differential(
         normalised,
-        sheets.load_samples(smk.input.samples),
+        samples,
         options.comparisons,
         smk.params.default,
         options,

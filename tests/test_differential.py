@@ -763,7 +763,8 @@ def test_read_normalised_is_pandas_read_to_the_bit(tmp_path):
     path = tmp_path / "reference.tsv"
     write_tsv(frame, path)
     ours, ref = read_normalised(path), read_tsv(path, usecols=list(NORMALISED_COLUMNS))
-    assert ours.equals(ref)
+    assert isinstance(ours["sample"].dtype, pd.CategoricalDtype)  # the ids' text once (issue 17)
+    assert ours.astype({"sample": object, "gene": object}).equals(ref)
     assert (ours["dcq"].to_numpy().view(np.int64) == ref["dcq"].to_numpy().view(np.int64)).all()
     assert list(ours.columns) == list(NORMALISED_COLUMNS)
 
@@ -847,13 +848,78 @@ def test_unique_codes_is_np_unique(values):
     np.testing.assert_array_equal(inverse, expected_inverse)
 
 
-def test_strategy_workers_one_process_for_big_tables():
-    """Workers = the job's threads while every table is small; one process when one is big."""
-    small, big = de.PARALLEL_MAX_BYTES, de.PARALLEL_MAX_BYTES + 1
-    assert de.strategy_workers(2, [small, small]) == 2
-    assert de.strategy_workers(2, [small, big]) == 1
-    assert de.strategy_workers(1, [small]) == 1
+def test_strategy_workers_fit_the_memory_budget():
+    """Workers = the job's threads while their measured peak RSS beside this process fits the
+    tree's budget; fewer (at least one) when a table is big or this process holds much."""
+    from ctc_qpcr import differential_workers as dw
+
+    budget, parent = dw.TREE_BUDGET_BYTES, 200 * 2**20
+    fits_two = (budget - parent) // 2 - dw.WORKER_BASE_BYTES  # bytes of rows for two workers
+    rows_two = fits_two // dw.WORKER_BYTES_PER_ROW
+    assert de.strategy_workers(2, [1000, rows_two], parent) == 2
+    assert de.strategy_workers(2, [rows_two + 2 * 2**20 // dw.WORKER_BYTES_PER_ROW], parent) == 1
+    assert de.strategy_workers(4, [rows_two], parent) == 2
+    assert de.strategy_workers(2, [rows_two], budget) == 1
+    assert de.strategy_workers(1, [10]) == 1
     assert de.strategy_workers(0, []) == 1
+    # the 1,000-chip tables (4.1 M rows) fit two workers beside a job process of 0.2 GB
+    assert de.strategy_workers(2, [4_400_000] * 4, parent) == 2
+
+
+def test_tsv_rows_estimates_the_lines(tmp_path):
+    from ctc_qpcr.differential_workers import tsv_rows
+
+    path = tmp_path / "t.tsv"
+    path.write_text("sample\tgene\n" + "".join(f"S{i:05d}\tG{i % 7}\n" for i in range(50_000)))
+    assert tsv_rows(path, head_bytes=4096) == pytest.approx(50_001, rel=0.01)
+    assert tsv_rows(path) == 50_001
+    (tmp_path / "empty.tsv").write_text("")
+    assert tsv_rows(tmp_path / "empty.tsv") == 0
+
+
+def test_rows_of_categorical_ids_are_the_rows_of_text_ids():
+    """_Rows of a table whose ids are categoricals (read_normalised) = _Rows of the same ids as
+    text: the columns of any rows, the sample codes' text, the genes' sorted codes; a missing id
+    (sample: "nan", as astype(str); gene: out of every group)."""
+    from ctc_qpcr.differential_tables import _Rows
+
+    by, _ = four_strategy_cohort()
+    table = by["ref"].drop(columns="strategy").copy()
+    table.loc[[5, 77], "gene"] = np.nan
+    table.loc[[9], "sample"] = np.nan
+    lean = table.astype({"sample": "category", "gene": "category"})
+    text, cat = _Rows(table, "ref"), _Rows(lean, "ref")
+    positions = np.r_[0:40, 70:90]
+    for col, values in text.take(positions).items():
+        assert list(cat.take(positions)[col]) == list(values) or col == "gene"
+    genes = cat.take(np.arange(len(table)))["gene"]
+    assert pd.isna(genes[[5, 77]]).all()
+    assert list(np.delete(genes, [5, 77])) == list(np.delete(table["gene"].to_numpy(), [5, 77]))
+    assert cat.samples[cat.sample_codes[9]] == "nan" == text.samples[text.sample_codes[9]]
+    assert np.array_equal(
+        cat.samples.to_numpy()[cat.sample_codes], text.samples.to_numpy()[text.sample_codes]
+    )
+    np.testing.assert_array_equal(cat.pair, text.pair)
+    assert (cat.pair[[5, 77]] == -1).all()
+    pd.testing.assert_frame_equal(cat.frame.drop(columns="gene"), text.frame.drop(columns="gene"))
+
+
+def test_time_labels_and_unit_codes_are_the_text_ones():
+    """differential_time's labels (stripped text, missing "") and unit codes (sorted text) = the
+    expressions on text columns they replace, numbers and missing values included."""
+    from ctc_qpcr.differential_time import _sorted_text_codes, _stripped_labels
+    from ctc_qpcr.normalise_cells import stripped_str
+
+    for values in (
+        pd.Series([" responder", "non-responder ", None, "responder", np.nan, ""], dtype=object),
+        pd.Series([1, 1.0, "1", None, 2.5], dtype=object),
+        pd.Series(["P2", "P10", "P1", "P2"], dtype=object),
+    ):
+        old = stripped_str(values.astype(object).where(values.notna(), "")).to_numpy()
+        assert list(_stripped_labels(values)) == list(old)
+        np.testing.assert_array_equal(
+            _sorted_text_codes(values), pd.factorize(values.astype(str), sort=True)[0]
+        )
 
 
 def test_gene_rows_are_the_groupby_indices():

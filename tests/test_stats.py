@@ -223,13 +223,15 @@ def test_signed_rank_normal_is_scipy_approx_to_the_bit():
     assert (w.statistic, w.p) == (float(ref.statistic), float(ref.pvalue))
 
 
-@pytest.mark.parametrize("direct_max", [0, 10**9])
-def test_hodges_lehmann_shift_is_the_full_estimate(monkeypatch, direct_max):
-    """The estimate-only HL (differential tables) = hodges_lehmann(...)[0], ties and NaN included."""
+@pytest.mark.parametrize("direct_max, fine_min", [(0, 2**20), (10**9, 2**20), (0, 0)])
+def test_hodges_lehmann_shift_is_the_full_estimate(monkeypatch, direct_max, fine_min):
+    """The estimate-only HL (differential tables) = hodges_lehmann(...)[0], ties and NaN included;
+    from the coarse start and the fine one (HL_SHIFT_FINE_MIN)."""
     from ctc_qpcr import stats as st
 
     monkeypatch.setattr(st, "HL_DIRECT_MAX", direct_max)
     monkeypatch.setattr(st, "HL_SHIFT_DIRECT_MAX", direct_max)
+    monkeypatch.setattr(st, "HL_SHIFT_FINE_MIN", fine_min)
     rng = np.random.default_rng(11)
     for i in range(60):
         a = rng.normal(0.0, 2.0, int(rng.integers(1, 700)))
@@ -241,6 +243,10 @@ def test_hodges_lehmann_shift_is_the_full_estimate(monkeypatch, direct_max):
             a[-1:] = np.nan
         assert st.hodges_lehmann_shift(a, b) == st.hodges_lehmann(a, b)[0]
     assert math.isnan(st.hodges_lehmann_shift([], [1.0]))
+    big_a, big_b = np.round(rng.normal(0, 2, 1500), 2), np.round(rng.normal(0.4, 2, 1200), 2)
+    big_a[:300] = 40.0  # 1.8 M differences (the fine start by default), bottom-tied values included
+    d = (big_a[:, None] - big_b[None, :]).ravel()
+    assert st.hodges_lehmann_shift(big_a, big_b) == float(np.median(d))
 
 
 def test_one_row_ranks_are_the_general_ranks():

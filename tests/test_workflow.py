@@ -48,6 +48,25 @@ def test_dry_run_lists_one_chip_level_job_per_batch(tmp_path):
     assert "read_exports" not in out
 
 
+def test_package_bytecode_is_compiled_once_when_python_writes_none(tmp_path):
+    """With PYTHONDONTWRITEBYTECODE set no job keeps ctc_qpcr's bytecode; the workflow compiles it
+    at start-up, so the jobs read it instead of compiling every module again."""
+    import importlib.util
+    import os
+
+    work = make_workdir(tmp_path / "w")
+    package = work / "scripts" / "ctc_qpcr"
+    modules = sorted(package.rglob("*.py"))
+    assert not list(package.rglob("*.pyc"))
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run(
+        [snakemake_bin(), "-n", "--cores", "2"], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    missing = [m.name for m in modules if not Path(importlib.util.cache_from_source(str(m))).exists()]
+    assert not missing, missing
+
+
 def test_every_output_exists(example_run):
     proc = snakemake(example_run, "-n", "--cores", "2")
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -90,7 +90,7 @@ from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OF
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
 from .differential_time import timepoints as _timepoints
 from .differential_two_group import YUEN_TRIM, two_group_gene  # noqa: F401  (public)
-from .differential_workers import PARALLEL_MAX_BYTES, each_strategy, strategy_workers  # noqa: F401  (public)
+from .differential_workers import each_strategy, strategy_workers, tsv_rows  # noqa: F401  (public)
 from .errors import ConfigError
 from .normalise_cells import stripped_str
 from .study_options import DifferentialOptions, differential_options, with_words
@@ -370,8 +370,9 @@ def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
         notes.append(
             f"{spec['name']}: {unknown} patient(s)/sample(s) without {col!r} excluded (unknown sites)"
         )
-    data = data[site_sets.notna()]
-    site_sets = site_sets[site_sets.notna()]
+    known = site_sets.notna()
+    if not known.all():  # (a filter of every row copies the frame: 1.2 M rows at 1,000 chips)
+        data, site_sets = data[known], site_sets[known]
     all_sites = sorted(set().union(*site_sets.tolist())) if len(site_sets) else []
     wanted = spec["levels"] or all_sites
     need = max(min_site_patients, min_per_group)

@@ -89,7 +89,9 @@ NORMALISED_COLUMNS = ("sample", "gene", "dcq", "detected")
 
 
 def read_normalised(path) -> pd.DataFrame:
-    """The columns :data:`NORMALISED_COLUMNS` of a normalised TSV (``tables.write_tsv``).
+    """The columns :data:`NORMALISED_COLUMNS` of a normalised TSV (``tables.write_tsv``), the ids
+    ``sample`` and ``gene`` as categoricals (each id's text once: 4 bytes a row, not a Python
+    string; issue 17, the 1,000-chip tables).
 
     pyarrow's CSV reader, with the cells pandas ``read_csv`` reads as missing (its default NA
     words and the empty cell) read as missing: the values of ``tables.read_tsv(path,
@@ -102,7 +104,8 @@ def read_normalised(path) -> pd.DataFrame:
     import pyarrow.csv as pcsv
     from pandas._libs.parsers import STR_NA_VALUES
 
-    types = {"sample": pa.string(), "gene": pa.string(), "dcq": pa.float64(), "detected": pa.bool_()}
+    ids = pa.dictionary(pa.int32(), pa.string())
+    types = {"sample": ids, "gene": ids, "dcq": pa.float64(), "detected": pa.bool_()}
     convert = pcsv.ConvertOptions(
         include_columns=list(NORMALISED_COLUMNS),
         column_types=types,
@@ -123,7 +126,10 @@ def read_normalised(path) -> pd.DataFrame:
         from .tables import read_tsv
 
         return read_tsv(path, usecols=list(NORMALISED_COLUMNS))
-    return table.to_pandas()
+    frame = table.to_pandas()
+    del table
+    pa.default_memory_pool().release_unused()  # the parser's blocks (≈ 100 MB at 1,000 chips)
+    return frame
 
 
 #: the columns of a normalised table the comparisons read (``strategy`` optional)
@@ -132,42 +138,83 @@ NEEDED_COLUMNS = ("sample", "gene", "dcq", "detected", "strategy")
 
 class _Rows:
     """A normalised table's columns the comparisons read, as arrays, with the work every
-    comparison of a strategy shares done once (issue 17): ids as text, ``detected`` as bool,
-    which ΔCq are finite, and the distinct samples (each row's sample as a code into them).
+    comparison of a strategy shares done once (issue 17): ids as codes into their distinct values
+    (samples as text), ``detected`` as bool, which ΔCq are finite. :meth:`take` gives the columns
+    of some rows; the ids' text is not repeated per row before (a 1,000-chip table: 4 M rows).
     ``strategy``: the strategy of every row (as ``normalised.assign(strategy=strategy)``, without
     copying the table); None = the table's own ``strategy`` column, "" when it has none."""
 
     def __init__(self, normalised: pd.DataFrame, strategy: str | None = None):
-        self._source, self._strategy = normalised, strategy
-        n = len(normalised)
-        if strategy is None and "strategy" in normalised.columns:
-            strategies = normalised["strategy"].to_numpy()
+        self.n = len(normalised)
+        own = strategy is None and "strategy" in normalised.columns
+        self.strategy = "" if strategy is None else strategy
+        self._strategies = normalised["strategy"].to_numpy() if own else None
+        self.sample_codes, self.samples = _text_codes(normalised["sample"])
+        self._genes, self._gene_codes = _id_codes(normalised["gene"])
+        self.dcq = normalised["dcq"].to_numpy()
+        self.detected = normalised["detected"].astype(bool).to_numpy()
+        self.finite = np.isfinite(self.dcq.astype(float))
+        if own:
+            self.pair = pair_codes(self._strategies, self.take(np.arange(self.n))["gene"])
         else:
-            strategies = np.full(n, "" if strategy is None else strategy, dtype=object)
-        self.columns = {
-            "sample": normalised["sample"].astype(str).to_numpy(),
-            "gene": normalised["gene"].to_numpy(),
-            "dcq": normalised["dcq"].to_numpy(),
-            "detected": normalised["detected"].astype(bool).to_numpy(),
+            self.pair = _sorted_codes(normalised["gene"])
+        self.on_calls: dict[tuple, np.ndarray] = {}  # (rows kept, off_z) -> call_on (_prepare)
+
+    def take(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns :data:`NEEDED_COLUMNS` at ``positions`` (ids as text, ``detected`` as bool)."""
+        genes = positions if self._gene_codes is None else self._gene_codes[positions]
+        if self._strategies is None:
+            strategies = np.empty(len(positions), dtype=object)
+            strategies[:] = self.strategy  # one str object (np.full: one a row)
+        else:
+            strategies = self._strategies[positions]
+        return {
+            "sample": self.samples.to_numpy()[self.sample_codes[positions]],
+            "gene": self._genes[genes],
+            "dcq": self.dcq[positions],
+            "detected": self.detected[positions],
             "strategy": strategies,
         }
-        self.finite = np.isfinite(self.columns["dcq"].astype(float))
-        codes, uniques = pd.factorize(self.columns["sample"])
-        self.sample_codes, self.samples = codes, pd.Index(uniques)
-        one_strategy = strategy is not None or "strategy" not in normalised.columns
-        self.pair = pair_codes(None if one_strategy else strategies, self.columns["gene"])
-        self.on_calls: dict[tuple, np.ndarray] = {}  # (rows kept, off_z) -> call_on (_prepare)
+
+    @property
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every row's columns (:meth:`take` of all)."""
+        return self.take(np.arange(self.n))
 
     @property
     def frame(self) -> pd.DataFrame:
-        """The columns as a table (:data:`NEEDED_COLUMNS`, the source's dtypes but those above)."""
-        data = self._source[[c for c in NEEDED_COLUMNS if c in self._source.columns]].copy()
-        if self._strategy is not None or "strategy" not in data.columns:
-            data["strategy"] = self._strategy or ""
-        data = data[list(NEEDED_COLUMNS)]
-        data["sample"] = self.columns["sample"]
-        data["detected"] = self.columns["detected"]
-        return data
+        """The columns as a table (:data:`NEEDED_COLUMNS`)."""
+        return pd.DataFrame(self.columns, columns=list(NEEDED_COLUMNS))
+
+
+def _id_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ids' values and each row's position in them: a categorical's categories (code −1, a
+    missing id: the value after them) and codes; other ids: the values themselves and None."""
+    if not isinstance(ids.dtype, pd.CategoricalDtype):
+        return ids.to_numpy(), None
+    values = np.append(ids.cat.categories.to_numpy(object), np.nan)
+    return values, ids.cat.codes.to_numpy()
+
+
+def _text_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize(ids.astype(str))``: each row's code into the distinct ids as text. A
+    categorical's text is made once per category, not once per row (a missing id: "nan")."""
+    if not isinstance(ids.dtype, pd.CategoricalDtype):
+        codes, uniques = pd.factorize(ids.astype(str).to_numpy())
+        return codes, pd.Index(uniques)
+    text = np.append(ids.cat.categories.astype(str).to_numpy(object), "nan")
+    text_codes, uniques = pd.factorize(text)
+    # a row's code −1 (missing id): the last text, "nan"
+    return text_codes.astype(np.int32)[ids.cat.codes.to_numpy()], pd.Index(uniques)
+
+
+def _sorted_codes(ids: pd.Series) -> np.ndarray:
+    """:func:`pair_codes` of one strategy's ids: codes in the ids' sorted order, −1 = missing. A
+    categorical's order is found among its categories, not its rows."""
+    if not isinstance(ids.dtype, pd.CategoricalDtype):
+        return pair_codes(None, ids.to_numpy())
+    rank = pd.factorize(ids.cat.categories.to_numpy(object), sort=True)[0].astype(np.int32)
+    return np.append(rank, np.int32(-1))[ids.cat.codes.to_numpy()]  # code −1 (missing): the last
 
 
 def pair_codes(strategy: np.ndarray | None, gene: np.ndarray) -> np.ndarray:
@@ -210,13 +257,13 @@ def _join_sheet(rows: _Rows, sheet: pd.DataFrame) -> tuple[pd.DataFrame, bytes |
         joined = joined[np.isfinite(joined["dcq"].astype(float))]
         pair = pair_codes(joined["strategy"].to_numpy(), joined["gene"].to_numpy())
         return joined.assign(_pair=pair), None
-    where_sample = pd.Index(sheet["sample"]).get_indexer(rows.samples)
-    where = where_sample[rows.sample_codes]
+    where_sample = pd.Index(sheet["sample"]).get_indexer(rows.samples).astype(np.int32)
+    where = where_sample[rows.sample_codes]  # int32: the temporaries of 4 M rows halved
     keep = where >= 0
     take = np.flatnonzero(keep & rows.finite)
     index = pd.Index(np.flatnonzero(rows.finite[keep]))
     sheet_rows = where[take]
-    columns = {col: values[take] for col, values in rows.columns.items()}
+    columns = rows.take(take)
     columns.update({col: sheet[col].to_numpy()[sheet_rows] for col in sheet.columns if col != "sample"})
     columns["_pair"] = rows.pair[take]
     data = pd.DataFrame(columns, index=index, copy=False)  # fresh arrays: no copy, no consolidation

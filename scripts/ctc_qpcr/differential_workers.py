@@ -9,23 +9,52 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
 
 from .differential_tables import _Rows
 
-#: Strategies run in parallel only while every normalised table is at most this big (bytes of TSV):
-#: each worker holds one strategy's rows (96 chips, 37 MB a table: peak RSS of the job's processes
-#: 336 MB with one, 706 MB with two), so the 1,000-chip run (≈ 390 MB a table) keeps one process and
-#: its 2 GB peak-RSS target (benchmarks/README.md).
-PARALLEL_MAX_BYTES = 64 * 2**20
+#: Peak RSS of one worker (issue 17, measured at 1,000 chips, 4.1 M rows a table: 0.74 GB, its
+#: time-point comparison's 3.5 M joined rows; the process tree 1.62 GB with two workers and this
+#: process): the imported libraries plus this much per row of its table.
+WORKER_BASE_BYTES = 150 * 2**20
+WORKER_BYTES_PER_ROW = 150
+#: The job's processes (this one and its workers) stay under this: the 2 GB peak-RSS target of the
+#: workflow's process tree (benchmarks/README.md) less snakemake's own ≈ 0.2 GB.
+TREE_BUDGET_BYTES = 1800 * 2**20
 
 
-def strategy_workers(threads: int, table_bytes: list[int]) -> int:
-    """How many processes run the strategies: the job's threads, or 1 when a table is over
-    :data:`PARALLEL_MAX_BYTES` (memory before speed)."""
-    return max(1, int(threads)) if max(table_bytes, default=0) <= PARALLEL_MAX_BYTES else 1
+def worker_bytes(rows: int) -> int:
+    """Peak RSS of a worker testing a table of ``rows`` rows (measured, see :data:`WORKER_BYTES_PER_ROW`)."""
+    return WORKER_BASE_BYTES + WORKER_BYTES_PER_ROW * rows
+
+
+def strategy_workers(threads: int, table_rows: list[int], parent_bytes: int = 0) -> int:
+    """How many processes run the strategies: the job's threads, fewer when their peak RSS
+    (:func:`worker_bytes` of the largest table) beside this process's ``parent_bytes`` would pass
+    :data:`TREE_BUDGET_BYTES` (memory before speed), at least 1."""
+    fit = (TREE_BUDGET_BYTES - parent_bytes) // worker_bytes(max(table_rows, default=0))
+    return max(1, min(int(threads), int(fit)))
+
+
+def tsv_rows(path, head_bytes: int = 2**20) -> int:
+    """The rows of a TSV, estimated from its size and the lines in its first ``head_bytes``."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(head_bytes)
+    lines = head.count(b"\n")
+    return 0 if not head else size if not lines else round(size * lines / len(head))
+
+
+def current_rss() -> int:
+    """This process's resident memory now (bytes; 0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _strategy_results(job: tuple, strategy: str) -> list[tuple[pd.DataFrame, list[str]]]:

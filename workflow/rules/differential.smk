@@ -49,8 +49,8 @@ rule differential:
     conda:
         "../envs/python.yaml"
     # The strategies are independent: one forked process per thread, each reading and testing
-    # its own strategies (same tables as one process), while each normalised table is ≤ 64 MiB
-    # (ctc_qpcr.differential.PARALLEL_MAX_BYTES: memory). --set-threads differential=1: one process.
+    # its own strategies (same tables as one process), as many as their measured peak RSS fits
+    # (ctc_qpcr.differential_workers.strategy_workers: memory). --set-threads differential=1: one process.
     threads: 2
     resources:
         runtime=30,
