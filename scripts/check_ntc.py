@@ -1,17 +1,33 @@
-"""Snakemake adapter: the no-template-control table of every plate (results/qc/ntc.tsv) and its page."""
+"""Snakemake adapter: the no-template-control table of every plate (results/qc/ntc.tsv) and its page.
+
+The table is one row per batch, plate and assay, so it is made one plate file at a time
+(the needed columns only): memory stays bounded by a plate, not by the study.
+"""
 
 import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.ntc import ntc_html, ntc_table
+from ctc_qpcr.ntc import NTC_COLUMNS, WELL_COLUMNS, ntc_html, ntc_table
 from ctc_qpcr.tables import write_text, write_tsv
+
+KEYS = ["batch", "plate", "assay"]
+
+
+def study_ntc_table(paths, samples, max_cq, min_delta_cq) -> pd.DataFrame:
+    """ntc_table of all plates' wells, made plate file by plate file (rows by batch, plate, assay)."""
+    tables = [
+        ntc_table(pd.read_parquet(p, columns=WELL_COLUMNS), samples, max_cq, min_delta_cq) for p in paths
+    ]
+    tables = [t for t in tables if not t.empty]
+    if not tables:
+        return pd.DataFrame(columns=NTC_COLUMNS)
+    return pd.concat(tables, ignore_index=True).sort_values(KEYS, kind="stable", ignore_index=True)
 
 
 def main(smk, log):
     samples = sheets.load_samples(smk.input.samples)
-    wells = pd.concat([pd.read_parquet(p) for p in smk.input.cq], ignore_index=True)
-    table = ntc_table(wells, samples, smk.params.max_cq, smk.params.min_delta_cq)
+    table = study_ntc_table(smk.input.cq, samples, smk.params.max_cq, smk.params.min_delta_cq)
     if table.empty:
         log.info("no NTC wells (samples.tsv kind ntc, or NTC in the export) on any plate")
     for row in table[table["flag"] != "ok"].itertuples():

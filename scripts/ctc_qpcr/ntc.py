@@ -39,6 +39,10 @@ NTC_COLUMNS = [
 ]
 
 
+# The wells-table columns ntc_table reads (results/cq/<plate>.parquet has more).
+WELL_COLUMNS = ["batch", "plate", "well", "sample", "assay", "cq", "sample_type", "excluded", "state"]
+
+
 def ntc_wells(wells: pd.DataFrame, samples: pd.DataFrame) -> pd.Series:
     """True for the wells of no-template controls (samples.tsv kind ntc, or the export's NTC type)."""
     ntc_names = set(samples.loc[samples["kind"].astype(str).str.lower() == "ntc", "sample"].astype(str))
