@@ -1,7 +1,7 @@
 """Snakemake adapter: the no-template-control table of every plate (results/qc/ntc.tsv) and its page.
 
-The table is one row per batch, plate and assay, so it is made one plate file at a time
-(the needed columns only): memory stays bounded by a plate, not by the study.
+The table is one row per batch, plate and assay, so it is made a few plate files at a time
+(the needed columns only): memory stays bounded by a few plates, not by the study.
 """
 
 import pandas as pd
@@ -14,11 +14,15 @@ from ctc_qpcr.tables import write_text, write_tsv
 KEYS = ["batch", "plate", "assay"]
 
 
+PLATES_AT_ONCE = 24  # plate files read together: fewer, larger table operations, memory still bounded
+
+
 def study_ntc_table(paths, samples, max_cq, min_delta_cq) -> pd.DataFrame:
-    """ntc_table of all plates' wells, made plate file by plate file (rows by batch, plate, assay)."""
-    tables = [
-        ntc_table(pd.read_parquet(p, columns=WELL_COLUMNS), samples, max_cq, min_delta_cq) for p in paths
-    ]
+    """ntc_table of all plates' wells, made a few plate files at a time (rows by batch, plate, assay)."""
+    tables = []
+    for start in range(0, len(paths), PLATES_AT_ONCE):
+        wells = [pd.read_parquet(p, columns=WELL_COLUMNS) for p in paths[start : start + PLATES_AT_ONCE]]
+        tables.append(ntc_table(pd.concat(wells, ignore_index=True), samples, max_cq, min_delta_cq))
     tables = [t for t in tables if not t.empty]
     if not tables:
         return pd.DataFrame(columns=NTC_COLUMNS)
