@@ -8,25 +8,8 @@ import pandas as pd
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.ntc import NTC_COLUMNS, WELL_COLUMNS, ntc_html, ntc_table
+from ctc_qpcr.ntc import ntc_html, study_ntc_table
 from ctc_qpcr.tables import write_text, write_tsv
-
-KEYS = ["batch", "plate", "assay"]
-
-
-PLATES_AT_ONCE = 24  # plate files read together: fewer, larger table operations, memory still bounded
-
-
-def study_ntc_table(paths, samples, max_cq, min_delta_cq) -> pd.DataFrame:
-    """ntc_table of all plates' wells, made a few plate files at a time (rows by batch, plate, assay)."""
-    tables = []
-    for start in range(0, len(paths), PLATES_AT_ONCE):
-        wells = [pd.read_parquet(p, columns=WELL_COLUMNS) for p in paths[start : start + PLATES_AT_ONCE]]
-        tables.append(ntc_table(pd.concat(wells, ignore_index=True), samples, max_cq, min_delta_cq))
-    tables = [t for t in tables if not t.empty]
-    if not tables:
-        return pd.DataFrame(columns=NTC_COLUMNS)
-    return pd.concat(tables, ignore_index=True).sort_values(KEYS, kind="stable", ignore_index=True)
 
 
 def main(smk, log):

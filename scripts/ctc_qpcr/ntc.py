@@ -83,6 +83,24 @@ def ntc_table(wells: pd.DataFrame, samples: pd.DataFrame, max_cq: dict, min_delt
     return table[NTC_COLUMNS]
 
 
+PLATES_AT_ONCE = 24  # plate files read together: fewer, larger table operations, memory still bounded
+
+
+def study_ntc_table(paths, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float) -> pd.DataFrame:
+    """:func:`ntc_table` of the wells of all plate files (results/cq/<plate>.parquet), made a few
+    files at a time: its rows are per plate, so memory stays bounded by a few plates."""
+    tables = []
+    for start in range(0, len(paths), PLATES_AT_ONCE):
+        wells = [pd.read_parquet(p, columns=WELL_COLUMNS) for p in paths[start : start + PLATES_AT_ONCE]]
+        tables.append(ntc_table(pd.concat(wells, ignore_index=True), samples, max_cq, min_delta_cq))
+    tables = [t for t in tables if not t.empty]
+    if not tables:
+        return pd.DataFrame(columns=NTC_COLUMNS)
+    return pd.concat(tables, ignore_index=True).sort_values(
+        ["batch", "plate", "assay"], kind="stable", ignore_index=True
+    )
+
+
 _CSS = (
     "body{font-family:sans-serif;font-size:13px;margin:1em}table{border-collapse:collapse;margin-bottom:1.5em}"
     "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#eef}h2{font-size:15px}"

@@ -1,0 +1,48 @@
+"""check_ntc's table made a few plate files at a time = the table of all wells at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ctc_qpcr import ntc
+
+SAMPLES = pd.DataFrame({"sample": ["P1", "P2", "NTC"], "kind": ["patient", "patient", "ntc"]})
+
+
+def _plate(batch: str, plate: str, ntc_cq: float) -> pd.DataFrame:
+    wells = pd.DataFrame(
+        {
+            "batch": batch,
+            "plate": plate,
+            "well": [f"S{s:02d}-A{a:02d}" for s in (1, 2, 3) for a in (1, 2)],
+            "sample": np.repeat(["P1", "P2", "NTC"], 2),
+            "assay": ["KRT19", "ACTB"] * 3,
+            "cq": [25.0, 18.0, 27.0, 19.5, ntc_cq, np.nan],
+            "sample_type": "",
+            "excluded": "",
+            "state": "CALC",
+        }
+    )
+    return wells.assign(run="r", cq_raw="x")  # columns ntc_table does not read
+
+
+def test_plate_files_a_few_at_a_time_give_the_whole_table(tmp_path, monkeypatch):
+    plates = [
+        _plate("B2", "chip03", 26.0),  # close to the samples
+        _plate("B1", "chip02", 34.0),  # amplified, far after the samples
+        _plate("B1", "chip01", np.nan),  # no NTC amplified
+        _plate("B2", "chip04", 30.0).assign(sample="P1"),  # no NTC wells: no rows
+    ]
+    paths = []
+    for wells in plates:
+        paths.append(tmp_path / f"{wells['plate'].iloc[0]}.parquet")
+        wells.to_parquet(paths[-1], index=False)
+    limits = {"B1": 35.0, "B2": 35.0}
+    whole = ntc.ntc_table(pd.concat(plates, ignore_index=True), SAMPLES, limits, 3.32)
+    for at_once in (1, 2, 3, 24):
+        monkeypatch.setattr(ntc, "PLATES_AT_ONCE", at_once)
+        pd.testing.assert_frame_equal(ntc.study_ntc_table(paths, SAMPLES, limits, 3.32), whole)
+    assert whole["plate"].tolist() == ["chip01", "chip01", "chip02", "chip02", "chip03", "chip03"]
+    assert set(whole["flag"]) == {"ok", "ntc_amplified", "ntc_close_to_samples"}
+    assert ntc.study_ntc_table(paths[3:], SAMPLES, limits, 3.32).empty
