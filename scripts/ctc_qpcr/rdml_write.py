@@ -55,7 +55,7 @@ def _esc_each(values: pd.Series) -> pd.Series:
 
 
 def _esc1(value) -> str:
-    return _esc(pd.Series([value])).iloc[0]
+    return _esc_each(pd.Series([value])).iloc[0]
 
 
 def _float_text(values: pd.Series) -> pd.Series:
@@ -142,7 +142,9 @@ def run_xml(plate: str, batch: str, wells: pd.DataFrame) -> str:
     w = wells.reset_index(drop=True)
     cq = pd.to_numeric(w["cq"], errors="coerce")
     data = '<data><tar id="' + _esc(w["assay"]) + '"/>'
-    data = data.where(cq.isna(), data + "<cq>" + _float_text(cq.fillna(0)) + "</cq>")
+    cq_text = pd.Series("", index=w.index, dtype=object)
+    cq_text[cq.notna()] = _float_text(cq[cq.notna()])  # printed only where there is a Cq
+    data = data.where(cq.isna(), data + "<cq>" + cq_text + "</cq>")
     excluded = w["fate"].ne("kept")
     data = data.where(~excluded, data + "<excl>" + _esc(w["reason"]) + "</excl>")
     data = data + "<note>" + _esc(w["state"]) + "</note></data>"
