@@ -52,7 +52,10 @@ rule differential:
     # its own strategies (same tables as one process), as many as their measured peak RSS fits
     # (ctc_qpcr.differential_workers.strategy_workers: memory). --set-threads differential=1: one process.
     threads: 2
+    # peak RSS of its processes: 1.62 GB at 1,000 chips with two workers (the worker model keeps
+    # them under 1.8 GB); the cluster's default request (1,000 MB) would be too small
     resources:
+        mem_mb=2000,
         runtime=30,
     params:
         strategies=STRATEGIES,
