@@ -689,3 +689,20 @@ def test_rows_by_genes_groups_samples_as_a_loop_over_samples_does():
     got = {genes: rows.tolist() for genes, rows in _rows_by_genes(samples, used)}
     assert got == want and list(got) == list(want)  # first-appearance order too
     assert list(_rows_by_genes(pd.Index([]), {})) == []
+
+
+def test_stripped_str_is_text_stripped_on_both_paths():
+    """stripped_str = astype(str).str.strip(): text with none missing (factorised as it is), and
+    text with missing values, numbers or a categorical (converted to text first)."""
+    from ctc_qpcr.normalise_cells import stripped_str
+
+    for values in (
+        pd.Series([" T0", "T1 ", "T0", " T0", ""], dtype=object),
+        pd.Series([" T0", None, np.nan, "T1"], dtype=object),
+        pd.Series([1, 1.0, " 1", 2.5], dtype=object),
+        pd.Series(pd.Categorical([" a", "b ", None, " a"])),
+        pd.Series([], dtype=object),
+    ):
+        expected = values.astype(str).str.strip()
+        assert stripped_str(values).tolist() == expected.tolist()
+        assert stripped_str(values).index.equals(values.index)

@@ -8,13 +8,12 @@ give the tables and notes of one process (issue 17).
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
 
 from .differential_tables import _Rows
+from .forking import fork_workers, forked_pool
 
 #: Peak RSS of one worker (issue 17, measured at 1,000 chips, 4.1 M rows a table: 0.74 GB, its
 #: time-point comparison's 3.5 M joined rows; the process tree 1.62 GB with two workers and this
@@ -88,16 +87,15 @@ def each_strategy(job: tuple, order: list[str], workers: int) -> list:
     """:func:`_strategy_results` of each strategy in ``order``: in this process, or in ``workers``
     forked processes that inherit ``job`` (nothing but the strategy names and the result tables is
     pickled)."""
-    workers = min(workers, len(order))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    workers = fork_workers(workers, len(order))
+    if workers == 1:
         return [_strategy_results(job, strategy) for strategy in order]
     _load_before_fork(job[3])
     global _FORKED_JOB
     _FORKED_JOB = job
     gc.freeze()  # the parent's objects out of the workers' collections: no copy of their pages
     try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with forked_pool(workers) as pool:
             return list(pool.map(_forked_strategy, order))
     finally:
         gc.unfreeze()

@@ -16,9 +16,12 @@ from .refgenes import genorm, normfinder
 
 
 def stripped_str(values: pd.Series) -> pd.Series:
-    """``values.astype(str).str.strip()``, stripping each distinct string once (linear, cheap)."""
-    text = values.astype(str)
-    codes, uniques = pd.factorize(text)
+    """``values.astype(str).str.strip()``, stripping each distinct string once (linear, cheap).
+    Text with no value missing is factorised as it is, without a text copy of every row first
+    (issue 17: 3.5 M rows in a 1,000-chip time-point comparison)."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    if (codes < 0).any() or not all(isinstance(u, str) for u in uniques):
+        codes, uniques = pd.factorize(values.astype(str))
     stripped = np.array([u.strip() for u in uniques], dtype=object)
     return pd.Series(
         stripped[codes] if len(codes) else np.array([], dtype=object), index=values.index, dtype=object

@@ -7,8 +7,6 @@ legend outside the heat maps, so the wells of both panels line up.
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.transforms import Bbox, TransformedBbox
 
+from .forking import fork_workers, forked_pool
 from .layout import Geometry, chip_summary, grid, positions, row_label
 from .plotting import in_points, plt, save_svg, save_svg_cropped, svg_ruler
 
@@ -289,11 +288,10 @@ def _worker_batch(path, out: Path) -> tuple[pd.DataFrame, list[str]]:
 def draw_batches(paths: list, out: Path, lod: float, workers: int):
     """:func:`draw_batch` of each batch in order, in this process or in ``workers`` forked
     processes, each drawing one batch at a time (memory: one batch's wells a process)."""
-    workers = min(workers, len(paths))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    workers = fork_workers(workers, len(paths))
+    if workers == 1:
         with LayoutBoard(lod) as board:
             yield from (draw_batch(board, path, out) for path in paths)
         return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(lod,)) as pool:
+    with forked_pool(workers, initializer=_start_worker, initargs=(lod,)) as pool:
         yield from pool.map(_worker_batch, paths, [out] * len(paths))
