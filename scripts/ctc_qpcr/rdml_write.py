@@ -25,13 +25,19 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .layout import positions
-from .tables import atomic_path
+from .tables import atomic_path, is_text
 
 NAMESPACE = "http://www.rdml.org"
 EXPERIMENT = "ctc-qpcr"
 DYE = "not_recorded"
+_ENTITIES = [("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")]
+# _float_repr: where Arrow's cast prints floats as Python does (tests/test_rdml_export.py)
+_FIXED_LOW, _FIXED_HIGH = 1e-4, 1e10
 
 
 def _esc(values: pd.Series) -> pd.Series:
@@ -130,42 +136,105 @@ def targets_xml(names: pd.Series, assays: pd.DataFrame, efficiency: pd.DataFrame
     return "".join('<target id="' + _esc(table["assay"]) + '">' + body + "</target>\n")
 
 
-def run_xml(plate: str, batch: str, wells: pd.DataFrame) -> str:
-    """One <run> (one chip/plate) with a <react> per well."""
-    named = wells["sample"].fillna("").astype(str).ne("") & wells["assay"].fillna("").astype(str).ne("")
-    where, geometry = positions(wells["well"])
-    where, wells = where[named.to_numpy()].reset_index(drop=True), wells[named]
-    if geometry.kind == "plate":
-        row_label, column_label = "ABC", "123"
-    else:
-        row_label, column_label = "123", "123"
-    w = wells.reset_index(drop=True)
-    cq = pd.to_numeric(w["cq"], errors="coerce")
-    data = '<data><tar id="' + _esc(w["assay"]) + '"/>'
-    cq_text = pd.Series("", index=w.index, dtype=object)
-    cq_text[cq.notna()] = _float_text(cq[cq.notna()])  # printed only where there is a Cq
-    data = data.where(cq.isna(), data + "<cq>" + cq_text + "</cq>")
-    excluded = w["fate"].ne("kept")
-    data = data.where(~excluded, data + "<excl>" + _esc(w["reason"]) + "</excl>")
-    data = data + "<note>" + _esc(w["state"]) + "</note></data>"
-    react = (
-        '<react id="'
-        + where["position"].astype(str)
-        + '"><sample id="'
-        + _esc(w["sample"])
-        + '"/>'
-        + data
-        + "</react>\n"
+def _text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as the export prints it: ``str`` of each value, "" where missing (Arrow text
+    kept as it is; other types through pandas, as the whole-table export printed them)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if not is_text(column.type):
+        values = column.to_pandas()
+        return pa.array(values.fillna("").astype(str), type=pa.string())
+    return pc.fill_null(column.cast(pa.string()), "")
+
+
+def _escaped(text: pa.Array) -> pa.Array:
+    """XML-escaped text (no missing values), each distinct text escaped once."""
+    words = pc.dictionary_encode(text)
+    escaped = words.dictionary
+    for char, entity in _ENTITIES:
+        escaped = pc.replace_substring(escaped, char, entity)
+    return escaped.take(words.indices)
+
+
+def _float_repr(values: np.ndarray) -> pa.Array:
+    """``str`` of each float (Python's shortest round trip: 27.5, 19.0, 1e-05), null for NaN.
+    From 1e-4 to 1e10 and at zero Arrow's shortest round-trip cast prints the same digits in
+    the same fixed notation, only whole numbers without the ".0"; the rest goes through Python."""
+    magnitude = np.abs(values)
+    with np.errstate(invalid="ignore"):
+        fixed = ((magnitude >= _FIXED_LOW) & (magnitude < _FIXED_HIGH)) | (magnitude == 0)
+    text = pc.cast(pa.array(np.where(fixed, values, np.nan), from_pandas=True), pa.string())
+    whole = pa.array(fixed & (values == np.floor(np.where(fixed, values, 0.0))))
+    text = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
+    other = ~fixed & ~np.isnan(values)
+    if other.any():
+        printed = pa.array([str(value) for value in values[other].tolist()], type=pa.string())
+        text = pc.replace_with_mask(text, pa.array(other), printed)
+    return text
+
+
+def _cq(column: pa.ChunkedArray) -> np.ndarray:
+    """The Cq as floats, NaN where missing or not a number."""
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+        return column.to_numpy().astype(float)
+    return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype=float)
+
+
+def _joined(lines: pa.Array) -> bytes:
+    """The text of a string array's values, one after another."""
+    if not len(lines):
+        return b""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
+    start, stop = offsets[lines.offset], offsets[lines.offset + len(lines)]
+    return lines.buffers()[2][start:stop].to_pybytes()
+
+
+def _reacts(wells: pa.Table, position: np.ndarray) -> pa.Array:
+    """One ``<react>`` line per well (wells with a sample and an assay, in their order)."""
+    cq = _cq(wells["cq"])
+    excluded = pc.not_equal(_text(wells["fate"]), "kept")
+    data = [
+        '"><sample id="',
+        _escaped(_text(wells["sample"])),
+        '"/><data><tar id="',
+        _escaped(_text(wells["assay"])),
+        '"/>',
+        pc.binary_join_element_wise("<cq>", _float_repr(cq), "</cq>", ""),
+        pc.if_else(
+            excluded,
+            pc.binary_join_element_wise("<excl>", _escaped(_text(wells["reason"])), "</excl>", ""),
+            None,
+        ),
+        "<note>",
+        _escaped(_text(wells["state"])),
+        "</note></data></react>\n",
+    ]
+    react_id = pc.cast(pa.array(position, type=pa.int64()), pa.string())
+    return pc.binary_join_element_wise(
+        '<react id="', react_id, *data, "", null_handling="replace", null_replacement=""
     )
-    order = np.argsort(where["position"].to_numpy(), kind="stable")
+
+
+def run_xml(plate, batch: str, wells: pa.Table) -> bytes:
+    """One <run> (one chip/plate) with a <react> per well, ordered by layout position
+    (ties in table order); wells without a sample or an assay are not exported."""
+    named = pc.and_(pc.not_equal(_text(wells["sample"]), ""), pc.not_equal(_text(wells["assay"]), ""))
+    where, geometry = positions(wells["well"].to_pandas())
+    rows = np.flatnonzero(named.to_numpy(zero_copy_only=False))
+    position = where["position"].to_numpy()[rows]
+    order = np.argsort(position, kind="stable")
+    lines = _reacts(wells.take(pa.array(rows[order])), position[order])
+    row_label, column_label = ("ABC", "123") if geometry.kind == "plate" else ("123", "123")
     head = (
         f'<run id="{_esc1(plate)}"><description>batch {_esc1(batch)}; {geometry.name}; '
-        f"{len(w)} wells with a sample and an assay "
-        f"({int((~named).sum())} without, not exported)</description>"
+        f"{len(rows)} wells with a sample and an assay "
+        f"({len(wells) - len(rows)} without, not exported)</description>"
         f"<pcrFormat><rows>{geometry.rows}</rows><columns>{geometry.columns}</columns>"
         f"<rowLabel>{row_label}</rowLabel><columnLabel>{column_label}</columnLabel></pcrFormat>\n"
     )
-    return head + "".join(react.iloc[order]) + "</run>\n"
+    return head.encode() + _joined(lines) + b"</run>\n"
 
 
 def document_head(
@@ -194,11 +263,34 @@ DOCUMENT_TAIL = "</experiment>\n</rdml>\n"
 ORDER = ["plate", "well", "assay"]
 
 
-def plate_runs(wells: pd.DataFrame) -> Iterator[str]:
+def _sorted(wells: pa.Table, keys: list[str]) -> pa.Table:
+    """``wells`` sorted by ``keys`` (stable: ties in table order; missing values last)."""
+    return wells.sort_by([(key, "ascending") for key in keys])
+
+
+def _by_plate(wells: pa.Table) -> dict:
+    """Each plate's wells (plate name → table), sorted by (well, assay), ties in table order;
+    wells without a plate are left out."""
+    wells = _sorted(wells, ORDER)
+    plates = pc.run_end_encode(wells["plate"].combine_chunks())
+    stops = plates.run_ends.to_pylist()
+    starts = [0, *stops[:-1]]
+    return {
+        plate: wells.slice(start, stop - start)
+        for plate, start, stop in zip(plates.values.to_pylist(), starts, stops, strict=True)
+        if plate is not None
+    }
+
+
+def _run(plate, wells: pa.Table) -> bytes:
+    return run_xml(plate, str(wells["batch"][0].as_py()), wells)
+
+
+def plate_runs(wells: pd.DataFrame) -> Iterator[bytes]:
     """One <run> per plate, plates in name order, wells by (well, assay), ties in table order."""
-    wells = wells.sort_values(ORDER, kind="stable")
-    for plate, group in wells.groupby("plate", sort=True):
-        yield run_xml(plate, str(group["batch"].iloc[0]), group)
+    plates = _by_plate(pa.Table.from_pandas(wells, preserve_index=False))
+    for plate in sorted(plates):
+        yield _run(plate, plates[plate])
 
 
 def study_rdml(
@@ -213,7 +305,14 @@ def study_rdml(
     head = document_head(
         wells["sample"].astype(str), wells["assay"].astype(str), samples, assays, efficiency, lod, version
     )
-    return head + "".join(plate_runs(wells)) + DOCUMENT_TAIL
+    return head + b"".join(plate_runs(wells)).decode() + DOCUMENT_TAIL
+
+
+def _names(column: pa.ChunkedArray) -> set[str]:
+    """The distinct values of a column as text ("None" for a missing one, as pandas prints it)."""
+    if is_text(column.type):
+        return {str(value) for value in pc.unique(column).to_pylist()}
+    return set(column.to_pandas().astype(str).unique())
 
 
 class BatchWells:
@@ -232,10 +331,10 @@ class BatchWells:
         self.assays: set[str] = set()
         self.wells = 0
         for path in self.paths:
-            names = pd.read_parquet(path, columns=["plate", "sample", "assay"])
-            self.plates.append(set(names["plate"].dropna()))
-            self.samples.update(names["sample"].astype(str).unique())
-            self.assays.update(names["assay"].astype(str).unique())
+            names = pq.read_table(path, columns=["plate", "sample", "assay"])
+            self.plates.append(set(pc.unique(names["plate"]).drop_null().to_pylist()))
+            self.samples.update(_names(names["sample"]))
+            self.assays.update(_names(names["assay"]))
             self.wells += len(names)
         self._held: dict[int, dict] = {}
 
@@ -244,12 +343,10 @@ class BatchWells:
 
     def _batch(self, index: int) -> dict:
         if index not in self._held:
-            wells = pd.read_parquet(self.paths[index], columns=self.columns)
-            wells = wells.sort_values(ORDER, kind="stable")
-            self._held[index] = dict(iter(wells.groupby("plate", sort=False)))
+            self._held[index] = _by_plate(pq.read_table(self.paths[index], columns=self.columns))
         return self._held[index]
 
-    def plate(self, plate) -> pd.DataFrame:
+    def plate(self, plate) -> pa.Table:
         """The plate's wells by (well, assay), ties in batch order then table order."""
         parts = []
         for index in [i for i, plates in enumerate(self.plates) if plate in plates]:
@@ -259,7 +356,7 @@ class BatchWells:
                 del self._held[index]
         if len(parts) == 1:
             return parts[0]
-        return pd.concat(parts).sort_values(ORDER[1:], kind="stable")
+        return _sorted(pa.concat_tables(parts, promote_options="permissive"), ORDER[1:])
 
 
 def write_study_rdml(
@@ -281,9 +378,8 @@ def write_study_rdml(
         lod,
         version,
     )
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(head)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(head.encode())
         for plate in batches.plate_names():
-            wells = batches.plate(plate)
-            handle.write(run_xml(plate, str(wells["batch"].iloc[0]), wells))
-        handle.write(DOCUMENT_TAIL)
+            handle.write(_run(plate, batches.plate(plate)))
+        handle.write(DOCUMENT_TAIL.encode())
