@@ -61,7 +61,11 @@ def _esc_each(values: pd.Series) -> pd.Series:
 
 
 def _esc1(value) -> str:
-    return _esc_each(pd.Series([value])).iloc[0]
+    """One value XML-escaped as :func:`_esc_each` does ("" if missing)."""
+    text = "" if pd.isna(value) else str(value)
+    for char, entity in _ENTITIES:
+        text = text.replace(char, entity)
+    return text
 
 
 def _float_text(values: pd.Series) -> pd.Series:
@@ -149,13 +153,17 @@ def _text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.fill_null(column.cast(pa.string()), "")
 
 
-def _escaped(text: pa.Array) -> pa.Array:
-    """XML-escaped text (no missing values), each distinct text escaped once."""
+def _tagged(text: pa.Array, before: str, after: str, shown: pa.Array | None = None) -> pa.Array:
+    """``before`` + XML-escaped text + ``after`` per value (text without missing values), built
+    once per distinct text; null where ``shown`` is False."""
     words = pc.dictionary_encode(text)
     escaped = words.dictionary
     for char, entity in _ENTITIES:
         escaped = pc.replace_substring(escaped, char, entity)
-    return escaped.take(words.indices)
+    pieces = pc.binary_join_element_wise(before, escaped, after, "")
+    if shown is None:
+        return pieces.take(words.indices)
+    return pieces.take(pc.if_else(shown, words.indices, None))
 
 
 def _float_repr(values: np.ndarray) -> pa.Array:
@@ -166,8 +174,9 @@ def _float_repr(values: np.ndarray) -> pa.Array:
     with np.errstate(invalid="ignore"):
         fixed = ((magnitude >= _FIXED_LOW) & (magnitude < _FIXED_HIGH)) | (magnitude == 0)
     text = pc.cast(pa.array(np.where(fixed, values, np.nan), from_pandas=True), pa.string())
-    whole = pa.array(fixed & (values == np.floor(np.where(fixed, values, 0.0))))
-    text = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
+    whole = fixed & (values == np.floor(np.where(fixed, values, 0.0)))
+    if whole.any():
+        text = pc.if_else(pa.array(whole), pc.binary_join_element_wise(text, ".0", ""), text)
     other = ~fixed & ~np.isnan(values)
     if other.any():
         printed = pa.array([str(value) for value in values[other].tolist()], type=pa.string())
@@ -182,50 +191,57 @@ def _cq(column: pa.ChunkedArray) -> np.ndarray:
     return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype=float)
 
 
-def _joined(lines: pa.Array) -> bytes:
+def _joined(lines: pa.Array) -> pa.Buffer:
     """The text of a string array's values, one after another."""
     if not len(lines):
-        return b""
+        return pa.py_buffer(b"")
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
     start, stop = offsets[lines.offset], offsets[lines.offset + len(lines)]
-    return lines.buffers()[2][start:stop].to_pybytes()
+    return lines.buffers()[2][start:stop]
 
 
 def _reacts(wells: pa.Table, position: np.ndarray) -> pa.Array:
     """One ``<react>`` line per well (wells with a sample and an assay, in their order)."""
-    cq = _cq(wells["cq"])
     excluded = pc.not_equal(_text(wells["fate"]), "kept")
-    data = [
-        '"><sample id="',
-        _escaped(_text(wells["sample"])),
-        '"/><data><tar id="',
-        _escaped(_text(wells["assay"])),
-        '"/>',
-        pc.binary_join_element_wise("<cq>", _float_repr(cq), "</cq>", ""),
-        pc.if_else(
-            excluded,
-            pc.binary_join_element_wise("<excl>", _escaped(_text(wells["reason"])), "</excl>", ""),
-            None,
-        ),
-        "<note>",
-        _escaped(_text(wells["state"])),
-        "</note></data></react>\n",
-    ]
-    react_id = pc.cast(pa.array(position, type=pa.int64()), pa.string())
     return pc.binary_join_element_wise(
-        '<react id="', react_id, *data, "", null_handling="replace", null_replacement=""
+        '<react id="',
+        pc.cast(pa.array(position, type=pa.int64()), pa.string()),
+        _tagged(_text(wells["sample"]), '"><sample id="', '"/><data><tar id="'),
+        _tagged(_text(wells["assay"]), "", '"/>'),
+        pc.binary_join_element_wise("<cq>", _float_repr(_cq(wells["cq"])), "</cq>", ""),
+        _tagged(_text(wells["reason"]), "<excl>", "</excl>", shown=excluded),
+        _tagged(_text(wells["state"]), "<note>", "</note></data></react>\n"),
+        "",
+        null_handling="replace",
+        null_replacement="",
     )
 
 
-def run_xml(plate, batch: str, wells: pa.Table) -> bytes:
+class Layouts:
+    """:func:`ctc_qpcr.layout.positions` of each plate's well ids, computed again only when
+    they differ from the previous plate's (a study's chips have the same 9,216 well ids)."""
+
+    def __init__(self):
+        self._wells: pa.Array | None = None
+        self._found: tuple | None = None
+
+    def of(self, wells: pa.ChunkedArray) -> tuple:
+        wells = wells.combine_chunks()
+        if self._wells is None or not wells.equals(self._wells):
+            self._wells, self._found = wells, positions(wells.to_pandas())
+        return self._found
+
+
+def run_xml(plate, batch: str, wells: pa.Table, layouts: Layouts | None = None) -> bytes:
     """One <run> (one chip/plate) with a <react> per well, ordered by layout position
     (ties in table order); wells without a sample or an assay are not exported."""
     named = pc.and_(pc.not_equal(_text(wells["sample"]), ""), pc.not_equal(_text(wells["assay"]), ""))
-    where, geometry = positions(wells["well"].to_pandas())
+    where, geometry = (layouts or Layouts()).of(wells["well"])
     rows = np.flatnonzero(named.to_numpy(zero_copy_only=False))
     position = where["position"].to_numpy()[rows]
     order = np.argsort(position, kind="stable")
-    lines = _reacts(wells.take(pa.array(rows[order])), position[order])
+    shown = wells.select(["sample", "assay", "cq", "state", "fate", "reason"])
+    lines = _reacts(shown.take(pa.array(rows[order])), position[order])
     row_label, column_label = ("ABC", "123") if geometry.kind == "plate" else ("123", "123")
     head = (
         f'<run id="{_esc1(plate)}"><description>batch {_esc1(batch)}; {geometry.name}; '
@@ -234,7 +250,7 @@ def run_xml(plate, batch: str, wells: pa.Table) -> bytes:
         f"<pcrFormat><rows>{geometry.rows}</rows><columns>{geometry.columns}</columns>"
         f"<rowLabel>{row_label}</rowLabel><columnLabel>{column_label}</columnLabel></pcrFormat>\n"
     )
-    return head.encode() + _joined(lines) + b"</run>\n"
+    return b"".join([head.encode(), _joined(lines), b"</run>\n"])
 
 
 def document_head(
@@ -282,15 +298,15 @@ def _by_plate(wells: pa.Table) -> dict:
     }
 
 
-def _run(plate, wells: pa.Table) -> bytes:
-    return run_xml(plate, str(wells["batch"][0].as_py()), wells)
+def _run(plate, wells: pa.Table, layouts: Layouts) -> bytes:
+    return run_xml(plate, str(wells["batch"][0].as_py()), wells, layouts)
 
 
 def plate_runs(wells: pd.DataFrame) -> Iterator[bytes]:
     """One <run> per plate, plates in name order, wells by (well, assay), ties in table order."""
-    plates = _by_plate(pa.Table.from_pandas(wells, preserve_index=False))
+    plates, layouts = _by_plate(pa.Table.from_pandas(wells, preserve_index=False)), Layouts()
     for plate in sorted(plates):
-        yield _run(plate, plates[plate])
+        yield _run(plate, plates[plate], layouts)
 
 
 def study_rdml(
@@ -380,6 +396,7 @@ def write_study_rdml(
     )
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(head.encode())
+        layouts = Layouts()
         for plate in batches.plate_names():
-            handle.write(_run(plate, batches.plate(plate)))
+            handle.write(_run(plate, batches.plate(plate), layouts))
         handle.write(DOCUMENT_TAIL.encode())
