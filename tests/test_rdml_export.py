@@ -197,3 +197,46 @@ def test_escaping_once_per_distinct_text_is_escaping_each():
     for values in (texts, mixed, pd.Series([0.0, -0.0, np.nan]), pd.Series([], dtype=object)):
         pd.testing.assert_series_equal(_esc(values), _esc_each(values), check_dtype=False)
     assert _esc(texts).tolist() == ["a&lt;b", "", "a&lt;b", "", "x&amp;&quot;y&quot;", "", "a&lt;b"]
+
+
+def test_float_text_is_pythons_str_at_every_magnitude():
+    """Arrow's cast where it prints as Python does (1e-4 to 1e10, zero), Python elsewhere."""
+    from ctc_qpcr.rdml_write import _float_repr
+
+    rng = np.random.default_rng(17)
+    low, high = np.array([1e-12, 1e20]).view(np.int64)
+    edges = [0.0, -0.0, 1e-4, np.nextafter(1e-4, 0), 1e10, np.nextafter(1e10, 0), 99999.0, 19.0, 27.5]
+    values = np.concatenate(
+        [
+            rng.integers(low, high, 200_000).view(np.float64),  # every digit count
+            np.round(rng.uniform(0, 50, 100_000), 2),  # Cq-like, with whole numbers
+            np.floor(rng.uniform(0, 1e12, 20_000)),
+            -rng.uniform(0, 1e6, 10_000),
+            edges,
+            [np.inf, -np.inf, 1e300, 5e-324],
+        ]
+    )
+    text = _float_repr(np.concatenate([values, [np.nan]])).to_pylist()
+    assert text[:-1] == [str(v) for v in values.tolist()]
+    assert text[-1] is None  # no Cq: no <cq> element
+
+
+def test_one_value_escaped_as_a_column():
+    from ctc_qpcr.rdml_write import _esc1, _esc_each
+
+    values = ['a<b&"c">', None, np.nan, 3, 2.5, True, "", "plain"]
+    assert [_esc1(v) for v in values] == _esc_each(pd.Series(values, dtype=object)).tolist()
+
+
+def test_layout_positions_reused_only_for_the_same_well_ids():
+    import pyarrow as pa
+
+    from ctc_qpcr.rdml_write import Layouts
+
+    layouts = Layouts()
+    chip = pa.chunked_array([["S01-A01", "S02-A01"]])
+    first = layouts.of(chip)
+    assert layouts.of(pa.chunked_array([["S01-A01"], ["S02-A01"]])) is first  # same ids, other chunks
+    other = layouts.of(pa.chunked_array([["S01-A01", "S40-A30"]]))
+    assert other is not first and (other[1].rows, other[1].columns) == (48, 48)
+    assert other[0]["position"].tolist() == [1, 39 * 48 + 30]
