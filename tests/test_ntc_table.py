@@ -46,3 +46,22 @@ def test_plate_files_a_few_at_a_time_give_the_whole_table(tmp_path, monkeypatch)
     assert whole["plate"].tolist() == ["chip01", "chip01", "chip02", "chip02", "chip03", "chip03"]
     assert set(whole["flag"]) == {"ok", "ntc_amplified", "ntc_close_to_samples"}
     assert ntc.study_ntc_table(paths[3:], SAMPLES, limits, 3.32).empty
+
+
+def test_ntc_sample_type_tested_once_per_distinct_value():
+    values = pd.Series(["NTC", "ntc", None, "Unknown", np.nan, "Ntc ", 3, "ntc"], index=range(10, 18))
+    expected = values.astype(str).str.upper().eq("NTC")
+    pd.testing.assert_series_equal(ntc._says_ntc(values), expected, check_names=False)
+
+
+def test_kept_wells_are_the_wells_pandas_keeps(tmp_path):
+    """Arrow's choice of wells = ntc_table's pandas one: excluded "" only, a missing assay kept."""
+    wells = _plate("B1", "chip01", 30.0)
+    wells["excluded"] = ["", "NTC<LOD", None, "", "", ""]
+    wells["assay"] = ["KRT19", "ACTB", "KRT19", "", None, "ACTB"]
+    wells.to_parquet(tmp_path / "chip01.parquet", index=False)
+    got = ntc.kept_wells([tmp_path / "chip01.parquet"])
+    expected = wells[(wells["excluded"] == "") & (wells["assay"] != "")][ntc.WELL_COLUMNS]
+    assert got["well"].tolist() == expected["well"].tolist() == ["S01-A01", "S03-A01", "S03-A02"]
+    assert got["assay"].isna().tolist() == [False, True, False]
+    assert got["batch"].dtype == object and got["cq"].dtype == float

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 NTC_COLUMNS = [
     "batch",
@@ -46,12 +49,28 @@ WELL_COLUMNS = ["batch", "plate", "well", "sample", "assay", "cq", "sample_type"
 def ntc_wells(wells: pd.DataFrame, samples: pd.DataFrame) -> pd.Series:
     """True for the wells of no-template controls (samples.tsv kind ntc, or the export's NTC type)."""
     ntc_names = set(samples.loc[samples["kind"].astype(str).str.lower() == "ntc", "sample"].astype(str))
-    return wells["sample"].isin(ntc_names) | wells["sample_type"].astype(str).str.upper().eq("NTC")
+    return wells["sample"].isin(ntc_names) | _says_ntc(wells["sample_type"])
+
+
+def _says_ntc(sample_type: pd.Series) -> pd.Series:
+    """``sample_type.astype(str).str.upper() == "NTC"``, each distinct value tested once (a
+    study's 9 M wells have a few sample types; missing values are not NTC)."""
+    codes, distinct = pd.factorize(sample_type)
+    ntc = np.append(pd.Series(distinct, dtype=object).astype(str).str.upper().eq("NTC").to_numpy(), False)
+    return pd.Series(ntc[codes], index=sample_type.index)
 
 
 def ntc_table(wells: pd.DataFrame, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float) -> pd.DataFrame:
     """One row per batch, plate and assay holding NTC wells; ``max_cq`` maps batch → Cq limit."""
-    kept = wells[(wells["excluded"] == "") & (wells["assay"] != "")].copy()
+    kept = wells[(wells["excluded"] == "") & (wells["assay"] != "")]
+    return kept_ntc_table(kept, samples, max_cq, min_delta_cq)
+
+
+def kept_ntc_table(
+    kept: pd.DataFrame, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float
+) -> pd.DataFrame:
+    """:func:`ntc_table` of the wells neither excluded nor without an assay."""
+    kept = kept.copy()
     kept["is_ntc"] = ntc_wells(kept, samples).to_numpy()
     kept["limit"] = kept["batch"].map(max_cq).astype(float)
     usable = kept["cq"].notna() & kept["state"].ne("EXPFAIL")
@@ -86,13 +105,31 @@ def ntc_table(wells: pd.DataFrame, samples: pd.DataFrame, max_cq: dict, min_delt
 PLATES_AT_ONCE = 24  # plate files read together: fewer, larger table operations, memory still bounded
 
 
+def kept_wells(paths) -> pd.DataFrame:
+    """The wells (:data:`WELL_COLUMNS`) of some plate files that are not excluded and have an
+    assay (``excluded`` "", ``assay`` not "": a missing assay is kept, as pandas compares).
+    Text is read as dictionaries (a plate has a few distinct texts per column) and chosen in
+    Arrow, so pandas gets each distinct text once (missing text: NaN, not None)."""
+    text = [c for c in WELL_COLUMNS if c != "cq"]
+    wells = pa.concat_tables(
+        [pq.read_table(p, columns=WELL_COLUMNS, read_dictionary=text) for p in paths],
+        promote_options="permissive",
+    )
+    kept = pc.and_(
+        pc.fill_null(pc.equal(wells["excluded"], ""), False),
+        pc.fill_null(pc.not_equal(wells["assay"], ""), True),
+    )
+    frame = wells.filter(kept).to_pandas()
+    return frame.astype({c: object for c in text if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+
+
 def study_ntc_table(paths, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float) -> pd.DataFrame:
     """:func:`ntc_table` of the wells of all plate files (results/cq/<plate>.parquet), made a few
     files at a time: its rows are per plate, so memory stays bounded by a few plates."""
     tables = []
     for start in range(0, len(paths), PLATES_AT_ONCE):
-        wells = [pd.read_parquet(p, columns=WELL_COLUMNS) for p in paths[start : start + PLATES_AT_ONCE]]
-        tables.append(ntc_table(pd.concat(wells, ignore_index=True), samples, max_cq, min_delta_cq))
+        kept = kept_wells(paths[start : start + PLATES_AT_ONCE])
+        tables.append(kept_ntc_table(kept, samples, max_cq, min_delta_cq))
     tables = [t for t in tables if not t.empty]
     if not tables:
         return pd.DataFrame(columns=NTC_COLUMNS)
