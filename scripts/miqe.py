@@ -2,24 +2,21 @@
 
 import json
 
-import pandas as pd
-
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.miqe import assay_table, checklist, miqe_html, standard_curves
-from ctc_qpcr.tables import read_tsv, write_text, write_tsv
+from ctc_qpcr.miqe import assay_table, checklist, miqe_html, series_wells, standard_curves
+from ctc_qpcr.tables import read_parquet_text, read_tsv, write_text, write_tsv
 
 WELL_COLUMNS = ["sample", "assay", "cq", "state", "fate"]
+CELL_COLUMNS = ["sample", "kind", "assay", "detected", "n_replicates", "flags", "vp_grade"]
 TABLES = ("wells_summary", "calibration", "validprime", "genorm", "genorm_v", "normfinder", "chosen", "ntc")
 
 
 def main(smk, log):
     samples = sheets.load_samples(smk.input.samples)
     assays = sheets.load_assays(smk.input.assays)
-    wells = pd.concat([pd.read_parquet(p, columns=WELL_COLUMNS) for p in smk.input.wells], ignore_index=True)
-    cells = pd.read_parquet(
-        smk.input.cq, columns=["sample", "kind", "assay", "detected", "n_replicates", "flags", "vp_grade"]
-    )
+    wells = series_wells(smk.input.wells, samples, WELL_COLUMNS)
+    cells = read_parquet_text([smk.input.cq], CELL_COLUMNS)
     curves = standard_curves(wells, samples)
     log.info(
         "standard curves for %d assays (%s)", len(curves), ", ".join(sorted(set(curves["series"]))) or "none"

@@ -24,10 +24,39 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import stats
+
+from .tables import read_parquet_text
 
 SERIES = ("standard", "gdna")
 PROVIDED, NOT_APPLICABLE, FLAGGED = "provided", "not applicable", "flagged"
+
+
+def _series_sheet(samples: pd.DataFrame) -> pd.DataFrame:
+    """The samples of a dilution series (kind standard or gdna, quantity > 0)."""
+    sheet = samples[["sample", "kind", "quantity"]].copy()
+    sheet["quantity"] = pd.to_numeric(sheet["quantity"], errors="coerce")
+    return sheet[sheet["kind"].isin(SERIES) & (sheet["quantity"] > 0)]
+
+
+def series_wells(paths, samples: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The rows of the wells tables (``paths``, parquet) that :func:`standard_curves` uses,
+    in table order: kept, CALC, of a dilution-series sample. Chosen in Arrow a batch at a
+    time, so pandas never holds the study's wells (9 M at 1,000 chips)."""
+    names = _series_sheet(samples)["sample"].tolist()
+
+    def used(wells: pa.Table) -> pa.ChunkedArray:
+        chosen = pc.and_(
+            pc.fill_null(pc.equal(wells["fate"], "kept"), False),
+            pc.fill_null(pc.equal(wells["state"], "CALC"), False),
+        )
+        if all(isinstance(name, str) for name in names):  # else: as pandas merges them
+            chosen = pc.and_(chosen, pc.is_in(wells["sample"], value_set=pa.array(names, pa.string())))
+        return chosen
+
+    return read_parquet_text(paths, columns, keep=used)
 
 
 def standard_curves(wells: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
@@ -36,9 +65,7 @@ def standard_curves(wells: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     ``wells``: the Wells table (plate, sample, assay, cq, state, fate);
     ``samples``: the samples sheet (sample, kind, quantity).
     """
-    sheet = samples[["sample", "kind", "quantity"]].copy()
-    sheet["quantity"] = pd.to_numeric(sheet["quantity"], errors="coerce")
-    sheet = sheet[sheet["kind"].isin(SERIES) & (sheet["quantity"] > 0)]
+    sheet = _series_sheet(samples)
     data = wells.loc[wells["fate"].eq("kept") & wells["state"].eq("CALC"), ["sample", "assay", "cq"]]
     data = data.merge(sheet, on="sample", how="inner").dropna(subset=["cq"])
     columns = [
@@ -112,7 +139,7 @@ def assay_table(assays: pd.DataFrame, curves: pd.DataFrame, cells: pd.DataFrame,
         np.where(table["efficiency_sheet"].notna(), "assays sheet", "none"),
     )
     table["efficiency_pct"] = 100 * (table["E"].fillna(table["efficiency_sheet"]) - 1)
-    clinical = cells[cells["kind"].isin(["patient", "healthy"])]
+    clinical = cells.loc[cells["kind"].isin(["patient", "healthy"]), ["assay", "detected"]]
     rate = clinical.groupby("assay")["detected"].agg(n_samples="size", n_detected="sum")
     table = table.merge(rate, left_on="assay", right_index=True, how="left")
     table[["n_samples", "n_detected"]] = table[["n_samples", "n_detected"]].fillna(0).astype(int)
@@ -255,6 +282,14 @@ def _reference_rows(genorm, genorm_v, normfinder, chosen, v_cutoff: float) -> li
     return rows
 
 
+def _text_counts(values: pd.Series) -> pd.Series:
+    """Rows per text of ``values.fillna("").astype(str)``, by text: each distinct value
+    converted once (a study's 4.8 M cells have a few dozen flag texts)."""
+    counts = values.value_counts(dropna=False)
+    text = counts.index.to_series().fillna("").astype(str).to_numpy(dtype=object)
+    return pd.Series(counts.to_numpy(), index=text).groupby(level=0).sum().sort_index()
+
+
 def _data_rows(summary, cells, calibration, validprime, settings: dict) -> list[dict]:
     section = "Data processing"
     reasons = {
@@ -273,7 +308,8 @@ def _data_rows(summary, cells, calibration, validprime, settings: dict) -> list[
         )
     )
     reps = cells["n_replicates"].value_counts().sort_index()
-    flagged = cells["flags"].fillna("").str.contains("replicate_delta>", regex=False).sum()
+    flags = _text_counts(cells["flags"])
+    flagged = flags[flags.index.str.contains("replicate_delta>", regex=False)].sum()
     replicates = (
         ", ".join(f"{c} cells with {n} valid replicate(s)" for n, c in reps.items())
         + f"; {flagged} cells with replicate ΔCq > {settings['replicates']['max_delta']:g}"
@@ -288,8 +324,8 @@ def _data_rows(summary, cells, calibration, validprime, settings: dict) -> list[
         else ""
     )
     vp_applicable = len(validprime) > 0
-    grade = cells["vp_grade"].fillna("").astype(str)
-    grades = grade[grade.ne("")].value_counts().sort_index()
+    grades = _text_counts(cells["vp_grade"])
+    grades = grades[grades.index != ""]
     vp = (
         f"{int(validprime['confidence'].eq('High').sum())} of {len(validprime)} "
         "chip × assay validations High; grades " + ", ".join(f"{g} {n}" for g, n in grades.items())

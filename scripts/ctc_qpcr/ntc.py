@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+
+from .tables import read_parquet_text
 
 NTC_COLUMNS = [
     "batch",
@@ -107,20 +108,16 @@ PLATES_AT_ONCE = 24  # plate files read together: fewer, larger table operations
 
 def kept_wells(paths) -> pd.DataFrame:
     """The wells (:data:`WELL_COLUMNS`) of some plate files that are not excluded and have an
-    assay (``excluded`` "", ``assay`` not "": a missing assay is kept, as pandas compares).
-    Text is read as dictionaries (a plate has a few distinct texts per column) and chosen in
-    Arrow, so pandas gets each distinct text once (missing text: NaN, not None)."""
-    text = [c for c in WELL_COLUMNS if c != "cq"]
-    wells = pa.concat_tables(
-        [pq.read_table(p, columns=WELL_COLUMNS, read_dictionary=text) for p in paths],
-        promote_options="permissive",
-    )
-    kept = pc.and_(
-        pc.fill_null(pc.equal(wells["excluded"], ""), False),
-        pc.fill_null(pc.not_equal(wells["assay"], ""), True),
-    )
-    frame = wells.filter(kept).to_pandas()
-    return frame.astype({c: object for c in text if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+    assay (``excluded`` "", ``assay`` not "": a missing assay is kept, as pandas compares),
+    chosen in Arrow before pandas makes text of them (:func:`tables.read_parquet_text`)."""
+
+    def kept(wells: pa.Table) -> pa.ChunkedArray:
+        return pc.and_(
+            pc.fill_null(pc.equal(wells["excluded"], ""), False),
+            pc.fill_null(pc.not_equal(wells["assay"], ""), True),
+        )
+
+    return read_parquet_text(paths, WELL_COLUMNS, keep=kept)
 
 
 def study_ntc_table(paths, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float) -> pd.DataFrame:

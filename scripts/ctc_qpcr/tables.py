@@ -543,6 +543,26 @@ def read_tsv(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", keep_default_na=True, na_values=[""], **kwargs)
 
 
+def read_parquet_text(paths, columns: list[str], keep=None) -> pd.DataFrame:
+    """``pd.concat([pd.read_parquet(p, columns=columns) for p in paths], ignore_index=True)``
+    with the text columns read as Arrow dictionaries, so pandas makes each distinct text once
+    per file, not once per row (missing text: None, as ``read_parquet`` gives it). ``keep``:
+    a function of a file's Arrow table giving the rows to keep, applied before pandas."""
+    tables, text = [], set()
+    for path in paths:
+        schema = pq.read_schema(path)
+        words = [c for c in columns if is_text(schema.field(c).type)]
+        table = pq.read_table(path, columns=columns, read_dictionary=words or None)
+        tables.append(table if keep is None else table.filter(keep(table)))
+        text.update(words)
+    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    for name in text:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            words = np.append(frame[name].cat.categories.to_numpy(dtype=object), None)
+            frame[name] = words[frame[name].cat.codes.to_numpy()]
+    return frame
+
+
 def finite_or_nan(values) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     arr[~np.isfinite(arr)] = np.nan
