@@ -54,14 +54,21 @@ def test_ntc_sample_type_tested_once_per_distinct_value():
     pd.testing.assert_series_equal(ntc._says_ntc(values), expected, check_names=False)
 
 
-def test_kept_wells_are_the_wells_pandas_keeps(tmp_path):
-    """Arrow's choice of wells = ntc_table's pandas one: excluded "" only, a missing assay kept."""
+def test_marked_wells_are_the_wells_pandas_keeps_and_marks(tmp_path):
+    """Arrow's choice and marks = ntc_table's pandas ones: excluded "" only, a missing assay
+    kept, NTC by name or export type, usable = a Cq and no EXPFAIL, the batch's limit."""
     wells = _plate("B1", "chip01", 30.0)
     wells["excluded"] = ["", "NTC<LOD", None, "", "", ""]
     wells["assay"] = ["KRT19", "ACTB", "KRT19", "", None, "ACTB"]
+    wells["sample_type"] = ["ntc", None, "", "", "Unknown", ""]
+    wells["state"] = ["CALC", "CALC", "CALC", "CALC", None, "EXPFAIL"]
     wells.to_parquet(tmp_path / "chip01.parquet", index=False)
-    got = ntc.kept_wells([tmp_path / "chip01.parquet"])
-    expected = wells[(wells["excluded"] == "") & (wells["assay"] != "")][ntc.WELL_COLUMNS]
-    assert got["well"].tolist() == expected["well"].tolist() == ["S01-A01", "S03-A01", "S03-A02"]
-    assert got["assay"].isna().tolist() == [False, True, False]
-    assert got["batch"].dtype == object and got["cq"].dtype == float
+    got = ntc.marked_wells([tmp_path / "chip01.parquet"], ntc.ntc_names(SAMPLES), {"B1": 35.0})
+    kept = wells[(wells["excluded"] == "") & (wells["assay"] != "")]
+    assert got["assay"].tolist() == ["KRT19", None, "ACTB"]
+    assert got["is_ntc"].tolist() == [True, True, True]  # by type, then by name (sample NTC)
+    assert got["usable"].tolist() == [True, True, False]  # None state: not EXPFAIL; NaN Cq
+    assert got["limit"].tolist() == [35.0] * 3 and got["batch"].dtype == object
+    expected = ntc.ntc_table(wells, SAMPLES, {"B1": 35.0}, 3.32)
+    pd.testing.assert_frame_equal(ntc.marked_ntc_table(got, 3.32), expected)
+    assert len(kept) == len(got)

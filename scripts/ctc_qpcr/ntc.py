@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from .tables import read_parquet_text
+import pyarrow.parquet as pq
 
 NTC_COLUMNS = [
     "batch",
@@ -47,10 +46,14 @@ NTC_COLUMNS = [
 WELL_COLUMNS = ["batch", "plate", "well", "sample", "assay", "cq", "sample_type", "excluded", "state"]
 
 
+def ntc_names(samples: pd.DataFrame) -> set[str]:
+    """The samples of kind ntc in samples.tsv."""
+    return set(samples.loc[samples["kind"].astype(str).str.lower() == "ntc", "sample"].astype(str))
+
+
 def ntc_wells(wells: pd.DataFrame, samples: pd.DataFrame) -> pd.Series:
     """True for the wells of no-template controls (samples.tsv kind ntc, or the export's NTC type)."""
-    ntc_names = set(samples.loc[samples["kind"].astype(str).str.lower() == "ntc", "sample"].astype(str))
-    return wells["sample"].isin(ntc_names) | _says_ntc(wells["sample_type"])
+    return wells["sample"].isin(ntc_names(samples)) | _says_ntc(wells["sample_type"])
 
 
 def _says_ntc(sample_type: pd.Series) -> pd.Series:
@@ -64,29 +67,35 @@ def _says_ntc(sample_type: pd.Series) -> pd.Series:
 def ntc_table(wells: pd.DataFrame, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float) -> pd.DataFrame:
     """One row per batch, plate and assay holding NTC wells; ``max_cq`` maps batch → Cq limit."""
     kept = wells[(wells["excluded"] == "") & (wells["assay"] != "")]
-    return kept_ntc_table(kept, samples, max_cq, min_delta_cq)
+    marked = pd.DataFrame(
+        {
+            "batch": kept["batch"],
+            "plate": kept["plate"],
+            "assay": kept["assay"],
+            "cq": kept["cq"],
+            "is_ntc": ntc_wells(kept, samples),
+            "usable": kept["cq"].notna() & kept["state"].ne("EXPFAIL"),
+            "limit": kept["batch"].map(max_cq).astype(float),
+        }
+    )
+    return marked_ntc_table(marked, min_delta_cq)
 
 
-def kept_ntc_table(
-    kept: pd.DataFrame, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float
-) -> pd.DataFrame:
-    """:func:`ntc_table` of the wells neither excluded nor without an assay."""
-    kept = kept.copy()
-    kept["is_ntc"] = ntc_wells(kept, samples).to_numpy()
-    kept["limit"] = kept["batch"].map(max_cq).astype(float)
-    usable = kept["cq"].notna() & kept["state"].ne("EXPFAIL")
-    kept["amplified"] = kept["is_ntc"] & usable & (kept["cq"] <= kept["limit"])
+def marked_ntc_table(kept: pd.DataFrame, min_delta_cq: float) -> pd.DataFrame:
+    """:func:`ntc_table` of the kept wells (not excluded, with an assay), each marked:
+    ``batch, plate, assay, cq, is_ntc, usable`` (a Cq and a curve that did not fail), ``limit``."""
+    kept = kept.assign(amplified=kept["is_ntc"] & kept["usable"] & (kept["cq"] <= kept["limit"]))
     keys = ["batch", "plate", "assay"]
     ntc = kept[kept["is_ntc"]]
     if ntc.empty:
         return pd.DataFrame(columns=NTC_COLUMNS)
     table = ntc.groupby(keys, sort=True).agg(
-        ntc_wells=("well", "size"),
+        ntc_wells=("is_ntc", "size"),
         ntc_amplified=("amplified", "sum"),
         max_cq=("limit", "first"),
     )
     amplified_cq = ntc[ntc["amplified"]].groupby(keys, sort=True)["cq"].min().rename("ntc_min_cq")
-    others = kept[~kept["is_ntc"] & usable]
+    others = kept[~kept["is_ntc"] & kept["usable"]]
     samples_cq = others.groupby(keys, sort=True)["cq"].median().rename("samples_median_cq")
     table = table.join(amplified_cq).join(samples_cq).reset_index()
     table["delta_cq"] = table["ntc_min_cq"] - table["samples_median_cq"]
@@ -106,27 +115,60 @@ def kept_ntc_table(
 PLATES_AT_ONCE = 24  # plate files read together: fewer, larger table operations, memory still bounded
 
 
-def kept_wells(paths) -> pd.DataFrame:
-    """The wells (:data:`WELL_COLUMNS`) of some plate files that are not excluded and have an
-    assay (``excluded`` "", ``assay`` not "": a missing assay is kept, as pandas compares),
-    chosen in Arrow before pandas makes text of them (:func:`tables.read_parquet_text`)."""
+def _by_text(column: pa.ChunkedArray, rule) -> np.ndarray:
+    """``rule`` (of a pandas Series) of each row of a text column read as a dictionary (one
+    dictionary for all chunks), applied to the distinct texts and None (a missing text) only."""
+    if not pa.types.is_dictionary(column.type) or not column.num_chunks:
+        return np.asarray(rule(column.to_pandas()))
+    words = column.chunk(0).dictionary.to_numpy(zero_copy_only=False).astype(object)
+    ruled = np.asarray(rule(pd.Series(np.append(words, None))))
+    return ruled[pc.fill_null(pa.chunked_array([c.indices for c in column.chunks]), -1).to_numpy()]
 
-    def kept(wells: pa.Table) -> pa.ChunkedArray:
-        return pc.and_(
+
+def _text(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype=object)
+
+
+def _kept(path) -> pa.Table:
+    """A plate file's wells not excluded and with an assay (``excluded`` "", ``assay`` not "":
+    a missing assay is kept, as pandas compares), text read as dictionaries."""
+    text = ["batch", "plate", "sample", "assay", "sample_type", "excluded", "state"]
+    wells = pq.ParquetFile(path, read_dictionary=text).read(columns=WELL_COLUMNS)
+    return wells.filter(
+        pc.and_(
             pc.fill_null(pc.equal(wells["excluded"], ""), False),
             pc.fill_null(pc.not_equal(wells["assay"], ""), True),
         )
+    )
 
-    return read_parquet_text(paths, WELL_COLUMNS, keep=kept)
+
+def marked_wells(paths, names: set[str], max_cq: dict) -> pd.DataFrame:
+    """The kept wells of some plate files marked as :func:`ntc_table` marks them, the marks
+    made in Arrow once per distinct text, so pandas gets only the keys as text (``names``:
+    :func:`ntc_names`)."""
+    wells = pa.concat_tables([_kept(p) for p in paths], promote_options="permissive").unify_dictionaries()
+    cq = wells["cq"].to_pandas()
+    is_ntc = _by_text(wells["sample"], lambda w: w.isin(names)) | _by_text(wells["sample_type"], _says_ntc)
+    return pd.DataFrame(
+        {
+            "batch": _by_text(wells["batch"], _text),
+            "plate": _by_text(wells["plate"], _text),
+            "assay": _by_text(wells["assay"], _text),
+            "cq": cq,
+            "is_ntc": is_ntc,
+            "usable": cq.notna().to_numpy() & _by_text(wells["state"], lambda w: w.ne("EXPFAIL")),
+            "limit": _by_text(wells["batch"], lambda w: w.map(max_cq).astype(float)),
+        }
+    )
 
 
 def study_ntc_table(paths, samples: pd.DataFrame, max_cq: dict, min_delta_cq: float) -> pd.DataFrame:
     """:func:`ntc_table` of the wells of all plate files (results/cq/<plate>.parquet), made a few
     files at a time: its rows are per plate, so memory stays bounded by a few plates."""
-    tables = []
+    tables, names = [], ntc_names(samples)
     for start in range(0, len(paths), PLATES_AT_ONCE):
-        kept = kept_wells(paths[start : start + PLATES_AT_ONCE])
-        tables.append(kept_ntc_table(kept, samples, max_cq, min_delta_cq))
+        marked = marked_wells(paths[start : start + PLATES_AT_ONCE], names, max_cq)
+        tables.append(marked_ntc_table(marked, min_delta_cq))
     tables = [t for t in tables if not t.empty]
     if not tables:
         return pd.DataFrame(columns=NTC_COLUMNS)
