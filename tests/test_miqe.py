@@ -244,3 +244,32 @@ def test_ntc_page_gives_the_plate_verdict_and_the_flagged_rows():
     assert "No NTC wells on any plate" in ntc_html(table.iloc[:0], "30", 3.32)
     per_assay, items = _checklist(True, ntc=table)
     assert "⚠ flagged" in miqe_html(items.reset_index(), per_assay)
+
+
+def test_series_wells_read_in_arrow_give_the_curves_of_all_wells(tmp_path):
+    """series_wells keeps only the rows standard_curves uses, in table order (the sums, and
+    so the fitted numbers, are the same to the bit), from batch files read one at a time."""
+    from ctc_qpcr.miqe import series_wells
+
+    wells, samples = _series({"A": -3.4, "B": -3.2}, noise=0.3)
+    patients = wells.assign(sample="P01", cq=wells["cq"] + 1)
+    wells = pd.concat([wells, patients], ignore_index=True).sample(frac=1, random_state=5)
+    wells.iloc[:10, wells.columns.get_loc("state")] = ["NOAMP", None, "EXPFAIL", *["CALC"] * 7]
+    wells.iloc[10:14, wells.columns.get_loc("fate")] = ["excluded", None, "kept", "kept"]
+    paths = [tmp_path / "B1.parquet", tmp_path / "B2.parquet"]
+    wells.iloc[:50].to_parquet(paths[0], index=False)
+    wells.iloc[50:].to_parquet(paths[1], index=False)
+    columns = ["sample", "assay", "cq", "state", "fate"]
+    chosen = series_wells(paths, samples, columns)
+    used = wells[wells["fate"].eq("kept") & wells["state"].eq("CALC") & wells["sample"].ne("P01")]
+    assert chosen["cq"].tolist() == used["cq"].tolist()
+    pd.testing.assert_frame_equal(standard_curves(chosen, samples), standard_curves(wells, samples))
+
+
+def test_text_counts_are_the_counts_of_the_printed_texts():
+    from ctc_qpcr.miqe import _text_counts
+
+    values = pd.Series(["b", None, "a", "b", np.nan, "", 1.0, "1.0"], dtype=object)
+    expected = values.fillna("").astype(str).value_counts().sort_index()
+    assert _text_counts(values).to_dict() == expected.to_dict()
+    assert list(_text_counts(values).index) == ["", "1.0", "a", "b"]
