@@ -49,6 +49,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from noop_dag import VARIANTS as NOOP_VARIANTS
 from noop_dag import noop_floor
 
 HERE = Path(__file__).resolve().parent
@@ -552,6 +553,20 @@ def verdict(ok) -> str:
     return "—" if ok is None else ("met" if ok else "**missed**")
 
 
+def _noop_variant_rows(r: dict, n: int) -> list[str]:
+    """The no-op graph's variants: jobs importing numpy + pyarrow only, and jobs importing nothing."""
+    what = {
+        "noop_dag_no_pandas": "the same, jobs importing numpy + pyarrow.parquet only (no pandas)",
+        "noop_dag_bare": "the same, jobs importing nothing (Snakemake, scheduling, interpreter start)",
+    }
+    rows = []
+    for key, text in what.items():
+        noop = r.get(key) or {}
+        if noop.get("ok"):
+            rows.append(f"| {text} | {n} | {fmt_s(noop['wall_s'])} (CPU {fmt_s(noop['cpu_s'])}) | — | — |")
+    return rows
+
+
 def _ratio_row(n: int, wall, floor_s, base96: dict) -> str | None:
     """The ratio the target is about: wall / floor at 96 chips, wall / 96-chip wall above."""
     if wall is None:
@@ -615,6 +630,7 @@ def table(results: dict[int, dict]) -> str:
                     f"pandas + pyarrow; `benchmarks/noop_dag.py`) | {n} | {fmt_s(noop['wall_s'])} "
                     f"(CPU {fmt_s(noop['cpu_s'])}) | — | — |"
                 )
+            rows.extend(_noop_variant_rows(r, n))
             ratio = _ratio_row(n, wall, fl, base96)
             if ratio:
                 rows.append(ratio)
@@ -765,8 +781,11 @@ def measure(n: int, a: argparse.Namespace, scratch: Path) -> dict:
     if res.get("workflow", {}).get("ok") and not a.skip_workflow and n <= 96:
         log("3a. the same job graph doing nothing (start-up and imports only)")
         batches = list(dict.fromkeys(plates["batch"]))
-        res["noop_dag"] = noop_floor(VENV_PY.parent / "snakemake", batches, a.cores, scratch / f"noop-{n}")
-        log(f"   {res['noop_dag']}")
+        for variant, imports in NOOP_VARIANTS.items():
+            key = "noop_dag" if variant == "imports" else f"noop_dag_{variant}"
+            workdir = scratch / f"noop-{n}"
+            res[key] = noop_floor(VENV_PY.parent / "snakemake", batches, a.cores, workdir, imports)
+            log(f"   {variant}: {res[key]}")
 
     if res.get("workflow", {}).get("ok") and not a.skip_workflow and not a.skip_rest:
         log(f"3b. the rest of the workflow, then snakemake --report (html and zip) in {scratch / f'wd-{n}'}")
