@@ -14,9 +14,11 @@ Steps (see benchmarks/README.md for exactly what each one measures):
    results/normalised/*.tsv + results/differential/*.tsv in a fresh work directory
    SCRATCH/wd-N (classifier, prediction and outcome off); wall time, peak RSS of the
    whole process tree, time per rule;
-3a. (96 chips) the same job graph doing nothing (``benchmarks/noop_dag.py``): every job a
-   ``script:`` that imports pandas and pyarrow — Snakemake's and Python's start-up, the floor
-   the stages' code cannot go below;
+3a. (96 chips) the writing floor (``benchmarks/io_floor.py``): the run's TSVs and Parquet
+   files written again by Arrow alone; and the same job graph doing nothing
+   (``benchmarks/noop_dag.py``): every job a ``script:`` that imports pandas and pyarrow —
+   Snakemake's and Python's start-up, the floor the stages' code cannot go below —, again
+   with jobs importing numpy + pyarrow only and with jobs importing nothing;
 4. in-process comparison with the PyPI package ``qpcr`` 4.1.4 (its own venv
    benchmarks/.venv-qpcr, created on first use) on the steps both do: reading the chips
    and ΔCq against the reference genes.
@@ -49,6 +51,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from io_floor import io_floor
 from noop_dag import VARIANTS as NOOP_VARIANTS
 from noop_dag import noop_floor
 
@@ -567,6 +570,19 @@ def _noop_variant_rows(r: dict, n: int) -> list[str]:
     return rows
 
 
+def _io_floor_rows(r: dict, n: int) -> list[str]:
+    """The writing floor: the run's tables written again by Arrow alone (``benchmarks/io_floor.py``)."""
+    io = r.get("io_floor")
+    if not io:
+        return []
+    return [
+        f"| writing floor: the run's {io['tsv_files']} TSVs ({io['tsv_bytes'] / 1e6:.0f} MB) written "
+        f"again by Arrow alone; its {io['parquet_files']} Parquet files encoded again (read again) "
+        f"| {n} | CPU {fmt_s(io['tsv_write_cpu_s'])}; {fmt_s(io['parquet_write_cpu_s'])} "
+        f"({fmt_s(io['parquet_read_cpu_s'])}) | — | — |"
+    ]
+
+
 def _ratio_row(n: int, wall, floor_s, base96: dict) -> str | None:
     """The ratio the target is about: wall / floor at 96 chips, wall / 96-chip wall above."""
     if wall is None:
@@ -631,6 +647,7 @@ def table(results: dict[int, dict]) -> str:
                     f"(CPU {fmt_s(noop['cpu_s'])}) | — | — |"
                 )
             rows.extend(_noop_variant_rows(r, n))
+            rows.extend(_io_floor_rows(r, n))
             ratio = _ratio_row(n, wall, fl, base96)
             if ratio:
                 rows.append(ratio)
@@ -779,6 +796,9 @@ def measure(n: int, a: argparse.Namespace, scratch: Path) -> dict:
             log("   error tail:\n" + wf.get("error", "")[-1500:])
 
     if res.get("workflow", {}).get("ok") and not a.skip_workflow and n <= 96:
+        log("3a. the writing floor: the run's tables written again by Arrow alone")
+        res["io_floor"] = io_floor(scratch / f"wd-{n}")
+        log(f"   {res['io_floor']}")
         log("3a. the same job graph doing nothing (start-up and imports only)")
         batches = list(dict.fromkeys(plates["batch"]))
         for variant, imports in NOOP_VARIANTS.items():
