@@ -4,8 +4,8 @@ import json
 
 from ctc_qpcr import sheets
 from ctc_qpcr.adapter import run
-from ctc_qpcr.miqe import assay_table, checklist, miqe_html, series_wells, standard_curves
-from ctc_qpcr.tables import read_parquet_text, read_tsv, write_text, write_tsv
+from ctc_qpcr.miqe import assay_table, checklist, miqe_html, read_parquet_text, series_wells, standard_curves
+from ctc_qpcr.tables import read_tsv, write_text, write_tsv
 
 WELL_COLUMNS = ["sample", "assay", "cq", "state", "fate"]
 CELL_COLUMNS = ["sample", "kind", "assay", "detected", "n_replicates", "flags", "vp_grade"]

@@ -1,11 +1,11 @@
-"""tables.read_parquet_text: the frame pandas reads, text made once per distinct value."""
+"""miqe.read_parquet_text: the frame pandas reads, text made once per distinct value."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ctc_qpcr.tables import read_parquet_text
+from ctc_qpcr.miqe import read_parquet_text
 
 
 def test_read_parquet_text_is_read_parquet_of_every_file(tmp_path):

@@ -26,12 +26,44 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from scipy import stats
 
-from .tables import read_parquet_text
+from .tables import is_text
 
 SERIES = ("standard", "gdna")
 PROVIDED, NOT_APPLICABLE, FLAGGED = "provided", "not applicable", "flagged"
+
+
+def read_parquet_text(paths, columns: list[str], keep=None) -> pd.DataFrame:
+    """``pd.concat([pd.read_parquet(p, columns=columns) for p in paths], ignore_index=True)``
+    with the text columns read as Arrow dictionaries, so each distinct text of a file becomes
+    one Python string, not one per row (missing text: None, as ``read_parquet`` gives it).
+    ``keep``: a function of a file's Arrow table giving the rows to keep, applied before pandas."""
+    tables, text = [], set()
+    for path in paths:
+        schema = pq.read_schema(path)
+        words = [c for c in columns if is_text(schema.field(c).type)]
+        table = pq.read_table(path, columns=columns, read_dictionary=words or None)
+        tables.append(table if keep is None else table.filter(keep(table)))
+        text.update(words)
+    table = pa.concat_tables(tables, promote_options="permissive")
+    coded = [c for c in table.column_names if c in text and pa.types.is_dictionary(table[c].type)]
+    rest = table.drop_columns(coded).to_pandas()
+    return pd.DataFrame(
+        {c: _dictionary_text(table[c]) if c in coded else rest[c] for c in table.column_names},
+        index=rest.index,
+    )
+
+
+def _dictionary_text(column: pa.ChunkedArray) -> np.ndarray:
+    """A dictionary column as an object array of text, None where missing (each chunk's
+    words made Python strings once)."""
+    parts = []
+    for chunk in column.chunks:
+        words = np.append(chunk.dictionary.to_numpy(zero_copy_only=False).astype(object), None)
+        parts.append(words[chunk.indices.fill_null(-1).to_numpy()])
+    return np.concatenate(parts) if parts else np.empty(0, dtype=object)
 
 
 def _series_sheet(samples: pd.DataFrame) -> pd.DataFrame:
