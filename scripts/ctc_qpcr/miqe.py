@@ -53,6 +53,7 @@ def read_parquet_text(paths, columns: list[str], keep=None) -> pd.DataFrame:
     return pd.DataFrame(
         {c: _dictionary_text(table[c]) if c in coded else rest[c] for c in table.column_names},
         index=rest.index,
+        copy=False,  # each column its own block: no copy of the text into one 2-D block
     )
 
 
