@@ -14,8 +14,9 @@ One RDML document (plain XML, namespace ``http://www.rdml.org``, version 1.3):
   target, the Cq (omitted when there is none), ``excl`` = the exclusion reason
   for wells the workflow excluded, ``note`` = the well state.
 
-The XML text is assembled with vectorised string operations (no per-well Python
-loop); the output has no dates, so the same wells give the same bytes.
+The runs' XML is assembled with Arrow compute (no per-well Python loop; tags made
+once per distinct text, the Cq printed as Python's ``str`` prints it) and written
+from Arrow's buffers; the output has no dates, so the same wells give the same bytes.
 """
 
 from __future__ import annotations
