@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .layout import positions
+from .study_cells import distinct_values
 from .tables import atomic_path, is_text
 
 NAMESPACE = "http://www.rdml.org"
@@ -327,9 +328,18 @@ def study_rdml(
 
 def _names(column: pa.ChunkedArray) -> set[str]:
     """The distinct values of a column as text ("None" for a missing one, as pandas prints it)."""
+    if pa.types.is_dictionary(column.type):
+        return {str(value) for value in distinct_values(column)}
     if is_text(column.type):
         return {str(value) for value in pc.unique(column).to_pylist()}
     return set(column.to_pandas().astype(str).unique())
+
+
+def _read_names(path) -> pa.Table:
+    """The plate, sample and assay columns of a wells table, sample and assay text read as
+    dictionaries (their distinct values without a string per row)."""
+    text = [c for c in ("sample", "assay") if is_text(pq.read_schema(path).field(c).type)]
+    return pq.read_table(path, columns=["plate", "sample", "assay"], read_dictionary=text or None)
 
 
 class BatchWells:
@@ -348,7 +358,7 @@ class BatchWells:
         self.assays: set[str] = set()
         self.wells = 0
         for path in self.paths:
-            names = pq.read_table(path, columns=["plate", "sample", "assay"])
+            names = _read_names(path)
             self.plates.append(set(pc.unique(names["plate"]).drop_null().to_pylist()))
             self.samples.update(_names(names["sample"]))
             self.assays.update(_names(names["assay"]))
