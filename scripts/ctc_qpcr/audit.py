@@ -39,6 +39,9 @@ AUDIT_COLUMNS = [
     "flags",
 ]
 
+#: The audit's own columns; the others are the wells' columns as read (not copied).
+MADE_COLUMNS = ("fate", "reason", "flags")
+
 
 class _WellRows:
     """Row positions of (plate, well) keys in a table (its plates and wells factorised once).

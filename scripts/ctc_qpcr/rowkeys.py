@@ -95,18 +95,33 @@ def sorted_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
     Rows already in that order (a batch's wells as read) are not moved: a shallow copy of
     ``frame`` is returned, sharing its columns (callers replace columns, never write into them)."""
+    return sorted_rows_and_order(frame, keys)[0]
+
+
+def sorted_rows_and_order(frame: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """:func:`sorted_rows` of ``frame`` and the positions in ``frame`` of its rows (None: the
+    rows as they are, 0..n-1)."""
     if len(frame) < 2:
-        return frame.reset_index(drop=True)
+        return frame.reset_index(drop=True), None
     codes = []
     for k in keys:
         codes.append(_sort_codes(frame[k]))
-        if has_default_index(frame) and _strictly_ascending(codes):  # the later keys cannot move a row
-            return frame.copy(deep=False)
+        if _strictly_ascending(codes):  # the later keys cannot move a row
+            return _in_order(frame), None
     order = np.lexsort(codes[::-1])
-    if has_default_index(frame) and (order == np.arange(len(order))).all():
-        return frame.copy(deep=False)
+    if (order == np.arange(len(order))).all():
+        return _in_order(frame), None
     out = frame.take(order)
     out.index = pd.RangeIndex(len(out))  # reset_index(drop=True) would copy every column again
+    return out, order
+
+
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with index 0..n-1, its columns shared (a shallow copy) where it has that index."""
+    if has_default_index(frame):
+        return frame.copy(deep=False)
+    out = frame.take(np.arange(len(frame)))
+    out.index = pd.RangeIndex(len(out))
     return out
 
 
