@@ -44,7 +44,7 @@ from .chip_options import (
     ValidPrimeOptions,
     chip_options,
 )
-from .rowkeys import as_text, distinct, joint_codes, own_frame, set_at, sorted_rows, text_is
+from .rowkeys import as_text, distinct, joined_texts, joint_codes, own_frame, set_at, sorted_rows, text_is
 from .wells import CALC, assign_states, states_current
 
 CELL_COLUMNS = [
@@ -418,8 +418,18 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     for col in ("use", "vp_grade", "gdna_fraction"):
         set_at(w, col, at, res[col].to_numpy())
     cur, new = w["vp_flag"].to_numpy(dtype=object)[at], res["vp_flag"].to_numpy(dtype=object)
-    set_at(w, "vp_flag", at, np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new)))
-    f = res[~text_is(res["vp_flag"], "")]
+    set_at(w, "vp_flag", at, joined_texts(cur, new))
+    f = res.loc[
+        ~text_is(new, ""),
+        ["plate", "well", "sample", "assay", "vp_flag", "vp_grade", "gdna_fraction", "vpa_state"],
+    ]
+    columns = {c: f[c].to_numpy() for c in ("plate", "well", "sample", "assay")}
+    columns.update(flag=f["vp_flag"].to_numpy(), reason=_validprime_reasons(f))
+    return pd.DataFrame(columns, index=f.index, copy=False)
+
+
+def _validprime_reasons(f: pd.DataFrame) -> np.ndarray:
+    """``grade G, %DNA P, VPA S`` of each flagged well (each distinct triple written once)."""
     pct = (100 * f["gdna_fraction"]).round(2).to_numpy(dtype=float).view(np.int64)  # bits: -0.0 kept apart
     parts = [
         f["vp_grade"].astype(str).to_numpy(dtype=object),
@@ -427,17 +437,14 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
         f["vpa_state"].astype(str).to_numpy(dtype=object),
     ]
     codes, _ = joint_codes(parts, [p[:0] for p in parts])
-    ids, first = np.unique(codes, return_index=True)  # each distinct (grade, %DNA, VPA state) written once
+    ids, first = np.unique(codes, return_index=True)
     at = np.empty(len(ids), dtype=np.int64)
     at[ids] = first
     grade, value, state = (p[at] for p in parts)
     text = pd.Series(value.view(np.float64)).astype(str).to_numpy(dtype=object)
-    reason = (
-        ("grade " + grade + ", %DNA " + text + ", VPA " + state)[codes]
-        if len(codes)
-        else np.array([], object)
-    )
-    return f[["plate", "well", "sample", "assay"]].assign(flag=f["vp_flag"], reason=reason)
+    if not len(codes):
+        return np.array([], object)
+    return ("grade " + grade + ", %DNA " + text + ", VPA " + state)[codes]
 
 
 def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame, pd.DataFrame | None]:

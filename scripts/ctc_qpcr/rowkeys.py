@@ -167,6 +167,18 @@ def text_is(values: pd.Series | np.ndarray, text: str) -> np.ndarray:
     return np.asarray(values, dtype=object) == text
 
 
+def joined_texts(first: np.ndarray, second: np.ndarray, sep: str = ";") -> np.ndarray:
+    """``first + sep + second`` where both are non-empty, else the one that is (""): the texts
+    joined only where both have one (most of a flag column is "")."""
+    first, second = np.asarray(first, dtype=object), np.asarray(second, dtype=object)
+    empty = text_is(first, "")
+    out = np.where(empty, second, first)
+    both = ~empty & ~text_is(second, "")
+    if both.any():
+        out[both] = first[both] + sep + second[both]
+    return out
+
+
 def missing_as(values, text: str = "") -> np.ndarray:
     """``pd.Series(values).fillna(text)`` as a new object array, missing values looked for only in
     the cells that are not ``text`` (most of a reason or grade column is "")."""
