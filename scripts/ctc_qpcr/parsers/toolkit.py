@@ -109,7 +109,7 @@ def wells_frame(n: int, *, stripped: bool = False, **columns) -> pd.DataFrame:
             out[name] = value.astype(object, copy=False) if stripped else _stripped_text(value)
         else:
             out[name] = value.astype(dtype)
-    return pd.DataFrame(out, index=pd.RangeIndex(n))
+    return pd.DataFrame(out, index=pd.RangeIndex(n), copy=False)  # a block per column: columns are added next
 
 
 _NAME_COLUMNS = ("sample", "assay")
