@@ -566,7 +566,7 @@ def invalid_cq(cq: pd.Series, cq_raw: pd.Series, decimal: str | None = None) -> 
         )
     rest = np.flatnonzero(~token)
     number = np.zeros(len(rest), dtype=bool)
-    for mark in (".", ",") if decimal is None else (decimal,):
+    for mark in ((".", ",") if decimal is None else (decimal,)) if len(rest) else ():
         number |= to_numbers(raw.iloc[rest], mark).notna().to_numpy()
     return missing[rest[~number]]
 
