@@ -189,9 +189,9 @@ def annotate_wells(
         w[col] = as_text(w[col])
     if "batch" not in w.columns:
         w["batch"] = batch
-    sample_names, assay_names = pd.Index(w["sample"].unique()), pd.Index(w["assay"].unique())
-    unknown_s = sorted(set(sample_names) - set(kind_of))
-    unknown_a = sorted(set(assay_names) - set(role_of))
+    samples_on, assays_on = pd.factorize(w["sample"]), pd.factorize(w["assay"])  # each name looked at once
+    unknown_s = sorted(set(samples_on[1]) - set(kind_of))
+    unknown_a = sorted(set(assays_on[1]) - set(role_of))
     if unknown_s:
         notes.append(
             f"{len(unknown_s)} sample name(s) on the plates are not in the samples sheet "
@@ -202,22 +202,22 @@ def annotate_wells(
             f"{len(unknown_a)} assay name(s) on the plates are not in the assays sheet "
             f"(treated as role 'target'): {', '.join(unknown_a[:10])}"
         )
-    (w["kind"],) = _by_name(w["sample"], (kind_of, "other"))
-    w["role"], w["gene"] = _by_name(w["assay"], (role_of, "target"), (gene_of, None))  # gene: else the assay
+    (w["kind"],) = _by_name(samples_on, w.index, (kind_of, "other"))
+    w["role"], w["gene"] = _by_name(assays_on, w.index, (role_of, "target"), (gene_of, None))  # gene or assay
     ipc_assays = calibration.ipc_assays_of(role_of)
     return w, Design(gene_of=gene_of, assay_lod=assay_lod, sample_qty=sample_qty, ipc_assays=ipc_assays)
 
 
-def _by_name(names: pd.Series, *lookups: tuple[dict, object]) -> list[pd.Series]:
+def _by_name(factorised: tuple, index: pd.Index, *lookups: tuple[dict, object]) -> list[pd.Series]:
     """Each ``(mapping, default)`` looked up once per distinct name (not per well); default None:
-    the name itself."""
-    codes, uniques = pd.factorize(names)
+    the name itself. ``factorised``: ``pd.factorize`` of the wells' names (``index``)."""
+    codes, uniques = factorised
     distinct_names = pd.Series(uniques, dtype=object)
     found = []
     for mapping, default in lookups:
         values = distinct_names.map(mapping)
         values = values.where(values.notna(), distinct_names if default is None else default)
-        found.append(pd.Series(values.to_numpy(dtype=object)[codes], index=names.index))
+        found.append(pd.Series(values.to_numpy(dtype=object)[codes], index=index))
     return found
 
 
