@@ -208,13 +208,14 @@ def audit_in_arrow(audit: pd.DataFrame, plates: list, rows: np.ndarray | None):
         kind = whole.field(name).type
         if dtype.kind == "O" and not pa.types.is_string(kind):
             return None  # not text throughout: converted as any table
-        if name in MADE_COLUMNS:
-            column = text = own.column(name).combine_chunks()
+        if name in MADE_COLUMNS and own.schema.field(name).type == kind:  # the audit's own, in its order
+            columns.append(own.column(name).combine_chunks())
+            texts.append(columns[-1])
         elif all(name in p[0].column_names and p[0].schema.field(name).type == kind for p in plates):
             column = pa.concat_arrays([c for p in plates for c in p[0].column(name).chunks])
             text = pa.concat_arrays([c for p in plates for c in p[1].column(name).chunks])
+            columns.append(column if rows is None else column.take(rows))
+            texts.append(text if rows is None else text.take(rows))
         else:
             return None
-        columns.append(column if rows is None else column.take(rows))
-        texts.append(text if rows is None else text.take(rows))
     return pa.Table.from_arrays(columns, schema=whole), pa.Table.from_arrays(texts, names=list(audit.columns))
