@@ -709,3 +709,21 @@ def test_audit_from_the_plates_arrow_writes_the_bytes_of_the_audit_converted(tmp
     assert (
         chip_batch.audit_in_arrow(out["audit"], other, out["audit_rows"]) is None
     )  # a plate's column differs
+
+
+def test_counts_per_key_is_the_grouped_sum():
+    """audit.counts_per_key: summarise_audit's grouped sum by batch and plate (sorted, missing keys out)."""
+    from ctc_qpcr.audit import counts_per_key
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 40, 200):
+        table = pd.DataFrame(
+            {
+                "batch": np.array(["B2", "B1", "B10", np.nan], dtype=object)[rng.integers(0, 4, n)],
+                "plate": np.array(["chip2", "chip10", "=x", np.nan], dtype=object)[rng.integers(0, 4, n)],
+            }
+        )
+        marks = {"read": np.ones(n, bool), "kept": rng.random(n) < 0.5}
+        as_ints = {k: v.astype(np.int64) for k, v in marks.items()}
+        want = table.assign(**as_ints).groupby(["batch", "plate"], sort=True).sum().reset_index()
+        pd.testing.assert_frame_equal(counts_per_key(table, ["batch", "plate"], marks), want)

@@ -150,6 +150,31 @@ def _audit_flags(well_flags: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return flag, excluding
 
 
+def counts_per_key(table: pd.DataFrame, keys: list[str], marks: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``table[keys].assign(**marks).groupby(keys, sort=True).sum().reset_index()`` for boolean
+    ``marks`` (int64 counts), by integer codes: each key column factorised once, sorted, and the
+    marks counted by ``np.bincount`` (rows with a missing key left out, as the grouping does)."""
+    factorised = [pd.factorize(table[k], sort=True) for k in keys]
+    known = np.ones(len(table), dtype=bool)
+    key = np.zeros(len(table), dtype=np.int64)
+    for codes, uniques in factorised:
+        known &= codes >= 0
+        key = key * max(len(uniques), 1) + codes
+    groups, inverse = np.unique(key[known], return_inverse=True)
+    inverse = inverse.reshape(-1)
+    out, rest = {}, groups
+    for k, (_, uniques) in reversed(list(zip(keys, factorised, strict=True))):
+        size = max(len(uniques), 1)
+        out[k] = np.asarray(uniques, dtype=object)[rest % size] if len(groups) else np.array([], dtype=object)
+        rest = rest // size
+    out = {k: out[k] for k in keys}
+    for name, mark in marks.items():
+        out[name] = np.bincount(inverse, weights=np.asarray(mark)[known], minlength=len(groups)).astype(
+            np.int64
+        )
+    return pd.DataFrame(out)
+
+
 def summarise_audit(audit: pd.DataFrame) -> pd.DataFrame:
     """Per plate: wells read, kept, excluded, and excluded by reason (reconciles by construction, checked).
 
@@ -163,13 +188,12 @@ def summarise_audit(audit: pd.DataFrame) -> pd.DataFrame:
     keys = ["batch", "plate"]
     kept = text_is(audit["fate"], "kept")
     excluded = text_is(audit["fate"], "excluded")
-    frame = audit[keys].assign(
-        read=1,
-        kept=kept.astype(np.int64),
-        excluded=excluded.astype(np.int64),
-        non_detected=(kept & audit["state"].isin(["NOAMP", "LOWSIGNAL"]).to_numpy()).astype(np.int64),
+    non_detected = kept & audit["state"].isin(["NOAMP", "LOWSIGNAL"]).to_numpy()
+    out = counts_per_key(
+        audit,
+        keys,
+        {"read": np.ones(len(audit), bool), "kept": kept, "excluded": excluded, "non_detected": non_detected},
     )
-    out = frame.groupby(keys, sort=True).sum().reset_index()
     bad = out["plate"][out["kept"] + out["excluded"] != out["read"]]
     if len(bad):
         raise AssertionError(f"well audit does not reconcile for plate {bad.iloc[0]}")
