@@ -6,6 +6,7 @@ import pytest
 
 from ctc_qpcr import validprime as vp
 from ctc_qpcr.chip_options import chip_options
+from ctc_qpcr.parsers.biomark import sample_inlets
 
 LOD = chip_options().lod  # the config's default LOD (35 cycles)
 
@@ -342,5 +343,5 @@ def test_noamp_below_20_copies_earns_one_point():
 def test_sample_inlets_as_the_pattern_reads_them(ids):
     values = np.array(ids, dtype=object)
     want = pd.Series(values).str.extract(r"^(S\d+)-", expand=False).to_numpy(dtype=object)
-    got = vp.sample_inlets(values)
+    got = sample_inlets(values)
     assert [None if pd.isna(v) else v for v in got] == [None if pd.isna(v) else v for v in want]

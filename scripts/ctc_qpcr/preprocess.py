@@ -420,31 +420,26 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     cur, new = w["vp_flag"].to_numpy(dtype=object)[at], res["vp_flag"].to_numpy(dtype=object)
     set_at(w, "vp_flag", at, joined_texts(cur, new))
     f = res.loc[
-        ~text_is(new, ""),
-        ["plate", "well", "sample", "assay", "vp_flag", "vp_grade", "gdna_fraction", "vpa_state"],
+        ~text_is(new, ""), [*WELL_FLAG_COLUMNS[:4], "vp_flag", "vp_grade", "gdna_fraction", "vpa_state"]
     ]
-    columns = {c: f[c].to_numpy() for c in ("plate", "well", "sample", "assay")}
-    columns.update(flag=f["vp_flag"].to_numpy(), reason=_validprime_reasons(f))
-    return pd.DataFrame(columns, index=f.index, copy=False)
-
-
-def _validprime_reasons(f: pd.DataFrame) -> np.ndarray:
-    """``grade G, %DNA P, VPA S`` of each flagged well (each distinct triple written once)."""
     pct = (100 * f["gdna_fraction"]).round(2).to_numpy(dtype=float).view(np.int64)  # bits: -0.0 kept apart
     parts = [
         f["vp_grade"].astype(str).to_numpy(dtype=object),
         pct,
         f["vpa_state"].astype(str).to_numpy(dtype=object),
     ]
-    codes, _ = joint_codes(parts, [p[:0] for p in parts])
-    ids, first = np.unique(codes, return_index=True)
-    at = np.empty(len(ids), dtype=np.int64)
-    at[ids] = first
-    grade, value, state = (p[at] for p in parts)
+    codes, _ = joint_codes(parts, [p[:0] for p in parts])  # 0 … k−1: each distinct triple written once
+    grade, value, state = (p[np.unique(codes, return_index=True)[1]] for p in parts)
     text = pd.Series(value.view(np.float64)).astype(str).to_numpy(dtype=object)
-    if not len(codes):
-        return np.array([], object)
-    return ("grade " + grade + ", %DNA " + text + ", VPA " + state)[codes]
+    reason = (
+        ("grade " + grade + ", %DNA " + text + ", VPA " + state)[codes]
+        if len(codes)
+        else np.array([], object)
+    )
+    columns = {c: f[c].to_numpy() for c in WELL_FLAG_COLUMNS[:4]}  # plate, well, sample, assay
+    return pd.DataFrame(
+        {**columns, "flag": f["vp_flag"].to_numpy(), "reason": reason}, index=f.index, copy=False
+    )
 
 
 def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame, pd.DataFrame | None]:
