@@ -712,8 +712,8 @@ def test_audit_from_the_plates_arrow_writes_the_bytes_of_the_audit_converted(tmp
 
 
 def test_counts_per_key_is_the_grouped_sum():
-    """audit.counts_per_key: summarise_audit's grouped sum by batch and plate (sorted, missing keys out)."""
-    from ctc_qpcr.audit import counts_per_key
+    """rowkeys.counts_per_key: summarise_audit's grouped sum by batch and plate (sorted, missing keys out)."""
+    from ctc_qpcr.rowkeys import counts_per_key
 
     rng = np.random.default_rng(0)
     for n in (0, 1, 40, 200):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .rowkeys import missing_as, pick_text, text_is
+from .rowkeys import counts_per_key, missing_as, pick_text, text_is
 
 #: Preprocessing flags that remove a well's value from the cells table.
 EXCLUDING_FLAGS = frozenset(
@@ -148,31 +148,6 @@ def _audit_flags(well_flags: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         text[given] = named[given] + " (" + why[given] + ")"
     flag = pd.DataFrame({"plate": wf["plate"].to_numpy(), "well": wf["well"].to_numpy(), "flag": text})
     return flag, excluding
-
-
-def counts_per_key(table: pd.DataFrame, keys: list[str], marks: dict[str, np.ndarray]) -> pd.DataFrame:
-    """``table[keys].assign(**marks).groupby(keys, sort=True).sum().reset_index()`` for boolean
-    ``marks`` (int64 counts), by integer codes: each key column factorised once, sorted, and the
-    marks counted by ``np.bincount`` (rows with a missing key left out, as the grouping does)."""
-    factorised = [pd.factorize(table[k], sort=True) for k in keys]
-    known = np.ones(len(table), dtype=bool)
-    key = np.zeros(len(table), dtype=np.int64)
-    for codes, uniques in factorised:
-        known &= codes >= 0
-        key = key * max(len(uniques), 1) + codes
-    groups, inverse = np.unique(key[known], return_inverse=True)
-    inverse = inverse.reshape(-1)
-    out, rest = {}, groups
-    for k, (_, uniques) in reversed(list(zip(keys, factorised, strict=True))):
-        size = max(len(uniques), 1)
-        out[k] = np.asarray(uniques, dtype=object)[rest % size] if len(groups) else np.array([], dtype=object)
-        rest = rest // size
-    out = {k: out[k] for k in keys}
-    for name, mark in marks.items():
-        out[name] = np.bincount(inverse, weights=np.asarray(mark)[known], minlength=len(groups)).astype(
-            np.int64
-        )
-    return pd.DataFrame(out)
 
 
 def summarise_audit(audit: pd.DataFrame) -> pd.DataFrame:

@@ -89,6 +89,30 @@ def _sort_codes(values: pd.Series) -> np.ndarray:
     return np.where(codes < 0, len(uniques), codes)
 
 
+def counts_per_key(table: pd.DataFrame, keys: list[str], marks: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``table[keys].assign(**marks).groupby(keys, sort=True).sum().reset_index()`` for boolean
+    ``marks`` (int64 counts), by integer codes: each key column factorised once, sorted, and the
+    marks counted by ``np.bincount`` (rows with a missing key left out, as the grouping does)."""
+    factorised = [pd.factorize(table[k], sort=True) for k in keys]
+    known = np.ones(len(table), dtype=bool)
+    key = np.zeros(len(table), dtype=np.int64)
+    for codes, uniques in factorised:
+        known &= codes >= 0
+        key = key * max(len(uniques), 1) + codes
+    inverse, groups = pd.factorize(key[known], sort=True)  # hashed, then the few groups sorted
+    out, rest = {}, groups
+    for k, (_, uniques) in reversed(list(zip(keys, factorised, strict=True))):
+        size = max(len(uniques), 1)
+        out[k] = np.asarray(uniques, dtype=object)[rest % size] if len(groups) else np.array([], dtype=object)
+        rest = rest // size
+    out = {k: out[k] for k in keys}
+    for name, mark in marks.items():
+        out[name] = np.bincount(inverse, weights=np.asarray(mark)[known], minlength=len(groups)).astype(
+            np.int64
+        )
+    return pd.DataFrame(out)
+
+
 def sorted_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """``frame.sort_values(keys, kind="stable").reset_index(drop=True)``, sorted by integer codes
     of the keys (each text column factorised once; one ``np.lexsort``, which is stable).
