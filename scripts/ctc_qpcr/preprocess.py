@@ -69,6 +69,7 @@ CELL_COLUMNS = [
 ]
 STUDY_KINDS = ("patient", "healthy", "other")
 WELL_FLAG_COLUMNS = ["plate", "well", "sample", "assay", "flag", "reason"]
+_VP_FLAGGED = [*WELL_FLAG_COLUMNS[:4], "vp_flag", "vp_grade", "gdna_fraction", "vpa_state"]
 KEYS = ["plate", "sample", "assay"]
 VP_COLUMNS = [
     "plate",
@@ -419,9 +420,8 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
         set_at(w, col, at, res[col].to_numpy())
     cur, new = w["vp_flag"].to_numpy(dtype=object)[at], res["vp_flag"].to_numpy(dtype=object)
     set_at(w, "vp_flag", at, joined_texts(cur, new))
-    f = res.loc[
-        ~text_is(new, ""), [*WELL_FLAG_COLUMNS[:4], "vp_flag", "vp_grade", "gdna_fraction", "vpa_state"]
-    ]
+    hit = ~text_is(new, "")  # the flagged wells: their columns taken, not all of res
+    f = pd.DataFrame({c: res[c].to_numpy()[hit] for c in _VP_FLAGGED}, index=res.index[hit], copy=False)
     pct = (100 * f["gdna_fraction"]).round(2).to_numpy(dtype=float).view(np.int64)  # bits: -0.0 kept apart
     parts = [
         f["vp_grade"].astype(str).to_numpy(dtype=object),
