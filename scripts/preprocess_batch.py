@@ -18,8 +18,10 @@ from ctc_qpcr.tables import read_tsv, write_parquet, write_parquet_tsv  # noqa: 
 def main(smk, log):
     p = smk.params
     samples, assays, tables = chip_batch.read_job_batch(p, smk.input.samples, smk.input.assays, log)
-    for wells, pq, tsv in zip(tables, smk.output.cq_parquet, smk.output.cq_tsv, strict=True):
-        write_parquet_tsv(wells, pq, tsv)
+    in_audit = [  # the audit repeats the wells' columns: their conversion to Arrow is kept for it
+        chip_batch.audit_part(write_parquet_tsv(wells, pq, tsv))
+        for wells, pq, tsv in zip(tables, smk.output.cq_parquet, smk.output.cq_tsv, strict=True)
+    ]
 
     options = chip_options({**p.settings, "efficiency": p.efficiency})
     if options.ipc.reference is None and smk.input.ipc_anchor:
@@ -37,7 +39,8 @@ def main(smk, log):
         read_lod=p.settings["lod"],  # the reader's states are kept where the limits are the same
     )
     write_parquet(out["cells"], smk.output.cells)
-    write_parquet_tsv(out["audit"], smk.output.wells, smk.output.audit)
+    audit = chip_batch.audit_in_arrow(out["audit"], in_audit, out["audit_rows"])
+    write_parquet_tsv(out["audit"], smk.output.wells, smk.output.audit, arrow=audit)
     write_tables(
         out,
         smk.output,

@@ -650,3 +650,80 @@ def test_unknown_names_get_kind_other_role_target_and_their_own_gene():
     assert w["role"].tolist() == ["target", "target", "target", "ipc"]
     assert w["gene"].tolist() == ["GENE1", "GENE1", "NEW9", "IPC"]
     assert len(notes) == 2 and "stranger" in notes[0] and "NEW9" in notes[1]
+
+
+@pytest.mark.parametrize("plate_order", ["as listed", "reversed"])
+def test_audit_from_the_plates_arrow_writes_the_bytes_of_the_audit_converted(tmp_path, plate_order):
+    """The chip job writes wells.parquet/wells.tsv from the plates' Arrow conversions (results/cq):
+    the same bytes as converting the audit, also when the audit's sort moves the rows."""
+    import logging
+    from pathlib import Path
+
+    from ctc_qpcr import chip_batch, sheets
+    from ctc_qpcr.tables import write_parquet_tsv
+
+    repo = Path(__file__).resolve().parents[1]
+    example = repo / "resources" / "example"
+    plates = pd.read_csv(example / "plates.tsv", sep="\t", dtype=str, keep_default_na=False)
+    rows = plates[plates["batch"] == plates["batch"].iloc[0]].assign(assay="")
+    rows["path"] = [str(repo / p) for p in rows["path"]]
+    samples = sheets.load_samples(example / "samples.tsv")
+    assays = sheets.assays_frame(sheets.load_assays(example / "assays.tsv"))
+    log = logging.getLogger("test")
+    tables = chip_batch.read_batch(
+        rows.to_dict("records"),
+        "B1",
+        samples,
+        assays,
+        lod=35.0,
+        unknown_names="error",
+        on_incomplete="stop",
+        log=log,
+    )
+    tables = tables[::-1] if plate_order == "reversed" else tables
+    parts = [
+        chip_batch.audit_part(write_parquet_tsv(t, tmp_path / f"{i}.parquet", tmp_path / f"{i}.tsv"))
+        for i, t in enumerate(tables)
+    ]
+    options = chip_options({"ipc": {"on_missing": "uncalibrated"}})
+    out = chip_batch.preprocess_and_audit(
+        chip_batch.batch_wells(tables),
+        sheets.samples_frame(samples),
+        assays,
+        options,
+        batch="B1",
+        exports={},
+        log=log,
+    )
+    assert (out["audit_rows"] is None) == (plate_order == "as listed" or len(tables) < 2)
+    arrow = chip_batch.audit_in_arrow(out["audit"], parts, out["audit_rows"])
+    assert arrow is not None
+    write_parquet_tsv(out["audit"], tmp_path / "a.parquet", tmp_path / "a.tsv")
+    write_parquet_tsv(out["audit"], tmp_path / "b.parquet", tmp_path / "b.tsv", arrow=arrow)
+    for name in ("parquet", "tsv"):
+        assert (tmp_path / f"a.{name}").read_bytes() == (tmp_path / f"b.{name}").read_bytes()
+    other = [
+        (t.set_column(t.schema.get_field_index("line"), "line", t["line"].cast("double")), x)
+        for t, x in parts
+    ]
+    assert (
+        chip_batch.audit_in_arrow(out["audit"], other, out["audit_rows"]) is None
+    )  # a plate's column differs
+
+
+def test_counts_per_key_is_the_grouped_sum():
+    """rowkeys.counts_per_key: summarise_audit's grouped sum by batch and plate (sorted, missing keys out)."""
+    from ctc_qpcr.rowkeys import counts_per_key
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 40, 200):
+        table = pd.DataFrame(
+            {
+                "batch": np.array(["B2", "B1", "B10", np.nan], dtype=object)[rng.integers(0, 4, n)],
+                "plate": np.array(["chip2", "chip10", "=x", np.nan], dtype=object)[rng.integers(0, 4, n)],
+            }
+        )
+        marks = {"read": np.ones(n, bool), "kept": rng.random(n) < 0.5}
+        as_ints = {k: v.astype(np.int64) for k, v in marks.items()}
+        want = table.assign(**as_ints).groupby(["batch", "plate"], sort=True).sum().reset_index()
+        pd.testing.assert_frame_equal(counts_per_key(table, ["batch", "plate"], marks), want)

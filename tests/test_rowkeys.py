@@ -9,6 +9,7 @@ import pytest
 from ctc_qpcr.rowkeys import (
     as_text,
     distinct,
+    joined_texts,
     joint_codes,
     left_lookup,
     missing_as,
@@ -16,6 +17,7 @@ from ctc_qpcr.rowkeys import (
     pick_text,
     set_at,
     sorted_rows,
+    sorted_rows_and_order,
     text_is,
 )
 
@@ -255,3 +257,24 @@ def test_missing_as_is_fillna_of_a_text_column():
         got = missing_as(values, text)
         assert got.tolist() == values.fillna(text).tolist()
         assert got.dtype == object and not np.shares_memory(got, values.to_numpy())
+
+
+@pytest.mark.parametrize("keys", [["plate", "line", "sample"], ["sample", "plate"]])
+def test_sorted_rows_and_order_names_the_rows_it_took(keys):
+    left, _ = _frames(5)
+    got, order = sorted_rows_and_order(left, keys)
+    pd.testing.assert_frame_equal(got, left.iloc[order].reset_index(drop=True))
+    pd.testing.assert_frame_equal(got, sorted_rows(left, keys))
+    again, none = sorted_rows_and_order(got, keys)  # already in order: no positions, not moved
+    assert none is None and np.shares_memory(again["cq"], got["cq"])
+    shifted, none = sorted_rows_and_order(got.set_axis(got.index + 1), keys)  # in order, another index
+    assert none is None
+    pd.testing.assert_frame_equal(shifted, got)
+
+
+def test_joined_texts_joins_only_where_both_have_a_text():
+    first = np.array(["", "a", "", "b", "a;c"], dtype=object)
+    second = np.array(["", "", "x", "y", "z"], dtype=object)
+    want = np.where(first == "", second, np.where(second == "", first, first + ";" + second))
+    assert joined_texts(first, second).tolist() == want.tolist() == ["", "a", "x", "b;y", "a;c;z"]
+    assert joined_texts(first[:0], second[:0]).tolist() == []

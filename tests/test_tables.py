@@ -124,9 +124,12 @@ def test_parquet_and_tsv_together_same_bytes_as_each_alone(tmp_path, extra):
         df.attrs = {"missing_wells": ["S01-A01"], "incomplete_groups": []} if seed else {}
         tables.write_parquet(df, tmp_path / "a.parquet")
         tables.write_tsv(df, tmp_path / "a.tsv")
-        tables.write_parquet_tsv(df, tmp_path / "b.parquet", tmp_path / "b.tsv")
+        arrow = tables.write_parquet_tsv(df, tmp_path / "b.parquet", tmp_path / "b.tsv")
         assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
         assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "b.tsv").read_bytes()
+        tables.write_parquet_tsv(df, tmp_path / "c.parquet", tmp_path / "c.tsv", arrow=arrow)  # made already
+        assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "c.parquet").read_bytes()
+        assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "c.tsv").read_bytes()
 
 
 def test_parts_equal_the_whole_table(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 
 from ctc_qpcr import validprime as vp
 from ctc_qpcr.chip_options import chip_options
+from ctc_qpcr.parsers.biomark import sample_inlets
 
 LOD = chip_options().lod  # the config's default LOD (35 cycles)
 
@@ -325,3 +326,22 @@ def test_noamp_below_20_copies_earns_one_point():
     # a stray CALC at a low amount with the top sample NOAMP stays A+ (noise, not gDNA amplification)
     stray = series_wells({"g10": 30.0, "g50": np.nan, "g250": np.nan, "g1000": np.nan, "g5000": np.nan})
     assert score_of(stray)[:2] == (-1 + 2 * 4, "A++")
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["S01-A01", "S02-A96", "S10-A01", "S01-A01"],  # one layout: read from the bytes
+        ["S001-A1", "S002-A2"],
+        ["S1-A1", "S12-A3"],  # the dash moves: the pattern
+        ["A1", "B12"],
+        ["S01-A01", "X01-A01", "S0a-A01", "S-A1", "chip1:S01-A01"],
+        ["S\u0661-A1", "S01-A01"],  # a non-ASCII digit: the pattern (\d matches it)
+        ["S01-", "S02-"],
+    ],
+)
+def test_sample_inlets_as_the_pattern_reads_them(ids):
+    values = np.array(ids, dtype=object)
+    want = pd.Series(values).str.extract(r"^(S\d+)-", expand=False).to_numpy(dtype=object)
+    got = sample_inlets(values)
+    assert [None if pd.isna(v) else v for v in got] == [None if pd.isna(v) else v for v in want]

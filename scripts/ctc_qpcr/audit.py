@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .rowkeys import missing_as, pick_text, text_is
+from .rowkeys import counts_per_key, missing_as, pick_text, text_is
 
 #: Preprocessing flags that remove a well's value from the cells table.
 EXCLUDING_FLAGS = frozenset(
@@ -38,6 +38,9 @@ AUDIT_COLUMNS = [
     "reason",
     "flags",
 ]
+
+#: The audit's own columns; the others are the wells' columns as read (not copied).
+MADE_COLUMNS = ("fate", "reason", "flags")
 
 
 class _WellRows:
@@ -160,13 +163,12 @@ def summarise_audit(audit: pd.DataFrame) -> pd.DataFrame:
     keys = ["batch", "plate"]
     kept = text_is(audit["fate"], "kept")
     excluded = text_is(audit["fate"], "excluded")
-    frame = audit[keys].assign(
-        read=1,
-        kept=kept.astype(np.int64),
-        excluded=excluded.astype(np.int64),
-        non_detected=(kept & audit["state"].isin(["NOAMP", "LOWSIGNAL"]).to_numpy()).astype(np.int64),
+    non_detected = kept & audit["state"].isin(["NOAMP", "LOWSIGNAL"]).to_numpy()
+    out = counts_per_key(
+        audit,
+        keys,
+        {"read": np.ones(len(audit), bool), "kept": kept, "excluded": excluded, "non_detected": non_detected},
     )
-    out = frame.groupby(keys, sort=True).sum().reset_index()
     bad = out["plate"][out["kept"] + out["excluded"] != out["read"]]
     if len(bad):
         raise AssertionError(f"well audit does not reconcile for plate {bad.iloc[0]}")

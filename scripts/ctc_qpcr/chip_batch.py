@@ -21,13 +21,14 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import sheets
-from .audit import build_audit, summarise_audit
+from .audit import AUDIT_COLUMNS, MADE_COLUMNS, build_audit, summarise_audit
 from .chip_options import ChipOptions
 from .importing import read_plate, sheet_lods
 from .preprocess import preprocess_batch
-from .rowkeys import sorted_rows, text_is
+from .rowkeys import sorted_rows_and_order, text_is
 
 
 def read_batch(
@@ -151,7 +152,8 @@ def preprocess_and_audit(
     with the assays sheet's LODs); where preprocessing applies the same limits, it keeps those
     states instead of assigning them again. Returns the tables of ``results/batches/{batch}/``:
     ``cells``, ``audit`` (sorted by plate, line, well), ``audit_summary``, ``validprime_assays``,
-    ``plate_calibration`` and ``efficiency``.
+    ``plate_calibration`` and ``efficiency``; and ``audit_rows``, the positions in ``wells`` of the
+    audit's rows (None: in the order of ``wells``).
     """
     kept = text_is(wells["excluded"], "")
     usable = wells if kept.all() else wells[kept]  # no copy when the reader excluded nothing
@@ -170,12 +172,50 @@ def preprocess_and_audit(
     for note in result.get("notes", []):
         log.info("%s", note)
     audit = build_audit(wells, result.get("well_flags"))
-    audit = sorted_rows(audit, ["plate", "line", "well"])
+    audit, rows = sorted_rows_and_order(audit, ["plate", "line", "well"])
     return {
         "cells": result["cells"],
         "audit": audit,
+        "audit_rows": rows,
         "audit_summary": summarise_audit(audit),
         "validprime_assays": result["validprime_assays"],
         "plate_calibration": result["plate_calibration"],
         "efficiency": result["efficiency"],
     }
+
+
+def audit_part(converted: tuple[pa.Table, pa.Table | None] | None):
+    """The columns of a plate's Wells table in Arrow (its table and cell text, as
+    :func:`ctc_qpcr.tables.write_parquet_tsv` returns them) that the well audit repeats."""
+    if converted is None or converted[1] is None:
+        return None
+    names = [c for c in AUDIT_COLUMNS if c in converted[0].column_names and c not in MADE_COLUMNS]
+    return converted[0].select(names), converted[1].select(names)
+
+
+def audit_in_arrow(audit: pd.DataFrame, plates: list, rows: np.ndarray | None):
+    """The well audit in Arrow (table and cell text) as :func:`ctc_qpcr.tables.write_parquet_tsv`
+    makes it, the wells' columns taken from the plates' Wells tables converted for results/cq
+    (``plates``: :func:`audit_part` of each, in batch order; ``rows``: the audit's rows among
+    the batch's wells, None = as read) instead of converted again. None where that could differ
+    from converting the audit (a column of another type on some plate): it is then converted."""
+    if audit.attrs or not len(audit) or any(p is None for p in plates):
+        return None
+    whole = pa.Table.from_pandas(audit.iloc[:1], preserve_index=False, nthreads=1).schema  # its metadata
+    own = pa.Table.from_pandas(audit[[c for c in audit.columns if c in MADE_COLUMNS]], preserve_index=False)
+    columns, texts = [], []
+    for name, dtype in audit.dtypes.items():
+        kind = whole.field(name).type
+        if dtype.kind == "O" and not pa.types.is_string(kind):
+            return None  # not text throughout: converted as any table
+        if name in MADE_COLUMNS and own.schema.field(name).type == kind:  # the audit's own, in its order
+            columns.append(own.column(name).combine_chunks())
+            texts.append(columns[-1])
+        elif all(name in p[0].column_names and p[0].schema.field(name).type == kind for p in plates):
+            column = pa.concat_arrays([c for p in plates for c in p[0].column(name).chunks])
+            text = pa.concat_arrays([c for p in plates for c in p[1].column(name).chunks])
+            columns.append(column if rows is None else column.take(rows))
+            texts.append(text if rows is None else text.take(rows))
+        else:
+            return None
+    return pa.Table.from_arrays(columns, schema=whole), pa.Table.from_arrays(texts, names=list(audit.columns))

@@ -19,7 +19,7 @@ import pandas as pd
 from . import calibration
 from .chip_options import ChipOptions
 from .preprocess import annotate_wells, well_states
-from .rowkeys import as_text
+from .rowkeys import as_text, distinct, text_is
 
 ANCHOR_COLUMNS = ["plate", "ipc_mean", "ipc_sd", "n"]  # flags: the chip job applies ipc.on_missing
 
@@ -35,11 +35,10 @@ def first_batch_ipc(
     (:func:`ctc_qpcr.calibration.ipc_offsets`) reads no other well, and every step before it
     works well by well.
     """
-    usable = wells[(wells["excluded"] == "").to_numpy()]
-    plates = set(as_text(usable["plate"]))  # every chip gets a row, with or without IPC wells
-    ipc = usable[
-        as_text(usable["assay"]).isin(calibration.ipc_assays_of(calibration.assay_roles(assays))).to_numpy()
-    ]
+    usable = text_is(wells["excluded"], "")  # one selection of the rows: the IPC wells the reader kept
+    plates = distinct(as_text(wells["plate"]).to_numpy()[usable])  # every chip gets a row, IPC wells or not
+    ipc_assays = calibration.ipc_assays_of(calibration.assay_roles(assays))
+    ipc = wells[usable & as_text(wells["assay"]).isin(ipc_assays).to_numpy()]
     notes: list[str] = []
     w, design = annotate_wells(ipc, samples, assays, batch, notes)
     w = well_states(w, options.lod, design.assay_lod, notes)

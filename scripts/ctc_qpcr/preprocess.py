@@ -44,7 +44,7 @@ from .chip_options import (
     ValidPrimeOptions,
     chip_options,
 )
-from .rowkeys import as_text, distinct, joint_codes, own_frame, set_at, sorted_rows, text_is
+from .rowkeys import as_text, distinct, joined_texts, joint_codes, own_frame, set_at, sorted_rows, text_is
 from .wells import CALC, assign_states, states_current
 
 CELL_COLUMNS = [
@@ -69,6 +69,7 @@ CELL_COLUMNS = [
 ]
 STUDY_KINDS = ("patient", "healthy", "other")
 WELL_FLAG_COLUMNS = ["plate", "well", "sample", "assay", "flag", "reason"]
+_VP_FLAGGED = [*WELL_FLAG_COLUMNS[:4], "vp_flag", "vp_grade", "gdna_fraction", "vpa_state"]
 KEYS = ["plate", "sample", "assay"]
 VP_COLUMNS = [
     "plate",
@@ -189,9 +190,9 @@ def annotate_wells(
         w[col] = as_text(w[col])
     if "batch" not in w.columns:
         w["batch"] = batch
-    sample_names, assay_names = pd.Index(w["sample"].unique()), pd.Index(w["assay"].unique())
-    unknown_s = sorted(set(sample_names) - set(kind_of))
-    unknown_a = sorted(set(assay_names) - set(role_of))
+    samples_on, assays_on = pd.factorize(w["sample"]), pd.factorize(w["assay"])  # each name looked at once
+    unknown_s = sorted(set(samples_on[1]) - set(kind_of))
+    unknown_a = sorted(set(assays_on[1]) - set(role_of))
     if unknown_s:
         notes.append(
             f"{len(unknown_s)} sample name(s) on the plates are not in the samples sheet "
@@ -202,22 +203,22 @@ def annotate_wells(
             f"{len(unknown_a)} assay name(s) on the plates are not in the assays sheet "
             f"(treated as role 'target'): {', '.join(unknown_a[:10])}"
         )
-    (w["kind"],) = _by_name(w["sample"], (kind_of, "other"))
-    w["role"], w["gene"] = _by_name(w["assay"], (role_of, "target"), (gene_of, None))  # gene: else the assay
+    (w["kind"],) = _by_name(samples_on, w.index, (kind_of, "other"))
+    w["role"], w["gene"] = _by_name(assays_on, w.index, (role_of, "target"), (gene_of, None))  # gene or assay
     ipc_assays = calibration.ipc_assays_of(role_of)
     return w, Design(gene_of=gene_of, assay_lod=assay_lod, sample_qty=sample_qty, ipc_assays=ipc_assays)
 
 
-def _by_name(names: pd.Series, *lookups: tuple[dict, object]) -> list[pd.Series]:
+def _by_name(factorised: tuple, index: pd.Index, *lookups: tuple[dict, object]) -> list[pd.Series]:
     """Each ``(mapping, default)`` looked up once per distinct name (not per well); default None:
-    the name itself."""
-    codes, uniques = pd.factorize(names)
+    the name itself. ``factorised``: ``pd.factorize`` of the wells' names (``index``)."""
+    codes, uniques = factorised
     distinct_names = pd.Series(uniques, dtype=object)
     found = []
     for mapping, default in lookups:
         values = distinct_names.map(mapping)
         values = values.where(values.notna(), distinct_names if default is None else default)
-        found.append(pd.Series(values.to_numpy(dtype=object)[codes], index=names.index))
+        found.append(pd.Series(values.to_numpy(dtype=object)[codes], index=index))
     return found
 
 
@@ -418,26 +419,27 @@ def validprime_replicates(w: pd.DataFrame, ctx: ValidPrimeContext | None) -> pd.
     for col in ("use", "vp_grade", "gdna_fraction"):
         set_at(w, col, at, res[col].to_numpy())
     cur, new = w["vp_flag"].to_numpy(dtype=object)[at], res["vp_flag"].to_numpy(dtype=object)
-    set_at(w, "vp_flag", at, np.where(cur == "", new, np.where(new == "", cur, cur + ";" + new)))
-    f = res[~text_is(res["vp_flag"], "")]
+    set_at(w, "vp_flag", at, joined_texts(cur, new))
+    hit = ~text_is(new, "")  # the flagged wells: their columns taken, not all of res
+    f = pd.DataFrame({c: res[c].to_numpy()[hit] for c in _VP_FLAGGED}, index=res.index[hit], copy=False)
     pct = (100 * f["gdna_fraction"]).round(2).to_numpy(dtype=float).view(np.int64)  # bits: -0.0 kept apart
     parts = [
         f["vp_grade"].astype(str).to_numpy(dtype=object),
         pct,
         f["vpa_state"].astype(str).to_numpy(dtype=object),
     ]
-    codes, _ = joint_codes(parts, [p[:0] for p in parts])
-    ids, first = np.unique(codes, return_index=True)  # each distinct (grade, %DNA, VPA state) written once
-    at = np.empty(len(ids), dtype=np.int64)
-    at[ids] = first
-    grade, value, state = (p[at] for p in parts)
+    codes, _ = joint_codes(parts, [p[:0] for p in parts])  # 0 … k−1: each distinct triple written once
+    grade, value, state = (p[np.unique(codes, return_index=True)[1]] for p in parts)
     text = pd.Series(value.view(np.float64)).astype(str).to_numpy(dtype=object)
     reason = (
         ("grade " + grade + ", %DNA " + text + ", VPA " + state)[codes]
         if len(codes)
         else np.array([], object)
     )
-    return f[["plate", "well", "sample", "assay"]].assign(flag=f["vp_flag"], reason=reason)
+    columns = {c: f[c].to_numpy() for c in WELL_FLAG_COLUMNS[:4]}  # plate, well, sample, assay
+    return pd.DataFrame(
+        {**columns, "flag": f["vp_flag"].to_numpy(), "reason": reason}, index=f.index, copy=False
+    )
 
 
 def replicate_cells(w: pd.DataFrame, o: ReplicateOptions) -> tuple[pd.DataFrame, pd.DataFrame | None]:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .chip_options import ReplicateOptions
 from .errors import ConfigError
-from .rowkeys import missing_as, pick_text, text_is
+from .rowkeys import as_text, missing_as, pick_text, text_is
 from .wells import CALC, LOWSIGNAL, NOAMP
 
 CELL_KEYS = ["plate", "sample", "assay"]
@@ -185,12 +185,13 @@ def join_flag_columns(flags: pd.DataFrame) -> pd.Series:
         has |= flags[c].to_numpy(dtype=object) != ""
     if not has.any():
         return out
-    sub = flags[has].astype(str)
-    joined = sub.iloc[:, 0]
-    for c in sub.columns[1:]:
-        joined = joined.str.cat(sub[c], sep=";")
-    uniq = {s: ";".join(sorted({x for x in s.split(";") if x})) for s in joined.unique()}
-    out[has] = joined.map(uniq).to_numpy(dtype=object)
+    sub = [as_text(pd.Series(flags[c].to_numpy()[has], dtype=object)).to_numpy() for c in flags.columns]
+    joined = sub[0]
+    for column in sub[1:]:
+        joined = joined + ";" + column
+    codes, uniques = pd.factorize(joined)  # each distinct joined text sorted and made unique once
+    clean = np.array([";".join(sorted({x for x in s.split(";") if x})) for s in uniques], dtype=object)
+    out[has] = clean[codes]
     return out
 
 

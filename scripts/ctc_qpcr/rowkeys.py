@@ -89,24 +89,63 @@ def _sort_codes(values: pd.Series) -> np.ndarray:
     return np.where(codes < 0, len(uniques), codes)
 
 
+def counts_per_key(table: pd.DataFrame, keys: list[str], marks: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``table[keys].assign(**marks).groupby(keys, sort=True).sum().reset_index()`` for boolean
+    ``marks`` (int64 counts), by integer codes: each key column factorised once, sorted, and the
+    marks counted by ``np.bincount`` (rows with a missing key left out, as the grouping does)."""
+    factorised = [pd.factorize(table[k], sort=True) for k in keys]
+    known = np.ones(len(table), dtype=bool)
+    key = np.zeros(len(table), dtype=np.int64)
+    for codes, uniques in factorised:
+        known &= codes >= 0
+        key = key * max(len(uniques), 1) + codes
+    inverse, groups = pd.factorize(key[known], sort=True)  # hashed, then the few groups sorted
+    out, rest = {}, groups
+    for k, (_, uniques) in reversed(list(zip(keys, factorised, strict=True))):
+        size = max(len(uniques), 1)
+        out[k] = np.asarray(uniques, dtype=object)[rest % size] if len(groups) else np.array([], dtype=object)
+        rest = rest // size
+    out = {k: out[k] for k in keys}
+    for name, mark in marks.items():
+        out[name] = np.bincount(inverse, weights=np.asarray(mark)[known], minlength=len(groups)).astype(
+            np.int64
+        )
+    return pd.DataFrame(out)
+
+
 def sorted_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """``frame.sort_values(keys, kind="stable").reset_index(drop=True)``, sorted by integer codes
     of the keys (each text column factorised once; one ``np.lexsort``, which is stable).
 
     Rows already in that order (a batch's wells as read) are not moved: a shallow copy of
     ``frame`` is returned, sharing its columns (callers replace columns, never write into them)."""
+    return sorted_rows_and_order(frame, keys)[0]
+
+
+def sorted_rows_and_order(frame: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """:func:`sorted_rows` of ``frame`` and the positions in ``frame`` of its rows (None: the
+    rows as they are, 0..n-1)."""
     if len(frame) < 2:
-        return frame.reset_index(drop=True)
+        return frame.reset_index(drop=True), None
     codes = []
     for k in keys:
         codes.append(_sort_codes(frame[k]))
-        if has_default_index(frame) and _strictly_ascending(codes):  # the later keys cannot move a row
-            return frame.copy(deep=False)
+        if _strictly_ascending(codes):  # the later keys cannot move a row
+            return _in_order(frame), None
     order = np.lexsort(codes[::-1])
-    if has_default_index(frame) and (order == np.arange(len(order))).all():
-        return frame.copy(deep=False)
+    if (order == np.arange(len(order))).all():
+        return _in_order(frame), None
     out = frame.take(order)
     out.index = pd.RangeIndex(len(out))  # reset_index(drop=True) would copy every column again
+    return out, order
+
+
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with index 0..n-1, its columns shared (a shallow copy) where it has that index."""
+    if has_default_index(frame):
+        return frame.copy(deep=False)
+    out = frame.take(np.arange(len(frame)))
+    out.index = pd.RangeIndex(len(out))
     return out
 
 
@@ -150,6 +189,18 @@ def text_is(values: pd.Series | np.ndarray, text: str) -> np.ndarray:
     """``(values == text).to_numpy()`` by numpy's comparison of the object array: a few times
     faster than pandas' on a text column (missing values are never equal, as in pandas)."""
     return np.asarray(values, dtype=object) == text
+
+
+def joined_texts(first: np.ndarray, second: np.ndarray, sep: str = ";") -> np.ndarray:
+    """``first + sep + second`` where both are non-empty, else the one that is (""): the texts
+    joined only where both have one (most of a flag column is "")."""
+    first, second = np.asarray(first, dtype=object), np.asarray(second, dtype=object)
+    empty = text_is(first, "")
+    out = np.where(empty, second, first)
+    both = ~empty & ~text_is(second, "")
+    if both.any():
+        out[both] = first[both] + sep + second[both]
+    return out
 
 
 def missing_as(values, text: str = "") -> np.ndarray:

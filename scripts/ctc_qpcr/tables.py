@@ -345,20 +345,30 @@ def _arrow_table(frame: pd.DataFrame) -> pa.Table:
     return table
 
 
-def write_parquet_tsv(df: pd.DataFrame, parquet_path: str | os.PathLike, tsv_path: str | os.PathLike) -> None:
+def write_parquet_tsv(
+    df: pd.DataFrame,
+    parquet_path: str | os.PathLike,
+    tsv_path: str | os.PathLike,
+    arrow: tuple[pa.Table, pa.Table | None] | None = None,
+) -> tuple[pa.Table, pa.Table | None] | None:
     """:func:`write_parquet` and :func:`write_tsv` of one frame, the same bytes each writes
     (pandas' ``to_parquet`` is ``Table.from_pandas`` + ``write_table``, its ``attrs`` in the
-    schema's metadata), with the text columns converted to Arrow once for both files."""
+    schema's metadata), with the text columns converted to Arrow once for both files.
+
+    Returns ``df`` in Arrow: its table and its cells' text (:func:`_arrow_text`; None for a column
+    type it does not cover), None when pandas wrote it. ``arrow``: that pair, made already."""
     frame = df if has_default_index(df) else df.reset_index(drop=True)
     if not _plain_columns(frame):
         write_parquet(frame, parquet_path)
         write_tsv(frame, tsv_path)
-        return
-    table = _arrow_table(frame)
+        return None
+    table = _arrow_table(frame) if arrow is None else arrow[0]
     with atomic_path(parquet_path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+    text = _arrow_text(frame, table) if arrow is None else arrow[1]
     with atomic_path(tsv_path) as tmp:
-        _write_tsv_to(frame, tmp, _arrow_text(frame, table))
+        _write_tsv_to(frame, tmp, text)
+    return table, text
 
 
 def is_text(kind: pa.DataType) -> bool:

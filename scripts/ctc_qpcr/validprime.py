@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .chip_options import ValidPrimeOptions
+from .parsers.biomark import sample_inlets
 from .rowkeys import as_text, distinct, joint_codes, left_lookup, missing_as, pick_text, text_is
 from .wells import CALC, EXPFAIL, LOWSIGNAL, NOAMP
 
@@ -91,7 +92,7 @@ def replicate_key(wells: pd.DataFrame, by: list[str]) -> pd.Series:
     """
     well = as_text(wells["well"])
     codes, uniques = pd.factorize(well)  # the inlet pattern is read once per distinct well id
-    inlet_of = pd.Series(uniques, dtype=object).str.extract(r"^(S\d+)-", expand=False).to_numpy(dtype=object)
+    inlet_of = sample_inlets(np.asarray(uniques, dtype=object))
     inlet = pd.Series(inlet_of[codes], index=wells.index, dtype=object)
     if pd.notna(inlet_of).all():  # every well id (text: none missing) names its inlet
         return inlet

@@ -32,7 +32,11 @@ def _text_test(wells: pd.DataFrame, col: str, test) -> np.ndarray:
     if col not in wells.columns:
         return np.full(len(wells), bool(test(pd.Series([""], dtype=object)).iloc[0]))
     codes, uniques = pd.factorize(wells[col])
-    clean = pd.Series([*uniques, ""], dtype=object).astype(str).str.strip().str.lower()
+    texts = [*uniques, ""]
+    if all(type(u) is str for u in texts):  # the few distinct texts, without pandas' per-call overhead
+        clean = pd.Series([u.strip().lower() for u in texts], dtype=object)
+    else:
+        clean = pd.Series(texts, dtype=object).astype(str).str.strip().str.lower()
     return test(clean).to_numpy(dtype=bool)[codes]  # code −1 (missing) → the last entry, ""
 
 

@@ -36,7 +36,7 @@ def unquoted_cells(raw: bytes, sep: str, n: int, usecols: list[int] | None) -> p
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return pd.DataFrame({k: _texts(table.column(i)) for i, k in enumerate(wanted)})
+    return pd.DataFrame({k: _texts(table.column(i)) for i, k in enumerate(wanted)}, copy=False)  # not stacked
 
 
 def _texts(column: pa.ChunkedArray) -> np.ndarray:

@@ -269,6 +269,39 @@ def _fixed_width_inlets(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, i
     return number(np.arange(1, dash)), number(np.arange(dash + 2, width)), dash - 1, width - dash - 2
 
 
+def sample_inlets(ids: np.ndarray) -> np.ndarray:
+    """The sample inlet ``S05`` of each chamber id ``S05-A12`` (NaN where an id names none): what
+    ``str.extract(r"^(S\\d+)-")`` gives. Ids of one ASCII layout (the dash in one place) are read
+    column-wise from their bytes, each distinct inlet made text once; any other ids by the pattern."""
+    inlets = _fixed_layout_inlets(ids)
+    if inlets is not None:
+        return inlets
+    return pd.Series(ids, dtype=object).str.extract(r"^(S\d+)-", expand=False).to_numpy(dtype=object)
+
+
+def _fixed_layout_inlets(ids: np.ndarray) -> np.ndarray | None:
+    """:func:`sample_inlets` of ids that are all ``S`` + digits + ``-`` with the dash where the
+    first id has it (ASCII); None for any other ids."""
+    dash = ids[0].find("-") if len(ids) and isinstance(ids[0], str) else -1
+    try:
+        data = np.array(ids, dtype="S")  # one row of bytes per id; refuses non-ASCII text
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return None
+    if dash < 2 or data.dtype.itemsize <= dash:
+        return None
+    grid = data.view(np.uint8).reshape(len(ids), data.dtype.itemsize)
+    digits = grid[:, 1:dash]
+    if not (
+        (grid[:, 0] == ord("S")).all()
+        and (grid[:, dash] == ord("-")).all()
+        and ((digits >= ord("0")) & (digits <= ord("9"))).all()
+    ):
+        return None
+    prefix = np.ascontiguousarray(grid[:, :dash]).view(f"S{dash}").ravel()
+    names, at = np.unique(prefix, return_inverse=True)
+    return np.array([name.decode("ascii") for name in names], dtype=object)[at.reshape(-1)]
+
+
 def _inlets(s: np.ndarray, a: np.ndarray, chip: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
     """Sample and assay inlets of one chip's grid (sorted): the chip's block, or the inlets seen."""
     if chip is None:

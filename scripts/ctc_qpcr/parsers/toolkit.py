@@ -109,7 +109,7 @@ def wells_frame(n: int, *, stripped: bool = False, **columns) -> pd.DataFrame:
             out[name] = value.astype(object, copy=False) if stripped else _stripped_text(value)
         else:
             out[name] = value.astype(dtype)
-    return pd.DataFrame(out, index=pd.RangeIndex(n))
+    return pd.DataFrame(out, index=pd.RangeIndex(n), copy=False)  # a block per column: columns are added next
 
 
 _NAME_COLUMNS = ("sample", "assay")
@@ -566,7 +566,7 @@ def invalid_cq(cq: pd.Series, cq_raw: pd.Series, decimal: str | None = None) -> 
         )
     rest = np.flatnonzero(~token)
     number = np.zeros(len(rest), dtype=bool)
-    for mark in (".", ",") if decimal is None else (decimal,):
+    for mark in ((".", ",") if decimal is None else (decimal,)) if len(rest) else ():
         number |= to_numbers(raw.iloc[rest], mark).notna().to_numpy()
     return missing[rest[~number]]
 
