@@ -808,6 +808,18 @@ def test_level_tests_are_robust_tests_to_the_bit():
         assert all(same(x, float(y)) for x, y in zip(got, ref, strict=True)), (i, got, ref)
 
 
+def test_fewer_than_three_values_is_unique_count():
+    """differential_time._fewer_than_three_values (no sort per gene) = ``np.unique(y).size < 3``."""
+    from ctc_qpcr.differential_time import _fewer_than_three_values
+
+    rng = np.random.default_rng(43)
+    cases = [np.array([]), np.array([2.0]), np.array([1.0, 1.0, 3.0, 3.0]), np.array([1.0, 2.0, 3.0])]
+    for _ in range(300):
+        cases.append(rng.integers(0, int(rng.integers(1, 5)), int(rng.integers(1, 9))).astype(float))
+    for y in cases:
+        assert _fewer_than_three_values(y) == (np.unique(y).size < 3), y
+
+
 def test_lmm_from_arrays_is_the_frame_fit():
     """fit_time_lmm on a dict of arrays (the per-gene path) = on the DataFrame, bit for bit."""
     from ctc_qpcr.differential_time import fit_time_lmm

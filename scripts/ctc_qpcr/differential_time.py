@@ -63,9 +63,10 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
             lam = math.exp(log_lam)
             w = lam / (1.0 + lam * n_i)
             A = xtx - (S * w[:, None]).T @ S
-            b = xty - S.T @ (w * t)
+            wt = w * t
+            b = xty - S.T @ wt
             beta = np.linalg.solve(A, b)
-            rss = yty - float((w * t * t).sum()) - float(b @ beta)
+            rss = yty - float((wt * t).sum()) - float(b @ beta)  # (w·t)·t: the product w * t * t
             seen[log_lam] = A, beta, max(rss, 1e-300) / (n - p), lam
         return seen[log_lam]
 
@@ -306,6 +307,15 @@ def _paired(xa, xb, da, db, spec, min_detected: int) -> dict:
     return out
 
 
+def _fewer_than_three_values(y: np.ndarray) -> bool:
+    """``np.unique(y).size < 3`` without sorting: at least three distinct values when one lies
+    strictly between the smallest and the largest."""
+    if not y.size:
+        return True
+    low, high = y.min(), y.max()
+    return not ((y > low) & (y < high)).any()
+
+
 def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detected: int) -> dict:
     """Mixed model on the detected draws; every time point needs ≥ ``min_detected`` of them."""
     keep = det
@@ -324,7 +334,7 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
             else f"fewer than {min_detected} detected at a time point ({'/'.join(map(str, per_tp))})"
         )
         return out
-    if np.unique(y[keep]).size < 3:
+    if _fewer_than_three_values(y[keep]):
         out["lmm_reason"] = "too little variation"
         return out
     frame = {"y": y[keep], "tp": tp[keep], "grp": grp[keep], "pt": pt[keep]}  # no DataFrame per gene
