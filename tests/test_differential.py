@@ -919,19 +919,37 @@ def test_rows_of_categorical_ids_are_the_rows_of_text_ids():
 def test_time_labels_and_unit_codes_are_the_text_ones():
     """differential_time's labels (stripped text, missing "") and unit codes (sorted text) = the
     expressions on text columns they replace, numbers and missing values included."""
-    from ctc_qpcr.differential_time import _sorted_text_codes, _stripped_labels
+    from ctc_qpcr.differential_time import _group_codes, _sorted_text_codes, _stripped_labels
     from ctc_qpcr.normalise_cells import stripped_str
 
     for values in (
         pd.Series([" responder", "non-responder ", None, "responder", np.nan, ""], dtype=object),
         pd.Series([1, 1.0, "1", None, 2.5], dtype=object),
         pd.Series(["P2", "P10", "P1", "P2"], dtype=object),
+        pd.Series(["b ", "a", None, " b", "a", "c"], dtype=object),
     ):
         old = stripped_str(values.astype(object).where(values.notna(), "")).to_numpy()
         assert list(_stripped_labels(values)) == list(old)
         np.testing.assert_array_equal(
             _sorted_text_codes(values), pd.factorize(values.astype(str), sort=True)[0]
         )
+        codes, has_group, labels = _group_codes(values)  # the time × group codes: the labels' ones
+        np.testing.assert_array_equal(codes, pd.factorize(old, sort=True)[0])
+        np.testing.assert_array_equal(has_group, old != "")
+        assert set(labels) == set(old)
+
+
+def test_distinct_units_are_the_set_counts():
+    """differential_time._distinct_units (unit codes counted by presence) = the sets of units it replaces."""
+    from ctc_qpcr.differential_time import _distinct_units
+
+    rng = np.random.default_rng(47)
+    for size in (0, 1, 7, 200):
+        unit = rng.integers(0, 30, size)
+        a, b = rng.random(size) < 0.5, rng.random(size) < 0.4
+        assert _distinct_units(unit) == len(set(unit))
+        assert _distinct_units(unit, a, b) == len(set(unit[a]) & set(unit[b]))
+        assert _distinct_units(unit, ~a) == len(set(unit[~a]))
 
 
 def test_gene_rows_are_the_groupby_indices():

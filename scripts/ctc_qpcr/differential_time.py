@@ -209,8 +209,8 @@ def fit_time_lmm(
 
 def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group: int):
     """Time points in order, the rows at one of them with each one's position in that order
-    (``tp``, hashed once per distinct value), each row's group (:func:`_group_labels`), and which
-    analyses can run."""
+    (``tp``, hashed once per distinct value), each row's unit as a code in text order, each row's group
+    (:func:`_group_labels`), and which analyses can run."""
     col = spec["column"]
     a_lvl, b_lvl = spec["levels"]
     tps = spec["timepoints"] or sorted(v for v in data[col].unique() if v != "")
@@ -226,35 +226,56 @@ def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group:
     tp = np.array([pos.get(u, -1) for u in uniques] + [-1], dtype=np.int64)[codes]
     if not (tp >= 0).all():
         data, tp = data[tp >= 0], tp[tp >= 0]
-    units = data["unit"]  # each level's distinct units (hashed once each), then their overlap
-    n_pairs_units = len(set(units[tp == pos[a_lvl]].unique()) & set(units[tp == pos[b_lvl]].unique()))
+    unit = _sorted_text_codes(data["unit"])  # hashed once: the units of each level, their overlap, count
+    n_pairs_units = _distinct_units(unit, tp == pos[a_lvl], tp == pos[b_lvl])
     do_paired = n_pairs_units >= min_per_group
     if not do_paired:
         notes.append(
             f"{spec['name']}: paired {a_lvl} vs {b_lvl} skipped — {n_pairs_units} patients with both "
             f"(need ≥ {min_per_group})"
         )
-    grp, with_group = _group_labels(data, group_col, spec["name"], notes)
-    n_lmm_units = data["unit"].nunique()
+    groups = _group_labels(data, unit, group_col, spec["name"], notes)
+    n_lmm_units = _distinct_units(unit)
     do_lmm = len(tps) >= 2 and n_lmm_units >= min_per_group
     if not do_lmm:
         notes.append(f"{spec['name']}: mixed model skipped — {n_lmm_units} patients / {len(tps)} time points")
-    return data, tps, tp, grp, with_group, do_paired, do_lmm
+    return data, tps, tp, unit, groups, do_paired, do_lmm
 
 
-def _group_labels(data: pd.DataFrame, group_col: str | None, name: str, notes: list[str]):
-    """Each row's group of the time × group interaction as stripped text ("" = none) and whether two
-    groups are present. An array beside the rows, not a column added to them: no copy of the frame
-    (issue 17)."""
+def _distinct_units(unit: np.ndarray, *rows: np.ndarray) -> int:
+    """How many units (codes ≥ 0) have a row in each of ``rows`` (masks; none: any row)."""
+    present = np.ones(unit.max() + 1 if unit.size else 0, dtype=bool)
+    for mask in rows or (np.ones(unit.size, dtype=bool),):
+        present &= np.bincount(unit[mask], minlength=present.size) > 0
+    return int(present.sum())
+
+
+def _group_labels(data: pd.DataFrame, unit: np.ndarray, group_col: str | None, name: str, notes: list[str]):
+    """Each row's group of the time × group interaction as a code in the text order of the stripped
+    labels (:func:`_group_codes`), whether the row has one, and whether two groups are present. Arrays
+    beside the rows, not columns added to them: no copy of the frame (issue 17)."""
     if not group_col:
-        return np.full(len(data), "", dtype=object), False
-    grp = _stripped_labels(data[group_col])
-    with_group = len([g for g in pd.unique(grp) if g]) >= 2
+        return np.zeros(len(data), dtype=np.intp), np.zeros(len(data), dtype=bool), False
+    codes, has_group, labels = _group_codes(data[group_col])
+    with_group = len(set(labels) - {""}) >= 2
     if not with_group:
         notes.append(f"{name}: fewer than two {group_col!r} groups; mixed model without interaction")
-    elif n_missing := data.loc[grp == "", "unit"].nunique():
+    elif n_missing := _distinct_units(unit, ~has_group):
         notes.append(f"{name}: {n_missing} patient(s) without {group_col!r} left out of the mixed model")
-    return grp, with_group
+    return codes, has_group, with_group
+
+
+def _group_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pd.factorize(labels, sort=True)[0]``, ``labels != ""`` and the distinct labels, for the labels
+    :func:`_stripped_labels` gives each row: text values hashed once and stripped once per distinct
+    value (issue 17: three passes over the rows' text before)."""
+    codes, uniques = pd.factorize(values.to_numpy(object))
+    if not all(isinstance(u, str) for u in uniques):  # numbers: their text (1 and 1.0 differ)
+        labels = _stripped_labels(values)
+        return pd.factorize(labels, sort=True)[0], labels != "", pd.unique(labels)
+    missing = [""] if (codes < 0).any() else []  # code −1: the last label
+    labels = np.array([u.strip() for u in uniques] + missing, dtype=object)
+    return pd.factorize(labels, sort=True)[0][codes], (labels != "")[codes], labels
 
 
 def _stripped_labels(values: pd.Series) -> np.ndarray:
@@ -346,7 +367,9 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
 
 def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_detected=3, **_):
     """Paired test (levels[0] vs levels[1]) and mixed model per gene, on on-level detected values only."""
-    data, tps, tp, grp, with_group, do_paired, do_lmm = _time_setup(data, spec, notes, min_per_group)
+    data, tps, tp, unit, (grp, has_grp, with_group), do_paired, do_lmm = _time_setup(
+        data, spec, notes, min_per_group
+    )
     if not do_paired and not do_lmm:
         notes.append(f"{spec['name']}: skipped — too few patients")
         return _empty(EXTRA_TIME)
@@ -354,13 +377,13 @@ def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_de
     pos = {lvl: i for i, lvl in enumerate(tps)}  # tp: each row's position in tps
     arr = {
         "is_a": tp == pos[spec["levels"][0]], "is_b": tp == pos[spec["levels"][1]],
-        "unit": _sorted_text_codes(data["unit"]),  # code order = string order
+        "unit": unit,  # code order = string order
         "dcq": data["dcq"].to_numpy(float), "det": det,
         "on": data["on"].to_numpy(bool) if "on" in data else det,
         "frac": data["detected_fraction"].to_numpy(float),
         "tp": tp,
-        "grp": pd.factorize(grp, sort=True)[0],
-        "has_grp": grp != "",
+        "grp": grp,
+        "has_grp": has_grp,
     }  # fmt: skip
     ctx = {"spec": spec, "n_tp": len(tps), "with_group": with_group, "do_paired": do_paired, "do_lmm": do_lmm,
            "engine": lmm_engine, "min_detected": min_detected}  # fmt: skip
