@@ -334,6 +334,42 @@ def test_reml_matches_mixedlm_estimates():
     np.testing.assert_allclose(np.diag(ours["cov"]), np.diag(np.asarray(ref.cov_params())[:3, :3]), rtol=0.03)
 
 
+def test_reml_is_the_per_patient_formula_to_the_bit():
+    """random_intercept_reml (weights and log(1 + λ n_i) once per patient size, issue 17) = the
+    per-patient REML criterion written out, bit for bit: the same search path and the same fit."""
+    import math
+
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(53)
+    groups = np.repeat(np.arange(40), rng.integers(1, 5, 40))  # patients with 1-4 draws
+    X = np.column_stack([np.ones(groups.size), rng.integers(0, 2, groups.size), rng.normal(size=groups.size)])
+    y = X @ [1.0, 0.4, -0.2] + rng.normal(0, 0.7, 40)[groups] + rng.normal(0, 0.5, groups.size)
+    n_i = np.bincount(groups).astype(float)
+    S = np.column_stack([np.bincount(groups, weights=col) for col in X.T])
+    t = np.bincount(groups, weights=y)
+    n, p = X.shape
+
+    def criterion(log_lam):
+        lam = math.exp(log_lam)
+        w = lam / (1.0 + lam * n_i)
+        A = X.T @ X - (S * w[:, None]).T @ S
+        b = X.T @ y - S.T @ (w * t)
+        sigma2 = max(float(y @ y) - float((w * t * t).sum()) - float(b @ np.linalg.solve(A, b)), 1e-300) / (
+            n - p
+        )
+        logdet = np.linalg.slogdet(A)[1]
+        return 0.5 * ((n - p) * math.log(sigma2) + float(np.log1p(lam * n_i).sum()) + logdet), sigma2, A
+
+    opt = minimize_scalar(
+        lambda x: criterion(x)[0], bounds=(-20.0, 12.0), method="bounded", options={"xatol": 1e-8}
+    )
+    _, sigma2, A = criterion(float(opt.x))
+    fit = de.random_intercept_reml(y, X, groups)
+    assert fit["sigma2"] == sigma2 and fit["tau2"] == math.exp(float(opt.x)) * sigma2
+    assert np.array_equal(fit["cov"], sigma2 * np.linalg.inv(A))
+
+
 def test_reml_solves_once_per_variance_ratio(monkeypatch):
     """One solve per log λ the 1-D search (and the τ² = 0 check) evaluates: the optimum's fit is not
     computed again; the numbers those of a fresh solve at the optimum."""

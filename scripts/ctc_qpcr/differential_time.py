@@ -56,30 +56,35 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
     if n - p < 1 or np.linalg.matrix_rank(xtx) < p:
         raise np.linalg.LinAlgError("fixed-effect design is rank deficient")
 
+    # patients of the same size n_i share w_i and log(1 + λ n_i): each computed once per size, then
+    # given to every patient of that size (the same values in the same order: the same sums; issue 17)
+    sizes, size_of = np.unique(n_i, return_inverse=True)
     seen: dict[float, tuple] = {}  # log λ -> pieces: the optimum's are not computed twice (issue 17)
 
     def pieces(log_lam: float):
         if log_lam not in seen:
             lam = math.exp(log_lam)
-            w = lam / (1.0 + lam * n_i)
+            lam_n = lam * sizes
+            w = (lam / (1.0 + lam_n))[size_of]
             A = xtx - (S * w[:, None]).T @ S
             wt = w * t
             b = xty - S.T @ wt
             beta = np.linalg.solve(A, b)
             rss = yty - float((wt * t).sum()) - float(b @ beta)  # (w·t)·t: the product w * t * t
-            seen[log_lam] = A, beta, max(rss, 1e-300) / (n - p), lam
+            log_v = float(np.log1p(lam_n)[size_of].sum())  # log det(I + λZZ')
+            seen[log_lam] = A, beta, max(rss, 1e-300) / (n - p), lam, log_v
         return seen[log_lam]
 
     def objective(log_lam: float) -> float:
-        A, _, sigma2, lam = pieces(log_lam)
+        A, _, sigma2, _, log_v = pieces(log_lam)
         logdet_a = np.linalg.slogdet(A)[1]
-        return 0.5 * ((n - p) * math.log(sigma2) + float(np.log1p(lam * n_i).sum()) + logdet_a)
+        return 0.5 * ((n - p) * math.log(sigma2) + log_v + logdet_a)
 
     opt = minimize_scalar(objective, bounds=(-20.0, 12.0), method="bounded", options={"xatol": 1e-8})
     log_lam = float(opt.x)
     if objective(-30.0) <= opt.fun:  # boundary τ² = 0 at least as good
         log_lam = -30.0
-    A, beta, sigma2, lam = pieces(log_lam)
+    A, beta, sigma2, lam, _ = pieces(log_lam)
     cov = sigma2 * np.linalg.inv(A)
     return {
         "beta": beta,
