@@ -975,6 +975,26 @@ def test_time_labels_and_unit_codes_are_the_text_ones():
         assert set(labels) == set(old)
 
 
+def test_two_group_notes_count_units_without_or_with_other_labels():
+    """The two-group comparison's notes (labels hashed once per distinct value, issue 17): patients
+    without a label (missing, blank) and with a label not compared are counted once each and their
+    labels listed; the table tests the rest."""
+    rng = np.random.default_rng(59)
+    norm, samples = make_cohort(rng, n_a=12, n_b=12, n_genes=5)
+    samples.loc[samples["patient"].isin(["P001", "P002"]), "response"] = np.nan
+    samples.loc[samples["patient"] == "P003", "response"] = "  "
+    samples.loc[samples["patient"].isin(["P013", "P014"]), "response"] = "stable"
+    samples.loc[samples["patient"] == "P015", "response"] = "partial "
+    spec = dict(de.default_comparisons()[0])
+    table, notes = de.run_comparison(norm, samples, spec)
+    assert "response_T0: 3 patient(s)/sample(s) without 'response' excluded" in notes
+    assert (
+        "response_T0: 3 patient(s)/sample(s) with response not in ['responder', 'non-responder'] excluded "
+        "(partial, stable)" in notes
+    )
+    assert (table["n_a"] + table["n_b"] == 18).all()
+
+
 def test_distinct_units_are_the_set_counts():
     """differential_time._distinct_units (unit codes counted by presence) = the sets of units it replaces."""
     from ctc_qpcr.differential_time import _distinct_units

@@ -330,26 +330,54 @@ def _count_units(data: pd.DataFrame, mask: pd.Series) -> int:
 def _two_group(data, spec, notes, *, min_per_group, **opts):
     col = spec["column"]
     a_lvl, b_lvl = spec["levels"]
-    in_a, in_b = data[col] == a_lvl, data[col] == b_lvl
-    label = stripped_str(data[col])
-    unlabelled = data.loc[data[col].isna() | label.isin(["", "nan"]), "unit"].nunique()
-    if unlabelled:
-        notes.append(f"{spec['name']}: {unlabelled} patient(s)/sample(s) without {col!r} excluded")
-    other = data.loc[~(in_a | in_b) & ~(data[col].isna() | label.isin(["", "nan"])), col].astype(str)
-    if len(other):
-        notes.append(
-            f"{spec['name']}: {data.loc[other.index, 'unit'].nunique()} patient(s)/sample(s) with {col} not "
-            f"in {[a_lvl, b_lvl]} excluded ({', '.join(sorted(set(other)))})"
+    label = _RowLabels(data[col])
+    in_a, in_b, unlabelled = (
+        label.rows(label.values == a_lvl),
+        label.rows(label.values == b_lvl),
+        label.missing,
+    )
+    units, n_units = _codes(data["unit"])  # each unit hashed once: the counts below by code
+    if n_unlabelled := _distinct(units[label.rows(unlabelled)], n_units):
+        notes.append(f"{spec['name']}: {n_unlabelled} patient(s)/sample(s) without {col!r} excluded")
+    other = ~((label.values == a_lvl) | (label.values == b_lvl) | unlabelled)
+    if other.any():
+        n_other, others = (
+            _distinct(units[label.rows(other)], n_units),
+            sorted({str(v) for v in label.values[other]}),
         )
-    na, nb = _count_units(data, in_a), _count_units(data, in_b)
+        notes.append(
+            f"{spec['name']}: {n_other} patient(s)/sample(s) with {col} not "
+            f"in {[a_lvl, b_lvl]} excluded ({', '.join(others)})"
+        )
+    na, nb = _distinct(units[in_a], n_units), _distinct(units[in_b], n_units)
     if na < min_per_group or nb < min_per_group:
         notes.append(
             f"{spec['name']}: skipped — {col}={a_lvl!r} has {na} and {col}={b_lvl!r} has {nb} "
             f"{'patients' if spec['pool'] == 'patient' else 'samples'} (need ≥ {min_per_group} each)"
         )
         return _empty(EXTRA_TWO_GROUP)
+    in_a, in_b = pd.Series(in_a, index=data.index), pd.Series(in_b, index=data.index)
     rows = _binary(data, in_a, in_b, (a_lvl, b_lvl), spec, notes, min_per_group=min_per_group, **opts)
     return _finish(rows, EXTRA_TWO_GROUP, ["strategy"])
+
+
+class _RowLabels:
+    """The rows' labels of a comparison column by their distinct values (hashed once, issue 17):
+    ``values`` the distinct ones (a missing value among them as NaN), ``missing`` which of them count
+    as no label (missing, or "" / "nan" as :func:`stripped_str` gives them), ``rows(flags)`` each
+    row's flag from per-value ``flags``."""
+
+    def __init__(self, column: pd.Series):
+        self.codes, values = pd.factorize(column.to_numpy(object))
+        if (self.codes < 0).any():
+            self.codes = np.where(self.codes < 0, len(values), self.codes)
+            values = np.append(values.astype(object), np.nan)
+        self.values = np.asarray(values, dtype=object)
+        text = stripped_str(pd.Series(self.values, dtype=object)).to_numpy()
+        self.missing = pd.isna(self.values) | np.isin(text, ["", "nan"])
+
+    def rows(self, flags: np.ndarray) -> np.ndarray:
+        return flags[self.codes]
 
 
 def parse_sites(value: Any) -> frozenset[str] | None:
