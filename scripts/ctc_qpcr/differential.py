@@ -391,27 +391,26 @@ def parse_sites(value: Any) -> frozenset[str] | None:
 
 def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
     col = spec["column"]
-    distinct = pd.unique(data[col].to_numpy(object))
-    site_sets = data[col].map(dict(zip(distinct, [parse_sites(v) for v in distinct], strict=True)))
-    unknown = data.loc[site_sets.isna(), "unit"].nunique()
-    if unknown:
+    label = _RowLabels(data[col])  # each distinct text hashed and parsed once (issue 17)
+    site_sets = [parse_sites(v) for v in label.values]
+    known_value = np.array([sites is not None for sites in site_sets], dtype=bool)
+    known, codes = label.rows(known_value), label.codes
+    units, n_units = _codes(data["unit"])
+    if unknown := _distinct(units[~known], n_units):
         notes.append(
             f"{spec['name']}: {unknown} patient(s)/sample(s) without {col!r} excluded (unknown sites)"
         )
-    known = site_sets.notna()
     if not known.all():  # (a filter of every row copies the frame: 1.2 M rows at 1,000 chips)
-        data, site_sets = data[known], site_sets[known]
-    all_sites = sorted(set().union(*site_sets.tolist())) if len(site_sets) else []
+        data, codes, units = data[known], codes[known], units[known]
+    all_sites = sorted(set().union(*(sites for sites in site_sets if sites is not None))) if len(data) else []
     wanted = spec["levels"] or all_sites
     need = max(min_site_patients, min_per_group)
     rows: list[dict] = []
     skipped = []
-    codes, uniq = pd.factorize(site_sets)  # the distinct site sets, once for every site
-    units, n_units = _codes(data["unit"])
     groups = None  # the rows of each strategy × gene: the same for every site
     for site in wanted:
-        has_site = np.array([site in u for u in uniq], dtype=bool)[codes]
-        present = pd.Series(has_site, index=site_sets.index)
+        has_site = np.array([sites is not None and site in sites for sites in site_sets], dtype=bool)[codes]
+        present = pd.Series(has_site, index=data.index)
         n_yes, n_no = _distinct(units[has_site], n_units), _distinct(units[~has_site], n_units)
         if n_yes < need or n_no < need:
             skipped.append(f"{site} ({n_yes} with / {n_no} without)")
