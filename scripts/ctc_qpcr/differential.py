@@ -89,10 +89,9 @@ from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OF
 )
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
 from .differential_time import timepoints as _timepoints
-from .differential_two_group import YUEN_TRIM, two_group_gene  # noqa: F401  (public)
+from .differential_two_group import YUEN_TRIM, _codes, _distinct, _RowLabels, two_group_gene  # noqa: F401  (public)
 from .differential_workers import each_strategy, strategy_workers, tsv_rows  # noqa: F401  (public)
 from .errors import ConfigError
-from .normalise_cells import stripped_str
 from .study_options import DifferentialOptions, differential_options, with_words
 
 TYPES = ("two_group", "per_site", "multi_group", "timepoints")
@@ -312,17 +311,6 @@ def _binary(
     return rows
 
 
-def _codes(values: pd.Series) -> tuple[np.ndarray, int]:
-    """Integer codes of the values (missing: −1) and how many distinct values there are."""
-    codes, uniques = pd.factorize(values)
-    return codes, len(uniques)
-
-
-def _distinct(codes: np.ndarray, n: int) -> int:
-    """Number of distinct non-missing codes (= ``nunique()`` of the values they code)."""
-    return int(np.count_nonzero(np.bincount(codes[codes >= 0], minlength=n)))
-
-
 def _count_units(data: pd.DataFrame, mask: pd.Series) -> int:
     return int(data.loc[mask, "unit"].nunique())
 
@@ -359,25 +347,6 @@ def _two_group(data, spec, notes, *, min_per_group, **opts):
     in_a, in_b = pd.Series(in_a, index=data.index), pd.Series(in_b, index=data.index)
     rows = _binary(data, in_a, in_b, (a_lvl, b_lvl), spec, notes, min_per_group=min_per_group, **opts)
     return _finish(rows, EXTRA_TWO_GROUP, ["strategy"])
-
-
-class _RowLabels:
-    """The rows' labels of a comparison column by their distinct values (hashed once, issue 17):
-    ``values`` the distinct ones (a missing value among them as NaN), ``missing`` which of them count
-    as no label (missing, or "" / "nan" as :func:`stripped_str` gives them), ``rows(flags)`` each
-    row's flag from per-value ``flags``."""
-
-    def __init__(self, column: pd.Series):
-        self.codes, values = pd.factorize(column.to_numpy(object))
-        if (self.codes < 0).any():
-            self.codes = np.where(self.codes < 0, len(values), self.codes)
-            values = np.append(values.astype(object), np.nan)
-        self.values = np.asarray(values, dtype=object)
-        text = stripped_str(pd.Series(self.values, dtype=object)).to_numpy()
-        self.missing = pd.isna(self.values) | np.isin(text, ["", "nan"])
-
-    def rows(self, flags: np.ndarray) -> np.ndarray:
-        return flags[self.codes]
 
 
 def parse_sites(value: Any) -> frozenset[str] | None:
