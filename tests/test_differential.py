@@ -334,6 +334,42 @@ def test_reml_matches_mixedlm_estimates():
     np.testing.assert_allclose(np.diag(ours["cov"]), np.diag(np.asarray(ref.cov_params())[:3, :3]), rtol=0.03)
 
 
+def test_reml_is_the_per_patient_formula_to_the_bit():
+    """random_intercept_reml (weights and log(1 + λ n_i) once per patient size, issue 17) = the
+    per-patient REML criterion written out, bit for bit: the same search path and the same fit."""
+    import math
+
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(53)
+    groups = np.repeat(np.arange(40), rng.integers(1, 5, 40))  # patients with 1-4 draws
+    X = np.column_stack([np.ones(groups.size), rng.integers(0, 2, groups.size), rng.normal(size=groups.size)])
+    y = X @ [1.0, 0.4, -0.2] + rng.normal(0, 0.7, 40)[groups] + rng.normal(0, 0.5, groups.size)
+    n_i = np.bincount(groups).astype(float)
+    S = np.column_stack([np.bincount(groups, weights=col) for col in X.T])
+    t = np.bincount(groups, weights=y)
+    n, p = X.shape
+
+    def criterion(log_lam):
+        lam = math.exp(log_lam)
+        w = lam / (1.0 + lam * n_i)
+        A = X.T @ X - (S * w[:, None]).T @ S
+        b = X.T @ y - S.T @ (w * t)
+        sigma2 = max(float(y @ y) - float((w * t * t).sum()) - float(b @ np.linalg.solve(A, b)), 1e-300) / (
+            n - p
+        )
+        logdet = np.linalg.slogdet(A)[1]
+        return 0.5 * ((n - p) * math.log(sigma2) + float(np.log1p(lam * n_i).sum()) + logdet), sigma2, A
+
+    opt = minimize_scalar(
+        lambda x: criterion(x)[0], bounds=(-20.0, 12.0), method="bounded", options={"xatol": 1e-8}
+    )
+    _, sigma2, A = criterion(float(opt.x))
+    fit = de.random_intercept_reml(y, X, groups)
+    assert fit["sigma2"] == sigma2 and fit["tau2"] == math.exp(float(opt.x)) * sigma2
+    assert np.array_equal(fit["cov"], sigma2 * np.linalg.inv(A))
+
+
 def test_reml_solves_once_per_variance_ratio(monkeypatch):
     """One solve per log λ the 1-D search (and the τ² = 0 check) evaluates: the optimum's fit is not
     computed again; the numbers those of a fresh solve at the optimum."""
@@ -808,6 +844,18 @@ def test_level_tests_are_robust_tests_to_the_bit():
         assert all(same(x, float(y)) for x, y in zip(got, ref, strict=True)), (i, got, ref)
 
 
+def test_fewer_than_three_values_is_unique_count():
+    """differential_time._fewer_than_three_values (no sort per gene) = ``np.unique(y).size < 3``."""
+    from ctc_qpcr.differential_time import _fewer_than_three_values
+
+    rng = np.random.default_rng(43)
+    cases = [np.array([]), np.array([2.0]), np.array([1.0, 1.0, 3.0, 3.0]), np.array([1.0, 2.0, 3.0])]
+    for _ in range(300):
+        cases.append(rng.integers(0, int(rng.integers(1, 5)), int(rng.integers(1, 9))).astype(float))
+    for y in cases:
+        assert _fewer_than_three_values(y) == (np.unique(y).size < 3), y
+
+
 def test_lmm_from_arrays_is_the_frame_fit():
     """fit_time_lmm on a dict of arrays (the per-gene path) = on the DataFrame, bit for bit."""
     from ctc_qpcr.differential_time import fit_time_lmm
@@ -907,19 +955,57 @@ def test_rows_of_categorical_ids_are_the_rows_of_text_ids():
 def test_time_labels_and_unit_codes_are_the_text_ones():
     """differential_time's labels (stripped text, missing "") and unit codes (sorted text) = the
     expressions on text columns they replace, numbers and missing values included."""
-    from ctc_qpcr.differential_time import _sorted_text_codes, _stripped_labels
+    from ctc_qpcr.differential_time import _group_codes, _sorted_text_codes, _stripped_labels
     from ctc_qpcr.normalise_cells import stripped_str
 
     for values in (
         pd.Series([" responder", "non-responder ", None, "responder", np.nan, ""], dtype=object),
         pd.Series([1, 1.0, "1", None, 2.5], dtype=object),
         pd.Series(["P2", "P10", "P1", "P2"], dtype=object),
+        pd.Series(["b ", "a", None, " b", "a", "c"], dtype=object),
     ):
         old = stripped_str(values.astype(object).where(values.notna(), "")).to_numpy()
         assert list(_stripped_labels(values)) == list(old)
         np.testing.assert_array_equal(
             _sorted_text_codes(values), pd.factorize(values.astype(str), sort=True)[0]
         )
+        codes, has_group, labels = _group_codes(values)  # the time × group codes: the labels' ones
+        np.testing.assert_array_equal(codes, pd.factorize(old, sort=True)[0])
+        np.testing.assert_array_equal(has_group, old != "")
+        assert set(labels) == set(old)
+
+
+def test_two_group_notes_count_units_without_or_with_other_labels():
+    """The two-group comparison's notes (labels hashed once per distinct value, issue 17): patients
+    without a label (missing, blank) and with a label not compared are counted once each and their
+    labels listed; the table tests the rest."""
+    rng = np.random.default_rng(59)
+    norm, samples = make_cohort(rng, n_a=12, n_b=12, n_genes=5)
+    samples.loc[samples["patient"].isin(["P001", "P002"]), "response"] = np.nan
+    samples.loc[samples["patient"] == "P003", "response"] = "  "
+    samples.loc[samples["patient"].isin(["P013", "P014"]), "response"] = "stable"
+    samples.loc[samples["patient"] == "P015", "response"] = "partial "
+    spec = dict(de.default_comparisons()[0])
+    table, notes = de.run_comparison(norm, samples, spec)
+    assert "response_T0: 3 patient(s)/sample(s) without 'response' excluded" in notes
+    assert (
+        "response_T0: 3 patient(s)/sample(s) with response not in ['responder', 'non-responder'] excluded "
+        "(partial, stable)" in notes
+    )
+    assert (table["n_a"] + table["n_b"] == 18).all()
+
+
+def test_distinct_units_are_the_set_counts():
+    """differential_time._distinct_units (unit codes counted by presence) = the sets of units it replaces."""
+    from ctc_qpcr.differential_time import _distinct_units
+
+    rng = np.random.default_rng(47)
+    for size in (0, 1, 7, 200):
+        unit = rng.integers(0, 30, size)
+        a, b = rng.random(size) < 0.5, rng.random(size) < 0.4
+        assert _distinct_units(unit) == len(set(unit))
+        assert _distinct_units(unit, a, b) == len(set(unit[a]) & set(unit[b]))
+        assert _distinct_units(unit, ~a) == len(set(unit[~a]))
 
 
 def test_gene_rows_are_the_groupby_indices():

@@ -283,6 +283,39 @@ def test_midranks_are_scipy_average_ranks():
         assert midranks(x, ties=False)[2] is None
 
 
+def test_sorted_ties_are_midranks():
+    """stats_signed_rank.sorted_ties (one pass over sorted values: the per-gene rank tests, issue 17)
+    = midranks of the sorted values: the same tie-group sizes and the same mid-ranks, bit for bit."""
+    from ctc_qpcr.stats_signed_rank import midranks, sorted_ties
+
+    rng = np.random.default_rng(19)
+    for i in range(200):
+        x = np.sort(rng.normal(size=int(rng.integers(1, 300))))
+        if i % 3:
+            x = np.round(x, i % 3 - 1)
+        if i % 7 == 0:
+            x = np.zeros(x.size)
+        sizes, ranks = sorted_ties(x)
+        ref_ranks, ref_sizes, _ = midranks(x)
+        assert np.array_equal(sizes, ref_sizes) and np.array_equal(ranks, ref_ranks)
+
+
+def test_mann_whitney_asymptotic_with_ties_is_scipy():
+    """stats.mann_whitney with ties (normal approximation, tie correction; the detection test of every
+    gene) = scipy ``mannwhitneyu(method="asymptotic")``: statistic exactly, p to rounding."""
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(23)
+    for i in range(60):
+        a = np.round(rng.normal(0.3 * (i % 3), 1.0, int(rng.integers(2, 200))), 1)
+        b = np.round(rng.normal(0.0, 1.0, int(rng.integers(2, 200))), 1)
+        if i % 5 == 0:  # non-detects tied above every value
+            a[: a.size // 3] = 9.0
+        ours, ref = stats.mann_whitney(a, b), mannwhitneyu(a, b, method="asymptotic")
+        assert ours.u == ref.statistic and ours.p == pytest.approx(ref.pvalue, rel=1e-12, abs=1e-300)
+    assert stats.mann_whitney([1.0, 1.0], [1.0, 1.0, 1.0]).p == 1.0  # all tied
+
+
 def test_exact_mann_whitney_is_scipy_exact_to_the_bit():
     """stats.mann_whitney's exact p (no ties, both groups < 50) = scipy ``mannwhitneyu(method="exact")``
     bit for bit, from the Gaussian-binomial counts where scipy's recurrence is exact and from scipy

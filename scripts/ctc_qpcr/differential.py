@@ -89,10 +89,9 @@ from .differential_tables import (  # noqa: F401  (COLUMNS, EXTRA_*, call_on, OF
 )
 from .differential_time import fit_time_lmm, random_intercept_reml  # noqa: F401  (public)
 from .differential_time import timepoints as _timepoints
-from .differential_two_group import YUEN_TRIM, two_group_gene  # noqa: F401  (public)
+from .differential_two_group import YUEN_TRIM, _codes, _distinct, _RowLabels, two_group_gene  # noqa: F401  (public)
 from .differential_workers import each_strategy, strategy_workers, tsv_rows  # noqa: F401  (public)
 from .errors import ConfigError
-from .normalise_cells import stripped_str
 from .study_options import DifferentialOptions, differential_options, with_words
 
 TYPES = ("two_group", "per_site", "multi_group", "timepoints")
@@ -312,17 +311,6 @@ def _binary(
     return rows
 
 
-def _codes(values: pd.Series) -> tuple[np.ndarray, int]:
-    """Integer codes of the values (missing: −1) and how many distinct values there are."""
-    codes, uniques = pd.factorize(values)
-    return codes, len(uniques)
-
-
-def _distinct(codes: np.ndarray, n: int) -> int:
-    """Number of distinct non-missing codes (= ``nunique()`` of the values they code)."""
-    return int(np.count_nonzero(np.bincount(codes[codes >= 0], minlength=n)))
-
-
 def _count_units(data: pd.DataFrame, mask: pd.Series) -> int:
     return int(data.loc[mask, "unit"].nunique())
 
@@ -330,24 +318,33 @@ def _count_units(data: pd.DataFrame, mask: pd.Series) -> int:
 def _two_group(data, spec, notes, *, min_per_group, **opts):
     col = spec["column"]
     a_lvl, b_lvl = spec["levels"]
-    in_a, in_b = data[col] == a_lvl, data[col] == b_lvl
-    label = stripped_str(data[col])
-    unlabelled = data.loc[data[col].isna() | label.isin(["", "nan"]), "unit"].nunique()
-    if unlabelled:
-        notes.append(f"{spec['name']}: {unlabelled} patient(s)/sample(s) without {col!r} excluded")
-    other = data.loc[~(in_a | in_b) & ~(data[col].isna() | label.isin(["", "nan"])), col].astype(str)
-    if len(other):
-        notes.append(
-            f"{spec['name']}: {data.loc[other.index, 'unit'].nunique()} patient(s)/sample(s) with {col} not "
-            f"in {[a_lvl, b_lvl]} excluded ({', '.join(sorted(set(other)))})"
+    label = _RowLabels(data[col])
+    in_a, in_b, unlabelled = (
+        label.rows(label.values == a_lvl),
+        label.rows(label.values == b_lvl),
+        label.missing,
+    )
+    units, n_units = _codes(data["unit"])  # each unit hashed once: the counts below by code
+    if n_unlabelled := _distinct(units[label.rows(unlabelled)], n_units):
+        notes.append(f"{spec['name']}: {n_unlabelled} patient(s)/sample(s) without {col!r} excluded")
+    other = ~((label.values == a_lvl) | (label.values == b_lvl) | unlabelled)
+    if other.any():
+        n_other, others = (
+            _distinct(units[label.rows(other)], n_units),
+            sorted({str(v) for v in label.values[other]}),
         )
-    na, nb = _count_units(data, in_a), _count_units(data, in_b)
+        notes.append(
+            f"{spec['name']}: {n_other} patient(s)/sample(s) with {col} not "
+            f"in {[a_lvl, b_lvl]} excluded ({', '.join(others)})"
+        )
+    na, nb = _distinct(units[in_a], n_units), _distinct(units[in_b], n_units)
     if na < min_per_group or nb < min_per_group:
         notes.append(
             f"{spec['name']}: skipped — {col}={a_lvl!r} has {na} and {col}={b_lvl!r} has {nb} "
             f"{'patients' if spec['pool'] == 'patient' else 'samples'} (need ≥ {min_per_group} each)"
         )
         return _empty(EXTRA_TWO_GROUP)
+    in_a, in_b = pd.Series(in_a, index=data.index), pd.Series(in_b, index=data.index)
     rows = _binary(data, in_a, in_b, (a_lvl, b_lvl), spec, notes, min_per_group=min_per_group, **opts)
     return _finish(rows, EXTRA_TWO_GROUP, ["strategy"])
 
@@ -363,27 +360,26 @@ def parse_sites(value: Any) -> frozenset[str] | None:
 
 def _per_site(data, spec, notes, *, min_per_group, min_site_patients, **opts):
     col = spec["column"]
-    distinct = pd.unique(data[col].to_numpy(object))
-    site_sets = data[col].map(dict(zip(distinct, [parse_sites(v) for v in distinct], strict=True)))
-    unknown = data.loc[site_sets.isna(), "unit"].nunique()
-    if unknown:
+    label = _RowLabels(data[col])  # each distinct text hashed and parsed once (issue 17)
+    site_sets = [parse_sites(v) for v in label.values]
+    known_value = np.array([sites is not None for sites in site_sets], dtype=bool)
+    known, codes = label.rows(known_value), label.codes
+    units, n_units = _codes(data["unit"])
+    if unknown := _distinct(units[~known], n_units):
         notes.append(
             f"{spec['name']}: {unknown} patient(s)/sample(s) without {col!r} excluded (unknown sites)"
         )
-    known = site_sets.notna()
     if not known.all():  # (a filter of every row copies the frame: 1.2 M rows at 1,000 chips)
-        data, site_sets = data[known], site_sets[known]
-    all_sites = sorted(set().union(*site_sets.tolist())) if len(site_sets) else []
+        data, codes, units = data[known], codes[known], units[known]
+    all_sites = sorted(set().union(*(sites for sites in site_sets if sites is not None))) if len(data) else []
     wanted = spec["levels"] or all_sites
     need = max(min_site_patients, min_per_group)
     rows: list[dict] = []
     skipped = []
-    codes, uniq = pd.factorize(site_sets)  # the distinct site sets, once for every site
-    units, n_units = _codes(data["unit"])
     groups = None  # the rows of each strategy × gene: the same for every site
     for site in wanted:
-        has_site = np.array([site in u for u in uniq], dtype=bool)[codes]
-        present = pd.Series(has_site, index=site_sets.index)
+        has_site = np.array([sites is not None and site in sites for sites in site_sets], dtype=bool)[codes]
+        present = pd.Series(has_site, index=data.index)
         n_yes, n_no = _distinct(units[has_site], n_units), _distinct(units[~has_site], n_units)
         if n_yes < need or n_no < need:
             skipped.append(f"{site} ({n_yes} with / {n_no} without)")

@@ -56,29 +56,35 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
     if n - p < 1 or np.linalg.matrix_rank(xtx) < p:
         raise np.linalg.LinAlgError("fixed-effect design is rank deficient")
 
+    # patients of the same size n_i share w_i and log(1 + λ n_i): each computed once per size, then
+    # given to every patient of that size (the same values in the same order: the same sums; issue 17)
+    sizes, size_of = np.unique(n_i, return_inverse=True)
     seen: dict[float, tuple] = {}  # log λ -> pieces: the optimum's are not computed twice (issue 17)
 
     def pieces(log_lam: float):
         if log_lam not in seen:
             lam = math.exp(log_lam)
-            w = lam / (1.0 + lam * n_i)
+            lam_n = lam * sizes
+            w = (lam / (1.0 + lam_n))[size_of]
             A = xtx - (S * w[:, None]).T @ S
-            b = xty - S.T @ (w * t)
+            wt = w * t
+            b = xty - S.T @ wt
             beta = np.linalg.solve(A, b)
-            rss = yty - float((w * t * t).sum()) - float(b @ beta)
-            seen[log_lam] = A, beta, max(rss, 1e-300) / (n - p), lam
+            rss = yty - float((wt * t).sum()) - float(b @ beta)  # (w·t)·t: the product w * t * t
+            log_v = float(np.log1p(lam_n)[size_of].sum())  # log det(I + λZZ')
+            seen[log_lam] = A, beta, max(rss, 1e-300) / (n - p), lam, log_v
         return seen[log_lam]
 
     def objective(log_lam: float) -> float:
-        A, _, sigma2, lam = pieces(log_lam)
+        A, _, sigma2, _, log_v = pieces(log_lam)
         logdet_a = np.linalg.slogdet(A)[1]
-        return 0.5 * ((n - p) * math.log(sigma2) + float(np.log1p(lam * n_i).sum()) + logdet_a)
+        return 0.5 * ((n - p) * math.log(sigma2) + log_v + logdet_a)
 
     opt = minimize_scalar(objective, bounds=(-20.0, 12.0), method="bounded", options={"xatol": 1e-8})
     log_lam = float(opt.x)
     if objective(-30.0) <= opt.fun:  # boundary τ² = 0 at least as good
         log_lam = -30.0
-    A, beta, sigma2, lam = pieces(log_lam)
+    A, beta, sigma2, lam, _ = pieces(log_lam)
     cov = sigma2 * np.linalg.inv(A)
     return {
         "beta": beta,
@@ -208,8 +214,8 @@ def fit_time_lmm(
 
 def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group: int):
     """Time points in order, the rows at one of them with each one's position in that order
-    (``tp``, hashed once per distinct value), each row's group (:func:`_group_labels`), and which
-    analyses can run."""
+    (``tp``, hashed once per distinct value), each row's unit as a code in text order, each row's group
+    (:func:`_group_labels`), and which analyses can run."""
     col = spec["column"]
     a_lvl, b_lvl = spec["levels"]
     tps = spec["timepoints"] or sorted(v for v in data[col].unique() if v != "")
@@ -225,35 +231,56 @@ def _time_setup(data: pd.DataFrame, spec: dict, notes: list[str], min_per_group:
     tp = np.array([pos.get(u, -1) for u in uniques] + [-1], dtype=np.int64)[codes]
     if not (tp >= 0).all():
         data, tp = data[tp >= 0], tp[tp >= 0]
-    units = data["unit"]  # each level's distinct units (hashed once each), then their overlap
-    n_pairs_units = len(set(units[tp == pos[a_lvl]].unique()) & set(units[tp == pos[b_lvl]].unique()))
+    unit = _sorted_text_codes(data["unit"])  # hashed once: the units of each level, their overlap, count
+    n_pairs_units = _distinct_units(unit, tp == pos[a_lvl], tp == pos[b_lvl])
     do_paired = n_pairs_units >= min_per_group
     if not do_paired:
         notes.append(
             f"{spec['name']}: paired {a_lvl} vs {b_lvl} skipped — {n_pairs_units} patients with both "
             f"(need ≥ {min_per_group})"
         )
-    grp, with_group = _group_labels(data, group_col, spec["name"], notes)
-    n_lmm_units = data["unit"].nunique()
+    groups = _group_labels(data, unit, group_col, spec["name"], notes)
+    n_lmm_units = _distinct_units(unit)
     do_lmm = len(tps) >= 2 and n_lmm_units >= min_per_group
     if not do_lmm:
         notes.append(f"{spec['name']}: mixed model skipped — {n_lmm_units} patients / {len(tps)} time points")
-    return data, tps, tp, grp, with_group, do_paired, do_lmm
+    return data, tps, tp, unit, groups, do_paired, do_lmm
 
 
-def _group_labels(data: pd.DataFrame, group_col: str | None, name: str, notes: list[str]):
-    """Each row's group of the time × group interaction as stripped text ("" = none) and whether two
-    groups are present. An array beside the rows, not a column added to them: no copy of the frame
-    (issue 17)."""
+def _distinct_units(unit: np.ndarray, *rows: np.ndarray) -> int:
+    """How many units (codes ≥ 0) have a row in each of ``rows`` (masks; none: any row)."""
+    present = np.ones(unit.max() + 1 if unit.size else 0, dtype=bool)
+    for mask in rows or (np.ones(unit.size, dtype=bool),):
+        present &= np.bincount(unit[mask], minlength=present.size) > 0
+    return int(present.sum())
+
+
+def _group_labels(data: pd.DataFrame, unit: np.ndarray, group_col: str | None, name: str, notes: list[str]):
+    """Each row's group of the time × group interaction as a code in the text order of the stripped
+    labels (:func:`_group_codes`), whether the row has one, and whether two groups are present. Arrays
+    beside the rows, not columns added to them: no copy of the frame (issue 17)."""
     if not group_col:
-        return np.full(len(data), "", dtype=object), False
-    grp = _stripped_labels(data[group_col])
-    with_group = len([g for g in pd.unique(grp) if g]) >= 2
+        return np.zeros(len(data), dtype=np.intp), np.zeros(len(data), dtype=bool), False
+    codes, has_group, labels = _group_codes(data[group_col])
+    with_group = len(set(labels) - {""}) >= 2
     if not with_group:
         notes.append(f"{name}: fewer than two {group_col!r} groups; mixed model without interaction")
-    elif n_missing := data.loc[grp == "", "unit"].nunique():
+    elif n_missing := _distinct_units(unit, ~has_group):
         notes.append(f"{name}: {n_missing} patient(s) without {group_col!r} left out of the mixed model")
-    return grp, with_group
+    return codes, has_group, with_group
+
+
+def _group_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pd.factorize(labels, sort=True)[0]``, ``labels != ""`` and the distinct labels, for the labels
+    :func:`_stripped_labels` gives each row: text values hashed once and stripped once per distinct
+    value (issue 17: three passes over the rows' text before)."""
+    codes, uniques = pd.factorize(values.to_numpy(object))
+    if not all(isinstance(u, str) for u in uniques):  # numbers: their text (1 and 1.0 differ)
+        labels = _stripped_labels(values)
+        return pd.factorize(labels, sort=True)[0], labels != "", pd.unique(labels)
+    missing = [""] if (codes < 0).any() else []  # code −1: the last label
+    labels = np.array([u.strip() for u in uniques] + missing, dtype=object)
+    return pd.factorize(labels, sort=True)[0][codes], (labels != "")[codes], labels
 
 
 def _stripped_labels(values: pd.Series) -> np.ndarray:
@@ -306,6 +333,15 @@ def _paired(xa, xb, da, db, spec, min_detected: int) -> dict:
     return out
 
 
+def _fewer_than_three_values(y: np.ndarray) -> bool:
+    """``np.unique(y).size < 3`` without sorting: at least three distinct values when one lies
+    strictly between the smallest and the largest."""
+    if not y.size:
+        return True
+    low, high = y.min(), y.max()
+    return not ((y > low) & (y < high)).any()
+
+
 def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detected: int) -> dict:
     """Mixed model on the detected draws; every time point needs ≥ ``min_detected`` of them."""
     keep = det
@@ -324,7 +360,7 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
             else f"fewer than {min_detected} detected at a time point ({'/'.join(map(str, per_tp))})"
         )
         return out
-    if np.unique(y[keep]).size < 3:
+    if _fewer_than_three_values(y[keep]):
         out["lmm_reason"] = "too little variation"
         return out
     frame = {"y": y[keep], "tp": tp[keep], "grp": grp[keep], "pt": pt[keep]}  # no DataFrame per gene
@@ -336,7 +372,9 @@ def _lmm(y, det, tp, grp, pt, n_tp: int, use_group: bool, engine: str, min_detec
 
 def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_detected=3, **_):
     """Paired test (levels[0] vs levels[1]) and mixed model per gene, on on-level detected values only."""
-    data, tps, tp, grp, with_group, do_paired, do_lmm = _time_setup(data, spec, notes, min_per_group)
+    data, tps, tp, unit, (grp, has_grp, with_group), do_paired, do_lmm = _time_setup(
+        data, spec, notes, min_per_group
+    )
     if not do_paired and not do_lmm:
         notes.append(f"{spec['name']}: skipped — too few patients")
         return _empty(EXTRA_TIME)
@@ -344,13 +382,13 @@ def timepoints(data, spec, notes, *, min_per_group, lmm_engine="profile", min_de
     pos = {lvl: i for i, lvl in enumerate(tps)}  # tp: each row's position in tps
     arr = {
         "is_a": tp == pos[spec["levels"][0]], "is_b": tp == pos[spec["levels"][1]],
-        "unit": _sorted_text_codes(data["unit"]),  # code order = string order
+        "unit": unit,  # code order = string order
         "dcq": data["dcq"].to_numpy(float), "det": det,
         "on": data["on"].to_numpy(bool) if "on" in data else det,
         "frac": data["detected_fraction"].to_numpy(float),
         "tp": tp,
-        "grp": pd.factorize(grp, sort=True)[0],
-        "has_grp": grp != "",
+        "grp": grp,
+        "has_grp": has_grp,
     }  # fmt: skip
     ctx = {"spec": spec, "n_tp": len(tps), "with_group": with_group, "do_paired": do_paired, "do_lmm": do_lmm,
            "engine": lmm_engine, "min_detected": min_detected}  # fmt: skip

@@ -8,8 +8,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from . import stats
+from .normalise_cells import stripped_str
 from .robust_tests import level_tests
 
 #: Trimming of the Yuen test (``test: yuen``, column p_yuen), 10 % from each end.
@@ -153,3 +155,37 @@ def _levels(xa: np.ndarray, xb: np.ndarray, test: str, trim: float, fisher_p: fl
         "p_brunner_munzel": lt.bm_p, "p_yuen": lt.yuen_p,
         "p_mannwhitney_detected": lt.mw_p,
     }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The rows of a comparison's groups: labels and units by their distinct values (issue 17)
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """Integer codes of the values (missing: −1) and how many distinct values there are."""
+    codes, uniques = pd.factorize(values)
+    return codes, len(uniques)
+
+
+def _distinct(codes: np.ndarray, n: int) -> int:
+    """Number of distinct non-missing codes (= ``nunique()`` of the values they code)."""
+    return int(np.count_nonzero(np.bincount(codes[codes >= 0], minlength=n)))
+
+
+class _RowLabels:
+    """The rows' labels of a comparison column by their distinct values (hashed once, issue 17):
+    ``values`` the distinct ones (a missing value among them as NaN), ``missing`` which of them count
+    as no label (missing, or "" / "nan" as :func:`stripped_str` gives them), ``rows(flags)`` each
+    row's flag from per-value ``flags``."""
+
+    def __init__(self, column: pd.Series):
+        self.codes, values = pd.factorize(column.to_numpy(object))
+        if (self.codes < 0).any():
+            self.codes = np.where(self.codes < 0, len(values), self.codes)
+            values = np.append(values.astype(object), np.nan)
+        self.values = np.asarray(values, dtype=object)
+        text = stripped_str(pd.Series(self.values, dtype=object)).to_numpy()
+        self.missing = pd.isna(self.values) | np.isin(text, ["", "nan"])
+
+    def rows(self, flags: np.ndarray) -> np.ndarray:
+        return flags[self.codes]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import gammaincinv, ndtr, stdtr, stdtrit
 
-from .stats_signed_rank import midranks
+from .stats_signed_rank import midranks, sorted_ties
 
 
 @dataclass(frozen=True)
@@ -492,19 +492,46 @@ def level_tests(xa: np.ndarray, xb: np.ndarray, trim: float, calibrate: bool = T
     if min(xa.size, xb.size) < 2 or not (np.isfinite(xa).all() and np.isfinite(xb).all()):
         return _level_tests_matrix(xa, xb, trim, calibrate)
     na, nb = np.float64(xa.size), np.float64(xb.size)
+    ranks = _RowRanks(xa, xb)
     with np.errstate(all="ignore"):
-        rc, _, tie = midranks(np.concatenate([xa, xb]))  # pooled mid-ranks and tie sizes
-        rca, rcb, tie_a, tie_b = rc[: xa.size], rc[xa.size :], tie[: xa.size], tie[xa.size :]
-        ra, rb = midranks(xa, ties=False)[0], midranks(xb, ties=False)[0]  # within each group (BM)
+        rca, rcb = ranks.pooled[: xa.size], ranks.pooled[xa.size :]
+        ra, rb = ranks.within(xa, ranks.order_a), ranks.within(xb, ranks.order_b)  # (BM)
         welch_p = np.nan
         if calibrate:
             small = min(xa.size, xb.size) < CALIBRATE_BELOW
             welch_p = float(welch_calibrated(xa, xb).p[0]) if small else _row_welch_p(xa, xb, na, nb)
-        yuen_t, yuen_p = _row_yuen(np.sort(xa), np.sort(xb), trim)
+        yuen_t, yuen_p = _row_yuen(xa[ranks.order_a], xb[ranks.order_b], trim)
         bm_w, bm_p = _row_brunner_munzel(rca, rcb, ra, rb, na, nb)
-        tie_sum = (tie_a**2 - 1.0).sum() + (tie_b**2 - 1.0).sum()  # integers: exact in any order
+        tie_sum = np.float64((ranks.ties**3 - ranks.ties).sum())  # integers: exact in any order
         _, sd, mw_p = _mw_formula(rca.sum(), tie_sum, na, nb)
     return LevelTests(welch_p, yuen_t, yuen_p, bm_w, bm_p, float(mw_p) if sd > 0 else np.nan)
+
+
+class _RowRanks:
+    """One gene's ranks for :func:`level_tests` from one stable argsort of both groups' values: the
+    pooled mid-ranks (A's values, then B's), the tie-group sizes, and each group's ascending order,
+    the pooled order's members of that group (issue 17: three ``np.unique`` and two ``np.sort`` per
+    gene before; mid-ranks are multiples of ½, :func:`~ctc_qpcr.stats_signed_rank.sorted_ties`)."""
+
+    def __init__(self, xa: np.ndarray, xb: np.ndarray):
+        both = np.concatenate([xa, xb])
+        order = np.argsort(both, kind="stable")
+        self.ties, ranks = sorted_ties(both[order])
+        self.pooled = _placed(ranks, order)
+        in_a = order < xa.size
+        self.order_a, self.order_b = order[in_a], order[~in_a] - xa.size
+
+    @staticmethod
+    def within(x: np.ndarray, ascending: np.ndarray) -> np.ndarray:
+        """Mid-ranks of ``x`` within its group (``ascending``: its ascending order)."""
+        return _placed(sorted_ties(x[ascending])[1], ascending)
+
+
+def _placed(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``values`` of the positions ``order`` put back at those positions."""
+    out = np.empty_like(values)
+    out[order] = values
+    return out
 
 
 def _level_tests_matrix(xa: np.ndarray, xb: np.ndarray, trim: float, calibrate: bool) -> LevelTests:

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import special as _sp
 
 from .stats_pairwise import _pairwise_order_stats
-from .stats_signed_rank import _average_ranks, _rank_sum_exact_p, _signed_rank_exact, _signed_rank_normal
+from .stats_signed_rank import _rank_sum_exact_p, _signed_rank_exact, _signed_rank_normal, sorted_ties
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -242,11 +242,13 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyR
     if a.size == 0 or b.size == 0:
         return MannWhitneyResult(a.size, b.size, math.nan, math.nan, "", *hl)
     both = np.concatenate([a, b])
-    ranks, ties = _average_ranks(both)  # mid-ranks and tie-group sizes, once for every use
+    order = np.argsort(both, kind="stable")
+    ties, ranks = sorted_ties(both[order])  # tie-group sizes and mid-ranks (ascending), once for every use
+    rank_sum_a = float(ranks[order < a.size].sum())  # halves: exact in any order
     if ties.size == 1:  # all tied: no information
         return MannWhitneyResult(a.size, b.size, a.size * b.size / 2.0, 1.0, "asymptotic", *hl)
     if a.size < MW_EXACT_MAX_N and b.size < MW_EXACT_MAX_N and ties.size == both.size:
-        u_a = float(ranks[: a.size].sum()) - a.size * (a.size + 1) / 2.0
+        u_a = rank_sum_a - a.size * (a.size + 1) / 2.0
         p = _rank_sum_exact_p(a.size, b.size, u_a)  # scipy's exact p, without importing scipy.stats
         if p is None:
             res = _scipy_stats().mannwhitneyu(a, b, alternative="two-sided", method="exact")
@@ -256,7 +258,7 @@ def mann_whitney(a: ArrayLike, b: ArrayLike, conf: float = 0.95) -> MannWhitneyR
     # method="asymptotic", use_continuity=True; written out because it is called per gene)
     n1, n2 = a.size, b.size
     n = n1 + n2
-    u1 = float(ranks[:n1].sum()) - n1 * (n1 + 1) / 2.0
+    u1 = rank_sum_a - n1 * (n1 + 1) / 2.0
     mu = n1 * n2 / 2.0
     var = n1 * n2 / 12.0 * ((n + 1) - float(np.sum(ties**3 - ties)) / (n * (n - 1)))
     z = (abs(u1 - mu) - 0.5) / math.sqrt(var)
@@ -276,8 +278,10 @@ class FisherResult:
     p: float
 
 
+@functools.lru_cache(maxsize=4096)
 def fisher_detection(detected_a: int, n_a: int, detected_b: int, n_b: int) -> FisherResult:
-    """Two-sided Fisher exact test of detection frequency, §6 ("many non-detects")."""
+    """Two-sided Fisher exact test of detection frequency, §6 ("many non-detects"). Remembered per
+    table (issue 17: genes detected in every sample of a comparison share theirs)."""
     if n_a == 0 or n_b == 0:
         return FisherResult(detected_a, n_a, detected_b, n_b, math.nan, math.nan)
     # two-sided p: sum of hypergeometric probabilities ≤ that of the table (as R / scipy)
