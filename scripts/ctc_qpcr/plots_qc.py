@@ -2,10 +2,45 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
+from matplotlib import _tight_bbox
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import NoNorm, Normalize
 
-from .plotting import empty_figure, plt, save_svg
+from .plotting import empty_figure, in_points, plt, save_figure, save_svg, svg_ruler
+
+
+def save_qc_svg(fig, path) -> None:
+    """Save ``fig`` as :func:`save_svg` does, the same bytes, without the draw savefig makes to
+    measure its tight box (issue 17: half of the large QC figures' time)."""
+    ruler = svg_ruler(fig)
+    with in_points(fig):
+        box = fig.get_tightbbox(ruler).padded(plt.rcParams["savefig.pad_inches"])
+    plt.rcParams["svg.hashsalt"] = "ctc-qpcr"
+    with _first_crop_in_points():
+        save_figure(fig, path, box=box)
+
+
+@contextmanager
+def _first_crop_in_points():
+    """savefig's crop to a given box made at 72 dpi, as after the draw of ``bbox_inches="tight"``
+    (at the figure's dpi the crop's transforms differ in the last bits, and so do the SVG's
+    clip-path ids); later crops (around a rasterised colour bar) as matplotlib makes them."""
+    crop = _tight_bbox.adjust_bbox
+
+    def first_in_points(fig, *args):
+        _tight_bbox.adjust_bbox = crop
+        with in_points(fig):
+            return crop(fig, *args)
+
+    _tight_bbox.adjust_bbox = first_in_points
+    try:
+        yield
+    finally:
+        _tight_bbox.adjust_bbox = crop
 
 
 def plot_gdna_fraction(cells: pd.DataFrame, path, grade_f: float = 60) -> None:
@@ -19,15 +54,37 @@ def plot_gdna_fraction(cells: pd.DataFrame, path, grade_f: float = 60) -> None:
         .sort_index(axis=1)
     )
     fig, ax = plt.subplots(figsize=(max(6, 0.16 * grid.shape[1] + 2), max(4, 0.05 * grid.shape[0] + 2)))
-    im = ax.imshow(
-        100 * grid.to_numpy(), aspect="auto", cmap="magma_r", vmin=0, vmax=100, interpolation="nearest"
-    )
+    scale = _percent_image(ax, 100 * grid.to_numpy())
     ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=90, fontsize=5)
     ax.set_yticks([])
     ax.set_ylabel(f"{grid.shape[0]} samples")
     ax.set_title("gDNA contribution (%), ValidPrime")
-    fig.colorbar(im, ax=ax, label=f"% gDNA (≥ {grade_f:g} % = grade F)")
-    save_svg(fig, path)
+    fig.colorbar(scale, ax=ax, label=f"% gDNA (≥ {grade_f:g} % = grade F)")
+    save_qc_svg(fig, path)
+
+
+def _percent_image(ax, percent: np.ndarray) -> ScalarMappable:
+    """``percent`` (0 to 100, NaN: none) as a heat map in magma_r, and its colour scale (for the
+    colour bar). Drawn from each cell's colour index (:func:`colour_codes`): the same pixels as
+    the percentages drawn through the scale, without scaling each screen pixel (issue 17: a
+    sample a row, the 1,000-chip map is 108 million pixels)."""
+    scale = ScalarMappable(Normalize(vmin=0, vmax=100), "magma_r")
+    codes = colour_codes(percent, scale.norm, scale.cmap)
+    shown, norm = (percent, scale.norm) if codes is None else (codes, NoNorm())
+    ax.imshow(shown, aspect="auto", cmap=scale.cmap, norm=norm, interpolation="nearest")
+    return scale
+
+
+def colour_codes(values: np.ndarray, norm, cmap) -> np.ma.MaskedArray | None:
+    """Index in ``cmap`` of each value's colour, as ``cmap(norm(values))`` picks it (masked where
+    NaN: the "bad" colour); None when a value falls under or over the scale."""
+    scaled = np.ma.getdata(norm(values)) * cmap.N
+    scaled[scaled == cmap.N] = cmap.N - 1
+    missing = np.isnan(values)
+    shown = scaled[~missing]
+    if cmap.N > 256 or (shown < 0).any() or (shown >= cmap.N).any():
+        return None
+    return np.ma.masked_array(np.where(missing, 0, scaled).astype(np.uint8), mask=missing)
 
 
 def plot_ipc(calibration: pd.DataFrame, path) -> None:
@@ -45,7 +102,7 @@ def plot_ipc(calibration: pd.DataFrame, path) -> None:
     ax.set_xticks(x, cal["plate"], rotation=90)
     ax.set_ylabel("IPC Cq (mean ± SD)")
     ax.set_title("Inter-plate calibrator per chip")
-    save_svg(fig, path)
+    save_qc_svg(fig, path)
 
 
 def plot_replicate_delta(cells: pd.DataFrame, path, max_delta: float = 0.5) -> None:
@@ -59,7 +116,7 @@ def plot_replicate_delta(cells: pd.DataFrame, path, max_delta: float = 0.5) -> N
     ax.set_xlabel("replicate ΔCq (max − min), clipped at 3")
     ax.set_ylabel("cells")
     ax.legend()
-    save_svg(fig, path)
+    save_qc_svg(fig, path)
 
 
 def plot_well_fates(summary: pd.DataFrame, path) -> None:
@@ -80,7 +137,7 @@ def plot_well_fates(summary: pd.DataFrame, path) -> None:
     ax.set_ylabel("wells")
     ax.tick_params(axis="x", rotation=90)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1, 1))
-    save_svg(fig, path)
+    save_qc_svg(fig, path)
 
 
 # The layout heat maps (plot_layout, well_fate_labels) live in plots_layout.py.
