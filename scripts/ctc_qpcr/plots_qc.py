@@ -43,16 +43,28 @@ def _first_crop_in_points():
         _tight_bbox.adjust_bbox = crop
 
 
-def plot_gdna_fraction(cells: pd.DataFrame, path, grade_f: float = 60) -> None:
+def gdna_grid(cells: pd.DataFrame) -> pd.DataFrame:
+    """ValidPrime gDNA fraction per sample (rows) × assay (columns) of the patient and healthy
+    samples, the largest where a pair has more than one cell; empty when there is none."""
     data = cells[cells["kind"].isin(["patient", "healthy"]) & cells["gdna_fraction"].notna()]
     if data.empty:
-        save_svg(empty_figure("No ValidPrime gDNA fractions (no validprime assay or ValidPrime off)."), path)
-        return
-    grid = (
+        return pd.DataFrame()
+    return (
         data.pivot_table(index="sample", columns="assay", values="gdna_fraction", aggfunc="max")
         .sort_index()
         .sort_index(axis=1)
     )
+
+
+def plot_gdna_fraction(cells: pd.DataFrame, path, grade_f: float = 60) -> None:
+    plot_gdna_grid(gdna_grid(cells), path, grade_f)
+
+
+def plot_gdna_grid(grid: pd.DataFrame, path, grade_f: float = 60) -> None:
+    """The heat map of :func:`gdna_grid`."""
+    if grid.empty:
+        save_svg(empty_figure("No ValidPrime gDNA fractions (no validprime assay or ValidPrime off)."), path)
+        return
     fig, ax = plt.subplots(figsize=(max(6, 0.16 * grid.shape[1] + 2), max(4, 0.05 * grid.shape[0] + 2)))
     scale = _percent_image(ax, 100 * grid.to_numpy())
     ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=90, fontsize=5)
