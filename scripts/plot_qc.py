@@ -16,7 +16,8 @@ CELL_COLUMNS = [
 
 
 def main(smk, log):
-    cells = pd.read_parquet(smk.input.cq, columns=CELL_COLUMNS)
+    # names repeated on every cell read as categories (a code a cell: issue 17)
+    cells = pd.read_parquet(smk.input.cq, columns=CELL_COLUMNS, read_dictionary=["sample", "kind", "assay"])
     grid = gdna_grid(cells)
     replicates = cells[["n_replicates", "replicate_delta"]]
     summary = cq_plate_summary(cells)

@@ -9,6 +9,8 @@ import pandas as pd
 from matplotlib import _tight_bbox
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import NoNorm, Normalize
+from matplotlib.image import AxesImage, _resample
+from matplotlib.transforms import Bbox
 
 from .plotting import empty_figure, in_points, plt, save_figure, save_svg, svg_ruler
 
@@ -49,6 +51,7 @@ def gdna_grid(cells: pd.DataFrame) -> pd.DataFrame:
     data = cells[cells["kind"].isin(["patient", "healthy"]) & cells["gdna_fraction"].notna()]
     if data.empty:
         return pd.DataFrame()
+    data = data.astype({"sample": str, "assay": str})  # names (categories: only those present)
     return (
         data.pivot_table(index="sample", columns="assay", values="gdna_fraction", aggfunc="max")
         .sort_index()
@@ -77,14 +80,66 @@ def plot_gdna_grid(grid: pd.DataFrame, path, grade_f: float = 60) -> None:
 
 def _percent_image(ax, percent: np.ndarray) -> ScalarMappable:
     """``percent`` (0 to 100, NaN: none) as a heat map in magma_r, and its colour scale (for the
-    colour bar). Drawn from each cell's colour index (:func:`colour_codes`): the same pixels as
-    the percentages drawn through the scale, without scaling each screen pixel (issue 17: a
-    sample a row, the 1,000-chip map is 108 million pixels)."""
+    colour bar). Drawn from each cell's colour index (:func:`colour_codes`, :class:`CodedImage`):
+    the same pixels as the percentages drawn through the scale, without scaling each screen pixel
+    (issue 17: a sample a row, the 1,000-chip map is 108 million pixels)."""
     scale = ScalarMappable(Normalize(vmin=0, vmax=100), "magma_r")
     codes = colour_codes(percent, scale.norm, scale.cmap)
     shown, norm = (percent, scale.norm) if codes is None else (codes, NoNorm())
-    ax.imshow(shown, aspect="auto", cmap=scale.cmap, norm=norm, interpolation="nearest")
+    image = ax.imshow(shown, aspect="auto", cmap=scale.cmap, norm=norm, interpolation="nearest")
+    if codes is not None:
+        image.__class__ = CodedImage  # drawn by its own make_image, placed as imshow places it
     return scale
+
+
+class CodedImage(AxesImage):
+    """An image of colour codes (NoNorm, nearest) drawn with the pixels matplotlib draws: each
+    screen row and column shows the cell row and column matplotlib's resampling picks for it
+    (found on a one-pixel strip of each), without its screen-sized arrays of data, mask and
+    codes. Other cases (scaled down, alpha, pixels between or outside cells): as matplotlib."""
+
+    def _make_image(self, A, in_bbox, out_bbox, clip_bbox, magnification=1.0, unsampled=False, **kw):
+        plain = super()._make_image
+        screen = Bbox.intersection(out_bbox, clip_bbox)
+        simple = not (unsampled or kw or A.ndim != 2 or self.get_alpha() is not None or screen is None)
+        if not simple or self.get_interpolation() != "nearest" or self.get_interpolation_stage() == "rgba":
+            return plain(A, in_bbox, out_bbox, clip_bbox, magnification, unsampled, **kw)
+        pixels = _pixel_box(screen, magnification)
+        if pixels.width < 2 or pixels.height < 2:
+            return plain(A, in_bbox, out_bbox, clip_bbox, magnification)
+        corner = Bbox.from_bounds(screen.x0, screen.y0, 1 / magnification, 1 / magnification)
+        _, x, y, transform = plain(A, in_bbox, out_bbox, corner, magnification)  # same corner, same transform
+        picked = _picked_cells(self, A.shape, (int(pixels.height), int(pixels.width)), transform)
+        if picked is None:
+            return plain(A, in_bbox, out_bbox, clip_bbox, magnification)
+        colours = self.to_rgba(A, bytes=True, norm=False)
+        return colours[picked[0]][:, picked[1]], x, y, transform
+
+
+def _pixel_box(screen: Bbox, magnification: float) -> Bbox:
+    """``screen`` magnified and rounded to whole pixels, as matplotlib rounds an image's box."""
+    x0, y0, x1, y1 = screen.extents * magnification
+    return Bbox.from_extents(
+        np.floor(x0 + 0.5), np.ceil(y0 - 0.5 - 1e-8), np.floor(x1 + 0.5 + 1e-8), np.ceil(y1 - 0.5)
+    )
+
+
+def _picked_cells(image, shape, out_shape, transform):
+    """(cell row of each screen row, cell column of each screen column) of nearest resampling
+    with ``transform``, read from one screen column and one screen row; None when a screen
+    pixel would fall between cells or outside them, or cells are under 3 pixels a side."""
+    n_rows, n_columns = shape
+    size = np.abs(np.diff(transform.transform([[0, 0], [n_columns, n_rows]]), axis=0))[0]
+    if size[0] / n_columns < 3 or size[1] / n_rows < 3:  # as matplotlib picks scaling data first
+        return None
+    numbers = np.broadcast_to(np.arange(1.0, n_rows + 1)[:, None], shape)
+    rows = _resample(image, np.ascontiguousarray(numbers), (out_shape[0], 1), transform)[:, 0]
+    numbers = np.broadcast_to(np.arange(1.0, n_columns + 1), shape)
+    columns = _resample(image, np.ascontiguousarray(numbers), (1, out_shape[1]), transform)[0]
+    picked = [rows, columns]
+    if any((p < 1).any() or (p != np.floor(p)).any() for p in picked):
+        return None
+    return rows.astype(np.intp) - 1, columns.astype(np.intp) - 1
 
 
 def colour_codes(values: np.ndarray, norm, cmap) -> np.ma.MaskedArray | None:
