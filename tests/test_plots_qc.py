@@ -3,6 +3,8 @@ draw, the gDNA heat map from colour codes, its pixels without screen-sized array
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,3 +94,22 @@ def test_gdna_grid_keeps_patients_and_healthy_donors_only():
     assert list(grid.index) == ["HD1", "P1"] and list(grid.columns) == ["A", "B"]
     assert grid.loc["P1", "A"] == 0.3 and np.isnan(grid.loc["P1", "B"])
     assert plots_qc.gdna_grid(cells[cells["kind"] == "ntc"].assign(gdna_fraction=np.nan)).empty
+
+
+def test_bar_limits_at_once_are_matplotlibs():
+    rng = np.random.default_rng(2)
+    names = [f"plate{i}" for i in range(30)]
+    parts = [rng.integers(0, 50, 30).astype(float) for _ in range(3)] + [np.zeros(30), -rng.random(30)]
+    parts.append(rng.random(30) + 0.5)  # tops only on the last bars
+    limits = []
+    for at_once in (False, True):
+        fig, ax = plt.subplots()
+        with plots_qc._data_limits_at_once(ax) if at_once else nullcontext():
+            bottom = np.zeros(30)
+            for values in parts:
+                ax.bar(names, values, bottom=bottom)
+                bottom += values
+        limits.append((ax.dataLim.get_points().tobytes(), ax.dataLim.minpos.tobytes()))
+        assert "_update_patch_limits" not in vars(ax)
+        plt.close(fig)
+    assert limits[0] == limits[1]

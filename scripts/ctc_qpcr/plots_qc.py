@@ -10,6 +10,7 @@ from matplotlib import _tight_bbox
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import NoNorm, Normalize
 from matplotlib.image import AxesImage, _resample
+from matplotlib.patches import Rectangle
 from matplotlib.transforms import Bbox
 
 from .plotting import empty_figure, in_points, plt, save_figure, save_svg, svg_ruler
@@ -198,13 +199,37 @@ def plot_well_fates(summary: pd.DataFrame, path) -> None:
         parts[col.replace("excluded_", "excluded: ")] = summary[col]
     fig, ax = plt.subplots(figsize=(max(5, 0.4 * len(summary) + 3), 4))
     bottom = np.zeros(len(summary))
-    for label, values in parts.items():
-        ax.bar(summary["plate"], values, bottom=bottom, label=label)
-        bottom += values.to_numpy()
+    with _data_limits_at_once(ax):
+        for label, values in parts.items():
+            ax.bar(summary["plate"], values, bottom=bottom, label=label)
+            bottom += values.to_numpy()
     ax.set_ylabel("wells")
     ax.tick_params(axis="x", rotation=90)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1, 1))
     save_qc_svg(fig, path)
+
+
+@contextmanager
+def _data_limits_at_once(ax):
+    """Bars added to ``ax`` without measuring each for the data limits as it comes (issue 17:
+    0.7 ms a bar, 6,000 bars at 1,000 chips), the limits then grown once by the same points:
+    each rectangle's corners in data coordinates, where matplotlib finds its extremes."""
+    added = []
+    ax._update_patch_limits = added.append
+    try:
+        yield
+    finally:
+        del ax._update_patch_limits
+    corners = []
+    for patch in added:
+        if not isinstance(patch, Rectangle):
+            ax._update_patch_limits(patch)
+        elif patch.get_width() or patch.get_height():  # as matplotlib: an empty bar does not count
+            points = (patch.get_transform() - ax.transData).transform(patch.get_path().vertices)
+            if np.isfinite(points).any():
+                corners.append(points)
+    if corners:
+        ax.update_datalim(np.concatenate(corners))
 
 
 # The layout heat maps (plot_layout, well_fate_labels) live in plots_layout.py.
