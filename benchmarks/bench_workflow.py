@@ -14,9 +14,11 @@ Steps (see benchmarks/README.md for exactly what each one measures):
    results/normalised/*.tsv + results/differential/*.tsv in a fresh work directory
    SCRATCH/wd-N (classifier, prediction and outcome off); wall time, peak RSS of the
    whole process tree, time per rule;
-3a. (96 chips) the same job graph doing nothing (``benchmarks/noop_dag.py``): every job a
-   ``script:`` that imports pandas and pyarrow — Snakemake's and Python's start-up, the floor
-   the stages' code cannot go below;
+3a. (96 chips) the writing floor (``benchmarks/io_floor.py``): the run's TSVs and Parquet
+   files written again by Arrow alone; and the same job graph doing nothing
+   (``benchmarks/noop_dag.py``): every job a ``script:`` that imports pandas and pyarrow —
+   Snakemake's and Python's start-up, the floor the stages' code cannot go below —, again
+   with jobs importing numpy + pyarrow only and with jobs importing nothing;
 4. in-process comparison with the PyPI package ``qpcr`` 4.1.4 (its own venv
    benchmarks/.venv-qpcr, created on first use) on the steps both do: reading the chips
    and ΔCq against the reference genes.
@@ -49,6 +51,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from io_floor import io_floor
+from noop_dag import VARIANTS as NOOP_VARIANTS
 from noop_dag import noop_floor
 
 HERE = Path(__file__).resolve().parent
@@ -552,6 +556,33 @@ def verdict(ok) -> str:
     return "—" if ok is None else ("met" if ok else "**missed**")
 
 
+def _noop_variant_rows(r: dict, n: int) -> list[str]:
+    """The no-op graph's variants: jobs importing numpy + pyarrow only, and jobs importing nothing."""
+    what = {
+        "noop_dag_no_pandas": "the same, jobs importing numpy + pyarrow.parquet only (no pandas)",
+        "noop_dag_bare": "the same, jobs importing nothing (Snakemake, scheduling, interpreter start)",
+    }
+    rows = []
+    for key, text in what.items():
+        noop = r.get(key) or {}
+        if noop.get("ok"):
+            rows.append(f"| {text} | {n} | {fmt_s(noop['wall_s'])} (CPU {fmt_s(noop['cpu_s'])}) | — | — |")
+    return rows
+
+
+def _io_floor_rows(r: dict, n: int) -> list[str]:
+    """The writing floor: the run's tables written again by Arrow alone (``benchmarks/io_floor.py``)."""
+    io = r.get("io_floor")
+    if not io:
+        return []
+    return [
+        f"| writing floor: the run's {io['tsv_files']} TSVs ({io['tsv_bytes'] / 1e6:.0f} MB) written "
+        f"again by Arrow alone; its {io['parquet_files']} Parquet files encoded again (read again) "
+        f"| {n} | CPU {fmt_s(io['tsv_write_cpu_s'])}; {fmt_s(io['parquet_write_cpu_s'])} "
+        f"({fmt_s(io['parquet_read_cpu_s'])}) | — | — |"
+    ]
+
+
 def _ratio_row(n: int, wall, floor_s, base96: dict) -> str | None:
     """The ratio the target is about: wall / floor at 96 chips, wall / 96-chip wall above."""
     if wall is None:
@@ -615,6 +646,8 @@ def table(results: dict[int, dict]) -> str:
                     f"pandas + pyarrow; `benchmarks/noop_dag.py`) | {n} | {fmt_s(noop['wall_s'])} "
                     f"(CPU {fmt_s(noop['cpu_s'])}) | — | — |"
                 )
+            rows.extend(_noop_variant_rows(r, n))
+            rows.extend(_io_floor_rows(r, n))
             ratio = _ratio_row(n, wall, fl, base96)
             if ratio:
                 rows.append(ratio)
@@ -763,10 +796,16 @@ def measure(n: int, a: argparse.Namespace, scratch: Path) -> dict:
             log("   error tail:\n" + wf.get("error", "")[-1500:])
 
     if res.get("workflow", {}).get("ok") and not a.skip_workflow and n <= 96:
+        log("3a. the writing floor: the run's tables written again by Arrow alone")
+        res["io_floor"] = io_floor(scratch / f"wd-{n}")
+        log(f"   {res['io_floor']}")
         log("3a. the same job graph doing nothing (start-up and imports only)")
         batches = list(dict.fromkeys(plates["batch"]))
-        res["noop_dag"] = noop_floor(VENV_PY.parent / "snakemake", batches, a.cores, scratch / f"noop-{n}")
-        log(f"   {res['noop_dag']}")
+        for variant, imports in NOOP_VARIANTS.items():
+            key = "noop_dag" if variant == "imports" else f"noop_dag_{variant}"
+            workdir = scratch / f"noop-{n}"
+            res[key] = noop_floor(VENV_PY.parent / "snakemake", batches, a.cores, workdir, imports)
+            log(f"   {variant}: {res[key]}")
 
     if res.get("workflow", {}).get("ok") and not a.skip_workflow and not a.skip_rest:
         log(f"3b. the rest of the workflow, then snakemake --report (html and zip) in {scratch / f'wd-{n}'}")

@@ -7,6 +7,10 @@ for the anchor —, then merge_batches beside normalise → differential), where
 an empty output. Its wall time is what Snakemake's start, the scheduling and the
 Python start-up of each job cost before any work: the part of the target the code
 of the stages cannot reach.
+
+The same graph is also run with jobs that import nothing (Snakemake's start, scheduling and
+each job's interpreter and ``script:`` preamble) and with jobs that import numpy and
+pyarrow.parquet but not pandas: the differences are what pandas' import costs the graph.
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ import subprocess
 import time
 from pathlib import Path
 
-NOOP_SCRIPT = "import numpy, pandas, pyarrow.parquet\nopen(snakemake.output[0], 'w').close()\n"
+# what every stage imports; the variants below measure the share of each import
+IMPORTS = ("numpy", "pandas", "pyarrow.parquet")
+VARIANTS = {"imports": IMPORTS, "no_pandas": ("numpy", "pyarrow.parquet"), "bare": ()}
+
+
+def noop_script(imports=IMPORTS) -> str:
+    """The job's script: import ``imports``, write the empty output."""
+    head = f"import {', '.join(imports)}\n" if imports else ""
+    return head + "open(snakemake.output[0], 'w').close()\n"
+
 
 SNAKEFILE = """BATCHES = {batches!r}
 
@@ -72,13 +85,14 @@ rule differential:
 """
 
 
-def noop_floor(snakemake: Path, batches: list[str], cores: int, workdir: Path) -> dict:
-    """Wall and CPU time of the no-op DAG with ``batches``, run by ``snakemake`` with ``cores``."""
+def noop_floor(snakemake: Path, batches: list[str], cores: int, workdir: Path, imports=IMPORTS) -> dict:
+    """Wall and CPU time of the no-op DAG with ``batches``, run by ``snakemake`` with ``cores``,
+    every job importing ``imports``."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     (workdir / "Snakefile").write_text(SNAKEFILE.format(batches=list(batches)))
-    (workdir / "noop.py").write_text(NOOP_SCRIPT)
+    (workdir / "noop.py").write_text(noop_script(imports))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -91,6 +105,7 @@ def noop_floor(snakemake: Path, batches: list[str], cores: int, workdir: Path) -
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     out = {"ok": proc.returncode == 0, "wall_s": wall, "cpu_s": cpu, "jobs": len(batches) + 4}
+    out["imports"] = list(imports)
     if proc.returncode != 0:
         out["error"] = (proc.stdout + proc.stderr)[-2000:]
     return out
@@ -105,5 +120,6 @@ if __name__ == "__main__":
     ap.add_argument("--scratch", default=str(Path(__file__).parent / "out" / "noop-dag"))
     a = ap.parse_args()
     exe = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "snakemake"
-    res = noop_floor(exe, [f"B{i}" for i in range(1, a.batches + 1)], a.cores, Path(a.scratch))
-    print(res)
+    for name, imports in VARIANTS.items():
+        res = noop_floor(exe, [f"B{i}" for i in range(1, a.batches + 1)], a.cores, Path(a.scratch), imports)
+        print(name, res)

@@ -2,11 +2,14 @@
 
 import functools
 
+import pandas as pd
+
 from ctc_qpcr import sheets
-from ctc_qpcr.adapter import run, write_tables
+from ctc_qpcr.adapter import logged_note, run, write_tables
 from ctc_qpcr.normalise import normalise_study
 from ctc_qpcr.normalise_io import read_study_cells, write_strategy
 from ctc_qpcr.study_options import normalisation_options
+from ctc_qpcr.tables import write_tsv
 
 
 def main(smk, log):
@@ -32,8 +35,10 @@ def main(smk, log):
         efficiency_scaled=smk.params.efficiency_scaled,
         on_strategy=on_strategy,
     )
-    for note in result.get("notes", []):
-        log.info("%s", note)
+    notes = result.get("notes", [])
+    for note in notes:
+        log.info("%s", logged_note(note, smk.output.notes))
+    write_tsv(pd.DataFrame({"note": notes}, dtype=object), smk.output.notes)
     write_tables(result, smk.output, ["genorm", "genorm_v", "normfinder", "chosen", "agreement", "excluded"])
 
 

@@ -72,6 +72,16 @@ def test_every_output_exists(example_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_normalise_notes_are_kept_whole_and_logged(example_run):
+    from ctc_qpcr.adapter import logged_note
+
+    notes = pd.read_csv(example_run / "results/normalised/notes.tsv", sep="\t", keep_default_na=False)
+    log = (example_run / "logs/normalise.log").read_text(encoding="utf-8").splitlines()
+    assert len(notes) > 0
+    for note in notes["note"]:
+        assert f"INFO: {logged_note(note, 'results/normalised/notes.tsv')}" in log, note
+
+
 def test_well_audit_reconciles(example_run):
     audit = pd.read_csv(example_run / "results/qc/wells.tsv", sep="\t", keep_default_na=False)
     summary = pd.read_csv(example_run / "results/qc/wells_summary.tsv", sep="\t")

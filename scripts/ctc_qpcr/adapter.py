@@ -32,6 +32,9 @@ from .errors import DISK_FULL, ConfigError, InputError, OutputError, disk_full  
 from .provenance import record_inputs  # noqa: E402
 from .tables import write_tsv  # noqa: E402
 
+# a note longer than this (a list of thousands of samples) is cut in the log; its table keeps it whole
+NOTE_LOG_CHARS = 400
+
 
 def get_logger(log_path: str | None) -> logging.Logger:
     logger = logging.getLogger("ctc_qpcr")
@@ -74,3 +77,15 @@ def write_tables(tables: dict, output, names) -> None:
     pairs = names.items() if isinstance(names, dict) else ((key, key) for key in names)
     for key, name in pairs:
         write_tsv(tables[key], getattr(output, name))
+
+
+def logged_note(note: str, table: str) -> str:
+    """``note`` as one log line: whole up to ``NOTE_LOG_CHARS`` characters; a longer one (a
+    list of names) cut after its last whole name within that length, with how many names
+    follow and the ``table`` that holds the whole note."""
+    if len(note) <= NOTE_LOG_CHARS:
+        return note
+    head = note[:NOTE_LOG_CHARS]
+    head = head[: head.rfind(", ")] if ", " in head else head
+    more = note[len(head) :].count(", ")
+    return f"{head}, … ({more} more; the whole note: {table})"

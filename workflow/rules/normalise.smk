@@ -41,6 +41,8 @@ rule normalise:
             caption="../report/excluded_samples.rst",
             category="2. Reference genes",
         ),
+        # every note of the job whole (a log line is cut after 400 characters)
+        notes="results/normalised/notes.tsv",
     log:
         "logs/normalise.log",
     # On the study's critical path (differential, classifier wait for it): started first
