@@ -163,15 +163,23 @@ def test_wide_matrices_are_those_of_pivot_table(seed):
     assert pt_ids == sorted(s for s in dcq.index if int(s[1:]) % 2 == 0)
 
 
-def test_calls_written_in_blocks_are_the_bytes_of_one_table(tmp_path):
-    """Sample and gene as categories, written a block at a time: the text of plain columns."""
-    from ctc_qpcr.tables import tsv_parts, write_tsv
+@pytest.mark.parametrize("odd_name", ["P1", "P\t1", "=P1"])
+def test_calls_written_in_blocks_are_the_bytes_of_one_table(tmp_path, odd_name):
+    """Sample and gene as categories, the HD statistics formatted once per gene, written a
+    block at a time: the bytes of write_tsv of plain columns (NaN SD with one HD; a name that
+    needs quoting or escaping)."""
+    from ctc_qpcr.tables import write_tsv
 
     norm, sheet = _example()
-    calls = pos.call_positivity(norm, sheet)["calls"]
-    assert isinstance(calls["sample"].dtype, pd.CategoricalDtype)
-    write_tsv(calls.astype({"sample": object, "gene": object}), tmp_path / "plain.tsv")
-    with tsv_parts(tmp_path / "blocks.tsv") as add:
-        for start in range(0, len(calls), 2):
-            add(calls.iloc[start : start + 2])
-    assert (tmp_path / "blocks.tsv").read_bytes() == (tmp_path / "plain.tsv").read_bytes()
+    norm = pd.concat([norm, norm.assign(gene="MUC1", dcq=norm["dcq"] + 1.5)], ignore_index=True)
+    for frame in (norm, sheet):
+        frame.loc[frame["sample"] == "P1", "sample"] = odd_name
+    for hds in (slice(None), slice(4, None)):
+        keep = ~norm["sample"].str.startswith("HD") | norm["sample"].isin(
+            ["HD0", "HD1", "HD2", "HD3", "HD4"][hds]
+        )
+        calls = pos.call_positivity(norm[keep], sheet)["calls"]
+        assert isinstance(calls["sample"].dtype, pd.CategoricalDtype)
+        write_tsv(calls.astype({"sample": object, "gene": object}), tmp_path / "plain.tsv")
+        pos.write_calls(calls, tmp_path / "blocks.tsv", block=2)
+        assert (tmp_path / "blocks.tsv").read_bytes() == (tmp_path / "plain.tsv").read_bytes()

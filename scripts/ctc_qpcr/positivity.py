@@ -36,13 +36,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .errors import ConfigError
 from .options import from_config
+from .tables import cell_text, tsv_parts
 
 RULES = ("max_healthy", "mean_ksd", "mean_3sd", "fold", "healthy_absent")
 #: The columns of the normalised table the calls read.
 NORMALISED_COLUMNS = ["sample", "gene", "dcq", "detected"]
+#: Columns of the per-marker calls with one value per gene (the HD statistics).
+PER_GENE = ("hd_mean", "hd_sd", "hd_min")
+#: Rows of the per-marker calls turned into text at a time (issue 17: peak memory).
+CALLS_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -233,6 +239,33 @@ def _marker_calls(pt_ids, genes, pt_dcq, pt_det, res: dict, in_markers, rule: st
     columns["in_markers"] = per_gene(in_markers)
     columns["positive"] = columns[rule] & columns["in_markers"]
     return pd.DataFrame(columns)
+
+
+def write_calls(calls: pd.DataFrame, path, block: int = CALLS_BLOCK) -> None:
+    """:func:`~ctc_qpcr.tables.write_tsv` of the per-marker calls (the same bytes), ``block`` rows
+    at a time, the HD statistics formatted once per gene (:func:`calls_text`)."""
+    with tsv_parts(path) as add:
+        for start in range(0, max(len(calls), 1), block):
+            rows = calls.iloc[start : start + block]
+            try:
+                add(calls_text(rows), formatted=True)
+            except ValueError:  # a name with a tab, quote or line break: quoted as write_tsv does
+                add(rows)
+
+
+def calls_text(calls: pd.DataFrame) -> pa.Table:
+    """The cells of the calls as :func:`~ctc_qpcr.tables.write_tsv` writes them
+    (:func:`~ctc_qpcr.tables.cell_text`), each gene's HD statistics formatted once."""
+    genes = calls["gene"].cat.codes.to_numpy()
+    columns = []
+    for name in calls.columns:
+        if name in PER_GENE:
+            per_gene = np.full(len(calls["gene"].cat.categories), np.nan)
+            per_gene[genes] = calls[name].to_numpy()
+            columns.append(cell_text(pa.array(per_gene)).take(pa.array(genes)))
+        else:
+            columns.append(cell_text(pa.array(calls[name])))
+    return pa.Table.from_arrays(columns, names=list(calls.columns))
 
 
 def _wide(normalised: pd.DataFrame, sheet: pd.DataFrame, markers, notes: list[str]):
