@@ -47,6 +47,8 @@ RULES = ("max_healthy", "mean_ksd", "mean_3sd", "fold", "healthy_absent")
 NORMALISED_COLUMNS = ["sample", "gene", "dcq", "detected"]
 #: Columns of the per-marker calls with one value per gene (the HD statistics).
 PER_GENE = ("hd_mean", "hd_sd", "hd_min")
+#: The number columns of the per-marker calls, in their order (fold_change from ddcq).
+CALL_NUMBERS = ("dcq", "hd_mean", "hd_sd", "hd_min", "ddcq", "fold_change")
 #: Rows of the per-marker calls turned into text at a time (issue 17: peak memory).
 CALLS_BLOCK = 1 << 20
 
@@ -223,22 +225,23 @@ def _marker_calls(pt_ids, genes, pt_dcq, pt_det, res: dict, in_markers, rule: st
     def per_cell(values):
         return np.asarray(values).ravel()[keep]
 
-    ddcq = per_cell(res["ddcq"])
-    columns = {
-        "sample": pd.Categorical.from_codes(sample_codes, categories=pd.Index(pt_ids, dtype=object)),
-        "gene": pd.Categorical.from_codes(gene_codes, categories=pd.Index(genes, dtype=object)),
-        "dcq": per_cell(pt_dcq),
-        "detected": per_cell(pt_det),
-        "hd_mean": per_gene(res["hd_mean"]),
-        "hd_sd": per_gene(res["hd_sd"]),
-        "hd_min": per_gene(res["hd_min"]),
-        "ddcq": ddcq,
-        "fold_change": 2.0 ** (-ddcq),
-    }
-    columns.update({r: per_cell(res[r]).astype(bool) for r in RULES})
-    columns["in_markers"] = per_gene(in_markers)
-    columns["positive"] = columns[rule] & columns["in_markers"]
-    return pd.DataFrame(columns)
+    numbers = np.empty((len(CALL_NUMBERS), len(gene_codes)))  # one block: no copy to consolidate
+    values = dict(zip(CALL_NUMBERS, numbers, strict=True))
+    values["dcq"][:] = per_cell(pt_dcq)
+    for name in PER_GENE:
+        values[name][:] = per_gene(res[name])
+    values["ddcq"][:] = per_cell(res["ddcq"])
+    values["fold_change"][:] = 2.0 ** (-values["ddcq"])
+    calls = pd.DataFrame(numbers.T, columns=list(CALL_NUMBERS), copy=False)
+    names = pd.Index(pt_ids, dtype=object), pd.Index(genes, dtype=object)
+    calls.insert(0, "sample", pd.Categorical.from_codes(sample_codes, categories=names[0]))
+    calls.insert(1, "gene", pd.Categorical.from_codes(gene_codes, categories=names[1]))
+    calls.insert(3, "detected", per_cell(pt_det))
+    for r in RULES:
+        calls[r] = per_cell(res[r]).astype(bool)
+    calls["in_markers"] = per_gene(in_markers)
+    calls["positive"] = calls[rule].to_numpy() & calls["in_markers"].to_numpy()
+    return calls
 
 
 def write_calls(calls: pd.DataFrame, path, block: int = CALLS_BLOCK) -> None:
