@@ -114,3 +114,72 @@ def test_bad_rule():
         pos.call_positivity(norm, sheet, pos.positivity_options({"rule": "bogus"}))
     with pytest.raises(ConfigError, match=r"positivity\.k: '2' must be of type number"):
         pos.positivity_options({"k": "2"})
+
+
+def _pivoted(normalised: pd.DataFrame, sheet: pd.DataFrame):
+    """ΔCq and detected per sample × gene by pivot_table, as the calls were first made."""
+    data = normalised.assign(sample=normalised["sample"].astype(str))
+    data = data[data["sample"].isin(sheet["sample"])]
+    genes = sorted(data["gene"].unique())
+    dcq = data.pivot_table(index="sample", columns="gene", values="dcq", aggfunc="mean").reindex(
+        columns=genes
+    )
+    det = data.assign(detected=data["detected"].astype(int))
+    det = det.pivot_table(index="sample", columns="gene", values="detected", aggfunc="max").reindex(
+        columns=genes
+    )
+    return genes, dcq, det.fillna(0).astype(bool)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_wide_matrices_are_those_of_pivot_table(seed):
+    """Several rows for one sample × gene (averaged), a sample without any ΔCq (left out), one
+    off the sheet (ignored); the HD mean sums in pivot_table's order: the same bits."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        {
+            "sample": f"S{s:02d}",
+            "gene": f"G{g}",
+            "dcq": rng.normal(10, 3),
+            "detected": bool(rng.random() < 0.7),
+        }
+        for s in range(40)
+        for g in range(6)
+        for _ in range(int(rng.choice([0, 1, 1, 2])))
+    ]
+    rows += [{"sample": "S40", "gene": "G0", "dcq": np.nan, "detected": False}]
+    normalised = pd.DataFrame(rows)
+    sheet = pd.DataFrame({"sample": [f"S{s:02d}" for s in range(1, 41)], "kind": "patient"})
+    sheet.loc[::2, "kind"] = "healthy"
+    genes, dcq, det, hd_ids, pt_ids = (lambda g, w, *rest: (g, *rest))(
+        *pos._wide(normalised, sheet, None, [])
+    )
+    want_genes, want_dcq, want_det = _pivoted(normalised, sheet)
+    assert genes == want_genes and "S00" not in dcq.index and "S40" not in dcq.index
+    pd.testing.assert_frame_equal(dcq, want_dcq.rename_axis(None).rename_axis(None, axis=1), check_exact=True)
+    assert (det.loc[dcq.index].to_numpy() == want_det.loc[dcq.index].to_numpy()).all()
+    hd_mean = np.nanmean(dcq.loc[hd_ids].to_numpy(float), axis=0)
+    assert hd_mean.tobytes() == np.nanmean(want_dcq.loc[hd_ids].to_numpy(float), axis=0).tobytes()
+    assert pt_ids == sorted(s for s in dcq.index if int(s[1:]) % 2 == 0)
+
+
+@pytest.mark.parametrize("odd_name", ["P1", "P\t1", "=P1"])
+def test_calls_written_in_blocks_are_the_bytes_of_one_table(tmp_path, odd_name):
+    """Sample and gene as categories, the HD statistics formatted once per gene, written a
+    block at a time: the bytes of write_tsv of plain columns (NaN SD with one HD; a name that
+    needs quoting or escaping)."""
+    from ctc_qpcr.tables import write_tsv
+
+    norm, sheet = _example()
+    norm = pd.concat([norm, norm.assign(gene="MUC1", dcq=norm["dcq"] + 1.5)], ignore_index=True)
+    for frame in (norm, sheet):
+        frame.loc[frame["sample"] == "P1", "sample"] = odd_name
+    for hds in (slice(None), slice(4, None)):
+        keep = ~norm["sample"].str.startswith("HD") | norm["sample"].isin(
+            ["HD0", "HD1", "HD2", "HD3", "HD4"][hds]
+        )
+        calls = pos.call_positivity(norm[keep], sheet)["calls"]
+        assert isinstance(calls["sample"].dtype, pd.CategoricalDtype)
+        write_tsv(calls.astype({"sample": object, "gene": object}), tmp_path / "plain.tsv")
+        pos.write_calls(calls, tmp_path / "blocks.tsv", block=2)
+        assert (tmp_path / "blocks.tsv").read_bytes() == (tmp_path / "plain.tsv").read_bytes()

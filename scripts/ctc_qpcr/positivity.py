@@ -36,11 +36,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .errors import ConfigError
 from .options import from_config
+from .tables import cell_text, tsv_parts
 
 RULES = ("max_healthy", "mean_ksd", "mean_3sd", "fold", "healthy_absent")
+#: The columns of the normalised table the calls read.
+NORMALISED_COLUMNS = ["sample", "gene", "dcq", "detected"]
+#: Columns of the per-marker calls with one value per gene (the HD statistics).
+PER_GENE = ("hd_mean", "hd_sd", "hd_min")
+#: The number columns of the per-marker calls, in their order (fold_change from ddcq).
+CALL_NUMBERS = ("dcq", "hd_mean", "hd_sd", "hd_min", "ddcq", "fold_change")
+#: Rows of the per-marker calls turned into text at a time (issue 17: peak memory).
+CALLS_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -190,26 +200,7 @@ def call_positivity(
     res = _rule_matrix(pt_dcq, pt_det, hd_dcq, hd_det, k, fold)
     in_markers = np.isin(genes, wanted)
 
-    n_s, n_g = len(pt_ids), len(genes)
-    calls = pd.DataFrame(
-        {
-            "sample": np.repeat(pt_ids, n_g),
-            "gene": np.tile(genes, n_s),
-            "dcq": pt_dcq.ravel(),
-            "detected": pt_det.ravel(),
-            "hd_mean": np.tile(res["hd_mean"], n_s),
-            "hd_sd": np.tile(res["hd_sd"], n_s),
-            "hd_min": np.tile(res["hd_min"], n_s),
-            "ddcq": res["ddcq"].ravel(),
-        }
-    )
-    calls["fold_change"] = 2.0 ** (-calls["ddcq"])
-    for r in RULES:
-        calls[r] = res[r].ravel().astype(bool)
-    calls["in_markers"] = np.tile(in_markers, n_s)
-    calls["positive"] = calls[rule] & calls["in_markers"]
-    calls = calls[np.isfinite(calls["dcq"])].reset_index(drop=True)
-
+    calls = _marker_calls(pt_ids, genes, pt_dcq, pt_det, res, in_markers, rule)
     sample_calls, summary = _sample_level(res[rule], in_markers, sheet, pt_ids, min_markers)
     specificity = leave_one_hd_out(hd_dcq, hd_det, in_markers, k=k, fold=fold, min_markers=min_markers)
     return {
@@ -221,30 +212,114 @@ def call_positivity(
     }
 
 
+def _marker_calls(pt_ids, genes, pt_dcq, pt_det, res: dict, in_markers, rule: str) -> pd.DataFrame:
+    """One row per patient sample × gene with a ΔCq: the values, HD statistics and each rule's
+    call. Built once from the sample × gene matrices (sample and gene as categories, each name
+    converted once when written)."""
+    keep = np.isfinite(pt_dcq.ravel())
+    sample_codes, gene_codes = np.divmod(np.flatnonzero(keep), len(genes))
+
+    def per_gene(values):
+        return np.asarray(values)[gene_codes]
+
+    def per_cell(values):
+        return np.asarray(values).ravel()[keep]
+
+    numbers = np.empty((len(CALL_NUMBERS), len(gene_codes)))  # one block: no copy to consolidate
+    values = dict(zip(CALL_NUMBERS, numbers, strict=True))
+    values["dcq"][:] = per_cell(pt_dcq)
+    for name in PER_GENE:
+        values[name][:] = per_gene(res[name])
+    values["ddcq"][:] = per_cell(res["ddcq"])
+    values["fold_change"][:] = 2.0 ** (-values["ddcq"])
+    calls = pd.DataFrame(numbers.T, columns=list(CALL_NUMBERS), copy=False)
+    names = pd.Index(pt_ids, dtype=object), pd.Index(genes, dtype=object)
+    calls.insert(0, "sample", pd.Categorical.from_codes(sample_codes, categories=names[0]))
+    calls.insert(1, "gene", pd.Categorical.from_codes(gene_codes, categories=names[1]))
+    calls.insert(3, "detected", per_cell(pt_det))
+    for r in RULES:
+        calls[r] = per_cell(res[r]).astype(bool)
+    calls["in_markers"] = per_gene(in_markers)
+    calls["positive"] = calls[rule].to_numpy() & calls["in_markers"].to_numpy()
+    return calls
+
+
+def write_calls(calls: pd.DataFrame, path, block: int = CALLS_BLOCK) -> None:
+    """:func:`~ctc_qpcr.tables.write_tsv` of the per-marker calls (the same bytes), ``block`` rows
+    at a time, the HD statistics formatted once per gene (:func:`calls_text`)."""
+    with tsv_parts(path) as add:
+        for start in range(0, max(len(calls), 1), block):
+            rows = calls.iloc[start : start + block]
+            try:
+                add(calls_text(rows), formatted=True)
+            except ValueError:  # a name with a tab, quote or line break: quoted as write_tsv does
+                add(rows)
+
+
+def calls_text(calls: pd.DataFrame) -> pa.Table:
+    """The cells of the calls as :func:`~ctc_qpcr.tables.write_tsv` writes them
+    (:func:`~ctc_qpcr.tables.cell_text`), each gene's HD statistics formatted once."""
+    genes = calls["gene"].cat.codes.to_numpy()
+    columns = []
+    for name in calls.columns:
+        if name in PER_GENE:
+            per_gene = np.full(len(calls["gene"].cat.categories), np.nan)
+            per_gene[genes] = calls[name].to_numpy()
+            columns.append(cell_text(pa.array(per_gene)).take(pa.array(genes)))
+        else:
+            columns.append(cell_text(pa.array(calls[name])))
+    return pa.Table.from_arrays(columns, names=list(calls.columns))
+
+
 def _wide(normalised: pd.DataFrame, sheet: pd.DataFrame, markers, notes: list[str]):
-    """(genes, wanted markers, ΔCq and detected samples x genes, healthy ids, patient ids)."""
-    data = normalised[["sample", "gene", "dcq", "detected"]].copy()
-    data["sample"] = data["sample"].astype(str)
-    data = data.merge(sheet[["sample", "kind", "patient", "timepoint"]], on="sample", how="inner")
-    genes = sorted(data["gene"].unique())
+    """(genes, wanted markers, ΔCq and detected samples x genes, healthy ids, patient ids).
+
+    The samples on the sheet only; ΔCq: samples with at least one, as ``pivot_table`` gives it
+    (built from codes: issue 17)."""
+    data = normalised[NORMALISED_COLUMNS]
+    samples = data["sample"].astype(str)
+    listed = samples.isin(sheet["sample"]).to_numpy()
+    data, samples = data[listed], samples[listed]
+    sample_codes, sample_ids = pd.factorize(samples, sort=True)
+    gene_codes, gene_index = pd.factorize(data["gene"], sort=True)
+    genes = list(gene_index)
     wanted = genes if markers is None else [g for g in markers if g in genes]
     if markers is not None and len(wanted) < len(markers):
         missing = sorted(set(markers) - set(genes))
         notes.append(f"markers not in the data, ignored: {', '.join(missing)}")
-    dcq = data.pivot_table(index="sample", columns="gene", values="dcq", aggfunc="mean").reindex(
-        columns=genes
+    shape = (len(sample_ids), len(genes))
+    dcq, det = _matrices(
+        sample_codes * shape[1] + gene_codes,
+        data["dcq"].to_numpy(float),
+        data["detected"].astype(bool),
+        shape,
     )
-    data["detected"] = data["detected"].astype(bool).astype(int)
-    det = data.pivot_table(index="sample", columns="gene", values="detected", aggfunc="max").reindex(
-        columns=genes
-    )
-    det = det.fillna(0).astype(int).astype(bool)
+    measured = ~np.isnan(dcq).all(axis=1)
+    # stored gene by gene, as pivot_table stores them: the HD statistics sum in the same order
+    dcq = pd.DataFrame(np.asfortranarray(dcq[measured]), index=sample_ids[measured], columns=genes)
+    det = pd.DataFrame(np.asfortranarray(det), index=sample_ids, columns=genes)
     kinds = sheet.set_index("sample")["kind"].astype(str)
-    hd_ids = sorted(s for s in dcq.index if kinds.get(s) == "healthy")
-    pt_ids = sorted(s for s in dcq.index if kinds.get(s) == "patient")
+    kind = kinds.reindex(dcq.index).to_numpy()
+    hd_ids, pt_ids = list(dcq.index[kind == "healthy"]), list(dcq.index[kind == "patient"])
     if len(hd_ids) < 2:
         notes.append(f"only {len(hd_ids)} healthy-donor sample(s): SD-based rules cannot call positives")
     return genes, wanted, dcq, det, hd_ids, pt_ids
+
+
+def _matrices(
+    cells: np.ndarray, dcq: np.ndarray, detected: pd.Series, shape
+) -> tuple[np.ndarray, np.ndarray]:
+    """ΔCq (mean; NaN where none) and detected (in any row) per sample × gene, from each row's
+    cell ``sample × genes + gene``; rows of one cell averaged as ``pivot_table`` does."""
+    if len(cells) and np.bincount(cells).max() > 1:
+        rows = pd.DataFrame({"cell": cells, "dcq": dcq, "detected": detected.to_numpy()})
+        per_cell = rows.groupby("cell").agg(dcq=("dcq", "mean"), detected=("detected", "max"))
+        cells, dcq, detected = per_cell.index.to_numpy(), per_cell["dcq"].to_numpy(), per_cell["detected"]
+    mean = np.full(shape, np.nan)
+    mean.flat[cells] = dcq
+    anywhere = np.zeros(shape, dtype=bool)
+    anywhere.flat[cells] = detected.to_numpy(bool)
+    return mean, anywhere
 
 
 def _sample_level(

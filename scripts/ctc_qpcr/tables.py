@@ -247,7 +247,7 @@ def _arrow_text(df: pd.DataFrame, arrow: pa.Table | None = None) -> pa.Table | N
         elif dtype.kind in "iu":
             columns.append(pa.array(series.to_numpy()))
         elif dtype.kind == "b":
-            columns.append(pa.array(np.where(series.to_numpy(), "True", "False"), type=pa.string()))
+            columns.append(pc.if_else(pa.array(series.to_numpy()), "True", "False"))  # no numpy text
         else:
             return None
     return pa.Table.from_arrays(columns, names=[str(c) for c in df.columns])
