@@ -510,29 +510,12 @@ def test_chip_level_job_hands_the_wells_over_in_memory_as_the_parquet_round_trip
     """One chip-level job per batch: the Wells tables go from reading to preprocessing in
     memory; the tables are those the separate read job wrote and preprocessing read back."""
     import logging
-    from pathlib import Path
 
     from ctc_qpcr import chip_batch, sheets
     from ctc_qpcr.tables import write_parquet
 
-    repo = Path(__file__).resolve().parents[1]
-    example = repo / "resources" / "example"
-    plates = pd.read_csv(example / "plates.tsv", sep="\t", dtype=str, keep_default_na=False)
-    rows = plates[plates["batch"] == plates["batch"].iloc[0]].assign(assay="")
-    rows["path"] = [str(repo / p) for p in rows["path"]]
-    samples = sheets.load_samples(example / "samples.tsv")
-    assays = sheets.assays_frame(sheets.load_assays(example / "assays.tsv"))
+    rows, samples, assays, tables = _example_first_batch()
     log = logging.getLogger("test")
-    tables = chip_batch.read_batch(
-        rows.to_dict("records"),
-        "B1",
-        samples,
-        assays,
-        lod=35.0,
-        unknown_names="error",
-        on_incomplete="stop",
-        log=log,
-    )
     assert [t["plate"].iloc[0] for t in tables] == list(rows["plate"])
     paths = []
     for table in tables:
@@ -657,29 +640,12 @@ def test_audit_from_the_plates_arrow_writes_the_bytes_of_the_audit_converted(tmp
     """The chip job writes wells.parquet/wells.tsv from the plates' Arrow conversions (results/cq):
     the same bytes as converting the audit, also when the audit's sort moves the rows."""
     import logging
-    from pathlib import Path
 
     from ctc_qpcr import chip_batch, sheets
     from ctc_qpcr.tables import write_parquet_tsv
 
-    repo = Path(__file__).resolve().parents[1]
-    example = repo / "resources" / "example"
-    plates = pd.read_csv(example / "plates.tsv", sep="\t", dtype=str, keep_default_na=False)
-    rows = plates[plates["batch"] == plates["batch"].iloc[0]].assign(assay="")
-    rows["path"] = [str(repo / p) for p in rows["path"]]
-    samples = sheets.load_samples(example / "samples.tsv")
-    assays = sheets.assays_frame(sheets.load_assays(example / "assays.tsv"))
+    rows, samples, assays, tables = _example_first_batch()
     log = logging.getLogger("test")
-    tables = chip_batch.read_batch(
-        rows.to_dict("records"),
-        "B1",
-        samples,
-        assays,
-        lod=35.0,
-        unknown_names="error",
-        on_incomplete="stop",
-        log=log,
-    )
     tables = tables[::-1] if plate_order == "reversed" else tables
     parts = [
         chip_batch.audit_part(write_parquet_tsv(t, tmp_path / f"{i}.parquet", tmp_path / f"{i}.tsv"))
@@ -727,3 +693,28 @@ def test_counts_per_key_is_the_grouped_sum():
         as_ints = {k: v.astype(np.int64) for k, v in marks.items()}
         want = table.assign(**as_ints).groupby(["batch", "plate"], sort=True).sum().reset_index()
         pd.testing.assert_frame_equal(counts_per_key(table, ["batch", "plate"], marks), want)
+
+
+def _example_first_batch():
+    """The example study's first batch as the chip job reads it: (plate rows, samples sheet,
+    assays frame, the batch's Wells tables in plates.tsv order)."""
+    import logging
+    from pathlib import Path
+
+    from ctc_qpcr import chip_batch, sheets
+
+    repo = Path(__file__).resolve().parents[1]
+    example = repo / "resources" / "example"
+    plates = pd.read_csv(example / "plates.tsv", sep="\t", dtype=str, keep_default_na=False)
+    rows = plates[plates["batch"] == plates["batch"].iloc[0]].assign(assay="")
+    rows["path"] = [str(repo / p) for p in rows["path"]]
+    samples = sheets.load_samples(example / "samples.tsv")
+    assays = sheets.assays_frame(sheets.load_assays(example / "assays.tsv"))
+    records = rows.to_dict("records")
+    kwargs = {
+        "lod": 35.0,
+        "unknown_names": "error",
+        "on_incomplete": "stop",
+        "log": logging.getLogger("test"),
+    }
+    return rows, samples, assays, chip_batch.read_batch(records, "B1", samples, assays, **kwargs)
