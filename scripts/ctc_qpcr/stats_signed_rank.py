@@ -25,10 +25,17 @@ def midranks(x: np.ndarray, ties: bool = True) -> tuple[np.ndarray, np.ndarray, 
     order of value, and (``ties``) each value's tie-group size: the one mid-rank computation of
     the package (Mann–Whitney, Brunner–Munzel, signed rank; 1-D and per row). A tie group ending
     at 1-based sorted position u with s members has mid-rank u − (s − 1)/2, a multiple of ½
-    (exact in floating point, whatever the order of the work)."""
-    _, inverse, sizes = np.unique(x, return_inverse=True, return_counts=True)
-    mid = np.cumsum(sizes) - (sizes - 1) / 2.0
-    return mid[inverse], sizes, sizes[inverse].astype(float) if ties else None
+    (exact in floating point, whatever the order of the work). Finite values: computed by
+    :func:`sorted_ties` on the sorted values."""
+    order = np.argsort(x, kind="stable")
+    sizes, mid = sorted_ties(x[order])
+    ranks = np.empty(x.size)
+    ranks[order] = mid
+    if not ties:
+        return ranks, sizes, None
+    each = np.empty(x.size)
+    each[order] = sizes.repeat(sizes)
+    return ranks, sizes, each
 
 
 def sorted_ties(ascending: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
